@@ -1,0 +1,564 @@
+"""Attention scoring functions and multi-head attention.
+
+D2L sections "Attention Scoring Functions" (scaled dot-product and additive
+attention) and "Multi-Head Attention".
+
+Letters used in shape comments: B batch, Q queries, K keys (key-value
+pairs), H heads, d query/key size, v value size, D num_hiddens, S cache
+length.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_attention import ops as ka_ops
+from keras_attention.layers.position import RotaryEmbedding
+
+__all__ = ["DotProductAttention", "AdditiveAttention", "MultiHeadAttention"]
+
+
+def _check_dropout(dropout):
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise ValueError(f"`dropout` must be a float in [0, 1); got dropout={dropout!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be a float in [0, 1); got dropout={dropout}.")
+    return float(dropout)
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
+    return value
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False; got {name}={value!r}.")
+    return value
+
+
+def _check_keys_values(keys_shape, values_shape):
+    """Keys and values pair up one to one along axis 1."""
+    k_len, v_len = keys_shape[1], values_shape[1]
+    if k_len is not None and v_len is not None and k_len != v_len:
+        raise ValueError(
+            "`keys` and `values` must have the same length (axis 1); got "
+            f"keys.shape={tuple(keys_shape)}, values.shape={tuple(values_shape)}."
+        )
+
+
+def _attention_mask(
+    num_queries,
+    num_keys,
+    valid_lens=None,
+    queries_mask=None,
+    keys_mask=None,
+    values_mask=None,
+):
+    """Merges D2L's `valid_lens` and the Keras masks into one boolean mask.
+
+    `valid_lens` and the Keras masks of queries (`(B, Q)`), keys and values
+    (`(B, K)`) are all "may attend" masks; they combine with AND into a mask
+    broadcastable to `(B, Q, K)`. Returns None when there is no mask.
+    """
+    masks = []
+    if valid_lens is not None:
+        masks.append(ka_ops.valid_lens_to_mask(valid_lens, num_queries, num_keys))
+    if queries_mask is not None:
+        masks.append(ops.expand_dims(ops.cast(queries_mask, "bool"), -1))  # (B, Q, 1)
+    for mask in (keys_mask, values_mask):
+        if mask is not None:
+            masks.append(ops.expand_dims(ops.cast(mask, "bool"), -2))  # (B, 1, K)
+    return ka_ops.merge_masks(*masks)
+
+
+def _mask_to_rank(mask, rank):
+    """Gives a `(Q, K)` or `(B, Q, K)` mask the rank of the scores.
+
+    Scores are `(B, Q, K)` (rank 3) or `(B, H, Q, K)` (rank 4); a 3-D mask
+    is shared by every head.
+    """
+    if mask is None:
+        return None
+    mask = ops.cast(mask, "bool")
+    if len(mask.shape) == 2:
+        mask = ops.expand_dims(mask, 0)  # (1, Q, K)
+    if rank == 4 and len(mask.shape) == 3:
+        mask = ops.expand_dims(mask, 1)  # (B, 1, Q, K)
+    return mask
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class DotProductAttention(keras.layers.Layer):
+    """Scaled dot-product attention.
+
+    D2L section "Attention Scoring Functions" (Vaswani et al., 2017):
+    `softmax(Q K^T / sqrt(d)) V`, with masked keys given weight 0 and
+    dropout applied to the attention weights.
+
+    Inputs are either D2L's 3-D tensors or 4-D tensors with the heads on
+    axis 2 (the layout of `keras.ops.dot_product_attention`), which is how
+    `MultiHeadAttention` calls it.
+
+    Args:
+        dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
+        use_fused_op: bool. Compute the output with
+            `keras.ops.dot_product_attention` when the weights are not needed
+            (no `return_attention_scores`, no attention dropout in training);
+            it gives the same numbers. Defaults to `True`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        queries: `(B, Q, d)` or `(B, Q, H, d)`.
+        keys: `(B, K, d)` or `(B, K, H, d)`.
+        values: `(B, K, v)` or `(B, K, H, v)`.
+        valid_lens: optional integer tensor `(B,)` or `(B, Q)`: keys at or
+            past the valid length are masked.
+        attention_mask: optional boolean tensor broadcastable to `(B, Q, K)`
+            (or `(B, H, Q, K)` for 4-D inputs): True where a query may attend.
+        training: bool. Whether dropout is active.
+        return_attention_scores: bool. Also return the attention weights.
+
+    Returns:
+        `(B, Q, v)` (or `(B, Q, H, v)`); with `return_attention_scores=True`
+        also the weights `(B, Q, K)` (or `(B, H, Q, K)`). A query with no
+        valid key gets all-zero weights and a zero output.
+
+    Example:
+    >>> queries = keras.Input(shape=(None, 8))
+    >>> keys = keras.Input(shape=(None, 8))
+    >>> values = keras.Input(shape=(None, 4))
+    >>> out = DotProductAttention(dropout=0.1)(queries, keys, values)
+    >>> out.shape
+    (None, None, 4)
+    """
+
+    def __init__(self, dropout=0.0, use_fused_op=True, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = _check_dropout(dropout)
+        self.use_fused_op = _check_bool("use_fused_op", use_fused_op)
+        self.supports_masking = True
+
+    def build(self, queries_shape, keys_shape=None, values_shape=None):
+        keys_shape = queries_shape if keys_shape is None else keys_shape
+        values_shape = keys_shape if values_shape is None else values_shape
+        rank = len(queries_shape)
+        if rank not in (3, 4) or len(keys_shape) != rank or len(values_shape) != rank:
+            raise ValueError(
+                "`queries`, `keys` and `values` must all be 3-D (batch, length, "
+                "features) or all 4-D (batch, length, heads, features); got "
+                f"queries.shape={tuple(queries_shape)}, keys.shape="
+                f"{tuple(keys_shape)}, values.shape={tuple(values_shape)}."
+            )
+        d_q, d_k = queries_shape[-1], keys_shape[-1]
+        if d_q is not None and d_k is not None and d_q != d_k:
+            raise ValueError(
+                "`queries` and `keys` must have the same feature size; got "
+                f"queries.shape={tuple(queries_shape)}, keys.shape={tuple(keys_shape)}."
+            )
+        _check_keys_values(keys_shape, values_shape)
+        self.attention_dropout = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="attention_dropout"
+        )
+        self.built = True
+
+    def call(
+        self,
+        queries,
+        keys,
+        values,
+        valid_lens=None,
+        attention_mask=None,
+        training=None,
+        return_attention_scores=False,
+        queries_mask=None,
+        keys_mask=None,
+        values_mask=None,
+    ):
+        heads = len(queries.shape) == 4
+        shape_q, shape_k = ops.shape(queries), ops.shape(keys)
+        rank = 4 if heads else 3
+        mask = ka_ops.merge_masks(
+            _mask_to_rank(
+                _attention_mask(
+                    shape_q[1], shape_k[1], valid_lens, queries_mask, keys_mask, values_mask
+                ),
+                rank,
+            ),
+            _mask_to_rank(attention_mask, rank),
+        )
+
+        scale = 1.0 / math.sqrt(queries.shape[-1])
+        dropout_active = self.dropout > 0 and bool(training)
+        if self.use_fused_op and not return_attention_scores and not dropout_active:
+            return self._fused(queries, keys, values, mask, scale, heads)
+
+        queries = queries * ops.cast(scale, queries.dtype)
+        if heads:
+            scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (B, H, Q, K)
+        else:
+            scores = ops.matmul(queries, ops.swapaxes(keys, -1, -2))  # (B, Q, K)
+        weights = ka_ops.masked_softmax(scores, mask=mask)
+        dropped = self.attention_dropout(weights, training=training)
+        if heads:
+            output = ops.einsum("bhqk,bkhv->bqhv", dropped, values)  # (B, Q, H, v)
+        else:
+            output = ops.matmul(dropped, values)  # (B, Q, v)
+        if return_attention_scores:
+            return output, weights
+        return output
+
+    def _fused(self, queries, keys, values, mask, scale, heads):
+        """`keras.ops.dot_product_attention`, with all-masked rows zeroed."""
+        if not heads:
+            queries, keys, values = (ops.expand_dims(t, 2) for t in (queries, keys, values))
+            if mask is not None:
+                mask = ops.expand_dims(mask, 1)  # (B, 1, Q, K)
+        # (B, Q, H, v)
+        output = ops.dot_product_attention(queries, keys, values, mask=mask, scale=scale)
+        if mask is not None:
+            # A query with no valid key gets output 0, as in the explicit path.
+            has_key = ops.transpose(ops.any(mask, axis=-1), (0, 2, 1))  # (B, Q, H)
+            output = ops.where(ops.expand_dims(has_key, -1), output, 0)
+        if not heads:
+            output = ops.squeeze(output, 2)
+        return output
+
+    def compute_mask(self, queries, previous_mask=None):
+        return previous_mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dropout": self.dropout,
+            "use_fused_op": self.use_fused_op,
+        }
+
+
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class AdditiveAttention(keras.layers.Layer):
+    """Additive attention.
+
+    D2L section "Attention Scoring Functions" (Bahdanau et al., 2014):
+    `a(q, k) = w_v^T tanh(W_q q + W_k k)`, then a masked softmax over keys.
+    Queries and keys may have different sizes.
+
+    Args:
+        num_hiddens: int. Size of the hidden layer of the scoring MLP.
+        dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        queries: `(B, Q, q)`.
+        keys: `(B, K, k)`.
+        values: `(B, K, v)`.
+        valid_lens: optional integer tensor `(B,)` or `(B, Q)`.
+        attention_mask: optional boolean tensor broadcastable to `(B, Q, K)`.
+        training: bool. Whether dropout is active.
+        return_attention_scores: bool. Also return the attention weights.
+
+    Returns:
+        `(B, Q, v)`; with `return_attention_scores=True` also the weights
+        `(B, Q, K)`.
+
+    Example:
+    >>> queries = keras.Input(shape=(None, 20))
+    >>> keys = keras.Input(shape=(None, 2))
+    >>> values = keras.Input(shape=(None, 4))
+    >>> AdditiveAttention(num_hiddens=8)(queries, keys, values).shape
+    (None, None, 4)
+    """
+
+    def __init__(self, num_hiddens, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.dropout = _check_dropout(dropout)
+        self.supports_masking = True
+
+    def build(self, queries_shape, keys_shape, values_shape):
+        for name, shape in (("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)):
+            if len(shape) != 3:
+                raise ValueError(
+                    f"`{name}` must be 3-D (batch, length, features); got "
+                    f"{name}.shape={tuple(shape)}."
+                )
+        _check_keys_values(keys_shape, values_shape)
+        dense = dict(units=self.num_hiddens, use_bias=False, dtype=self.dtype_policy)
+        self.W_q = keras.layers.Dense(**dense, name="W_q")
+        self.W_q.build(queries_shape)
+        self.W_k = keras.layers.Dense(**dense, name="W_k")
+        self.W_k.build(keys_shape)
+        self.w_v = keras.layers.Dense(1, use_bias=False, dtype=self.dtype_policy, name="w_v")
+        self.w_v.build((None, None, None, self.num_hiddens))
+        self.attention_dropout = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="attention_dropout"
+        )
+        self.built = True
+
+    def call(
+        self,
+        queries,
+        keys,
+        values,
+        valid_lens=None,
+        attention_mask=None,
+        training=None,
+        return_attention_scores=False,
+        queries_mask=None,
+        keys_mask=None,
+        values_mask=None,
+    ):
+        queries, keys = self.W_q(queries), self.W_k(keys)  # (B, Q, D), (B, K, D)
+        # (B, Q, 1, D) + (B, 1, K, D) -> (B, Q, K, D)
+        features = ops.tanh(ops.expand_dims(queries, 2) + ops.expand_dims(keys, 1))
+        scores = ops.squeeze(self.w_v(features), -1)  # (B, Q, K)
+        mask = ka_ops.merge_masks(
+            _mask_to_rank(
+                _attention_mask(
+                    ops.shape(queries)[1],
+                    ops.shape(keys)[1],
+                    valid_lens,
+                    queries_mask,
+                    keys_mask,
+                    values_mask,
+                ),
+                3,
+            ),
+            _mask_to_rank(attention_mask, 3),
+        )
+        weights = ka_ops.masked_softmax(scores, mask=mask)  # (B, Q, K)
+        output = ops.matmul(self.attention_dropout(weights, training=training), values)
+        if return_attention_scores:
+            return output, weights
+        return output
+
+    def compute_mask(self, queries, previous_mask=None):
+        return previous_mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_hiddens": self.num_hiddens,
+            "dropout": self.dropout,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention.
+
+    D2L section "Multi-Head Attention" (Vaswani et al., 2017): queries, keys
+    and values are projected by `W_q`, `W_k`, `W_v` to `num_hiddens`
+    features, split into `num_heads` heads of `num_hiddens / num_heads`
+    features, attended in parallel with scaled dot-product attention, then
+    concatenated and projected by `W_o`.
+
+    Masks: D2L's `valid_lens`, an explicit boolean `attention_mask`, a
+    causal mask (`use_causal_mask=True`) and the Keras masks of queries,
+    keys and values all combine with AND, as in `keras.layers.MultiHeadAttention`.
+
+    Incremental decoding: with `cache` (the projected keys and values of
+    earlier steps, `(B, 2, S, D)`) and `cache_update_index`, the new keys and
+    values are written into the cache at that index and the queries attend
+    over every filled position; the updated cache is returned.
+
+    Args:
+        num_hiddens: int. Output size and total size of the heads.
+        num_heads: int. Number of heads; must divide `num_hiddens`.
+        dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
+        use_bias: bool. Whether the projections have biases. Defaults to
+            `False`, as in D2L.
+        use_rotary: bool. Rotate queries and keys by their positions
+            (RoFormer, `RotaryEmbedding`) before attending. Defaults to `False`.
+        rotary_max_wavelength: int. Longest wavelength of the rotary
+            embedding. Defaults to `10000`.
+        use_fused_op: bool. Use `keras.ops.dot_product_attention` when the
+            weights are not needed; same numbers. Defaults to `True`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        queries: `(B, Q, q)`.
+        keys: `(B, K, k)`.
+        values: `(B, K, v)`.
+        valid_lens: optional integer tensor `(B,)` or `(B, Q)`.
+        attention_mask: optional boolean tensor broadcastable to `(B, Q, K)`.
+        use_causal_mask: bool. Query `i` attends to keys `j <= i` (offset by
+            `cache_update_index` when decoding with a cache).
+        training: bool. Whether dropout is active.
+        return_attention_scores: bool. Also return the attention weights.
+        cache: optional `(B, 2, S, D)` tensor of projected keys (index 0) and
+            values (index 1) of earlier steps.
+        cache_update_index: int or scalar tensor. Where the new keys and
+            values go in `cache`; required with `cache`.
+
+    Returns:
+        `(B, Q, D)`; with `return_attention_scores=True` also the weights
+        `(B, H, Q, K)` (`K = S` with a cache); with `cache` also the updated
+        cache `(B, 2, S, D)`. Order: output, weights, cache.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 16))
+    >>> mha = MultiHeadAttention(num_hiddens=16, num_heads=4)
+    >>> out, weights = mha(X, X, X, return_attention_scores=True)
+    >>> out.shape, weights.shape
+    ((None, None, 16), (None, 4, None, None))
+    """
+
+    def __init__(
+        self,
+        num_hiddens,
+        num_heads,
+        dropout=0.0,
+        use_bias=False,
+        use_rotary=False,
+        rotary_max_wavelength=10000,
+        use_fused_op=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.num_heads = _check_positive_int("num_heads", num_heads)
+        if num_hiddens % num_heads:
+            raise ValueError(
+                "`num_hiddens` must be divisible by `num_heads`; got "
+                f"num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
+        self.dropout = _check_dropout(dropout)
+        self.use_bias = _check_bool("use_bias", use_bias)
+        self.use_rotary = _check_bool("use_rotary", use_rotary)
+        self.rotary_max_wavelength = _check_positive_int(
+            "rotary_max_wavelength", rotary_max_wavelength
+        )
+        self.use_fused_op = _check_bool("use_fused_op", use_fused_op)
+        self.head_dim = num_hiddens // num_heads
+        if use_rotary and self.head_dim % 2:
+            raise ValueError(
+                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
+                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
+        self.supports_masking = True
+
+    def build(self, queries_shape, keys_shape=None, values_shape=None):
+        keys_shape = queries_shape if keys_shape is None else keys_shape
+        values_shape = keys_shape if values_shape is None else values_shape
+        for name, shape in (("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)):
+            if len(shape) != 3:
+                raise ValueError(
+                    f"`{name}` must be 3-D (batch, length, features); got "
+                    f"{name}.shape={tuple(shape)}."
+                )
+        _check_keys_values(keys_shape, values_shape)
+        dense = dict(units=self.num_hiddens, use_bias=self.use_bias, dtype=self.dtype_policy)
+        self.W_q = keras.layers.Dense(**dense, name="W_q")
+        self.W_q.build(queries_shape)
+        self.W_k = keras.layers.Dense(**dense, name="W_k")
+        self.W_k.build(keys_shape)
+        self.W_v = keras.layers.Dense(**dense, name="W_v")
+        self.W_v.build(values_shape)
+        self.W_o = keras.layers.Dense(**dense, name="W_o")
+        self.W_o.build((None, None, self.num_hiddens))
+        self.attention = DotProductAttention(
+            self.dropout, use_fused_op=self.use_fused_op, dtype=self.dtype_policy, name="attention"
+        )
+        head_shape = (None, None, self.num_heads, self.head_dim)
+        self.attention.build(head_shape, head_shape, head_shape)
+        if self.use_rotary:
+            self.rotary = RotaryEmbedding(
+                max_wavelength=self.rotary_max_wavelength, dtype=self.dtype_policy, name="rotary"
+            )
+        self.built = True
+
+    def split_heads(self, X):
+        """`(B, T, D)` -> `(B, T, H, D / H)`: D2L's `transpose_qkv`, heads on axis 2."""
+        shape = ops.shape(X)
+        return ops.reshape(X, (shape[0], shape[1], self.num_heads, self.head_dim))
+
+    def merge_heads(self, X):
+        """`(B, T, H, D / H)` -> `(B, T, D)`: D2L's `transpose_output`."""
+        shape = ops.shape(X)
+        return ops.reshape(X, (shape[0], shape[1], self.num_hiddens))
+
+    def call(
+        self,
+        queries,
+        keys,
+        values,
+        valid_lens=None,
+        attention_mask=None,
+        use_causal_mask=False,
+        training=None,
+        return_attention_scores=False,
+        cache=None,
+        cache_update_index=None,
+        queries_mask=None,
+        keys_mask=None,
+        values_mask=None,
+    ):
+        if cache is not None and cache_update_index is None:
+            raise ValueError("`cache_update_index` is required when `cache` is given.")
+        start = 0 if cache is None else cache_update_index
+        q = self.split_heads(self.W_q(queries))  # (B, Q, H, d)
+        k_new = self.W_k(keys)  # (B, K, D)
+        if self.use_rotary:
+            q = self.rotary(q, start_index=start)
+            k_new = self.merge_heads(self.rotary(self.split_heads(k_new), start_index=start))
+        v_new = self.W_v(values)  # (B, K, D)
+
+        num_queries = ops.shape(queries)[1]
+        if cache is None:
+            k, v = k_new, v_new
+            key_valid = None
+        else:
+            # Write this step's keys and values at `cache_update_index`.
+            k = ops.slice_update(cache[:, 0], (0, start, 0), k_new)  # (B, S, D)
+            v = ops.slice_update(cache[:, 1], (0, start, 0), v_new)  # (B, S, D)
+            cache = ops.stack([k, v], axis=1)  # (B, 2, S, D)
+            # Only filled positions are keys; the rest of the cache is empty.
+            filled = start + ops.shape(keys)[1]
+            key_valid = ops.arange(ops.shape(k)[1], dtype="int32")[None, None, :] < filled
+            keys_mask = values_mask = None  # they describe the new keys only
+        num_keys = ops.shape(k)[1]
+
+        mask = ka_ops.merge_masks(
+            _attention_mask(num_queries, num_keys, valid_lens, queries_mask, keys_mask, values_mask),
+            attention_mask,
+            key_valid,
+            ka_ops.causal_mask(num_queries, num_keys, offset=start) if use_causal_mask else None,
+        )
+        attended = self.attention(
+            q,
+            self.split_heads(k),
+            self.split_heads(v),
+            attention_mask=mask,
+            training=training,
+            return_attention_scores=return_attention_scores,
+        )
+        if return_attention_scores:
+            attended, weights = attended  # (B, Q, H, d), (B, H, Q, K)
+        output = self.W_o(self.merge_heads(attended))  # (B, Q, D)
+
+        results = (output,)
+        if return_attention_scores:
+            results += (weights,)
+        if cache is not None:
+            results += (cache,)
+        return results[0] if len(results) == 1 else results
+
+    def compute_mask(self, queries, previous_mask=None):
+        return previous_mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_hiddens": self.num_hiddens,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "use_rotary": self.use_rotary,
+            "rotary_max_wavelength": self.rotary_max_wavelength,
+            "use_fused_op": self.use_fused_op,
+        }

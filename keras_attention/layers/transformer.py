@@ -1,0 +1,472 @@
+"""The Transformer's building blocks.
+
+D2L section "The Transformer Architecture": the position-wise feed-forward
+network, the residual connection with layer normalization ("add & norm"),
+and the encoder and decoder blocks. Both blocks also come in the pre-norm
+variant (`norm_first=True`) used by ViT and GPT.
+
+Letters used in shape comments: B batch, T target (or sequence) length,
+S source length, D num_hiddens, H heads, L cache length.
+"""
+
+import keras
+
+from keras_attention.layers.attention import (
+    MultiHeadAttention,
+    _check_bool,
+    _check_dropout,
+    _check_positive_int,
+)
+
+__all__ = [
+    "PositionWiseFFN",
+    "AddNorm",
+    "TransformerEncoderBlock",
+    "TransformerDecoderBlock",
+]
+
+
+def _check_sequence(name, shape, num_hiddens=None):
+    if len(shape) != 3:
+        raise ValueError(
+            f"`{name}` must be 3-D (batch, length, num_hiddens); got {name}.shape={tuple(shape)}."
+        )
+    if num_hiddens is not None and shape[-1] is not None and shape[-1] != num_hiddens:
+        raise ValueError(
+            f"The last axis of `{name}` must equal `num_hiddens`={num_hiddens} (the "
+            f"residual connection adds them); got {name}.shape={tuple(shape)}."
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class PositionWiseFFN(keras.layers.Layer):
+    """The position-wise feed-forward network: `dense2(activation(dense1(X)))`.
+
+    D2L section "The Transformer Architecture": the same two-layer MLP is
+    applied at every position.
+
+    Args:
+        ffn_num_hiddens: int. Width of the hidden layer.
+        ffn_num_outputs: int. Output size.
+        activation: str. Activation of the hidden layer. Defaults to `"relu"`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        X: `(B, T, D)`.
+
+    Returns:
+        `(B, T, ffn_num_outputs)`.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 4))
+    >>> PositionWiseFFN(ffn_num_hiddens=8, ffn_num_outputs=4)(X).shape
+    (None, None, 4)
+    """
+
+    def __init__(self, ffn_num_hiddens, ffn_num_outputs, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        self.ffn_num_outputs = _check_positive_int("ffn_num_outputs", ffn_num_outputs)
+        if not isinstance(activation, str):
+            raise ValueError(
+                f"`activation` must be the name of a Keras activation; got activation={activation!r}."
+            )
+        try:
+            keras.activations.get(activation)
+        except ValueError as error:
+            raise ValueError(
+                f"`activation` must be the name of a Keras activation; got activation={activation!r}."
+            ) from error
+        self.activation = activation
+        self.supports_masking = True
+
+    def build(self, X_shape):
+        self.dense1 = keras.layers.Dense(
+            self.ffn_num_hiddens, activation=self.activation, dtype=self.dtype_policy, name="dense1"
+        )
+        self.dense1.build(X_shape)
+        self.dense2 = keras.layers.Dense(self.ffn_num_outputs, dtype=self.dtype_policy, name="dense2")
+        self.dense2.build(tuple(X_shape[:-1]) + (self.ffn_num_hiddens,))
+        self.built = True
+
+    def call(self, X):
+        return self.dense2(self.dense1(X))
+
+    def compute_output_shape(self, X_shape):
+        return tuple(X_shape[:-1]) + (self.ffn_num_outputs,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "ffn_num_hiddens": self.ffn_num_hiddens,
+            "ffn_num_outputs": self.ffn_num_outputs,
+            "activation": self.activation,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class AddNorm(keras.layers.Layer):
+    """Residual connection followed by layer normalization: `LayerNorm(dropout(Y) + X)`.
+
+    D2L section "The Transformer Architecture". The sub-layers `drop` and
+    `ln` are also used on their own by the pre-norm blocks.
+
+    Args:
+        dropout: float. Dropout rate on `Y`. Defaults to `0.0`.
+        epsilon: float. Layer-normalization epsilon. Defaults to `1e-5`
+            (the Transformer paper's and PyTorch's value; Keras' own is 1e-3).
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        X: `(B, T, D)`. The residual (sub-layer input).
+        Y: `(B, T, D)`. The sub-layer output.
+        training: bool. Whether dropout is active.
+
+    Returns:
+        `(B, T, D)`.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 4))
+    >>> AddNorm(dropout=0.5)(X, X).shape
+    (None, None, 4)
+    """
+
+    def __init__(self, dropout=0.0, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.dropout = _check_dropout(dropout)
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
+            raise ValueError(f"`epsilon` must be a positive float; got epsilon={epsilon!r}.")
+        self.epsilon = float(epsilon)
+        self.supports_masking = True
+
+    def build(self, X_shape, Y_shape=None):
+        if Y_shape is not None and tuple(X_shape[1:]) != tuple(Y_shape[1:]):
+            if None not in tuple(X_shape[1:]) + tuple(Y_shape[1:]):
+                raise ValueError(
+                    "`X` and `Y` must have the same shape to be added; got "
+                    f"X.shape={tuple(X_shape)}, Y.shape={tuple(Y_shape)}."
+                )
+        self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="drop")
+        self.ln = keras.layers.LayerNormalization(
+            epsilon=self.epsilon, dtype=self.dtype_policy, name="ln"
+        )
+        self.ln.build(X_shape)
+        self.built = True
+
+    def call(self, X, Y, training=None):
+        return self.ln(self.drop(Y, training=training) + X)
+
+    def compute_output_shape(self, X_shape, Y_shape=None):
+        return X_shape
+
+    def get_config(self):
+        return {**super().get_config(), "dropout": self.dropout, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class TransformerEncoderBlock(keras.layers.Layer):
+    """A Transformer encoder block: self-attention and FFN, each with add & norm.
+
+    D2L section "The Transformer Architecture". Post-norm (D2L, the paper):
+    `Y = AddNorm(X, MHA(X)); out = AddNorm(Y, FFN(Y))`. Pre-norm
+    (`norm_first=True`): `Y = X + MHA(LN(X)); out = Y + FFN(LN(Y))`.
+
+    Args:
+        num_hiddens: int. Model width `D`.
+        ffn_num_hiddens: int. Hidden width of the FFN.
+        num_heads: int. Attention heads; must divide `num_hiddens`.
+        dropout: float. Dropout on attention weights and sub-layer outputs.
+        use_bias: bool. Biases in the attention projections. Defaults to `False`.
+        norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        X: `(B, T, D)`.
+        valid_lens: optional integer tensor `(B,)`: positions at or past it
+            are padding, never attended to.
+        training: bool. Whether dropout is active.
+        return_attention_scores: bool. Also return the self-attention weights.
+
+    Returns:
+        `(B, T, D)`; with `return_attention_scores=True` also `(B, H, T, T)`.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 24))
+    >>> TransformerEncoderBlock(24, 48, 8, 0.5)(X).shape
+    (None, None, 24)
+    """
+
+    def __init__(
+        self,
+        num_hiddens,
+        ffn_num_hiddens,
+        num_heads,
+        dropout,
+        use_bias=False,
+        norm_first=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        self.num_heads = _check_positive_int("num_heads", num_heads)
+        if num_hiddens % num_heads:
+            raise ValueError(
+                "`num_hiddens` must be divisible by `num_heads`; got "
+                f"num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
+        self.dropout = _check_dropout(dropout)
+        self.use_bias = _check_bool("use_bias", use_bias)
+        self.norm_first = _check_bool("norm_first", norm_first)
+        self.supports_masking = True
+
+    def build(self, X_shape):
+        _check_sequence("X", X_shape, self.num_hiddens)
+        self.attention = MultiHeadAttention(
+            self.num_hiddens,
+            self.num_heads,
+            self.dropout,
+            use_bias=self.use_bias,
+            dtype=self.dtype_policy,
+            name="attention",
+        )
+        self.attention.build(X_shape, X_shape, X_shape)
+        self.addnorm1 = AddNorm(self.dropout, dtype=self.dtype_policy, name="addnorm1")
+        self.addnorm1.build(X_shape)
+        self.ffn = PositionWiseFFN(
+            self.ffn_num_hiddens, self.num_hiddens, dtype=self.dtype_policy, name="ffn"
+        )
+        self.ffn.build(X_shape)
+        self.addnorm2 = AddNorm(self.dropout, dtype=self.dtype_policy, name="addnorm2")
+        self.addnorm2.build(X_shape)
+        self.built = True
+
+    def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
+        # 1. Self-attention over the valid positions.
+        Q = self.addnorm1.ln(X) if self.norm_first else X
+        attended = self.attention(
+            Q,
+            Q,
+            Q,
+            valid_lens=valid_lens,
+            training=training,
+            return_attention_scores=return_attention_scores,
+            queries_mask=X_mask,
+            keys_mask=X_mask,
+            values_mask=X_mask,
+        )
+        if return_attention_scores:
+            attended, weights = attended  # (B, T, D), (B, H, T, T)
+        if self.norm_first:
+            Y = X + self.addnorm1.drop(attended, training=training)
+        else:
+            Y = self.addnorm1(X, attended, training=training)
+
+        # 2. Position-wise FFN.
+        if self.norm_first:
+            output = Y + self.addnorm2.drop(self.ffn(self.addnorm2.ln(Y)), training=training)
+        else:
+            output = self.addnorm2(Y, self.ffn(Y), training=training)
+        if return_attention_scores:
+            return output, weights
+        return output
+
+    def compute_mask(self, X, previous_mask=None):
+        return previous_mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_hiddens": self.num_hiddens,
+            "ffn_num_hiddens": self.ffn_num_hiddens,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "norm_first": self.norm_first,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class TransformerDecoderBlock(keras.layers.Layer):
+    """A Transformer decoder block: causal self-attention, cross-attention, FFN.
+
+    D2L section "The Transformer Architecture". Each sub-layer is followed
+    by add & norm (post-norm), or preceded by layer normalization with a
+    plain residual (`norm_first=True`). Position `t` of `X` attends to
+    positions `<= t` only, and to every valid encoder position.
+
+    Incremental decoding: pass `cache` (the self-attention keys and values
+    of earlier steps, `(B, 2, L, D)`, zeros at first) and
+    `cache_update_index` (the position of the first row of `X`); the block
+    returns the updated cache, and feeding a sequence one step at a time
+    gives the same outputs as the full causal pass.
+
+    Args:
+        num_hiddens: int. Model width `D`.
+        ffn_num_hiddens: int. Hidden width of the FFN.
+        num_heads: int. Attention heads; must divide `num_hiddens`.
+        dropout: float. Dropout on attention weights and sub-layer outputs.
+        norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
+        use_bias: bool. Biases in the attention projections. Defaults to `False`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        X: `(B, T, D)`. Decoder inputs.
+        enc_outputs: `(B, S, D)`. Encoder outputs.
+        enc_valid_lens: optional integer tensor `(B,)`: encoder positions at
+            or past it are padding.
+        training: bool. Whether dropout is active.
+        return_attention_scores: bool. Also return the self- and
+            cross-attention weights.
+        cache: optional `(B, 2, L, D)` self-attention cache.
+        cache_update_index: int or scalar tensor; required with `cache`.
+
+    Returns:
+        `(B, T, D)`; then, with `return_attention_scores=True`, the
+        self-attention weights `(B, H, T, T or L)` and cross-attention
+        weights `(B, H, T, S)`; then, with `cache`, the updated cache.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 24))
+    >>> enc = keras.Input(shape=(None, 24))
+    >>> TransformerDecoderBlock(24, 48, 8, 0.5)(X, enc).shape
+    (None, None, 24)
+    """
+
+    def __init__(
+        self,
+        num_hiddens,
+        ffn_num_hiddens,
+        num_heads,
+        dropout,
+        norm_first=False,
+        use_bias=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        self.num_heads = _check_positive_int("num_heads", num_heads)
+        if num_hiddens % num_heads:
+            raise ValueError(
+                "`num_hiddens` must be divisible by `num_heads`; got "
+                f"num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
+        self.dropout = _check_dropout(dropout)
+        self.norm_first = _check_bool("norm_first", norm_first)
+        self.use_bias = _check_bool("use_bias", use_bias)
+        self.supports_masking = True
+
+    def build(self, X_shape, enc_outputs_shape=None):
+        _check_sequence("X", X_shape, self.num_hiddens)
+        enc_outputs_shape = X_shape if enc_outputs_shape is None else enc_outputs_shape
+        _check_sequence("enc_outputs", enc_outputs_shape)
+
+        def mha(name):
+            return MultiHeadAttention(
+                self.num_hiddens,
+                self.num_heads,
+                self.dropout,
+                use_bias=self.use_bias,
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        def addnorm(name):
+            layer = AddNorm(self.dropout, dtype=self.dtype_policy, name=name)
+            layer.build(X_shape)
+            return layer
+
+        self.attention1 = mha("attention1")
+        self.attention1.build(X_shape, X_shape, X_shape)
+        self.addnorm1 = addnorm("addnorm1")
+        self.attention2 = mha("attention2")
+        self.attention2.build(X_shape, enc_outputs_shape, enc_outputs_shape)
+        self.addnorm2 = addnorm("addnorm2")
+        self.ffn = PositionWiseFFN(
+            self.ffn_num_hiddens, self.num_hiddens, dtype=self.dtype_policy, name="ffn"
+        )
+        self.ffn.build(X_shape)
+        self.addnorm3 = addnorm("addnorm3")
+        self.built = True
+
+    def call(
+        self,
+        X,
+        enc_outputs,
+        enc_valid_lens=None,
+        training=None,
+        return_attention_scores=False,
+        cache=None,
+        cache_update_index=None,
+        X_mask=None,
+        enc_outputs_mask=None,
+    ):
+        # 1. Causal self-attention (with the cache when decoding step by step).
+        Q = self.addnorm1.ln(X) if self.norm_first else X
+        self_attended = self.attention1(
+            Q,
+            Q,
+            Q,
+            use_causal_mask=True,
+            training=training,
+            return_attention_scores=True,
+            cache=cache,
+            cache_update_index=cache_update_index,
+            queries_mask=X_mask,
+            keys_mask=X_mask,
+            values_mask=X_mask,
+        )
+        if cache is None:
+            attended, self_weights = self_attended
+        else:
+            attended, self_weights, cache = self_attended
+        if self.norm_first:
+            Y = X + self.addnorm1.drop(attended, training=training)
+        else:
+            Y = self.addnorm1(X, attended, training=training)
+
+        # 2. Cross-attention over the encoder outputs.
+        Q = self.addnorm2.ln(Y) if self.norm_first else Y
+        attended, cross_weights = self.attention2(
+            Q,
+            enc_outputs,
+            enc_outputs,
+            valid_lens=enc_valid_lens,
+            training=training,
+            return_attention_scores=True,
+            queries_mask=X_mask,
+            keys_mask=enc_outputs_mask,
+            values_mask=enc_outputs_mask,
+        )
+        if self.norm_first:
+            Z = Y + self.addnorm2.drop(attended, training=training)
+        else:
+            Z = self.addnorm2(Y, attended, training=training)
+
+        # 3. Position-wise FFN.
+        if self.norm_first:
+            output = Z + self.addnorm3.drop(self.ffn(self.addnorm3.ln(Z)), training=training)
+        else:
+            output = self.addnorm3(Z, self.ffn(Z), training=training)
+
+        results = (output,)
+        if return_attention_scores:
+            results += (self_weights, cross_weights)
+        if cache is not None:
+            results += (cache,)
+        return results[0] if len(results) == 1 else results
+
+    def compute_mask(self, X, previous_mask=None):
+        return previous_mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_hiddens": self.num_hiddens,
+            "ffn_num_hiddens": self.ffn_num_hiddens,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "norm_first": self.norm_first,
+            "use_bias": self.use_bias,
+        }

@@ -1,0 +1,200 @@
+"""Mask logic for attention, in `keras.ops` only.
+
+D2L section "Attention Scoring Functions". This module owns every mask the
+package builds: D2L's `valid_lens` become boolean "may attend" tensors, a
+causal mask is a lower triangle, and masks combine with logical AND. A masked
+softmax then turns scores into weights in float32, whatever the compute dtype,
+and gives a row with no valid key all-zero weights instead of NaN.
+
+Letters used in shape comments: B batch, Q queries, K keys (key-value pairs),
+T sequence length.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = [
+    "sequence_mask",
+    "valid_lens_to_mask",
+    "causal_mask",
+    "merge_masks",
+    "masked_softmax",
+    "mask_value",
+]
+
+
+def mask_value(dtype):
+    """A large negative logit that is finite in `dtype`.
+
+    Masked logits get this value before the softmax: finite (no `-inf - -inf`
+    NaN), far below any real logit, and representable in float16 (D2L's
+    `-1e6` overflows to `-inf` there).
+
+    Args:
+        dtype: str or dtype. The dtype of the logits.
+
+    Returns:
+        A Python float.
+    """
+    dtype = keras.backend.standardize_dtype(dtype)
+    if dtype not in ("float16", "bfloat16", "float32", "float64"):
+        raise ValueError(
+            f"`dtype` must be a floating dtype; got dtype={dtype}."
+        )
+    if dtype == "bfloat16":
+        finfo_max = 3.38953e38
+    else:
+        finfo_max = float(np.finfo(dtype).max)
+    return -0.7 * finfo_max
+
+
+def _check_valid_lens(valid_lens):
+    """Checks that `valid_lens` is an integer tensor of rank 1 or 2."""
+    valid_lens = ops.convert_to_tensor(valid_lens)
+    dtype = keras.backend.standardize_dtype(valid_lens.dtype)
+    if "int" not in dtype:
+        raise ValueError(
+            "`valid_lens` must hold integers (the number of valid keys); "
+            f"got dtype={dtype}."
+        )
+    rank = len(valid_lens.shape)
+    if rank not in (1, 2):
+        raise ValueError(
+            "`valid_lens` must have shape (batch,) or (batch, num_queries); "
+            f"got shape={tuple(valid_lens.shape)}."
+        )
+    return valid_lens
+
+
+def sequence_mask(X, valid_len, value=0.0):
+    """Replaces the entries of `X` at or past each row's valid length.
+
+    D2L's `sequence_mask`: along axis 1, positions `t >= valid_len[b]` of
+    row `b` are set to `value`.
+
+    Args:
+        X: tensor of shape `(B, T)` or `(B, T, ...)`.
+        valid_len: integer tensor of shape `(B,)`.
+        value: float. The fill value. Defaults to `0.0`.
+
+    Returns:
+        A tensor of the shape and dtype of `X`.
+
+    Example:
+    >>> sequence_mask(np.array([[1, 2, 3], [4, 5, 6]]), np.array([1, 2]))
+    [[1, 0, 0], [4, 5, 0]]
+    """
+    X = ops.convert_to_tensor(X)
+    valid_len = _check_valid_lens(valid_len)
+    if len(valid_len.shape) != 1:
+        raise ValueError(
+            "`valid_len` must have shape (batch,); "
+            f"got shape={tuple(valid_len.shape)}."
+        )
+    maxlen = ops.shape(X)[1]
+    # (B, T)
+    mask = ops.arange(maxlen, dtype="int32")[None, :] < ops.cast(
+        valid_len, "int32"
+    )[:, None]
+    mask = ops.reshape(mask, ops.shape(mask) + (1,) * (len(X.shape) - 2))
+    return ops.where(mask, X, ops.cast(value, X.dtype))
+
+
+def valid_lens_to_mask(valid_lens, num_queries, num_keys):
+    """Turns D2L's `valid_lens` into a boolean "may attend" mask.
+
+    Args:
+        valid_lens: integer tensor of shape `(B,)` (one length for every
+            query of a row) or `(B, Q)` (one length per query).
+        num_queries: int or scalar tensor. `Q`.
+        num_keys: int or scalar tensor. `K`.
+
+    Returns:
+        A boolean tensor of shape `(B, Q, K)`: True where key `k < valid_len`.
+    """
+    valid_lens = ops.cast(_check_valid_lens(valid_lens), "int32")
+    if len(valid_lens.shape) == 1:
+        # (B, 1)
+        valid_lens = valid_lens[:, None]
+    # (B, Q or 1, 1) against (1, 1, K)
+    mask = ops.arange(num_keys, dtype="int32")[None, None, :] < (
+        valid_lens[:, :, None]
+    )
+    return ops.broadcast_to(
+        mask, (ops.shape(valid_lens)[0], num_queries, num_keys)
+    )
+
+
+def causal_mask(num_queries, num_keys, offset=0):
+    """A lower-triangular "may attend" mask: query `i` sees keys `j <= i`.
+
+    Args:
+        num_queries: int or scalar tensor. `Q`.
+        num_keys: int or scalar tensor. `K`.
+        offset: int or scalar tensor. The position of the first query in the
+            key sequence, for incremental decoding with a cache: query `i`
+            then sees keys `j <= i + offset`. Defaults to `0`.
+
+    Returns:
+        A boolean tensor of shape `(Q, K)`.
+    """
+    # (Q, 1) against (1, K)
+    rows = ops.arange(num_queries, dtype="int32")[:, None] + ops.cast(
+        offset, "int32"
+    )
+    cols = ops.arange(num_keys, dtype="int32")[None, :]
+    return cols <= rows
+
+
+def merge_masks(*masks):
+    """Combines "may attend" masks with logical AND, broadcasting.
+
+    `None` entries are skipped; returns `None` when every entry is `None`.
+    """
+    merged = None
+    for mask in masks:
+        if mask is None:
+            continue
+        mask = ops.cast(mask, "bool")
+        merged = mask if merged is None else ops.logical_and(merged, mask)
+    return merged
+
+
+def masked_softmax(X, valid_lens=None, mask=None):
+    """Softmax over the last axis that gives masked keys weight 0.
+
+    D2L's `masked_softmax`, with two changes: the softmax runs in float32
+    (the result is cast back to `X.dtype`), and a row with no valid key gets
+    all-zero weights instead of a uniform row or NaN.
+
+    Args:
+        X: tensor of shape `(B, Q, K)` (or `(B, ..., Q, K)` with `mask`).
+            Attention scores.
+        valid_lens: `None`, or integer tensor of shape `(B,)` or `(B, Q)`.
+            Keys at or past the valid length are masked.
+        mask: `None`, or boolean tensor broadcastable to `X`: True where a
+            query may attend to a key. Combined with `valid_lens` by AND.
+
+    Returns:
+        Attention weights: a tensor of the shape and dtype of `X`.
+    """
+    X = ops.convert_to_tensor(X)
+    if valid_lens is not None:
+        if len(X.shape) != 3:
+            raise ValueError(
+                "`X` must have shape (batch, num_queries, num_keys) when "
+                f"`valid_lens` is given; got shape={tuple(X.shape)}."
+            )
+        shape = ops.shape(X)
+        mask = merge_masks(
+            mask, valid_lens_to_mask(valid_lens, shape[1], shape[2])
+        )
+    logits = ops.cast(X, "float32")
+    if mask is None:
+        return ops.cast(ops.softmax(logits, axis=-1), X.dtype)
+    logits = ops.where(mask, logits, mask_value("float32"))
+    weights = ops.softmax(logits, axis=-1)
+    # Masked keys get exactly 0; a row with no valid key is all zeros.
+    weights = ops.where(mask, weights, 0.0)
+    return ops.cast(weights, X.dtype)

@@ -1,0 +1,55 @@
+"""keras-attention: D2L's "Attention Mechanisms and Transformers" as Keras 3 layers.
+
+Every third-party version the project uses is pinned here, and only here.
+"""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"',
+    (HERE / "keras_attention" / "__init__.py").read_text(),
+).group(1)
+
+TENSORFLOW = "2.21.0"
+
+INSTALL_REQUIRES = [
+    f"tensorflow=={TENSORFLOW}",
+    "tensorflow-text==2.21.1",
+    "keras==3.15.1",
+    "numpy==2.4.6",
+    "pandas==3.1.1",
+    "matplotlib==3.11.2",
+    "sacrebleu==2.6.0",
+    "tqdm==4.70.1",
+]
+
+EXTRAS_REQUIRE = {
+    # Test runner and its plug-ins.
+    "dev": [
+        "pytest==9.2.0",
+        "pytest-xdist==3.8.0",
+    ],
+    # TensorFlow with its CUDA libraries, for users with an NVIDIA GPU.
+    "gpu": [f"tensorflow[and-cuda]=={TENSORFLOW}"],
+}
+
+setup(
+    name="keras-attention",
+    version=VERSION,
+    description=(
+        "Keras 3 layers and models for attention and Transformers, "
+        "section by section after Dive into Deep Learning."
+    ),
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_attention", "keras_attention.*"]),
+    python_requires=">=3.11,<3.12",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["keras-attention=keras_attention.cli:main"]},
+    license="Apache-2.0",
+)

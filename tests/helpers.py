@@ -1,0 +1,183 @@
+"""The shared layer test, called by every layer's test file.
+
+`run_layer_test` checks what every layer of the package promises (DESIGN.md,
+"Rules every layer keeps"): the config round trip, a build on symbolic
+`keras.Input`s with unknown batch and lengths, an eager run, one `fit` step,
+Keras-mask propagation, `mixed_float16` / `mixed_bfloat16` without NaN or
+inf, and a `.keras` save/load with `safe_mode=True` that gives the same
+outputs bit for bit. The layer's own numeric tests come after it, in its file.
+"""
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _symbolic_input(array, name, shape=None):
+    array = np.asarray(array)
+    if shape is None:
+        # Unknown batch and length(s); only the last (feature) axis is known
+        # for float inputs of rank >= 3.
+        if array.ndim >= 3 and array.dtype.kind == "f":
+            shape = (None,) * (array.ndim - 2) + (array.shape[-1],)
+        else:
+            shape = (None,) * (array.ndim - 1)
+    return keras.Input(shape=shape, dtype=str(array.dtype), name=name)
+
+
+def run_layer_test(
+    layer_cls,
+    init_kwargs,
+    inputs,
+    call_kwargs=None,
+    expected_output_shape=None,
+    symbolic_shapes=None,
+    input_mask=None,
+    expect_output_mask=None,
+    check_fit=True,
+    check_mixed_precision=True,
+    atol=1e-6,
+):
+    """Runs the checks every layer of the package must pass.
+
+    Args:
+        layer_cls: the layer class.
+        init_kwargs: dict. Constructor arguments.
+        inputs: numpy array or list of arrays. Positional call inputs.
+        call_kwargs: dict. Extra keyword call arguments given as numpy arrays
+            (e.g. `valid_lens`) or Python values (e.g. `use_causal_mask`).
+            Arrays become symbolic inputs of the functional model too.
+        expected_output_shape: tuple, or list of tuples for several outputs.
+        symbolic_shapes: list of shapes (without batch) for the
+            `keras.Input`s; defaults to unknown lengths.
+        input_mask: boolean numpy array `(B, T)` or None. When given, the
+            first input carries it as a Keras mask, and the test checks that
+            the layer's output carries the same mask (`expect_output_mask`).
+        expect_output_mask: bool. Defaults to `input_mask is not None`.
+        check_fit: bool. Run one `fit` step.
+        check_mixed_precision: bool. Run under `mixed_float16` and
+            `mixed_bfloat16` and check that outputs are finite.
+        atol: float. Tolerance between eager and functional outputs.
+
+    Returns:
+        The eager outputs (list of numpy arrays) for further checks.
+    """
+    call_kwargs = dict(call_kwargs or {})
+    inputs = _as_list(inputs)
+    array_kwargs = {k: v for k, v in call_kwargs.items() if isinstance(v, np.ndarray)}
+    static_kwargs = {k: v for k, v in call_kwargs.items() if k not in array_kwargs}
+
+    # 1. Config round trip.
+    layer = layer_cls(**init_kwargs)
+    config = layer.get_config()
+    for key, value in init_kwargs.items():
+        assert key in config, f"get_config() lacks constructor argument {key!r}"
+    clone = layer_cls.from_config(config)
+    assert clone.get_config() == config
+
+    # 2. Eager run.
+    eager = layer(*inputs, **call_kwargs)
+    eager = [ops.convert_to_numpy(t) for t in _as_list(eager)]
+    if expected_output_shape is not None:
+        shapes = expected_output_shape
+        if not isinstance(shapes, list):
+            shapes = [shapes]
+        assert [tuple(e.shape) for e in eager] == [tuple(s) for s in shapes]
+
+    # 3. Functional model on symbolic inputs with unknown batch and lengths.
+    sym_inputs = [
+        _symbolic_input(
+            x, f"input_{i}", None if symbolic_shapes is None else symbolic_shapes[i]
+        )
+        for i, x in enumerate(inputs)
+    ]
+    sym_kwargs = {
+        k: _symbolic_input(v, k) if v.ndim > 1 else keras.Input(
+            shape=(), dtype=str(v.dtype), name=k
+        )
+        for k, v in array_kwargs.items()
+    }
+    layer_inputs = list(sym_inputs)
+    if input_mask is not None:
+        sym_mask = keras.Input(shape=(None,), dtype="bool", name="input_mask")
+        layer_inputs[0] = _MaskFrom()((sym_inputs[0], sym_mask))
+    outputs = layer(*layer_inputs, **sym_kwargs, **static_kwargs)
+    model_inputs = sym_inputs + list(sym_kwargs.values())
+    if input_mask is not None:
+        model_inputs.append(sym_mask)
+        if expect_output_mask is None:
+            expect_output_mask = True
+        first = _as_list(outputs)[0]
+        has_mask = getattr(first, "_keras_mask", None) is not None
+        assert has_mask == expect_output_mask, (
+            f"output mask present={has_mask}, expected {expect_output_mask}"
+        )
+    model = keras.Model(model_inputs, outputs)
+    feed = list(inputs) + list(array_kwargs.values())
+    if input_mask is not None:
+        feed.append(np.asarray(input_mask, bool))
+    functional = [
+        ops.convert_to_numpy(t) for t in _as_list(model(feed, training=False))
+    ]
+    if input_mask is None:
+        for e, f in zip(eager, functional):
+            np.testing.assert_allclose(f, e, atol=atol, rtol=1e-5)
+
+    # 4. .keras round trip with safe_mode=True: identical outputs.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        restored = keras.saving.load_model(path, safe_mode=True)
+    again = [ops.convert_to_numpy(t) for t in _as_list(restored(feed, training=False))]
+    for f, a in zip(functional, again):
+        np.testing.assert_array_equal(a, f)
+
+    # 5. One fit step: gradients flow and the loss is finite.
+    if check_fit and model.trainable_weights:
+        float_outputs = [o for o in _as_list(model.outputs)]
+        model.compile(optimizer="sgd", loss=["mse"] * len(float_outputs))
+        targets = [np.zeros(f.shape, "float32") for f in functional]
+        history = model.fit(feed, targets, epochs=1, batch_size=len(inputs[0]), verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+
+    # 6. Mixed precision: no NaN or inf.
+    if check_mixed_precision:
+        for policy in ("mixed_float16", "mixed_bfloat16"):
+            mp_layer = layer_cls(**init_kwargs, dtype=policy)
+            mp_inputs = [
+                x.astype("float32") if np.asarray(x).dtype.kind == "f" else x
+                for x in inputs
+            ]
+            mp_out = mp_layer(*mp_inputs, **call_kwargs)
+            for t in _as_list(mp_out):
+                t = ops.convert_to_numpy(ops.cast(t, "float32"))
+                assert np.all(np.isfinite(t)), f"non-finite output under {policy}"
+    return eager
+
+
+@keras.saving.register_keras_serializable(package="keras_attention_tests")
+class _MaskFrom(keras.layers.Layer):
+    """Test-only layer: returns `x` carrying `mask` as its Keras mask."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        x, _ = inputs
+        return ops.copy(x)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return ops.cast(inputs[1], "bool")
+
+
+def mask_from(x, mask):
+    """Eagerly attaches a boolean Keras mask `(B, T)` to `x`."""
+    return _MaskFrom()((x, ops.convert_to_tensor(np.asarray(mask, bool))))
