@@ -1,0 +1,14 @@
+"""Keras layers, one file per idea of the chapter."""
+
+from keras_attention.layers.attention import AdditiveAttention
+from keras_attention.layers.attention import DotProductAttention
+from keras_attention.layers.attention import MultiHeadAttention
+from keras_attention.layers.position import LearnedPositionalEmbedding
+from keras_attention.layers.position import RotaryEmbedding
+from keras_attention.layers.position import SinusoidalPositionalEncoding
+from keras_attention.layers.pooling import NadarayaWatson
+from keras_attention.layers.transformer import AddNorm
+from keras_attention.layers.transformer import PositionWiseFFN
+from keras_attention.layers.transformer import TransformerDecoderBlock
+from keras_attention.layers.transformer import TransformerEncoderBlock
+from keras_attention.layers.embedding import TokenEmbedding

@@ -1,0 +1,85 @@
+"""Token embeddings that know the padding id.
+
+D2L's encoder-decoders embed token ids and scale them by `sqrt(num_hiddens)`
+before adding positions ("The Transformer Architecture"). This layer does
+that and also computes the Keras padding mask from `pad_id`, so models take
+bare token ids and every downstream layer sees which positions are padding.
+
+Letters used in shape comments: B batch, T sequence length, D num_hiddens.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_attention.layers.attention import _check_bool, _check_positive_int
+
+__all__ = ["TokenEmbedding"]
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class TokenEmbedding(keras.layers.Layer):
+    """Embeds token ids, optionally scaled by `sqrt(num_hiddens)`; masks `pad_id`.
+
+    Args:
+        vocab_size: int. Number of token ids.
+        num_hiddens: int. Embedding size `D`.
+        pad_id: int. The padding id; positions holding it get a False Keras
+            mask. Defaults to `0`.
+        scale: bool. Multiply the embeddings by `sqrt(num_hiddens)`, as the
+            Transformer does. Defaults to `False`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        ids: integer tensor `(B, T)`.
+
+    Returns:
+        `(B, T, D)`, carrying the Keras mask `ids != pad_id`.
+
+    Example:
+    >>> ids = keras.Input(shape=(None,), dtype="int32")
+    >>> TokenEmbedding(100, 32, scale=True)(ids).shape
+    (None, None, 32)
+    """
+
+    def __init__(self, vocab_size, num_hiddens, pad_id=0, scale=False, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = _check_positive_int("vocab_size", vocab_size)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size:
+            raise ValueError(
+                f"`pad_id` must be an integer in [0, vocab_size={vocab_size}); got pad_id={pad_id!r}."
+            )
+        self.pad_id = pad_id
+        self.scale = _check_bool("scale", scale)
+
+    def build(self, ids_shape):
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.vocab_size, self.num_hiddens),
+            initializer="uniform",
+        )
+        self.built = True
+
+    def call(self, ids):
+        ids = ops.cast(ids, "int32")
+        X = ops.take(self.embeddings, ids, axis=0)  # (B, T, D)
+        if self.scale:
+            X = X * ops.cast(math.sqrt(self.num_hiddens), X.dtype)
+        return X
+
+    def compute_mask(self, ids, previous_mask=None):
+        return ops.not_equal(ids, self.pad_id)
+
+    def compute_output_shape(self, ids_shape):
+        return tuple(ids_shape) + (self.num_hiddens,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "num_hiddens": self.num_hiddens,
+            "pad_id": self.pad_id,
+            "scale": self.scale,
+        }

@@ -1,0 +1,372 @@
+"""Positional information for attention: absolute and relative.
+
+D2L section "Self-Attention and Positional Encoding": self-attention is
+blind to order, so position enters through an encoding added to the inputs
+(`SinusoidalPositionalEncoding`, D2L's fixed sine/cosine matrix `P`, and
+`LearnedPositionalEmbedding`, a trained table as in BERT and GPT) or through
+a rotation of queries and keys whose dot product then depends only on the
+relative position (`RotaryEmbedding`, RoFormer).
+
+Letters used in shape comments: B batch, T sequence length (positions),
+D features (`num_hiddens`), L `max_len`.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = [
+    "sinusoidal_encoding",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
+    "RotaryEmbedding",
+]
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
+    return int(value)
+
+
+def _check_positive_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
+        raise ValueError(f"`{name}` must be a positive number; got {name}={value!r}.")
+    return value
+
+
+def _check_dropout(dropout):
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
+        raise ValueError(f"`dropout` must be a float in [0, 1); got dropout={dropout!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be a float in [0, 1); got dropout={dropout}.")
+    return float(dropout)
+
+
+def _static_int(value):
+    """`value` as a Python int when it is known before run time, else None.
+
+    Python and numpy integers (and 0-d integer numpy arrays) are static;
+    tensors are treated as run-time values, even eager ones, so that eager
+    and traced code behave alike.
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu":
+        return int(value)
+    return None
+
+
+def _check_positions(layer_name, max_len, start_index, length):
+    """Raises when positions `start_index .. start_index + length - 1` pass `max_len`.
+
+    Runs only when both numbers are static (see `_static_int`).
+    """
+    start = _static_int(start_index)
+    if start is not None and start < 0:
+        raise ValueError(
+            f"`start_index` must be >= 0; got start_index={start} in {layer_name}."
+        )
+    if start is None or length is None:
+        return
+    if start + length > max_len:
+        raise ValueError(
+            f"The sequence is longer than `max_len`: {layer_name} covers "
+            f"positions 0..{max_len - 1} (max_len={max_len}), but "
+            f"start_index={start} + sequence length={length} = "
+            f"{start + length} > max_len. Build the layer with a larger "
+            "`max_len`."
+        )
+
+
+def sinusoidal_encoding(max_len, num_hiddens):
+    """D2L's positional-encoding matrix `P` as a numpy array.
+
+    `P[i, 2j] = sin(i / 10000^(2j/d))` and `P[i, 2j+1] = cos(i / 10000^(2j/d))`
+    for position `i` and `d = num_hiddens`. For an odd `d` the last column is a
+    sine: there is one cosine column fewer than sine columns.
+
+    Args:
+        max_len: int. Number of positions `L`.
+        num_hiddens: int. Encoding size `D`.
+
+    Returns:
+        A float32 numpy array of shape `(L, D)`.
+
+    Example:
+    >>> P = sinusoidal_encoding(60, 32)
+    >>> P.shape
+    (60, 32)
+    """
+    max_len = _check_positive_int("max_len", max_len)
+    num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+    P = np.zeros((max_len, num_hiddens), dtype=np.float64)
+    # (L, ceil(D/2)): position i times frequency 1 / 10000^(2j/D)
+    X = np.arange(max_len, dtype=np.float64)[:, None] / np.power(
+        10000.0, np.arange(0, num_hiddens, 2, dtype=np.float64) / num_hiddens
+    )
+    P[:, 0::2] = np.sin(X)
+    P[:, 1::2] = np.cos(X[:, : num_hiddens // 2])
+    return P.astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class SinusoidalPositionalEncoding(keras.layers.Layer):
+    """Adds D2L's fixed sine/cosine positional encoding, then dropout.
+
+    D2L section "Self-Attention and Positional Encoding" (Vaswani et al.,
+    2017): `dropout(X + P[start_index : start_index + T])`, where
+    `P[i, 2j] = sin(i / 10000^(2j/d))` and `P[i, 2j+1] = cos(i / 10000^(2j/d))`.
+    `P` is a constant built from the config (see `sinusoidal_encoding`), not a
+    weight, so it is not saved. An odd `num_hiddens` works as in D2L: the last
+    column is a sine.
+
+    Args:
+        num_hiddens: int. Feature size `D` of the inputs.
+        dropout: float. Dropout rate applied after the addition. Defaults to
+            `0.0`.
+        max_len: int. Number of positions `L` the encoding covers. Defaults
+            to `1000`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        X: `(B, T, D)`. Token embeddings.
+        start_index: int or scalar integer tensor. Position of the first step
+            of `X`, for incremental decoding (one step at a time). Defaults
+            to `0`. When it is a Python int and `T` is known, a sequence that
+            runs past `max_len` raises a `ValueError`. When it is a tensor
+            (or `T` is unknown at trace time) the check cannot run: an
+            out-of-range slice then raises the backend's own error
+            (TensorFlow) or is clamped to the last `T` positions (JAX, XLA).
+        training: bool. Whether dropout is active.
+
+    Returns:
+        `(B, T, D)`, the dtype of `X`. A Keras mask on `X` passes through.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 32))
+    >>> SinusoidalPositionalEncoding(32, dropout=0.1)(X).shape
+    (None, None, 32)
+    """
+
+    def __init__(self, num_hiddens, dropout=0.0, max_len=1000, **kwargs):
+        super().__init__(**kwargs)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.dropout = _check_dropout(dropout)
+        self.max_len = _check_positive_int("max_len", max_len)
+        # (L, D) float32 numpy constant; D2L calls it `P`.
+        self.P = sinusoidal_encoding(self.max_len, self.num_hiddens)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] != self.num_hiddens:
+            raise ValueError(
+                "The last axis of `X` must equal `num_hiddens`; got "
+                f"X.shape={tuple(input_shape)}, num_hiddens={self.num_hiddens}."
+            )
+        self.dropout_layer = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="dropout"
+        )
+        self.built = True
+
+    def call(self, X, start_index=0, training=None):
+        _check_positions(type(self).__name__, self.max_len, start_index, X.shape[1])
+        length = ops.shape(X)[1]
+        P = ops.convert_to_tensor(self.P, dtype=X.dtype)  # (L, D)
+        start = ops.cast(start_index, "int32")
+        P = ops.slice(P, (start, 0), (length, self.num_hiddens))  # (T, D)
+        return self.dropout_layer(X + P[None], training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_hiddens": self.num_hiddens,
+            "dropout": self.dropout,
+            "max_len": self.max_len,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class LearnedPositionalEmbedding(keras.layers.Layer):
+    """Adds a trained embedding of each position (BERT, GPT).
+
+    D2L sections "Self-Attention and Positional Encoding" (learned
+    alternative to the fixed encoding) and "Large-Scale Pretraining with
+    Transformers": `X + E[start_index : start_index + T]`, where `E` is a
+    trainable `(max_len, num_hiddens)` table named `embeddings`.
+
+    Args:
+        max_len: int. Number of positions `L` the table holds.
+        num_hiddens: int. Feature size `D` of the inputs.
+        embeddings_initializer: str or `keras.initializers.Initializer`.
+            Initializer of the table. Defaults to `"glorot_uniform"`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        X: `(B, T, D)`. Token embeddings.
+        start_index: int or scalar integer tensor. Position of the first step
+            of `X`, for incremental decoding. Defaults to `0`. A Python int
+            with a known `T` that runs past `max_len` raises a `ValueError`;
+            tensors are not checked (see `SinusoidalPositionalEncoding`).
+
+    Returns:
+        `(B, T, D)`, the dtype of `X`. A Keras mask on `X` passes through.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 16))
+    >>> LearnedPositionalEmbedding(max_len=128, num_hiddens=16)(X).shape
+    (None, None, 16)
+    """
+
+    def __init__(
+        self, max_len, num_hiddens, embeddings_initializer="glorot_uniform", **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.max_len = _check_positive_int("max_len", max_len)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        try:
+            self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        except ValueError as error:
+            raise ValueError(
+                "`embeddings_initializer` must name a Keras initializer; got "
+                f"embeddings_initializer={embeddings_initializer!r}."
+            ) from error
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] != self.num_hiddens:
+            raise ValueError(
+                "The last axis of `X` must equal `num_hiddens`; got "
+                f"X.shape={tuple(input_shape)}, num_hiddens={self.num_hiddens}."
+            )
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.max_len, self.num_hiddens),
+            initializer=self.embeddings_initializer,
+            trainable=True,
+        )
+        self.built = True
+
+    def call(self, X, start_index=0):
+        _check_positions(type(self).__name__, self.max_len, start_index, X.shape[1])
+        length = ops.shape(X)[1]
+        start = ops.cast(start_index, "int32")
+        E = ops.slice(self.embeddings, (start, 0), (length, self.num_hiddens))  # (T, D)
+        return X + ops.cast(E, X.dtype)[None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "max_len": self.max_len,
+            "num_hiddens": self.num_hiddens,
+            "embeddings_initializer": keras.initializers.serialize(
+                self.embeddings_initializer
+            ),
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class RotaryEmbedding(keras.layers.Layer):
+    """Rotary position embedding (RoPE) of queries or keys.
+
+    RoFormer (Su et al., 2021); a relative-position counterpart of D2L
+    section "Self-Attention and Positional Encoding". Feature pairs
+    `(x[i], x[i + D/2])` are rotated by the angle `p * theta_i` with position
+    `p = (t + start_index) / scaling_factor` and frequency
+    `theta_i = max_wavelength^(-2i/D)` ("rotate half" convention, as in
+    keras_hub's `RotaryEmbedding`):
+    `out = x * cos + rotate_half(x) * sin`, `rotate_half(x) = [-x2, x1]`.
+    The dot product of a query rotated at position `m` and a key rotated at
+    position `n` then depends on `m - n` only. Computed in float32; no
+    weights.
+
+    Args:
+        max_wavelength: number. The longest wavelength of the rotations.
+            Defaults to `10000`.
+        scaling_factor: number. Positions are divided by it (position
+            interpolation for longer contexts). Defaults to `1.0`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: `(B, T, ..., D)`: sequence on axis 1, features on the last
+            axis, e.g. `(B, T, D)` or `(B, T, H, d)` for per-head queries and
+            keys. `D` must be even.
+        start_index: int or scalar integer tensor. Position of the first step
+            of `inputs`, for incremental decoding. Defaults to `0`.
+
+    Returns:
+        A tensor of the shape and dtype of `inputs`. A Keras mask passes
+        through.
+
+    Example:
+    >>> q = keras.Input(shape=(None, 4, 16))  # (B, T, H, d)
+    >>> RotaryEmbedding()(q).shape
+    (None, None, 4, 16)
+    """
+
+    def __init__(self, max_wavelength=10000, scaling_factor=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.max_wavelength = _check_positive_float("max_wavelength", max_wavelength)
+        self.scaling_factor = _check_positive_float("scaling_factor", scaling_factor)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(
+                "`inputs` must have rank >= 3, (batch, length, ..., features); "
+                f"got inputs.shape={tuple(input_shape)}."
+            )
+        if input_shape[-1] is None:
+            raise ValueError(
+                "The last axis of `inputs` (features) must be known; got "
+                f"inputs.shape={tuple(input_shape)}."
+            )
+        self._check_features(input_shape[-1], input_shape)
+        self.built = True
+
+    @staticmethod
+    def _check_features(num_features, shape):
+        if num_features is not None and num_features % 2 != 0:
+            raise ValueError(
+                "The last axis of `inputs` (features) must be even to rotate "
+                f"feature pairs; got inputs.shape={tuple(shape)}."
+            )
+
+    def call(self, inputs, start_index=0):
+        self._check_features(inputs.shape[-1], inputs.shape)
+        dim = inputs.shape[-1]
+        x = ops.cast(inputs, "float32")
+        # (D/2,)
+        inv_freq = 1.0 / ops.power(
+            ops.cast(self.max_wavelength, "float32"),
+            ops.arange(0, dim, 2, dtype="float32") / float(dim),
+        )
+        # (T,)
+        positions = ops.arange(ops.shape(inputs)[1], dtype="float32") + ops.cast(
+            start_index, "float32"
+        )
+        positions = positions / ops.cast(self.scaling_factor, "float32")
+        angles = positions[:, None] * inv_freq[None, :]  # (T, D/2)
+        angles = ops.concatenate([angles, angles], axis=-1)  # (T, D)
+        # (1, T, 1, ..., 1, D): broadcast over batch and any middle axes
+        angles = ops.reshape(angles, (1, -1) + (1,) * (len(inputs.shape) - 3) + (dim,))
+        x1, x2 = ops.split(x, 2, axis=-1)  # (B, T, ..., D/2) each
+        rotated = ops.concatenate([-x2, x1], axis=-1)  # rotate_half(x)
+        out = x * ops.cos(angles) + rotated * ops.sin(angles)
+        return ops.cast(out, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "max_wavelength": self.max_wavelength,
+            "scaling_factor": self.scaling_factor,
+        }

@@ -1,0 +1,264 @@
+"""The RNN encoder-decoder with Bahdanau attention.
+
+D2L section "The Bahdanau Attention Mechanism": a GRU encoder reads the
+source; at every decoding step the decoder's top hidden state queries the
+encoder outputs with additive attention, and the context vector is fed to
+the decoder GRU together with the embedded target token.
+
+The decoder steps through time in the graph with `keras.ops.while_loop`
+over a stack of `GRUCell`s (Keras 3's `RNN` has no `constants` argument to carry
+the encoder outputs), never with a Python loop over time.
+
+Letters used in shape comments: B batch, S source length, T target length,
+E embed_size, H num_hiddens, N num_layers, V target vocabulary.
+"""
+
+import keras
+from keras import ops
+
+from keras_attention.layers import AdditiveAttention, TokenEmbedding
+from keras_attention.layers.attention import _check_dropout, _check_positive_int
+
+__all__ = ["BahdanauDecoder", "bahdanau_seq2seq", "BahdanauInference"]
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class BahdanauDecoder(keras.layers.Layer):
+    """A stacked-GRU decoder that attends over the encoder outputs at every step.
+
+    D2L's `Seq2SeqAttentionDecoder` without its embedding and output layers:
+    step `t` computes `context = attention(h_top, enc_outputs)`, then runs the
+    GRU stack on `[context, x_t]`.
+
+    Args:
+        num_hiddens: int. GRU width `H` (and the attention's hidden size).
+        num_layers: int. Number of stacked GRU cells `N`.
+        dropout: float. Dropout on the attention weights. Defaults to `0.0`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        X: `(B, T, E)`. Embedded target inputs.
+        enc_outputs: `(B, S, H)`. Encoder outputs.
+        enc_states: list of `N` tensors `(B, H)`: the encoder's final states,
+            the decoder's initial states.
+        training: bool.
+        return_attention_scores: bool. Also return the attention weights.
+
+    Returns:
+        `(B, T, H)`; with `return_attention_scores=True` also `(B, T, S)`.
+    """
+
+    def __init__(self, num_hiddens, num_layers, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.num_layers = _check_positive_int("num_layers", num_layers)
+        self.dropout = _check_dropout(dropout)
+        self.supports_masking = True
+
+    def build(self, X_shape, enc_outputs_shape, enc_states_shape=None):
+        self.attention = AdditiveAttention(
+            self.num_hiddens, self.dropout, dtype=self.dtype_policy, name="attention"
+        )
+        query_shape = (None, 1, self.num_hiddens)
+        self.attention.build(query_shape, enc_outputs_shape, enc_outputs_shape)
+        self.cells = []
+        input_size = enc_outputs_shape[-1] + X_shape[-1]
+        for i in range(self.num_layers):
+            cell = keras.layers.GRUCell(self.num_hiddens, dtype=self.dtype_policy, name=f"gru_cell_{i}")
+            cell.build((None, input_size))
+            self.cells.append(cell)
+            input_size = self.num_hiddens
+        self.built = True
+
+    def step(self, x, states, enc_outputs, enc_mask=None, training=None):
+        """One decoding step.
+
+        Args:
+            x: `(B, E)`. Embedded input token.
+            states: list of `N` tensors `(B, H)`.
+            enc_outputs: `(B, S, H)`.
+            enc_mask: optional boolean `(B, S)`; False at source padding.
+
+        Returns:
+            `(output (B, H), new_states, attention weights (B, S))`.
+        """
+        query = ops.expand_dims(states[-1], 1)  # (B, 1, H)
+        context, weights = self.attention(
+            query,
+            enc_outputs,
+            enc_outputs,
+            attention_mask=None if enc_mask is None else ops.expand_dims(enc_mask, 1),
+            training=training,
+            return_attention_scores=True,
+        )  # (B, 1, H), (B, 1, S)
+        inputs = ops.concatenate([context[:, 0], ops.cast(x, context.dtype)], axis=-1)
+        new_states = []
+        for cell, state in zip(self.cells, states):
+            inputs, (state,) = cell(inputs, [state], training=training)
+            new_states.append(state)
+        return inputs, new_states, weights[:, 0]
+
+    def call(
+        self,
+        X,
+        enc_outputs,
+        enc_states,
+        training=None,
+        return_attention_scores=False,
+        enc_outputs_mask=None,
+    ):
+        X = ops.transpose(X, (1, 0, 2))  # (T, B, E), time-major
+        num_steps = ops.shape(X)[0]
+        batch, num_keys = ops.shape(enc_outputs)[0], ops.shape(enc_outputs)[1]
+        outputs = ops.zeros((num_steps, batch, self.num_hiddens), self.compute_dtype)
+        weights = ops.zeros((num_steps, batch, num_keys), self.compute_dtype)
+
+        def body(t, states, outputs, weights):
+            # Read and write row t with selects: XLA can differentiate them.
+            row = ops.reshape(ops.arange(num_steps) == t, (-1, 1, 1))  # (T, 1, 1)
+            x = ops.sum(ops.where(row, X, 0), axis=0)  # (B, E)
+            output, states, step_weights = self.step(
+                x, list(states), enc_outputs, enc_outputs_mask, training=training
+            )
+            outputs = ops.where(row, ops.expand_dims(output, 0), outputs)  # (T, B, H)
+            weights = ops.where(row, ops.cast(ops.expand_dims(step_weights, 0), weights.dtype), weights)
+            return t + 1, tuple(states), outputs, weights
+
+        # An in-graph loop over target positions; a static `num_steps` bounds
+        # it, which XLA (`jit_compile=True`) needs for the gradient.
+        _, _, outputs, weights = ops.while_loop(
+            lambda t, *_: t < num_steps,
+            body,
+            (0, tuple(enc_states), outputs, weights),
+            maximum_iterations=X.shape[0],
+        )
+        outputs = ops.transpose(outputs, (1, 0, 2))  # (B, T, H)
+        if return_attention_scores:
+            return outputs, ops.transpose(weights, (1, 0, 2))  # (B, T, S)
+        return outputs
+
+    def compute_mask(self, X, previous_mask=None):
+        return previous_mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_hiddens": self.num_hiddens,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+        }
+
+
+def bahdanau_seq2seq(
+    src_vocab_size,
+    tgt_vocab_size,
+    embed_size,
+    num_hiddens,
+    num_layers,
+    dropout,
+    pad_id=0,
+    return_attention_scores=False,
+    name="bahdanau_seq2seq",
+):
+    """Builds D2L's GRU encoder-decoder with Bahdanau (additive) attention.
+
+    Args:
+        src_vocab_size: int. Source vocabulary size.
+        tgt_vocab_size: int. Target vocabulary size.
+        embed_size: int. Embedding size `E`.
+        num_hiddens: int. GRU width `H`.
+        num_layers: int. GRU layers in the encoder and in the decoder.
+        dropout: float. Dropout inside the encoder GRUs, on the decoder's
+            embedded inputs and outputs, and on the attention weights.
+        pad_id: int. Padding id of both vocabularies. Defaults to `0`.
+        return_attention_scores: bool. Also output the attention weights.
+        name: str. Model name.
+
+    Returns:
+        A `keras.Model` with inputs `src_ids` `(B, S)` and `tgt_in_ids`
+        `(B, T)` and output `logits` `(B, T, V)`; with
+        `return_attention_scores=True` a dict with `logits` and
+        `attention` `(B, T, S)`.
+    """
+    dropout = _check_dropout(dropout)
+    # Layers.
+    src_embedding = TokenEmbedding(src_vocab_size, embed_size, pad_id=pad_id, name="src_embedding")
+    encoder_grus = [
+        keras.layers.GRU(
+            num_hiddens,
+            return_sequences=True,
+            return_state=True,
+            dropout=dropout,
+            name=f"encoder_gru_{i}",
+        )
+        for i in range(num_layers)
+    ]
+    tgt_embedding = TokenEmbedding(tgt_vocab_size, embed_size, pad_id=pad_id, name="tgt_embedding")
+    input_dropout = keras.layers.Dropout(dropout, name="decoder_input_dropout")
+    decoder = BahdanauDecoder(num_hiddens, num_layers, dropout, name="decoder")
+    output_dropout = keras.layers.Dropout(dropout, name="decoder_output_dropout")
+    output_dense = keras.layers.Dense(tgt_vocab_size, dtype="float32", name="output_dense")
+
+    # Functional graph.
+    src_ids = keras.Input(shape=(None,), dtype="int32", name="src_ids")
+    tgt_in_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_in_ids")
+    X = src_embedding(src_ids)  # (B, S, E), masked where src == pad
+    enc_states = []
+    for gru in encoder_grus:
+        X, state = gru(X)  # (B, S, H), (B, H) at the last valid position
+        enc_states.append(state)
+    Y = input_dropout(tgt_embedding(tgt_in_ids))  # (B, T, E)
+    Y, attention = decoder(Y, X, enc_states, return_attention_scores=True)
+    logits = output_dense(output_dropout(Y))  # (B, T, V)
+    outputs = {"logits": logits, "attention": attention} if return_attention_scores else logits
+
+    # Config.
+    return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, outputs, name=name)
+
+
+class BahdanauInference:
+    """Step-by-step decoding with a model built by `bahdanau_seq2seq`.
+
+    Args:
+        model: a `keras.Model` built by `bahdanau_seq2seq`.
+        max_len: int. Longest output (unused by the state; kept for the
+            interface shared with `TransformerInference`).
+    """
+
+    def __init__(self, model, max_len):
+        self.model = model
+        self.max_len = max_len
+        self.src_embedding = model.get_layer("src_embedding")
+        self.decoder = model.get_layer("decoder")
+        self.encoder_grus = [
+            model.get_layer(f"encoder_gru_{i}") for i in range(self.decoder.num_layers)
+        ]
+        self.tgt_embedding = model.get_layer("tgt_embedding")
+        self.output_dense = model.get_layer("output_dense")
+        self.pad_id = self.src_embedding.pad_id
+
+    def encode(self, src_ids):
+        """Returns the state: encoder outputs, source mask, hidden states `(N, B, H)`."""
+        src_ids = ops.convert_to_tensor(src_ids, "int32")
+        src_mask = ops.not_equal(src_ids, self.pad_id)
+        X = self.src_embedding(src_ids)
+        states = []
+        for gru in self.encoder_grus:
+            X, state = gru(X, mask=src_mask, training=False)
+            states.append(state)
+        return {"enc_outputs": X, "src_mask": src_mask, "hidden": ops.stack(states, axis=0)}
+
+    def step(self, tokens, state, index):
+        """Decodes one step; see `TransformerInference.step`."""
+        x = self.tgt_embedding(tokens)  # (B, E)
+        hidden = [state["hidden"][i] for i in range(self.decoder.num_layers)]
+        output, hidden, attention = self.decoder.step(
+            x, hidden, state["enc_outputs"], state["src_mask"], training=False
+        )
+        logits = self.output_dense(output)  # (B, V)
+        return logits, {**state, "hidden": ops.stack(hidden, axis=0)}, attention
+
+    @staticmethod
+    def batch_axes():
+        """The batch axis of each state entry, for reordering beams."""
+        return {"enc_outputs": 0, "src_mask": 0, "hidden": 1}

@@ -1,0 +1,211 @@
+"""Pictures of attention: weight heatmaps and training curves.
+
+D2L section "Queries, Keys, and Values" (`show_heatmaps`) and D2L's training
+plots. Everything draws on the Agg canvas through matplotlib's
+object-oriented API: no window, no display needed, and the global pyplot
+state (and backend) of the caller is left alone. Figures are returned, and
+written as PNG files atomically when a path is given.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+from keras import ops
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = [
+    "show_heatmaps",
+    "plot_history",
+    "history_to_dataframe",
+    "new_figure",
+    "save_figure",
+]
+
+
+def _to_numpy(x):
+    """A numpy array from numpy data or a tensor of any Keras backend."""
+    if isinstance(x, np.ndarray):
+        return x
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def new_figure(figsize):
+    """A `Figure` drawn by the Agg canvas, outside pyplot."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path, dpi=100):
+    """Writes `fig` as a PNG at `path`, atomically.
+
+    The image goes to a temporary file in the same directory, which then
+    replaces `path` (`os.replace`), so no half-written PNG is ever seen.
+    Parent directories are created.
+
+    Args:
+        fig: `matplotlib.figure.Figure`.
+        path: str or path-like. Destination file.
+        dpi: int. Resolution. Defaults to `100`.
+
+    Returns:
+        `path` as a string.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def show_heatmaps(
+    matrices,
+    xlabel,
+    ylabel,
+    titles=None,
+    figsize=(2.5, 2.5),
+    cmap="Reds",
+    path=None,
+):
+    """Draws a grid of heatmaps, e.g. attention weights, as D2L does.
+
+    D2L section "Queries, Keys, and Values": one heatmap per `(row, col)`,
+    sharing axes and one colour bar.
+
+    Args:
+        matrices: numpy array or tensor of shape `(rows, cols, Q, K)`, e.g.
+            attention weights `(1, 1, Q, K)` or per-head weights
+            `(layers, heads, Q, K)`.
+        xlabel: str. Label of the x axis (bottom row), e.g. `"Keys"`.
+        ylabel: str. Label of the y axis (first column), e.g. `"Queries"`.
+        titles: optional sequence of `cols` strings, one per column.
+        figsize: (width, height) in inches. Defaults to `(2.5, 2.5)`.
+        cmap: str. Matplotlib colour map. Defaults to `"Reds"`.
+        path: optional str or path-like. Where to write a PNG.
+
+    Returns:
+        The `matplotlib.figure.Figure`.
+
+    Example:
+    >>> fig = show_heatmaps(np.eye(10).reshape(1, 1, 10, 10), "Keys", "Queries")
+    """
+    matrices = _to_numpy(matrices)
+    if matrices.ndim != 4 or 0 in matrices.shape:
+        raise ValueError(
+            "`matrices` must have shape (rows, cols, num_queries, num_keys) "
+            f"with no empty axis; got matrices.shape={matrices.shape}."
+        )
+    num_rows, num_cols = matrices.shape[:2]
+    if titles is not None and len(titles) != num_cols:
+        raise ValueError(
+            f"`titles` must hold one title per column ({num_cols}); got "
+            f"{len(titles)} titles."
+        )
+    matrices = matrices.astype(np.float32)
+    fig = new_figure(figsize)
+    axes = fig.subplots(num_rows, num_cols, sharex=True, sharey=True, squeeze=False)
+    vmin, vmax = float(matrices.min()), float(matrices.max())
+    for i, (row_axes, row_matrices) in enumerate(zip(axes, matrices)):
+        for j, (ax, matrix) in enumerate(zip(row_axes, row_matrices)):
+            pcm = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax)
+            if i == num_rows - 1:
+                ax.set_xlabel(xlabel)
+            if j == 0:
+                ax.set_ylabel(ylabel)
+            if titles:
+                ax.set_title(titles[j])
+    fig.colorbar(pcm, ax=axes, shrink=0.6)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def history_to_dataframe(history):
+    """A `pandas.DataFrame` of a training history, one row per epoch.
+
+    Args:
+        history: `keras.callbacks.History` (what `fit` returns), a dict of
+            metric name -> list of values, or a `pandas.DataFrame`.
+
+    Returns:
+        A DataFrame with one column per metric (`loss`, `val_loss`, ...)
+        and an index named `epoch`, starting at 1 (a DataFrame given in
+        keeps its own index, named `epoch` if it had no name).
+    """
+    import pandas as pd
+
+    if isinstance(history, pd.DataFrame):
+        frame = history.copy()
+    else:
+        logs = getattr(history, "history", history)
+        if not isinstance(logs, dict):
+            raise ValueError(
+                "`history` must be a keras History, a dict of lists or a "
+                f"pandas DataFrame; got {type(history).__name__}."
+            )
+        lengths = {len(v) for v in logs.values()}
+        if len(lengths) > 1:
+            raise ValueError(
+                "`history` metrics must have one value per epoch each; got "
+                f"lengths {sorted(lengths)}."
+            )
+        frame = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in logs.items()})
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
+    if frame.index.name is None:
+        frame.index.name = "epoch"
+    return frame
+
+
+def plot_history(history_or_dataframe, path, figsize=(4.5, 3.0), title=None):
+    """Writes training curves as a PNG and returns them as a DataFrame.
+
+    One line per metric; a validation metric (`val_x`) is dashed and drawn
+    in the colour of its training metric `x`.
+
+    Args:
+        history_or_dataframe: `keras.callbacks.History`, dict of lists, or
+            `pandas.DataFrame` (see `history_to_dataframe`).
+        path: str or path-like. Where to write the PNG.
+        figsize: (width, height) in inches. Defaults to `(4.5, 3.0)`.
+        title: optional str.
+
+    Returns:
+        The `pandas.DataFrame` that was plotted.
+
+    Example:
+    >>> frame = plot_history({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]},
+    ...                      "curves.png")
+    """
+    frame = history_to_dataframe(history_or_dataframe)
+    if frame.empty:
+        raise ValueError("`history_or_dataframe` holds no epochs to plot.")
+    fig = new_figure(figsize)
+    ax = fig.subplots()
+    colors = {}
+    train_columns = [c for c in frame.columns if not str(c).startswith("val_")]
+    val_columns = [c for c in frame.columns if str(c).startswith("val_")]
+    for column in train_columns:
+        (line,) = ax.plot(frame.index, frame[column], "-", label=str(column))
+        colors[str(column)] = line.get_color()
+    for column in val_columns:
+        color = colors.get(str(column)[len("val_"):])
+        ax.plot(frame.index, frame[column], "--", color=color, label=str(column))
+    ax.set_xlabel(frame.index.name or "epoch")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    save_figure(fig, path)
+    return frame

@@ -1,0 +1,124 @@
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from keras_attention import viz
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def read_png(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_show_heatmaps_identity_like_d2l(tmp_path):
+    path = tmp_path / "eye.png"
+    fig = viz.show_heatmaps(
+        np.eye(10).reshape(1, 1, 10, 10), xlabel="Keys", ylabel="Queries", path=path
+    )
+    assert isinstance(fig, Figure)
+    heat_ax = fig.axes[0]
+    np.testing.assert_array_equal(heat_ax.images[0].get_array(), np.eye(10))
+    assert heat_ax.get_xlabel() == "Keys" and heat_ax.get_ylabel() == "Queries"
+    assert len(fig.axes) == 2  # one heatmap, one colour bar
+    assert read_png(path).startswith(PNG_MAGIC)
+    # Written atomically: nothing but the PNG is left in the directory.
+    assert os.listdir(tmp_path) == ["eye.png"]
+
+
+def test_show_heatmaps_grid_labels_titles_and_shared_scale(tmp_path):
+    matrices = np.random.RandomState(0).rand(2, 3, 4, 5)
+    matrices[1, 2] *= 3.0
+    fig = viz.show_heatmaps(
+        keras.ops.convert_to_tensor(matrices),  # tensors are accepted
+        "Keys",
+        "Queries",
+        titles=["Head 1", "Head 2", "Head 3"],
+        figsize=(6, 4),
+        cmap="Blues",
+    )
+    heat_axes = fig.axes[:6]
+    assert [ax.get_title() for ax in heat_axes] == ["Head 1", "Head 2", "Head 3"] * 2
+    assert [ax.get_xlabel() for ax in heat_axes] == ["", "", "", "Keys", "Keys", "Keys"]
+    assert [ax.get_ylabel() for ax in heat_axes] == ["Queries", "", "", "Queries", "", ""]
+    for ax, matrix in zip(heat_axes, matrices.reshape(6, 4, 5)):
+        np.testing.assert_allclose(ax.images[0].get_array(), matrix, rtol=1e-6)
+        assert ax.images[0].get_clim() == pytest.approx((matrices.min(), matrices.max()))
+        assert ax.images[0].get_cmap().name == "Blues"
+    assert tuple(fig.get_size_inches()) == (6, 4)
+
+
+def test_save_replaces_existing_file_and_creates_directories(tmp_path):
+    path = tmp_path / "sub" / "dir" / "w.png"
+    viz.show_heatmaps(np.ones((1, 1, 2, 2)), "k", "q", path=path)
+    first = read_png(path)
+    viz.show_heatmaps(np.eye(3).reshape(1, 1, 3, 3), "k", "q", path=path)
+    assert read_png(path) != first and read_png(path).startswith(PNG_MAGIC)
+    assert os.listdir(path.parent) == ["w.png"]
+
+
+def test_failed_save_leaves_no_file(tmp_path):
+    fig = viz.show_heatmaps(np.ones((1, 1, 2, 2)), "k", "q")
+    with pytest.raises(Exception):
+        viz.save_figure(fig, tmp_path / "x.png", dpi="not a number")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "shape", [(10, 10), (1, 10, 10), (1, 1, 1, 10, 10), (0, 1, 3, 3)]
+)
+def test_show_heatmaps_bad_shape_raises(shape):
+    with pytest.raises(
+        ValueError,
+        match=r"`matrices` must have shape \(rows, cols, num_queries, num_keys\) "
+        r"with no empty axis; got matrices.shape=",
+    ):
+        viz.show_heatmaps(np.zeros(shape), "Keys", "Queries")
+
+
+def test_show_heatmaps_bad_titles_raise():
+    with pytest.raises(ValueError, match=r"`titles` must hold one title per column \(2\); got 1"):
+        viz.show_heatmaps(np.zeros((1, 2, 3, 3)), "k", "q", titles=["a"])
+
+
+def test_history_to_dataframe_from_dict_and_history():
+    frame = viz.history_to_dataframe({"loss": [3.0, 2.0, 1.0], "val_loss": [4, 3, 2]})
+    assert list(frame.columns) == ["loss", "val_loss"]
+    assert list(frame.index) == [1, 2, 3] and frame.index.name == "epoch"
+    np.testing.assert_allclose(frame["val_loss"], [4, 3, 2])
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+    history = model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0)
+    frame = viz.history_to_dataframe(history)
+    assert list(frame.columns) == ["loss", "val_loss"] and len(frame) == 2
+    np.testing.assert_allclose(frame["loss"], history.history["loss"])
+
+
+def test_history_to_dataframe_bad_input_raises():
+    with pytest.raises(ValueError, match=r"`history` must be a keras History"):
+        viz.history_to_dataframe([1, 2, 3])
+    with pytest.raises(ValueError, match=r"one value per epoch each; got lengths \[1, 2\]"):
+        viz.history_to_dataframe({"loss": [1.0], "val_loss": [1.0, 2.0]})
+
+
+def test_plot_history_writes_png_and_returns_dataframe(tmp_path):
+    path = tmp_path / "curves.png"
+    source = pd.DataFrame({"loss": [1.0, 0.5, 0.25], "val_loss": [1.2, 0.8, 0.6]})
+    frame = viz.plot_history(source, path)
+    pd.testing.assert_frame_equal(frame, source.rename_axis("epoch"), check_names=True)
+    assert read_png(path).startswith(PNG_MAGIC)
+    assert os.listdir(tmp_path) == ["curves.png"]
+    frame = viz.plot_history({"loss": [2.0, 1.0]}, tmp_path / "c2.png")
+    assert list(frame["loss"]) == [2.0, 1.0]
+
+
+def test_plot_history_empty_raises(tmp_path):
+    with pytest.raises(ValueError, match=r"`history_or_dataframe` holds no epochs"):
+        viz.plot_history({"loss": []}, tmp_path / "x.png")
