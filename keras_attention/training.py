@@ -1,0 +1,134 @@
+"""Training a sequence-to-sequence model with `fit`, the way a long job should run.
+
+`compile_seq2seq` sets up D2L's optimisation (Adam, gradient clipping at
+norm 1) with a loss and an accuracy that ignore padding; `fit_with_logs`
+adds what a run that takes minutes or hours needs: the Keras progress bar,
+TensorBoard logs, `BackupAndRestore` (a killed run resumes where it
+stopped), the best checkpoint by validation loss (written atomically), and
+the history as a pandas DataFrame, a CSV file and a loss-curve PNG.
+"""
+
+import os
+import pathlib
+import tempfile
+
+import keras
+
+from keras_attention import viz
+from keras_attention.metrics import MaskedAccuracy, MaskedSparseCategoricalCrossentropy
+
+__all__ = ["compile_seq2seq", "AtomicBestCheckpoint", "fit_with_logs"]
+
+
+def compile_seq2seq(model, learning_rate=0.005, clipnorm=1.0, pad_id=0, jit_compile=True):
+    """Compiles `model` with a padding-masked loss and accuracy.
+
+    Args:
+        model: a `keras.Model` returning logits `(B, T, V)`.
+        learning_rate: float. Adam's learning rate. Defaults to `0.005` (D2L).
+        clipnorm: float or None. Clip the global gradient norm to this value
+            (D2L's `gradient_clip_val=1`). Defaults to `1.0`.
+        pad_id: int. Label id that neither adds loss nor counts for accuracy.
+        jit_compile: bool. Compile the train step with XLA.
+
+    Returns:
+        `model`, compiled.
+    """
+    optimizer = keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
+    model.compile(
+        optimizer=optimizer,
+        loss=MaskedSparseCategoricalCrossentropy(pad_id=pad_id),
+        metrics=[MaskedAccuracy(pad_id=pad_id)],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+class AtomicBestCheckpoint(keras.callbacks.Callback):
+    """Saves the model as `.keras` whenever `monitor` improves, atomically.
+
+    The file is written under a temporary name in the same directory, then
+    renamed over `path`, so an interrupted save never leaves a half file.
+
+    Args:
+        path: str or path. Destination `.keras` file.
+        monitor: str. Logged quantity to minimise. Defaults to `"val_loss"`.
+    """
+
+    def __init__(self, path, monitor="val_loss"):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self.monitor = monitor
+        self.best = float("inf")
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value < self.best:
+            return
+        self.best = float(value)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".keras", dir=self.path.parent)
+        os.close(fd)
+        try:
+            self.model.save(tmp)
+            os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def fit_with_logs(
+    model,
+    train_data,
+    validation_data=None,
+    epochs=10,
+    out_dir="outputs/run",
+    verbose=1,
+    callbacks=(),
+    resume=True,
+):
+    """`model.fit` with progress bar, TensorBoard, resume, best checkpoint and history files.
+
+    Writes under `out_dir`: `logs/` (TensorBoard), `backup/` (the
+    `BackupAndRestore` state; removed by Keras when training completes),
+    `best.keras` (with validation data), `history.csv` and `loss.png`.
+
+    Args:
+        model: a compiled `keras.Model`.
+        train_data: a `tf.data.Dataset` (or anything `fit` accepts).
+        validation_data: optional validation data.
+        epochs: int.
+        out_dir: str or path.
+        verbose: int. Keras verbosity (1: progress bar).
+        callbacks: extra Keras callbacks.
+        resume: bool. Use `BackupAndRestore`, so a killed run started again
+            with the same `out_dir` continues from its last saved state.
+
+    Returns:
+        The history as a pandas DataFrame (one row per epoch).
+    """
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_callbacks = [keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs"))]
+    if resume:
+        all_callbacks.append(
+            keras.callbacks.BackupAndRestore(backup_dir=str(out_dir / "backup"), save_freq="epoch")
+        )
+    if validation_data is not None:
+        all_callbacks.append(AtomicBestCheckpoint(out_dir / "best.keras"))
+    all_callbacks.extend(callbacks)
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        callbacks=all_callbacks,
+        verbose=verbose,
+    )
+    frame = viz.history_to_dataframe(history)
+    csv = out_dir / "history.csv"
+    tmp = csv.with_suffix(".csv.tmp")
+    frame.to_csv(tmp, index_label="epoch")
+    os.replace(tmp, csv)
+    if len(frame):
+        viz.plot_history(frame, out_dir / "loss.png")
+    return frame
