@@ -39,6 +39,18 @@ def _check_bool(name, value):
     return value
 
 
+# Backends whose `keras.ops.dot_product_attention` is a fused kernel.
+_FUSED_BACKENDS = ("jax", "torch")
+
+
+def _check_fused(use_fused_op):
+    if use_fused_op is not None and not isinstance(use_fused_op, bool):
+        raise ValueError(
+            f"`use_fused_op` must be True, False or None; got use_fused_op={use_fused_op!r}."
+        )
+    return use_fused_op
+
+
 def _check_keys_values(keys_shape, values_shape):
     """Keys and values pair up one to one along axis 1."""
     k_len, v_len = keys_shape[1], values_shape[1]
@@ -104,10 +116,13 @@ class DotProductAttention(keras.layers.Layer):
 
     Args:
         dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
-        use_fused_op: bool. Compute the output with
+        use_fused_op: bool or None. Compute the output with
             `keras.ops.dot_product_attention` when the weights are not needed
             (no `return_attention_scores`, no attention dropout in training);
-            it gives the same numbers. Defaults to `True`.
+            it gives the same numbers. `None` (the default) uses it where the
+            backend has a fused kernel (JAX, PyTorch) and not on TensorFlow,
+            whose version is plain einsum + softmax and measured 7-14 % slower
+            than ours (`benchmarks/attention.py`).
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -135,10 +150,10 @@ class DotProductAttention(keras.layers.Layer):
     (None, None, 4)
     """
 
-    def __init__(self, dropout=0.0, use_fused_op=True, **kwargs):
+    def __init__(self, dropout=0.0, use_fused_op=None, **kwargs):
         super().__init__(**kwargs)
         self.dropout = _check_dropout(dropout)
-        self.use_fused_op = _check_bool("use_fused_op", use_fused_op)
+        self.use_fused_op = _check_fused(use_fused_op)
         self.supports_masking = True
 
     def build(self, queries_shape, keys_shape=None, values_shape=None):
@@ -192,7 +207,10 @@ class DotProductAttention(keras.layers.Layer):
 
         scale = 1.0 / math.sqrt(queries.shape[-1])
         dropout_active = self.dropout > 0 and bool(training)
-        if self.use_fused_op and not return_attention_scores and not dropout_active:
+        use_fused = self.use_fused_op
+        if use_fused is None:
+            use_fused = keras.backend.backend() in _FUSED_BACKENDS
+        if use_fused and not return_attention_scores and not dropout_active:
             return self._fused(queries, keys, values, mask, scale, heads)
 
         queries = queries * ops.cast(scale, queries.dtype)
@@ -376,8 +394,9 @@ class MultiHeadAttention(keras.layers.Layer):
             (RoFormer, `RotaryEmbedding`) before attending. Defaults to `False`.
         rotary_max_wavelength: int. Longest wavelength of the rotary
             embedding. Defaults to `10000`.
-        use_fused_op: bool. Use `keras.ops.dot_product_attention` when the
-            weights are not needed; same numbers. Defaults to `True`.
+        use_fused_op: bool or None. Use `keras.ops.dot_product_attention`
+            when the weights are not needed; same numbers. `None` (the
+            default): only on backends with a fused kernel (JAX, PyTorch).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -416,7 +435,7 @@ class MultiHeadAttention(keras.layers.Layer):
         use_bias=False,
         use_rotary=False,
         rotary_max_wavelength=10000,
-        use_fused_op=True,
+        use_fused_op=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -433,7 +452,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.rotary_max_wavelength = _check_positive_int(
             "rotary_max_wavelength", rotary_max_wavelength
         )
-        self.use_fused_op = _check_bool("use_fused_op", use_fused_op)
+        self.use_fused_op = _check_fused(use_fused_op)
         self.head_dim = num_hiddens // num_heads
         if use_rotary and self.head_dim % 2:
             raise ValueError(
