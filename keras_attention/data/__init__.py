@@ -1,0 +1,45 @@
+"""Data for the translation tasks: downloads, tokenizers, tf.data pipelines.
+
+This subpackage needs TensorFlow (tf.data, tf.lookup, tensorflow-text); the
+rest of `keras_attention` does not import it.
+"""
+
+from keras_attention.data.dates import DATE_FORMS, format_date, generate_dates
+from keras_attention.data.download import find_or_download
+from keras_attention.data.tokenizers import (
+    RESERVED_TOKENS,
+    CharTokenizer,
+    WordPieceTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    preprocess_d2l,
+)
+from keras_attention.data.translation import (
+    TranslationTask,
+    load_dates,
+    load_fra_eng,
+    load_fra_eng_full,
+    read_fra_eng,
+    split_by_source,
+    valid_lengths,
+)
+
+__all__ = [
+    "DATE_FORMS",
+    "RESERVED_TOKENS",
+    "CharTokenizer",
+    "TranslationTask",
+    "WordPieceTokenizer",
+    "WordTokenizer",
+    "find_or_download",
+    "format_date",
+    "generate_dates",
+    "load_dates",
+    "load_fra_eng",
+    "load_fra_eng_full",
+    "load_tokenizer",
+    "preprocess_d2l",
+    "read_fra_eng",
+    "split_by_source",
+    "valid_lengths",
+]

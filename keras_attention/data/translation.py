@@ -1,0 +1,339 @@
+"""Translation tasks: sentence pairs, tokenizers and `tf.data` pipelines.
+
+D2L's `MTFraEng` (sections "Machine Translation and the Dataset" and
+"Encoder-Decoder Seq2Seq for Machine Translation") as a `TranslationTask`,
+with three loaders:
+
+- `load_dates`: the embedded default, dates in words to ISO dates (no files).
+- `load_fra_eng`: D2L's English-French configuration (the first lines of
+  `fra.txt`, word tokens, `min_freq=2`, `num_steps=9`).
+- `load_fra_eng_full`: all 167,130 pairs with a held-out split, word or
+  WordPiece tokens.
+
+Batches are `({"src_ids": (B, T), "tgt_in_ids": (B, T)}, tgt_out_ids (B, T))`,
+int32, `T = num_steps`, with D2L's truncation: the source is
+`(tokens + [<eos>])[:T]` padded with `<pad>`; the target is
+`[<bos>] + (tokens + [<eos>])[:T]` padded to `T + 1`, of which the decoder
+reads `[:-1]` and predicts `[1:]`.
+"""
+
+import dataclasses
+import itertools
+import random
+
+import tensorflow as tf
+
+from keras_attention.data import dates as dates_lib
+from keras_attention.data.download import find_or_download
+from keras_attention.data.tokenizers import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    RESERVED_TOKENS,
+    CharTokenizer,
+    WordPieceTokenizer,
+    WordTokenizer,
+    preprocess_d2l,
+)
+
+FRA_ENG_PATH = "fra-eng/fra.txt"
+FRA_ENG_URL = "http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip"
+FRA_ENG_SHA256 = "0bb85dbaa1c896844649094d7eaf2e34bee34e84fe362b26ce7e8f2e12aae104"
+
+
+def _fit(ragged_ids, length):
+    """`(B, None)` ragged ids -> `(B, length)` int32: cut or padded with `<pad>`."""
+    return ragged_ids.to_tensor(default_value=PAD_ID, shape=[None, length])
+
+
+def _column(ragged_ids, token_id):
+    """A `(B, 1)` ragged column of `token_id`, batch size taken from `ragged_ids`."""
+    batch = ragged_ids.nrows(out_type=tf.int64)
+    return tf.RaggedTensor.from_tensor(tf.fill(tf.stack([batch, 1]), token_id))
+
+
+def encode_source_ids(tokenizer, strings, num_steps):
+    """`(B,)` strings -> `(B, num_steps)` int32: `(tokens + [<eos>])[:num_steps]`, padded.
+
+    D2L's source encoding; training data and exported translators share it.
+    """
+    tokens = tokenizer.tokenize(strings)
+    return _fit(tf.concat([tokens, _column(tokens, EOS_ID)], axis=1), num_steps)
+
+
+def valid_lengths(ids, pad_id=PAD_ID):
+    """D2L's `valid_len`: how many ids in each row are not `<pad>`, `(B, T)` -> `(B,)` int32."""
+    return tf.reduce_sum(tf.cast(tf.not_equal(ids, pad_id), tf.int32), axis=1)
+
+
+@dataclasses.dataclass
+class TranslationTask:
+    """Sentence pairs with their tokenizers and fixed sequence length.
+
+    Args:
+        name: str. E.g. `"dates"`, `"fra-eng"`.
+        train_pairs: list of `(source, target)` str.
+        val_pairs: list of `(source, target)` str.
+        src_tokenizer: a tokenizer from `keras_attention.data.tokenizers`.
+        tgt_tokenizer: a tokenizer from `keras_attention.data.tokenizers`.
+        num_steps: int. `T`, the length of every id sequence.
+    """
+
+    name: str
+    train_pairs: list = dataclasses.field(repr=False)
+    val_pairs: list = dataclasses.field(repr=False)
+    src_tokenizer: object
+    tgt_tokenizer: object
+    num_steps: int
+
+    def __post_init__(self):
+        if not isinstance(self.num_steps, int) or self.num_steps < 1:
+            raise ValueError(f"`num_steps` must be a positive int; got num_steps={self.num_steps!r}.")
+
+    @property
+    def pad_id(self):
+        return PAD_ID
+
+    # -- encoding (TensorFlow ops; usable in tf.data and in tf.function) --
+
+    def encode_source(self, strings):
+        """`(B,)` strings -> `src_ids` `(B, T)` int32: `(tokens + [<eos>])[:T]`, padded."""
+        return encode_source_ids(self.src_tokenizer, strings, self.num_steps)
+
+    def encode_target(self, strings):
+        """`(B,)` strings -> `(tgt_in_ids, tgt_out_ids)`, each `(B, T)` int32.
+
+        The full target is `[<bos>] + (tokens + [<eos>])[:T]` padded to `T + 1`;
+        `tgt_in_ids` is its `[:-1]` and `tgt_out_ids` its `[1:]`.
+        """
+        tokens = self.tgt_tokenizer.tokenize(strings)
+        full = tf.concat([_column(tokens, BOS_ID), tokens, _column(tokens, EOS_ID)], axis=1)
+        full = _fit(full, self.num_steps + 1)  # (B, T + 1)
+        return full[:, :-1], full[:, 1:]
+
+    def encode(self, src_strings, tgt_strings, include_valid_len=False):
+        """A batch of string pairs -> `(features, tgt_out_ids)` as in the datasets."""
+        src_ids = self.encode_source(src_strings)
+        tgt_in_ids, tgt_out_ids = self.encode_target(tgt_strings)
+        features = {"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}
+        if include_valid_len:
+            features["src_valid_len"] = valid_lengths(src_ids)
+        return features, tgt_out_ids
+
+    def decode_target(self, ids):
+        """`(B, T)` target ids -> `(B,)` strings (stops at the first `<eos>`)."""
+        return self.tgt_tokenizer.detokenize(ids)
+
+    # -- datasets -----------------------------------------------------------
+
+    def _dataset(self, pairs, batch_size, shuffle, seed, drop_remainder, include_valid_len):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int; got batch_size={batch_size!r}.")
+        sources = tf.constant([s for s, _ in pairs], dtype=tf.string, shape=[len(pairs)])
+        targets = tf.constant([t for _, t in pairs], dtype=tf.string, shape=[len(pairs)])
+        ds = tf.data.Dataset.from_tensor_slices((sources, targets))
+        if shuffle and pairs:
+            ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(
+            lambda src, tgt: self.encode(src, tgt, include_valid_len),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def train_dataset(self, batch_size, shuffle=True, seed=0, drop_remainder=False,
+                      include_valid_len=False):
+        """Training batches, reshuffled every epoch.
+
+        Args:
+            batch_size: int.
+            shuffle: bool. Shuffle all pairs (the same order for the same `seed`).
+                Defaults to `True`.
+            seed: int. Shuffle seed. Defaults to `0`.
+            drop_remainder: bool. Drop the last, smaller batch. Defaults to `False`.
+            include_valid_len: bool. Add `"src_valid_len"` `(B,)` to the
+                features. Defaults to `False`.
+
+        Returns:
+            `tf.data.Dataset` of `({"src_ids", "tgt_in_ids"}, tgt_out_ids)`,
+            each `(B, num_steps)` int32.
+        """
+        return self._dataset(self.train_pairs, batch_size, shuffle, seed, drop_remainder,
+                             include_valid_len)
+
+    def val_dataset(self, batch_size, include_valid_len=False):
+        """Validation batches, in order; as `train_dataset`."""
+        return self._dataset(self.val_pairs, batch_size, False, None, False, include_valid_len)
+
+
+# --------------------------------------------------------------------------
+# Loaders
+# --------------------------------------------------------------------------
+
+
+def load_dates(num_train=20000, num_val=1000, num_steps=None, seed=0, forms=None):
+    """The embedded default task: dates in words to ISO dates.
+
+    Args:
+        num_train: int. Training pairs. Defaults to `20000`.
+        num_val: int. Validation pairs (no source shared with training).
+            Defaults to `1000`.
+        num_steps: int. Sequence length `T`. Defaults to `None`: the longest
+            source plus `<eos>` (ISO targets need 11).
+        seed: int. Seed of `generate_dates`. Defaults to `0`.
+        forms: list[str]. Surface forms from `dates.DATE_FORMS`. Defaults to all.
+
+    Returns:
+        A `TranslationTask` whose source tokenizer is a `WordTokenizer` over
+        every word a date can contain and whose target tokenizer is a
+        `CharTokenizer` over `-0123456789`, so `decode_target` gives
+        `"1994-03-23"`.
+    """
+    pairs = dates_lib.generate_dates(num_train + num_val, seed=seed, forms=forms)
+    src_tokenizer = WordTokenizer(list(RESERVED_TOKENS) + dates_lib.source_words())
+    tgt_tokenizer = CharTokenizer(list(RESERVED_TOKENS) + list(dates_lib.TARGET_CHARS))
+    if num_steps is None:
+        num_steps = max(
+            max((len(src.split(" ")) + 1 for src, _ in pairs), default=1),
+            max((len(tgt) + 1 for _, tgt in pairs), default=1),
+        )
+    return TranslationTask(
+        name="dates",
+        train_pairs=pairs[:num_train],
+        val_pairs=pairs[num_train:],
+        src_tokenizer=src_tokenizer,
+        tgt_tokenizer=tgt_tokenizer,
+        num_steps=num_steps,
+    )
+
+
+def fra_eng_path(data_dir=None):
+    """Path of `fra-eng/fra.txt`, found or downloaded (see `find_or_download`)."""
+    return find_or_download(
+        FRA_ENG_PATH, url=FRA_ENG_URL, sha256=FRA_ENG_SHA256, extract="zip", data_dir=data_dir
+    )
+
+
+def read_fra_eng(data_dir=None, max_lines=None):
+    """English-French pairs from `fra.txt`, in file order.
+
+    Like D2L's `_tokenize`, lines that do not hold exactly one tab are skipped.
+
+    Args:
+        data_dir: str or path. Searched first for `fra-eng/fra.txt`.
+        max_lines: int. Read only this many lines. Defaults to `None` (all).
+
+    Returns:
+        list of `(english, french)` raw strings.
+    """
+    with open(fra_eng_path(data_dir), encoding="utf-8") as f:
+        lines = itertools.islice(f, max_lines)
+        parts = (line.rstrip("\n").split("\t") for line in lines)
+        return [(p[0], p[1]) for p in parts if len(p) == 2]
+
+
+def load_fra_eng(num_train=512, num_val=128, num_steps=9, min_freq=2, data_dir=None):
+    """D2L's English-French task (`MTFraEng`), on the first lines of `fra.txt`.
+
+    Reproduces D2L exactly: its `_tokenize` stops *after* line index
+    `num_train + num_val`, so it reads `num_train + num_val + 1` lines; the
+    first `num_train` pairs train and the rest (`num_val + 1` of them)
+    validate. The vocabularies count, as D2L's do, each sentence's first
+    `num_steps` tokens across all those lines, keeping those seen `min_freq`
+    times. With the defaults they hold 195 source tokens (D2L's 194 plus
+    `<bos>`, which D2L's source vocabulary lacks) and 214 target tokens.
+
+    Args:
+        num_train: int. Defaults to `512`.
+        num_val: int. Defaults to `128`.
+        num_steps: int. Defaults to `9`.
+        min_freq: int. Defaults to `2`.
+        data_dir: str or path. Searched first for `fra-eng/fra.txt`.
+
+    Returns:
+        A `TranslationTask` with `WordTokenizer`s (D2L preprocessing).
+    """
+    if num_train < 1 or num_val < 0:
+        raise ValueError(
+            f"`num_train` must be >= 1 and `num_val` >= 0; got num_train={num_train}, "
+            f"num_val={num_val}."
+        )
+    pairs = read_fra_eng(data_dir, max_lines=num_train + num_val + 1)
+    src_tokenizer = WordTokenizer.build([s for s, _ in pairs], min_freq=min_freq, max_len=num_steps)
+    tgt_tokenizer = WordTokenizer.build([t for _, t in pairs], min_freq=min_freq, max_len=num_steps)
+    return TranslationTask(
+        name="fra-eng",
+        train_pairs=pairs[:num_train],
+        val_pairs=pairs[num_train:],
+        src_tokenizer=src_tokenizer,
+        tgt_tokenizer=tgt_tokenizer,
+        num_steps=num_steps,
+    )
+
+
+def split_by_source(pairs, num_val, seed=0):
+    """A deterministic held-out split that never shares a source sentence.
+
+    Pairs are grouped by their preprocessed source; groups are visited in a
+    `random.Random(seed)` order and go to validation while they fit in
+    `num_val`. Both parts keep the file order.
+
+    Returns:
+        `(train_pairs, val_pairs)`, `len(val_pairs) == num_val` unless no
+        remaining group fits.
+    """
+    groups = {}
+    for index, (src, _) in enumerate(pairs):
+        groups.setdefault(preprocess_d2l(src), []).append(index)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    val_indices = set()
+    for group in order:
+        if len(val_indices) >= num_val:
+            break
+        if len(val_indices) + len(group) <= num_val:
+            val_indices.update(group)
+    train = [p for i, p in enumerate(pairs) if i not in val_indices]
+    val = [p for i, p in enumerate(pairs) if i in val_indices]
+    return train, val
+
+
+def load_fra_eng_full(num_val=5000, num_steps=32, tokenizer="word", vocab_size=8000,
+                      min_freq=2, seed=0, data_dir=None):
+    """All English-French pairs, with a held-out validation split.
+
+    Args:
+        num_val: int. Validation pairs; their English sentences never occur in
+            training (see `split_by_source`). Defaults to `5000`.
+        num_steps: int. Sequence length `T`; 32 keeps all but a few dozen of
+            the 167,130 pairs whole in word tokens. Defaults to `32`.
+        tokenizer: str. `"word"` (D2L preprocessing, `min_freq`) or
+            `"wordpiece"` (subwords, `vocab_size` per language; learning them
+            takes about a minute). Defaults to `"word"`.
+        vocab_size: int. WordPiece vocabulary size. Defaults to `8000`.
+        min_freq: int. Word vocabulary threshold. Defaults to `2`.
+        seed: int. Seed of the split. Defaults to `0`.
+        data_dir: str or path. Searched first for `fra-eng/fra.txt`.
+
+    Returns:
+        A `TranslationTask`; vocabularies come from the training pairs only.
+    """
+    if tokenizer not in ("word", "wordpiece"):
+        raise ValueError(f'`tokenizer` must be "word" or "wordpiece"; got tokenizer={tokenizer!r}.')
+    pairs = read_fra_eng(data_dir)
+    train, val = split_by_source(pairs, num_val, seed=seed)
+    sources, targets = [s for s, _ in train], [t for _, t in train]
+    if tokenizer == "word":
+        src_tokenizer = WordTokenizer.build(sources, min_freq=min_freq)
+        tgt_tokenizer = WordTokenizer.build(targets, min_freq=min_freq)
+    else:
+        src_tokenizer = WordPieceTokenizer.build(sources, vocab_size=vocab_size)
+        tgt_tokenizer = WordPieceTokenizer.build(targets, vocab_size=vocab_size)
+    return TranslationTask(
+        name=f"fra-eng-full-{tokenizer}",
+        train_pairs=train,
+        val_pairs=val,
+        src_tokenizer=src_tokenizer,
+        tgt_tokenizer=tgt_tokenizer,
+        num_steps=num_steps,
+    )
