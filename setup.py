@@ -25,6 +25,7 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",
     "sacrebleu==2.6.0",
     "tqdm==4.70.1",
+    "tensorboard==2.21.0",
 ]
 
 EXTRAS_REQUIRE = {

@@ -365,6 +365,28 @@ class AdditiveAttention(keras.layers.Layer):
         }
 
 
+def _cache_key_mask(cache_len, start, num_new, new_keys_mask=None):
+    """Which of `cache_len` cached positions are keys after writing `num_new` at `start`.
+
+    Positions before `start` were written by earlier calls and are keys (the
+    cache does not remember their Keras masks: exclude them in later calls
+    with `attention_mask`);
+    positions `[start, start + num_new)` are the new keys, masked by their
+    Keras mask `(B, num_new)` when given; later positions are still empty.
+    Returns a boolean mask `(B or 1, 1, cache_len)`.
+    """
+    positions = ops.arange(cache_len, dtype="int32")[None, :]  # (1, L)
+    start = ops.cast(start, "int32")
+    filled = positions < start + num_new  # (1, L)
+    if new_keys_mask is None:
+        return ops.expand_dims(filled, 1)
+    # Look up each cache position's entry of the new keys' mask.
+    offsets = ops.clip(positions - start, 0, num_new - 1)[0]  # (L,)
+    new_valid = ops.take(ops.cast(new_keys_mask, "bool"), offsets, axis=1)  # (B, L)
+    valid = ops.logical_or(positions < start, ops.logical_and(filled, new_valid))
+    return ops.expand_dims(valid, 1)  # (B, 1, L)
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head attention.
@@ -536,10 +558,10 @@ class MultiHeadAttention(keras.layers.Layer):
             k = ops.slice_update(cache[:, 0], (0, start, 0), k_new)  # (B, S, D)
             v = ops.slice_update(cache[:, 1], (0, start, 0), v_new)  # (B, S, D)
             cache = ops.stack([k, v], axis=1)  # (B, 2, S, D)
-            # Only filled positions are keys; the rest of the cache is empty.
-            filled = start + ops.shape(keys)[1]
-            key_valid = ops.arange(ops.shape(k)[1], dtype="int32")[None, None, :] < filled
-            keys_mask = values_mask = None  # they describe the new keys only
+            key_valid = _cache_key_mask(
+                ops.shape(k)[1], start, ops.shape(keys)[1], ka_ops.merge_masks(keys_mask, values_mask)
+            )  # (B or 1, 1, S)
+            keys_mask = values_mask = None  # now part of `key_valid`
         num_keys = ops.shape(k)[1]
 
         mask = ka_ops.merge_masks(
