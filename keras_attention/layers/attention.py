@@ -14,29 +14,19 @@ import keras
 from keras import ops
 
 from keras_attention import ops as ka_ops
+from keras_attention.layers.checks import check_bool as _check_bool
+from keras_attention.layers.checks import check_dropout as _check_dropout
+from keras_attention.layers.checks import check_heads as _check_heads
+from keras_attention.layers.checks import check_positive_int as _check_positive_int
 from keras_attention.layers.position import RotaryEmbedding
 
 __all__ = ["DotProductAttention", "AdditiveAttention", "MultiHeadAttention"]
 
 
-def _check_dropout(dropout):
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-        raise ValueError(f"`dropout` must be a float in [0, 1); got dropout={dropout!r}.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be a float in [0, 1); got dropout={dropout}.")
-    return float(dropout)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
-    return value
 
 
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False; got {name}={value!r}.")
-    return value
 
 
 # Backends whose `keras.ops.dot_product_attention` is a fused kernel.
@@ -462,12 +452,7 @@ class MultiHeadAttention(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.num_heads = _check_positive_int("num_heads", num_heads)
-        if num_hiddens % num_heads:
-            raise ValueError(
-                "`num_hiddens` must be divisible by `num_heads`; got "
-                f"num_hiddens={num_hiddens}, num_heads={num_heads}."
-            )
+        self.num_heads = _check_heads(num_hiddens, num_heads)
         self.dropout = _check_dropout(dropout)
         self.use_bias = _check_bool("use_bias", use_bias)
         self.use_rotary = _check_bool("use_rotary", use_rotary)

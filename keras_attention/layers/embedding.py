@@ -13,7 +13,8 @@ import math
 import keras
 from keras import ops
 
-from keras_attention.layers.attention import _check_bool, _check_positive_int
+from keras_attention.layers.checks import check_bool as _check_bool
+from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
 __all__ = ["TokenEmbedding"]
 

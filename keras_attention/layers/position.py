@@ -15,6 +15,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_attention.layers.checks import check_dropout as _check_dropout
+from keras_attention.layers.checks import check_positive_float as _check_positive_float
+from keras_attention.layers.checks import check_positive_int as _check_positive_int
+
 __all__ = [
     "sinusoidal_encoding",
     "SinusoidalPositionalEncoding",
@@ -23,24 +27,10 @@ __all__ = [
 ]
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
-    return int(value)
 
 
-def _check_positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
-        raise ValueError(f"`{name}` must be a positive number; got {name}={value!r}.")
-    return value
 
 
-def _check_dropout(dropout):
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)):
-        raise ValueError(f"`dropout` must be a float in [0, 1); got dropout={dropout!r}.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be a float in [0, 1); got dropout={dropout}.")
-    return float(dropout)
 
 
 def _static_int(value):

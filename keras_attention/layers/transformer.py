@@ -11,12 +11,11 @@ S source length, D num_hiddens, H heads, L cache length.
 
 import keras
 
-from keras_attention.layers.attention import (
-    MultiHeadAttention,
-    _check_bool,
-    _check_dropout,
-    _check_positive_int,
-)
+from keras_attention.layers.attention import MultiHeadAttention
+from keras_attention.layers.checks import check_bool as _check_bool
+from keras_attention.layers.checks import check_dropout as _check_dropout
+from keras_attention.layers.checks import check_heads as _check_heads
+from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
 __all__ = [
     "PositionWiseFFN",
@@ -209,12 +208,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
         self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
-        self.num_heads = _check_positive_int("num_heads", num_heads)
-        if num_hiddens % num_heads:
-            raise ValueError(
-                "`num_hiddens` must be divisible by `num_heads`; got "
-                f"num_hiddens={num_hiddens}, num_heads={num_heads}."
-            )
+        self.num_heads = _check_heads(num_hiddens, num_heads)
         self.dropout = _check_dropout(dropout)
         self.use_bias = _check_bool("use_bias", use_bias)
         self.norm_first = _check_bool("norm_first", norm_first)
@@ -346,12 +340,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
         self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
-        self.num_heads = _check_positive_int("num_heads", num_heads)
-        if num_hiddens % num_heads:
-            raise ValueError(
-                "`num_hiddens` must be divisible by `num_heads`; got "
-                f"num_hiddens={num_hiddens}, num_heads={num_heads}."
-            )
+        self.num_heads = _check_heads(num_hiddens, num_heads)
         self.dropout = _check_dropout(dropout)
         self.norm_first = _check_bool("norm_first", norm_first)
         self.use_bias = _check_bool("use_bias", use_bias)

@@ -17,7 +17,8 @@ import keras
 from keras import ops
 
 from keras_attention.layers import AdditiveAttention, TokenEmbedding
-from keras_attention.layers.attention import _check_dropout, _check_positive_int
+from keras_attention.layers.checks import check_dropout as _check_dropout
+from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
 __all__ = ["BahdanauDecoder", "bahdanau_seq2seq", "BahdanauInference"]
 
