@@ -21,8 +21,15 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
+# Attention pooling (D2L's first model), then the main job: a Transformer
+# trained on the embedded dates task, exported as a string-in/string-out
+# SavedModel, and that export called from a fresh process.
 demo: $(STAMP)
 	$(PY) tutorials/attention_pooling.py --out $(OUT)/attention_pooling
+	$(VENV)/bin/keras-attention train translation --data dates --model transformer \
+		--epochs 6 --verbose 2 --out $(OUT)/dates --export saved_models/dates
+	$(VENV)/bin/keras-attention translate saved_models/dates \
+		"the third of may , nineteen ninety" "december 25 , 2001" "17 august 1996"
 
 # The suite CI runs: everything not marked slow.
 test: $(STAMP)

@@ -1,0 +1,398 @@
+"""Greedy and beam search for the package's encoder-decoder models.
+
+D2L sections "Sequence-to-Sequence Learning" (prediction, one token at a
+time) and "Beam Search". Both searches run the decoder step by step through
+the model's inference object (`keras_attention.models.inference_for`): the
+encoder once, then one decoding step per output token, with the Transformer's
+key/value cache or the GRU's hidden states carried between steps.
+
+Everything here is written with `keras.ops`: the steps run inside
+`keras.ops.while_loop` with loop-invariant shapes (preallocated
+`(B, max_len)` buffers written with selects), so the searches work on any
+backend, eagerly, and inside a TensorFlow `tf.function` (also with
+`jit_compile=True`) or an exported SavedModel. Tokenization is the caller's
+business; `decode_to_lists` turns the returned ids into Python lists.
+
+Conventions shared by both searches:
+
+- Output position `t` holds the token predicted after reading `<bos>` and
+  output tokens `0 .. t-1`; `<bos>` itself is not returned.
+- `pad_id` is never generated (its probability is set to zero), so a `pad_id`
+  in the output always means "after `<eos>`". `<eos>` is kept in the output.
+- A row (or beam) stops at its first `<eos>`; the loop stops as soon as
+  every row has stopped, or after `max_len` tokens.
+
+Letters used in shape comments: B batch, K beam size, S source length,
+L max_len (output length), V target vocabulary.
+"""
+
+import numpy as np
+
+import keras
+from keras import ops
+
+__all__ = ["greedy_search", "beam_search", "decode_to_lists"]
+
+
+def greedy_search(model, src_ids, max_len, bos_id=1, eos_id=2, pad_id=0, use_cache=True):
+    """Translates `src_ids` by taking the most probable token at every step.
+
+    Args:
+        model: a `keras.Model` built by `keras_attention.models.transformer`
+            or `bahdanau_seq2seq` (with or without `return_attention_scores`).
+        src_ids: `(B, S)` int. Source token ids, padded with `pad_id`.
+        max_len: int. Most output tokens per row, `<eos>` included. For the
+            Transformer at most the `max_len` of its positional encoding.
+        bos_id: int. First decoder input. Defaults to `1`.
+        eos_id: int. End of sentence. Defaults to `2`.
+        pad_id: int. Written after `<eos>`; never generated. Defaults to `0`.
+        use_cache: bool. Decode incrementally with the model's inference
+            state (the Transformer's key/value cache). With `False` the whole
+            model runs on the full `(B, L)` prefix buffer at every step
+            (quadratic work; a reference for tests). Its attention then comes
+            from the model's outputs when the model was built with
+            `return_attention_scores=True` (last decoder block, averaged over
+            heads), and is zeros otherwise. Defaults to `True`.
+
+    Returns:
+        A dict:
+        - `"tokens"`: `(B, L)` int32. Output ids, `<eos>` included, `pad_id`
+          after it.
+        - `"lengths"`: `(B,)` int32. Tokens up to and including `<eos>`
+          (`L` for a row that never produced it).
+        - `"attention"`: `(B, L, S)` float32. Cross-attention weights of each
+          output step over the source; zeros after the row stopped.
+
+    Example:
+    >>> from keras_attention.models import transformer
+    >>> model = transformer(30, 25, 32, 64, 4, 2, 0.0, max_len=16)
+    >>> out = greedy_search(model, np.array([[5, 6, 7, 0]]), max_len=5)
+    >>> tuple(out["tokens"].shape), tuple(out["attention"].shape)
+    ((1, 5), (1, 5, 4))
+    """
+    from keras_attention.models import inference_for
+
+    max_len = _check_max_len(max_len)
+    use_cache = _check_bool("use_cache", use_cache)
+    src_ids = ops.convert_to_tensor(src_ids, "int32")
+    inference = inference_for(model, max_len)
+    _check_positional_limit(inference, max_len)
+    batch, num_keys = ops.shape(src_ids)[0], ops.shape(src_ids)[1]
+    positions = ops.arange(max_len, dtype="int32")[None, :]  # (1, L)
+
+    if use_cache:
+        state = inference.encode(src_ids)
+
+        def decode(inputs, state, i):
+            # `inputs`: (B,) the tokens at position i.
+            return inference.step(inputs, state, i)
+
+    else:
+        # The state is the decoder input buffer: <bos> and the tokens so far.
+        first = ops.where(positions == 0, bos_id, pad_id)  # (1, L)
+        state = {"prefix": first + ops.zeros((batch, 1), "int32")}  # (B, L)
+
+        def decode(inputs, state, i):
+            prefix = ops.where(positions == i, inputs[:, None], state["prefix"])  # (B, L)
+            outputs = model({"src_ids": src_ids, "tgt_in_ids": prefix}, training=False)
+            logits, attention = _logits_and_attention(outputs, batch, num_keys, max_len)
+            # Position i of a causal decoder sees positions <= i only.
+            logits = ops.take(logits, i, axis=1)  # (B, V)
+            attention = ops.take(attention, i, axis=1)  # (B, S)
+            return logits, {"prefix": prefix}, attention
+
+    def cond(i, inputs, finished, tokens, lengths, attention, state):
+        return ops.logical_and(i < max_len, ops.logical_not(ops.all(finished)))
+
+    def body(i, inputs, finished, tokens, lengths, attention, state):
+        logits, state, step_attention = decode(inputs, state, i)
+        logits = _mask_token(ops.cast(logits, "float32"), pad_id)
+        next_tokens = ops.cast(ops.argmax(logits, axis=-1), "int32")  # (B,)
+        next_tokens = ops.where(finished, pad_id, next_tokens)
+        write = positions == i  # (1, L)
+        tokens = ops.where(write, next_tokens[:, None], tokens)  # (B, L)
+        step_attention = ops.where(finished[:, None], 0.0, ops.cast(step_attention, "float32"))
+        attention = ops.where(write[:, :, None], step_attention[:, None, :], attention)  # (B, L, S)
+        just_finished = ops.logical_and(ops.logical_not(finished), next_tokens == eos_id)
+        lengths = ops.where(just_finished, i + 1, lengths)
+        finished = ops.logical_or(finished, just_finished)
+        # A stopped row keeps reading <eos>; its outputs are discarded.
+        inputs = ops.where(finished, eos_id, next_tokens)
+        return i + 1, inputs, finished, tokens, lengths, attention, state
+
+    loop_vars = (
+        ops.convert_to_tensor(0, "int32"),
+        ops.full((batch,), bos_id, "int32"),  # decoder inputs
+        ops.zeros((batch,), "bool"),  # finished
+        ops.full((batch, max_len), pad_id, "int32"),  # output tokens
+        ops.full((batch,), max_len, "int32"),  # lengths
+        ops.zeros((batch, max_len, num_keys), "float32"),  # attention
+        state,
+    )
+    _, _, _, tokens, lengths, attention, _ = ops.while_loop(
+        cond, body, loop_vars, maximum_iterations=max_len
+    )
+    return {"tokens": tokens, "lengths": lengths, "attention": attention}
+
+
+def beam_search(
+    model,
+    src_ids,
+    max_len,
+    beam_size=4,
+    length_penalty=0.6,
+    bos_id=1,
+    eos_id=2,
+    pad_id=0,
+):
+    """Translates `src_ids` keeping the `beam_size` best hypotheses per row.
+
+    D2L section "Beam Search". At every step each live hypothesis is extended
+    by every token, and the `beam_size` best candidates by normalized score
+    survive. The score of a hypothesis `y` of length `|y|` (`<eos>` included)
+    is GNMT's length-normalized log-probability (Wu et al., 2016):
+
+        score(y) = log P(y | x) / ((5 + |y|) / 6) ** length_penalty
+
+    so `length_penalty=0` ranks by the plain sum of log-probabilities (D2L's
+    score with its `alpha` being this `length_penalty`). A hypothesis that
+    produced `<eos>` is finished: it keeps its score and stays in the beam
+    (as one candidate, extended by `pad_id`) until better candidates push it
+    out. The loop stops when no row has a live hypothesis left, or after
+    `max_len` tokens. `beam_size=1` gives the same tokens as `greedy_search`.
+
+    Args:
+        model: a `keras.Model` built by `keras_attention.models.transformer`
+            or `bahdanau_seq2seq`.
+        src_ids: `(B, S)` int. Source token ids, padded with `pad_id`.
+        max_len: int. Most output tokens per hypothesis, `<eos>` included.
+        beam_size: int. Hypotheses kept per row, `K`. Defaults to `4`.
+        length_penalty: float >= 0. GNMT's `alpha`. Defaults to `0.6`
+            (GNMT's value).
+        bos_id: int. First decoder input. Defaults to `1`.
+        eos_id: int. End of sentence. Defaults to `2`.
+        pad_id: int. Written after `<eos>`; never generated. Defaults to `0`.
+
+    Returns:
+        A dict:
+        - `"tokens"`: `(B, L)` int32. The best hypothesis, `<eos>` included,
+          `pad_id` after it.
+        - `"lengths"`: `(B,)` int32. Its length up to and including `<eos>`.
+        - `"scores"`: `(B,)` float32. Its score.
+        - `"attention"`: `(B, L, S)` float32. Its cross-attention weights;
+          zeros after `<eos>`.
+        - `"all_tokens"`: `(B, K, L)`, `"all_lengths"`: `(B, K)` and
+          `"all_scores"`: `(B, K)`: every final hypothesis, best first. When
+          fewer than `K` hypotheses exist (a tiny vocabulary), the rest score
+          `-inf`.
+
+    Example:
+    >>> from keras_attention.models import transformer
+    >>> model = transformer(30, 25, 32, 64, 4, 2, 0.0, max_len=16)
+    >>> out = beam_search(model, np.array([[5, 6, 7, 0]]), max_len=5, beam_size=3)
+    >>> tuple(out["all_tokens"].shape), tuple(out["all_scores"].shape)
+    ((1, 3, 5), (1, 3))
+    """
+    from keras_attention.models import inference_for
+
+    max_len = _check_max_len(max_len)
+    if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
+        raise ValueError(f"`beam_size` must be an integer >= 1; got beam_size={beam_size!r}.")
+    beam_size = int(beam_size)
+    if (
+        isinstance(length_penalty, bool)
+        or not isinstance(length_penalty, (int, float, np.integer, np.floating))
+        or not length_penalty >= 0
+    ):
+        raise ValueError(
+            f"`length_penalty` must be a number >= 0; got length_penalty={length_penalty!r}."
+        )
+    alpha = float(length_penalty)
+    K = beam_size
+    src_ids = ops.convert_to_tensor(src_ids, "int32")
+    inference = inference_for(model, max_len)
+    _check_positional_limit(inference, max_len)
+    batch, num_keys = ops.shape(src_ids)[0], ops.shape(src_ids)[1]
+    positions = ops.arange(max_len, dtype="int32")[None, :]  # (1, L)
+
+    # Encode once, then copy every state entry K times along its batch axis:
+    # hypothesis k of row b lives at flat index b * K + k.
+    state = inference.encode(src_ids)
+    axes = inference.batch_axes()
+    state = {name: ops.repeat(value, K, axis=axes[name]) for name, value in state.items()}
+    # Row offsets of the flat index, (B, 1).
+    row_offsets = ops.arange(batch, dtype="int32")[:, None] * K
+
+    def penalty(lengths):
+        return ops.power((5.0 + ops.cast(lengths, "float32")) / 6.0, alpha)
+
+    def cond(i, inputs, log_probs, finished, tokens, lengths, attention, state):
+        alive = ops.logical_and(ops.logical_not(finished), log_probs > -np.inf)  # (B, K)
+        return ops.logical_and(i < max_len, ops.any(alive))
+
+    def body(i, inputs, log_probs, finished, tokens, lengths, attention, state):
+        logits, state, step_attention = inference.step(inputs, state, i)  # (B*K, V), (B*K, S)
+        step_log_probs = _mask_token(ops.log_softmax(ops.cast(logits, "float32"), axis=-1), pad_id)
+        vocab_size = ops.shape(step_log_probs)[-1]
+        step_log_probs = ops.reshape(step_log_probs, (batch, K, vocab_size))  # (B, K, V)
+        # Candidates: live hypotheses extended by every token; a finished one
+        # extended by pad_id only, at its own score.
+        is_pad = (ops.arange(vocab_size, dtype="int32") == pad_id)[None, None, :]  # (1, 1, V)
+        candidates = ops.where(
+            finished[:, :, None],
+            ops.where(is_pad, log_probs[:, :, None], -np.inf),
+            log_probs[:, :, None] + step_log_probs,
+        )  # (B, K, V)
+        candidate_lengths = ops.where(finished, lengths, i + 1)  # (B, K)
+        normalized = candidates / penalty(candidate_lengths)[:, :, None]  # (B, K, V)
+        _, best = ops.top_k(ops.reshape(normalized, (batch, K * vocab_size)), K)  # (B, K)
+        best = ops.cast(best, "int32")
+        parents = best // vocab_size  # (B, K) beam index of each survivor's parent
+        next_tokens = best % vocab_size  # (B, K)
+        candidates = ops.reshape(candidates, (batch, K * vocab_size))
+        log_probs = ops.take_along_axis(candidates, best, axis=1)  # (B, K)
+
+        # Reorder everything by parent.
+        flat_parents = ops.reshape(parents + row_offsets, (-1,))  # (B*K,)
+        parent_finished = ops.take_along_axis(finished, parents, axis=1)  # (B, K)
+        lengths = ops.take_along_axis(lengths, parents, axis=1)
+        tokens = ops.take(tokens, flat_parents, axis=0)  # (B*K, L)
+        attention = ops.take(attention, flat_parents, axis=0)  # (B*K, L, S)
+        step_attention = ops.take(ops.cast(step_attention, "float32"), flat_parents, axis=0)
+        state = {name: ops.take(v, flat_parents, axis=axes[name]) for name, v in state.items()}
+
+        # Write step i of the survivors.
+        flat_next = ops.reshape(next_tokens, (-1,))  # (B*K,)
+        write = positions == i  # (1, L)
+        tokens = ops.where(write, flat_next[:, None], tokens)
+        live = ops.reshape(ops.logical_not(parent_finished), (-1,))  # (B*K,)
+        step_attention = ops.where(live[:, None], step_attention, 0.0)  # (B*K, S)
+        attention = ops.where(write[:, :, None], step_attention[:, None, :], attention)
+        just_finished = ops.logical_and(ops.logical_not(parent_finished), next_tokens == eos_id)
+        lengths = ops.where(parent_finished, lengths, i + 1)
+        finished = ops.logical_or(parent_finished, just_finished)
+        # Finished hypotheses keep reading <eos>; their outputs are discarded.
+        inputs = ops.where(ops.reshape(finished, (-1,)), eos_id, flat_next)
+        return i + 1, inputs, log_probs, finished, tokens, lengths, attention, state
+
+    # Only hypothesis 0 is live at first, so the first step does not pick K
+    # copies of the same token.
+    first = ops.arange(K, dtype="int32")[None, :] == 0  # (1, K)
+    loop_vars = (
+        ops.convert_to_tensor(0, "int32"),
+        ops.full((batch * K,), bos_id, "int32"),  # decoder inputs
+        ops.where(first, 0.0, -np.inf) + ops.zeros((batch, 1), "float32"),  # log-probs (B, K)
+        ops.zeros((batch, K), "bool"),  # finished
+        ops.full((batch * K, max_len), pad_id, "int32"),  # tokens
+        ops.full((batch, K), max_len, "int32"),  # lengths
+        ops.zeros((batch * K, max_len, num_keys), "float32"),  # attention
+        state,
+    )
+    _, _, log_probs, _, tokens, lengths, attention, _ = ops.while_loop(
+        cond, body, loop_vars, maximum_iterations=max_len
+    )
+    # The last top_k sorted the hypotheses best first by the score each has
+    # now (live ones were scored with length i + 1, which is their length).
+    scores = log_probs / penalty(lengths)  # (B, K)
+    all_tokens = ops.reshape(tokens, (batch, K, max_len))
+    attention = ops.reshape(attention, (batch, K, max_len, num_keys))
+    return {
+        "tokens": all_tokens[:, 0],
+        "lengths": lengths[:, 0],
+        "scores": scores[:, 0],
+        "attention": attention[:, 0],
+        "all_tokens": all_tokens,
+        "all_lengths": lengths,
+        "all_scores": scores,
+    }
+
+
+def decode_to_lists(tokens, lengths=None, eos_id=2, pad_id=0):
+    """Turns a batch of output ids into Python lists without `<eos>` and padding.
+
+    Args:
+        tokens: `(B, L)` int array or tensor, e.g. `greedy_search(...)["tokens"]`.
+        lengths: optional `(B,)` int. Tokens of each row to read (`<eos>`
+            included). Defaults to reading up to the first `eos_id`.
+        eos_id: int. End of sentence. Defaults to `2`.
+        pad_id: int. Padding id. Defaults to `0`.
+
+    Returns:
+        A list of `B` lists of Python ints: each row up to (not including)
+        its first `eos_id`, with `pad_id` dropped.
+
+    Example:
+    >>> decode_to_lists(np.array([[5, 6, 2, 0], [7, 8, 9, 4]]))
+    [[5, 6], [7, 8, 9, 4]]
+    """
+    tokens = np.asarray(ops.convert_to_numpy(tokens))
+    if tokens.ndim != 2:
+        raise ValueError(f"`tokens` must have shape (batch, length); got shape {tokens.shape}.")
+    if lengths is not None:
+        lengths = np.asarray(ops.convert_to_numpy(lengths)).reshape(-1)
+        if lengths.shape[0] != tokens.shape[0]:
+            raise ValueError(
+                "`lengths` must have one entry per row of `tokens`; got "
+                f"{lengths.shape[0]} lengths for {tokens.shape[0]} rows."
+            )
+    results = []
+    for b, row in enumerate(tokens.tolist()):
+        if lengths is not None:
+            row = row[: int(lengths[b])]
+        if eos_id in row:
+            row = row[: row.index(eos_id)]
+        results.append([int(t) for t in row if t != pad_id])
+    return results
+
+
+# Helpers.
+
+
+def _check_max_len(max_len):
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
+        raise ValueError(
+            "`max_len` must be a Python integer >= 1 (it fixes the output "
+            f"buffers' shapes); got max_len={max_len!r}."
+        )
+    return int(max_len)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be a bool; got {name}={value!r}.")
+    return bool(value)
+
+
+def _check_positional_limit(inference, max_len):
+    """Raises when the decoder's positions 0 .. max_len - 1 pass its positional `max_len`."""
+    positions = getattr(inference, "tgt_positions", None)
+    limit = getattr(positions, "max_len", None)
+    if limit is not None and max_len > limit:
+        raise ValueError(
+            f"`max_len` must be at most the model's positional max_len={limit} "
+            f"(decoder positions 0..{limit - 1}); got max_len={max_len}. Decode "
+            "fewer tokens or build the model with a larger `max_len`."
+        )
+
+
+def _mask_token(logits, token_id):
+    """Sets column `token_id` of `(..., V)` logits or log-probabilities to `-inf`."""
+    vocab = ops.arange(ops.shape(logits)[-1], dtype="int32")
+    return ops.where(vocab == token_id, -np.inf, logits)
+
+
+def _logits_and_attention(outputs, batch, num_keys, max_len):
+    """Splits a model's outputs into logits `(B, L, V)` and attention `(B, L, S)`."""
+    if not isinstance(outputs, dict):
+        return outputs, ops.zeros((batch, max_len, num_keys), "float32")
+    logits = outputs["logits"]
+    if "attention" in outputs:  # bahdanau_seq2seq: (B, L, S)
+        return logits, ops.cast(outputs["attention"], "float32")
+    cross = sorted(
+        (k for k in outputs if k.startswith("decoder_cross_attention_")),
+        key=lambda k: int(k.rsplit("_", 1)[1]),
+    )
+    if not cross:
+        return logits, ops.zeros((batch, max_len, num_keys), "float32")
+    # transformer: the last block's (B, H, L, S), averaged over heads.
+    return logits, ops.mean(ops.cast(outputs[cross[-1]], "float32"), axis=1)
