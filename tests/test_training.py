@@ -1,0 +1,146 @@
+"""`compile_seq2seq` and `fit_with_logs`: files written, resume after a crash, masked loss."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import keras
+
+from keras_attention import models, training
+from keras_attention.data import load_dates
+
+EPOCHS = 4
+CRASH_AFTER = 2  # epochs completed before the simulated crash
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_dates(num_train=64, num_val=16)
+
+
+def _model(task, seed=0):
+    """Tiny deterministic transformer: fixed seed, no dropout."""
+    keras.utils.set_random_seed(seed)
+    model = models.transformer(
+        task.src_tokenizer.vocab_size, task.tgt_tokenizer.vocab_size, 16, 32, 2, 1, 0.0, max_len=32
+    )
+    return training.compile_seq2seq(model, learning_rate=0.01, jit_compile=False)
+
+
+def _data(task):
+    # No shuffling: a resumed run must see the same batches as an uninterrupted one
+    # (a reshuffling dataset restarts its shuffle sequence in a new `fit`).
+    return task.train_dataset(32, shuffle=False), task.val_dataset(16)
+
+
+class CrashAtEpochEnd(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_fit_with_logs_writes_everything(task, tmp_path):
+    model = _model(task)
+    train, val = _data(task)
+    frame = training.fit_with_logs(model, train, val, epochs=2, out_dir=tmp_path / "run", verbose=0)
+    out = tmp_path / "run"
+
+    assert len(frame) == 2
+    assert {"loss", "val_loss", "masked_accuracy", "val_masked_accuracy"} <= set(frame.columns)
+    csv = pd.read_csv(out / "history.csv")
+    assert len(csv) == 2
+    assert {"epoch", "loss", "val_loss", "masked_accuracy", "val_masked_accuracy"} <= set(csv.columns)
+    np.testing.assert_allclose(csv["loss"].to_numpy(), frame["loss"].to_numpy(), rtol=1e-6)
+    assert np.isfinite(csv[["loss", "val_loss"]].to_numpy()).all()
+    assert not (out / "history.csv.tmp").exists()
+
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = list((out / "logs").rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+    assert not (out / "backup").exists()  # Keras removes the backup once training completes
+
+    best = keras.saving.load_model(out / "best.keras", safe_mode=True)
+    (x, _), = val.take(1).as_numpy_iterator()
+    assert best.predict(x, verbose=0).shape == x["tgt_in_ids"].shape + (task.tgt_tokenizer.vocab_size,)
+    # Only the checkpoint and directories: no leftover temporary `.keras` files.
+    assert sorted(p.name for p in out.glob("*.keras")) == ["best.keras"]
+
+
+def test_fit_with_logs_without_validation(task, tmp_path):
+    model = _model(task)
+    train, _ = _data(task)
+    frame = training.fit_with_logs(model, train, epochs=1, out_dir=tmp_path, verbose=0, resume=False)
+    assert list(frame.columns) == ["loss", "masked_accuracy"]
+    assert not (tmp_path / "best.keras").exists()
+    assert not (tmp_path / "backup").exists()
+
+
+def test_resume_after_crash_matches_uninterrupted_run(task, tmp_path):
+    train, val = _data(task)
+
+    reference = training.fit_with_logs(
+        _model(task), train, val, epochs=EPOCHS, out_dir=tmp_path / "reference", verbose=0
+    )
+
+    out = tmp_path / "crashed"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.fit_with_logs(
+            _model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0,
+            callbacks=[CrashAtEpochEnd(CRASH_AFTER)],
+        )
+    assert (out / "backup").is_dir() and any((out / "backup").iterdir())
+    assert (out / "best.keras").exists()
+
+    # A new process would rebuild and recompile the model the same way.
+    resumed = training.fit_with_logs(_model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0)
+    assert len(resumed) == EPOCHS - CRASH_AFTER  # only the remaining epochs ran
+    assert len(pd.read_csv(out / "history.csv")) == EPOCHS - CRASH_AFTER
+    assert not (out / "backup").exists()
+    # The restored state (weights, Adam moments and step count, epoch) is an
+    # exact float32 copy and the batches are the same, so the remaining epochs
+    # redo the reference run's computation; the tolerance only allows for
+    # reduction-order differences in multithreaded CPU kernels.
+    np.testing.assert_allclose(
+        resumed["loss"].to_numpy(), reference["loss"].to_numpy()[CRASH_AFTER:], rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        resumed["val_loss"].to_numpy(), reference["val_loss"].to_numpy()[CRASH_AFTER:], rtol=1e-4
+    )
+    # And the loss went down, so the epochs were real training.
+    assert reference["loss"].iloc[-1] < reference["loss"].iloc[0]
+
+
+def _numpy_masked_loss_and_accuracy(logits, labels, pad_id=0):
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
+    mask = labels != pad_id
+    accuracy = (logits.argmax(-1) == labels)[mask].mean()
+    return nll[mask].mean(), accuracy
+
+
+def test_masked_loss_and_accuracy_ignore_padding():
+    # ISO targets fill 11 steps exactly; with 14 steps every label row ends in padding.
+    task = load_dates(num_train=32, num_val=4, num_steps=14)
+    model = _model(task)
+    train, _ = _data(task)
+    (x, y), = train.take(1).as_numpy_iterator()
+    assert (y == 0).any() and (y != 0).any()  # the batch has padding to ignore
+    logits = keras.ops.convert_to_numpy(model(x))
+    expected_loss, expected_accuracy = _numpy_masked_loss_and_accuracy(logits, y)
+
+    scores = model.evaluate(x, y, batch_size=len(y), verbose=0, return_dict=True)
+    np.testing.assert_allclose(scores["loss"], expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(scores["masked_accuracy"], expected_accuracy, rtol=1e-6)
+
+    # Changing the logits at padding positions changes neither loss nor accuracy.
+    loss_fn = model.loss
+    noisy = np.where((y == 0)[..., None], np.random.default_rng(0).normal(0, 50, logits.shape), logits)
+    np.testing.assert_allclose(float(loss_fn(y, noisy.astype("float32"))), expected_loss, rtol=1e-5)
+    # A mean over all positions (D2L's unmasked loss) would differ.
+    unmasked = _numpy_masked_loss_and_accuracy(logits, y, pad_id=-1)[0]
+    assert abs(unmasked - expected_loss) > 1e-3
