@@ -43,14 +43,15 @@ def load_task(name, num_train=None, data_dir=None):
     if name == "fra-eng":
         return data.load_fra_eng(**({"num_train": num_train} if num_train else {}), data_dir=data_dir)
     if name == "fra-eng-full":
-        return data.load_fra_eng_full(data_dir=data_dir)
+        return data.load_fra_eng_full(tokenizer="wordpiece", num_steps=24, data_dir=data_dir)
     raise ValueError(f"`--data` must be dates, fra-eng or fra-eng-full; got {name!r}.")
 
 
-def build_model(kind, task, **overrides):
+def build_model(kind, task, data_name=None, **overrides):
+    """The `kind` model sized by `CONFIGS[(kind, data_name or task.name)]`."""
     from keras_attention import models
 
-    config = {**CONFIGS[(kind, task.name)], **overrides}
+    config = {**CONFIGS[(kind, data_name or task.name)], **overrides}
     src_vocab, tgt_vocab = task.src_tokenizer.vocab_size, task.tgt_tokenizer.vocab_size
     if kind == "transformer":
         return models.transformer(src_vocab, tgt_vocab, max_len=max(64, task.num_steps + 1), **config)
@@ -73,15 +74,25 @@ def translate_pairs(model, task, sources, max_len=None, beam_size=1):
     return texts, np.asarray(result["attention"])
 
 
-def evaluate(model, task, pairs, batch_size=256):
+def reference_text(task, text):
+    """A reference as the model should write it: D2L's preprocessing for word
+    and WordPiece targets (lower case, spaced punctuation), as is for characters."""
+    from keras_attention.data.tokenizers import preprocess_d2l, split_words
+
+    if task.tgt_tokenizer.separator == "":
+        return text
+    return " ".join(split_words(preprocess_d2l(text)))
+
+
+def evaluate(model, task, pairs, batch_size=256, beam_size=1):
     """Exact match, mean D2L BLEU (k=2) and sacrebleu corpus BLEU on `pairs`."""
     from keras_attention import metrics
 
     hypotheses = []
     for start in range(0, len(pairs), batch_size):
         batch = [src for src, _ in pairs[start : start + batch_size]]
-        hypotheses.extend(translate_pairs(model, task, batch)[0])
-    references = [tgt for _, tgt in pairs]
+        hypotheses.extend(translate_pairs(model, task, batch, beam_size=beam_size)[0])
+    references = [reference_text(task, tgt) for _, tgt in pairs]
     exact = sum(h == r for h, r in zip(hypotheses, references)) / max(len(pairs), 1)
     d2l_bleu = sum(metrics.bleu(h, r, k=2) if h else 0.0 for h, r in zip(hypotheses, references))
     return {
@@ -99,18 +110,20 @@ def _train_translation(args):
 
     keras.utils.set_random_seed(args.seed)
     task = load_task(args.data, args.num_train, args.data_dir)
-    model = build_model(args.model, task)
+    model = build_model(args.model, task, data_name=args.data)
     training.compile_seq2seq(
         model,
         learning_rate=args.lr or LEARNING_RATES[args.model],
-        jit_compile=args.model == "transformer",
+        jit_compile=True,
     )
     out = pathlib.Path(args.out)
     print(f"task {task.name}: {len(task.train_pairs)} train / {len(task.val_pairs)} val pairs, "
           f"num_steps {task.num_steps}; model {model.name}: {model.count_params():,} parameters")
     history = training.fit_with_logs(
         model,
-        task.train_dataset(args.batch_size, seed=args.seed),
+        # Full batches only: a static batch size lets XLA compile the
+        # gradient of the Bahdanau decoder's in-graph loop.
+        task.train_dataset(args.batch_size, seed=args.seed, drop_remainder=True),
         validation_data=task.val_dataset(args.batch_size),
         epochs=args.epochs,
         out_dir=out,

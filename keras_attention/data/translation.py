@@ -135,10 +135,17 @@ class TranslationTask:
         if shuffle and pairs:
             ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(
-            lambda src, tgt: self.encode(src, tgt, include_valid_len),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        # Full batches keep a static batch size through the encoding (XLA
+        # needs it to compile the Bahdanau decoder loop's gradient).
+        batch = batch_size if drop_remainder else None
+
+        def encode(src, tgt):
+            features, labels = self.encode(src, tgt, include_valid_len)
+            return tf.nest.map_structure(
+                lambda t: tf.ensure_shape(t, [batch] + t.shape[1:].as_list()), (features, labels)
+            )
+
+        ds = ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def train_dataset(self, batch_size, shuffle=True, seed=0, drop_remainder=False,

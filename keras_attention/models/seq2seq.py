@@ -125,8 +125,10 @@ class BahdanauDecoder(keras.layers.Layer):
             weights = ops.where(row, ops.cast(ops.expand_dims(step_weights, 0), weights.dtype), weights)
             return t + 1, tuple(states), outputs, weights
 
-        # An in-graph loop over target positions; a static `num_steps` bounds
-        # it, which XLA (`jit_compile=True`) needs for the gradient.
+        # An in-graph loop over target positions. XLA (`jit_compile=True`)
+        # compiles its gradient when the shapes are static: a fixed
+        # `num_steps` bounds the loop, and full batches (`drop_remainder=True`)
+        # fix the batch size.
         _, _, outputs, weights = ops.while_loop(
             lambda t, *_: t < num_steps,
             body,
