@@ -28,7 +28,6 @@ L max_len (output length), V target vocabulary.
 
 import numpy as np
 
-import keras
 from keras import ops
 
 __all__ = ["greedy_search", "beam_search", "decode_to_lists"]
