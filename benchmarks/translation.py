@@ -35,22 +35,6 @@ from keras_attention import cli, training  # noqa: E402
 from keras_attention.data import load_fra_eng, load_fra_eng_full  # noqa: E402
 
 
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training once `minutes` of wall clock have passed; counts target tokens."""
-
-    def __init__(self, minutes):
-        super().__init__()
-        self.seconds = minutes * 60.0
-        self.start = None
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.perf_counter() - self.start > self.seconds:
-            self.model.stop_training = True
-
-
 def count_target_tokens(dataset):
     """Non-padding target tokens in one pass over `dataset`."""
     return int(sum(np.count_nonzero(y.numpy()) for _, y in dataset))
@@ -80,7 +64,7 @@ def run_full(args):
     print(f"Transformer: {model.count_params():,} parameters")
     train = task.train_dataset(args.batch_size, seed=args.seed, drop_remainder=True)
     tokens_per_epoch = count_target_tokens(train)
-    budget = TimeBudget(args.minutes)
+    budget = training.TimeBudget(args.minutes)
     start = time.perf_counter()
     history = training.fit_with_logs(
         model, train, epochs=args.max_epochs, out_dir=args.out, verbose=2, callbacks=[budget],

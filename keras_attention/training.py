@@ -11,13 +11,14 @@ the history as a pandas DataFrame, a CSV file and a loss-curve PNG.
 import os
 import pathlib
 import tempfile
+import time
 
 import keras
 
 from keras_attention import viz
 from keras_attention.metrics import MaskedAccuracy, MaskedSparseCategoricalCrossentropy
 
-__all__ = ["compile_seq2seq", "AtomicBestCheckpoint", "fit_with_logs"]
+__all__ = ["compile_seq2seq", "AtomicBestCheckpoint", "TimeBudget", "fit_with_logs"]
 
 
 def compile_seq2seq(model, learning_rate=0.005, clipnorm=1.0, pad_id=0, jit_compile=True):
@@ -75,6 +76,30 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once `minutes` of wall clock have passed since `fit` began.
+
+    For benchmarks that compare models trained for the same time.
+
+    Args:
+        minutes: float. The budget.
+    """
+
+    def __init__(self, minutes):
+        super().__init__()
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0:
+            raise ValueError(f"`minutes` must be a positive number; got minutes={minutes!r}.")
+        self.seconds = minutes * 60.0
+        self.start = None
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self.start > self.seconds:
+            self.model.stop_training = True
 
 
 def fit_with_logs(
