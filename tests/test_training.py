@@ -144,3 +144,27 @@ def test_masked_loss_and_accuracy_ignore_padding():
     # A mean over all positions (D2L's unmasked loss) would differ.
     unmasked = _numpy_masked_loss_and_accuracy(logits, y, pad_id=-1)[0]
     assert abs(unmasked - expected_loss) > 1e-3
+
+
+def test_time_budget_stops_fit_after_the_first_batch():
+    import keras
+    import numpy as np
+
+    from keras_attention.training import TimeBudget
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    seen = []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(batch))
+    x, y = np.zeros((64, 3), "float32"), np.zeros((64, 1), "float32")
+    history = model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[TimeBudget(1e-9), counter])
+    assert len(history.history["loss"]) == 1
+    assert seen == [0]
+
+
+@pytest.mark.parametrize("minutes", [0, -1, "5", True])
+def test_time_budget_rejects_bad_minutes(minutes):
+    from keras_attention.training import TimeBudget
+
+    with pytest.raises(ValueError, match="`minutes` must be a positive number"):
+        TimeBudget(minutes)
