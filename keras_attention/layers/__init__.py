@@ -12,3 +12,8 @@ from keras_attention.layers.transformer import PositionWiseFFN
 from keras_attention.layers.transformer import TransformerDecoderBlock
 from keras_attention.layers.transformer import TransformerEncoderBlock
 from keras_attention.layers.embedding import TokenEmbedding
+from keras_attention.layers.vision import ClassToken
+from keras_attention.layers.vision import PatchEmbedding
+from keras_attention.layers.vision import TakeClassToken
+from keras_attention.layers.vision import ViTBlock
+from keras_attention.layers.vision import ViTMLP

@@ -5,6 +5,7 @@ from keras_attention.models.seq2seq import BahdanauInference
 from keras_attention.models.seq2seq import bahdanau_seq2seq
 from keras_attention.models.transformer import TransformerInference
 from keras_attention.models.transformer import transformer
+from keras_attention.models.vit import vision_transformer
 
 
 def inference_for(model, max_len):
