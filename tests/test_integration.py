@@ -21,6 +21,11 @@ from keras_attention import layers as ka_layers
 from keras_attention.layers import (
     AdditiveAttention,
     AddNorm,
+    ClassToken,
+    PatchEmbedding,
+    TakeClassToken,
+    ViTBlock,
+    ViTMLP,
     DotProductAttention,
     LearnedPositionalEmbedding,
     MultiHeadAttention,
@@ -33,7 +38,7 @@ from keras_attention.layers import (
     TransformerEncoderBlock,
 )
 
-VOCAB, D, F, H, MAX_LEN = 13, 8, 16, 2, 16
+VOCAB, D, F, H, MAX_LEN, IMG = 13, 8, 16, 2, 16, 8
 
 
 def public_layer_classes():
@@ -55,6 +60,15 @@ def build_model(seed=0):
     src_ids = keras.Input(shape=(None,), dtype="int32", name="src_ids")
     tgt_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_ids")
     valid_lens = keras.Input(shape=(), dtype="int32", name="src_valid_lens")
+    images = keras.Input(shape=(IMG, IMG, 1), name="images")
+
+    # Vision side: patches, class token, a ViT block, the class token's MLP.
+    patches = PatchEmbedding(IMG, IMG // 2, D, num_channels=1, name="patches")(images)
+    patches = ViTBlock(D, F, H, 0.1, name="vit_block")(ClassToken(name="cls_token")(patches))
+    image_features = ViTMLP(F, D, dropout=0.1, name="vit_mlp")(
+        TakeClassToken(name="take_cls")(patches)
+    )
+    image_logits = keras.layers.Dense(3, name="image_logits")(image_features)
 
     # Encoder side.
     src = keras.layers.Embedding(VOCAB, D, mask_zero=True, name="src_embedding")(src_ids)
@@ -97,8 +111,11 @@ def build_model(seed=0):
         "logits": logits,
         "pooled": pooled,
         "cross_weights": cross_weights,
+        "image_logits": image_logits,
     }
-    inputs = {"src_ids": src_ids, "tgt_ids": tgt_ids, "src_valid_lens": valid_lens}
+    inputs = {
+        "src_ids": src_ids, "tgt_ids": tgt_ids, "src_valid_lens": valid_lens, "images": images
+    }
     return keras.Model(inputs, outputs, name="every_layer")
 
 
@@ -111,7 +128,8 @@ def make_batch(seed=0, with_empty_row=False):
     tgt_lens = np.array([5, 2, 3])
     src[np.arange(6)[None] >= src_lens[:, None]] = 0
     tgt[np.arange(5)[None] >= tgt_lens[:, None]] = 0
-    return {"src_ids": src, "tgt_ids": tgt, "src_valid_lens": src_lens}
+    images = rng.uniform(0, 255, size=(3, IMG, IMG, 1)).astype("float32")
+    return {"src_ids": src, "tgt_ids": tgt, "src_valid_lens": src_lens, "images": images}
 
 
 def to_numpy(outputs):
@@ -229,7 +247,7 @@ def test_mixed_precision_model_is_finite_and_trains(policy):
         model.compile(
             optimizer="adam",
             loss={"logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  "pooled": "mse", "cross_weights": None},
+                  "pooled": "mse", "cross_weights": None, "image_logits": None},
             # Eager: tracing this model's mixed-precision train step costs
             # ~25 s on CI's CPUs; the traced (XLA) fit is tested below.
             run_eagerly=True,
