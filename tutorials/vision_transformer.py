@@ -106,8 +106,8 @@ def main(argv=None):
     path = out / "vit_attention_map.png"
     viz.show_heatmaps(
         panels, xlabel="x", ylabel="y",
-        titles=[f"{labels[int(y_test[0])]} (predicted {labels[predicted]})"]
-        + [f"block {b + 1}: class token (max={m.max():.3f})" for b, m in enumerate(maps)],
+        titles=[f"{labels[int(y_test[0])]} -> {labels[predicted]}"]
+        + [f"block {b + 1} (max {m.max():.2f})" for b, m in enumerate(maps)],
         figsize=(3 * (1 + CONFIG["num_blks"]), 3), cmap="viridis", path=path,
     )
     print(f"\nSummary ({name}, {args.epochs} epochs, {time.time() - start:.0f} s): test accuracy "
