@@ -168,6 +168,56 @@ class TranslationTask:
         return self._dataset(self.train_pairs, batch_size, shuffle, seed, drop_remainder,
                              include_valid_len)
 
+    def bucketed_train_dataset(self, batch_size, boundaries, seed=0):
+        """Full training batches from length buckets: less padding, fewer wasted FLOPs.
+
+        A pair goes to the first bucket whose length (a boundary, or
+        `num_steps` for the last) holds its source and target (`<eos>`
+        included); each batch comes from one bucket and is padded to that
+        bucket's length, so XLA compiles one program per bucket. An epoch
+        holds every full batch of every bucket once, interleaved in a seeded
+        order that changes every epoch.
+
+        Args:
+            batch_size: int.
+            boundaries: increasing ints below `num_steps`, e.g. `(12,)`.
+            seed: int. Shuffle and interleaving seed.
+
+        Returns:
+            `tf.data.Dataset` of `({"src_ids", "tgt_in_ids"}, tgt_out_ids)`,
+            each `(batch_size, bucket length)` int32.
+        """
+        boundaries = list(boundaries)
+        if boundaries != sorted(set(boundaries)) or not all(0 < b < self.num_steps for b in boundaries):
+            raise ValueError(
+                "`boundaries` must be increasing lengths between 0 and num_steps="
+                f"{self.num_steps}; got boundaries={boundaries!r}."
+            )
+        lengths = [self.num_steps] + boundaries[::-1]
+        sources = tf.constant([src for src, _ in self.train_pairs])
+        targets = tf.constant([tgt for _, tgt in self.train_pairs])
+        src_len = self.src_tokenizer.tokenize(sources).row_lengths().numpy() + 1
+        tgt_len = self.tgt_tokenizer.tokenize(targets).row_lengths().numpy() + 1
+        needed = [max(a, b) for a, b in zip(src_len, tgt_len)]
+        buckets = [[] for _ in lengths]
+        for pair, n in zip(self.train_pairs, needed):
+            # The shortest bucket that holds it (the last one holds the rest, cut).
+            index = next((i for i, length in enumerate(lengths[::-1]) if n <= length), len(lengths) - 1)
+            buckets[len(lengths) - 1 - index].append(pair)
+        datasets, choices = [], []
+        for length, pairs in zip(lengths, buckets):
+            if len(pairs) < batch_size:
+                continue
+            task = dataclasses.replace(self, train_pairs=pairs, num_steps=length)
+            choices += [len(datasets)] * (len(pairs) // batch_size)
+            datasets.append(task.train_dataset(batch_size, seed=seed, drop_remainder=True))
+        # Every full batch of every bucket once per epoch, in a seeded order
+        # that changes from epoch to epoch.
+        order = tf.data.Dataset.from_tensor_slices(tf.constant(choices, tf.int64)).shuffle(
+            len(choices), seed=seed, reshuffle_each_iteration=True
+        )
+        return tf.data.Dataset.choose_from_datasets(datasets, order).prefetch(tf.data.AUTOTUNE)
+
     def val_dataset(self, batch_size, include_valid_len=False):
         """Validation batches, in order; as `train_dataset`."""
         return self._dataset(self.val_pairs, batch_size, False, None, False, include_valid_len)

@@ -347,3 +347,32 @@ def test_load_fra_eng_full_wordpiece_real():
         assert 0.95 * 8000 <= tok.vocab_size <= 8000
     ids = task.encode_source(tf.constant([s for s, _ in task.val_pairs[:500]]))
     assert (ids.numpy() == task.src_tokenizer.unk_id).mean() < 0.01
+
+
+def test_bucketed_batches_come_from_one_bucket_each_with_every_full_batch():
+    short = [("a b", "x y")] * 9 + [("a", "x")] * 3  # fit in 3 with <eos>
+    long = [("a b c d e", "x y z w")] * 8  # need 6 (source 5 + <eos>)
+    base = _toy_task(num_steps=6)
+    task = TranslationTask("toy", short + long, base.val_pairs, base.src_tokenizer,
+                           base.tgt_tokenizer, num_steps=6)
+    batches = list(task.bucketed_train_dataset(4, boundaries=(3,), seed=0))
+    shapes = collections.Counter(tuple(x["src_ids"].shape) for x, _ in batches)
+    assert shapes == {(4, 3): 3, (4, 6): 2}  # 12 short pairs, 8 long pairs, no remainder
+    for features, labels in batches:
+        length = features["src_ids"].shape[1]
+        assert features["tgt_in_ids"].shape == labels.shape == (4, length)
+        rows = [_tokens(task.src_tokenizer, r) for r in features["src_ids"].numpy()]
+        if length == 3:  # short sources keep their <eos>: nothing was cut
+            assert all("<eos>" in r for r in rows)
+        else:
+            assert all(r[:5] == ["a", "b", "c", "d", "e"] for r in rows)
+    again = list(task.bucketed_train_dataset(4, boundaries=(3,), seed=0))
+    for (x1, _), (x2, _) in zip(batches, again):
+        np.testing.assert_array_equal(x1["src_ids"].numpy(), x2["src_ids"].numpy())
+
+
+@pytest.mark.parametrize("boundaries", [(6,), (4, 3), (0,), (3, 3)])
+def test_bucketed_dataset_rejects_bad_boundaries(boundaries):
+    task = _toy_task(num_steps=6)
+    with pytest.raises(ValueError, match="`boundaries` must be increasing lengths"):
+        task.bucketed_train_dataset(4, boundaries=boundaries)
