@@ -1,4 +1,8 @@
-"""Greedy and beam search for the package's encoder-decoder models.
+"""Decoding: greedy and beam search for the encoder-decoders, sampling for GPT.
+
+`sample` (decoder-only models from `keras_attention.models.gpt`) draws with
+temperature, top-k and top-p from a seed, the prompt run once through the
+blocks and then one cached step per new token; see its docstring.
 
 D2L sections "Sequence-to-Sequence Learning" (prediction, one token at a
 time) and "Beam Search". Both searches run the decoder step by step through
@@ -395,3 +399,258 @@ def _logits_and_attention(outputs, batch, num_keys, max_len):
         return logits, ops.zeros((batch, max_len, num_keys), "float32")
     # transformer: the last block's (B, H, L, S), averaged over heads.
     return logits, ops.mean(ops.cast(outputs[cross[-1]], "float32"), axis=1)
+
+
+# Sampling from decoder-only language models.
+
+__all__ += ["sample"]
+
+
+def sample(
+    model,
+    prompt_ids,
+    max_new_tokens,
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    seed=None,
+    eos_id=None,
+    use_cache=True,
+):
+    """Continues prompts by sampling from a GPT model, one token at a time.
+
+    D2L section "Large-Scale Pretraining with Transformers" (GPT generates
+    text autoregressively). At every step the next-token logits are divided
+    by `temperature`, cut to the `top_k` most probable tokens, then to the
+    smallest set whose probability reaches `top_p` (nucleus sampling,
+    Holtzman et al., 2020), and one token is drawn from the softmax of what
+    is left. `temperature=0` takes the argmax instead (greedy decoding).
+    The model's `pad_id` is never generated. Tokens tied with the last one
+    kept by `top_k` or `top_p` are kept too.
+
+    Randomness: one `keras.random.uniform` draw of `(N, B)` numbers from
+    `seed`, made before the loop; step `n` picks, in row `b`, the token where
+    the cumulative probability first passes `u[n, b]` (inverse-CDF
+    sampling, the same distribution as `keras.random.categorical`). No
+    random state changes inside the loop, so the same `seed` gives the same
+    tokens with or without the cache, eagerly or in a `tf.function`. (It
+    also runs with `jit_compile=True`, but TensorFlow's XLA kernels draw a
+    different random stream for the same seed.) The steps run inside
+    `keras.ops.while_loop` with fixed-shape buffers written with selects.
+
+    All prompts of a batch have the same length `P` and hold no padding:
+    left-padding of shorter prompts is not supported yet.
+
+    Args:
+        model: a `keras.Model` built by `keras_attention.models.gpt`.
+        prompt_ids: `(B, P)` int, `P >= 1` known when called. The prompts.
+        max_new_tokens: int >= 1. Tokens generated per row, `N`;
+            `P + N` must not pass the model's positional `max_len`.
+        temperature: float >= 0. Softmax temperature; `0` means greedy.
+            Defaults to `1.0`.
+        top_k: int >= 1 or None. Keep only the `top_k` most probable tokens.
+            Defaults to `None` (all).
+        top_p: float in (0, 1] or None. Keep the most probable tokens until
+            their probability reaches `top_p`. Defaults to `None` (all).
+        seed: int, `keras.random.SeedGenerator` or None. Seed of the random
+            draw. A generator advances once per call (the next call
+            continues its stream). Defaults to `None` (Keras' global seed
+            state; inside a `tf.function` pass an int or a generator made
+            outside it).
+        eos_id: int or None. End of text: a row stops after generating it,
+            and the model's `pad_id` fills the rest of the row. Defaults to
+            `None` (always generate `N` tokens).
+        use_cache: bool. Run the prompt once and then one token per step
+            with the blocks' key/value cache (`GPTInference`). With `False`
+            the whole `(B, P + N)` buffer runs through the model at every
+            step (quadratic work; a reference for tests). Defaults to `True`.
+
+    Returns:
+        A dict:
+        - `"tokens"`: `(B, P + N)` int32. The prompt, then the generated
+          tokens (`eos_id` included), then `pad_id` after `eos_id`.
+        - `"lengths"`: `(B,)` int32. `P` plus the tokens generated up to and
+          including `eos_id` (`P + N` for a row that never produced it).
+
+    Example:
+    >>> from keras_attention.models import gpt
+    >>> model = gpt(50, 16, 32, 2, 1, 0.0, max_len=16)
+    >>> out = sample(model, np.array([[5, 6, 7]]), max_new_tokens=4, top_k=10, seed=1)
+    >>> tuple(out["tokens"].shape)
+    (1, 7)
+    """
+    import keras
+
+    from keras_attention.models import GPTInference
+
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, (int, np.integer))
+        or max_new_tokens < 1
+    ):
+        raise ValueError(
+            "`max_new_tokens` must be a Python integer >= 1 (it fixes the output "
+            f"buffers' shapes); got max_new_tokens={max_new_tokens!r}."
+        )
+    num_new = int(max_new_tokens)
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float, np.integer, np.floating))
+        or not temperature >= 0
+    ):
+        raise ValueError(
+            f"`temperature` must be a number >= 0 (0: greedy); got temperature={temperature!r}."
+        )
+    temperature = float(temperature)
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1
+    ):
+        raise ValueError(f"`top_k` must be None or an integer >= 1; got top_k={top_k!r}.")
+    if top_p is not None and (
+        isinstance(top_p, bool)
+        or not isinstance(top_p, (int, float, np.integer, np.floating))
+        or not 0 < top_p <= 1
+    ):
+        raise ValueError(f"`top_p` must be None or a number in (0, 1]; got top_p={top_p!r}.")
+    if seed is not None and not isinstance(seed, keras.random.SeedGenerator) and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+    ):
+        raise ValueError(
+            f"`seed` must be None, an integer or a `keras.random.SeedGenerator`; got seed={seed!r}."
+        )
+    use_cache = _check_bool("use_cache", use_cache)
+
+    prompt_ids = ops.convert_to_tensor(prompt_ids, "int32")
+    if len(prompt_ids.shape) != 2:
+        raise ValueError(
+            f"`prompt_ids` must have shape (batch, prompt_length); got shape {tuple(prompt_ids.shape)}."
+        )
+    prompt_len = prompt_ids.shape[1]
+    if prompt_len is None or prompt_len < 1:
+        raise ValueError(
+            "`prompt_ids` must hold at least one token per row, with the prompt "
+            f"length known when `sample` is called; got shape {tuple(prompt_ids.shape)}."
+        )
+    total = prompt_len + num_new
+    names = {layer.name for layer in model.layers}
+    limit = model.get_layer("positions").max_len if "positions" in names else None
+    if limit is not None and total > limit:
+        raise ValueError(
+            "The prompt length plus `max_new_tokens` must be at most the model's "
+            f"positional max_len={limit}; got prompt length {prompt_len} + "
+            f"max_new_tokens={num_new} = {total}."
+        )
+    inference = GPTInference(model, total)
+    pad_id = inference.pad_id
+    if top_k is not None:
+        top_k = min(int(top_k), inference.vocab_size)
+    if top_p is not None and top_p >= 1:
+        top_p = None  # keeps every token
+    if eos_id is None:
+        eos_id = -1  # never generated
+    batch = ops.shape(prompt_ids)[0]
+    if temperature > 0:
+        uniforms = keras.random.uniform(
+            (num_new, batch), dtype="float32", seed=_as_seed(seed)
+        )  # (N, B), one per generated token
+    positions = ops.arange(total, dtype="int32")[None, :]  # (1, P + N)
+    # The prompt, then pad_id.
+    tokens = ops.concatenate(
+        [prompt_ids, ops.full((batch, num_new), pad_id, "int32")], axis=1
+    )  # (B, P + N)
+
+    if use_cache:
+        logits, state = inference.start(prompt_ids)
+
+        def next_logits(inputs, state, tokens, i):
+            # `inputs`: (B,) the tokens at position i.
+            return inference.step(inputs, state, i)
+
+    else:
+        logits = ops.take(ops.cast(model(tokens, training=False), "float32"), prompt_len - 1, axis=1)
+        state = {}
+
+        def next_logits(inputs, state, tokens, i):
+            # Position i of a causal model sees positions <= i only.
+            all_logits = ops.cast(model(tokens, training=False), "float32")  # (B, P + N, V)
+            return ops.take(all_logits, i, axis=1), state
+
+    def choose(logits, i):
+        """Picks the tokens at position `i`, `(B,)`, from logits `(B, V)`."""
+        logits = _mask_token(ops.cast(logits, "float32"), pad_id)
+        greedy = ops.cast(ops.argmax(logits, axis=-1), "int32")
+        if temperature == 0:
+            return greedy
+        logits = _top_p_filter(_top_k_filter(logits / temperature, top_k), top_p)
+        u = ops.take(uniforms, i - prompt_len, axis=0)  # (B,)
+        return _inverse_cdf_sample(logits, u, greedy)
+
+    def cond(i, logits, finished, tokens, lengths, state):
+        return ops.logical_and(i < total, ops.logical_not(ops.all(finished)))
+
+    def body(i, logits, finished, tokens, lengths, state):
+        next_tokens = ops.where(finished, pad_id, choose(logits, i))  # (B,)
+        tokens = ops.where(positions == i, next_tokens[:, None], tokens)  # (B, P + N)
+        just_finished = ops.logical_and(ops.logical_not(finished), next_tokens == eos_id)
+        lengths = ops.where(just_finished, i + 1, lengths)
+        finished = ops.logical_or(finished, just_finished)
+        # A stopped row keeps reading eos_id; its outputs are discarded. The
+        # last step's logits (position P + N) are never used.
+        inputs = ops.where(finished, eos_id if eos_id >= 0 else pad_id, next_tokens)
+        logits, state = next_logits(inputs, state, tokens, i)
+        return i + 1, logits, finished, tokens, lengths, state
+
+    loop_vars = (
+        ops.convert_to_tensor(prompt_len, "int32"),
+        logits,
+        ops.zeros((batch,), "bool"),  # finished
+        tokens,
+        ops.full((batch,), total, "int32"),  # lengths
+        state,
+    )
+    _, _, _, tokens, lengths, _ = ops.while_loop(
+        cond, body, loop_vars, maximum_iterations=num_new
+    )
+    return {"tokens": tokens, "lengths": lengths}
+
+
+def _top_k_filter(logits, top_k):
+    """Sets logits `(B, V)` below the `top_k`-th largest of their row to `-inf`."""
+    if top_k is None:
+        return logits
+    values, _ = ops.top_k(logits, top_k)  # (B, k), largest first
+    return ops.where(logits < values[:, -1:], -np.inf, logits)
+
+
+def _top_p_filter(logits, top_p):
+    """Keeps, per row of logits `(B, V)`, the most probable tokens until their
+    probability reaches `top_p`; sets the others to `-inf`."""
+    if top_p is None:
+        return logits
+    sorted_logits = ops.flip(ops.sort(logits, axis=-1), axis=-1)  # (B, V), largest first
+    probs = ops.softmax(sorted_logits, axis=-1)
+    mass_before = ops.cumsum(probs, axis=-1) - probs  # (B, V)
+    # The first token is always kept; each next one while the mass before it is < top_p.
+    keep = ops.logical_or(mass_before < top_p, ops.arange(ops.shape(logits)[-1]) == 0)
+    threshold = ops.min(ops.where(keep, sorted_logits, np.inf), axis=-1, keepdims=True)  # (B, 1)
+    return ops.where(logits < threshold, -np.inf, logits)
+
+
+def _as_seed(seed):
+    """An int seed as a Python int; None or a `SeedGenerator` as it is."""
+    return int(seed) if isinstance(seed, (int, np.integer)) else seed
+
+
+def _inverse_cdf_sample(logits, u, fallback):
+    """Draws one token per row of logits `(B, V)` from uniforms `u` `(B,)` in [0, 1).
+
+    The token is the first one whose cumulative probability passes
+    `u * total`; tokens of probability zero (`-inf` logits) are never picked.
+    Where rounding leaves no such token, `fallback` `(B,)` is returned.
+    """
+    probs = ops.softmax(logits, axis=-1)  # (B, V)
+    cdf = ops.cumsum(probs, axis=-1)  # (B, V)
+    threshold = u[:, None] * cdf[:, -1:]  # (B, 1)
+    hit = ops.logical_and(cdf > threshold, probs > 0)  # (B, V)
+    first = ops.cast(ops.argmax(ops.cast(hit, "int32"), axis=-1), "int32")  # (B,)
+    return ops.where(ops.any(hit, axis=-1), first, fallback)

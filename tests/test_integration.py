@@ -27,6 +27,7 @@ from keras_attention.layers import (
     ViTBlock,
     ViTMLP,
     DotProductAttention,
+    GPTBlock,
     LearnedPositionalEmbedding,
     MultiHeadAttention,
     NadarayaWatson,
@@ -85,6 +86,7 @@ def build_model(seed=0):
     # Decoder side.
     tgt = TokenEmbedding(VOCAB, D, pad_id=0, scale=True, name="tgt_embedding")(tgt_ids)
     tgt = LearnedPositionalEmbedding(MAX_LEN, D, name="learned_positions")(tgt)
+    tgt = GPTBlock(D, F, H, 0.1, name="gpt_block")(tgt)
     tgt = TransformerDecoderBlock(D, F, H, 0.1, name="decoder_block_0")(
         tgt, src, enc_valid_lens=valid_lens
     )

@@ -42,6 +42,22 @@ class CrashAtEpochEnd(keras.callbacks.Callback):
             raise RuntimeError("simulated crash")
 
 
+class CrashMidEpoch(keras.callbacks.Callback):
+    """Raises after the first batch of epoch `epoch + 1` (a kill mid-epoch)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.current = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 0:
+            raise RuntimeError("simulated crash")
+
+
 def test_fit_with_logs_writes_everything(task, tmp_path):
     model = _model(task)
     train, val = _data(task)
@@ -78,7 +94,8 @@ def test_fit_with_logs_without_validation(task, tmp_path):
     assert not (tmp_path / "backup").exists()
 
 
-def test_resume_after_crash_matches_uninterrupted_run(task, tmp_path):
+@pytest.mark.parametrize("crash", [CrashAtEpochEnd, CrashMidEpoch], ids=["epoch_end", "mid_epoch"])
+def test_resume_after_crash_matches_uninterrupted_run(task, tmp_path, crash):
     train, val = _data(task)
 
     reference = training.fit_with_logs(
@@ -89,7 +106,7 @@ def test_resume_after_crash_matches_uninterrupted_run(task, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         training.fit_with_logs(
             _model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0,
-            callbacks=[CrashAtEpochEnd(CRASH_AFTER)],
+            callbacks=[crash(CRASH_AFTER)],
         )
     assert (out / "backup").is_dir() and any((out / "backup").iterdir())
     assert (out / "best.keras").exists()

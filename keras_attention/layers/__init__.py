@@ -17,3 +17,4 @@ from keras_attention.layers.vision import PatchEmbedding
 from keras_attention.layers.vision import TakeClassToken
 from keras_attention.layers.vision import ViTBlock
 from keras_attention.layers.vision import ViTMLP
+from keras_attention.layers.gpt import GPTBlock

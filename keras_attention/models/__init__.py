@@ -19,3 +19,6 @@ def inference_for(model, max_len):
         "`model` must be built by `keras_attention.models.transformer` or "
         f"`bahdanau_seq2seq`; got a model named {model.name!r} without their layers."
     )
+from keras_attention.models.pretraining import GPTInference  # noqa: E402
+from keras_attention.models.pretraining import TiedTokenEmbedding  # noqa: E402
+from keras_attention.models.pretraining import gpt  # noqa: E402

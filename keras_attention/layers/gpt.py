@@ -1,0 +1,176 @@
+"""The decoder-only (GPT) Transformer block.
+
+D2L section "Large-Scale Pretraining with Transformers": a GPT block is a
+Transformer decoder block without cross-attention, so each position attends
+only to itself and earlier positions. Like GPT-2 (and nanoGPT) it is
+pre-norm: layer normalization before each sub-layer, a plain residual
+around it, and a GELU feed-forward network.
+
+Letters used in shape comments: B batch, T sequence length, D num_hiddens,
+H heads, L cache length.
+"""
+
+import keras
+
+from keras_attention.layers.attention import MultiHeadAttention
+from keras_attention.layers.checks import check_bool as _check_bool
+from keras_attention.layers.checks import check_dropout as _check_dropout
+from keras_attention.layers.checks import check_heads as _check_heads
+from keras_attention.layers.checks import check_positive_int as _check_positive_int
+from keras_attention.layers.transformer import PositionWiseFFN
+
+__all__ = ["GPTBlock"]
+
+# PyTorch's (and GPT-2's) layer-normalization epsilon; Keras' own is 1e-3.
+_EPSILON = 1e-5
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class GPTBlock(keras.layers.Layer):
+    """A GPT decoder block: causal self-attention and a GELU FFN, pre-norm.
+
+    D2L section "Large-Scale Pretraining with Transformers" (decoder-only
+    models; Radford et al., 2018, 2019):
+
+        X = X + dropout(MHA(LN1(X)))      # causal: position t sees <= t
+        out = X + dropout(FFN(LN2(X)))
+
+    Incremental decoding: pass `cache` (the self-attention keys and values of
+    earlier positions, `(B, 2, L, D)`, zeros at first) and
+    `cache_update_index` (the position of the first row of `X`); the block
+    writes the new keys and values there and also returns the updated cache.
+    A whole prompt can be written in one call (`cache_update_index=0`) and
+    then one token per call; the outputs equal those of the full causal pass.
+
+    Args:
+        num_hiddens: int. Model width `D`.
+        ffn_num_hiddens: int. Hidden width of the FFN (GPT: `4 * D`).
+        num_heads: int. Attention heads; must divide `num_hiddens`.
+        dropout: float. Dropout on the attention weights and on both
+            sub-layer outputs.
+        use_bias: bool. Biases in the attention projections. Defaults to
+            `True` (GPT-2).
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        X: `(B, T, D)`.
+        training: bool. Whether dropout is active.
+        cache: optional `(B, 2, L, D)` self-attention cache.
+        cache_update_index: int or scalar integer tensor; required with
+            `cache`.
+        return_attention_scores: bool. Also return the attention weights.
+
+    Returns:
+        `(B, T, D)`; with `return_attention_scores=True` also the weights
+        `(B, H, T, T)` (`(B, H, T, L)` with a cache); with `cache` also the
+        updated cache `(B, 2, L, D)`. Order: output, weights, cache. A Keras
+        mask on `X` passes through (and masks keys).
+
+    Example:
+    >>> X = keras.Input(shape=(None, 24))
+    >>> GPTBlock(num_hiddens=24, ffn_num_hiddens=96, num_heads=4, dropout=0.1)(X).shape
+    (None, None, 24)
+    """
+
+    def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        self.num_heads = _check_heads(num_hiddens, num_heads)
+        self.dropout = _check_dropout(dropout)
+        self.use_bias = _check_bool("use_bias", use_bias)
+        self.supports_masking = True
+
+    def build(self, X_shape):
+        if len(X_shape) != 3:
+            raise ValueError(
+                f"`X` must be 3-D (batch, length, num_hiddens); got X.shape={tuple(X_shape)}."
+            )
+        if X_shape[-1] is not None and X_shape[-1] != self.num_hiddens:
+            raise ValueError(
+                f"The last axis of `X` must equal `num_hiddens`={self.num_hiddens} (the "
+                f"residual connection adds them); got X.shape={tuple(X_shape)}."
+            )
+        self.ln1 = keras.layers.LayerNormalization(
+            epsilon=_EPSILON, dtype=self.dtype_policy, name="ln1"
+        )
+        self.ln1.build(X_shape)
+        self.attention = MultiHeadAttention(
+            self.num_hiddens,
+            self.num_heads,
+            self.dropout,
+            use_bias=self.use_bias,
+            dtype=self.dtype_policy,
+            name="attention",
+        )
+        self.attention.build(X_shape, X_shape, X_shape)
+        self.ln2 = keras.layers.LayerNormalization(
+            epsilon=_EPSILON, dtype=self.dtype_policy, name="ln2"
+        )
+        self.ln2.build(X_shape)
+        self.ffn = PositionWiseFFN(
+            self.ffn_num_hiddens,
+            self.num_hiddens,
+            activation="gelu",
+            dtype=self.dtype_policy,
+            name="ffn",
+        )
+        self.ffn.build(X_shape)
+        self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="drop")
+        self.built = True
+
+    def call(
+        self,
+        X,
+        training=None,
+        cache=None,
+        cache_update_index=None,
+        return_attention_scores=False,
+        X_mask=None,
+    ):
+        # 1. Causal self-attention on the normalized inputs, plus the residual.
+        Q = self.ln1(X)  # (B, T, D)
+        attended = self.attention(
+            Q,
+            Q,
+            Q,
+            use_causal_mask=True,
+            training=training,
+            return_attention_scores=return_attention_scores,
+            cache=cache,
+            cache_update_index=cache_update_index,
+            queries_mask=X_mask,
+            keys_mask=X_mask,
+            values_mask=X_mask,
+        )
+        weights = None
+        if return_attention_scores and cache is not None:
+            attended, weights, cache = attended  # (B, T, D), (B, H, T, L), (B, 2, L, D)
+        elif return_attention_scores:
+            attended, weights = attended  # (B, T, D), (B, H, T, T)
+        elif cache is not None:
+            attended, cache = attended
+        X = X + self.drop(attended, training=training)
+
+        # 2. Position-wise GELU FFN on the normalized sum, plus the residual.
+        output = X + self.drop(self.ffn(self.ln2(X)), training=training)  # (B, T, D)
+
+        results = (output,)
+        if return_attention_scores:
+            results += (weights,)
+        if cache is not None:
+            results += (cache,)
+        return results[0] if len(results) == 1 else results
+
+    def compute_mask(self, X, previous_mask=None):
+        return previous_mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_hiddens": self.num_hiddens,
+            "ffn_num_hiddens": self.ffn_num_hiddens,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+        }

@@ -1,0 +1,109 @@
+"""Tests for keras_attention/layers/gpt.py: GPTBlock."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from helpers import run_layer_test
+from keras_attention.layers import GPTBlock, MultiHeadAttention, PositionWiseFFN
+
+# One-step self-attention (a single key) is expected while decoding.
+pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
+
+D, F, H = 8, 16, 2
+
+
+def inputs(batch=2, length=5, seed=0):
+    return np.random.RandomState(seed).normal(size=(batch, length, D)).astype("float32")
+
+
+def test_gpt_block_passes_the_layer_test():
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
+    run_layer_test(
+        GPTBlock,
+        {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.1},
+        inputs(),
+        expected_output_shape=(2, 5, D),
+    )
+    run_layer_test(
+        GPTBlock,
+        {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.0, "use_bias": False},
+        inputs(),
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=[(2, 5, D), (2, H, 5, 5)],
+        input_mask=mask,
+        check_mixed_precision=False,
+    )
+
+
+def test_sub_layers_are_named_and_ffn_uses_gelu():
+    block = GPTBlock(D, F, H, 0.0)
+    block(inputs())
+    assert isinstance(block.attention, MultiHeadAttention) and block.attention.use_bias
+    assert isinstance(block.ffn, PositionWiseFFN) and block.ffn.activation == "gelu"
+    paths = {w.path for w in block.weights}
+    for name in ("ln1", "attention", "ln2", "ffn"):
+        assert any(p.startswith(f"{block.name}/{name}/") for p in paths), name
+
+
+def test_a_position_never_sees_a_later_one():
+    block = GPTBlock(D, F, H, 0.0)
+    X = inputs(length=6)
+    changed = X.copy()
+    changed[:, 3:] = np.random.RandomState(1).normal(size=changed[:, 3:].shape)
+    out, weights = block(X, return_attention_scores=True)
+    out_changed = ops.convert_to_numpy(block(changed))
+    np.testing.assert_allclose(out_changed[:, :3], ops.convert_to_numpy(out)[:, :3], atol=1e-6)
+    assert not np.allclose(out_changed[:, 3:], ops.convert_to_numpy(out)[:, 3:])
+    upper = np.triu(np.ones((6, 6), bool), k=1)
+    assert np.all(ops.convert_to_numpy(weights)[:, :, upper] == 0)
+
+
+def test_prompt_chunk_then_cached_steps_equal_the_full_pass():
+    block = GPTBlock(D, F, H, 0.0)
+    X = inputs(length=7)
+    full = ops.convert_to_numpy(block(X))
+    cache = ops.zeros((2, 2, 7, D))  # (B, 2, L, D)
+    # A 3-step prompt in one chunk, then one step at a time.
+    out, cache = block(X[:, :3], cache=cache, cache_update_index=0)
+    outputs = [ops.convert_to_numpy(out)]
+    for t in range(3, 7):
+        out, weights, cache = block(
+            X[:, t : t + 1], cache=cache, cache_update_index=t, return_attention_scores=True
+        )
+        assert tuple(weights.shape) == (2, H, 1, 7)
+        assert np.all(ops.convert_to_numpy(weights)[:, :, 0, t + 1 :] == 0)
+        outputs.append(ops.convert_to_numpy(out))
+    np.testing.assert_allclose(np.concatenate(outputs, axis=1), full, atol=1e-5)
+
+
+def test_dropout_is_active_only_in_training():
+    block = GPTBlock(D, F, H, 0.5)
+    X = inputs()
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(block(X)), ops.convert_to_numpy(block(X, training=False))
+    )
+    assert not np.allclose(ops.convert_to_numpy(block(X, training=True)), ops.convert_to_numpy(block(X)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_hiddens": 10, "num_heads": 3}, "`num_hiddens` must be divisible by `num_heads`"),
+        ({"dropout": 1.0}, r"`dropout` must be a float in \[0, 1\)"),
+        ({"ffn_num_hiddens": 0}, "`ffn_num_hiddens` must be a positive integer"),
+        ({"use_bias": 1}, "`use_bias` must be True or False"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    args = {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.0, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        GPTBlock(**args)
+
+
+def test_inputs_of_the_wrong_width_raise():
+    with pytest.raises(ValueError, match="must equal `num_hiddens`=8"):
+        GPTBlock(D, F, H, 0.0)(keras.Input(shape=(None, 6)))
+    with pytest.raises(ValueError, match="`X` must be 3-D"):
+        GPTBlock(D, F, H, 0.0)(keras.Input(shape=(D,)))
