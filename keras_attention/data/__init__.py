@@ -4,6 +4,18 @@ This subpackage needs TensorFlow (tf.data, tf.lookup, tensorflow-text); the
 rest of `keras_attention` does not import it.
 """
 
+from keras_attention.data.corpus import (
+    build_lm_tokenizer,
+    causal_lm_dataset,
+    encode_lines,
+    encode_text,
+    generate_corpus,
+    load_time_machine,
+    mask_tokens,
+    mlm_dataset,
+    preprocess_time_machine,
+    span_corruption_dataset,
+)
 from keras_attention.data.dates import DATE_FORMS, format_date, generate_dates
 from keras_attention.data.download import find_or_download
 from keras_attention.data.images import (
@@ -56,4 +68,14 @@ __all__ = [
     "read_idx",
     "split_by_source",
     "valid_lengths",
+    "build_lm_tokenizer",
+    "causal_lm_dataset",
+    "encode_lines",
+    "encode_text",
+    "generate_corpus",
+    "load_time_machine",
+    "mask_tokens",
+    "mlm_dataset",
+    "preprocess_time_machine",
+    "span_corruption_dataset",
 ]

@@ -66,6 +66,11 @@ def preprocess_d2l(text):
     )
 
 
+def is_special_token(token):
+    """Whether `token` looks like `<mask>`: a name in angle brackets."""
+    return len(token) > 2 and token.startswith("<") and token.endswith(">")
+
+
 def split_words(text):
     """D2L's word split: on single spaces, empty pieces dropped."""
     return [token for token in text.split(" ") if token]
@@ -372,10 +377,11 @@ class CharTokenizer(_Tokenizer):
     def __init__(self, vocab, name=None):
         super().__init__(vocab, name=name)
         for token in list(vocab)[4:]:
-            if len(token) != 1:
+            if len(token) != 1 and not is_special_token(token):
                 raise ValueError(
                     f"`vocab` of a CharTokenizer must hold single characters after the "
-                    f"reserved tokens; got {token!r}."
+                    f"reserved tokens (or special tokens like `<mask>`, which text never "
+                    f"tokenizes to); got {token!r}."
                 )
 
     def python_tokens(self, text):

@@ -1,27 +1,58 @@
-"""Decoder-only language models (GPT) as functional Keras models.
+"""Pretrained-Transformer families, made small: GPT, BERT and T5.
 
-D2L section "Large-Scale Pretraining with Transformers": a GPT is a stack
-of Transformer decoder blocks without cross-attention, trained to predict
-each next token. Token embeddings (not scaled) plus learned positions,
-`num_blks` pre-norm `GPTBlock`s, a final layer normalization and a linear
-map to vocabulary logits, optionally tied to the token embeddings (GPT-2).
+D2L section "Large-Scale Pretraining with Transformers" (and, for BERT,
+"Bidirectional Encoder Representations from Transformers" and "Fine-Tuning
+BERT"): the three ways of using Transformer blocks for pretraining.
 
-`GPTInference` runs the same layers for generation: the prompt in one
-chunk that fills every block's key/value cache, then one token per step
-(see `keras_attention.generate.sample`).
+- Decoder-only (`gpt`): a stack of decoder blocks without cross-attention,
+  trained to predict each next token. Token embeddings (not scaled) plus
+  learned positions, `num_blks` pre-norm `GPTBlock`s, a final layer
+  normalization and a linear map to vocabulary logits, optionally tied to
+  the token embeddings (GPT-2). `GPTInference` runs the prompt in one chunk
+  that fills every block's key/value cache, then one token per step (see
+  `keras_attention.generate.sample`).
+- Encoder-only (`bert`): D2L's `BERTEncoder`: token, segment and learned
+  position embeddings summed, then `num_blks` post-norm encoder blocks.
+  `bert_mlm` puts D2L's `MaskLM` head on it (scoring every position; the
+  loss keeps the masked ones), `bert_classifier` D2L's pooler and a dense
+  layer on the `<cls>` position. Both call the encoder model itself, so its
+  weights are shared: pretrain with `bert_mlm`, then fine-tune with
+  `bert_classifier` on the trained encoder.
+- Encoder-decoder (`t5`): both sides read ONE shared token embedding, with
+  pre-norm blocks and final layer norms (Raffel et al., 2020).
+  `T5Inference` decodes it step by step for `keras_attention.generate`.
 
-Letters used in shape comments: B batch, T sequence length, P prompt
-length, D num_hiddens, V vocabulary, N num_blks, L cache length.
+Letters used in shape comments: B batch, T sequence (or target) length,
+S source length, P prompt length, D num_hiddens, V vocabulary, C classes,
+N num_blks, L cache length.
 """
 
 import keras
 from keras import ops
 
-from keras_attention.layers import GPTBlock, LearnedPositionalEmbedding, TokenEmbedding
+from keras_attention.layers import (
+    GPTBlock,
+    LearnedPositionalEmbedding,
+    TakeClassToken,
+    TokenEmbedding,
+    TransformerDecoderBlock,
+    TransformerEncoderBlock,
+)
 from keras_attention.layers.checks import check_bool as _check_bool
+from keras_attention.layers.checks import check_dropout as _check_dropout
 from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
-__all__ = ["gpt", "GPTInference", "TiedTokenEmbedding"]
+__all__ = [
+    "gpt",
+    "GPTInference",
+    "TiedTokenEmbedding",
+    "SegmentEmbedding",
+    "bert",
+    "bert_mlm",
+    "bert_classifier",
+    "t5",
+    "T5Inference",
+]
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -232,3 +263,428 @@ class GPTInference:
     def batch_axes():
         """The batch axis of each state entry, for reordering beams."""
         return {"cache": 1}
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class SegmentEmbedding(keras.layers.Layer):
+    """Adds the embedding of each token's segment (sentence A or B) to `X`.
+
+    D2L section "BERT": the input of a sentence pair is
+    `<cls> A <sep> B <sep>`, and every token gets the embedding of its
+    segment id (0 for A, 1 for B) added. A layer of its own rather than
+    `keras.layers.Embedding` plus `Add`, because segment id 0 is a real
+    segment (not padding) and `Add` would drop the token embedding's
+    padding mask; this layer passes the mask of `X` through.
+
+    Args:
+        num_segments: int. Number of segment ids. Defaults to `2`.
+        num_hiddens: int. Feature size `D` of `X`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        X: `(B, T, D)`. Token embeddings.
+        segment_ids: integer tensor `(B, T)`, values in `[0, num_segments)`.
+
+    Returns:
+        `(B, T, D)`, the dtype of `X`. A Keras mask on `X` passes through.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 16))
+    >>> segments = keras.Input(shape=(None,), dtype="int32")
+    >>> SegmentEmbedding(2, 16)(X, segments).shape
+    (None, None, 16)
+    """
+
+    def __init__(self, num_segments, num_hiddens, **kwargs):
+        super().__init__(**kwargs)
+        self.num_segments = _check_positive_int("num_segments", num_segments)
+        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.supports_masking = True
+
+    def build(self, X_shape, segment_ids_shape=None):
+        if X_shape[-1] is not None and X_shape[-1] != self.num_hiddens:
+            raise ValueError(
+                "The last axis of `X` must equal `num_hiddens`; got "
+                f"X.shape={tuple(X_shape)}, num_hiddens={self.num_hiddens}."
+            )
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.num_segments, self.num_hiddens),
+            initializer="uniform",
+        )
+        self.built = True
+
+    def call(self, X, segment_ids):
+        E = ops.take(self.embeddings, ops.cast(segment_ids, "int32"), axis=0)  # (B, T, D)
+        return X + ops.cast(E, X.dtype)
+
+    def compute_output_shape(self, X_shape, segment_ids_shape=None):
+        return X_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_segments": self.num_segments,
+            "num_hiddens": self.num_hiddens,
+        }
+
+
+def bert(
+    vocab_size,
+    num_hiddens,
+    ffn_num_hiddens,
+    num_heads,
+    num_blks,
+    dropout,
+    max_len,
+    pad_id=0,
+    num_segments=2,
+    name="bert",
+):
+    """Builds D2L's BERT encoder.
+
+    `X = E_token[ids] + E_segment[segments] + E_position[0 .. T-1]`, then
+    `num_blks` post-norm `TransformerEncoderBlock`s (D2L's `BERTEncoder`).
+    Padding (`pad_id`) is masked inside the graph.
+
+    Args:
+        vocab_size: int. Vocabulary size `V`.
+        num_hiddens: int. Model width `D`.
+        ffn_num_hiddens: int. Hidden width of each FFN.
+        num_heads: int. Attention heads per block.
+        num_blks: int. Number of encoder blocks.
+        dropout: float. Dropout rate in the blocks.
+        max_len: int. Longest sequence the learned positions cover.
+        pad_id: int. Padding id: padded positions are never attended to.
+            Defaults to `0`.
+        num_segments: int. Number of segment ids. Defaults to `2`.
+        name: str. Model name.
+
+    Returns:
+        A `keras.Model` with inputs `token_ids` and `segment_ids` `(B, T)`
+        (int32, a dict) and output `encoded` `(B, T, D)`. Layers:
+        `token_embedding`, `segment_embedding`, `positions`,
+        `encoder_block_{i}`, `encoded`.
+
+    Example:
+    >>> model = bert(100, 32, 64, 4, 2, 0.1, max_len=64)
+    >>> model.output.shape
+    (None, None, 32)
+    """
+    num_blks = _check_positive_int("num_blks", num_blks)
+
+    # Layers.
+    token_embedding = TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, name="token_embedding")
+    segment_embedding = SegmentEmbedding(num_segments, num_hiddens, name="segment_embedding")
+    positions = LearnedPositionalEmbedding(max_len, num_hiddens, name="positions")
+    blocks = [
+        TransformerEncoderBlock(
+            num_hiddens, ffn_num_hiddens, num_heads, dropout, name=f"encoder_block_{i}"
+        )
+        for i in range(num_blks)
+    ]
+    encoded = keras.layers.Identity(name="encoded")
+
+    # Functional graph.
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
+    X = segment_embedding(token_embedding(token_ids), segment_ids)  # (B, T, D), masked at pad_id
+    X = positions(X)
+    for block in blocks:
+        X = block(X)  # (B, T, D)
+    X = encoded(X)
+
+    # Config.
+    return keras.Model({"token_ids": token_ids, "segment_ids": segment_ids}, X, name=name)
+
+
+def _check_bert_encoder(encoder_model):
+    names = {layer.name for layer in getattr(encoder_model, "layers", [])}
+    if not {"token_embedding", "segment_embedding", "encoder_block_0", "encoded"} <= names:
+        raise ValueError(
+            "`encoder_model` must be built by `keras_attention.models.bert`; got "
+            f"{getattr(encoder_model, 'name', encoder_model)!r} without its layers."
+        )
+    return encoder_model.get_layer("token_embedding")
+
+
+def _bert_inputs():
+    return {
+        "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+        "segment_ids": keras.Input(shape=(None,), dtype="int32", name="segment_ids"),
+    }
+
+
+def bert_mlm(encoder_model, vocab_size=None, name="bert_mlm"):
+    """Puts D2L's masked-language-model head on a BERT encoder.
+
+    `Dense(D, relu) -> LayerNorm -> Dense(V)` at every position (D2L's
+    `MaskLM` gathers the masked positions first; here the loss picks them:
+    give label `0` (`pad_id`) to every unmasked position and train with
+    `SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)`).
+    The encoder model is called as a layer, so its weights are shared
+    with every other model built on it.
+
+    Args:
+        encoder_model: a `keras.Model` built by `bert`.
+        vocab_size: int. Vocabulary size `V` of the logits; must equal the
+            encoder's. Defaults to the encoder's.
+        name: str. Model name.
+
+    Returns:
+        A `keras.Model` with inputs `token_ids` and `segment_ids` `(B, T)`
+        and output float32 logits `(B, T, V)`. Layers: the encoder model,
+        `mlm_dense`, `mlm_norm`, `mlm_logits`.
+
+    Example:
+    >>> encoder = bert(100, 32, 64, 4, 2, 0.1, max_len=64)
+    >>> bert_mlm(encoder).output.shape
+    (None, None, 100)
+    """
+    token_embedding = _check_bert_encoder(encoder_model)
+    if vocab_size is None:
+        vocab_size = token_embedding.vocab_size
+    if vocab_size != token_embedding.vocab_size:
+        raise ValueError(
+            "`vocab_size` must equal the encoder's vocabulary size "
+            f"{token_embedding.vocab_size}; got vocab_size={vocab_size!r}."
+        )
+    num_hiddens = token_embedding.num_hiddens
+
+    # Layers.
+    mlm_dense = keras.layers.Dense(num_hiddens, activation="relu", name="mlm_dense")
+    mlm_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="mlm_norm")
+    mlm_logits = keras.layers.Dense(vocab_size, dtype="float32", name="mlm_logits")
+
+    # Functional graph.
+    inputs = _bert_inputs()
+    X = encoder_model(inputs)  # (B, T, D)
+    logits = mlm_logits(mlm_norm(mlm_dense(X)))  # (B, T, V)
+
+    # Config.
+    return keras.Model(inputs, logits, name=name)
+
+
+def bert_classifier(encoder_model, num_classes, dropout=0.1, name="bert_classifier"):
+    """Puts D2L's fine-tuning head on a BERT encoder: pooler and classifier.
+
+    `Dense(D, tanh)` (the "pooler") on the encoding of the `<cls>` token
+    at position 0, dropout, then `Dense(C)` logits (D2L's `BERTClassifier`).
+    The encoder model is called as a layer, so its weights are shared.
+
+    Args:
+        encoder_model: a `keras.Model` built by `bert`.
+        num_classes: int. Number of classes `C`.
+        dropout: float. Dropout before the last layer. Defaults to `0.1`.
+        name: str. Model name.
+
+    Returns:
+        A `keras.Model` with inputs `token_ids` and `segment_ids` `(B, T)`
+        and output float32 logits `(B, C)`. Layers: the encoder model,
+        `take_cls`, `pooler`, `classifier_dropout`, `classifier`.
+
+    Example:
+    >>> encoder = bert(100, 32, 64, 4, 2, 0.1, max_len=64)
+    >>> bert_classifier(encoder, 3).output.shape
+    (None, 3)
+    """
+    token_embedding = _check_bert_encoder(encoder_model)
+    num_classes = _check_positive_int("num_classes", num_classes)
+    dropout = _check_dropout(dropout)
+    num_hiddens = token_embedding.num_hiddens
+
+    # Layers.
+    take_cls = TakeClassToken(name="take_cls")
+    pooler = keras.layers.Dense(num_hiddens, activation="tanh", name="pooler")
+    classifier_dropout = keras.layers.Dropout(dropout, name="classifier_dropout")
+    classifier = keras.layers.Dense(num_classes, dtype="float32", name="classifier")
+
+    # Functional graph.
+    inputs = _bert_inputs()
+    X = encoder_model(inputs)  # (B, T, D)
+    logits = classifier(classifier_dropout(pooler(take_cls(X))))  # (B, C)
+
+    # Config.
+    return keras.Model(inputs, logits, name=name)
+
+
+def t5(
+    vocab_size,
+    num_hiddens,
+    ffn_num_hiddens,
+    num_heads,
+    num_blks,
+    dropout,
+    max_len,
+    pad_id=0,
+    name="t5",
+):
+    """Builds a T5-style encoder-decoder.
+
+    As in T5 (Raffel et al., 2020; D2L "Large-Scale Pretraining with
+    Transformers"): one token embedding `shared_embedding` (not scaled)
+    read by both the encoder and the decoder, pre-norm blocks
+    (`norm_first=True`), dropout on the embeddings, and a final layer norm
+    after each stack. Simplifications: positions are learned absolute
+    embeddings (`src_positions`, `tgt_positions`) instead of T5's relative
+    position bias in the attention scores, and the layer norms are
+    `LayerNormalization` (T5 uses RMS norm without bias). The logits come
+    from a separate `lm_head` Dense layer, untied from the embedding (as in
+    T5.1.1).
+
+    Args:
+        vocab_size: int. Vocabulary size `V`, shared by source and target.
+        num_hiddens: int. Model width `D`.
+        ffn_num_hiddens: int. Hidden width of each FFN.
+        num_heads: int. Attention heads per block.
+        num_blks: int. Encoder blocks, and decoder blocks.
+        dropout: float. Dropout rate everywhere.
+        max_len: int. Longest source or target sequence the learned
+            positions cover.
+        pad_id: int. Padding id. Defaults to `0`.
+        name: str. Model name.
+
+    Returns:
+        A `keras.Model` with inputs `src_ids` `(B, S)` and `tgt_in_ids`
+        `(B, T)` (int32, a dict, as `models.transformer`) and output float32
+        logits `(B, T, V)`. Layers: `shared_embedding`, `src_positions`,
+        `encoder_dropout`, `encoder_block_{i}`, `encoder_final_norm`,
+        `tgt_positions`, `decoder_dropout`, `decoder_block_{i}`,
+        `decoder_final_norm`, `lm_head`.
+
+    Example:
+    >>> model = t5(100, 32, 64, 4, 2, 0.1, max_len=64)
+    >>> model.output.shape
+    (None, None, 100)
+    """
+    num_blks = _check_positive_int("num_blks", num_blks)
+
+    # Layers.
+    shared_embedding = TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, name="shared_embedding")
+    src_positions = LearnedPositionalEmbedding(max_len, num_hiddens, name="src_positions")
+    encoder_dropout = keras.layers.Dropout(dropout, name="encoder_dropout")
+    encoder_blocks = [
+        TransformerEncoderBlock(
+            num_hiddens, ffn_num_hiddens, num_heads, dropout, norm_first=True,
+            name=f"encoder_block_{i}",
+        )
+        for i in range(num_blks)
+    ]
+    encoder_final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_final_norm")
+    tgt_positions = LearnedPositionalEmbedding(max_len, num_hiddens, name="tgt_positions")
+    decoder_dropout = keras.layers.Dropout(dropout, name="decoder_dropout")
+    decoder_blocks = [
+        TransformerDecoderBlock(
+            num_hiddens, ffn_num_hiddens, num_heads, dropout, norm_first=True,
+            name=f"decoder_block_{i}",
+        )
+        for i in range(num_blks)
+    ]
+    decoder_final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_final_norm")
+    lm_head = keras.layers.Dense(vocab_size, dtype="float32", name="lm_head")
+
+    # Functional graph.
+    src_ids = keras.Input(shape=(None,), dtype="int32", name="src_ids")
+    tgt_in_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_in_ids")
+    X = encoder_dropout(src_positions(shared_embedding(src_ids)))  # (B, S, D), masked at pad_id
+    for block in encoder_blocks:
+        X = block(X)
+    X = encoder_final_norm(X)
+    Y = decoder_dropout(tgt_positions(shared_embedding(tgt_in_ids)))  # (B, T, D)
+    for block in decoder_blocks:
+        Y = block(Y, X)
+    logits = lm_head(decoder_final_norm(Y))  # (B, T, V)
+
+    # Config.
+    return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, logits, name=name)
+
+
+class T5Inference:
+    """Step-by-step decoding with a model built by `t5`.
+
+    The interface of `TransformerInference`: `encode` runs the encoder once,
+    `step` feeds the decoder one token per row with each decoder block's
+    key/value cache. The state is `{"enc_outputs": (B, S, D),
+    "src_mask": (B, S), "cache": (N, B, 2, L, D)}`.
+
+    Args:
+        model: a `keras.Model` built by `t5`.
+        max_len: int. Longest output the cache holds, `L`. At most the
+            model's positional `max_len`.
+    """
+
+    def __init__(self, model, max_len):
+        names = {layer.name for layer in model.layers}
+        if not {"shared_embedding", "decoder_block_0", "lm_head"} <= names:
+            raise ValueError(
+                "`model` must be built by `keras_attention.models.t5`; got a model "
+                f"named {model.name!r} without its layers."
+            )
+        self.model = model
+        self.max_len = _check_positive_int("max_len", max_len)
+        self.num_blks = sum(n.startswith("decoder_block_") for n in names)
+        self.shared_embedding = model.get_layer("shared_embedding")
+        self.src_positions = model.get_layer("src_positions")
+        self.encoder_blocks = [model.get_layer(f"encoder_block_{i}") for i in range(self.num_blks)]
+        self.encoder_final_norm = model.get_layer("encoder_final_norm")
+        self.tgt_positions = model.get_layer("tgt_positions")
+        self.decoder_blocks = [model.get_layer(f"decoder_block_{i}") for i in range(self.num_blks)]
+        self.decoder_final_norm = model.get_layer("decoder_final_norm")
+        self.lm_head = model.get_layer("lm_head")
+        self.pad_id = self.shared_embedding.pad_id
+        self.num_hiddens = self.shared_embedding.num_hiddens
+        if self.max_len > self.tgt_positions.max_len:
+            raise ValueError(
+                f"`max_len` must be at most the model's positional max_len="
+                f"{self.tgt_positions.max_len}; got max_len={max_len}."
+            )
+
+    def encode(self, src_ids):
+        """Returns the decoding state: encoder outputs, source mask and an empty cache."""
+        src_ids = ops.convert_to_tensor(src_ids, "int32")
+        src_mask = ops.not_equal(src_ids, self.pad_id)  # (B, S)
+        X = self.src_positions(self.shared_embedding(src_ids))  # (B, S, D)
+        for block in self.encoder_blocks:
+            X = block(X, training=False, X_mask=src_mask)
+        X = self.encoder_final_norm(X)
+        cache = ops.zeros(
+            (self.num_blks, ops.shape(src_ids)[0], 2, self.max_len, self.num_hiddens),
+            dtype=X.dtype,
+        )  # (N, B, 2, L, D)
+        return {"enc_outputs": X, "src_mask": src_mask, "cache": cache}
+
+    def step(self, tokens, state, index):
+        """Decodes one step.
+
+        Args:
+            tokens: `(B,)` int. The tokens at position `index`.
+            state: dict from `encode` (or a previous `step`).
+            index: scalar int. Position of `tokens`.
+
+        Returns:
+            `(logits (B, V), new_state, cross_attention (B, S))`: the
+            cross-attention weights of the last block, averaged over heads.
+        """
+        tokens = ops.convert_to_tensor(tokens, "int32")
+        Y = self.shared_embedding(ops.expand_dims(tokens, 1))  # (B, 1, D)
+        Y = self.tgt_positions(Y, start_index=index)
+        caches = []
+        for i, block in enumerate(self.decoder_blocks):
+            Y, _, cross_weights, cache = block(
+                Y,
+                state["enc_outputs"],
+                training=False,
+                return_attention_scores=True,
+                cache=state["cache"][i],
+                cache_update_index=index,
+                enc_outputs_mask=state["src_mask"],
+            )
+            caches.append(cache)
+        logits = self.lm_head(self.decoder_final_norm(Y))[:, 0]  # (B, V)
+        new_state = {**state, "cache": ops.stack(caches, axis=0)}
+        attention = ops.mean(cross_weights[:, :, 0], axis=1)  # (B, S)
+        return ops.cast(logits, "float32"), new_state, attention
+
+    @staticmethod
+    def batch_axes():
+        """The batch axis of each state entry, for reordering beams."""
+        return {"enc_outputs": 0, "src_mask": 0, "cache": 1}
