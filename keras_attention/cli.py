@@ -5,6 +5,8 @@
     keras-attention export outputs/dates --to saved_models/dates
     keras-attention train vision --data shapes --out outputs/shapes --export saved_models/shapes
     keras-attention classify saved_models/shapes image.png
+    keras-attention train lm --data timemachine --out outputs/lm --export saved_models/lm
+    keras-attention generate saved_models/lm "the time traveller" --temperature 0.8
 
 `train translation` trains with `fit` (progress bar, TensorBoard, resume
 with `BackupAndRestore`, best checkpoint, history CSV and loss PNG), scores
@@ -16,6 +18,12 @@ exports a SavedModel with `--export`. `translate` needs only the SavedModel.
 Fashion-MNIST with the same logs, reports test accuracy, saves `model.keras`
 and `scores.json`, and exports an image classifier with `--export`;
 `classify` labels PNG/JPEG/GIF/BMP files with that SavedModel.
+
+`train lm` trains a GPT language model on The Time Machine or the generated
+corpus (characters or WordPiece), reports validation perplexity, prints two
+samples, saves `model.keras` and the tokenizer, and exports a SavedModel that
+takes prompt strings with `--export`; `generate` continues a prompt with that
+SavedModel or with a run directory.
 """
 
 import argparse
@@ -393,7 +401,232 @@ def make_parser():
     export.add_argument("--to", default=None,
                         help="default: saved_models/translator or saved_models/image_classifier")
     export.set_defaults(func=_export_command)
+    _add_lm_parsers(commands, train_kinds)
     return parser
+
+
+# Language models: `train lm` and `generate`.
+
+LM_PROMPTS = {"timemachine": "time traveller", "corpus": "the old cat"}
+
+
+def load_lm_text(name, num_sentences=2000, data_dir=None, seed=0):
+    """The text of `--data`: D2L's preprocessed Time Machine or the generated corpus."""
+    from keras_attention.data import corpus
+
+    if name == "timemachine":
+        return corpus.preprocess_time_machine(corpus.load_time_machine(data_dir=data_dir))
+    if name == "corpus":
+        return corpus.generate_corpus(num_sentences, seed=seed)
+    raise ValueError(f"`--data` must be timemachine or corpus; got {name!r}.")
+
+
+def split_held_out(text, fraction=0.1):
+    """`(train, held_out)`: the last `fraction` of `text`, cut at a line break if it has any."""
+    cut = int(len(text) * (1.0 - fraction))
+    if "\n" in text[cut:]:
+        cut = text.index("\n", cut) + 1
+    return text[:cut], text[cut:]
+
+
+def sample_text(model, tokenizer, prompt, max_new_tokens=50, temperature=1.0, top_k=0,
+                top_p=1.0, seed=0):
+    """Continues one prompt in process, as the exported `LanguageModel.generate` does.
+
+    The prompt is tokenized, started from `<eos>` when empty, cut from the
+    left to `max_len - max_new_tokens` tokens, continued by
+    `generate.sample` (stopping at `<eos>`) and detokenized. For the same
+    arguments the text equals the SavedModel's.
+
+    Returns:
+        str: prompt and continuation.
+    """
+    import tensorflow as tf
+
+    from keras_attention import generate
+
+    max_len = model.get_layer("positions").max_len
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not (
+        1 <= max_new_tokens <= max_len - 1
+    ):
+        raise ValueError(
+            f"`max_new_tokens` must be an int in [1, {max_len - 1}] (the model's positional "
+            f"max_len={max_len} minus one prompt token); got max_new_tokens={max_new_tokens!r}."
+        )
+    ids = tokenizer.tokenize(tf.constant([prompt])).to_tensor()  # (1, P)
+    empty = ids.shape[1] == 0
+    if empty:
+        ids = tf.constant([[tokenizer.eos_id]], tf.int32)
+    ids = ids[:, max(ids.shape[1] - (max_len - max_new_tokens), 0):]
+    result = generate.sample(
+        model, ids, max_new_tokens, temperature=temperature, top_k=top_k or None,
+        top_p=top_p, seed=seed, eos_id=tokenizer.eos_id,
+    )
+    tokens = result["tokens"][:, 1:] if empty else result["tokens"]
+    return tokenizer.detokenize(tokens).numpy()[0].decode("utf-8", errors="replace")
+
+
+def _train_lm(args):
+    import math
+
+    import keras
+
+    from keras_attention import models, training
+    from keras_attention.data import corpus
+
+    keras.utils.set_random_seed(args.seed)
+    text = load_lm_text(args.data, args.num_sentences, args.data_dir, seed=args.seed)
+    train_text, val_text = split_held_out(text, args.val_fraction)
+    tokenizer = corpus.build_lm_tokenizer(train_text, args.tokenizer, vocab_size=args.vocab_size)
+    train_ids = corpus.encode_text(tokenizer, train_text)
+    val_ids = corpus.encode_text(tokenizer, val_text)
+    train_data = corpus.causal_lm_dataset(
+        train_ids, args.seq_len, args.batch_size, seed=args.seed, drop_remainder=True
+    )
+    val_data = corpus.causal_lm_dataset(val_ids, args.seq_len, args.batch_size, shuffle=False)
+    model = models.gpt(
+        tokenizer.vocab_size, args.num_hiddens, args.ffn_num_hiddens, args.num_heads,
+        args.num_blks, args.dropout, max_len=args.seq_len, pad_id=tokenizer.pad_id,
+    )
+    # Causal windows hold no padding, so every label counts.
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.lr, clipnorm=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=True,
+    )
+    out = pathlib.Path(args.out)
+    print(f"{args.data} ({args.tokenizer} tokens, vocabulary {tokenizer.vocab_size}): "
+          f"{len(train_ids)} train / {len(val_ids)} held-out tokens, seq_len {args.seq_len}; "
+          f"model {model.name}: {model.count_params():,} parameters")
+    history = training.fit_with_logs(
+        model, train_data, validation_data=val_data, epochs=args.epochs, out_dir=out,
+        verbose=args.verbose,
+    )
+    model.save(out / "model.keras")
+    tokenizer.save(out / "tokenizer")
+    val_loss, val_accuracy = model.evaluate(val_data, verbose=0)
+    scores = {"val_loss": float(val_loss), "val_perplexity": math.exp(val_loss),
+              "val_accuracy": float(val_accuracy), "epochs": len(history),
+              "train_tokens": len(train_ids), "val_tokens": len(val_ids)}
+    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    (out / "lm.json").write_text(json.dumps({
+        "data": args.data, "tokenizer": args.tokenizer, "seq_len": args.seq_len}, indent=2))
+    print(f"validation perplexity {scores['val_perplexity']:.3f} per token "
+          f"(loss {val_loss:.4f}) on {len(val_ids)} held-out tokens")
+    prompt = LM_PROMPTS[args.data] if args.prompt is None else args.prompt
+    # Room for the whole prompt where the positions allow it (longer ones are cut).
+    prompt_len = int(tokenizer.tokenize([prompt]).row_lengths()[0])
+    max_new_tokens = max(1, min(args.max_new_tokens, args.seq_len - max(prompt_len, 1)))
+    for temperature in (0.5, 1.0):
+        sample = sample_text(model, tokenizer, prompt, max_new_tokens, temperature, seed=args.seed)
+        print(f"sample (temperature {temperature}): {sample!r}")
+    print(f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'model.keras'}, "
+          f"{out / 'tokenizer'}, {out / 'scores.json'}")
+    if args.export:
+        from keras_attention import export
+
+        path = export.export_language_model(model, tokenizer, path=args.export)
+        print(f"exported SavedModel to {path}")
+
+
+def _error_text(err):
+    """The message of a failed assertion in a TensorFlow error, else its first line."""
+    found = re.search(r"assertion failed: \[([^\]]*)\]", err.message)
+    if found:
+        return found.group(1)
+    return re.sub(r"\{\{[^}]*\}\}\s*", "", err.message).split(" [Op:")[0].strip().split("\n")[0]
+
+
+def _generate_command(args):
+    source = pathlib.Path(args.source)
+    if (source / "saved_model.pb").is_file():
+        import tensorflow as tf
+
+        try:  # WordPiece tokenizers need tensorflow-text's ops registered.
+            import tensorflow_text  # noqa: F401
+        except ImportError:
+            pass
+        language_model = tf.saved_model.load(str(source))
+        if not hasattr(language_model, "generate"):
+            raise SystemExit(f"error: {args.source!r} is not an exported language model")
+        max_new_tokens = args.max_new_tokens
+        if max_new_tokens is None:
+            max_new_tokens = min(50, int(language_model.max_new_tokens.numpy()))
+        for prompt in args.prompts:
+            try:
+                result = language_model.generate(
+                    tf.constant(prompt), tf.constant(max_new_tokens, tf.int32),
+                    tf.constant(args.temperature, tf.float32), tf.constant(args.top_k, tf.int32),
+                    tf.constant(args.top_p, tf.float32), tf.constant(args.seed, tf.int32),
+                )
+            except tf.errors.InvalidArgumentError as err:
+                raise SystemExit(f"error: {_error_text(err)}")
+            print(result["text"].numpy()[0].decode("utf-8", errors="replace"))
+        return
+    if (source / "model.keras").is_file() and (source / "tokenizer").is_dir():
+        import keras
+
+        from keras_attention import data
+
+        model = keras.saving.load_model(source / "model.keras", safe_mode=True)
+        tokenizer = data.load_tokenizer(source / "tokenizer")
+        max_new_tokens = args.max_new_tokens
+        if max_new_tokens is None:
+            max_new_tokens = min(50, model.get_layer("positions").max_len - 1)
+        options = dict(max_new_tokens=max_new_tokens, temperature=args.temperature,
+                       top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+        for prompt in args.prompts:
+            try:
+                print(sample_text(model, tokenizer, prompt, **options))
+            except ValueError as err:
+                raise SystemExit(f"error: {err}")
+        return
+    raise SystemExit(
+        f"error: {args.source!r} is neither a SavedModel directory nor a `train lm` run "
+        "directory (model.keras and tokenizer/)"
+    )
+
+
+def _add_lm_parsers(commands, train_kinds):
+    """Adds `train lm` and `generate` to the parser of `make_parser`."""
+    lm = train_kinds.add_parser("lm", help="train a GPT language model")
+    lm.add_argument("--data", default="timemachine", choices=["timemachine", "corpus"])
+    lm.add_argument("--tokenizer", default="char", choices=["char", "wordpiece"])
+    lm.add_argument("--vocab-size", type=int, default=1000,
+                    help="largest vocabulary (WordPiece; characters take what the text has)")
+    lm.add_argument("--num-sentences", type=int, default=2000, help="corpus: sentences generated")
+    lm.add_argument("--num-hiddens", type=int, default=128)
+    lm.add_argument("--ffn-num-hiddens", type=int, default=256)
+    lm.add_argument("--num-heads", type=int, default=4)
+    lm.add_argument("--num-blks", type=int, default=2)
+    lm.add_argument("--dropout", type=float, default=0.1)
+    lm.add_argument("--seq-len", type=int, default=64,
+                    help="tokens per training window; also the model's positional max_len")
+    lm.add_argument("--batch-size", type=int, default=64)
+    lm.add_argument("--epochs", type=int, default=10)
+    lm.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
+    lm.add_argument("--val-fraction", type=float, default=0.1,
+                    help="held-out tail of the text for validation")
+    lm.add_argument("--prompt", default=None, help="prompt of the printed samples")
+    lm.add_argument("--max-new-tokens", type=int, default=50, help="tokens per printed sample")
+    lm.add_argument("--data-dir", default=None)
+    lm.add_argument("--out", default="outputs/lm")
+    lm.add_argument("--export", default=None, help="also export a SavedModel here")
+    lm.add_argument("--seed", type=int, default=0)
+    lm.add_argument("--verbose", type=int, default=1)
+    lm.set_defaults(func=_train_lm)
+
+    gen = commands.add_parser("generate", help="continue a prompt with a language model")
+    gen.add_argument("source", help="an exported SavedModel or a `train lm` --out directory")
+    gen.add_argument("prompts", nargs="+", help="prompts, each continued on its own")
+    gen.add_argument("--max-new-tokens", type=int, default=None,
+                     help="default: 50, or fewer when the model's positions allow fewer")
+    gen.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    gen.add_argument("--top-k", type=int, default=0, help="0: off")
+    gen.add_argument("--top-p", type=float, default=1.0, help="1.0: off")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=_generate_command)
 
 
 def main(argv=None):

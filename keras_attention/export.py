@@ -306,3 +306,285 @@ def export_image_classifier(model, class_names, path=None, num_channels=1):
         "serving_grayscale": module.classify.get_concrete_function(GRAYSCALE_SPEC),
     }
     return atomic_save(module, path, signatures=signatures)
+
+
+# --------------------------------------------------------------------------
+# Language models (GPT): a prompt in, sampled text out
+# --------------------------------------------------------------------------
+# Letters in shape comments below: B batch, P prompt length, N new tokens,
+# V vocabulary, L cache length (P + N), D num_hiddens.
+
+__all__ += ["LanguageModel", "export_language_model"]
+
+PROMPT_SPEC = tf.TensorSpec(None, tf.string, name="prompt")
+LM_SIGNATURE = [
+    PROMPT_SPEC,
+    tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+    tf.TensorSpec([], tf.float32, name="temperature"),
+    tf.TensorSpec([], tf.int32, name="top_k"),
+    tf.TensorSpec([], tf.float32, name="top_p"),
+    tf.TensorSpec([], tf.int32, name="seed"),
+]
+
+
+def _stateless_seed(seed):
+    """The `(2,)` int32 seed `keras.random.uniform(seed=int(seed))` uses on TensorFlow.
+
+    Keras turns an int seed into `[seed, 0]` (int64) and folds it into int32
+    with `floormod(., 2**31 - 2)`; doing the same to a seed tensor gives the
+    same random stream as `generate.sample(..., seed=int)`.
+    """
+    pair = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    return tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
+
+
+class LanguageModel(tf.Module):
+    """A prompt in, sampled text out: tokenizer + GPT + `generate.sample`'s sampler.
+
+    `generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`
+    tokenizes the prompt with the tokenizer's TensorFlow ops, samples
+    `max_new_tokens` tokens with temperature, top-k and top-p (the algorithm
+    and random stream of `keras_attention.generate.sample`, see below) and
+    detokenizes the prompt and its continuation. Everything runs inside the
+    SavedModel.
+
+    The sampling parameters are tensors here, so the steps are those of
+    `generate.sample` written for run-time values (`sample` fixes its
+    buffers' shapes, the greedy branch and the filters from Python numbers
+    when it is traced): the same uniforms drawn from `seed` before the loop,
+    the same filters and inverse-CDF draw, the same key/value cache (of
+    length `P + N`). For the same prompt ids and arguments it returns the
+    tokens of `generate.sample(model, ids, N, temperature, top_k or None,
+    top_p, seed, eos_id=tokenizer.eos_id)` on the TensorFlow backend.
+
+    Prompts:
+    - A scalar string or a `(B,)` batch. In a batch, every prompt must
+      tokenize to the same number of tokens (the model has no left padding);
+      otherwise the call fails with an `InvalidArgumentError` saying so.
+      Call once per prompt when lengths differ.
+    - Invalid UTF-8 is replaced with U+FFFD; characters or words outside the
+      vocabulary become `<unk>` (and read back as `<unk>` in `text`).
+    - The model's positional `max_len` bounds prompt plus new tokens: a
+      prompt longer than `max_len - max_new_tokens` tokens is cut from the
+      left (its last tokens are kept).
+    - An empty prompt (no tokens) starts from `<eos>`, the separator the
+      model saw between texts in training (GPT-2's `<|endoftext|>`); that
+      `<eos>` is left out of `text`.
+
+    Generation stops in a row after `<eos>`; `text` ends before it.
+
+    Args:
+        model: a `keras.Model` built by `keras_attention.models.gpt`.
+        tokenizer: its tokenizer (`keras_attention.data.tokenizers`), with
+            the model's vocabulary size and `pad_id`.
+        max_new_tokens: int or None. Most tokens one call may ask for, at
+            most the model's positional `max_len - 1`. Defaults to `None`
+            (`max_len - 1`).
+    """
+
+    def __init__(self, model, tokenizer, max_new_tokens=None):
+        super().__init__(name="language_model")
+        from keras_attention.models import GPTInference
+
+        names = {layer.name for layer in model.layers}
+        if "positions" not in names:
+            raise ValueError(
+                "`model` must be built by `keras_attention.models.gpt`; got a model "
+                f"named {model.name!r} without a `positions` layer."
+            )
+        max_len = model.get_layer("positions").max_len
+        inference = GPTInference(model, max_len)
+        if inference.vocab_size != tokenizer.vocab_size or inference.pad_id != tokenizer.pad_id:
+            raise ValueError(
+                "`tokenizer` must match the model: same vocabulary size and pad_id; got "
+                f"model vocab_size={inference.vocab_size}, pad_id={inference.pad_id} and "
+                f"tokenizer vocab_size={tokenizer.vocab_size}, pad_id={tokenizer.pad_id}."
+            )
+        if max_len < 2:
+            raise ValueError(
+                f"The model's positional max_len must be at least 2 (one prompt token and "
+                f"one new token); got max_len={max_len}."
+            )
+        if max_new_tokens is None:
+            max_new_tokens = max_len - 1
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, int)
+            or not 1 <= max_new_tokens <= max_len - 1
+        ):
+            raise ValueError(
+                f"`max_new_tokens` must be an int in [1, {max_len - 1}] (the model's "
+                f"positional max_len={max_len} minus one prompt token); got "
+                f"max_new_tokens={max_new_tokens!r}."
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self._max_len = max_len
+        self._max_new_tokens = max_new_tokens
+        self._inference = inference
+        # Saved with the module, for callers of the SavedModel.
+        self.max_len = tf.Variable(max_len, dtype=tf.int32, trainable=False, name="max_len")
+        self.max_new_tokens = tf.Variable(
+            max_new_tokens, dtype=tf.int32, trainable=False, name="max_new_tokens"
+        )
+
+    @tf.function(input_signature=LM_SIGNATURE)
+    def generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+        """Continues the prompt(s).
+
+        Args:
+            prompt: string scalar or `(B,)` strings; see the class docstring.
+            max_new_tokens: int32 scalar in `[1, max_new_tokens]` (the limit
+                set at export). `N`.
+            temperature: float32 scalar >= 0; `0` is greedy decoding.
+            top_k: int32 scalar >= 0. Keep the `top_k` most probable tokens;
+                `0` keeps all.
+            top_p: float32 scalar in (0, 1]. Nucleus sampling; `1` keeps all.
+            seed: int32 scalar. Same seed, same arguments: same text.
+
+        Returns:
+            dict: `text` `(B,)` strings (prompt and continuation,
+            detokenized), `tokens` `(B, P + N)` int32 (the prompt as the
+            model read it, then the new tokens, `<eos>`, then `<pad>`),
+            `lengths` `(B,)` int32 (tokens up to and including `<eos>`).
+            Bad arguments raise `InvalidArgumentError` naming the argument.
+        """
+        checks = [
+            tf.debugging.assert_less_equal(
+                tf.rank(prompt), 1, message="`prompt` must be a string scalar or a 1-D batch"
+            ),
+            tf.debugging.assert_greater_equal(
+                max_new_tokens, 1, message="`max_new_tokens` must be >= 1"
+            ),
+            tf.debugging.assert_less_equal(
+                max_new_tokens, self._max_new_tokens,
+                message=f"`max_new_tokens` must be at most {self._max_new_tokens} (set at export)",
+            ),
+            tf.debugging.assert_greater_equal(
+                temperature, 0.0, message="`temperature` must be >= 0 (0: greedy)"
+            ),
+            tf.debugging.assert_less(
+                temperature, float("inf"), message="`temperature` must be finite"
+            ),
+            tf.debugging.assert_greater_equal(top_k, 0, message="`top_k` must be >= 0 (0: off)"),
+            tf.debugging.assert_greater(top_p, 0.0, message="`top_p` must be in (0, 1] (1: off)"),
+            tf.debugging.assert_less_equal(
+                top_p, 1.0, message="`top_p` must be in (0, 1] (1: off)"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            prompt = tf.reshape(prompt, [-1])  # (B,)
+        ids = self.tokenizer.tokenize(prompt)  # (B, None) ragged
+        row_lengths = ids.row_lengths()
+        same_length = tf.debugging.assert_equal(
+            tf.reduce_all(tf.equal(row_lengths, row_lengths[:1])), True,
+            message="All prompts of a batch must tokenize to the same number of tokens "
+            "(no left padding); call once per prompt",
+        )
+        with tf.control_dependencies([same_length]):
+            ids = tf.cast(ids.to_tensor(default_value=self.tokenizer.pad_id), tf.int32)  # (B, P)
+        batch = tf.shape(ids)[0]
+        # An empty prompt starts from <eos>, left out of the text below.
+        empty = tf.equal(tf.shape(ids)[1], 0)
+        ids = tf.cond(
+            empty, lambda: tf.fill([batch, 1], tf.constant(self.tokenizer.eos_id, tf.int32)),
+            lambda: ids,
+        )
+        # Prompt plus new tokens must fit the positions: keep the last tokens.
+        keep = self._max_len - max_new_tokens
+        ids = ids[:, tf.maximum(tf.shape(ids)[1] - keep, 0):]  # (B, P)
+        tokens, lengths = self._sample(ids, max_new_tokens, temperature, top_k, top_p, seed)
+        first = tf.cast(empty, tf.int32)
+        return {
+            "text": self.tokenizer.detokenize(tokens[:, first:]),
+            "tokens": tokens,
+            "lengths": lengths,
+        }
+
+    def _sample(self, prompt_ids, num_new, temperature, top_k, top_p, seed):
+        """`generate.sample` with run-time arguments; returns `(tokens, lengths)`."""
+        inference = self._inference
+        pad_id, eos_id, vocab_size = inference.pad_id, self.tokenizer.eos_id, inference.vocab_size
+        batch, prompt_len = tf.shape(prompt_ids)[0], tf.shape(prompt_ids)[1]
+        total = prompt_len + num_new
+        uniforms = tf.random.stateless_uniform(
+            tf.stack([num_new, batch]), seed=_stateless_seed(seed), minval=0.0, maxval=1.0,
+            dtype=tf.float32,
+        )  # (N, B), one per generated token
+        positions = tf.range(total)[None, :]  # (1, L)
+        tokens = tf.concat([prompt_ids, tf.fill([batch, num_new], pad_id)], axis=1)  # (B, L)
+        cache = tf.zeros(
+            tf.stack([inference.num_blks, batch, 2, total, inference.num_hiddens]),
+            dtype=inference.blocks[0].compute_dtype,
+        )  # (num_blks, B, 2, L, D)
+        logits, cache = inference._run(prompt_ids, cache, 0)
+        logits = logits[:, -1]  # (B, V)
+        use_top_k = top_k > 0
+        k = tf.where(use_top_k, tf.minimum(top_k, vocab_size), vocab_size)
+        safe_temperature = tf.where(temperature > 0, temperature, 1.0)
+
+        def choose(logits, i):
+            logits = generate._mask_token(tf.cast(logits, tf.float32), pad_id)
+            greedy = tf.cast(tf.argmax(logits, axis=-1), tf.int32)  # (B,)
+            scaled = logits / safe_temperature
+            scaled = tf.where(use_top_k, generate._top_k_filter(scaled, k), scaled)
+            scaled = tf.where(top_p < 1.0, generate._top_p_filter(scaled, top_p), scaled)
+            u = tf.gather(uniforms, i - prompt_len)  # (B,)
+            sampled = generate._inverse_cdf_sample(scaled, u, greedy)
+            return tf.where(temperature > 0, sampled, greedy)
+
+        def cond(i, logits, finished, tokens, lengths, cache):
+            return tf.logical_and(i < total, tf.logical_not(tf.reduce_all(finished)))
+
+        def body(i, logits, finished, tokens, lengths, cache):
+            next_tokens = tf.where(finished, pad_id, choose(logits, i))  # (B,)
+            tokens = tf.where(positions == i, next_tokens[:, None], tokens)  # (B, L)
+            just_finished = tf.logical_and(tf.logical_not(finished), next_tokens == eos_id)
+            lengths = tf.where(just_finished, i + 1, lengths)
+            finished = tf.logical_or(finished, just_finished)
+            inputs = tf.where(finished, eos_id, next_tokens)
+            logits, state = inference.step(inputs, {"cache": cache}, i)
+            return i + 1, tf.cast(logits, tf.float32), finished, tokens, lengths, state["cache"]
+
+        loop_vars = (
+            prompt_len,
+            logits,
+            tf.zeros([batch], tf.bool),  # finished
+            tokens,
+            tf.fill([batch], total),  # lengths
+            cache,
+        )
+        _, _, _, tokens, lengths, _ = tf.while_loop(
+            cond, body, loop_vars, maximum_iterations=num_new
+        )
+        return tokens, lengths
+
+
+def export_language_model(model, tokenizer, path=None, max_new_tokens=None):
+    """Exports a GPT language model as a SavedModel that takes prompt strings.
+
+    Args:
+        model: a trained `keras.Model` built by `keras_attention.models.gpt`.
+        tokenizer: its tokenizer (char or WordPiece, from
+            `keras_attention.data.build_lm_tokenizer`).
+        path: destination directory. Defaults to `saved_models/language_model`.
+        max_new_tokens: int or None. Most new tokens a call may ask for, in
+            `[1, max_len - 1]` with `max_len` the model's positional one.
+            Defaults to `None` (`max_len - 1`).
+
+    Returns:
+        The path of the SavedModel. In a fresh process (import
+        `tensorflow_text` first for a WordPiece tokenizer),
+        `loaded = tf.saved_model.load(path)`, then
+        `loaded.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`
+        or `loaded.signatures["serving_default"](prompt=..., max_new_tokens=...,
+        temperature=..., top_k=..., top_p=..., seed=...)` (every argument
+        given; `top_k=0` and `top_p=1.0` turn those filters off). They return
+        `text` `(B,)` strings, `tokens` and `lengths`; see
+        `LanguageModel.generate`. `loaded.max_len` and
+        `loaded.max_new_tokens` hold the limits.
+    """
+    _check_tensorflow_backend()
+    path = DEFAULT_EXPORT_DIR / "language_model" if path is None else pathlib.Path(path)
+    module = LanguageModel(model, tokenizer, max_new_tokens=max_new_tokens)
+    return atomic_save(module, path, signatures={"serving_default": module.generate})

@@ -1,0 +1,93 @@
+"""The `keras-attention` command: train lm, generate."""
+
+import json
+import math
+
+import keras
+import pandas as pd
+import pytest
+
+from keras_attention import cli
+
+TINY = ["--num-hiddens", "16", "--ffn-num-hiddens", "32", "--num-heads", "2", "--num-blks", "1",
+        "--dropout", "0.0", "--seq-len", "16", "--batch-size", "16", "--epochs", "1",
+        "--max-new-tokens", "8", "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny `train lm` run on the generated corpus with `--export`, and its output."""
+    import io
+    from contextlib import redirect_stdout
+
+    root = tmp_path_factory.mktemp("cli_lm")
+    out, sm = root / "run", root / "sm"
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        rc = cli.main(["train", "lm", "--data", "corpus", "--num-sentences", "150", "--tokenizer",
+                       "char", *TINY, "--out", str(out), "--export", str(sm)])
+    assert rc == 0
+    return out, sm, buffer.getvalue()
+
+
+def test_train_lm_writes_run_files_and_reports(trained):
+    out, sm, printed = trained
+    for name in ["model.keras", "history.csv", "loss.png", "scores.json", "lm.json", "best.keras"]:
+        assert (out / name).is_file(), name
+    assert (out / "tokenizer" / "vocab.txt").is_file()
+    assert (sm / "saved_model.pb").is_file()
+    assert len(pd.read_csv(out / "history.csv")) == 1
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["val_perplexity"] == pytest.approx(math.exp(scores["val_loss"]))
+    assert 1.0 < scores["val_perplexity"] < 100.0
+    assert f"validation perplexity {scores['val_perplexity']:.3f} per token" in printed
+    samples = [ln for ln in printed.splitlines() if ln.startswith("sample (temperature")]
+    assert [ln.split(")")[0] for ln in samples] == ["sample (temperature 0.5", "sample (temperature 1.0"]
+    assert all("'the old cat" in ln for ln in samples)
+    assert "exported SavedModel to" in printed
+    keras.saving.load_model(out / "model.keras", safe_mode=True)
+
+
+def _generate(capsys, *argv):
+    capsys.readouterr()
+    assert cli.main(["generate", *map(str, argv)]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_generate_from_run_dir_and_savedmodel_agree(trained, capsys):
+    out, sm, _ = trained
+    options = ["--max-new-tokens", "8", "--temperature", "0.8", "--top-k", "5", "--top-p", "0.9",
+               "--seed", "4"]
+    from_run = _generate(capsys, out, "the cat", "a", *options)
+    from_sm = _generate(capsys, sm, "the cat", "a", *options)
+    assert len(from_run) == 2 and from_run[0].startswith("the cat") and from_run[1].startswith("a")
+    assert from_sm == from_run
+    assert _generate(capsys, sm, "the cat", *options) == from_run[:1]  # same seed, same text
+    greedy = _generate(capsys, sm, "the cat", "--temperature", "0", "--seed", "1")
+    assert greedy == _generate(capsys, out, "the cat", "--temperature", "0", "--seed", "2")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max-new-tokens", "0"], "max_new_tokens"),
+    (["--max-new-tokens", "99"], "max_new_tokens"),
+    (["--top-p", "1.5"], "top_p"),
+])
+def test_generate_bad_arguments_exit_with_error(trained, flags, message):
+    out, sm, _ = trained
+    for source in (out, sm):
+        with pytest.raises(SystemExit, match=f"error: .*{message}"):
+            cli.main(["generate", str(source), "the cat", *flags])
+
+
+def test_generate_missing_source(tmp_path):
+    with pytest.raises(SystemExit, match="neither a SavedModel"):
+        cli.main(["generate", str(tmp_path), "the cat"])
+
+
+def test_train_lm_wordpiece(tmp_path, capsys):
+    assert cli.main(["train", "lm", "--data", "corpus", "--num-sentences", "150", "--tokenizer",
+                     "wordpiece", "--vocab-size", "100", *TINY, "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "wordpiece tokens" in printed and "validation perplexity" in printed
+    lines = _generate(capsys, tmp_path / "run", "the cat", "--max-new-tokens", "4")
+    assert lines[0].startswith("the cat")
