@@ -348,14 +348,14 @@ class LanguageModel(tf.Module):
     detokenizes the prompt and its continuation. Everything runs inside the
     SavedModel.
 
-    The sampling parameters are tensors here, so the steps are those of
-    `generate.sample` written for run-time values (`sample` fixes its
-    buffers' shapes, the greedy branch and the filters from Python numbers
-    when it is traced): the same uniforms drawn from `seed` before the loop,
-    the same filters and inverse-CDF draw, the same key/value cache (of
-    length `P + N`). For the same prompt ids and arguments it returns the
-    tokens of `generate.sample(model, ids, N, temperature, top_k or None,
-    top_p, seed, eos_id=tokenizer.eos_id)` on the TensorFlow backend.
+    The sampling parameters are tensors here: the uniforms are drawn from
+    the `seed` tensor as `generate.sample` draws them from an int seed, and
+    the steps are `generate.sample_loop`, the loop `sample` runs (it selects
+    greedy decoding and the filters with `keras.ops.where`, so one trace
+    serves every value), with the same key/value cache of length `P + N`.
+    For the same prompt ids and arguments it returns the tokens of
+    `generate.sample(model, ids, N, temperature, top_k or None, top_p, seed,
+    eos_id=tokenizer.eos_id)` on the TensorFlow backend.
 
     Prompts:
     - A scalar string or a `(B,)` batch. In a batch, every prompt must
@@ -493,71 +493,21 @@ class LanguageModel(tf.Module):
         # Prompt plus new tokens must fit the positions: keep the last tokens.
         keep = self._max_len - max_new_tokens
         ids = ids[:, tf.maximum(tf.shape(ids)[1] - keep, 0):]  # (B, P)
-        tokens, lengths = self._sample(ids, max_new_tokens, temperature, top_k, top_p, seed)
+        # The uniforms `generate.sample(..., seed=int)` draws, then its loop.
+        uniforms = tf.random.stateless_uniform(
+            tf.stack([max_new_tokens, batch]), seed=_stateless_seed(seed), minval=0.0,
+            maxval=1.0, dtype=tf.float32,
+        )  # (N, B), one per generated token
+        tokens, lengths = generate.sample_loop(
+            self._inference, ids, max_new_tokens, uniforms, temperature, top_k, top_p,
+            eos_id=self.tokenizer.eos_id,
+        )
         first = tf.cast(empty, tf.int32)
         return {
             "text": self.tokenizer.detokenize(tokens[:, first:]),
             "tokens": tokens,
             "lengths": lengths,
         }
-
-    def _sample(self, prompt_ids, num_new, temperature, top_k, top_p, seed):
-        """`generate.sample` with run-time arguments; returns `(tokens, lengths)`."""
-        inference = self._inference
-        pad_id, eos_id, vocab_size = inference.pad_id, self.tokenizer.eos_id, inference.vocab_size
-        batch, prompt_len = tf.shape(prompt_ids)[0], tf.shape(prompt_ids)[1]
-        total = prompt_len + num_new
-        uniforms = tf.random.stateless_uniform(
-            tf.stack([num_new, batch]), seed=_stateless_seed(seed), minval=0.0, maxval=1.0,
-            dtype=tf.float32,
-        )  # (N, B), one per generated token
-        positions = tf.range(total)[None, :]  # (1, L)
-        tokens = tf.concat([prompt_ids, tf.fill([batch, num_new], pad_id)], axis=1)  # (B, L)
-        cache = tf.zeros(
-            tf.stack([inference.num_blks, batch, 2, total, inference.num_hiddens]),
-            dtype=inference.blocks[0].compute_dtype,
-        )  # (num_blks, B, 2, L, D)
-        logits, cache = inference._run(prompt_ids, cache, 0)
-        logits = logits[:, -1]  # (B, V)
-        use_top_k = top_k > 0
-        k = tf.where(use_top_k, tf.minimum(top_k, vocab_size), vocab_size)
-        safe_temperature = tf.where(temperature > 0, temperature, 1.0)
-
-        def choose(logits, i):
-            logits = generate._mask_token(tf.cast(logits, tf.float32), pad_id)
-            greedy = tf.cast(tf.argmax(logits, axis=-1), tf.int32)  # (B,)
-            scaled = logits / safe_temperature
-            scaled = tf.where(use_top_k, generate._top_k_filter(scaled, k), scaled)
-            scaled = tf.where(top_p < 1.0, generate._top_p_filter(scaled, top_p), scaled)
-            u = tf.gather(uniforms, i - prompt_len)  # (B,)
-            sampled = generate._inverse_cdf_sample(scaled, u, greedy)
-            return tf.where(temperature > 0, sampled, greedy)
-
-        def cond(i, logits, finished, tokens, lengths, cache):
-            return tf.logical_and(i < total, tf.logical_not(tf.reduce_all(finished)))
-
-        def body(i, logits, finished, tokens, lengths, cache):
-            next_tokens = tf.where(finished, pad_id, choose(logits, i))  # (B,)
-            tokens = tf.where(positions == i, next_tokens[:, None], tokens)  # (B, L)
-            just_finished = tf.logical_and(tf.logical_not(finished), next_tokens == eos_id)
-            lengths = tf.where(just_finished, i + 1, lengths)
-            finished = tf.logical_or(finished, just_finished)
-            inputs = tf.where(finished, eos_id, next_tokens)
-            logits, state = inference.step(inputs, {"cache": cache}, i)
-            return i + 1, tf.cast(logits, tf.float32), finished, tokens, lengths, state["cache"]
-
-        loop_vars = (
-            prompt_len,
-            logits,
-            tf.zeros([batch], tf.bool),  # finished
-            tokens,
-            tf.fill([batch], total),  # lengths
-            cache,
-        )
-        _, _, _, tokens, lengths, _ = tf.while_loop(
-            cond, body, loop_vars, maximum_iterations=num_new
-        )
-        return tokens, lengths
 
 
 def export_language_model(model, tokenizer, path=None, max_new_tokens=None):

@@ -2,7 +2,9 @@
 
 `sample` (decoder-only models from `keras_attention.models.gpt`) draws with
 temperature, top-k and top-p from a seed, the prompt run once through the
-blocks and then one cached step per new token; see its docstring.
+blocks and then one cached step per new token; see its docstring. Its loop
+is `sample_loop`, which takes the options as tensors too (one trace for
+every value): `keras_attention.export.LanguageModel` runs it in a SavedModel.
 
 D2L sections "Sequence-to-Sequence Learning" (prediction, one token at a
 time) and "Beam Search". Both searches run the decoder step by step through
@@ -403,7 +405,7 @@ def _logits_and_attention(outputs, batch, num_keys, max_len):
 
 # Sampling from decoder-only language models.
 
-__all__ += ["sample"]
+__all__ += ["sample", "sample_loop"]
 
 
 def sample(
@@ -541,68 +543,133 @@ def sample(
             f"max_new_tokens={num_new} = {total}."
         )
     inference = GPTInference(model, total)
-    pad_id = inference.pad_id
-    if top_k is not None:
-        top_k = min(int(top_k), inference.vocab_size)
-    if top_p is not None and top_p >= 1:
-        top_p = None  # keeps every token
-    if eos_id is None:
-        eos_id = -1  # never generated
+    if not use_cache:
+        inference = _FullPass(model, inference.pad_id)
     batch = ops.shape(prompt_ids)[0]
     if temperature > 0:
         uniforms = keras.random.uniform(
             (num_new, batch), dtype="float32", seed=_as_seed(seed)
         )  # (N, B), one per generated token
-    positions = ops.arange(total, dtype="int32")[None, :]  # (1, P + N)
+    else:
+        uniforms = ops.zeros((num_new, batch), "float32")  # greedy: never read
+    tokens, lengths = sample_loop(
+        inference,
+        prompt_ids,
+        num_new,
+        uniforms,
+        temperature=temperature,
+        top_k=0 if top_k is None else int(top_k),
+        top_p=1.0 if top_p is None else float(top_p),
+        eos_id=eos_id,
+    )
+    return {"tokens": tokens, "lengths": lengths}
+
+
+def sample_loop(
+    inference,
+    prompt_ids,
+    num_new,
+    uniforms,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    eos_id=None,
+    pad_id=None,
+):
+    """The sampling loop of `sample`, with its options as numbers or tensors.
+
+    `sample` checks its arguments, draws `uniforms` from its seed and calls
+    this; `keras_attention.export.LanguageModel` does the same with the
+    tensors of its SavedModel signature. Every option is applied with
+    `keras.ops.where` (nothing is decided in Python), so with tensor
+    arguments one trace serves every value: `temperature == 0` takes the
+    argmax, `top_k <= 0` and `top_p >= 1` turn those filters off. The
+    prompt runs once through `inference.start` with a cache of length
+    `P + N`, then `inference.step` feeds one token per iteration of a
+    `keras.ops.while_loop` that stops when every row has produced `eos_id`
+    or after `N` tokens. See `sample` for the algorithm and the outputs.
+
+    Args:
+        inference: a `keras_attention.models.GPTInference` (its
+            `max_len` at least `P + N`), or any object with its `pad_id`,
+            `start(prompt_ids, max_len)` and `step(tokens, state, index)`.
+        prompt_ids: `(B, P)` int, `P >= 1`, no padding. The prompts.
+        num_new: int or scalar int tensor >= 1. New tokens per row, `N`.
+        uniforms: `(N, B)` float32 in `[0, 1)`: step `n` of row `b` draws
+            its token with `uniforms[n, b]` (inverse CDF). Not read when
+            `temperature` is 0.
+        temperature: float or scalar float tensor >= 0; `0` is greedy.
+            Defaults to `1.0`.
+        top_k: int or scalar int tensor. Keep the `top_k` most probable
+            tokens (ties kept); `<= 0` keeps all. Defaults to `0`.
+        top_p: float or scalar float tensor in `(0, 1]`. Keep the most
+            probable tokens until their probability reaches `top_p`; `>= 1`
+            keeps all. Defaults to `1.0`.
+        eos_id: int or None. A row stops after generating it. Defaults to
+            `None` (always generate `N` tokens).
+        pad_id: int or None. Never generated; fills a row after `eos_id`.
+            Defaults to `None` (`inference.pad_id`).
+
+    Returns:
+        `(tokens, lengths)`: `(B, P + N)` int32 and `(B,)` int32, the
+        `"tokens"` and `"lengths"` of `sample`.
+    """
+    pad_id = inference.pad_id if pad_id is None else pad_id
+    eos_id = -1 if eos_id is None else eos_id  # -1: never generated
+    prompt_ids = ops.convert_to_tensor(prompt_ids, "int32")
+    batch, prompt_len = ops.shape(prompt_ids)
+    total = prompt_len + num_new  # L
+    # Options given as Python numbers that switch a step off skip its work;
+    # tensors are selected with `ops.where`, so one trace serves every value.
+    greedy_only = isinstance(temperature, (int, float)) and temperature == 0
+    skip_top_k = isinstance(top_k, int) and top_k <= 0
+    skip_top_p = isinstance(top_p, (int, float)) and top_p >= 1
+    temperature = ops.convert_to_tensor(temperature, "float32")
+    top_k = ops.convert_to_tensor(top_k, "int32")
+    top_p = ops.convert_to_tensor(top_p, "float32")
+    sampling = temperature > 0
+    safe_temperature = ops.where(sampling, temperature, 1.0)
+    positions = ops.arange(total, dtype="int32")[None, :]  # (1, L)
     # The prompt, then pad_id.
     tokens = ops.concatenate(
         [prompt_ids, ops.full((batch, num_new), pad_id, "int32")], axis=1
-    )  # (B, P + N)
-
-    if use_cache:
-        logits, state = inference.start(prompt_ids)
-
-        def next_logits(inputs, state, tokens, i):
-            # `inputs`: (B,) the tokens at position i.
-            return inference.step(inputs, state, i)
-
-    else:
-        logits = ops.take(ops.cast(model(tokens, training=False), "float32"), prompt_len - 1, axis=1)
-        state = {}
-
-        def next_logits(inputs, state, tokens, i):
-            # Position i of a causal model sees positions <= i only.
-            all_logits = ops.cast(model(tokens, training=False), "float32")  # (B, P + N, V)
-            return ops.take(all_logits, i, axis=1), state
+    )  # (B, L)
+    logits, state = inference.start(prompt_ids, total)  # (B, V) scoring position P
+    vocab_size = ops.shape(logits)[-1]
+    k = ops.where(top_k > 0, ops.minimum(top_k, vocab_size), vocab_size)
 
     def choose(logits, i):
         """Picks the tokens at position `i`, `(B,)`, from logits `(B, V)`."""
         logits = _mask_token(ops.cast(logits, "float32"), pad_id)
         greedy = ops.cast(ops.argmax(logits, axis=-1), "int32")
-        if temperature == 0:
+        if greedy_only:
             return greedy
-        logits = _top_p_filter(_top_k_filter(logits / temperature, top_k), top_p)
+        scaled = logits / safe_temperature
+        if not skip_top_k:
+            scaled = ops.where(top_k > 0, _top_k_filter(scaled, k), scaled)
+        if not skip_top_p:
+            scaled = ops.where(top_p < 1, _top_p_filter(scaled, top_p), scaled)
         u = ops.take(uniforms, i - prompt_len, axis=0)  # (B,)
-        return _inverse_cdf_sample(logits, u, greedy)
+        return ops.where(sampling, _inverse_cdf_sample(scaled, u, greedy), greedy)
 
     def cond(i, logits, finished, tokens, lengths, state):
         return ops.logical_and(i < total, ops.logical_not(ops.all(finished)))
 
     def body(i, logits, finished, tokens, lengths, state):
         next_tokens = ops.where(finished, pad_id, choose(logits, i))  # (B,)
-        tokens = ops.where(positions == i, next_tokens[:, None], tokens)  # (B, P + N)
+        tokens = ops.where(positions == i, next_tokens[:, None], tokens)  # (B, L)
         just_finished = ops.logical_and(ops.logical_not(finished), next_tokens == eos_id)
         lengths = ops.where(just_finished, i + 1, lengths)
         finished = ops.logical_or(finished, just_finished)
         # A stopped row keeps reading eos_id; its outputs are discarded. The
         # last step's logits (position P + N) are never used.
         inputs = ops.where(finished, eos_id if eos_id >= 0 else pad_id, next_tokens)
-        logits, state = next_logits(inputs, state, tokens, i)
-        return i + 1, logits, finished, tokens, lengths, state
+        logits, state = inference.step(inputs, state, i)
+        return i + 1, ops.cast(logits, "float32"), finished, tokens, lengths, state
 
     loop_vars = (
         ops.convert_to_tensor(prompt_len, "int32"),
-        logits,
+        ops.cast(logits, "float32"),
         ops.zeros((batch,), "bool"),  # finished
         tokens,
         ops.full((batch,), total, "int32"),  # lengths
@@ -611,22 +678,53 @@ def sample(
     _, _, _, tokens, lengths, _ = ops.while_loop(
         cond, body, loop_vars, maximum_iterations=num_new
     )
-    return {"tokens": tokens, "lengths": lengths}
+    return tokens, lengths
 
 
-def _top_k_filter(logits, top_k):
-    """Sets logits `(B, V)` below the `top_k`-th largest of their row to `-inf`."""
-    if top_k is None:
-        return logits
-    values, _ = ops.top_k(logits, top_k)  # (B, k), largest first
-    return ops.where(logits < values[:, -1:], -np.inf, logits)
+class _FullPass:
+    """`GPTInference`'s `start`/`step` without a cache, for `sample(use_cache=False)`.
+
+    The state is the `(B, L)` token buffer; every step writes its token and
+    runs the whole model on the buffer (quadratic work; a reference for
+    tests). Position `i` of a causal model sees positions `<= i` only.
+    """
+
+    def __init__(self, model, pad_id):
+        self.model = model
+        self.pad_id = pad_id
+
+    def _logits(self, buffer, index):
+        return ops.take(ops.cast(self.model(buffer, training=False), "float32"), index, axis=1)
+
+    def start(self, token_ids, max_len):
+        token_ids = ops.convert_to_tensor(token_ids, "int32")
+        batch, prompt_len = ops.shape(token_ids)
+        buffer = ops.concatenate(
+            [token_ids, ops.full((batch, max_len - prompt_len), self.pad_id, "int32")], axis=1
+        )  # (B, L)
+        return self._logits(buffer, prompt_len - 1), {"tokens": buffer}
+
+    def step(self, tokens, state, index):
+        buffer = state["tokens"]
+        positions = ops.arange(ops.shape(buffer)[1], dtype="int32")[None, :]  # (1, L)
+        buffer = ops.where(positions == index, tokens[:, None], buffer)  # (B, L)
+        return self._logits(buffer, index), {"tokens": buffer}
+
+
+def _top_k_filter(logits, k):
+    """Sets logits `(B, V)` below the `k`-th largest of their row to `-inf`.
+
+    `k`: int or scalar int tensor in `[1, V]` (a sort rather than
+    `ops.top_k`, whose `k` must be a Python int on some backends).
+    """
+    sorted_logits = ops.flip(ops.sort(logits, axis=-1), axis=-1)  # (B, V), largest first
+    kth = ops.take(sorted_logits, k - 1, axis=-1)[:, None]  # (B, 1)
+    return ops.where(logits < kth, -np.inf, logits)
 
 
 def _top_p_filter(logits, top_p):
     """Keeps, per row of logits `(B, V)`, the most probable tokens until their
     probability reaches `top_p`; sets the others to `-inf`."""
-    if top_p is None:
-        return logits
     sorted_logits = ops.flip(ops.sort(logits, axis=-1), axis=-1)  # (B, V), largest first
     probs = ops.softmax(sorted_logits, axis=-1)
     mass_before = ops.cumsum(probs, axis=-1) - probs  # (B, V)

@@ -228,8 +228,15 @@ class GPTInference:
             logits = self.lm_head(X)  # (B, T, V)
         return ops.cast(logits, "float32"), ops.stack(caches, axis=0)
 
-    def start(self, token_ids):
+    def start(self, token_ids, max_len=None):
         """Runs the prompt `(B, P)` (no padding) in one chunk.
+
+        Args:
+            token_ids: `(B, P)` int. The prompt.
+            max_len: int, scalar int tensor or None. Cache length `L` for
+                this call, `P <=` it `<= self.max_len` (a tensor when the
+                lengths are only known at run time, as in a SavedModel).
+                Defaults to `None` (`self.max_len`).
 
         Returns:
             `(logits (B, V), state)`: the logits at the last prompt position
@@ -237,9 +244,10 @@ class GPTInference:
         """
         token_ids = ops.convert_to_tensor(token_ids, "int32")
         batch = ops.shape(token_ids)[0]
+        length = self.max_len if max_len is None else max_len
         compute_dtype = self.blocks[0].compute_dtype
         cache = ops.zeros(
-            (self.num_blks, batch, 2, self.max_len, self.num_hiddens), dtype=compute_dtype
+            (self.num_blks, batch, 2, length, self.num_hiddens), dtype=compute_dtype
         )  # (N, B, 2, L, D)
         logits, cache = self._run(token_ids, cache, 0)
         return logits[:, -1], {"cache": cache}
