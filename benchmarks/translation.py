@@ -71,6 +71,7 @@ def run_full(args):
         resume=False,
     )
     train_minutes = (time.perf_counter() - start) / 60
+    model.save(pathlib.Path(args.out) / "model.keras")  # before scoring: keep the training
     start = time.perf_counter()
     scores, hypotheses = cli.evaluate(model, task, task.val_pairs[: args.num_eval])
     eval_minutes = (time.perf_counter() - start) / 60
@@ -96,7 +97,6 @@ def run_full(args):
     )
     print(frame.T.to_string(header=False))
     write_csv(frame, pathlib.Path(args.out) / "translation_full.csv")
-    model.save(pathlib.Path(args.out) / "model.keras")
 
 
 def run_throughput(args):
