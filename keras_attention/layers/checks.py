@@ -46,3 +46,19 @@ def check_heads(num_hiddens, num_heads):
             f"num_hiddens={num_hiddens}, num_heads={num_heads}."
         )
     return num_heads
+
+
+def check_sequence(name, shape, num_hiddens=None, why=" (the residual connection adds them)"):
+    """Checks that `shape` is `(batch, length, num_hiddens)` (the last axis when given).
+
+    `why` follows the rule in the message about the last axis.
+    """
+    if len(shape) != 3:
+        raise ValueError(
+            f"`{name}` must be 3-D (batch, length, num_hiddens); got {name}.shape={tuple(shape)}."
+        )
+    if num_hiddens is not None and shape[-1] is not None and shape[-1] != num_hiddens:
+        raise ValueError(
+            f"The last axis of `{name}` must equal `num_hiddens`={num_hiddens}{why}; "
+            f"got {name}.shape={tuple(shape)}."
+        )

@@ -17,6 +17,7 @@ from keras_attention.layers.checks import check_bool as _check_bool
 from keras_attention.layers.checks import check_dropout as _check_dropout
 from keras_attention.layers.checks import check_heads as _check_heads
 from keras_attention.layers.checks import check_positive_int as _check_positive_int
+from keras_attention.layers.checks import check_sequence as _check_sequence
 from keras_attention.layers.transformer import PositionWiseFFN
 
 __all__ = ["GPTBlock"]
@@ -82,15 +83,7 @@ class GPTBlock(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, X_shape):
-        if len(X_shape) != 3:
-            raise ValueError(
-                f"`X` must be 3-D (batch, length, num_hiddens); got X.shape={tuple(X_shape)}."
-            )
-        if X_shape[-1] is not None and X_shape[-1] != self.num_hiddens:
-            raise ValueError(
-                f"The last axis of `X` must equal `num_hiddens`={self.num_hiddens} (the "
-                f"residual connection adds them); got X.shape={tuple(X_shape)}."
-            )
+        _check_sequence("X", X_shape, self.num_hiddens)
         self.ln1 = keras.layers.LayerNormalization(
             epsilon=_EPSILON, dtype=self.dtype_policy, name="ln1"
         )

@@ -16,6 +16,7 @@ from keras_attention.layers.checks import check_bool as _check_bool
 from keras_attention.layers.checks import check_dropout as _check_dropout
 from keras_attention.layers.checks import check_heads as _check_heads
 from keras_attention.layers.checks import check_positive_int as _check_positive_int
+from keras_attention.layers.checks import check_sequence as _check_sequence
 
 __all__ = [
     "PositionWiseFFN",
@@ -24,17 +25,6 @@ __all__ = [
     "TransformerDecoderBlock",
 ]
 
-
-def _check_sequence(name, shape, num_hiddens=None):
-    if len(shape) != 3:
-        raise ValueError(
-            f"`{name}` must be 3-D (batch, length, num_hiddens); got {name}.shape={tuple(shape)}."
-        )
-    if num_hiddens is not None and shape[-1] is not None and shape[-1] != num_hiddens:
-        raise ValueError(
-            f"The last axis of `{name}` must equal `num_hiddens`={num_hiddens} (the "
-            f"residual connection adds them); got {name}.shape={tuple(shape)}."
-        )
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
