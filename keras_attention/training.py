@@ -8,6 +8,7 @@ stopped), the best checkpoint by validation loss (written atomically), and
 the history as a pandas DataFrame, a CSV file and a loss-curve PNG.
 """
 
+import math
 import os
 import pathlib
 import tempfile
@@ -81,21 +82,57 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
 class TimeBudget(keras.callbacks.Callback):
     """Stops training once `minutes` of wall clock have passed since `fit` began.
 
-    For benchmarks that compare models trained for the same time.
+    For benchmarks that compare models trained for the same time. With
+    `peak_learning_rate`, it also sets the optimizer's learning rate before
+    every batch from the fraction `f` of the budget used so far: a linear
+    warmup from 0 over the first `warmup` of the budget, then a cosine decay
+    to 0 at the end of the budget (the usual ViT/GPT schedule, laid out over
+    time instead of steps, because the number of steps a budget allows is
+    not known in advance).
 
     Args:
         minutes: float. The budget.
+        peak_learning_rate: optional float. The learning rate after warmup.
+            Defaults to `None` (leave the learning rate alone).
+        warmup: float in `[0, 1)`. Fraction of the budget spent warming up.
+            Defaults to `0.05`.
     """
 
-    def __init__(self, minutes):
+    def __init__(self, minutes, peak_learning_rate=None, warmup=0.05):
         super().__init__()
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0:
             raise ValueError(f"`minutes` must be a positive number; got minutes={minutes!r}.")
+        if peak_learning_rate is not None and (
+            isinstance(peak_learning_rate, bool)
+            or not isinstance(peak_learning_rate, (int, float))
+            or not peak_learning_rate > 0
+        ):
+            raise ValueError(
+                "`peak_learning_rate` must be a positive number or None; "
+                f"got peak_learning_rate={peak_learning_rate!r}."
+            )
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
+            raise ValueError(f"`warmup` must be a number in [0, 1); got warmup={warmup!r}.")
         self.seconds = minutes * 60.0
+        self.peak_learning_rate = peak_learning_rate
+        self.warmup = float(warmup)
         self.start = None
+
+    def learning_rate_at(self, fraction):
+        """The scheduled learning rate after `fraction` of the budget."""
+        fraction = min(max(fraction, 0.0), 1.0)
+        if fraction < self.warmup:
+            return self.peak_learning_rate * fraction / self.warmup
+        progress = (fraction - self.warmup) / (1.0 - self.warmup)
+        return self.peak_learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.peak_learning_rate is not None:
+            fraction = (time.perf_counter() - self.start) / self.seconds
+            self.model.optimizer.learning_rate.assign(self.learning_rate_at(fraction))
 
     def on_train_batch_end(self, batch, logs=None):
         if time.perf_counter() - self.start > self.seconds:

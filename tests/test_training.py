@@ -185,3 +185,47 @@ def test_time_budget_rejects_bad_minutes(minutes):
 
     with pytest.raises(ValueError, match="`minutes` must be a positive number"):
         TimeBudget(minutes)
+
+
+def test_time_budget_schedule_warms_up_then_decays_to_zero():
+    import math
+
+    from keras_attention.training import TimeBudget
+
+    budget = TimeBudget(10, peak_learning_rate=0.002, warmup=0.1)
+    assert budget.learning_rate_at(0.0) == 0.0
+    assert math.isclose(budget.learning_rate_at(0.05), 0.001)
+    assert math.isclose(budget.learning_rate_at(0.1), 0.002)
+    assert math.isclose(budget.learning_rate_at(0.55), 0.001)  # half way through the cosine
+    assert math.isclose(budget.learning_rate_at(1.0), 0.0, abs_tol=1e-12)
+    assert math.isclose(budget.learning_rate_at(2.0), 0.0, abs_tol=1e-12)  # past the budget
+
+
+def test_time_budget_schedule_sets_the_optimizer_learning_rate():
+    import keras
+    import numpy as np
+
+    from keras_attention.training import TimeBudget
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    x, y = np.zeros((16, 3), "float32"), np.zeros((16, 1), "float32")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[TimeBudget(60, peak_learning_rate=0.01)])
+    lr = float(model.optimizer.learning_rate)
+    assert 0 <= lr < 0.01  # set by the schedule (early in warmup), not the compiled 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"peak_learning_rate": 0}, "`peak_learning_rate` must be a positive number or None"),
+        ({"peak_learning_rate": "1e-3"}, "`peak_learning_rate` must be a positive number or None"),
+        ({"peak_learning_rate": 1e-3, "warmup": 1.0}, r"`warmup` must be a number in \[0, 1\)"),
+        ({"peak_learning_rate": 1e-3, "warmup": -0.1}, r"`warmup` must be a number in \[0, 1\)"),
+    ],
+)
+def test_time_budget_rejects_bad_schedule(kwargs, match):
+    from keras_attention.training import TimeBudget
+
+    with pytest.raises(ValueError, match=match):
+        TimeBudget(1, **kwargs)
