@@ -36,6 +36,16 @@ EXTRAS_REQUIRE = {
     ],
     # TensorFlow with its CUDA libraries, for users with an NVIDIA GPU.
     "gpu": [f"tensorflow[and-cuda]=={TENSORFLOW}"],
+    # The other Keras 3 backends, CPU builds (`make test-backends`). torch
+    # 2.13.0 is the CPU wheel these machines serve from disk; on a GPU machine
+    # install `jax[cuda12]==0.10.2` instead of `jax` for the JAX GPU path.
+    "backends": [
+        "jax==0.10.2",
+        "jaxlib==0.10.2",
+        "torch==2.13.0",
+    ],
+    # Peers measured by benchmarks/ in the same run as our layers.
+    "bench": ["keras-hub==0.32.0"],
 }
 
 setup(

@@ -195,15 +195,18 @@ def special_ids(tokenizer):
     return [0, 1, 2, 3] + [tokenizer.vocab.index(t) for t in EXTRA_TOKENS]
 
 
-def pretrain_for(model, dataset, minutes, steps_per_epoch=50):
+def pretrain_for(model, dataset, minutes, steps_per_epoch=50, peak_learning_rate=1e-3):
     """`fit` on the repeated `dataset` until `minutes` have passed.
+
+    The learning rate warms up over the first 5% of the budget and decays to
+    zero at its end (cosine), whatever the number of steps the budget allows.
 
     Returns:
         `(history DataFrame, minutes taken)`; each row is `steps_per_epoch` steps.
     """
     start = time.perf_counter()
     history = model.fit(dataset.repeat(), epochs=100_000, steps_per_epoch=steps_per_epoch,
-                        callbacks=[training.TimeBudget(minutes)], verbose=0)
+                        callbacks=[training.TimeBudget(minutes, peak_learning_rate)], verbose=0)
     return pd.DataFrame(history.history), (time.perf_counter() - start) / 60
 
 
@@ -419,7 +422,9 @@ def main(argv=None):
     minutes = {"bert": args.bert_minutes, "t5": args.t5_minutes, "gpt": args.gpt_minutes}
     if args.quick:
         minutes = {part: 0.2 for part in minutes}
-    jit_compile = not args.quick
+    # XLA only where Keras would pick it (a GPU): on a CPU, XLA's random numbers
+    # make every Dropout many times slower than TensorFlow's own.
+    jit_compile = "auto"
     suffix = "_quick" if args.quick else ""
     out = pathlib.Path(args.out)
     start = time.perf_counter()
