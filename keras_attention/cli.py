@@ -24,9 +24,16 @@ corpus (characters or WordPiece), reports validation perplexity, prints two
 samples, saves `model.keras` and the tokenizer, and exports a SavedModel that
 takes prompt strings with `--export`; `generate` continues a prompt with that
 SavedModel or with a run directory.
+
+Every `train` command takes `--distribute none|mirrored|multiworker|jax-dp`
+(data-parallel training, see `keras_attention.distribute`; `--batch-size`
+is the global batch) and `--num-cpu-devices N` (mirrored or jax-dp over N
+CPU devices, to try it without GPUs). Under `multiworker` every worker runs
+the same command; only the chief writes `--out` and `--export`.
 """
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -50,6 +57,56 @@ CONFIGS = {
     ("bahdanau", "fra-eng-full"): dict(embed_size=256, num_hiddens=256, num_layers=2, dropout=0.2),
 }
 LEARNING_RATES = {"transformer": 0.001, "bahdanau": 0.005}
+
+
+def _add_distribute_arguments(parser):
+    """`--distribute` and `--num-cpu-devices`, for every `train` command."""
+    parser.add_argument("--distribute", default="none",
+                        choices=["none", "mirrored", "multiworker", "jax-dp"],
+                        help="data-parallel training (--batch-size is the global batch); "
+                             "mirrored/multiworker need the tensorflow backend, jax-dp jax")
+    parser.add_argument("--num-cpu-devices", type=int, default=None,
+                        help="mirrored or jax-dp: split the CPU into N devices")
+
+
+def _jit_compile(args, default=True):
+    """`default`, or `False` under `--distribute`: XLA cannot reach the
+    variables that `MirroredStrategy` keeps on other logical CPU devices."""
+    return default if getattr(args, "distribute", "none") == "none" else False
+
+
+def _distributed(train):
+    """Runs `train(args)` under `--distribute`'s strategy.
+
+    The strategy is made first (splitting the CPU into logical devices must
+    come before any tensor exists); the model is built, compiled, trained
+    and saved inside its scope. A worker of a multi-worker run that is not
+    the chief writes `--out` and `--export` to a temporary directory,
+    removed at the end.
+    """
+
+    @functools.wraps(train)
+    def run(args):
+        from keras_attention import distribute
+
+        try:
+            strategy = distribute.make_strategy(args.distribute, args.num_cpu_devices)
+        except (ValueError, RuntimeError) as err:
+            raise SystemExit(f"error: {err}")
+        if strategy is None:
+            return train(args)
+        print(f"--distribute {args.distribute}: {distribute.num_replicas(strategy)} replicas, "
+              f"global batch {args.batch_size}")
+        args.out = distribute.chief_path(args.out)
+        if args.export:
+            args.export = distribute.chief_path(args.export)
+        try:
+            with distribute.distribution_scope(strategy):
+                return train(args)
+        finally:
+            distribute.cleanup_worker_dirs()
+
+    return run
 
 
 def load_task(name, num_train=None, data_dir=None):
@@ -133,7 +190,7 @@ def _train_translation(args):
     training.compile_seq2seq(
         model,
         learning_rate=args.lr or LEARNING_RATES[args.model],
-        jit_compile=True,
+        jit_compile=_jit_compile(args),
     )
     out = pathlib.Path(args.out)
     print(f"task {task.name}: {len(task.train_pairs)} train / {len(task.val_pairs)} val pairs, "
@@ -248,6 +305,7 @@ def _train_vision(args):
         optimizer=keras.optimizers.Adam(args.lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        jit_compile=_jit_compile(args, "auto"),
     )
     # D2L resizes in the input pipeline (the model would resize too).
     resize = config["img_size"] if config["img_size"] != x_train.shape[1] else None
@@ -363,7 +421,8 @@ def make_parser():
     translation.add_argument("--export", default=None, help="also export a SavedModel here")
     translation.add_argument("--seed", type=int, default=0)
     translation.add_argument("--verbose", type=int, default=1)
-    translation.set_defaults(func=_train_translation)
+    _add_distribute_arguments(translation)
+    translation.set_defaults(func=_distributed(_train_translation))
 
     vision = train_kinds.add_parser("vision", help="train a vision transformer")
     vision.add_argument("--data", default="shapes", choices=["shapes", "fashion-mnist"])
@@ -383,7 +442,8 @@ def make_parser():
     vision.add_argument("--export", default=None, help="also export a SavedModel here")
     vision.add_argument("--seed", type=int, default=0)
     vision.add_argument("--verbose", type=int, default=1)
-    vision.set_defaults(func=_train_vision)
+    _add_distribute_arguments(vision)
+    vision.set_defaults(func=_distributed(_train_vision))
 
     translate = commands.add_parser("translate", help="translate with an exported SavedModel")
     translate.add_argument("savedmodel")
@@ -493,7 +553,7 @@ def _train_lm(args):
         optimizer=keras.optimizers.Adam(args.lr, clipnorm=1.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
-        jit_compile=True,
+        jit_compile=_jit_compile(args),
     )
     out = pathlib.Path(args.out)
     print(f"{args.data} ({args.tokenizer} tokens, vocabulary {tokenizer.vocab_size}): "
@@ -615,7 +675,8 @@ def _add_lm_parsers(commands, train_kinds):
     lm.add_argument("--export", default=None, help="also export a SavedModel here")
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--verbose", type=int, default=1)
-    lm.set_defaults(func=_train_lm)
+    _add_distribute_arguments(lm)
+    lm.set_defaults(func=_distributed(_train_lm))
 
     gen = commands.add_parser("generate", help="continue a prompt with a language model")
     gen.add_argument("source", help="an exported SavedModel or a `train lm` --out directory")
