@@ -9,14 +9,16 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KERAS_BACKEND ?= tensorflow
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow test-backends install clean
 
 # Create the virtual environment and install the package with its pinned
-# dependencies (setup.py holds every pin).
+# dependencies (setup.py holds every pin), the test tools, and the JAX and
+# PyTorch CPU builds, so that `make test` also checks that the three Keras
+# backends give the same numbers (tests/test_backends.py).
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,backends]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,6 +40,21 @@ test: $(STAMP)
 # Long training tests, kept out of CI.
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q tests
+
+# The whole layer and model test suite under JAX and under PyTorch (CPU
+# builds, installed by the `backends` extra), then tests/test_backends.py
+# under TensorFlow. Not part of `make test` (CI): on 2 cores the JAX run alone
+# takes 15-30 minutes, mostly XLA compiling; `make test` runs the cross-backend
+# check of tests/test_backends.py (every layer and builder, decoding, fit,
+# export errors) on all three backends instead.
+BACKEND_TESTS := tests/layers tests/models tests/test_ops.py tests/test_integration.py \
+	tests/test_generate.py
+
+test-backends: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,backends]"
+	KERAS_BACKEND=jax $(PY) -m pytest -m "not slow" -n 2 -q $(BACKEND_TESTS)
+	KERAS_BACKEND=torch $(PY) -m pytest -m "not slow" -n 2 -q $(BACKEND_TESTS)
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -m "not slow" -q tests/test_backends.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info

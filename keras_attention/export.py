@@ -44,6 +44,11 @@ DEFAULT_EXPORT_DIR = pathlib.Path("saved_models")
 
 
 def _check_tensorflow_backend():
+    """Raises a `RuntimeError` unless Keras runs on TensorFlow.
+
+    A SavedModel holds TensorFlow graphs, so every export entry point (the
+    `export_*` functions and the `tf.Module` wrappers) calls this first.
+    """
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(
             "SavedModel export needs the TensorFlow backend; got KERAS_BACKEND="
@@ -66,6 +71,7 @@ class Translator(tf.Module):
     """
 
     def __init__(self, model, src_tokenizer, tgt_tokenizer, num_steps, max_len):
+        _check_tensorflow_backend()
         super().__init__(name="translator")
         for name, value in (("num_steps", num_steps), ("max_len", max_len)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -183,6 +189,7 @@ class ImageClassifier(tf.Module):
     """
 
     def __init__(self, model, class_names, num_channels=1):
+        _check_tensorflow_backend()
         super().__init__(name="image_classifier")
         if isinstance(class_names, (str, bytes)) or not all(isinstance(c, str) for c in class_names):
             raise ValueError(f"`class_names` must be a list of str; got class_names={class_names!r}.")
@@ -383,6 +390,7 @@ class LanguageModel(tf.Module):
     """
 
     def __init__(self, model, tokenizer, max_new_tokens=None):
+        _check_tensorflow_backend()
         super().__init__(name="language_model")
         from keras_attention.models import GPTInference
 

@@ -181,3 +181,46 @@ class _MaskFrom(keras.layers.Layer):
 def mask_from(x, mask):
     """Eagerly attaches a boolean Keras mask `(B, T)` to `x`."""
     return _MaskFrom()((x, ops.convert_to_tensor(np.asarray(mask, bool))))
+
+
+def gradient(loss_fn, variable):
+    """d loss_fn() / d variable on any backend, as a numpy array.
+
+    Args:
+        loss_fn: callable with no arguments returning a scalar tensor; it
+            reads `variable` (e.g. by calling the layer that owns it).
+        variable: a `keras.Variable`.
+
+    Returns:
+        A numpy array shaped like `variable`; zeros where the loss does not
+        depend on it.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        grad = tape.gradient(
+            loss, variable.value, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        return ops.convert_to_numpy(tf.convert_to_tensor(grad))
+    if backend == "jax":
+        import jax
+
+        def loss_of(value):
+            with keras.StatelessScope(state_mapping=[(variable, value)]):
+                return loss_fn()
+
+        return np.asarray(jax.grad(loss_of)(variable.value))
+    if backend == "torch":
+        import torch
+
+        loss = loss_fn()
+        grad = None
+        if loss.requires_grad:  # False when no operation reads a trainable variable
+            (grad,) = torch.autograd.grad(loss, variable.value, allow_unused=True)
+        if grad is None:
+            return np.zeros(variable.shape, variable.dtype)
+        return grad.detach().cpu().numpy()
+    raise NotImplementedError(f"no gradient helper for the {backend} backend")

@@ -244,7 +244,9 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
         _check_positions(type(self).__name__, self.max_len, start_index, X.shape[1])
         length = ops.shape(X)[1]
         start = ops.cast(start_index, "int32")
-        E = ops.slice(self.embeddings, (start, 0), (length, self.num_hiddens))  # (T, D)
+        # The Variable's value, not the Variable: JAX's traced slice takes arrays only.
+        embeddings = ops.convert_to_tensor(self.embeddings)  # (L, D)
+        E = ops.slice(embeddings, (start, 0), (length, self.num_hiddens))  # (T, D)
         return X + ops.cast(E, X.dtype)[None]
 
     def compute_output_shape(self, input_shape):

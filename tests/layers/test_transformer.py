@@ -400,10 +400,9 @@ def test_incremental_decoding_attention_scores_and_cache():
     np.testing.assert_allclose(cache[:, 1], to_np(block.attention1.W_v(X)), atol=1e-6)
 
 
+@pytest.mark.tensorflow_only(reason="tf.function with XLA")
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_incremental_decoding_in_tf_function_with_xla(norm_first):
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("tf.function is TensorFlow's")
     import tensorflow as tf
 
     X, enc = rand(2, 5, D), rand(2, 4, D, seed=1)

@@ -124,6 +124,7 @@ def test_bert_keras_file_round_trip_is_bit_identical(which, tmp_path):
     assert len(restored.weights) == len(model.weights)
 
 
+@pytest.mark.xla(reason="fit with jit_compile=True")
 @pytest.mark.parametrize("which", ["mlm", "classifier"])
 def test_bert_jit_fit_step_is_finite(which):
     _, mlm, classifier = build_bert()
@@ -282,6 +283,7 @@ def test_t5_keras_file_round_trip_is_bit_identical(tmp_path):
     )
 
 
+@pytest.mark.xla(reason="fit with jit_compile=True")
 def test_t5_jit_fit_step_is_finite():
     model = build_t5(dropout=0.1, num_blks=1)  # one block: shorter XLA compile
     model.compile(
