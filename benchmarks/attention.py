@@ -1,20 +1,39 @@
-"""Speed of our `MultiHeadAttention` against `keras.layers.MultiHeadAttention`.
+"""Speed of our `MultiHeadAttention` against Keras' and keras_hub's attention.
 
 Times one training step's worth of work, forward and backward (gradients
-with respect to the input and every weight), of self-attention in float32:
-our layer with `use_fused_op=True` and with `use_fused_op=False`, and Keras'
-own layer, all three with the same weights (copied, and checked to give the
-same outputs) and `use_bias=False`. Each is run
+with respect to the input and every weight), of self-attention:
+
+* ours, `keras_attention.layers.MultiHeadAttention(use_bias=False)`, with
+  `use_fused_op=True` (`keras.ops.dot_product_attention`) and
+  `use_fused_op=False` (D2L's explicit einsum, softmax, einsum). Called
+  as `mha(x, x, x)`, so it takes its self-attention fast path (one matmul
+  with the `W_q | W_k | W_v` kernels side by side). `--variants` can add
+  `separate_qkv`: the explicit path with three projection matmuls (called
+  with a copy of `x` as the keys), i.e. our layer before the fast path;
+* peer `keras`: `keras.layers.MultiHeadAttention(num_heads=H, key_dim=D/H,
+  use_bias=False)`;
+* peer `keras_hub`: the self-attention sublayer of
+  `keras_hub.layers.TransformerEncoder(4 * D, H)` (a
+  `keras.layers.MultiHeadAttention` with biases, as keras_hub builds it),
+  called as the encoder calls it, `attention(query=x, value=x)`.
+
+All layers get the same kernels (copied; the script checks that the
+outputs agree before timing). Each case runs
 
 * eager: a `tf.GradientTape` around the call, no `tf.function`;
-* jit: the whole forward+backward step in `tf.function(jit_compile=True)`.
+* jit: the whole forward+backward step in `tf.function(jit_compile=True)`,
 
-The three layers are timed round-robin within each repeat, so that a change
-in the machine's load hits them alike; the table reports the median of
-`--repeats` timings after `--warmup` untimed runs. The machine's matmul
-speed (a jit-compiled 1024 x 1024 float32 `tf.matmul`) is measured in the
-same run, and each row says what fraction of it our layer reached, counting
-the FLOPs of multi-head attention analytically:
+in each of `--dtypes`: `float32`, and `bfloat16`, meaning the
+`mixed_bfloat16` policy (float32 variables, bfloat16 compute, as in mixed
+precision training) with bfloat16 inputs and output gradients.
+
+All layers of a case are timed round-robin within each repeat, so that a
+change in the machine's load hits them alike; the table reports the median
+of `--repeats` timings after `--warmup` untimed runs. `ratio` is ours over
+the fastest peer (below 1: ours is faster). The machine's matmul rate in
+each dtype (a `size x size` `tf.matmul`, the faster of eager and XLA) is
+measured in the same run, and each row says what fraction of it our layer
+reached, counting the FLOPs of multi-head attention analytically:
 
     forward  = 4 * 2*B*T*D*D   (W_q, W_k, W_v, W_o)
              + 2 * 2*B*H*T*T*d (Q K^T and weights @ V, d = D / H)
@@ -22,9 +41,9 @@ the FLOPs of multi-head attention analytically:
 
 Run from the repository root:
 
-    python benchmarks/attention.py                 # full run, ~1-2 min on CPU
+    python benchmarks/attention.py                 # full run
     python benchmarks/attention.py --quick         # smoke run, tiny shapes
-    python benchmarks/attention.py --repeats 30 --shapes 32x128x256x8
+    python benchmarks/attention.py --repeats 30 --shapes 32x128x256x8 --dtypes float32
 
 The script sets `KERAS_BACKEND=tensorflow` unless it is already set (the
 benchmark uses `tf.GradientTape` and `tf.function`, so it needs TensorFlow).
@@ -35,21 +54,28 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402
 
 DEFAULT_SHAPES = "32x128x256x8,8x512x256x8"
 QUICK_SHAPES = "4x32x64x8,2x64x64x8"
+VARIANTS = ("fused", "explicit", "separate_qkv")
+PEERS = ("keras", "keras_hub")
+DTYPES = ("float32", "bfloat16")
+# Outputs of the layers must agree to this (max abs difference) before timing.
+TOLERANCE = {"float32": 1e-4, "bfloat16": 0.1}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=(
-            "Forward+backward time of keras_attention MultiHeadAttention "
-            "vs keras.layers.MultiHeadAttention (self-attention, float32)."
+            "Forward+backward time of keras_attention MultiHeadAttention vs "
+            "keras.layers.MultiHeadAttention and keras_hub's TransformerEncoder attention."
         )
     )
     parser.add_argument(
@@ -62,9 +88,26 @@ def parse_args(argv=None):
         ),
     )
     parser.add_argument(
-        "--modes",
-        default="eager,jit",
-        help="Comma-separated subset of eager,jit. Defaults to 'eager,jit'.",
+        "--modes", default="eager,jit", help="Comma-separated subset of eager,jit. Defaults to 'eager,jit'."
+    )
+    parser.add_argument(
+        "--dtypes",
+        default="float32,bfloat16",
+        help=(
+            "Comma-separated subset of float32,bfloat16 (bfloat16 = mixed_bfloat16 "
+            "policy, bfloat16 inputs). Defaults to 'float32,bfloat16'."
+        ),
+    )
+    parser.add_argument(
+        "--variants",
+        default="fused,explicit",
+        help=(
+            "Our layer's variants, a subset of fused,explicit,separate_qkv. "
+            "Defaults to 'fused,explicit'."
+        ),
+    )
+    parser.add_argument(
+        "--peers", default="keras,keras_hub", help="Subset of keras,keras_hub. Defaults to both."
     )
     parser.add_argument(
         "--repeats", type=int, default=None, help="Timed runs per case (median reported). Defaults to 10 (2 with --quick)."
@@ -72,9 +115,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--warmup", type=int, default=None, help="Untimed runs per case first. Defaults to 3 (1 with --quick)."
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="Smoke run: tiny shapes, few repeats."
-    )
+    parser.add_argument("--quick", action="store_true", help="Smoke run: tiny shapes, few repeats.")
     parser.add_argument(
         "--threads",
         type=int,
@@ -121,9 +162,13 @@ def parse_args(argv=None):
             parser.error(
                 f"each shape must be BxTxDxH with D divisible by H; got {'x'.join(map(str, shape))}."
             )
-    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not args.modes or set(args.modes) - {"eager", "jit"}:
-        parser.error(f"--modes must be a subset of eager,jit; got {args.modes}.")
+    try:
+        args.modes = _common.split_list(args.modes, ("eager", "jit"), "--modes")
+        args.dtypes = _common.split_list(args.dtypes, DTYPES, "--dtypes")
+        args.variants = _common.split_list(args.variants, VARIANTS, "--variants")
+        args.peers = _common.split_list(args.peers, PEERS, "--peers")
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -135,13 +180,6 @@ def mha_flops(batch, length, num_hiddens, num_heads):
     return 3 * (projections + attention)
 
 
-def sync():
-    """Waits for queued device work (a no-op on CPU, where TF runs ops in order)."""
-    import tensorflow as tf
-
-    tf.test.experimental.sync_devices()
-
-
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]
 
@@ -150,121 +188,134 @@ def time_call(fn):
     """Seconds `fn()` takes on `clock`, waiting for the device to finish."""
     start = clock()
     fn()
-    sync()
+    _common.tf_sync()
     return clock() - start
 
 
-def matmul_gflops(size, warmup, repeats):
-    """GFLOP/s of a jit-compiled `size x size` float32 matmul (median)."""
-    import tensorflow as tf
-
-    a = tf.random.stateless_normal((size, size), seed=(1, 2))
-    b = tf.random.stateless_normal((size, size), seed=(3, 4))
-    matmul = tf.function(lambda a, b: tf.matmul(a, b), jit_compile=True)
-    for _ in range(max(warmup, 1)):
-        matmul(a, b).numpy()
-    seconds = statistics.median(time_call(lambda: matmul(a, b)) for _ in range(repeats))
-    return 2 * size**3 / seconds / 1e9
+def policy_of(dtype):
+    return "mixed_bfloat16" if dtype == "bfloat16" else "float32"
 
 
-def build_layers(num_hiddens, num_heads, x):
-    """Our layer (fused and unfused) and Keras' layer with the same weights."""
+def build_layers(num_hiddens, num_heads, x, dtype, variants, peers):
+    """Our layer's variants and the peers, all with the same kernels.
+
+    Returns a dict name -> function `(x) -> y` running self-attention on `x`
+    and the layer whose `trainable_variables` it uses.
+    """
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from keras_attention.layers import MultiHeadAttention
 
+    policy = policy_of(dtype)
     head_dim = num_hiddens // num_heads
-    ours_fused = MultiHeadAttention(num_hiddens, num_heads, use_bias=False, use_fused_op=True)
-    ours_unfused = MultiHeadAttention(num_hiddens, num_heads, use_bias=False, use_fused_op=False)
-    theirs = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=head_dim, use_bias=False)
-    for layer in (ours_fused, ours_unfused, theirs):
-        layer(x, x, x)  # build
-    ours_unfused.set_weights(ours_fused.get_weights())
+    layers = {}
+    for variant in variants:
+        layer = MultiHeadAttention(
+            num_hiddens, num_heads, use_bias=False, use_fused_op=(variant == "fused"), dtype=policy
+        )
+        if variant == "separate_qkv":
+            # A copy of x as the keys: not the same tensor, so three projections.
+            fn = lambda x, layer=layer: layer(x, tf.identity(x), x, training=True)  # noqa: E731
+        else:
+            fn = lambda x, layer=layer: layer(x, x, x, training=True)  # noqa: E731
+        layers[variant] = (fn, layer)
+    if "keras" in peers:
+        theirs = keras.layers.MultiHeadAttention(
+            num_heads=num_heads, key_dim=head_dim, use_bias=False, dtype=policy
+        )
+        layers["keras"] = (lambda x: theirs(x, x, x, training=True), theirs)
+    if "keras_hub" in peers:
+        import keras_hub
+
+        encoder = keras_hub.layers.TransformerEncoder(4 * num_hiddens, num_heads, dtype=policy)
+        encoder.build((None, None, num_hiddens))
+        hub = encoder._self_attention_layer  # keras.layers.MultiHeadAttention with biases
+        layers["keras_hub"] = (lambda x: hub(query=x, value=x, training=True), hub)
+    for fn, _ in layers.values():
+        fn(x)  # build
+
     # Ours: W (D, D) on (B, T, D), heads split from the last axis as (H, d).
     # Keras: query/key/value kernels (D, H, d), output kernel (H, d, D).
-    w_q, w_k, w_v, w_o = (
-        ours_fused.W_q.kernel,
-        ours_fused.W_k.kernel,
-        ours_fused.W_v.kernel,
-        ours_fused.W_o.kernel,
-    )
-    theirs._query_dense.kernel.assign(np.reshape(w_q.numpy(), (num_hiddens, num_heads, head_dim)))
-    theirs._key_dense.kernel.assign(np.reshape(w_k.numpy(), (num_hiddens, num_heads, head_dim)))
-    theirs._value_dense.kernel.assign(np.reshape(w_v.numpy(), (num_hiddens, num_heads, head_dim)))
-    theirs._output_dense.kernel.assign(np.reshape(w_o.numpy(), (num_heads, head_dim, num_hiddens)))
-    reference = keras.ops.convert_to_numpy(theirs(x, x, x))
-    for layer in (ours_fused, ours_unfused):
-        diff = np.max(np.abs(keras.ops.convert_to_numpy(layer(x, x, x)) - reference))
-        if not diff < 1e-4:
-            raise RuntimeError(f"{layer.name} differs from keras MultiHeadAttention by {diff:g}.")
-    return {"fused": ours_fused, "unfused": ours_unfused, "keras": theirs}
+    first = layers[variants[0]][1]
+    kernels = [keras.ops.convert_to_numpy(d.kernel) for d in (first.W_q, first.W_k, first.W_v, first.W_o)]
+    for variant in variants[1:]:
+        layers[variant][1].set_weights(first.get_weights())
+    for peer in peers:
+        mha = layers[peer][1]
+        denses = (mha._query_dense, mha._key_dense, mha._value_dense, mha._output_dense)
+        shapes = [(num_hiddens, num_heads, head_dim)] * 3 + [(num_heads, head_dim, num_hiddens)]
+        for dense, kernel, shape in zip(denses, kernels, shapes):
+            dense.kernel.assign(np.reshape(kernel, shape))
+            if getattr(dense, "bias", None) is not None:
+                dense.bias.assign(np.zeros(dense.bias.shape, "float32"))
+    reference = None
+    for name, (fn, _) in layers.items():
+        out = keras.ops.convert_to_numpy(keras.ops.cast(fn(x), "float32"))
+        if reference is None:
+            reference = out
+            continue
+        diff = float(np.max(np.abs(out - reference)))
+        if not diff < TOLERANCE[dtype]:
+            raise RuntimeError(f"{name} differs from {variants[0]} by {diff:g} ({dtype}).")
+    return layers
 
 
-def make_step(layer, jit):
-    """A function (x, dy) -> gradients of sum(layer(x, x, x) * dy) w.r.t. x and weights."""
+def make_step(fn, layer, jit):
+    """A function (x, dy) -> gradients of sum(fn(x) * dy) w.r.t. x and the weights."""
     import tensorflow as tf
 
     def step(x, dy):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = layer(x, x, x, training=True)
-            loss = tf.reduce_sum(y * dy)
+            y = fn(x)
+            loss = tf.reduce_sum(tf.cast(y, "float32") * tf.cast(dy, "float32"))
         return tape.gradient(loss, [x] + layer.trainable_variables)
 
     return tf.function(step, jit_compile=True) if jit else step
 
 
-def bench_shape(shape, modes, warmup, repeats, seed, peak):
+def bench_shape(shape, dtype, args, peak):
     import tensorflow as tf
 
     batch, length, num_hiddens, num_heads = shape
-    x = tf.random.stateless_normal((batch, length, num_hiddens), seed=(seed, 0))
-    dy = tf.random.stateless_normal((batch, length, num_hiddens), seed=(seed, 1))
-    layers = build_layers(num_hiddens, num_heads, x)
+    x = tf.cast(tf.random.stateless_normal((batch, length, num_hiddens), seed=(args.seed, 0)), dtype)
+    dy = tf.cast(tf.random.stateless_normal((batch, length, num_hiddens), seed=(args.seed, 1)), dtype)
+    layers = build_layers(num_hiddens, num_heads, x, dtype, args.variants, args.peers)
     flops = mha_flops(*shape)
     label = f"B{batch} T{length} D{num_hiddens} H{num_heads}"
     rows = []
-    for mode in modes:
-        steps = {name: make_step(layer, jit=(mode == "jit")) for name, layer in layers.items()}
+    for mode in args.modes:
+        steps = {name: make_step(fn, layer, jit=(mode == "jit")) for name, (fn, layer) in layers.items()}
         for name, step in steps.items():
-            for _ in range(warmup if mode == "eager" else max(warmup, 1)):  # jit: compile
+            for _ in range(args.warmup if mode == "eager" else max(args.warmup, 1)):  # jit: compile
                 time_call(lambda: step(x, dy))
         times = {name: [] for name in steps}
-        for _ in range(repeats):  # round-robin: load changes hit all alike
+        for _ in range(args.repeats):  # round-robin: load changes hit all alike
             for name, step in steps.items():
                 times[name].append(time_call(lambda: step(x, dy)))
         ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
-        for variant in ("fused", "unfused"):
+        fastest = min(args.peers, key=lambda p: ms[p])
+        for variant in args.variants:
             gflops = flops / (ms[variant] / 1e3) / 1e9
             rows.append(
                 {
                     "shape": label,
+                    "dtype": dtype,
                     "mode": mode,
-                    "ours": f"use_fused_op={variant == 'fused'}",
+                    "ours": variant,
                     "ours_ms": round(ms[variant], 2),
-                    "keras_ms": round(ms["keras"], 2),
-                    "ratio": round(ms[variant] / ms["keras"], 3),
+                    **{f"{peer}_ms": round(ms[peer], 2) for peer in args.peers},
+                    "fastest_peer": fastest,
+                    "ratio": round(ms[variant] / ms[fastest], 3),
                     "gflops": round(gflops, 1),
+                    "peak_gflops": round(peak, 1),
                     "pct_of_peak": round(100 * gflops / peak, 1),
                 }
             )
-        print(f"  {label} {mode}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()), flush=True)
+        print(f"  {label} {dtype} {mode}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()), flush=True)
     return rows
-
-
-def write_csv_atomic(frame, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def main(argv=None):
@@ -292,27 +343,21 @@ def main(argv=None):
         flush=True,
     )
     size = 256 if args.quick else 1024
-    peak = matmul_gflops(size, args.warmup, max(args.repeats, 5))
-    print(f"matmul {size}x{size} float32 (jit): {peak:.1f} GFLOP/s", flush=True)
-
     rows = []
-    for shape in args.shapes:
-        rows += bench_shape(shape, args.modes, args.warmup, args.repeats, args.seed, peak)
+    peaks = {}
+    for dtype in args.dtypes:
+        peak, source = _common.tf_peak_gflops(size, dtype, args.warmup, max(args.repeats, 5), clock)
+        peaks[dtype] = peak
+        print(f"matmul {size}x{size} {dtype}: {peak:.1f} GFLOP/s ({source})", flush=True)
+        for shape in args.shapes:
+            rows += bench_shape(shape, dtype, args, peak)
     frame = pd.DataFrame(rows)
-    frame["peak_gflops"] = round(peak, 1)
     frame["clock"] = args.clock
     frame["threads"] = args.threads or "default"
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(frame.drop(columns=["peak_gflops", "clock", "threads"]).to_string(index=False))
-    first = frame[(frame["mode"] == "jit") & (frame["ours"] == "use_fused_op=True")]
-    if len(first):
-        row = first.iloc[0]
-        print(
-            f"{row['shape']} jit, ours (fused): {row['gflops']} GFLOP/s = "
-            f"{row['pct_of_peak']}% of the {peak:.1f} GFLOP/s matmul peak"
-        )
-    write_csv_atomic(frame, args.out)
-    print(f"wrote {args.out}")
+    _common.print_table(frame, drop=("peak_gflops", "clock", "threads"))
+    worst = frame.groupby("ours")["ratio"].max()
+    print("worst ratio to the fastest peer per variant: " + ", ".join(f"{k} {v}" for k, v in worst.items()))
+    _common.write_csv_atomic(frame, args.out)
     return 0
 
 

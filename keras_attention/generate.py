@@ -149,6 +149,7 @@ def beam_search(
     bos_id=1,
     eos_id=2,
     pad_id=0,
+    use_cache=True,
 ):
     """Translates `src_ids` keeping the `beam_size` best hypotheses per row.
 
@@ -177,6 +178,12 @@ def beam_search(
         bos_id: int. First decoder input. Defaults to `1`.
         eos_id: int. End of sentence. Defaults to `2`.
         pad_id: int. Written after `<eos>`; never generated. Defaults to `0`.
+        use_cache: bool. Decode incrementally with the model's inference
+            state (the Transformer's key/value cache). With `False` every
+            hypothesis runs the whole model on its full `(L,)` prefix buffer
+            at every step (quadratic work; a reference for tests and
+            `benchmarks/decoding.py`); attention as in `greedy_search`.
+            Defaults to `True`.
 
     Returns:
         A dict:
@@ -213,10 +220,13 @@ def beam_search(
             f"`length_penalty` must be a number >= 0; got length_penalty={length_penalty!r}."
         )
     alpha = float(length_penalty)
+    use_cache = _check_bool("use_cache", use_cache)
     K = beam_size
     src_ids = ops.convert_to_tensor(src_ids, "int32")
     inference = inference_for(model, max_len)
     _check_positional_limit(inference, max_len)
+    if not use_cache:
+        inference = _Seq2SeqFullPass(model, max_len, bos_id, pad_id)
     batch, num_keys = ops.shape(src_ids)[0], ops.shape(src_ids)[1]
     positions = ops.arange(max_len, dtype="int32")[None, :]  # (1, L)
 
@@ -351,6 +361,43 @@ def decode_to_lists(tokens, lengths=None, eos_id=2, pad_id=0):
 
 
 # Helpers.
+
+
+class _Seq2SeqFullPass:
+    """An encoder-decoder's `encode`/`step` without a cache, for `beam_search(use_cache=False)`.
+
+    The state is the source ids and the `(B, L)` decoder input buffer
+    (`<bos>` and the tokens so far); every step writes its tokens and runs
+    the whole model on the buffer (quadratic work). Position `i` of the
+    causal decoder sees positions `<= i` only.
+    """
+
+    def __init__(self, model, max_len, bos_id, pad_id):
+        self.model = model
+        self.max_len = max_len
+        self.bos_id = bos_id
+        self.pad_id = pad_id
+
+    def encode(self, src_ids):
+        batch = ops.shape(src_ids)[0]
+        positions = ops.arange(self.max_len, dtype="int32")[None, :]  # (1, L)
+        first = ops.where(positions == 0, self.bos_id, self.pad_id)  # (1, L)
+        return {"src_ids": src_ids, "prefix": first + ops.zeros((batch, 1), "int32")}  # (B, L)
+
+    def step(self, tokens, state, index):
+        src_ids = state["src_ids"]
+        batch, num_keys = ops.shape(src_ids)[0], ops.shape(src_ids)[1]
+        positions = ops.arange(self.max_len, dtype="int32")[None, :]  # (1, L)
+        prefix = ops.where(positions == index, tokens[:, None], state["prefix"])  # (B, L)
+        outputs = self.model({"src_ids": src_ids, "tgt_in_ids": prefix}, training=False)
+        logits, attention = _logits_and_attention(outputs, batch, num_keys, self.max_len)
+        logits = ops.take(logits, index, axis=1)  # (B, V)
+        attention = ops.take(attention, index, axis=1)  # (B, S)
+        return logits, {"src_ids": src_ids, "prefix": prefix}, attention
+
+    @staticmethod
+    def batch_axes():
+        return {"src_ids": 0, "prefix": 0}
 
 
 def _check_max_len(max_len):

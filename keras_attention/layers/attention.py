@@ -508,6 +508,35 @@ class MultiHeadAttention(keras.layers.Layer):
         shape = ops.shape(X)
         return ops.reshape(X, (shape[0], shape[1], self.num_hiddens))
 
+    def _can_fuse_projections(self):
+        """Whether `W_q`, `W_k`, `W_v` are plain kernels (no quantization, no LoRA)."""
+        return all(
+            dense.quantization_mode is None and not dense.lora_enabled
+            for dense in (self.W_q, self.W_k, self.W_v)
+        )
+
+    def _project_together(self, X, projections):
+        """`[dense(X) for dense in projections]` as one matmul.
+
+        The fast path for self-attention (`W_q`, `W_k`, `W_v` of one input)
+        and for keys that are the values (`W_k`, `W_v`, e.g. cross-attention
+        over encoder outputs): the kernels are placed side by side,
+        `(D_in, n D)`, so the input is read once and the projection is one
+        larger matmul forward and backward. The weights stay in their own
+        `Dense` layers (same names and checkpoint layout) and the numbers
+        are those of the separate calls up to float rounding.
+        """
+        kernel = ops.concatenate(
+            [ops.cast(dense.kernel, self.compute_dtype) for dense in projections], axis=-1
+        )  # (D_in, n D)
+        Y = ops.matmul(X, kernel)  # (B, T, n D)
+        if self.use_bias:
+            bias = ops.concatenate(
+                [ops.cast(dense.bias, self.compute_dtype) for dense in projections], axis=-1
+            )  # (n D,)
+            Y = Y + bias
+        return ops.split(Y, len(projections), axis=-1)  # n x (B, T, D)
+
     def call(
         self,
         queries,
@@ -527,12 +556,19 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache is not None and cache_update_index is None:
             raise ValueError("`cache_update_index` is required when `cache` is given.")
         start = 0 if cache is None else cache_update_index
-        q = self.split_heads(self.W_q(queries))  # (B, Q, H, d)
-        k_new = self.W_k(keys)  # (B, K, D)
+        # One matmul for the projections of the same tensor (see `_project_together`).
+        if keys is values and self._can_fuse_projections():
+            if queries is keys:
+                q, k_new, v_new = self._project_together(queries, (self.W_q, self.W_k, self.W_v))
+            else:
+                q = self.W_q(queries)  # (B, Q, D)
+                k_new, v_new = self._project_together(keys, (self.W_k, self.W_v))  # 2 x (B, K, D)
+        else:
+            q, k_new, v_new = self.W_q(queries), self.W_k(keys), self.W_v(values)
+        q = self.split_heads(q)  # (B, Q, H, d)
         if self.use_rotary:
             q = self.rotary(q, start_index=start)
             k_new = self.merge_heads(self.rotary(self.split_heads(k_new), start_index=start))
-        v_new = self.W_v(values)  # (B, K, D)
 
         num_queries = ops.shape(queries)[1]
         if cache is None:

@@ -696,7 +696,7 @@ def test_incremental_decoding_matches_rotary_numpy_reference():
         np.testing.assert_allclose(to_np(w)[:, :, 0], ref_w[:, :, t], atol=ATOL)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA through tf.function")
+@pytest.mark.tensorflow_only(reason="XLA through tf.function")
 def test_incremental_decoding_in_compiled_loop_equals_full_pass():
     """A generate-style loop (`keras.ops.while_loop`, tensor index) under XLA."""
     import tensorflow as tf
@@ -1057,3 +1057,33 @@ def test_projection_layers_need_3d_inputs(name):
     layer = {"additive": AdditiveAttention(4), "mha": MultiHeadAttention(D, H)}[name]
     with pytest.raises(ValueError, match=r"`queries` must be 3-D \(batch, length, features\); got queries.shape=\(2, 3\)"):
         layer(rand(B, Q), rand(B, K, D), rand(B, K, D))
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_multi_head_self_attention_fast_path_equals_separate_projections(use_bias):
+    # mha(X, X, X) projects with one matmul of the W_q | W_k | W_v kernels;
+    # a copy of X as keys and values takes W_q alone and W_k | W_v together.
+    X = ops.convert_to_tensor(rand(B, Q, D, seed=7))  # a tensor: numpy arrays get converted thrice
+    layer = make_mha(queries=X, keys=X, use_bias=use_bias, use_fused_op=False)
+    calls = []
+    project_together = layer._project_together
+    layer._project_together = lambda X, denses: calls.append(len(denses)) or project_together(X, denses)
+    mask = np.array([[True] * Q, [True] * (Q - 2) + [False] * 2])
+    fast, w_fast = layer(X, X, X, return_attention_scores=True, queries_mask=mask,
+                         keys_mask=mask, values_mask=mask)
+    copy = ops.convert_to_tensor(np.array(to_np(X)))
+    slow, w_slow = layer(X, copy, copy, return_attention_scores=True, queries_mask=mask,
+                         keys_mask=mask, values_mask=mask)
+    assert calls == [3, 2]  # W_q|W_k|W_v for (X, X, X); W_k|W_v for (X, copy, copy)
+    np.testing.assert_allclose(to_np(fast), to_np(slow), atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(to_np(w_fast), to_np(w_slow), atol=1e-6, rtol=1e-6)
+    ref, _ = np_mha_d2l(to_np(X), to_np(X), to_np(X), dense_params(layer, MHA_NAMES), H, mask=mask[:, None, :] & mask[:, :, None])
+    np.testing.assert_allclose(to_np(fast)[mask], ref[mask], atol=ATOL)
+    # The weights stay in W_q, W_k, W_v, W_o (checkpoint layout unchanged).
+    assert len(layer.weights) == (8 if use_bias else 4)
+    assert layer.W_q.kernel.shape == (D, D)
+    calls.clear()
+    separate = layer(X, copy, ops.convert_to_tensor(np.array(to_np(X))), queries_mask=mask,
+                     keys_mask=mask, values_mask=mask)
+    assert calls == []  # three different tensors: three projections
+    np.testing.assert_allclose(to_np(separate), to_np(fast), atol=1e-6, rtol=1e-6)

@@ -1,0 +1,84 @@
+"""Helpers shared by the benchmark scripts: CSV output, tables, matmul peak.
+
+Imported by the scripts in this folder as `import _common` (Python puts
+the script's folder first on `sys.path`). Nothing here imports TensorFlow
+or JAX at module level.
+"""
+
+import os
+import statistics
+import tempfile
+import time
+
+
+def write_csv_atomic(frame, path):
+    """Writes a pandas frame as CSV to `path` via a temporary file and `os.replace`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            frame.to_csv(f, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    print(f"wrote {path}", flush=True)
+
+
+def print_table(frame, drop=()):
+    """Prints `frame` without its index (and without the columns in `drop`)."""
+    import pandas as pd
+
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
+        print(frame.drop(columns=[c for c in drop if c in frame.columns]).to_string(index=False), flush=True)
+
+
+def split_list(text, allowed, name):
+    """`"a,b"` -> `["a", "b"]`, each checked against `allowed`; raises ValueError naming `name`."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if not items or bad:
+        raise ValueError(f"`{name}` must be a comma-separated subset of {','.join(allowed)}; got {text!r}.")
+    return items
+
+
+def tf_sync():
+    """Waits for queued TensorFlow device work (a no-op on CPU)."""
+    import tensorflow as tf
+
+    tf.test.experimental.sync_devices()
+
+
+def tf_matmul_gflops(size, dtype="float32", jit=True, warmup=2, repeats=5, clock=time.perf_counter):
+    """GFLOP/s of a `size x size` TensorFlow matmul in `dtype` (median of `repeats`).
+
+    `jit=True` compiles it with XLA; `False` runs the eager kernel (oneDNN on
+    CPU, which uses AMX / AVX512-BF16 for bfloat16 where the CPU has them).
+    `clock` times it (`time.process_time` for CPU time); use the clock that
+    times what the peak is compared with.
+    """
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.stateless_normal((size, size), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_normal((size, size), seed=(3, 4)), dtype)
+    matmul = tf.function(lambda a, b: tf.matmul(a, b), jit_compile=True) if jit else tf.matmul
+    for _ in range(max(warmup, 1)):
+        matmul(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        matmul(a, b).numpy()
+        times.append(clock() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def tf_peak_gflops(size, dtype, warmup=2, repeats=5, clock=time.perf_counter):
+    """The faster of the eager and the XLA matmul rate in `dtype`: `(gflops, "eager"|"xla")`."""
+    rates = {
+        "xla": tf_matmul_gflops(size, dtype, True, warmup, repeats, clock),
+        "eager": tf_matmul_gflops(size, dtype, False, warmup, repeats, clock),
+    }
+    best = max(rates, key=rates.get)
+    return rates[best], best

@@ -1,0 +1,95 @@
+"""Smoke tests of the benchmark scripts: each `--quick` run writes its CSV.
+
+Each script runs in a subprocess (as a user runs it) with `--quick` and a
+CSV destination under `tmp_path`; the test checks the columns and that the
+numbers are finite and positive. Runs that take more than ~30 s on a
+2-core CPU are marked slow.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+CASES = {
+    "attention": (
+        ["--shapes", "2x16x32x4", "--repeats", "1", "--warmup", "1"],
+        ["shape", "dtype", "mode", "ours", "ours_ms", "keras_ms", "keras_hub_ms", "fastest_peer",
+         "ratio", "gflops", "peak_gflops", "pct_of_peak"],
+        ["ours_ms", "keras_ms", "keras_hub_ms", "ratio", "gflops", "peak_gflops"],
+    ),
+    "throughput": (
+        ["--configs", "d2l", "--compile", "auto", "--steps", "2", "--rounds", "1", "--warmup-steps", "1"],
+        ["config", "compile", "batch", "num_steps", "ours_tokens_per_s", "keras_hub_tokens_per_s",
+         "ratio", "ours_last_loss", "keras_hub_last_loss"],
+        ["ours_tokens_per_s", "keras_hub_tokens_per_s", "ratio"],
+    ),
+    "decoding": (
+        ["--tokens", "4"],
+        ["search", "compile", "batch", "output_tokens", "cached_sent_per_s", "uncached_sent_per_s",
+         "cache_speedup", "token_agreement"],
+        ["cached_sent_per_s", "uncached_sent_per_s", "cache_speedup"],
+    ),
+    "mixed_precision": (
+        ["--steps", "4", "--chunk", "2", "--batch-size", "8"],
+        ["model", "mixed_policy", "float32_step_ms", "mixed_step_ms", "speedup", "float32_final_loss",
+         "mixed_final_loss", "loss_difference"],
+        ["float32_step_ms", "mixed_step_ms", "speedup", "float32_final_loss", "mixed_final_loss"],
+    ),
+    "gpu_mfu": (
+        ["--steps", "2"],
+        ["device", "policy", "step_ms", "tokens_per_s", "model_tflop_per_step", "achieved_tflops",
+         "peak_tflops", "peak_source", "mfu_pct", "matmul_bf16_tflops", "pct_of_matmul"],
+        ["step_ms", "achieved_tflops", "peak_tflops", "mfu_pct"],
+    ),
+}
+SLOW = {"attention", "throughput", "mixed_precision", "gpu_mfu"}
+
+
+def run_quick(name, tmp_path):
+    out = tmp_path / f"{name}.csv"
+    extra, _, _ = CASES[name]
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return pd.read_csv(out)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in CASES]
+)
+def test_quick_run_writes_csv(name, tmp_path):
+    frame = run_quick(name, tmp_path)
+    _, columns, positive = CASES[name]
+    assert len(frame) >= 1
+    assert set(columns) <= set(frame.columns), sorted(set(columns) - set(frame.columns))
+    values = frame[positive].to_numpy(dtype=float)
+    assert np.all(np.isfinite(values)) and np.all(values > 0)
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_attention_flops_formula():
+    backend = os.environ.get("KERAS_BACKEND")
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import attention
+        import gpu_mfu  # sets KERAS_BACKEND=jax for its own process: restored below
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+        if backend is None:
+            os.environ.pop("KERAS_BACKEND", None)
+        else:
+            os.environ["KERAS_BACKEND"] = backend
+    # B2 T4 D8 H2: projections 4 * 2*2*4*8*8 = 4096, attention 2 * 2*2*2*4*4*4 = 1024.
+    assert attention.mha_flops(2, 4, 8, 2) == 3 * (4096 + 1024)
+    # One block, D4 F8 V10 T2 B1: per token 2 * (64 + 64 + 40) + 2*2*2*4 = 368.
+    assert gpu_mfu.step_flops(10, 4, 8, 1, 2, 1) == 3 * 368 * 2
