@@ -54,6 +54,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import _common  # noqa: E402  (benchmarks/_common.py)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -86,15 +87,6 @@ QUICK = {
     "bert_epochs": 3, "t5_epochs": 3, "seeds": 1, "t5_seeds": 1, "swaps_per_sentence": 2,
     "gpt": {"d": 32, "blks": 1, "seq_len": 64, "batch": 16},
 }
-
-
-def write_csv(frame, path):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    print(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------
@@ -219,6 +211,24 @@ def pretrain_for(model, dataset, minutes, steps_per_epoch=50, peak_learning_rate
     return pd.DataFrame(history.history), (time.perf_counter() - start) / 60
 
 
+def comparison_row(part, metric, results, chance, pre_minutes, pretrain_loss, num_train, num_test):
+    """The table row of a pretrained-vs-scratch comparison; `results` maps each to per-seed scores."""
+    return {
+        "part": part,
+        "metric": metric,
+        "pretrained": np.mean(results["pretrained"]),
+        "from_scratch": np.mean(results["scratch"]),
+        "chance": chance,
+        "seeds": len(results["pretrained"]),
+        "pretrained_per_seed": " ".join(f"{a:.3f}" for a in results["pretrained"]),
+        "scratch_per_seed": " ".join(f"{a:.3f}" for a in results["scratch"]),
+        "pretrain_minutes": round(pre_minutes, 2),
+        "pretrain_loss": round(pretrain_loss, 4),
+        "train_examples": num_train,
+        "test_examples": num_test,
+    }
+
+
 # --------------------------------------------------------------------------
 # (a) BERT
 # --------------------------------------------------------------------------
@@ -269,20 +279,8 @@ def run_bert(data, config, minutes, jit_compile, seed=0):
             _, accuracy = classifier.evaluate(x_test, test_labels, batch_size=128, verbose=0)
             results[variant].append(float(accuracy))
             print(f"    seed {s} {variant:10s} test accuracy {accuracy:.3f}", flush=True)
-    return {
-        "part": "BERT acceptability (orig vs swapped/replaced word)",
-        "metric": "test accuracy",
-        "pretrained": np.mean(results["pretrained"]),
-        "from_scratch": np.mean(results["scratch"]),
-        "chance": 0.5,
-        "seeds": config["seeds"],
-        "pretrained_per_seed": " ".join(f"{a:.3f}" for a in results["pretrained"]),
-        "scratch_per_seed": " ".join(f"{a:.3f}" for a in results["scratch"]),
-        "pretrain_minutes": round(pre_minutes, 2),
-        "pretrain_loss": round(mlm_loss, 4),
-        "train_examples": len(train_texts),
-        "test_examples": len(test_texts),
-    }
+    return comparison_row("BERT acceptability (orig vs swapped/replaced word)", "test accuracy",
+                          results, 0.5, pre_minutes, mlm_loss, len(train_texts), len(test_texts))
 
 
 # --------------------------------------------------------------------------
@@ -347,20 +345,10 @@ def run_t5(data, config, minutes, jit_compile, seed=0):
     print(f"    e.g. {test_src[0]!r} -> "
           f"{tokenizer.detokenize(keras.ops.convert_to_numpy(example)).numpy()[0].decode()!r} "
           f"(from scratch, last seed; target {test_tgt[0]!r})")
-    return {
-        "part": "T5 find-the-swap (text-to-text)",
-        "metric": "test exact match",
-        "pretrained": np.mean(results["pretrained"]),
-        "from_scratch": np.mean(results["scratch"]),
-        "chance": 0.0,
-        "seeds": config["t5_seeds"],
-        "pretrained_per_seed": " ".join(f"{a:.3f}" for a in results["pretrained"]),
-        "scratch_per_seed": " ".join(f"{a:.3f}" for a in results["scratch"]),
-        "pretrain_minutes": round(pre_minutes, 2),
-        "pretrain_loss": round(span_loss, 4),
-        "train_examples": len(train_src),
-        "test_examples": len(test_src),
-    }
+    # Chance: naming a random adjacent pair in a random order.
+    chance = float(np.mean([1 / (2 * (len(t.split()) - 1)) for t in test_src]))
+    return comparison_row("T5 find-the-swap (text-to-text)", "test exact match", results, chance,
+                          pre_minutes, span_loss, len(train_src), len(test_src))
 
 
 # --------------------------------------------------------------------------
@@ -453,7 +441,7 @@ def main(argv=None):
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(frame[columns].to_string(index=False))
     print(f"\ntotal {(time.perf_counter() - start) / 60:.1f} min")
-    write_csv(frame, out / f"pretraining{suffix}.csv")
+    _common.write_csv_atomic(frame, out / f"pretraining{suffix}.csv")
 
 
 if __name__ == "__main__":

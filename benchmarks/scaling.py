@@ -52,6 +52,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import _common  # noqa: E402  (benchmarks/_common.py)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -83,15 +84,6 @@ QUICK = {
     "seq_len": 64,
 }
 DATA_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
-
-
-def write_csv(frame, path):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    print(f"wrote {path}")
 
 
 def load_corpus(corpus="auto", max_chars=None):
@@ -326,8 +318,8 @@ def main(argv=None):
     print(f"\nwhole study: {minutes:.1f} min; effective {frame.gflops_per_s.median():.1f} GFLOP/s "
           "(median over runs)")
     print(NOTE)
-    write_csv(frame, out / f"scaling{suffix}.csv")
-    write_csv(exponents, out / f"scaling_exponents{suffix}.csv")
+    _common.write_csv_atomic(frame, out / f"scaling{suffix}.csv")
+    _common.write_csv_atomic(exponents, out / f"scaling_exponents{suffix}.csv")
     plot_study(frame, fits_params, fits_tokens, out / f"scaling{suffix}.png",
                title=f"GPT, char-level {corpus_name}")
 

@@ -27,6 +27,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import _common  # noqa: E402  (benchmarks/_common.py)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -38,15 +39,6 @@ from keras_attention.data import load_fra_eng, load_fra_eng_full  # noqa: E402
 def count_target_tokens(dataset):
     """Non-padding target tokens in one pass over `dataset`."""
     return int(sum(np.count_nonzero(y.numpy()) for _, y in dataset))
-
-
-def write_csv(frame, path):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    print(f"wrote {path}")
 
 
 def run_full(args):
@@ -96,7 +88,7 @@ def run_full(args):
         ]
     )
     print(frame.T.to_string(header=False))
-    write_csv(frame, pathlib.Path(args.out) / "translation_full.csv")
+    _common.write_csv_atomic(frame, pathlib.Path(args.out) / "translation_full.csv")
 
 
 def run_throughput(args):
@@ -124,7 +116,7 @@ def run_throughput(args):
         ]
     )
     print(frame.to_string(index=False))
-    write_csv(frame, pathlib.Path(args.out) / "translation_throughput.csv")
+    _common.write_csv_atomic(frame, pathlib.Path(args.out) / "translation_throughput.csv")
 
 
 def main(argv=None):

@@ -31,6 +31,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import _common  # noqa: E402  (benchmarks/_common.py)
 import keras  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -115,12 +116,7 @@ def main(argv=None):
         print(rows[-1])
     frame = pd.DataFrame(rows)
     print(frame.to_string(index=False))
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / ("vision_d2l.csv" if args.d2l else "vision.csv")
-    tmp = path.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    print(f"wrote {path}")
+    _common.write_csv_atomic(frame, out / ("vision_d2l.csv" if args.d2l else "vision.csv"))
     return 0
 
 
