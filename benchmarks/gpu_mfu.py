@@ -7,6 +7,13 @@ norm, a float32 `lm_head`) under the `mixed_bfloat16` policy, trained with
 cross-entropy on random tokens) by `train_on_batch`. The script sets
 `KERAS_BACKEND=jax` itself.
 
+The batches are packed (no padding), so the model is built with
+`pad_id=None` and each block's attention is causal only: the layer calls
+`keras.ops.dot_product_attention(..., is_causal=True)`, which on a GPU
+runs cuDNN's flash attention in bfloat16. `--padding-mask` builds the
+model with `pad_id=0` instead, so that a padding mask joins the causal
+one and attention takes the explicit-mask path (for comparison).
+
 Model FLOPs per step are counted analytically (matmuls only, the causal
 mask not discounted, as in PaLM's MFU):
 
@@ -66,6 +73,10 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="Timed steps. Defaults to 20 (3 with --quick).")
     parser.add_argument("--warmup", type=int, default=None, help="Untimed steps (the first compiles). Defaults to 3 (1 with --quick).")
     parser.add_argument("--peak-tflops", type=float, default=None, help="Peak to compute MFU against (TFLOP/s).")
+    parser.add_argument(
+        "--padding-mask", action="store_true",
+        help="Build with pad_id=0 (padding mask + causal mask) instead of pad_id=None (causal only).",
+    )
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny model, few steps.")
     parser.add_argument("--seed", type=int, default=0, help="Random seed. Defaults to 0.")
     parser.add_argument("--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/gpu_mfu.csv.")
@@ -148,7 +159,7 @@ def main(argv=None):
         keras.utils.set_random_seed(args.seed)
         model = models.gpt(
             args.vocab, args.num_hiddens, args.ffn_num_hiddens, args.num_heads, args.num_blks, 0.0,
-            max_len=args.seq_len,
+            max_len=args.seq_len, pad_id=0 if args.padding_mask else None,
         )
     finally:
         keras.config.set_dtype_policy("float32")
@@ -176,6 +187,7 @@ def main(argv=None):
             {
                 "device": f"{device.platform} {device.device_kind}",
                 "policy": "mixed_bfloat16",
+                "attention_mask": "causal + padding" if args.padding_mask else "causal (is_causal)",
                 "parameters": model.count_params(),
                 "vocab": args.vocab,
                 "num_hiddens": args.num_hiddens,

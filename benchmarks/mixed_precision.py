@@ -7,14 +7,17 @@ CPU-only machine):
 
 * `transformer`: `keras_attention.models.transformer` (256 hiddens, FFN
   1024, 4 heads, 2 blocks, dropout 0.1) on the embedded dates task
-  (`keras_attention.data.load_dates`), batch 128, Adam 1e-3;
+  (`keras_attention.data.load_dates`, which needs TensorFlow; where
+  TensorFlow is not installed, e.g. a JAX GPU machine, on a generated
+  task made with numpy: reverse a sequence of 8 to 24 random tokens),
+  batch 128, Adam 1e-3;
 * `vit`: `keras_attention.models.vision_transformer` (28 px, 4x4 patches,
   128 hiddens, MLP 256, 4 heads, 4 blocks) on generated shape images
   (`keras_attention.data.generate_shapes`), batch 128, Adam 1e-3.
 
-Policies: `float32` and, on a CPU, `mixed_bfloat16`; with a GPU present,
-`mixed_float16` with a `keras.optimizers.LossScaleOptimizer`. The two runs
-of a model alternate in chunks of `--chunk` steps, so that load changes hit
+Policies: `float32` against, on a CPU, `mixed_bfloat16`; with a GPU
+present, `mixed_float16` (with a `keras.optimizers.LossScaleOptimizer`)
+and `mixed_bfloat16` (`--policies` chooses). The runs of a model alternate in chunks of `--chunk` steps, so that load changes hit
 them alike. The table gives the median step time of each policy (the first
 chunk, which traces, left out), `speedup` = float32 time / mixed time, and
 the final loss of each (mean of the last `--chunk` steps) and their
@@ -24,8 +27,11 @@ difference.
     python benchmarks/mixed_precision.py --quick
     python benchmarks/mixed_precision.py --models vit --steps 300
 
+    KERAS_BACKEND=jax python benchmarks/mixed_precision.py   # e.g. on a GPU machine
+
 Writes `outputs/benchmarks/mixed_precision.csv` (`mixed_precision_quick.csv`
-with `--quick`) atomically. Sets `KERAS_BACKEND=tensorflow` unless it is set.
+with `--quick`) atomically. Sets `KERAS_BACKEND=tensorflow` unless it is set;
+runs on any backend.
 """
 
 import argparse
@@ -41,11 +47,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 MODELS = ("transformer", "vit")
+POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="transformer,vit", help="Subset of transformer,vit. Defaults to both.")
+    parser.add_argument(
+        "--policies", default=None,
+        help="Mixed policies to compare with float32, a subset of mixed_float16,mixed_bfloat16. "
+        "Defaults to both on a GPU, mixed_bfloat16 on a CPU.",
+    )
     parser.add_argument("--steps", type=int, default=None, help="Training steps per policy. Defaults to 200 (6 with --quick).")
     parser.add_argument("--chunk", type=int, default=None, help="Steps per alternation chunk. Defaults to 20 (2 with --quick).")
     parser.add_argument("--batch-size", type=int, default=None, help="Batch size. Defaults to 128 (16 with --quick).")
@@ -55,6 +67,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     try:
         args.models = _common.split_list(args.models, MODELS, "--models")
+        if args.policies is not None:
+            args.policies = _common.split_list(args.policies, POLICIES, "--policies")
     except ValueError as error:
         parser.error(str(error))
     args.steps = args.steps or (6 if args.quick else 200)
@@ -68,25 +82,63 @@ def parse_args(argv=None):
     return args
 
 
-def transformer_setup(args):
-    """A model builder and the training batches of the dates task."""
-    from keras_attention import models
+def have_tensorflow():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def dates_batches(args):
+    """Batches of the dates task: `(src_vocab, tgt_vocab, max_len, batches)`."""
     from keras_attention.data import load_dates
 
-    width = (32, 64) if args.quick else (256, 1024)
     task = load_dates(num_train=args.steps * args.batch_size, num_val=10, seed=args.seed)
     batches = [
         ({k: v.numpy() for k, v in x.items()}, y.numpy())
         for x, y in task.train_dataset(args.batch_size, seed=args.seed, drop_remainder=True)
     ]
+    return task.src_tokenizer.vocab_size, task.tgt_tokenizer.vocab_size, task.num_steps + 1, batches
+
+
+def reversal_batches(args, vocab_size=64, min_len=8, max_len=24):
+    """Batches of a generated task (numpy only): reverse a random token sequence.
+
+    Ids: 0 padding, 1 `<bos>`, 2 `<eos>`, 3.. tokens. Returns
+    `(vocab, vocab, max_len + 1, batches)` like `dates_batches`.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed)
+    batches = []
+    for _ in range(args.steps):
+        lengths = rng.integers(min_len, max_len + 1, size=args.batch_size)
+        src = np.zeros((args.batch_size, max_len), "int32")
+        tgt_in = np.zeros((args.batch_size, max_len + 1), "int32")
+        tgt_out = np.zeros((args.batch_size, max_len + 1), "int32")
+        for i, n in enumerate(lengths):
+            tokens = rng.integers(3, vocab_size, size=n)
+            src[i, :n] = tokens
+            tgt_in[i, : n + 1] = np.concatenate([[1], tokens[::-1]])
+            tgt_out[i, : n + 1] = np.concatenate([tokens[::-1], [2]])
+        batches.append(({"src_ids": src, "tgt_in_ids": tgt_in}, tgt_out))
+    return vocab_size, vocab_size, max_len + 1, batches
+
+
+def transformer_setup(args):
+    """A model builder and the training batches (dates, or reversal without TensorFlow)."""
+    from keras_attention import models
+
+    width = (32, 64) if args.quick else (256, 1024)
+    task = "dates" if have_tensorflow() else "reversal"
+    make_batches = dates_batches if task == "dates" else reversal_batches
+    src_vocab, tgt_vocab, max_len, batches = make_batches(args)
 
     def build():
-        return models.transformer(
-            task.src_tokenizer.vocab_size, task.tgt_tokenizer.vocab_size, width[0], width[1], 4, 2, 0.1,
-            max_len=task.num_steps + 1,
-        )
+        return models.transformer(src_vocab, tgt_vocab, width[0], width[1], 4, 2, 0.1, max_len=max_len)
 
-    return build, batches, "masked"
+    return build, batches, "masked", task
 
 
 def vit_setup(args):
@@ -104,7 +156,7 @@ def vit_setup(args):
     def build():
         return models.vision_transformer(28, 4, width[0], width[1], 4, width[2], 0.1, 0.1, 10)
 
-    return build, batches, "sparse"
+    return build, batches, "sparse", "shapes"
 
 
 def compile_model(model, loss_kind, mixed_float16):
@@ -123,12 +175,13 @@ def compile_model(model, loss_kind, mixed_float16):
     return model
 
 
-def bench_model(name, args, mixed_policy):
+def bench_model(name, args, mixed_policies):
+    """One row per mixed policy: its step time and final loss against float32's."""
     import keras
 
-    build, batches, loss_kind = {"transformer": transformer_setup, "vit": vit_setup}[name](args)
+    build, batches, loss_kind, task = {"transformer": transformer_setup, "vit": vit_setup}[name](args)
     runs = {}
-    for policy in ("float32", mixed_policy):
+    for policy in ("float32", *mixed_policies):
         keras.config.set_dtype_policy(policy)
         try:
             keras.utils.set_random_seed(args.seed)
@@ -149,35 +202,56 @@ def bench_model(name, args, mixed_policy):
                 times[policy].append((time.perf_counter() - start) / args.chunk)
     step_ms = {p: 1e3 * statistics.median(t) for p, t in times.items()}
     final = {p: statistics.fmean(v[-args.chunk :]) for p, v in losses.items()}
-    row = {
-        "model": name,
-        "mixed_policy": mixed_policy,
-        "steps": num_chunks * args.chunk,
-        "batch": args.batch_size,
-        "float32_step_ms": round(step_ms["float32"], 2),
-        "mixed_step_ms": round(step_ms[mixed_policy], 2),
-        "speedup": round(step_ms["float32"] / step_ms[mixed_policy], 3),
-        "float32_final_loss": round(final["float32"], 4),
-        "mixed_final_loss": round(final[mixed_policy], 4),
-        "loss_difference": round(final[mixed_policy] - final["float32"], 4),
-    }
-    print(f"  {name}: float32 {row['float32_step_ms']} ms/step, {mixed_policy} {row['mixed_step_ms']} ms/step, "
-          f"losses {row['float32_final_loss']} / {row['mixed_final_loss']}", flush=True)
-    return row
+    rows = []
+    for mixed_policy in mixed_policies:
+        rows.append({
+            "model": name,
+            "task": task,
+            "mixed_policy": mixed_policy,
+            "steps": num_chunks * args.chunk,
+            "batch": args.batch_size,
+            "float32_step_ms": round(step_ms["float32"], 2),
+            "mixed_step_ms": round(step_ms[mixed_policy], 2),
+            "speedup": round(step_ms["float32"] / step_ms[mixed_policy], 3),
+            "float32_final_loss": round(final["float32"], 4),
+            "mixed_final_loss": round(final[mixed_policy], 4),
+            "loss_difference": round(final[mixed_policy] - final["float32"], 4),
+        })
+        print(f"  {name}: float32 {step_ms['float32']:.2f} ms/step, {mixed_policy} {step_ms[mixed_policy]:.2f} "
+              f"ms/step, losses {final['float32']:.4f} / {final[mixed_policy]:.4f}", flush=True)
+    return rows
+
+
+def gpu_present():
+    """Whether the current Keras backend sees a GPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0].platform == "gpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
 
 
 def main(argv=None):
     args = parse_args(argv)
     import keras
     import pandas as pd
-    import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    mixed_policy = "mixed_float16" if gpu else "mixed_bfloat16"
-    print(f"tensorflow {tf.__version__}, keras {keras.__version__}, gpu: {gpu}, cpus: {os.cpu_count()}, "
-          f"comparing float32 with {mixed_policy}", flush=True)
-    frame = pd.DataFrame([bench_model(name, args, mixed_policy) for name in args.models])
+    gpu = gpu_present()
+    policies = args.policies or (list(POLICIES) if gpu else ["mixed_bfloat16"])
+    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, gpu: {gpu}, cpus: {os.cpu_count()}, "
+          f"comparing float32 with {', '.join(policies)}", flush=True)
+    frame = pd.DataFrame([row for name in args.models for row in bench_model(name, args, policies)])
     _common.print_table(frame)
     _common.write_csv_atomic(frame, args.out)
     return 0

@@ -1,81 +1,69 @@
 """Data: downloads, tokenizers, translation and image sets, tf.data pipelines.
 
-This subpackage needs TensorFlow (tf.data, tf.lookup, tensorflow-text); the
-rest of `keras_attention` does not import it.
+Tokenizers, corpora, translation tasks and the `tf.data` pipelines need
+TensorFlow (tf.data, tf.lookup, tensorflow-text); the rest of
+`keras_attention` does not import it. The names below are imported on
+first use, so the numpy-only parts (`generate_dates`, `generate_shapes`,
+`read_idx`, `load_fashion_mnist`, `find_or_download`) also work where
+TensorFlow is not installed (e.g. a JAX or PyTorch GPU machine).
 """
 
-from keras_attention.data.corpus import (
-    build_lm_tokenizer,
-    causal_lm_dataset,
-    encode_lines,
-    encode_text,
-    generate_corpus,
-    load_time_machine,
-    mask_tokens,
-    mlm_dataset,
-    preprocess_time_machine,
-    span_corruption_dataset,
-)
-from keras_attention.data.dates import DATE_FORMS, format_date, generate_dates
-from keras_attention.data.download import find_or_download
-from keras_attention.data.images import (
-    FASHION_MNIST_LABELS,
-    SHAPE_LABELS,
-    generate_shapes,
-    image_dataset,
-    load_fashion_mnist,
-    read_idx,
-)
-from keras_attention.data.tokenizers import (
-    RESERVED_TOKENS,
-    CharTokenizer,
-    WordPieceTokenizer,
-    WordTokenizer,
-    load_tokenizer,
-    preprocess_d2l,
-)
-from keras_attention.data.translation import (
-    TranslationTask,
-    load_dates,
-    load_fra_eng,
-    load_fra_eng_full,
-    read_fra_eng,
-    split_by_source,
-    valid_lengths,
-)
+import importlib
 
-__all__ = [
-    "DATE_FORMS",
-    "FASHION_MNIST_LABELS",
-    "SHAPE_LABELS",
-    "RESERVED_TOKENS",
-    "CharTokenizer",
-    "TranslationTask",
-    "WordPieceTokenizer",
-    "WordTokenizer",
-    "find_or_download",
-    "format_date",
-    "generate_dates",
-    "generate_shapes",
-    "image_dataset",
-    "load_dates",
-    "load_fashion_mnist",
-    "load_fra_eng",
-    "load_fra_eng_full",
-    "load_tokenizer",
-    "preprocess_d2l",
-    "read_fra_eng",
-    "read_idx",
-    "split_by_source",
-    "valid_lengths",
-    "build_lm_tokenizer",
-    "causal_lm_dataset",
-    "encode_lines",
-    "encode_text",
-    "generate_corpus",
-    "load_time_machine",
-    "mask_tokens",
-    "mlm_dataset",
-    "preprocess_time_machine",
-    "span_corruption_dataset",
-]
+# Public name -> the submodule that defines it.
+_EXPORTS = {
+    # corpus.py (TensorFlow)
+    "build_lm_tokenizer": "corpus",
+    "causal_lm_dataset": "corpus",
+    "encode_lines": "corpus",
+    "encode_text": "corpus",
+    "generate_corpus": "corpus",
+    "load_time_machine": "corpus",
+    "mask_tokens": "corpus",
+    "mlm_dataset": "corpus",
+    "preprocess_time_machine": "corpus",
+    "span_corruption_dataset": "corpus",
+    # dates.py (pure Python)
+    "DATE_FORMS": "dates",
+    "format_date": "dates",
+    "generate_dates": "dates",
+    # download.py (standard library)
+    "find_or_download": "download",
+    # images.py (numpy; `image_dataset` imports TensorFlow when called)
+    "FASHION_MNIST_LABELS": "images",
+    "SHAPE_LABELS": "images",
+    "generate_shapes": "images",
+    "image_dataset": "images",
+    "load_fashion_mnist": "images",
+    "read_idx": "images",
+    # tokenizers.py (TensorFlow)
+    "RESERVED_TOKENS": "tokenizers",
+    "CharTokenizer": "tokenizers",
+    "WordPieceTokenizer": "tokenizers",
+    "WordTokenizer": "tokenizers",
+    "load_tokenizer": "tokenizers",
+    "preprocess_d2l": "tokenizers",
+    # translation.py (TensorFlow)
+    "TranslationTask": "translation",
+    "load_dates": "translation",
+    "load_fra_eng": "translation",
+    "load_fra_eng_full": "translation",
+    "read_fra_eng": "translation",
+    "split_by_source": "translation",
+    "valid_lengths": "translation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

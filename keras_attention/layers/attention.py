@@ -108,11 +108,13 @@ class DotProductAttention(keras.layers.Layer):
         dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
         use_fused_op: bool or None. Compute the output with
             `keras.ops.dot_product_attention` when the weights are not needed
-            (no `return_attention_scores`, no attention dropout in training);
-            it gives the same numbers. `None` (the default) uses it where the
-            backend has a fused kernel (JAX, PyTorch) and not on TensorFlow,
-            whose version is plain einsum + softmax and measured 7-14 % slower
-            than ours (`benchmarks/attention.py`).
+            (no `return_attention_scores`, no attention dropout in training)
+            and values have the feature size of queries and keys (as in
+            `MultiHeadAttention`); it gives the same numbers. `None` (the
+            default) uses it where the backend has a fused kernel (JAX,
+            PyTorch) and not on TensorFlow, whose version is plain einsum +
+            softmax and measured 7-14 % slower than ours
+            (`benchmarks/attention.py`).
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -123,6 +125,9 @@ class DotProductAttention(keras.layers.Layer):
             past the valid length are masked.
         attention_mask: optional boolean tensor broadcastable to `(B, Q, K)`
             (or `(B, H, Q, K)` for 4-D inputs): True where a query may attend.
+        use_causal_mask: bool. Query `i` attends to keys `j <= i`. With no
+            other mask and the fused op, this is the kernel's `is_causal`
+            (e.g. cuDNN flash attention on a GPU), which builds no mask.
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the attention weights.
 
@@ -176,6 +181,7 @@ class DotProductAttention(keras.layers.Layer):
         values,
         valid_lens=None,
         attention_mask=None,
+        use_causal_mask=False,
         training=None,
         return_attention_scores=False,
         queries_mask=None,
@@ -185,6 +191,9 @@ class DotProductAttention(keras.layers.Layer):
         heads = len(queries.shape) == 4
         shape_q, shape_k = ops.shape(queries), ops.shape(keys)
         rank = 4 if heads else 3
+        causal = (
+            _mask_to_rank(ka_ops.causal_mask(shape_q[1], shape_k[1]), rank) if use_causal_mask else None
+        )
         mask = ka_ops.merge_masks(
             _mask_to_rank(
                 _attention_mask(
@@ -200,8 +209,14 @@ class DotProductAttention(keras.layers.Layer):
         use_fused = self.use_fused_op
         if use_fused is None:
             use_fused = keras.backend.backend() in _FUSED_BACKENDS
-        if use_fused and not return_attention_scores and not dropout_active:
-            return self._fused(queries, keys, values, mask, scale, heads)
+        # JAX's kernel needs values of the size of queries and keys.
+        same_size = values.shape[-1] is not None and values.shape[-1] == queries.shape[-1]
+        if use_fused and same_size and not return_attention_scores and not dropout_active:
+            if causal is not None and mask is None:
+                # Only causal: the kernel's own causal masking, no mask tensor.
+                return self._fused(queries, keys, values, None, scale, heads, is_causal=True)
+            return self._fused(queries, keys, values, ka_ops.merge_masks(mask, causal), scale, heads)
+        mask = ka_ops.merge_masks(mask, causal)
 
         queries = queries * ops.cast(scale, queries.dtype)
         if heads:
@@ -218,14 +233,16 @@ class DotProductAttention(keras.layers.Layer):
             return output, weights
         return output
 
-    def _fused(self, queries, keys, values, mask, scale, heads):
+    def _fused(self, queries, keys, values, mask, scale, heads, is_causal=False):
         """`keras.ops.dot_product_attention`, with all-masked rows zeroed."""
         if not heads:
             queries, keys, values = (ops.expand_dims(t, 2) for t in (queries, keys, values))
             if mask is not None:
                 mask = ops.expand_dims(mask, 1)  # (B, 1, Q, K)
         # (B, Q, H, v)
-        output = ops.dot_product_attention(queries, keys, values, mask=mask, scale=scale)
+        output = ops.dot_product_attention(
+            queries, keys, values, mask=mask, scale=scale, is_causal=is_causal
+        )
         if mask is not None:
             # A query with no valid key gets output 0, as in the explicit path.
             has_key = ops.transpose(ops.any(mask, axis=-1), (0, 2, 1))  # (B, Q, H)
@@ -589,13 +606,18 @@ class MultiHeadAttention(keras.layers.Layer):
             _attention_mask(num_queries, num_keys, valid_lens, queries_mask, keys_mask, values_mask),
             attention_mask,
             key_valid,
-            ka_ops.causal_mask(num_queries, num_keys, offset=start) if use_causal_mask else None,
         )
+        # Causal and nothing else (e.g. packed language-model training): the
+        # attention layer can use a kernel's own causal masking.
+        causal_only = use_causal_mask and cache is None and mask is None
+        if use_causal_mask and not causal_only:
+            mask = ka_ops.merge_masks(mask, ka_ops.causal_mask(num_queries, num_keys, offset=start))
         attended = self.attention(
             q,
             self.split_heads(k),
             self.split_heads(v),
             attention_mask=mask,
+            use_causal_mask=causal_only,
             training=training,
             return_attention_scores=return_attention_scores,
         )

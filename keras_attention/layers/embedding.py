@@ -26,8 +26,9 @@ class TokenEmbedding(keras.layers.Layer):
     Args:
         vocab_size: int. Number of token ids.
         num_hiddens: int. Embedding size `D`.
-        pad_id: int. The padding id; positions holding it get a False Keras
-            mask. Defaults to `0`.
+        pad_id: int or None. The padding id; positions holding it get a
+            False Keras mask. `None`: no padding, no mask (e.g. packed
+            language-model batches). Defaults to `0`.
         scale: bool. Multiply the embeddings by `sqrt(num_hiddens)`, as the
             Transformer does. Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments.
@@ -36,7 +37,8 @@ class TokenEmbedding(keras.layers.Layer):
         ids: integer tensor `(B, T)`.
 
     Returns:
-        `(B, T, D)`, carrying the Keras mask `ids != pad_id`.
+        `(B, T, D)`, carrying the Keras mask `ids != pad_id` (none when
+        `pad_id` is `None`).
 
     Example:
     >>> ids = keras.Input(shape=(None,), dtype="int32")
@@ -48,9 +50,12 @@ class TokenEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         self.vocab_size = _check_positive_int("vocab_size", vocab_size)
         self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size:
+        if pad_id is not None and (
+            isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size
+        ):
             raise ValueError(
-                f"`pad_id` must be an integer in [0, vocab_size={vocab_size}); got pad_id={pad_id!r}."
+                f"`pad_id` must be None or an integer in [0, vocab_size={vocab_size}); "
+                f"got pad_id={pad_id!r}."
             )
         self.pad_id = pad_id
         self.scale = _check_bool("scale", scale)
@@ -71,6 +76,8 @@ class TokenEmbedding(keras.layers.Layer):
         return X
 
     def compute_mask(self, ids, previous_mask=None):
+        if self.pad_id is None:
+            return None
         return ops.not_equal(ids, self.pad_id)
 
     def compute_output_shape(self, ids_shape):

@@ -126,8 +126,12 @@ def gpt(
         dropout: float. Dropout rate everywhere.
         max_len: int. Longest sequence (prompt plus generated tokens) the
             learned positional embedding covers.
-        pad_id: int. Padding id: padded positions are never attended to.
-            Defaults to `0`.
+        pad_id: int or None. Padding id: padded positions are never
+            attended to. `None`: the batches hold no padding (packed
+            pretraining text), so the blocks get no padding mask and their
+            attention is causal only, which runs the backend's fused causal
+            kernel where it has one (`is_causal`, e.g. cuDNN flash attention
+            with JAX on a GPU). Defaults to `0`.
         tie_embeddings: bool. Compute the logits with the transposed token
             embedding matrix instead of a separate `lm_head` Dense layer.
             Defaults to `False`.

@@ -258,7 +258,7 @@ def test_dot_product_attention_fused_equals_explicit(heads, masking):
     extra = (H,) if heads else ()
     queries = rand(B, Q, *extra, 4, seed=14)
     keys = rand(B, K, *extra, 4, seed=15)
-    values = rand(B, K, *extra, 6, seed=16)
+    values = rand(B, K, *extra, 4, seed=16)  # the fused kernel needs the size of queries
     kwargs = {}
     if masking == "valid_lens":
         kwargs["valid_lens"] = np.array([[1, 5, 3], [2, 2, 4]], "int32")
@@ -284,6 +284,36 @@ def test_dot_product_attention_fused_equals_explicit(heads, masking):
         np.testing.assert_array_equal(fused[0, 1], 0.0)
     if masking == "keras_masks":
         np.testing.assert_array_equal(fused[0, 2], 0.0)  # padded query
+
+
+@pytest.mark.parametrize("use_fused_op", [False, True], ids=["explicit", "fused"])
+@pytest.mark.parametrize("heads", [False, True], ids=["3d", "4d"])
+@pytest.mark.parametrize("num_queries", [K, Q], ids=["self", "fewer_queries"])
+def test_dot_product_attention_causal_matches_numpy(use_fused_op, heads, num_queries):
+    # Causal alone takes the kernel's `is_causal` path when fused; with a
+    # padding mask it is merged into the mask. Both are query i -> keys j <= i.
+    extra = (H,) if heads else ()
+    queries = rand(B, num_queries, *extra, 4, seed=61)
+    keys = rand(B, K, *extra, 4, seed=62)
+    values = rand(B, K, *extra, 4, seed=63)
+    causal = np.tril(np.ones((num_queries, K), bool))[None]  # (1, Q, K)
+    layer = DotProductAttention(use_fused_op=use_fused_op)
+    out = to_np(layer(queries, keys, values, use_causal_mask=True))
+    padded = to_np(layer(queries, keys, values, valid_lens=np.array([K, 2], "int32"), use_causal_mask=True))
+    valid = np.arange(K)[None, None, :] < np.array([K, 2])[:, None, None]  # (B, 1, K)
+    if heads:  # the numpy reference is 3-D: one head at a time
+        for h in range(H):
+            ref, _ = np_dot_product_attention(queries[:, :, h], keys[:, :, h], values[:, :, h], mask=causal)
+            np.testing.assert_allclose(out[:, :, h], ref, atol=ATOL)
+            ref, _ = np_dot_product_attention(
+                queries[:, :, h], keys[:, :, h], values[:, :, h], mask=causal & valid
+            )
+            np.testing.assert_allclose(padded[:, :, h], ref, atol=ATOL)
+    else:
+        ref, _ = np_dot_product_attention(queries, keys, values, mask=causal)
+        np.testing.assert_allclose(out, ref, atol=ATOL)
+        ref, _ = np_dot_product_attention(queries, keys, values, mask=causal & valid)
+        np.testing.assert_allclose(padded, ref, atol=ATOL)
 
 
 def test_dot_product_attention_keras_masks_match_numpy():

@@ -53,6 +53,28 @@ def test_padding_does_not_change_earlier_logits(model):
     )
 
 
+@pytest.mark.parametrize("use_fused_op", [None, False, True])
+def test_pad_id_none_gives_the_same_logits_on_unpadded_batches(model, use_fused_op):
+    # pad_id=None: no padding mask, so attention is causal only (the fused
+    # `is_causal` path where the layer uses the fused op); same weights.
+    packed = gpt(V, D, F, H, N, 0.0, max_len=MAX_LEN, pad_id=None)
+    packed.set_weights(model.get_weights())
+    for block in range(N):
+        packed.get_layer(f"gpt_block_{block}").attention.attention.use_fused_op = use_fused_op
+    ids = np.array([[3, 4, 5, 6, 7], [8, 9, 10, 11, 12]], "int32")
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(packed(ids)), ops.convert_to_numpy(model(ids)), atol=1e-5
+    )
+    assert packed.get_layer("token_embedding").compute_mask(ids) is None
+    assert packed.get_config()["layers"][1]["config"]["pad_id"] is None
+    # Still causal: changing later tokens leaves earlier logits alone.
+    changed = ids.copy()
+    changed[:, 3:] = 1
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(packed(changed))[:, :3], ops.convert_to_numpy(packed(ids))[:, :3], atol=1e-6
+    )
+
+
 @pytest.mark.parametrize("tie", [False, True])
 def test_keras_file_round_trip_is_bit_identical(tie, tmp_path):
     model = build(tie)
@@ -210,6 +232,8 @@ def test_bad_sampling_arguments_raise(model, kwargs, match):
 def test_bad_builder_and_inference_arguments_raise(model):
     with pytest.raises(ValueError, match="`num_blks` must be a positive integer"):
         gpt(V, D, F, H, 0, 0.0, max_len=MAX_LEN)
+    with pytest.raises(ValueError, match="`pad_id` must be None or an integer"):
+        gpt(V, D, F, H, 1, 0.0, max_len=MAX_LEN, pad_id=-1)
     with pytest.raises(ValueError, match="`tie_embeddings` must be True or False"):
         gpt(V, D, F, H, 1, 0.0, max_len=MAX_LEN, tie_embeddings="yes")
     with pytest.raises(ValueError, match="positional max_len=12"):

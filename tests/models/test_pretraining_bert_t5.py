@@ -155,7 +155,7 @@ def test_bad_bert_arguments_raise():
         bert(V, D, F, H, 0, 0.0, max_len=MAX_LEN)
     with pytest.raises(ValueError, match="`num_segments` must be a positive integer"):
         bert(V, D, F, H, 1, 0.0, max_len=MAX_LEN, num_segments=0)
-    with pytest.raises(ValueError, match=r"`pad_id` must be an integer in \[0, vocab_size=20\)"):
+    with pytest.raises(ValueError, match=r"`pad_id` must be None or an integer in \[0, vocab_size=20\)"):
         bert(V, D, F, H, 1, 0.0, max_len=MAX_LEN, pad_id=V)
     with pytest.raises(ValueError, match="`num_hiddens` must be divisible by `num_heads`"):
         bert(V, D, F, 3, 1, 0.0, max_len=MAX_LEN)
