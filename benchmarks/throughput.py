@@ -34,6 +34,10 @@ Compile modes (`--compile`), the same for both sides:
   random-number generator makes `Dropout` about 15x slower, which would
   measure the RNG rather than the models).
 
+`--policy mixed_bfloat16` builds both sides under that dtype policy
+(float32 variables, bfloat16 compute, float32 logits); the default is
+float32.
+
 The models are timed round-robin: each of `--rounds` rounds runs
 `--steps` steps of ours, then of keras_hub, after one untimed warm-up round
 of `--warmup-steps` steps (tracing, compilation). The table gives the median
@@ -84,6 +88,10 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="Timed steps per model per round. Defaults to 20 (3 with --quick).")
     parser.add_argument("--rounds", type=int, default=None, help="Timed rounds (median reported). Defaults to 3 (2 with --quick).")
     parser.add_argument("--warmup-steps", type=int, default=None, help="Untimed steps first. Defaults to 5 (2 with --quick).")
+    parser.add_argument(
+        "--policy", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        help="Dtype policy of both models. Defaults to float32.",
+    )
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny models, few steps.")
     parser.add_argument("--seed", type=int, default=0, help="Random seed. Defaults to 0.")
     parser.add_argument("--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/throughput.csv.")
@@ -154,7 +162,7 @@ def keras_hub_transformer(vocab, num_hiddens, ffn_num_hiddens, num_heads, num_bl
     return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, logits, name="keras_hub_transformer")
 
 
-def build_models(config, dropout, jit_compile, seed):
+def build_models(config, dropout, jit_compile, seed, policy="float32"):
     import keras
 
     from keras_attention import models, training
@@ -167,10 +175,14 @@ def build_models(config, dropout, jit_compile, seed):
         dropout=dropout,
     )
     max_len = config["num_steps"] + 1
-    keras.utils.set_random_seed(seed)
-    ours = models.transformer(config["vocab"], config["vocab"], max_len=max_len, **sizes)
-    keras.utils.set_random_seed(seed)
-    theirs = keras_hub_transformer(config["vocab"], max_len=max_len, **sizes)
+    keras.config.set_dtype_policy(policy)
+    try:
+        keras.utils.set_random_seed(seed)
+        ours = models.transformer(config["vocab"], config["vocab"], max_len=max_len, **sizes)
+        keras.utils.set_random_seed(seed)
+        theirs = keras_hub_transformer(config["vocab"], max_len=max_len, **sizes)
+    finally:
+        keras.config.set_dtype_policy("float32")
     for model in (ours, theirs):
         training.compile_seq2seq(model, learning_rate=1e-3, jit_compile=jit_compile)
     return {"ours": ours, "keras_hub": theirs}
@@ -181,7 +193,7 @@ def bench(config_name, config, mode, args):
 
     dropout = config["dropout"] if mode == "auto" else 0.0
     jit_compile = "auto" if mode == "auto" else True
-    models = build_models(config, dropout, jit_compile, args.seed)
+    models = build_models(config, dropout, jit_compile, args.seed, args.policy)
     batches = make_batches(config, 8, args.seed)
     tokens = [int(np.count_nonzero(y)) for _, y in batches]
 
@@ -206,6 +218,7 @@ def bench(config_name, config, mode, args):
     row = {
         "config": config_name,
         "compile": f"{mode} (jit_compile={jit_compile!r}, dropout {dropout})",
+        "policy": args.policy,
         "batch": config["batch_size"],
         "num_steps": config["num_steps"],
         "vocab": config["vocab"],

@@ -133,11 +133,13 @@ def decode(models, inputs):
     return results
 
 
-def fit_losses(use_tf_data):
-    """Epoch losses of a tiny Transformer learning to reverse sequences.
+def fit_losses(use_tf_data, kind="transformer"):
+    """Epoch losses of a tiny seq2seq model learning to reverse sequences.
 
     Args:
         use_tf_data: bool. Feed a `tf.data.Dataset` instead of numpy arrays.
+        kind: `"transformer"` or `"bahdanau"` (the GRU encoder-decoder,
+            whose decoder loops over time in the graph).
 
     Returns:
         A list of 8 floats, one per epoch (2 steps each).
@@ -147,7 +149,10 @@ def fit_losses(use_tf_data):
     src = rng.randint(3, V, size=(16, 5)).astype("int32")
     tgt = src[:, ::-1].copy()
     tgt_in = np.concatenate([np.ones((16, 1), "int32"), tgt[:, :-1]], axis=1)  # bos 1
-    model = ka_models.transformer(V, V, D, F, H, BLKS, 0.1, max_len=MAX_LEN)
+    if kind == "transformer":
+        model = ka_models.transformer(V, V, D, F, H, BLKS, 0.1, max_len=MAX_LEN)
+    else:
+        model = ka_models.bahdanau_seq2seq(V, V, D, D, 2, 0.1)
     model.compile(
         optimizer=keras.optimizers.Adam(0.02),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -213,6 +218,7 @@ def worker(work_dir, out_dir):
         "backend": keras.backend.backend(),
         "numpy": fit_losses(use_tf_data=False),
         "tf_data": fit_losses(use_tf_data=True),
+        "bahdanau": fit_losses(use_tf_data=False, kind="bahdanau"),
     }
     if keras.backend.backend() != "tensorflow":
         report.update(export_errors(os.path.join(out_dir, "export")))
@@ -338,6 +344,7 @@ def test_same_numbers_training_and_export_error_on(backend, reference, tmp_path)
     # 2. `fit` from numpy arrays and from tf.data.
     _check_losses(report["numpy"], f"{backend}, numpy")
     _check_losses(report["tf_data"], f"{backend}, tf.data")
+    _check_losses(report["bahdanau"], f"{backend}, Bahdanau seq2seq")
 
     # 3. SavedModel export is TensorFlow's: a clear error elsewhere.
     if backend != "tensorflow":
@@ -352,6 +359,6 @@ def test_same_numbers_training_and_export_error_on(backend, reference, tmp_path)
         assert not report["export_dir_exists"]
 
 
-@pytest.mark.parametrize("use_tf_data", [False, True], ids=["numpy", "tf_data"])
-def test_fit_a_tiny_transformer_here(use_tf_data):
-    _check_losses(fit_losses(use_tf_data), f"{keras.backend.backend()}, tf_data={use_tf_data}")
+@pytest.mark.parametrize("kind,use_tf_data", [("transformer", False), ("transformer", True), ("bahdanau", False)])
+def test_fit_a_tiny_seq2seq_model_here(kind, use_tf_data):
+    _check_losses(fit_losses(use_tf_data, kind), f"{keras.backend.backend()}, {kind}, tf_data={use_tf_data}")

@@ -285,6 +285,11 @@ class AdditiveAttention(keras.layers.Layer):
         attention_mask: optional boolean tensor broadcastable to `(B, Q, K)`.
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the attention weights.
+        dropout_mask: optional tensor broadcastable to `(B, Q, K)`: the
+            dropout to apply to the weights (0 where dropped, `1 / (1 - dropout)`
+            where kept), drawn by the caller, e.g. once before a loop over
+            time, where JAX can't draw random numbers. Used instead of the
+            layer's own draw, also when `training` is False.
 
     Returns:
         `(B, Q, v)`; with `return_attention_scores=True` also the weights
@@ -333,6 +338,7 @@ class AdditiveAttention(keras.layers.Layer):
         attention_mask=None,
         training=None,
         return_attention_scores=False,
+        dropout_mask=None,
         queries_mask=None,
         keys_mask=None,
         values_mask=None,
@@ -356,7 +362,11 @@ class AdditiveAttention(keras.layers.Layer):
             _mask_to_rank(attention_mask, 3),
         )
         weights = ka_ops.masked_softmax(scores, mask=mask)  # (B, Q, K)
-        output = ops.matmul(self.attention_dropout(weights, training=training), values)
+        if dropout_mask is None:
+            dropped = self.attention_dropout(weights, training=training)
+        else:
+            dropped = weights * ops.cast(dropout_mask, weights.dtype)
+        output = ops.matmul(dropped, values)
         if return_attention_scores:
             return output, weights
         return output

@@ -5,7 +5,8 @@ source; at every decoding step the decoder's top hidden state queries the
 encoder outputs with additive attention, and the context vector is fed to
 the decoder GRU together with the embedded target token.
 
-The decoder steps through time in the graph with `keras.ops.while_loop`
+The decoder steps through time in the graph (`keras.ops.scan`; a
+`keras.ops.while_loop` on TensorFlow, whose XLA needs one to differentiate)
 over a stack of `GRUCell`s (Keras 3's `RNN` has no `constants` argument to carry
 the encoder outputs), never with a Python loop over time.
 
@@ -21,6 +22,33 @@ from keras_attention.layers.checks import check_dropout as _check_dropout
 from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
 __all__ = ["BahdanauDecoder", "bahdanau_seq2seq", "BahdanauInference"]
+
+
+def _while_loop_scan(body, init, xs):
+    """The stacked outputs of `ops.scan(body, init, xs)`, as a `while_loop`.
+
+    `body(carry, x)` returns `(carry, ys)` with `ys` shaped like `carry`.
+    Rows of `xs` are read and rows of the outputs written with selects, and
+    the loop has `maximum_iterations`, so that TensorFlow's XLA can compile
+    its gradient (full batches and a fixed length make the shapes static).
+    """
+    num_steps = ops.shape(xs)[0]
+    stacked = tuple(ops.zeros((num_steps, *ops.shape(c)), c.dtype) for c in init)
+
+    def loop(t, carry, stacked):
+        row = ops.arange(num_steps) == t  # (T,)
+        x = ops.sum(ops.where(ops.reshape(row, (-1,) + (1,) * (len(xs.shape) - 1)), xs, 0), axis=0)
+        carry, ys = body(carry, x)
+        stacked = tuple(
+            ops.where(ops.reshape(row, (-1,) + (1,) * len(y.shape)), ops.expand_dims(y, 0), s)
+            for y, s in zip(ys, stacked)
+        )
+        return t + 1, tuple(carry), stacked
+
+    _, _, stacked = ops.while_loop(
+        lambda t, *_: t < num_steps, loop, (0, tuple(init), stacked), maximum_iterations=xs.shape[0]
+    )
+    return stacked
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -71,7 +99,7 @@ class BahdanauDecoder(keras.layers.Layer):
             input_size = self.num_hiddens
         self.built = True
 
-    def step(self, x, states, enc_outputs, enc_mask=None, training=None):
+    def step(self, x, states, enc_outputs, enc_mask=None, training=None, dropout_mask=None):
         """One decoding step.
 
         Args:
@@ -79,6 +107,9 @@ class BahdanauDecoder(keras.layers.Layer):
             states: list of `N` tensors `(B, H)`.
             enc_outputs: `(B, S, H)`.
             enc_mask: optional boolean `(B, S)`; False at source padding.
+            training: bool. Whether dropout is active.
+            dropout_mask: optional `(B, S)`. The attention dropout of this
+                step, drawn before the loop (see `call`).
 
         Returns:
             `(output (B, H), new_states, attention weights (B, S))`.
@@ -91,6 +122,7 @@ class BahdanauDecoder(keras.layers.Layer):
             attention_mask=None if enc_mask is None else ops.expand_dims(enc_mask, 1),
             training=training,
             return_attention_scores=True,
+            dropout_mask=None if dropout_mask is None else ops.expand_dims(dropout_mask, 1),
         )  # (B, 1, H), (B, 1, S)
         inputs = ops.concatenate([context[:, 0], ops.cast(x, context.dtype)], axis=-1)
         new_states = []
@@ -109,32 +141,40 @@ class BahdanauDecoder(keras.layers.Layer):
         enc_outputs_mask=None,
     ):
         X = ops.transpose(X, (1, 0, 2))  # (T, B, E), time-major
-        num_steps = ops.shape(X)[0]
+        embed_size = X.shape[-1]
         batch, num_keys = ops.shape(enc_outputs)[0], ops.shape(enc_outputs)[1]
-        outputs = ops.zeros((num_steps, batch, self.num_hiddens), self.compute_dtype)
-        weights = ops.zeros((num_steps, batch, num_keys), self.compute_dtype)
+        # The attention dropout of every step, drawn before the loop: JAX
+        # can't draw random numbers (update a seed) inside a traced loop.
+        dropout_masks = None
+        if training and self.dropout > 0:
+            dropout_masks = self.attention.attention_dropout(
+                ops.ones((ops.shape(X)[0], batch, num_keys), self.compute_dtype), training=True
+            )  # (T, B, S): 0 or 1 / (1 - dropout)
+            X = ops.concatenate([X, dropout_masks], axis=-1)  # (T, B, E + S): one sequence to loop over
 
-        def body(t, states, outputs, weights):
-            # Read and write row t with selects: XLA can differentiate them.
-            row = ops.reshape(ops.arange(num_steps) == t, (-1, 1, 1))  # (T, 1, 1)
-            x = ops.sum(ops.where(row, X, 0), axis=0)  # (B, E)
+        def body(carry, x):
+            # carry: N states (B, H), then the last output (B, H) and weights (B, S).
+            x, dropout_mask = (x, None) if dropout_masks is None else (x[:, :embed_size], x[:, embed_size:])
             output, states, step_weights = self.step(
-                x, list(states), enc_outputs, enc_outputs_mask, training=training
+                x, list(carry[:-2]), enc_outputs, enc_outputs_mask, training=training,
+                dropout_mask=dropout_mask,
             )
-            outputs = ops.where(row, ops.expand_dims(output, 0), outputs)  # (T, B, H)
-            weights = ops.where(row, ops.cast(ops.expand_dims(step_weights, 0), weights.dtype), weights)
-            return t + 1, tuple(states), outputs, weights
+            carry = (*states, output, ops.cast(step_weights, output.dtype))
+            return carry, carry  # Keras' TensorFlow `scan` stacks outputs shaped like the carry
 
-        # An in-graph loop over target positions. XLA (`jit_compile=True`)
-        # compiles its gradient when the shapes are static: a fixed
-        # `num_steps` bounds the loop, and full batches (`drop_remainder=True`)
-        # fix the batch size.
-        _, _, outputs, weights = ops.while_loop(
-            lambda t, *_: t < num_steps,
-            body,
-            (0, tuple(enc_states), outputs, weights),
-            maximum_iterations=X.shape[0],
+        init = (
+            *enc_states,
+            ops.zeros((batch, self.num_hiddens), self.compute_dtype),
+            ops.zeros((batch, num_keys), self.compute_dtype),
         )
+        # An in-graph loop over target positions. JAX differentiates only a
+        # loop of fixed length (`scan`); TensorFlow's XLA only a `while_loop`
+        # with `maximum_iterations`, which Keras' TensorFlow `scan` doesn't set.
+        if keras.backend.backend() == "tensorflow":
+            stacked = _while_loop_scan(body, init, X)
+        else:
+            _, stacked = ops.scan(body, init, X)
+        outputs, weights = stacked[-2], stacked[-1]  # (T, B, H), (T, B, S)
         outputs = ops.transpose(outputs, (1, 0, 2))  # (B, T, H)
         if return_attention_scores:
             return outputs, ops.transpose(weights, (1, 0, 2))  # (B, T, S)

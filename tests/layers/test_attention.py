@@ -379,6 +379,21 @@ def test_additive_attention_with_mask_and_fully_masked_row():
     assert not np.any(np.isnan(out))
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_additive_attention_given_dropout_mask_is_applied_to_the_weights(training):
+    # A caller-drawn dropout (e.g. once before a loop over time) replaces the
+    # layer's own draw: output = (weights * dropout_mask) @ values.
+    queries, keys, values = rand(B, Q, 3, seed=64), rand(B, K, 5, seed=65), rand(B, K, 2, seed=66)
+    layer = AdditiveAttention(num_hiddens=4, dropout=0.5)
+    dropout_mask = (np.random.default_rng(67).random((B, Q, K)) > 0.5).astype("float32") * 2.0
+    out, w = layer(
+        queries, keys, values, training=training, dropout_mask=dropout_mask, return_attention_scores=True
+    )
+    _, ref_w = np_additive_attention(queries, keys, values, *additive_params(layer))
+    np.testing.assert_allclose(to_np(w), ref_w, atol=ATOL)  # weights before dropout
+    np.testing.assert_allclose(to_np(out), (ref_w * dropout_mask) @ values, atol=ATOL)
+
+
 def test_additive_attention_keras_masks_match_numpy():
     queries, keys, values = rand(B, Q, 3, seed=28), rand(B, K, 5, seed=29), rand(B, K, 2, seed=30)
     q_mask = np.array([[True, False, True], [True, True, True]])
