@@ -362,3 +362,48 @@ def test_same_numbers_training_and_export_error_on(backend, reference, tmp_path)
 @pytest.mark.parametrize("kind,use_tf_data", [("transformer", False), ("transformer", True), ("bahdanau", False)])
 def test_fit_a_tiny_seq2seq_model_here(kind, use_tf_data):
     _check_losses(fit_losses(use_tf_data, kind), f"{keras.backend.backend()}, {kind}, tf_data={use_tf_data}")
+
+
+WITHOUT_TENSORFLOW = r"""
+import sys
+
+class BlockTensorFlow:  # as on a JAX GPU machine without TensorFlow
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError(f"no module named {name!r} (blocked by the test)")
+
+sys.meta_path.insert(0, BlockTensorFlow())
+import numpy as np
+from keras_attention import models, training
+from keras_attention.data import generate_dates, generate_shapes
+from keras_attention.generate import greedy_search
+
+assert generate_shapes(2, seed=0)[0].shape == (2, 28, 28) and len(generate_dates(2, seed=0)) == 2
+rng = np.random.default_rng(0)
+src = rng.integers(3, 20, (32, 6)).astype("int32")
+tgt = src[:, ::-1].copy()
+tgt_in = np.concatenate([np.ones((32, 1), "int32"), tgt[:, :-1]], axis=1)
+model = models.transformer(20, 20, 16, 32, 2, 1, 0.1, max_len=8)
+training.compile_seq2seq(model, learning_rate=1e-2)
+losses = model.fit({"src_ids": src, "tgt_in_ids": tgt_in}, tgt, batch_size=8, epochs=2, verbose=0).history["loss"]
+assert np.all(np.isfinite(losses)), losses
+assert greedy_search(model, src[:2], max_len=6)["tokens"].shape == (2, 6)
+try:
+    from keras_attention.data import load_dates  # tokenizers and tf.data need TensorFlow
+except ImportError:
+    pass
+else:
+    raise AssertionError("load_dates imported without TensorFlow")
+assert "tensorflow" not in sys.modules
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("backend", [_installed("jax")])
+def test_layers_fit_and_numpy_data_work_without_tensorflow(backend):
+    # What `benchmarks/gpu.sh` relies on: a machine with JAX and no TensorFlow.
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TENSORFLOW], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
