@@ -191,9 +191,6 @@ class DotProductAttention(keras.layers.Layer):
         heads = len(queries.shape) == 4
         shape_q, shape_k = ops.shape(queries), ops.shape(keys)
         rank = 4 if heads else 3
-        causal = (
-            _mask_to_rank(ka_ops.causal_mask(shape_q[1], shape_k[1]), rank) if use_causal_mask else None
-        )
         mask = ka_ops.merge_masks(
             _mask_to_rank(
                 _attention_mask(
@@ -211,12 +208,15 @@ class DotProductAttention(keras.layers.Layer):
             use_fused = keras.backend.backend() in _FUSED_BACKENDS
         # JAX's kernel needs values of the size of queries and keys.
         same_size = values.shape[-1] is not None and values.shape[-1] == queries.shape[-1]
-        if use_fused and same_size and not return_attention_scores and not dropout_active:
-            if causal is not None and mask is None:
-                # Only causal: the kernel's own causal masking, no mask tensor.
-                return self._fused(queries, keys, values, None, scale, heads, is_causal=True)
-            return self._fused(queries, keys, values, ka_ops.merge_masks(mask, causal), scale, heads)
-        mask = ka_ops.merge_masks(mask, causal)
+        fused = use_fused and same_size and not return_attention_scores and not dropout_active
+        if fused and use_causal_mask and mask is None:
+            # Only causal: the kernel's own causal masking, no mask tensor.
+            return self._fused(queries, keys, values, None, scale, heads, is_causal=True)
+        if use_causal_mask:
+            causal = ka_ops.causal_mask(shape_q[1], shape_k[1])  # (Q, K)
+            mask = ka_ops.merge_masks(mask, _mask_to_rank(causal, rank))
+        if fused:
+            return self._fused(queries, keys, values, mask, scale, heads)
 
         queries = queries * ops.cast(scale, queries.dtype)
         if heads:
