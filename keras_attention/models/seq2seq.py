@@ -24,29 +24,33 @@ from keras_attention.layers.checks import check_positive_int as _check_positive_
 __all__ = ["BahdanauDecoder", "bahdanau_seq2seq", "BahdanauInference"]
 
 
-def _while_loop_scan(body, init, xs):
+def _while_loop_scan(body, init, xs, ys_like):
     """The stacked outputs of `ops.scan(body, init, xs)`, as a `while_loop`.
 
-    `body(carry, x)` returns `(carry, ys)` with `ys` shaped like `carry`.
-    Rows of `xs` are read and rows of the outputs written with selects, and
-    the loop has `maximum_iterations`, so that TensorFlow's XLA can compile
-    its gradient (full batches and a fixed length make the shapes static).
+    `body(carry, x)` returns `(carry, ys)`; `xs` is a tuple of `(T, ...)`
+    tensors, and `x` the tuple of their rows at one step; `ys_like` is a
+    tuple of tensors shaped like one step's `ys`. Rows of `xs` are read and
+    rows of the outputs written with selects, and the loop has
+    `maximum_iterations`, so that TensorFlow's XLA can compile its gradient
+    (full batches and a fixed length make the shapes static).
     """
-    num_steps = ops.shape(xs)[0]
-    stacked = tuple(ops.zeros((num_steps, *ops.shape(c)), c.dtype) for c in init)
+    num_steps = ops.shape(xs[0])[0]
+    stacked = tuple(ops.zeros((num_steps, *ops.shape(y)), y.dtype) for y in ys_like)
+
+    def at_row(row, tensor):  # (T,) -> broadcastable against `tensor` (T, ...)
+        return ops.reshape(row, (-1,) + (1,) * (len(tensor.shape) - 1))
 
     def loop(t, carry, stacked):
         row = ops.arange(num_steps) == t  # (T,)
-        x = ops.sum(ops.where(ops.reshape(row, (-1,) + (1,) * (len(xs.shape) - 1)), xs, 0), axis=0)
+        x = tuple(ops.sum(ops.where(at_row(row, seq), seq, 0), axis=0) for seq in xs)
         carry, ys = body(carry, x)
         stacked = tuple(
-            ops.where(ops.reshape(row, (-1,) + (1,) * len(y.shape)), ops.expand_dims(y, 0), s)
-            for y, s in zip(ys, stacked)
+            ops.where(at_row(row, s), ops.expand_dims(y, 0), s) for y, s in zip(ys, stacked)
         )
-        return t + 1, tuple(carry), stacked
+        return t + 1, carry, stacked
 
     _, _, stacked = ops.while_loop(
-        lambda t, *_: t < num_steps, loop, (0, tuple(init), stacked), maximum_iterations=xs.shape[0]
+        lambda t, *_: t < num_steps, loop, (0, init, stacked), maximum_iterations=xs[0].shape[0]
     )
     return stacked
 
@@ -141,40 +145,35 @@ class BahdanauDecoder(keras.layers.Layer):
         enc_outputs_mask=None,
     ):
         X = ops.transpose(X, (1, 0, 2))  # (T, B, E), time-major
-        embed_size = X.shape[-1]
         batch, num_keys = ops.shape(enc_outputs)[0], ops.shape(enc_outputs)[1]
+        xs = (X,)
         # The attention dropout of every step, drawn before the loop: JAX
         # can't draw random numbers (update a seed) inside a traced loop.
-        dropout_masks = None
         if training and self.dropout > 0:
             dropout_masks = self.attention.attention_dropout(
                 ops.ones((ops.shape(X)[0], batch, num_keys), self.compute_dtype), training=True
             )  # (T, B, S): 0 or 1 / (1 - dropout)
-            X = ops.concatenate([X, dropout_masks], axis=-1)  # (T, B, E + S): one sequence to loop over
+            xs = (X, dropout_masks)
 
-        def body(carry, x):
-            # carry: N states (B, H), then the last output (B, H) and weights (B, S).
-            x, dropout_mask = (x, None) if dropout_masks is None else (x[:, :embed_size], x[:, embed_size:])
+        def body(states, x):
+            x, dropout_mask = x if len(x) == 2 else (x[0], None)
             output, states, step_weights = self.step(
-                x, list(carry[:-2]), enc_outputs, enc_outputs_mask, training=training,
+                x, list(states), enc_outputs, enc_outputs_mask, training=training,
                 dropout_mask=dropout_mask,
             )
-            carry = (*states, output, ops.cast(step_weights, output.dtype))
-            return carry, carry  # Keras' TensorFlow `scan` stacks outputs shaped like the carry
+            return tuple(states), (output, ops.cast(step_weights, output.dtype))
 
-        init = (
-            *enc_states,
-            ops.zeros((batch, self.num_hiddens), self.compute_dtype),
-            ops.zeros((batch, num_keys), self.compute_dtype),
-        )
         # An in-graph loop over target positions. JAX differentiates only a
         # loop of fixed length (`scan`); TensorFlow's XLA only a `while_loop`
         # with `maximum_iterations`, which Keras' TensorFlow `scan` doesn't set.
         if keras.backend.backend() == "tensorflow":
-            stacked = _while_loop_scan(body, init, X)
+            ys_like = (
+                ops.zeros((batch, self.num_hiddens), self.compute_dtype),
+                ops.zeros((batch, num_keys), self.compute_dtype),
+            )
+            outputs, weights = _while_loop_scan(body, tuple(enc_states), xs, ys_like)
         else:
-            _, stacked = ops.scan(body, init, X)
-        outputs, weights = stacked[-2], stacked[-1]  # (T, B, H), (T, B, S)
+            _, (outputs, weights) = ops.scan(body, tuple(enc_states), xs)  # (T, B, H), (T, B, S)
         outputs = ops.transpose(outputs, (1, 0, 2))  # (B, T, H)
         if return_attention_scores:
             return outputs, ops.transpose(weights, (1, 0, 2))  # (B, T, S)
