@@ -5,6 +5,7 @@ the script's folder first on `sys.path`). Nothing here imports TensorFlow
 or JAX at module level.
 """
 
+import contextlib
 import os
 import statistics
 import tempfile
@@ -42,6 +43,18 @@ def split_list(text, allowed, name):
     if not items or bad:
         raise ValueError(f"`{name}` must be a comma-separated subset of {','.join(allowed)}; got {text!r}.")
     return items
+
+
+@contextlib.contextmanager
+def dtype_policy(policy):
+    """Builds the layers made inside under the Keras dtype `policy`; float32 again after."""
+    import keras
+
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy("float32")
 
 
 def tf_sync():

@@ -154,15 +154,12 @@ def main(argv=None):
     else:
         peak, peak_source = matmul_bf16, "measured bf16 matmul"
 
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    with _common.dtype_policy("mixed_bfloat16"):
         keras.utils.set_random_seed(args.seed)
         model = models.gpt(
             args.vocab, args.num_hiddens, args.ffn_num_hiddens, args.num_heads, args.num_blks, 0.0,
             max_len=args.seq_len, pad_id=0 if args.padding_mask else None,
         )
-    finally:
-        keras.config.set_dtype_policy("float32")
     model.compile(
         optimizer=keras.optimizers.AdamW(1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -17,9 +17,10 @@ CPU-only machine):
 
 Policies: `float32` against, on a CPU, `mixed_bfloat16`; with a GPU
 present, `mixed_float16` (with a `keras.optimizers.LossScaleOptimizer`)
-and `mixed_bfloat16` (`--policies` chooses). The runs of a model alternate in chunks of `--chunk` steps, so that load changes hit
-them alike. The table gives the median step time of each policy (the first
-chunk, which traces, left out), `speedup` = float32 time / mixed time, and
+and `mixed_bfloat16` (`--policies` chooses). The runs of a model alternate
+in chunks of `--chunk` steps, so that load changes hit them alike. The
+table gives the median step time of each policy (the first chunk, which
+traces, left out), `speedup` = float32 time / mixed time, and
 the final loss of each (mean of the last `--chunk` steps) and their
 difference.
 
@@ -35,6 +36,7 @@ runs on any backend.
 """
 
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
@@ -83,11 +85,7 @@ def parse_args(argv=None):
 
 
 def have_tensorflow():
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def dates_batches(args):
@@ -182,12 +180,9 @@ def bench_model(name, args, mixed_policies):
     build, batches, loss_kind, task = {"transformer": transformer_setup, "vit": vit_setup}[name](args)
     runs = {}
     for policy in ("float32", *mixed_policies):
-        keras.config.set_dtype_policy(policy)
-        try:
+        with _common.dtype_policy(policy):
             keras.utils.set_random_seed(args.seed)
             model = build()
-        finally:
-            keras.config.set_dtype_policy("float32")
         runs[policy] = compile_model(model, loss_kind, policy == "mixed_float16")
     times = {policy: [] for policy in runs}
     losses = {policy: [] for policy in runs}

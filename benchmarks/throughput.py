@@ -175,14 +175,11 @@ def build_models(config, dropout, jit_compile, seed, policy="float32"):
         dropout=dropout,
     )
     max_len = config["num_steps"] + 1
-    keras.config.set_dtype_policy(policy)
-    try:
+    with _common.dtype_policy(policy):
         keras.utils.set_random_seed(seed)
         ours = models.transformer(config["vocab"], config["vocab"], max_len=max_len, **sizes)
         keras.utils.set_random_seed(seed)
         theirs = keras_hub_transformer(config["vocab"], max_len=max_len, **sizes)
-    finally:
-        keras.config.set_dtype_policy("float32")
     for model in (ours, theirs):
         training.compile_seq2seq(model, learning_rate=1e-3, jit_compile=jit_compile)
     return {"ours": ours, "keras_hub": theirs}
