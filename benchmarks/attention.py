@@ -309,7 +309,7 @@ def bench_shape(shape, dtype, args, peak):
                     **{f"{peer}_ms": round(ms[peer], 2) for peer in args.peers},
                     "fastest_peer": fastest,
                     "ratio": round(ms[variant] / ms[fastest], 3),
-                    "gflops": round(gflops, 1),
+                    "gflops": round(gflops, 3),  # tiny --quick shapes run at ~0.1 GFLOP/s
                     "peak_gflops": round(peak, 1),
                     "pct_of_peak": round(100 * gflops / peak, 1),
                 }
