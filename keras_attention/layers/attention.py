@@ -23,14 +23,98 @@ from keras_attention.layers.position import RotaryEmbedding
 __all__ = ["DotProductAttention", "AdditiveAttention", "MultiHeadAttention"]
 
 
-
-
-
-
-
-
 # Backends whose `keras.ops.dot_product_attention` is a fused kernel.
 _FUSED_BACKENDS = ("jax", "torch")
+# Backends where the explicit path uses `_attend` (hand-written backward);
+# elsewhere it is differentiated op by op.
+_HAND_GRADIENT_BACKENDS = ("tensorflow",)
+
+
+def _heads_first(X):
+    """`(B, T, H, d)` -> `(B, H, T, d)`."""
+    return ops.transpose(X, (0, 2, 1, 3))
+
+
+def _attend(queries, keys, values, mask=None, dropout_mask=None):
+    """`softmax(Q K^T) V` with a hand-written backward pass.
+
+    The explicit path of `DotProductAttention`, written so that the large
+    `(B, H, Q, K)` tensors are touched as few times as possible, which is
+    what its speed depends on (`benchmarks/attention.py`):
+
+    * forward: `E = exp(S - max S)` and `l = sum E` are kept, and the
+      division by `l` is applied to the `(B, H, Q, v)` output instead of
+      to `E` (the weights `E / l` are never formed);
+    * backward (as in FlashAttention, Dao et al., 2022): with
+      `dO' = dO / l`, `dV = E~^T dO'`, `dP = dO' V^T` and
+      `dS = E~ * dP - E * rowsum(dO' * O)`, where `E~` is `E` after
+      dropout; the row sums come from the small output instead of the
+      large weights, and every large tensor is used untransposed
+      (`dK^T = Q^T dS`, `dV^T = dO'^T E~`).
+
+    The softmax runs in float32; matmuls run in the inputs' dtype.
+
+    Args:
+        queries: `(B, Q, H, d)`, already multiplied by `1 / sqrt(d)`.
+        keys: `(B, K, H, d)`.
+        values: `(B, K, H, v)`.
+        mask: optional boolean tensor broadcastable to `(B, H, Q, K)`, True
+            where a query may attend. A query with no valid key gets output 0.
+        dropout_mask: optional tensor broadcastable to `(B, H, Q, K)`: 0 for
+            dropped weights, `1 / (1 - rate)` for kept ones.
+
+    Returns:
+        `(B, Q, H, v)`.
+    """
+    # Read variables passed as inputs here: a variable read inside `attend`
+    # would need TensorFlow's `variables` gradient argument.
+    queries, keys, values = (
+        ops.copy(t) if isinstance(t, keras.Variable) or not ops.is_tensor(t) else t
+        for t in (queries, keys, values)
+    )
+    compute = queries.dtype
+
+    @ops.custom_gradient
+    def attend(queries, keys, values):
+        q, k, v = _heads_first(queries), _heads_first(keys), _heads_first(values)
+        scores = ops.cast(ops.matmul(q, ops.swapaxes(k, -1, -2)), "float32")  # (B, H, Q, K)
+        if mask is not None:
+            scores = ops.where(mask, scores, ka_ops.mask_value("float32"))
+        exp = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+        if mask is not None:
+            exp = ops.where(mask, exp, 0.0)
+        # 1 / l; 0 for a query with no valid key, so that its output is 0.
+        inv_total = ops.divide_no_nan(1.0, ops.sum(exp, axis=-1, keepdims=True))  # (B, H, Q, 1)
+        inv_total = ops.cast(inv_total, compute)
+        exp = ops.cast(exp, compute)
+        dropped = exp if dropout_mask is None else exp * ops.cast(dropout_mask, compute)
+        out = ops.matmul(dropped, v) * inv_total  # (B, H, Q, v)
+
+        def grad(*args, upstream=None):
+            if upstream is None:  # TensorFlow and JAX pass it positionally.
+                (upstream,) = args
+            d_out = _heads_first(upstream) * inv_total  # dO / l, (B, H, Q, v)
+            d_v = ops.matmul(ops.swapaxes(d_out, -1, -2), dropped)  # dV^T, (B, H, v, K)
+            d_dropped = ops.cast(ops.matmul(d_out, ops.swapaxes(v, -1, -2)), "float32")  # (B, H, Q, K)
+            row = ops.sum(
+                ops.cast(d_out, "float32") * ops.cast(out, "float32"), axis=-1, keepdims=True
+            )  # (B, H, Q, 1)
+            if dropout_mask is None:
+                d_scores = ops.cast(exp, "float32") * (d_dropped - row)
+            else:
+                d_scores = ops.cast(dropped, "float32") * d_dropped - ops.cast(exp, "float32") * row
+            d_scores = ops.cast(d_scores, compute)
+            d_q = ops.matmul(d_scores, k)  # (B, H, Q, d)
+            d_k = ops.matmul(ops.swapaxes(q, -1, -2), d_scores)  # dK^T, (B, H, d, K)
+            return (
+                _heads_first(d_q),
+                ops.transpose(d_k, (0, 3, 1, 2)),
+                ops.transpose(d_v, (0, 3, 1, 2)),
+            )
+
+        return _heads_first(out), grad
+
+    return attend(queries, keys, values)
 
 
 def _check_fused(use_fused_op):
@@ -219,6 +303,8 @@ class DotProductAttention(keras.layers.Layer):
             return self._fused(queries, keys, values, mask, scale, heads)
 
         queries = queries * ops.cast(scale, queries.dtype)
+        if not return_attention_scores and keras.backend.backend() in _HAND_GRADIENT_BACKENDS:
+            return self._attend(queries, keys, values, mask, heads, shape_q, shape_k, training)
         if heads:
             scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (B, H, Q, K)
         else:
@@ -231,6 +317,24 @@ class DotProductAttention(keras.layers.Layer):
             output = ops.matmul(dropped, values)  # (B, Q, v)
         if return_attention_scores:
             return output, weights
+        return output
+
+    def _attend(self, queries, keys, values, mask, heads, shape_q, shape_k, training):
+        """The explicit path through `_attend` (hand-written backward)."""
+        if not heads:
+            queries, keys, values = (ops.expand_dims(t, 2) for t in (queries, keys, values))
+            if mask is not None:
+                mask = ops.expand_dims(mask, 1)  # (B, 1, Q, K)
+        dropout_mask = None
+        if self.dropout > 0 and training:
+            # The Dropout layer's own mask (same random stream), drawn outside
+            # the differentiated function.
+            num_heads = shape_q[2] if heads else 1
+            shape = (shape_q[0], num_heads, shape_q[1], shape_k[1])
+            dropout_mask = self.attention_dropout(ops.ones(shape, self.compute_dtype), training=True)
+        output = _attend(queries, keys, values, mask, dropout_mask)  # (B, Q, H, v)
+        if not heads:
+            output = ops.squeeze(output, 2)
         return output
 
     def _fused(self, queries, keys, values, mask, scale, heads, is_causal=False):

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 from keras import ops
 
+from helpers import gradient
 from helpers import mask_from
 from helpers import run_layer_test
 from keras_attention.layers import AdditiveAttention
 from keras_attention.layers import DotProductAttention
 from keras_attention.layers import MultiHeadAttention
+from keras_attention.layers.attention import _attend
 
 ATOL = 1e-5
 B, Q, K, D, H = 2, 3, 5, 8, 2  # batch, queries, keys, num_hiddens, heads
@@ -865,6 +867,156 @@ def test_rotary_logits_depend_on_offset_numpy():
     assert logits[(3, 1)] == pytest.approx(logits[(2, 0)])
     assert logits[(3, 3)] == pytest.approx(float((q * k).sum()))
     assert logits[(3, 1)] != pytest.approx(logits[(3, 2)])
+
+
+# ---------------------------------------------------------------------------
+# Gradients (the explicit path's backward is written by hand, see `_attend`)
+# ---------------------------------------------------------------------------
+
+
+def np_attention_grads(q, k, v, d_out, allowed, dropout_mask=None):
+    """numpy backward of `softmax(q k^T / sqrt(d)) v` for the loss `sum(out * d_out)`.
+
+    The textbook chain rule through the weights `P` (not the row-sum form
+    `_attend` uses): dV = P~^T dO, dP = (dO V^T) * M, dS = P (dP - rowsum(dP P)).
+    Shapes `(..., Q, d)`, `(..., K, d)`, `(..., K, v)`, `(..., Q, v)`; `allowed`
+    and `dropout_mask` broadcast to `(..., Q, K)`. Returns `(dq, dk, dv)`.
+    """
+    q, k, v, d_out = (np.asarray(t, np.float64) for t in (q, k, v, d_out))
+    scale = 1.0 / np.sqrt(q.shape[-1])
+    weights = np_masked_softmax(q @ np.swapaxes(k, -1, -2) * scale, allowed)
+    keep = np.ones_like(weights) if dropout_mask is None else np.broadcast_to(dropout_mask, weights.shape)
+    d_v = np.swapaxes(weights * keep, -1, -2) @ d_out
+    d_weights = (d_out @ np.swapaxes(v, -1, -2)) * keep
+    d_scores = weights * (d_weights - np.sum(d_weights * weights, axis=-1, keepdims=True))
+    return d_scores @ k * scale, np.swapaxes(d_scores, -1, -2) @ q * scale, d_v
+
+
+def input_grads(fn, inputs, d_out):
+    """Gradients of `sum(fn(*inputs) * d_out)` w.r.t. each input, on any backend."""
+    variables = [keras.Variable(x) for x in inputs]
+    loss = lambda: ops.sum(ops.cast(fn(*variables), "float32") * d_out)  # noqa: E731
+    return [gradient(loss, var) for var in variables]
+
+
+@pytest.mark.parametrize("use_fused_op", [None, False, True])
+@pytest.mark.parametrize("masking", [None, "valid_lens", "causal"])
+@pytest.mark.parametrize("heads", [False, True])
+def test_dot_product_attention_gradients_match_numpy(use_fused_op, masking, heads):
+    shape = (B, Q, H, D) if heads else (B, Q, D)
+    k_shape = (B, K) + shape[2:]
+    q, k, v = rand(*shape, seed=200), rand(*k_shape, seed=201), rand(*k_shape, seed=202)
+    d_out = rand(*shape, seed=203)
+    layer = DotProductAttention(use_fused_op=use_fused_op)
+    kwargs, allowed = {}, np.ones((B, Q, K), bool)
+    if masking == "valid_lens":
+        valid_lens = np.array([0, 3], "int32")  # the first batch row has no valid key
+        kwargs["valid_lens"] = valid_lens
+        allowed = np_allowed(B, Q, K, valid_lens)
+    elif masking == "causal":
+        kwargs["use_causal_mask"] = True
+        allowed = np.broadcast_to(np.tril(np.ones((Q, K), bool)), (B, Q, K))
+    grads = input_grads(lambda q, k, v: layer(q, k, v, **kwargs), (q, k, v), d_out)
+    if heads:  # numpy works per head: (B, T, H, d) <-> (B, H, T, d)
+        to_heads = lambda t: np.swapaxes(t, 1, 2)  # noqa: E731
+        expected = np_attention_grads(*map(to_heads, (q, k, v, d_out)), allowed[:, None])
+        expected = [to_heads(g) for g in expected]
+    else:
+        expected = np_attention_grads(q, k, v, d_out, allowed)
+    for name, got, want in zip("qkv", grads, expected):
+        np.testing.assert_allclose(got, want, atol=2e-5, err_msg=f"d{name}")
+    if masking == "valid_lens":
+        np.testing.assert_array_equal(grads[0][0], 0.0)  # no key: output 0, no gradient
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_attend_with_mask_and_dropout_mask_matches_numpy(policy):
+    """`_attend` itself: forward and hand-written backward, dropout mask given."""
+    compute = "float32" if policy == "float32" else "bfloat16"
+    q, k, v = rand(B, Q, H, 4, seed=210), rand(B, K, H, 4, seed=211), rand(B, K, H, 6, seed=212)
+    d_out = rand(B, Q, H, 6, seed=213)
+    rng = np.random.default_rng(214)
+    allowed = rng.random((B, 1, Q, K)) > 0.3  # (B, 1, Q, K): the same for every head
+    allowed[0, 0, 1] = False  # a query with no key
+    allowed[:, :, [0, 2], 0] = True
+    dropout_mask = (rng.random((B, H, Q, K)) > 0.4) / 0.6  # rate 0.4
+    scale = 1.0 / np.sqrt(4)
+
+    def attend(q, k, v):
+        return _attend(
+            ops.cast(q, compute) * ops.cast(scale, compute),
+            ops.cast(k, compute),
+            ops.cast(v, compute),
+            mask=ops.convert_to_tensor(allowed),
+            dropout_mask=ops.convert_to_tensor(dropout_mask.astype("float32")),
+        )
+
+    to_heads = lambda t: np.swapaxes(t, 1, 2)  # noqa: E731
+    weights = np_masked_softmax(to_heads(q) @ np.swapaxes(to_heads(k), -1, -2) * scale, allowed)
+    expected_out = to_heads((weights * dropout_mask) @ to_heads(v))
+    expected = [to_heads(g) for g in np_attention_grads(*map(to_heads, (q, k, v, d_out)), allowed, dropout_mask)]
+    atol = 2e-5 if policy == "float32" else 0.15
+    out = to_np(attend(q, k, v))
+    np.testing.assert_allclose(out, expected_out, atol=atol)
+    np.testing.assert_array_equal(out[0, 1], 0.0)
+    grads = input_grads(attend, (q, k, v), d_out)
+    for name, got, want in zip("qkv", grads, expected):
+        assert np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, want, atol=atol, rtol=0.05 if compute == "bfloat16" else 1e-6, err_msg=f"d{name}")
+    np.testing.assert_array_equal(grads[0][0, 1], 0.0)
+
+
+def test_dropout_gradients_equal_the_op_by_op_path():
+    """Training with attention dropout: the hand-written backward (no weights
+    returned) and the op-by-op path (`return_attention_scores=True`) draw the
+    same dropout mask and give the same output and gradients."""
+    q, k, v = rand(B, Q, H, D, seed=220), rand(B, K, H, D, seed=221), rand(B, K, H, D, seed=222)
+    d_out = rand(B, Q, H, D, seed=223)
+    results = []
+    for return_scores in (False, True):
+        keras.utils.set_random_seed(7)
+        layer = DotProductAttention(dropout=0.4)
+
+        def fn(q, k, v, layer=layer, return_scores=return_scores):
+            keras.utils.set_random_seed(8)
+            out = layer(q, k, v, valid_lens=np.array([2, 4], "int32"), training=True,
+                        return_attention_scores=return_scores)
+            return out[0] if return_scores else out
+
+        results.append((to_np(fn(q, k, v)), input_grads(fn, (q, k, v), d_out)))
+    (out, grads), (ref_out, ref_grads) = results
+    np.testing.assert_allclose(out, ref_out, atol=1e-5)
+    assert not np.allclose(out, to_np(DotProductAttention()(q, k, v, valid_lens=np.array([2, 4], "int32"))))
+    for name, got, want in zip("qkv", grads, ref_grads):
+        np.testing.assert_allclose(got, want, atol=2e-5, err_msg=f"d{name}")
+
+
+@pytest.mark.parametrize("use_causal_mask", [False, True])
+def test_multi_head_attention_gradients_equal_keras_mha(use_causal_mask):
+    """Gradients for the inputs and every kernel equal Keras' layer's."""
+    ours, theirs, (x, _, _) = keras_mha_pair(use_bias=True, seed=4)
+    x = rand(B, K, D, seed=230)
+    d_out = rand(B, K, D, seed=231)
+    k_mask = np.array([[True, True, True, False, False], [True] * 5])
+    mask = np.broadcast_to(k_mask[:, None, :], (B, K, K))
+
+    def loss(layer, inputs):
+        if layer is ours:
+            out = ours(inputs, inputs, inputs, attention_mask=mask, use_causal_mask=use_causal_mask)
+        else:
+            out = theirs(inputs, inputs, attention_mask=mask, use_causal_mask=use_causal_mask)
+        return ops.sum(out * d_out)
+
+    ours_x, theirs_x = keras.Variable(x), keras.Variable(x)
+    np.testing.assert_allclose(
+        gradient(lambda: loss(ours, ours_x), ours_x), gradient(lambda: loss(theirs, theirs_x), theirs_x), atol=1e-5
+    )
+    pairs = (("W_q", "_query_dense"), ("W_k", "_key_dense"), ("W_v", "_value_dense"), ("W_o", "_output_dense"))
+    for mine, their in pairs:
+        for attr in ("kernel", "bias"):
+            got = gradient(lambda: loss(ours, x), getattr(getattr(ours, mine), attr))
+            want = gradient(lambda: loss(theirs, x), getattr(getattr(theirs, their), attr))
+            np.testing.assert_allclose(got, want.reshape(got.shape), atol=1e-5, err_msg=f"{mine}.{attr}")
 
 
 # ---------------------------------------------------------------------------
