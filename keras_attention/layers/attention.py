@@ -38,28 +38,32 @@ def _heads_first(X):
 def _attend(queries, keys, values, mask=None, dropout_mask=None):
     """`softmax(Q K^T) V` with a hand-written backward pass.
 
-    The explicit path of `DotProductAttention`, written so that the large
-    `(B, H, Q, K)` tensors are touched as few times as possible, which is
-    what its speed depends on (`benchmarks/attention.py`):
+    The explicit path of `DotProductAttention` on TensorFlow. Its speed
+    depends on how many `(B, H, Q, K)` tensors a step creates (each is a
+    fresh allocation in op-by-op execution, which costs more than the
+    arithmetic on it), so the backward is written out instead of
+    differentiated op by op (`benchmarks/attention.py`):
 
-    * forward: `E = exp(S - max S)` and `l = sum E` are kept, and the
-      division by `l` is applied to the `(B, H, Q, v)` output instead of
-      to `E` (the weights `E / l` are never formed);
-    * backward (as in FlashAttention, Dao et al., 2022): with
-      `dO' = dO / l`, `dV = E~^T dO'`, `dP = dO' V^T` and
-      `dS = E~ * dP - E * rowsum(dO' * O)`, where `E~` is `E` after
-      dropout; the row sums come from the small output instead of the
-      large weights, and every large tensor is used untransposed
-      (`dK^T = Q^T dS`, `dV^T = dO'^T E~`).
+    * forward: scores, the softmax weights `P`, output `O = P V`;
+    * backward (as in FlashAttention, Dao et al., 2022): `dV = P~^T dO`,
+      and `dS = P * (dO V^T - rowsum(dO * O))`, where the row sums come
+      from the small output instead of from `P * dP`, and the subtraction
+      is folded into the matmul (`[dO, -r] @ [V, 1]^T`), so that `dS`
+      takes two large tensors instead of four; every large tensor is used
+      untransposed (`dK^T = Q^T dS`, `dV^T = dO^T P~`).
 
-    The softmax runs in float32; matmuls run in the inputs' dtype.
+    With dropout, `P~ = P * dropout_mask` and `dS = P * (mask * dP - r)`.
+    A query with no valid key gets output 0 and no gradient: its row is
+    zeroed on the small output and output gradient, not on `P`. The
+    softmax runs in float32; matmuls and the backward's products run in the
+    inputs' dtype.
 
     Args:
         queries: `(B, Q, H, d)`, already multiplied by `1 / sqrt(d)`.
         keys: `(B, K, H, d)`.
         values: `(B, K, H, v)`.
         mask: optional boolean tensor broadcastable to `(B, H, Q, K)`, True
-            where a query may attend. A query with no valid key gets output 0.
+            where a query may attend.
         dropout_mask: optional tensor broadcastable to `(B, H, Q, K)`: 0 for
             dropped weights, `1 / (1 - rate)` for kept ones.
 
@@ -73,6 +77,9 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
         for t in (queries, keys, values)
     )
     compute = queries.dtype
+    has_key = None
+    if mask is not None:
+        has_key = ops.cast(ops.any(mask, axis=-1, keepdims=True), compute)  # (B|1, H|1, Q|1, 1)
 
     @ops.custom_gradient
     def attend(queries, keys, values):
@@ -80,30 +87,34 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
         scores = ops.cast(ops.matmul(q, ops.swapaxes(k, -1, -2)), "float32")  # (B, H, Q, K)
         if mask is not None:
             scores = ops.where(mask, scores, ka_ops.mask_value("float32"))
-        exp = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
-        if mask is not None:
-            exp = ops.where(mask, exp, 0.0)
-        # 1 / l; 0 for a query with no valid key, so that its output is 0.
-        inv_total = ops.divide_no_nan(1.0, ops.sum(exp, axis=-1, keepdims=True))  # (B, H, Q, 1)
-        inv_total = ops.cast(inv_total, compute)
-        exp = ops.cast(exp, compute)
-        dropped = exp if dropout_mask is None else exp * ops.cast(dropout_mask, compute)
-        out = ops.matmul(dropped, v) * inv_total  # (B, H, Q, v)
+        weights = ops.cast(ops.softmax(scores, axis=-1), compute)
+        dropped = weights if dropout_mask is None else weights * ops.cast(dropout_mask, compute)
+        out = ops.matmul(dropped, v)  # (B, H, Q, v)
+        if has_key is not None:
+            out = out * has_key
 
         def grad(*args, upstream=None):
             if upstream is None:  # TensorFlow and JAX pass it positionally.
                 (upstream,) = args
-            d_out = _heads_first(upstream) * inv_total  # dO / l, (B, H, Q, v)
-            d_v = ops.matmul(ops.swapaxes(d_out, -1, -2), dropped)  # dV^T, (B, H, v, K)
-            d_dropped = ops.cast(ops.matmul(d_out, ops.swapaxes(v, -1, -2)), "float32")  # (B, H, Q, K)
+            d_out = _heads_first(upstream)  # (B, H, Q, v)
+            if has_key is not None:
+                d_out = d_out * has_key
             row = ops.sum(
                 ops.cast(d_out, "float32") * ops.cast(out, "float32"), axis=-1, keepdims=True
-            )  # (B, H, Q, 1)
+            )  # rowsum(dP * P), (B, H, Q, 1)
+            d_v = ops.matmul(ops.swapaxes(d_out, -1, -2), dropped)  # dV^T, (B, H, v, K)
+            v_t = ops.swapaxes(v, -1, -2)  # (B, H, v, K)
             if dropout_mask is None:
-                d_scores = ops.cast(exp, "float32") * (d_dropped - row)
+                # dP - row as one matmul: [dO, -row] @ [V^T; 1].
+                ones = ops.ones_like(v_t[..., :1, :])  # (B, H, 1, K)
+                shifted = ops.matmul(
+                    ops.concatenate([d_out, ops.cast(-row, compute)], axis=-1),
+                    ops.concatenate([v_t, ones], axis=-2),
+                )  # (B, H, Q, K)
             else:
-                d_scores = ops.cast(dropped, "float32") * d_dropped - ops.cast(exp, "float32") * row
-            d_scores = ops.cast(d_scores, compute)
+                d_dropped = ops.matmul(d_out, v_t)  # (B, H, Q, K)
+                shifted = d_dropped * ops.cast(dropout_mask, compute) - ops.cast(row, compute)
+            d_scores = weights * shifted
             d_q = ops.matmul(d_scores, k)  # (B, H, Q, d)
             d_k = ops.matmul(ops.swapaxes(q, -1, -2), d_scores)  # dK^T, (B, H, d, K)
             return (

@@ -1016,7 +1016,7 @@ def test_multi_head_attention_gradients_equal_keras_mha(use_causal_mask):
         for attr in ("kernel", "bias"):
             got = gradient(lambda: loss(ours, x), getattr(getattr(ours, mine), attr))
             want = gradient(lambda: loss(theirs, x), getattr(getattr(theirs, their), attr))
-            np.testing.assert_allclose(got, want.reshape(got.shape), atol=1e-5, err_msg=f"{mine}.{attr}")
+            np.testing.assert_allclose(got, want.reshape(got.shape), atol=1e-5, rtol=1e-5, err_msg=f"{mine}.{attr}")
 
 
 # ---------------------------------------------------------------------------
