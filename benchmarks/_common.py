@@ -12,6 +12,30 @@ import tempfile
 import time
 
 
+CPU_ALLOCATORS = ("malloc", "bfc")
+
+
+def add_cpu_allocator_argument(parser):
+    """`--cpu-allocator malloc|bfc`: TensorFlow's CPU memory allocator for the run."""
+    parser.add_argument(
+        "--cpu-allocator",
+        choices=CPU_ALLOCATORS,
+        default="malloc",
+        help=(
+            "TensorFlow's CPU allocator, the same for ours and the peers: malloc (TensorFlow's "
+            "default; large tensors come fresh from the OS each step) or bfc (a pool, "
+            "TF_CPU_ALLOCATOR_USE_BFC=true, as the keras-attention command uses). Defaults to malloc."
+        ),
+    )
+
+
+def set_cpu_allocator(name):
+    """Sets `TF_CPU_ALLOCATOR_USE_BFC` for `name`; call before the first tensor exists."""
+    if name not in CPU_ALLOCATORS:
+        raise ValueError(f"`name` must be one of {CPU_ALLOCATORS}; got name={name!r}.")
+    os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true" if name == "bfc" else "false"
+
+
 def write_csv_atomic(frame, path):
     """Writes a pandas frame as CSV to `path` via a temporary file and `os.replace`."""
     directory = os.path.dirname(os.path.abspath(path))

@@ -45,6 +45,11 @@ Run from the repository root:
     python benchmarks/attention.py --quick         # smoke run, tiny shapes
     python benchmarks/attention.py --repeats 30 --shapes 32x128x256x8 --dtypes float32
 
+`--cpu-allocator bfc` runs everything on TensorFlow's pooled CPU allocator
+(`TF_CPU_ALLOCATOR_USE_BFC=true`) instead of its default `malloc`, which
+pays page faults for every large tensor of every step; the choice applies
+to ours and the peers alike and is written in the `cpu_allocator` column.
+
 The script sets `KERAS_BACKEND=tensorflow` unless it is already set (the
 benchmark uses `tf.GradientTape` and `tf.function`, so it needs TensorFlow).
 It prints a pandas table and writes it as CSV to `--out` (atomically).
@@ -133,6 +138,7 @@ def parse_args(argv=None):
         ),
     )
     parser.add_argument("--seed", type=int, default=0, help="Random seed. Defaults to 0.")
+    _common.add_cpu_allocator_argument(parser)
     parser.add_argument(
         "--out",
         default=None,
@@ -321,6 +327,7 @@ def bench_shape(shape, dtype, args, peak):
 def main(argv=None):
     global clock
     args = parse_args(argv)
+    _common.set_cpu_allocator(args.cpu_allocator)  # before TensorFlow's first tensor
     import keras
     import pandas as pd
     import tensorflow as tf
@@ -339,7 +346,7 @@ def main(argv=None):
     print(
         f"tensorflow {tf.__version__}, keras {keras.__version__}, devices: {devices}, "
         f"cpus: {os.cpu_count()}, threads: {args.threads or 'default'}, clock: {args.clock}, "
-        f"repeats {args.repeats}, warmup {args.warmup}",
+        f"repeats {args.repeats}, warmup {args.warmup}, cpu allocator {args.cpu_allocator}",
         flush=True,
     )
     size = 256 if args.quick else 1024
@@ -352,6 +359,7 @@ def main(argv=None):
         for shape in args.shapes:
             rows += bench_shape(shape, dtype, args, peak)
     frame = pd.DataFrame(rows)
+    frame["cpu_allocator"] = args.cpu_allocator
     frame["clock"] = args.clock
     frame["threads"] = args.threads or "default"
     _common.print_table(frame, drop=("peak_gflops", "clock", "threads"))

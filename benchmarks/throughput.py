@@ -38,6 +38,10 @@ Compile modes (`--compile`), the same for both sides:
 (float32 variables, bfloat16 compute, float32 logits); the default is
 float32.
 
+`--cpu-allocator bfc` runs both on TensorFlow's pooled CPU allocator
+(`TF_CPU_ALLOCATOR_USE_BFC=true`, what the `keras-attention` command uses)
+instead of its default `malloc` (column `cpu_allocator`).
+
 The models are timed round-robin: each of `--rounds` rounds runs
 `--steps` steps of ours, then of keras_hub, after one untimed warm-up round
 of `--warmup-steps` steps (tracing, compilation). The table gives the median
@@ -94,6 +98,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny models, few steps.")
     parser.add_argument("--seed", type=int, default=0, help="Random seed. Defaults to 0.")
+    _common.add_cpu_allocator_argument(parser)
     parser.add_argument("--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/throughput.csv.")
     args = parser.parse_args(argv)
     if args.compile is None:
@@ -239,6 +244,7 @@ def bench(config_name, config, mode, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    _common.set_cpu_allocator(args.cpu_allocator)  # before TensorFlow's first tensor
     import keras
     import pandas as pd
     import tensorflow as tf
@@ -250,6 +256,7 @@ def main(argv=None):
     configs = QUICK_CONFIGS if args.quick else CONFIGS
     rows = [bench(name, configs[name], mode, args) for name in args.configs for mode in args.compile]
     frame = pd.DataFrame(rows)
+    frame["cpu_allocator"] = args.cpu_allocator
     _common.print_table(frame, drop=("ours_params", "keras_hub_params", "vocab", "ffn_num_hiddens"))
     _common.write_csv_atomic(frame, args.out)
     return 0

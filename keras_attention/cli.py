@@ -691,6 +691,9 @@ def _add_lm_parsers(commands, train_kinds):
 
 
 def main(argv=None):
+    from keras_attention.training import use_pooled_cpu_memory
+
+    use_pooled_cpu_memory()  # before the first tensor; see its docstring
     args = make_parser().parse_args(argv)
     args.func(args)
     return 0

@@ -19,15 +19,15 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 CASES = {
     "attention": (
-        ["--shapes", "2x16x32x4", "--repeats", "1", "--warmup", "1"],
+        ["--shapes", "2x16x32x4", "--repeats", "1", "--warmup", "1", "--cpu-allocator", "bfc"],
         ["shape", "dtype", "mode", "ours", "ours_ms", "keras_ms", "keras_hub_ms", "fastest_peer",
-         "ratio", "gflops", "peak_gflops", "pct_of_peak"],
+         "ratio", "gflops", "peak_gflops", "pct_of_peak", "cpu_allocator"],
         ["ours_ms", "keras_ms", "keras_hub_ms", "ratio", "gflops", "peak_gflops"],
     ),
     "throughput": (
         ["--configs", "d2l", "--compile", "auto", "--steps", "2", "--rounds", "1", "--warmup-steps", "1"],
         ["config", "compile", "batch", "num_steps", "ours_tokens_per_s", "keras_hub_tokens_per_s",
-         "ratio", "ours_last_loss", "keras_hub_last_loss"],
+         "ratio", "ours_last_loss", "keras_hub_last_loss", "cpu_allocator"],
         ["ours_tokens_per_s", "keras_hub_tokens_per_s", "ratio"],
     ),
     "decoding": (

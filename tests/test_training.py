@@ -1,5 +1,7 @@
 """`compile_seq2seq` and `fit_with_logs`: files written, resume after a crash, masked loss."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -229,3 +231,19 @@ def test_time_budget_rejects_bad_schedule(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         TimeBudget(1, **kwargs)
+
+
+def test_use_pooled_cpu_memory_sets_the_bfc_allocator_unless_already_set(monkeypatch):
+    from keras_attention import cli
+
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)
+    assert training.use_pooled_cpu_memory() == "true"
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", "false")  # the user's choice stays
+    assert training.use_pooled_cpu_memory() == "false"
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
+    # The command sets it before it parses its arguments (and before any tensor).
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC")
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "true"

@@ -895,6 +895,7 @@ def np_attention_grads(q, k, v, d_out, allowed, dropout_mask=None):
 def input_grads(fn, inputs, d_out):
     """Gradients of `sum(fn(*inputs) * d_out)` w.r.t. each input, on any backend."""
     variables = [keras.Variable(x) for x in inputs]
+    d_out = ops.convert_to_tensor(d_out)
     loss = lambda: ops.sum(ops.cast(fn(*variables), "float32") * d_out)  # noqa: E731
     return [gradient(loss, var) for var in variables]
 
@@ -996,7 +997,7 @@ def test_multi_head_attention_gradients_equal_keras_mha(use_causal_mask):
     """Gradients for the inputs and every kernel equal Keras' layer's."""
     ours, theirs, (x, _, _) = keras_mha_pair(use_bias=True, seed=4)
     x = rand(B, K, D, seed=230)
-    d_out = rand(B, K, D, seed=231)
+    d_out = ops.convert_to_tensor(rand(B, K, D, seed=231))
     k_mask = np.array([[True, True, True, False, False], [True] * 5])
     mask = np.broadcast_to(k_mask[:, None, :], (B, K, K))
 
