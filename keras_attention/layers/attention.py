@@ -35,6 +35,15 @@ def _heads_first(X):
     return ops.transpose(X, (0, 2, 1, 3))
 
 
+
+def _as_one_head(queries, keys, values, mask):
+    """D2L's 3-D inputs as one head: `(B, T, 1, d)` tensors, a `(B, 1, Q, K)` mask."""
+    queries, keys, values = (ops.expand_dims(t, 2) for t in (queries, keys, values))
+    if mask is not None:
+        mask = ops.expand_dims(mask, 1)
+    return queries, keys, values, mask
+
+
 def _attend(queries, keys, values, mask=None, dropout_mask=None):
     """`softmax(Q K^T) V` with a hand-written backward pass.
 
@@ -317,7 +326,7 @@ class DotProductAttention(keras.layers.Layer):
 
         queries = queries * ops.cast(scale, queries.dtype)
         if not return_attention_scores and keras.backend.backend() in _HAND_GRADIENT_BACKENDS:
-            return self._attend(queries, keys, values, mask, heads, shape_q, shape_k, training)
+            return self._attend(queries, keys, values, mask, heads, training)
         if heads:
             scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (B, H, Q, K)
         else:
@@ -332,18 +341,16 @@ class DotProductAttention(keras.layers.Layer):
             return output, weights
         return output
 
-    def _attend(self, queries, keys, values, mask, heads, shape_q, shape_k, training):
+    def _attend(self, queries, keys, values, mask, heads, training):
         """The explicit path through `_attend` (hand-written backward)."""
         if not heads:
-            queries, keys, values = (ops.expand_dims(t, 2) for t in (queries, keys, values))
-            if mask is not None:
-                mask = ops.expand_dims(mask, 1)  # (B, 1, Q, K)
+            queries, keys, values, mask = _as_one_head(queries, keys, values, mask)
         dropout_mask = None
         if self.dropout > 0 and training:
             # The Dropout layer's own mask (same random stream), drawn outside
             # the differentiated function.
-            num_heads = shape_q[2] if heads else 1
-            shape = (shape_q[0], num_heads, shape_q[1], shape_k[1])
+            shape_q, shape_k = ops.shape(queries), ops.shape(keys)
+            shape = (shape_q[0], shape_q[2], shape_q[1], shape_k[1])  # (B, H, Q, K)
             dropout_mask = self.attention_dropout(ops.ones(shape, self.compute_dtype), training=True)
         output = _attend(queries, keys, values, mask, dropout_mask)  # (B, Q, H, v)
         if not heads:
@@ -353,9 +360,7 @@ class DotProductAttention(keras.layers.Layer):
     def _fused(self, queries, keys, values, mask, scale, heads, is_causal=False):
         """`keras.ops.dot_product_attention`, with all-masked rows zeroed."""
         if not heads:
-            queries, keys, values = (ops.expand_dims(t, 2) for t in (queries, keys, values))
-            if mask is not None:
-                mask = ops.expand_dims(mask, 1)  # (B, 1, Q, K)
+            queries, keys, values, mask = _as_one_head(queries, keys, values, mask)
         # (B, Q, H, v)
         output = ops.dot_product_attention(
             queries, keys, values, mask=mask, scale=scale, is_causal=is_causal
