@@ -38,13 +38,14 @@ def use_pooled_cpu_memory():
     step pays a page fault per 4 KiB of its large activations: on the
     2-core development machine an `exp` over a `(8, 8, 512, 512)` float32
     tensor took 53 ms that way and 6 ms from the pool, a 256-wide attention
-    layer's forward+backward ran up to 1.6x faster, and the large Transformer
-    of `benchmarks/throughput.py` trained 1.24x faster. The pool keeps the
+    layer's forward+backward ran up to 2.2x faster, and the large Transformer
+    of `benchmarks/throughput.py` trained 1.17x faster. The pool keeps the
     process's peak memory until it exits.
 
     TensorFlow reads `TF_CPU_ALLOCATOR_USE_BFC` when it allocates its first
     tensor, so call this before any tensor is created; a value already set
-    in the environment is kept. The `keras-attention` command calls it.
+    in the environment is kept. The `keras-attention` command and the
+    training tutorials call it.
     Other backends ignore it.
 
     Returns:

@@ -1,6 +1,7 @@
 """`compile_seq2seq` and `fit_with_logs`: files written, resume after a crash, masked loss."""
 
 import os
+import pathlib
 
 import numpy as np
 import pandas as pd
@@ -247,3 +248,32 @@ def test_use_pooled_cpu_memory_sets_the_bfc_allocator_unless_already_set(monkeyp
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's allocator")
+def test_use_pooled_cpu_memory_takes_effect_after_importing_the_package_and_tutorials(tmp_path):
+    # In a fresh process: import what the command and the training tutorials
+    # import, then call it, as they do. TensorFlow keeps allocator statistics
+    # only for its pooled (BFC) allocator, so they tell which one it uses.
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(root / 'tutorials')!r})\n"
+        "import _seq2seq, large_pretraining_transformers, vision_transformer\n"
+        "import keras_attention.cli\n"
+        "from keras_attention import training\n"
+        "training.use_pooled_cpu_memory()\n"
+        "import tensorflow as tf\n"
+        "x = tf.ones((256, 1024))\n"
+        "print(tf.config.experimental.get_memory_info('CPU:0')['current'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=root, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) >= 256 * 1024 * 4  # the pool holds the tensor

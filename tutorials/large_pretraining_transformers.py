@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import scaling as scaling_benchmark  # noqa: E402  (benchmarks/scaling.py)
-from keras_attention import generate, viz  # noqa: E402
+from keras_attention import generate, training, viz  # noqa: E402
 from keras_attention.data import (  # noqa: E402
     build_lm_tokenizer,
     causal_lm_dataset,
@@ -98,6 +98,7 @@ def decode(tokenizer, ids):
 
 
 def main(argv=None):
+    training.use_pooled_cpu_memory()  # faster on a CPU; before the first tensor
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join("outputs", NAME),
                         help="folder for the PNGs and CSV")

@@ -56,6 +56,7 @@ def load_data(which, num_shapes):
 
 
 def main(argv=None):
+    training.use_pooled_cpu_memory()  # faster on a CPU; before the first tensor
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join("outputs", "vision_transformer"))
     parser.add_argument("--data", default="auto", choices=["auto", "fashion-mnist", "shapes"])
