@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 
-
 def use_pooled_cpu_memory():
     """Makes TensorFlow keep CPU memory in a pool (its BFC allocator).
 

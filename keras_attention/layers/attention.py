@@ -35,7 +35,6 @@ def _heads_first(X):
     return ops.transpose(X, (0, 2, 1, 3))
 
 
-
 def _as_one_head(queries, keys, values, mask):
     """D2L's 3-D inputs as one head: `(B, T, 1, d)` tensors, a `(B, 1, Q, K)` mask."""
     queries, keys, values = (ops.expand_dims(t, 2) for t in (queries, keys, values))

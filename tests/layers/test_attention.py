@@ -874,6 +874,11 @@ def test_rotary_logits_depend_on_offset_numpy():
 # ---------------------------------------------------------------------------
 
 
+def np_swap_heads(t):
+    """numpy `(B, T, H, d)` <-> `(B, H, T, d)`: numpy works per head."""
+    return np.swapaxes(t, 1, 2)
+
+
 def np_attention_grads(q, k, v, d_out, allowed, dropout_mask=None):
     """numpy backward of `softmax(q k^T / sqrt(d)) v` for the loss `sum(out * d_out)`.
 
@@ -918,10 +923,9 @@ def test_dot_product_attention_gradients_match_numpy(use_fused_op, masking, head
         kwargs["use_causal_mask"] = True
         allowed = np.broadcast_to(np.tril(np.ones((Q, K), bool)), (B, Q, K))
     grads = input_grads(lambda q, k, v: layer(q, k, v, **kwargs), (q, k, v), d_out)
-    if heads:  # numpy works per head: (B, T, H, d) <-> (B, H, T, d)
-        to_heads = lambda t: np.swapaxes(t, 1, 2)  # noqa: E731
-        expected = np_attention_grads(*map(to_heads, (q, k, v, d_out)), allowed[:, None])
-        expected = [to_heads(g) for g in expected]
+    if heads:
+        expected = np_attention_grads(*map(np_swap_heads, (q, k, v, d_out)), allowed[:, None])
+        expected = [np_swap_heads(g) for g in expected]
     else:
         expected = np_attention_grads(q, k, v, d_out, allowed)
     for name, got, want in zip("qkv", grads, expected):
@@ -952,10 +956,12 @@ def test_attend_with_mask_and_dropout_mask_matches_numpy(policy):
             dropout_mask=ops.convert_to_tensor(dropout_mask.astype("float32")),
         )
 
-    to_heads = lambda t: np.swapaxes(t, 1, 2)  # noqa: E731
-    weights = np_masked_softmax(to_heads(q) @ np.swapaxes(to_heads(k), -1, -2) * scale, allowed)
-    expected_out = to_heads((weights * dropout_mask) @ to_heads(v))
-    expected = [to_heads(g) for g in np_attention_grads(*map(to_heads, (q, k, v, d_out)), allowed, dropout_mask)]
+    weights = np_masked_softmax(np_swap_heads(q) @ np.swapaxes(np_swap_heads(k), -1, -2) * scale, allowed)
+    expected_out = np_swap_heads((weights * dropout_mask) @ np_swap_heads(v))
+    expected = [
+        np_swap_heads(g)
+        for g in np_attention_grads(*map(np_swap_heads, (q, k, v, d_out)), allowed, dropout_mask)
+    ]
     atol = 2e-5 if policy == "float32" else 0.15
     out = to_np(attend(q, k, v))
     np.testing.assert_allclose(out, expected_out, atol=atol)
