@@ -32,7 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from keras_attention import cli, training  # noqa: E402
+from keras_attention import _io, cli, training  # noqa: E402
 from keras_attention.data import load_fra_eng, load_fra_eng_full  # noqa: E402
 
 
@@ -63,7 +63,8 @@ def run_full(args):
         resume=False,
     )
     train_minutes = (time.perf_counter() - start) / 60
-    model.save(pathlib.Path(args.out) / "model.keras")  # before scoring: keep the training
+    # Before scoring: keep the training.
+    _io.save_with(pathlib.Path(args.out) / "model.keras", model.save, suffix=".keras")
     start = time.perf_counter()
     scores, hypotheses = cli.evaluate(model, task, task.val_pairs[: args.num_eval])
     eval_minutes = (time.perf_counter() - start) / 60

@@ -35,10 +35,59 @@ the same command; only the chief writes `--out` and `--export`.
 import argparse
 import functools
 import json
+import math
 import os
 import pathlib
 import re
 import sys
+
+from keras_attention import _io
+
+# Argument types: every numeric flag is checked by argparse, so a bad value
+# is a usage error (exit code 2) naming the flag, before anything runs.
+
+
+def _number(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: `kind` (int or float) within the given bounds, finite."""
+    if kind is int:
+        rule = "an integer"
+    else:
+        rule = "a number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high}")
+    if bounds:
+        rule += " " + " and ".join(bounds)
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+        if high is not None and (value > high or (high_open and value == high)):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+POSITIVE_INT = _number(int, low=1)
+NONNEGATIVE_INT = _number(int, low=0)
+POSITIVE_FLOAT = _number(float, low=0, low_open=True)
+NONNEGATIVE_FLOAT = _number(float, low=0)
+DROPOUT = _number(float, low=0, high=1, high_open=True)
+FRACTION = _number(float, low=0, high=1, low_open=True, high_open=True)
+TOP_P = _number(float, low=0, high=1, low_open=True)
+SEED = _number(int, low=0, high=2**31 - 1)
+VERBOSE = _number(int, low=0, high=2)
+
 
 # Model sizes per task: D2L's for fra-eng; small ones that train in minutes on 2 CPUs for dates.
 CONFIGS = {
@@ -65,7 +114,7 @@ def _add_distribute_arguments(parser):
                         choices=["none", "mirrored", "multiworker", "jax-dp"],
                         help="data-parallel training (--batch-size is the global batch); "
                              "mirrored/multiworker need the tensorflow backend, jax-dp jax")
-    parser.add_argument("--num-cpu-devices", type=int, default=None,
+    parser.add_argument("--num-cpu-devices", type=POSITIVE_INT, default=None,
                         help="mirrored or jax-dp: split the CPU into N devices")
 
 
@@ -204,18 +253,19 @@ def _train_translation(args):
         epochs=args.epochs,
         out_dir=out,
         verbose=args.verbose,
+        keep_backup=True,
     )
-    model.save(out / "model.keras")
+    _io.save_with(out / "model.keras", model.save, suffix=".keras")
     task.src_tokenizer.save(out / "src_tokenizer")
     task.tgt_tokenizer.save(out / "tgt_tokenizer")
-    (out / "task.json").write_text(json.dumps({"name": task.name, "num_steps": task.num_steps}))
+    _io.write_json(out / "task.json", {"name": task.name, "num_steps": task.num_steps})
 
     scores, hypotheses = evaluate(model, task, task.val_pairs[: args.num_eval])
     print(f"held-out: exact match {scores['exact_match']:.4f}, D2L BLEU {scores['bleu_d2l']:.4f}, "
           f"corpus BLEU {scores['corpus_bleu']:.2f} on {scores['num_pairs']} pairs")
     for (src, tgt), hyp in list(zip(task.val_pairs, hypotheses))[:5]:
         print(f"  {src!r} -> {hyp!r} (reference {tgt!r})")
-    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    _io.write_json(out / "scores.json", scores)
 
     src, tgt = task.val_pairs[0]
     texts, attention = translate_pairs(model, task, [src])
@@ -234,6 +284,7 @@ def _train_translation(args):
     if args.export:
         path = _export(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, args.export)
         print(f"exported SavedModel to {path}")
+    training.remove_backup(out)  # every file is written: the run is complete
 
 
 def _export(model, src_tokenizer, tgt_tokenizer, num_steps, path):
@@ -316,22 +367,24 @@ def _train_vision(args):
           f"classes; model {model.name}: {model.count_params():,} parameters")
     history = training.fit_with_logs(
         model, train_data, validation_data=test_data, epochs=args.epochs, out_dir=out,
-        verbose=args.verbose,
+        verbose=args.verbose, keep_backup=True,
     )
-    model.save(out / "model.keras")
-    (out / "vision.json").write_text(json.dumps(
-        {"data": args.data, "class_names": class_names, "num_channels": 1, **config}, indent=2
-    ))
+    _io.save_with(out / "model.keras", model.save, suffix=".keras")
+    _io.write_json(
+        out / "vision.json",
+        {"data": args.data, "class_names": class_names, "num_channels": 1, **config},
+    )
     test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
     scores = {"test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
               "num_train": len(x_train), "num_test": len(x_test), "epochs": len(history)}
-    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    _io.write_json(out / "scores.json", scores)
     print(f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}) on {len(x_test)} images")
     print(f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'model.keras'}, "
           f"{out / 'scores.json'}")
     if args.export:
         path = _export_vision(model, class_names, args.export)
         print(f"exported SavedModel to {path}")
+    training.remove_backup(out)  # every file is written: the run is complete
 
 
 def _export_vision(model, class_names, path, num_channels=1):
@@ -411,37 +464,39 @@ def make_parser():
     translation = train_kinds.add_parser("translation", help="train an encoder-decoder")
     translation.add_argument("--data", default="dates", choices=["dates", "fra-eng", "fra-eng-full"])
     translation.add_argument("--model", default="transformer", choices=["transformer", "bahdanau"])
-    translation.add_argument("--epochs", type=int, default=10)
-    translation.add_argument("--batch-size", type=int, default=128)
-    translation.add_argument("--lr", type=float, default=None)
-    translation.add_argument("--num-train", type=int, default=None)
-    translation.add_argument("--num-eval", type=int, default=1000, help="held-out pairs to score")
+    translation.add_argument("--epochs", type=POSITIVE_INT, default=10)
+    translation.add_argument("--batch-size", type=POSITIVE_INT, default=128)
+    translation.add_argument("--lr", type=POSITIVE_FLOAT, default=None)
+    translation.add_argument("--num-train", type=POSITIVE_INT, default=None)
+    translation.add_argument("--num-eval", type=POSITIVE_INT, default=1000,
+                             help="held-out pairs to score")
     translation.add_argument("--data-dir", default=None)
     translation.add_argument("--out", default="outputs/translation")
     translation.add_argument("--export", default=None, help="also export a SavedModel here")
-    translation.add_argument("--seed", type=int, default=0)
-    translation.add_argument("--verbose", type=int, default=1)
+    translation.add_argument("--seed", type=SEED, default=0)
+    translation.add_argument("--verbose", type=VERBOSE, default=1)
     _add_distribute_arguments(translation)
     translation.set_defaults(func=_distributed(_train_translation))
 
     vision = train_kinds.add_parser("vision", help="train a vision transformer")
     vision.add_argument("--data", default="shapes", choices=["shapes", "fashion-mnist"])
-    for flag, kind in [("--img-size", int), ("--patch-size", int), ("--num-hiddens", int),
-                       ("--mlp-num-hiddens", int), ("--num-heads", int), ("--num-blks", int),
-                       ("--dropout", float)]:
+    for flag, kind in [("--img-size", POSITIVE_INT), ("--patch-size", POSITIVE_INT),
+                       ("--num-hiddens", POSITIVE_INT), ("--mlp-num-hiddens", POSITIVE_INT),
+                       ("--num-heads", POSITIVE_INT), ("--num-blks", POSITIVE_INT),
+                       ("--dropout", DROPOUT)]:
         vision.add_argument(flag, type=kind, default=None, help="default: per --data")
-    vision.add_argument("--epochs", type=int, default=10)
-    vision.add_argument("--batch-size", type=int, default=128)
-    vision.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
-    vision.add_argument("--num-train", type=int, default=None,
+    vision.add_argument("--epochs", type=POSITIVE_INT, default=10)
+    vision.add_argument("--batch-size", type=POSITIVE_INT, default=128)
+    vision.add_argument("--lr", type=POSITIVE_FLOAT, default=0.001, help="Adam learning rate")
+    vision.add_argument("--num-train", type=POSITIVE_INT, default=None,
                         help="training images (shapes: generated, default 10000; "
                              "fashion-mnist: the first N)")
-    vision.add_argument("--num-test", type=int, default=None)
+    vision.add_argument("--num-test", type=POSITIVE_INT, default=None)
     vision.add_argument("--data-dir", default=None)
     vision.add_argument("--out", default="outputs/vision")
     vision.add_argument("--export", default=None, help="also export a SavedModel here")
-    vision.add_argument("--seed", type=int, default=0)
-    vision.add_argument("--verbose", type=int, default=1)
+    vision.add_argument("--seed", type=SEED, default=0)
+    vision.add_argument("--verbose", type=VERBOSE, default=1)
     _add_distribute_arguments(vision)
     vision.set_defaults(func=_distributed(_train_vision))
 
@@ -453,7 +508,7 @@ def make_parser():
     classify = commands.add_parser("classify", help="classify images with an exported SavedModel")
     classify.add_argument("savedmodel")
     classify.add_argument("images", nargs="+", help="PNG, JPEG, GIF or BMP files")
-    classify.add_argument("--top-k", type=int, default=1, help="labels to print per image")
+    classify.add_argument("--top-k", type=POSITIVE_INT, default=1, help="labels to print per image")
     classify.set_defaults(func=_classify_command)
 
     export = commands.add_parser("export", help="export a trained run as a SavedModel")
@@ -561,17 +616,17 @@ def _train_lm(args):
           f"model {model.name}: {model.count_params():,} parameters")
     history = training.fit_with_logs(
         model, train_data, validation_data=val_data, epochs=args.epochs, out_dir=out,
-        verbose=args.verbose,
+        verbose=args.verbose, keep_backup=True,
     )
-    model.save(out / "model.keras")
+    _io.save_with(out / "model.keras", model.save, suffix=".keras")
     tokenizer.save(out / "tokenizer")
     val_loss, val_accuracy = model.evaluate(val_data, verbose=0)
     scores = {"val_loss": float(val_loss), "val_perplexity": math.exp(val_loss),
               "val_accuracy": float(val_accuracy), "epochs": len(history),
               "train_tokens": len(train_ids), "val_tokens": len(val_ids)}
-    (out / "scores.json").write_text(json.dumps(scores, indent=2))
-    (out / "lm.json").write_text(json.dumps({
-        "data": args.data, "tokenizer": args.tokenizer, "seq_len": args.seq_len}, indent=2))
+    _io.write_json(out / "scores.json", scores)
+    _io.write_json(out / "lm.json",
+                   {"data": args.data, "tokenizer": args.tokenizer, "seq_len": args.seq_len})
     print(f"validation perplexity {scores['val_perplexity']:.3f} per token "
           f"(loss {val_loss:.4f}) on {len(val_ids)} held-out tokens")
     prompt = LM_PROMPTS[args.data] if args.prompt is None else args.prompt
@@ -588,6 +643,7 @@ def _train_lm(args):
 
         path = export.export_language_model(model, tokenizer, path=args.export)
         print(f"exported SavedModel to {path}")
+    training.remove_backup(out)  # every file is written: the run is complete
 
 
 def _error_text(err):
@@ -653,40 +709,42 @@ def _add_lm_parsers(commands, train_kinds):
     lm = train_kinds.add_parser("lm", help="train a GPT language model")
     lm.add_argument("--data", default="timemachine", choices=["timemachine", "corpus"])
     lm.add_argument("--tokenizer", default="char", choices=["char", "wordpiece"])
-    lm.add_argument("--vocab-size", type=int, default=1000,
+    lm.add_argument("--vocab-size", type=_number(int, low=8), default=1000,
                     help="largest vocabulary (WordPiece; characters take what the text has)")
-    lm.add_argument("--num-sentences", type=int, default=2000, help="corpus: sentences generated")
-    lm.add_argument("--num-hiddens", type=int, default=128)
-    lm.add_argument("--ffn-num-hiddens", type=int, default=256)
-    lm.add_argument("--num-heads", type=int, default=4)
-    lm.add_argument("--num-blks", type=int, default=2)
-    lm.add_argument("--dropout", type=float, default=0.1)
-    lm.add_argument("--seq-len", type=int, default=64,
+    lm.add_argument("--num-sentences", type=POSITIVE_INT, default=2000,
+                    help="corpus: sentences generated")
+    lm.add_argument("--num-hiddens", type=POSITIVE_INT, default=128)
+    lm.add_argument("--ffn-num-hiddens", type=POSITIVE_INT, default=256)
+    lm.add_argument("--num-heads", type=POSITIVE_INT, default=4)
+    lm.add_argument("--num-blks", type=POSITIVE_INT, default=2)
+    lm.add_argument("--dropout", type=DROPOUT, default=0.1)
+    lm.add_argument("--seq-len", type=_number(int, low=2), default=64,
                     help="tokens per training window; also the model's positional max_len")
-    lm.add_argument("--batch-size", type=int, default=64)
-    lm.add_argument("--epochs", type=int, default=10)
-    lm.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
-    lm.add_argument("--val-fraction", type=float, default=0.1,
+    lm.add_argument("--batch-size", type=POSITIVE_INT, default=64)
+    lm.add_argument("--epochs", type=POSITIVE_INT, default=10)
+    lm.add_argument("--lr", type=POSITIVE_FLOAT, default=0.001, help="Adam learning rate")
+    lm.add_argument("--val-fraction", type=FRACTION, default=0.1,
                     help="held-out tail of the text for validation")
     lm.add_argument("--prompt", default=None, help="prompt of the printed samples")
-    lm.add_argument("--max-new-tokens", type=int, default=50, help="tokens per printed sample")
+    lm.add_argument("--max-new-tokens", type=POSITIVE_INT, default=50,
+                    help="tokens per printed sample")
     lm.add_argument("--data-dir", default=None)
     lm.add_argument("--out", default="outputs/lm")
     lm.add_argument("--export", default=None, help="also export a SavedModel here")
-    lm.add_argument("--seed", type=int, default=0)
-    lm.add_argument("--verbose", type=int, default=1)
+    lm.add_argument("--seed", type=SEED, default=0)
+    lm.add_argument("--verbose", type=VERBOSE, default=1)
     _add_distribute_arguments(lm)
     lm.set_defaults(func=_distributed(_train_lm))
 
     gen = commands.add_parser("generate", help="continue a prompt with a language model")
     gen.add_argument("source", help="an exported SavedModel or a `train lm` --out directory")
     gen.add_argument("prompts", nargs="+", help="prompts, each continued on its own")
-    gen.add_argument("--max-new-tokens", type=int, default=None,
+    gen.add_argument("--max-new-tokens", type=POSITIVE_INT, default=None,
                      help="default: 50, or fewer when the model's positions allow fewer")
-    gen.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    gen.add_argument("--top-k", type=int, default=0, help="0: off")
-    gen.add_argument("--top-p", type=float, default=1.0, help="1.0: off")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--temperature", type=NONNEGATIVE_FLOAT, default=1.0, help="0: greedy")
+    gen.add_argument("--top-k", type=NONNEGATIVE_INT, default=0, help="0: off")
+    gen.add_argument("--top-p", type=TOP_P, default=1.0, help="1.0: off")
+    gen.add_argument("--seed", type=SEED, default=0)
     gen.set_defaults(func=_generate_command)
 
 

@@ -13,21 +13,21 @@ tokenizer uses its ops) to load and call it.
 `ImageClassifier` whose signatures take uint8 images of any size and
 channel count and return probabilities, class ids and label strings.
 
-Exports are written atomically: into a temporary directory beside the
-destination, then renamed, so an interrupted export never leaves a half
-directory under the final name.
+Exports are written atomically (`atomic_save`): into a temporary directory
+beside the destination, then swapped in, so an interrupted export never
+leaves a half directory under the final name nor loses the previous one,
+and a path that holds anything but a previous export is never replaced.
 
 TensorFlow only (this module imports it).
 """
 
 import os
 import pathlib
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 
+from keras_attention import _io
 from keras_attention import generate
 from keras_attention.data.translation import encode_source_ids
 
@@ -111,29 +111,43 @@ class Translator(tf.Module):
         }
 
 
-def atomic_save(module, path, signatures=None):
-    """`tf.saved_model.save` into a temporary directory, then rename onto `path`.
+def is_export(path):
+    """True for a directory holding a SavedModel (`saved_model.pb`)."""
+    return (pathlib.Path(path) / "saved_model.pb").is_file()
 
-    An existing export at `path` is replaced only once the new one is
-    complete; an interrupted save leaves `path` as it was.
+
+def atomic_save(module, path, signatures=None, overwrite=True):
+    """`tf.saved_model.save` into a temporary directory, then onto `path` atomically.
+
+    `path` keeps its previous export or gets the new one, never neither
+    (`keras_attention._io.replace_dir`): a failed or interrupted save leaves
+    it as it was, and what a killed save left behind is swept by the next.
+    Only a previous export (a directory holding `saved_model.pb`) or an
+    empty directory is replaced; anything else at `path` (a file, a
+    directory of other files, a symbolic link) raises `FileExistsError` and
+    is left untouched. The export gets normal permissions (the umask's).
+
+    Args:
+        module: the `tf.Module` to save.
+        path: str or path. Destination directory.
+        signatures: the SavedModel signatures.
+        overwrite: bool. Replace a previous export at `path`. With `False`
+            an existing export raises `FileExistsError` too. Defaults to `True`.
+
+    Returns:
+        `path` as a `pathlib.Path`.
     """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    old = None
-    try:
-        tf.saved_model.save(module, str(tmp), signatures=signatures)
-        if path.exists():
-            old = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.rmdir(old)
-            os.replace(path, old)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and old.exists():
-            shutil.rmtree(old, ignore_errors=True)
-    return path
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"`overwrite` must be True or False; got overwrite={overwrite!r}.")
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(f"{path} exists and overwrite=False; refusing to replace it.")
+    return _io.replace_dir(
+        path,
+        lambda tmp: tf.saved_model.save(module, str(tmp), signatures=signatures),
+        is_previous=is_export,
+        what="a SavedModel export",
+    )
 
 
 def export_translator(
@@ -143,6 +157,7 @@ def export_translator(
     num_steps,
     path=None,
     max_len=None,
+    overwrite=True,
 ):
     """Exports a string-to-string translator as a SavedModel.
 
@@ -153,6 +168,8 @@ def export_translator(
         num_steps: int. Source length used in training.
         path: destination directory. Defaults to `saved_models/translator`.
         max_len: int. Longest translation in tokens. Defaults to `num_steps`.
+        overwrite: bool. Replace a previous export at `path` (never anything
+            else: see `atomic_save`). Defaults to `True`.
 
     Returns:
         The path of the SavedModel. Load it with `tf.saved_model.load(path)`
@@ -162,7 +179,8 @@ def export_translator(
     _check_tensorflow_backend()
     path = DEFAULT_EXPORT_DIR / "translator" if path is None else pathlib.Path(path)
     module = Translator(model, src_tokenizer, tgt_tokenizer, num_steps, max_len or num_steps)
-    return atomic_save(module, path, signatures={"serving_default": module.translate})
+    return atomic_save(module, path, signatures={"serving_default": module.translate},
+                       overwrite=overwrite)
 
 
 # Letters in shape comments below: B batch, H height, W width, C channels, K classes.
@@ -283,7 +301,7 @@ class ImageClassifier(tf.Module):
         return tf.cast(x, dtype)
 
 
-def export_image_classifier(model, class_names, path=None, num_channels=1):
+def export_image_classifier(model, class_names, path=None, num_channels=1, overwrite=True):
     """Exports an image classifier as a SavedModel that takes uint8 images.
 
     Args:
@@ -293,6 +311,8 @@ def export_image_classifier(model, class_names, path=None, num_channels=1):
         class_names: list of `K` str, e.g. `data.FASHION_MNIST_LABELS`.
         path: destination directory. Defaults to `saved_models/image_classifier`.
         num_channels: int. Channels the model takes, 1 or 3. Defaults to `1`.
+        overwrite: bool. Replace a previous export at `path` (never anything
+            else: see `atomic_save`). Defaults to `True`.
 
     Returns:
         The path of the SavedModel. In a fresh process,
@@ -312,7 +332,7 @@ def export_image_classifier(model, class_names, path=None, num_channels=1):
         "serving_default": module.classify.get_concrete_function(IMAGES_SPEC),
         "serving_grayscale": module.classify.get_concrete_function(GRAYSCALE_SPEC),
     }
-    return atomic_save(module, path, signatures=signatures)
+    return atomic_save(module, path, signatures=signatures, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------
@@ -518,7 +538,7 @@ class LanguageModel(tf.Module):
         }
 
 
-def export_language_model(model, tokenizer, path=None, max_new_tokens=None):
+def export_language_model(model, tokenizer, path=None, max_new_tokens=None, overwrite=True):
     """Exports a GPT language model as a SavedModel that takes prompt strings.
 
     Args:
@@ -529,6 +549,8 @@ def export_language_model(model, tokenizer, path=None, max_new_tokens=None):
         max_new_tokens: int or None. Most new tokens a call may ask for, in
             `[1, max_len - 1]` with `max_len` the model's positional one.
             Defaults to `None` (`max_len - 1`).
+        overwrite: bool. Replace a previous export at `path` (never anything
+            else: see `atomic_save`). Defaults to `True`.
 
     Returns:
         The path of the SavedModel. In a fresh process (import
@@ -545,4 +567,5 @@ def export_language_model(model, tokenizer, path=None, max_new_tokens=None):
     _check_tensorflow_backend()
     path = DEFAULT_EXPORT_DIR / "language_model" if path is None else pathlib.Path(path)
     module = LanguageModel(model, tokenizer, max_new_tokens=max_new_tokens)
-    return atomic_save(module, path, signatures={"serving_default": module.generate})
+    return atomic_save(module, path, signatures={"serving_default": module.generate},
+                       overwrite=overwrite)

@@ -8,22 +8,28 @@ stopped), the best checkpoint by validation loss (written atomically), and
 the history as a pandas DataFrame, a CSV file and a loss-curve PNG.
 """
 
+import json
 import math
 import os
 import pathlib
-import tempfile
+import shutil
 import time
+import warnings
 
 import keras
 
+from keras_attention.layers import checks as _checks  # moving to keras_attention._checks
+from keras_attention import _io
 from keras_attention import viz
 from keras_attention.metrics import MaskedAccuracy, MaskedSparseCategoricalCrossentropy
 
 __all__ = [
     "compile_seq2seq",
     "AtomicBestCheckpoint",
+    "RunBackup",
     "TimeBudget",
     "fit_with_logs",
+    "remove_backup",
     "use_pooled_cpu_memory",
 ]
 
@@ -81,7 +87,10 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
     """Saves the model as `.keras` whenever `monitor` improves, atomically.
 
     The file is written under a temporary name in the same directory, then
-    renamed over `path`, so an interrupted save never leaves a half file.
+    renamed over `path` (`keras_attention._io`), so an interrupted save
+    never leaves a half file. `best` is the best value seen so far; a
+    resumed run restores it (`RunBackup`), so the first epoch after a
+    restart only replaces `path` if it beats the epochs before the restart.
 
     Args:
         path: str or path. Destination `.keras` file.
@@ -99,15 +108,109 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         if value is None or not value < self.best:
             return
         self.best = float(value)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".keras", dir=self.path.parent)
-        os.close(fd)
-        try:
-            self.model.save(tmp)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        _io.save_with(self.path, self.model.save, suffix=".keras")
+
+
+class RunBackup(keras.callbacks.Callback):
+    """Resumable training state, written atomically after every epoch.
+
+    Like `keras.callbacks.BackupAndRestore` (whose weights file a kill can
+    leave half-written, after which every later run dies with a raw h5py
+    error), but each checkpoint is a directory `backup_dir/epoch-NNNNN/`
+    holding the model's and optimizer's variables (`model.weights.h5`) and
+    `state.json` (the epoch, the per-epoch logs so far and the best
+    monitored value of an `AtomicBestCheckpoint`), written as a whole with
+    `keras_attention._io.replace_dir`. The two newest checkpoints are kept.
+
+    At the start of `fit` the newest readable checkpoint is restored:
+    weights, optimizer state, the epoch to continue from, the history and
+    the best value. A checkpoint that cannot be read (a truncated file, a
+    model of another shape) is moved aside to `backup_dir/unreadable-*`
+    with a warning, and the next older one is tried; with none left,
+    training starts over.
+
+    Args:
+        backup_dir: str or path. Folder of the checkpoints.
+        best_checkpoint: optional `AtomicBestCheckpoint` whose `best` is
+            saved and restored.
+        delete_on_end: bool. Remove `backup_dir` when `fit` completes.
+            Defaults to `True`.
+
+    Attributes:
+        rows: list of dict. The logs of every epoch of the run, restored
+            epochs first; `fit_with_logs` builds the history from it.
+    """
+
+    KEEP = 2
+
+    def __init__(self, backup_dir, best_checkpoint=None, delete_on_end=True):
+        super().__init__()
+        self.backup_dir = pathlib.Path(backup_dir)
+        self.best_checkpoint = best_checkpoint
+        self.delete_on_end = delete_on_end
+        self.rows = []
+        self.restored_epoch = 0
+
+    def _checkpoints(self):
+        """Checkpoint directories, newest first."""
+        if not self.backup_dir.is_dir():
+            return []
+        found = [p for p in self.backup_dir.iterdir() if p.is_dir() and p.name.startswith("epoch-")]
+        return sorted(found, key=lambda p: p.name, reverse=True)
+
+    def on_train_begin(self, logs=None):
+        self.rows, self.restored_epoch = [], 0
+        if self.backup_dir.exists() and not self.backup_dir.is_dir():
+            raise FileExistsError(f"{self.backup_dir} is a file; the run's backup must be a folder.")
+        for checkpoint in self._checkpoints():
+            try:
+                self._restore(checkpoint)
+                return
+            except Exception as err:  # any unreadable state: set it aside, try the older one
+                aside = self.backup_dir / f"unreadable-{checkpoint.name}-{int(time.time())}"
+                os.replace(checkpoint, aside)
+                warnings.warn(
+                    f"The training backup {checkpoint} could not be restored "
+                    f"({type(err).__name__}: {str(err)[:200]}); moved it to {aside}. "
+                    "Resuming from an older checkpoint, or starting over if there is none.",
+                    stacklevel=2,
+                )
+
+    def _restore(self, checkpoint):
+        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+        epoch, rows = state["epoch"], state["rows"]
+        if not isinstance(epoch, int) or epoch < 1 or len(rows) != epoch:
+            raise ValueError(f"inconsistent state.json (epoch={epoch!r}, {len(rows)} rows)")
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(checkpoint / "model.weights.h5")
+        self.rows, self.restored_epoch = rows, epoch
+        self.model._initial_epoch = epoch  # what BackupAndRestore sets; read by `fit`
+        if self.best_checkpoint is not None and state.get("best") is not None:
+            self.best_checkpoint.best = float(state["best"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({k: float(v) for k, v in (logs or {}).items()})
+        best = None if self.best_checkpoint is None else self.best_checkpoint.best
+        state = {"epoch": epoch + 1, "rows": self.rows,
+                 "best": best if best is not None and math.isfinite(best) else None}
+
+        def build(tmp):
+            self.model.save_weights(tmp / "model.weights.h5")
+            (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+
+        _io.replace_dir(
+            self.backup_dir / f"epoch-{epoch + 1:05d}", build,
+            is_previous=lambda p: (p / "state.json").is_file(), what="a training checkpoint",
+        )
+        for old in self._checkpoints()[self.KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def on_train_end(self, logs=None):
+        self.model._initial_epoch = None  # a later `fit` of this model starts at 0
+        if self.delete_on_end:  # not called when `fit` raises
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -179,36 +282,54 @@ def fit_with_logs(
     verbose=1,
     callbacks=(),
     resume=True,
+    keep_backup=False,
 ):
     """`model.fit` with progress bar, TensorBoard, resume, best checkpoint and history files.
 
     Writes under `out_dir`: `logs/` (TensorBoard), `backup/` (the
-    `BackupAndRestore` state; removed by Keras when training completes),
-    `best.keras` (with validation data), `history.csv` and `loss.png`.
+    `RunBackup` checkpoints; removed when training completes unless
+    `keep_backup`), `best.keras` (with validation data), `history.csv` and
+    `loss.png`, each file atomically. A run killed at any point and started
+    again with the same `out_dir` continues from its last completed epoch,
+    keeps the best value `best.keras` was chosen by, and writes a history of
+    every epoch once.
 
     Args:
         model: a compiled `keras.Model`.
         train_data: a `tf.data.Dataset` (or anything `fit` accepts).
         validation_data: optional validation data.
-        epochs: int.
+        epochs: int >= 1. Total epochs of the run (a resumed run trains the
+            ones left).
         out_dir: str or path.
         verbose: int. Keras verbosity (1: progress bar).
         callbacks: extra Keras callbacks.
-        resume: bool. Use `BackupAndRestore`, so a killed run started again
-            with the same `out_dir` continues from its last saved state.
+        resume: bool. Save a checkpoint after every epoch and restore the
+            newest one, so a killed run started again with the same
+            `out_dir` continues from its last saved state. Defaults to `True`.
+        keep_backup: bool. Leave `backup/` in place when training completes,
+            for a caller that writes more files afterwards and removes it
+            itself (`remove_backup`), so that a kill before those are written
+            does not cost the training. Defaults to `False`.
 
     Returns:
-        The history as a pandas DataFrame (one row per epoch).
+        The history as a pandas DataFrame (one row per epoch, index `epoch`
+        from 1), every epoch of the run including those before a restart.
     """
+    epochs = _checks.check_positive_int("epochs", epochs)
+    resume = _checks.check_bool("resume", resume)
+    keep_backup = _checks.check_bool("keep_backup", keep_backup)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_callbacks = [keras.callbacks.TensorBoard(log_dir=str(out_dir / "logs"))]
-    if resume:
-        all_callbacks.append(
-            keras.callbacks.BackupAndRestore(backup_dir=str(out_dir / "backup"), save_freq="epoch")
-        )
+    best = None
     if validation_data is not None:
-        all_callbacks.append(AtomicBestCheckpoint(out_dir / "best.keras"))
+        best = AtomicBestCheckpoint(out_dir / "best.keras")
+        all_callbacks.append(best)
+    backup = None
+    if resume:
+        # After the best checkpoint, so that its new best value is saved.
+        backup = RunBackup(out_dir / "backup", best_checkpoint=best, delete_on_end=not keep_backup)
+        all_callbacks.append(backup)
     all_callbacks.extend(callbacks)
     history = model.fit(
         train_data,
@@ -217,11 +338,23 @@ def fit_with_logs(
         callbacks=all_callbacks,
         verbose=verbose,
     )
-    frame = viz.history_to_dataframe(history)
-    csv = out_dir / "history.csv"
-    tmp = csv.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index_label="epoch")
-    os.replace(tmp, csv)
+    if backup is not None:
+        frame = viz.history_to_dataframe(_rows_to_columns(backup.rows))
+    else:
+        frame = viz.history_to_dataframe(history)
+    with _io.atomic_write(out_dir / "history.csv", "w") as f:
+        frame.to_csv(f, index_label="epoch")
     if len(frame):
         viz.plot_history(frame, out_dir / "loss.png")
     return frame
+
+
+def remove_backup(out_dir):
+    """Removes the `backup/` that `fit_with_logs(..., keep_backup=True)` left in `out_dir`."""
+    shutil.rmtree(pathlib.Path(out_dir) / "backup", ignore_errors=True)
+
+
+def _rows_to_columns(rows):
+    """Per-epoch log dicts -> a dict of lists (NaN where an epoch lacks a key)."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: [row.get(k, float("nan")) for row in rows] for k in keys}

@@ -122,3 +122,25 @@ def test_plot_history_writes_png_and_returns_dataframe(tmp_path):
 def test_plot_history_empty_raises(tmp_path):
     with pytest.raises(ValueError, match=r"`history_or_dataframe` holds no epochs"):
         viz.plot_history({"loss": []}, tmp_path / "x.png")
+
+
+def test_history_figure_puts_loss_and_accuracy_on_separate_labelled_axes():
+    frame = viz.history_to_dataframe(
+        {"loss": [1.0, 0.5], "accuracy": [0.2, 0.6], "val_loss": [1.1, 0.7],
+         "val_accuracy": [0.1, 0.5]}
+    )
+    fig = viz.history_figure(frame)
+    loss_ax, metric_ax = fig.axes
+    assert loss_ax.get_ylabel() == "loss" and metric_ax.get_ylabel() == "metric"
+    assert [line.get_label() for line in loss_ax.lines] == ["loss", "val_loss"]
+    assert [line.get_label() for line in metric_ax.lines] == ["accuracy", "val_accuracy"]
+    # A short run shows a marker per epoch; a validation curve shares its training colour.
+    assert all(line.get_marker() == "o" for line in loss_ax.lines + metric_ax.lines)
+    assert loss_ax.lines[0].get_color() == loss_ax.lines[1].get_color()
+    assert loss_ax.lines[1].get_linestyle() == "--"
+
+
+def test_history_figure_without_metrics_has_one_axes_and_long_runs_no_markers():
+    fig = viz.history_figure(viz.history_to_dataframe({"loss": list(range(40, 0, -1))}))
+    (ax,) = fig.axes
+    assert ax.lines[0].get_marker() in (None, "None", "")
