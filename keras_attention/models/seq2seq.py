@@ -17,9 +17,8 @@ E embed_size, H num_hiddens, N num_layers, V target vocabulary.
 import keras
 from keras import ops
 
+from keras_attention import _checks
 from keras_attention.layers import AdditiveAttention, TokenEmbedding
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
 __all__ = ["BahdanauDecoder", "bahdanau_seq2seq", "BahdanauInference"]
 
@@ -83,9 +82,9 @@ class BahdanauDecoder(keras.layers.Layer):
 
     def __init__(self, num_hiddens, num_layers, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.num_layers = _check_positive_int("num_layers", num_layers)
-        self.dropout = _check_dropout(dropout)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.num_layers = _checks.check_positive_int("num_layers", num_layers)
+        self.dropout = _checks.check_dropout(dropout)
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape, enc_states_shape=None):
@@ -222,7 +221,7 @@ def bahdanau_seq2seq(
         `return_attention_scores=True` a dict with `logits` and
         `attention` `(B, T, S)`.
     """
-    dropout = _check_dropout(dropout)
+    dropout = _checks.check_dropout(dropout)
     # Layers.
     src_embedding = TokenEmbedding(src_vocab_size, embed_size, pad_id=pad_id, name="src_embedding")
     encoder_grus = [

@@ -131,7 +131,8 @@ def test_one_jit_compiled_fit_step_has_finite_loss():
         ({"emb_dropout": 1.0}, "`emb_dropout` must be a float in [0, 1); got emb_dropout=1.0."),
         ({"blk_dropout": -0.1}, "`blk_dropout` must be a float in [0, 1); got blk_dropout=-0.1."),
         ({"img_size": 10}, "`img_size` must be divisible by `patch_size`"),
-        ({"input_size": (8, 8, 8)}, "`input_size` must be an int or a (height, width) pair"),
+        ({"input_size": (8, 8, 8)}, "`input_size` must be a positive integer or a pair of positive "
+         "integers; got input_size=(8, 8, 8)."),
         ({"num_heads": 3}, "`num_hiddens` must be divisible by `num_heads`"),
         ({"return_attention_scores": "yes"}, "`return_attention_scores` must be True or False"),
     ],
