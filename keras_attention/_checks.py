@@ -34,6 +34,7 @@ __all__ = [
     "check_positive_int",
     "check_non_negative_int",
     "check_int_in_range",
+    "check_pad_id",
     "check_positive_float",
     "check_float_in_range",
     "check_dropout",
@@ -42,6 +43,7 @@ __all__ = [
     "check_string",
     "check_pair",
     "check_heads",
+    "check_blocks",
     "check_activation",
     "check_initializer",
     "check_sequence",
@@ -132,6 +134,20 @@ def check_int_in_range(name, value, low, high, high_name=None, closed=False, all
     )
 
 
+def check_pad_id(pad_id, vocab_sizes, allow_none=False):
+    """`pad_id` as an `int`, if it is an id of every vocabulary in `vocab_sizes`.
+
+    `vocab_sizes` maps the builders' argument names to sizes, e.g.
+    `{"src_vocab_size": 100, "tgt_vocab_size": 80}`, and the message names
+    the one `pad_id` falls out of: "in [0, tgt_vocab_size=80)".
+    """
+    for vocab_name, vocab_size in vocab_sizes.items():
+        pad_id = check_int_in_range(
+            "pad_id", pad_id, 0, vocab_size, high_name=vocab_name, allow_none=allow_none
+        )
+    return pad_id
+
+
 def check_float_in_range(
     name, value, low, high, low_closed=True, high_closed=False, rule=None, allow_none=False
 ):
@@ -218,6 +234,25 @@ def check_heads(num_hiddens, num_heads):
             f"num_hiddens={num_hiddens}, num_heads={num_heads}."
         )
     return num_heads
+
+
+def check_blocks(
+    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
+    ffn_name="ffn_num_hiddens", dropout_name="dropout",
+):
+    """The sizes every Transformer builder takes, as `int`s and a `float`, in this order.
+
+    `num_hiddens`, the FFN width (`ffn_name`) and `num_blks` are positive,
+    `num_heads` divides `num_hiddens`, `dropout` (`dropout_name`) is a rate.
+    """
+    num_hiddens = check_positive_int("num_hiddens", num_hiddens)
+    return (
+        num_hiddens,
+        check_positive_int(ffn_name, ffn_num_hiddens),
+        check_heads(num_hiddens, num_heads),
+        check_positive_int("num_blks", num_blks),
+        check_dropout(dropout, dropout_name),
+    )
 
 
 def check_activation(name, value):

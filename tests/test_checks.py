@@ -218,3 +218,16 @@ def test_concrete_value_of_traced_tensor_is_none():
 
     traced(tf.constant([1, 2]))
     assert seen == [None]
+
+
+def test_blocks_and_pad_id():
+    assert _checks.check_blocks(np.int64(8), 16, 2, 1, 0) == (8, 16, 2, 1, 0.0)
+    with pytest.raises(ValueError, match=_message("mlp_num_hiddens", "a positive integer", "0")):
+        _checks.check_blocks(8, 0, 2, 1, 0.1, ffn_name="mlp_num_hiddens")
+    with pytest.raises(ValueError, match=_message("blk_dropout", "a float in [0, 1)", "1.0")):
+        _checks.check_blocks(8, 16, 2, 1, 1.0, dropout_name="blk_dropout")
+    sizes = {"src_vocab_size": 12, "tgt_vocab_size": 10}
+    assert _checks.check_pad_id(np.int64(9), sizes) == 9
+    assert _checks.check_pad_id(None, sizes, allow_none=True) is None
+    with pytest.raises(ValueError, match=_message("pad_id", "an integer in [0, tgt_vocab_size=10)", "10")):
+        _checks.check_pad_id(10, sizes)

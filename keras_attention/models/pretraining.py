@@ -146,8 +146,14 @@ def gpt(
     >>> model.output.shape
     (None, None, 100)
     """
-    num_blks = _checks.check_positive_int("num_blks", num_blks)
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout = _checks.check_blocks(
+        num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout
+    )
+    max_len = _checks.check_positive_int("max_len", max_len)
+    pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size}, allow_none=True)
     tie_embeddings = _checks.check_bool("tie_embeddings", tie_embeddings)
+    name = _checks.check_string("name", name)
 
     # Layers.
     embedding_cls = TiedTokenEmbedding if tie_embeddings else TokenEmbedding
@@ -364,8 +370,8 @@ def bert(
         num_blks: int. Number of encoder blocks.
         dropout: float. Dropout rate in the blocks.
         max_len: int. Longest sequence the learned positions cover.
-        pad_id: int. Padding id: padded positions are never attended to.
-            Defaults to `0`.
+        pad_id: int or None. Padding id: padded positions are never
+            attended to. `None`: no padding mask. Defaults to `0`.
         num_segments: int. Number of segment ids. Defaults to `2`.
         name: str. Model name.
 
@@ -380,7 +386,14 @@ def bert(
     >>> model.output.shape
     (None, None, 32)
     """
-    num_blks = _checks.check_positive_int("num_blks", num_blks)
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout = _checks.check_blocks(
+        num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout
+    )
+    max_len = _checks.check_positive_int("max_len", max_len)
+    pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size}, allow_none=True)
+    num_segments = _checks.check_positive_int("num_segments", num_segments)
+    name = _checks.check_string("name", name)
 
     # Layers.
     token_embedding = TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, name="token_embedding")
@@ -453,6 +466,8 @@ def bert_mlm(encoder_model, vocab_size=None, name="bert_mlm"):
     token_embedding = _check_bert_encoder(encoder_model)
     if vocab_size is None:
         vocab_size = token_embedding.vocab_size
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    name = _checks.check_string("name", name)
     if vocab_size != token_embedding.vocab_size:
         raise ValueError(
             "`vocab_size` must equal the encoder's vocabulary size "
@@ -500,6 +515,7 @@ def bert_classifier(encoder_model, num_classes, dropout=0.1, name="bert_classifi
     token_embedding = _check_bert_encoder(encoder_model)
     num_classes = _checks.check_positive_int("num_classes", num_classes)
     dropout = _checks.check_dropout(dropout)
+    name = _checks.check_string("name", name)
     num_hiddens = token_embedding.num_hiddens
 
     # Layers.
@@ -566,7 +582,13 @@ def t5(
     >>> model.output.shape
     (None, None, 100)
     """
-    num_blks = _checks.check_positive_int("num_blks", num_blks)
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout = _checks.check_blocks(
+        num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout
+    )
+    max_len = _checks.check_positive_int("max_len", max_len)
+    pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size})
+    name = _checks.check_string("name", name)
 
     # Layers.
     shared_embedding = TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, name="shared_embedding")

@@ -221,7 +221,17 @@ def bahdanau_seq2seq(
         `return_attention_scores=True` a dict with `logits` and
         `attention` `(B, T, S)`.
     """
+    src_vocab_size = _checks.check_positive_int("src_vocab_size", src_vocab_size)
+    tgt_vocab_size = _checks.check_positive_int("tgt_vocab_size", tgt_vocab_size)
+    embed_size = _checks.check_positive_int("embed_size", embed_size)
+    num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+    num_layers = _checks.check_positive_int("num_layers", num_layers)
     dropout = _checks.check_dropout(dropout)
+    pad_id = _checks.check_pad_id(
+        pad_id, {"src_vocab_size": src_vocab_size, "tgt_vocab_size": tgt_vocab_size}
+    )
+    return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
+    name = _checks.check_string("name", name)
     # Layers.
     src_embedding = TokenEmbedding(src_vocab_size, embed_size, pad_id=pad_id, name="src_embedding")
     encoder_grus = [
@@ -268,7 +278,7 @@ class BahdanauInference:
 
     def __init__(self, model, max_len):
         self.model = model
-        self.max_len = max_len
+        self.max_len = _checks.check_positive_int("max_len", max_len)
         self.src_embedding = model.get_layer("src_embedding")
         self.decoder = model.get_layer("decoder")
         self.encoder_grus = [

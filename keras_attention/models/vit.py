@@ -90,13 +90,18 @@ def vision_transformer(
     (None, 10)
     """
     img_size = _checks.check_pair("img_size", img_size)
-    num_blks = _checks.check_positive_int("num_blks", num_blks)
+    patch_size = _checks.check_pair("patch_size", patch_size)
+    num_hiddens, mlp_num_hiddens, num_heads, num_blks, blk_dropout = _checks.check_blocks(
+        num_hiddens, mlp_num_hiddens, num_heads, num_blks, blk_dropout,
+        ffn_name="mlp_num_hiddens", dropout_name="blk_dropout",
+    )
     num_classes = _checks.check_positive_int("num_classes", num_classes)
     num_channels = _checks.check_positive_int("num_channels", num_channels)
     emb_dropout = _checks.check_dropout(emb_dropout, "emb_dropout")
-    blk_dropout = _checks.check_dropout(blk_dropout, "blk_dropout")
+    use_bias = _checks.check_bool("use_bias", use_bias)
     return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
     input_size = (None, None) if input_size is None else _checks.check_pair("input_size", input_size)
+    name = _checks.check_string("name", name)
 
     # Layers.
     rescaling = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")
