@@ -30,6 +30,7 @@ N num_blks, L cache length.
 import keras
 from keras import ops
 
+from keras_attention import _checks
 from keras_attention.layers import (
     GPTBlock,
     LearnedPositionalEmbedding,
@@ -38,9 +39,6 @@ from keras_attention.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
-from keras_attention.layers.checks import check_bool as _check_bool
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
 __all__ = [
     "gpt",
@@ -148,8 +146,14 @@ def gpt(
     >>> model.output.shape
     (None, None, 100)
     """
-    num_blks = _check_positive_int("num_blks", num_blks)
-    tie_embeddings = _check_bool("tie_embeddings", tie_embeddings)
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout = _checks.check_blocks(
+        num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout
+    )
+    max_len = _checks.check_positive_int("max_len", max_len)
+    pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size}, allow_none=True)
+    tie_embeddings = _checks.check_bool("tie_embeddings", tie_embeddings)
+    name = _checks.check_string("name", name)
 
     # Layers.
     embedding_cls = TiedTokenEmbedding if tie_embeddings else TokenEmbedding
@@ -199,7 +203,7 @@ class GPTInference:
                 f"named {model.name!r} without its layers."
             )
         self.model = model
-        self.max_len = _check_positive_int("max_len", max_len)
+        self.max_len = _checks.check_positive_int("max_len", max_len)
         self.num_blks = sum(n.startswith("gpt_block_") for n in names)
         self.token_embedding = model.get_layer("token_embedding")
         self.positions = model.get_layer("positions")
@@ -308,8 +312,8 @@ class SegmentEmbedding(keras.layers.Layer):
 
     def __init__(self, num_segments, num_hiddens, **kwargs):
         super().__init__(**kwargs)
-        self.num_segments = _check_positive_int("num_segments", num_segments)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.num_segments = _checks.check_positive_int("num_segments", num_segments)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
         self.supports_masking = True
 
     def build(self, X_shape, segment_ids_shape=None):
@@ -366,8 +370,8 @@ def bert(
         num_blks: int. Number of encoder blocks.
         dropout: float. Dropout rate in the blocks.
         max_len: int. Longest sequence the learned positions cover.
-        pad_id: int. Padding id: padded positions are never attended to.
-            Defaults to `0`.
+        pad_id: int or None. Padding id: padded positions are never
+            attended to. `None`: no padding mask. Defaults to `0`.
         num_segments: int. Number of segment ids. Defaults to `2`.
         name: str. Model name.
 
@@ -382,7 +386,14 @@ def bert(
     >>> model.output.shape
     (None, None, 32)
     """
-    num_blks = _check_positive_int("num_blks", num_blks)
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout = _checks.check_blocks(
+        num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout
+    )
+    max_len = _checks.check_positive_int("max_len", max_len)
+    pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size}, allow_none=True)
+    num_segments = _checks.check_positive_int("num_segments", num_segments)
+    name = _checks.check_string("name", name)
 
     # Layers.
     token_embedding = TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, name="token_embedding")
@@ -455,6 +466,8 @@ def bert_mlm(encoder_model, vocab_size=None, name="bert_mlm"):
     token_embedding = _check_bert_encoder(encoder_model)
     if vocab_size is None:
         vocab_size = token_embedding.vocab_size
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    name = _checks.check_string("name", name)
     if vocab_size != token_embedding.vocab_size:
         raise ValueError(
             "`vocab_size` must equal the encoder's vocabulary size "
@@ -500,8 +513,9 @@ def bert_classifier(encoder_model, num_classes, dropout=0.1, name="bert_classifi
     (None, 3)
     """
     token_embedding = _check_bert_encoder(encoder_model)
-    num_classes = _check_positive_int("num_classes", num_classes)
-    dropout = _check_dropout(dropout)
+    num_classes = _checks.check_positive_int("num_classes", num_classes)
+    dropout = _checks.check_dropout(dropout)
+    name = _checks.check_string("name", name)
     num_hiddens = token_embedding.num_hiddens
 
     # Layers.
@@ -568,7 +582,13 @@ def t5(
     >>> model.output.shape
     (None, None, 100)
     """
-    num_blks = _check_positive_int("num_blks", num_blks)
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout = _checks.check_blocks(
+        num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout
+    )
+    max_len = _checks.check_positive_int("max_len", max_len)
+    pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size})
+    name = _checks.check_string("name", name)
 
     # Layers.
     shared_embedding = TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, name="shared_embedding")
@@ -632,7 +652,7 @@ class T5Inference:
                 f"named {model.name!r} without its layers."
             )
         self.model = model
-        self.max_len = _check_positive_int("max_len", max_len)
+        self.max_len = _checks.check_positive_int("max_len", max_len)
         self.num_blks = sum(n.startswith("decoder_block_") for n in names)
         self.shared_embedding = model.get_layer("shared_embedding")
         self.src_positions = model.get_layer("src_positions")

@@ -17,9 +17,8 @@ E embed_size, H num_hiddens, N num_layers, V target vocabulary.
 import keras
 from keras import ops
 
+from keras_attention import _checks
 from keras_attention.layers import AdditiveAttention, TokenEmbedding
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
 __all__ = ["BahdanauDecoder", "bahdanau_seq2seq", "BahdanauInference"]
 
@@ -83,9 +82,9 @@ class BahdanauDecoder(keras.layers.Layer):
 
     def __init__(self, num_hiddens, num_layers, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.num_layers = _check_positive_int("num_layers", num_layers)
-        self.dropout = _check_dropout(dropout)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.num_layers = _checks.check_positive_int("num_layers", num_layers)
+        self.dropout = _checks.check_dropout(dropout)
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape, enc_states_shape=None):
@@ -222,7 +221,17 @@ def bahdanau_seq2seq(
         `return_attention_scores=True` a dict with `logits` and
         `attention` `(B, T, S)`.
     """
-    dropout = _check_dropout(dropout)
+    src_vocab_size = _checks.check_positive_int("src_vocab_size", src_vocab_size)
+    tgt_vocab_size = _checks.check_positive_int("tgt_vocab_size", tgt_vocab_size)
+    embed_size = _checks.check_positive_int("embed_size", embed_size)
+    num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+    num_layers = _checks.check_positive_int("num_layers", num_layers)
+    dropout = _checks.check_dropout(dropout)
+    pad_id = _checks.check_pad_id(
+        pad_id, {"src_vocab_size": src_vocab_size, "tgt_vocab_size": tgt_vocab_size}
+    )
+    return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
+    name = _checks.check_string("name", name)
     # Layers.
     src_embedding = TokenEmbedding(src_vocab_size, embed_size, pad_id=pad_id, name="src_embedding")
     encoder_grus = [
@@ -269,7 +278,7 @@ class BahdanauInference:
 
     def __init__(self, model, max_len):
         self.model = model
-        self.max_len = max_len
+        self.max_len = _checks.check_positive_int("max_len", max_len)
         self.src_embedding = model.get_layer("src_embedding")
         self.decoder = model.get_layer("decoder")
         self.encoder_grus = [

@@ -16,6 +16,7 @@ D num_hiddens, V target vocabulary, N num_blks, L cache length.
 import keras
 from keras import ops
 
+from keras_attention import _checks
 from keras_attention.layers import (
     SinusoidalPositionalEncoding,
     TokenEmbedding,
@@ -65,6 +66,19 @@ def transformer(
         `encoder_attention_{i}` `(B, H, S, S)`, `decoder_self_attention_{i}`
         `(B, H, T, T)` and `decoder_cross_attention_{i}` `(B, H, T, S)`.
     """
+    src_vocab_size = _checks.check_positive_int("src_vocab_size", src_vocab_size)
+    tgt_vocab_size = _checks.check_positive_int("tgt_vocab_size", tgt_vocab_size)
+    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout = _checks.check_blocks(
+        num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout
+    )
+    max_len = _checks.check_positive_int("max_len", max_len)
+    pad_id = _checks.check_pad_id(
+        pad_id, {"src_vocab_size": src_vocab_size, "tgt_vocab_size": tgt_vocab_size}
+    )
+    norm_first = _checks.check_bool("norm_first", norm_first)
+    return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
+    name = _checks.check_string("name", name)
+
     # Layers.
     src_embedding = TokenEmbedding(
         src_vocab_size, num_hiddens, pad_id=pad_id, scale=True, name="src_embedding"
@@ -134,7 +148,7 @@ class TransformerInference:
 
     def __init__(self, model, max_len):
         self.model = model
-        self.max_len = max_len
+        self.max_len = _checks.check_positive_int("max_len", max_len)
         names = {layer.name for layer in model.layers}
         self.num_blks = sum(n.startswith("decoder_block_") for n in names)
         self.src_embedding = model.get_layer("src_embedding")

@@ -1,10 +1,13 @@
 """Tests for keras_attention/models/pretraining.py (GPT) and `generate.sample`."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
+from helpers import BAD_BLOCK_ARGUMENTS
 from keras_attention.generate import sample
 from keras_attention.models import GPTInference, TiedTokenEmbedding, gpt
 
@@ -227,6 +230,29 @@ def test_bad_sampling_arguments_raise(model, kwargs, match):
     args = {"max_new_tokens": 4, **kwargs}
     with pytest.raises(ValueError, match=match):
         sample(model, PROMPT, **args)
+
+
+GPT_ARGS = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num_blks=1, dropout=0.0, max_len=MAX_LEN)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    BAD_BLOCK_ARGUMENTS
+    + [
+        ({"vocab_size": 0}, "`vocab_size` must be a positive integer; got vocab_size=0."),
+        ({"pad_id": V}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id={V}."),
+        ({"pad_id": 0.0}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=0.0."),
+        ({"tie_embeddings": None}, "`tie_embeddings` must be True or False; got tie_embeddings=None."),
+    ],
+)
+def test_gpt_checks_every_argument(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        gpt(**{**GPT_ARGS, **kwargs})
+
+
+def test_gpt_accepts_numpy_integers_and_no_pad_id():
+    model = gpt(**{k: np.int64(v) if isinstance(v, int) else v for k, v in GPT_ARGS.items()}, pad_id=None)
+    assert tuple(model(np.array([[1, 2, 3]], "int32")).shape) == (1, 3, V)
 
 
 def test_bad_builder_and_inference_arguments_raise(model):

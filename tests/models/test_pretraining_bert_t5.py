@@ -1,10 +1,13 @@
 """Tests for keras_attention/models/pretraining.py (BERT and T5)."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
+from helpers import BAD_BLOCK_ARGUMENTS
 from keras_attention.generate import beam_search, greedy_search
 from keras_attention.models import (
     SegmentEmbedding,
@@ -147,6 +150,50 @@ def test_segment_embedding_config_round_trip_and_mask():
     X = keras.Input(shape=(None, D))
     segments = keras.Input(shape=(None,), dtype="int32")
     assert tuple(layer(X, segments).shape) == (None, None, D)
+
+
+SIZES = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num_blks=1, dropout=0.0, max_len=MAX_LEN)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    BAD_BLOCK_ARGUMENTS
+    + [
+        ({"vocab_size": 1.5}, "`vocab_size` must be a positive integer; got vocab_size=1.5."),
+        ({"pad_id": -1}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=-1."),
+        ({"num_segments": True}, "`num_segments` must be a positive integer; got num_segments=True."),
+    ],
+)
+def test_bert_checks_every_argument(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        bert(**{**SIZES, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    BAD_BLOCK_ARGUMENTS
+    + [
+        ({"vocab_size": 0}, "`vocab_size` must be a positive integer; got vocab_size=0."),
+        ({"pad_id": V}, f"`pad_id` must be an integer in [0, vocab_size={V}); got pad_id={V}."),
+        ({"pad_id": None}, f"`pad_id` must be an integer in [0, vocab_size={V}); got pad_id=None."),
+    ],
+)
+def test_t5_checks_every_argument(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        t5(**{**SIZES, **kwargs})
+
+
+def test_bert_heads_check_their_arguments():
+    encoder, _, _ = build_bert()
+    with pytest.raises(ValueError, match=re.escape("`vocab_size` must be a positive integer; got vocab_size=20.0.")):
+        bert_mlm(encoder, 20.0)
+    with pytest.raises(ValueError, match=re.escape("`num_classes` must be a positive integer; got num_classes=0.")):
+        bert_classifier(encoder, np.int64(0))
+    with pytest.raises(ValueError, match=re.escape("`dropout` must be a float in [0, 1); got dropout=inf.")):
+        bert_classifier(encoder, C, dropout=float("inf"))
+    with pytest.raises(ValueError, match=re.escape("`name` must be a non-empty string; got name=''.")):
+        bert_classifier(encoder, C, name="")
+    assert bert_classifier(encoder, np.int64(C), name="clf").output.shape == (None, C)
 
 
 def test_bad_bert_arguments_raise():
