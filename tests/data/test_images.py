@@ -84,9 +84,15 @@ def test_read_idx_rejects_tiny_file(tmp_path):
         read_idx(tmp_path / "tiny")
 
 
-def test_load_fashion_mnist_reads_from_data_dir(tmp_path):
+def _trust(monkeypatch, folder):
+    """Makes the files under `folder/fashion-mnist` the expected ones (their sha256s)."""
+    sums = {name: download.sha256_of(folder / "fashion-mnist" / name) for name in FASHION_MNIST_FILES}
+    monkeypatch.setattr(images, "FASHION_MNIST_FILES", sums)
+
+
+def test_load_fashion_mnist_reads_from_data_dir(tmp_path, monkeypatch):
     arrays = _fake_fashion_mnist(tmp_path)
-    # Fake files have other sha256s: only the download path checks them.
+    _trust(monkeypatch, tmp_path)
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist(data_dir=tmp_path)
     np.testing.assert_array_equal(x_train, arrays["train"][0])
     np.testing.assert_array_equal(y_train, arrays["train"][1])
@@ -104,8 +110,7 @@ def test_load_fashion_mnist_downloads_checked_from_upstream_url(tmp_path, monkey
     with pytest.raises(ValueError, match="sha256 mismatch"):
         load_fashion_mnist()
     assert not list((tmp_path / "keras_home").rglob("*.gz"))
-    fake_sums = {name: download.sha256_of(upstream / "fashion-mnist" / name) for name in FASHION_MNIST_FILES}
-    monkeypatch.setattr(images, "FASHION_MNIST_FILES", fake_sums)
+    _trust(monkeypatch, upstream)
     (x_train, _), _ = load_fashion_mnist()
     assert x_train.shape == (20, 28, 28)
     assert (tmp_path / "keras_home" / "datasets" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
@@ -118,6 +123,14 @@ def test_load_fashion_mnist_offline_names_where_to_put_files(tmp_path, monkeypat
     monkeypatch.setattr(images, "FASHION_MNIST_URL", (tmp_path / "nowhere").as_uri() + "/")
     with pytest.raises(FileNotFoundError, match="fashion-mnist"):
         load_fashion_mnist()
+
+
+def test_files_found_on_disk_are_checked_by_sha256(tmp_path):
+    _fake_fashion_mnist(tmp_path)  # not Zalando's files
+    name = next(iter(FASHION_MNIST_FILES))
+    path = tmp_path / "fashion-mnist" / name
+    with pytest.raises(ValueError, match=f"sha256 mismatch for data file {path}: expected {FASHION_MNIST_FILES[name]}"):
+        load_fashion_mnist(data_dir=tmp_path)
 
 
 # --- the real files, when shared/data holds them ----------------------------

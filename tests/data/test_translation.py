@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_attention.data import download
+from keras_attention.data import download, translation
 from keras_attention.data.tokenizers import RESERVED_TOKENS, WordPieceTokenizer, WordTokenizer
 from keras_attention.data.translation import (
     TranslationTask,
@@ -221,17 +221,19 @@ def test_encode_source_takes_raw_text(dates_task):
 # ---------------------------------------------------------------- fra-eng, hand-made file
 
 
-def _write_fra(folder, lines):
+def _write_fra(folder, lines, monkeypatch):
+    """Writes a hand-made `fra-eng/fra.txt` and makes its sha256 the expected one."""
     path = folder / "fra-eng" / "fra.txt"
     path.parent.mkdir(parents=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(translation, "FRA_ENG_SHA256", download.sha256_of(path))
     return folder
 
 
-def test_load_fra_eng_reads_num_train_plus_num_val_plus_one_lines_like_d2l(tmp_path):
+def test_load_fra_eng_reads_num_train_plus_num_val_plus_one_lines_like_d2l(tmp_path, monkeypatch):
     lines = [f"Go {i}.\tVa {i}\u202f!" for i in range(10)]
     lines[2] = "no tab here"
-    folder = _write_fra(tmp_path, lines)
+    folder = _write_fra(tmp_path, lines, monkeypatch)
     task = load_fra_eng(num_train=3, num_val=2, num_steps=5, data_dir=folder)
     # D2L's _tokenize reads line indices 0..5 and skips the malformed line 2.
     assert task.train_pairs == [("Go 0.", "Va 0\u202f!"), ("Go 1.", "Va 1\u202f!"), ("Go 3.", "Va 3\u202f!")]
@@ -246,6 +248,17 @@ def test_load_fra_eng_reads_num_train_plus_num_val_plus_one_lines_like_d2l(tmp_p
     assert [_tokens(task.tgt_tokenizer, r) for r in labels.numpy()] == tgt_out[:3]
 
 
+def test_a_truncated_fra_txt_is_refused_by_its_sha256(tmp_path):
+    path = tmp_path / "fra-eng" / "fra.txt"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(f"Go {i}.\tVa {i} !\n" for i in range(100)))  # not D2L's 167,130 lines
+    with pytest.raises(ValueError) as info:
+        load_fra_eng(data_dir=tmp_path)
+    message = str(info.value)
+    assert f"sha256 mismatch for data file {path}: expected {translation.FRA_ENG_SHA256}" in message
+    assert f"downloaded again from {translation.FRA_ENG_URL}" in message
+
+
 def test_split_by_source_keeps_sentences_on_one_side():
     pairs = [(f"S{i % 40}", f"t{i}") for i in range(200)]  # each source 5 times
     pairs += [(f"Solo {i}.", "x") for i in range(50)]
@@ -257,7 +270,7 @@ def test_split_by_source_keeps_sentences_on_one_side():
     assert val == sorted(val, key=pairs.index)  # file order kept
 
 
-def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path):
+def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     en = "i you he she we they am are is calm home here there go run".split()
     fr = "je tu il elle nous ils suis es est calme maison ici la va cours".split()
@@ -265,7 +278,7 @@ def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path):
     for _ in range(400):
         idx = rng.choice(len(en), size=3)
         lines.append(" ".join(en[i] for i in idx).capitalize() + ".\t" + " ".join(fr[i] for i in idx) + " .")
-    folder = _write_fra(tmp_path, lines)
+    folder = _write_fra(tmp_path, lines, monkeypatch)
     task = load_fra_eng_full(num_val=40, num_steps=8, tokenizer="wordpiece", vocab_size=60,
                              data_dir=folder)
     assert task.name == "fra-eng-full-wordpiece"
