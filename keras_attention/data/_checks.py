@@ -14,20 +14,21 @@ import numpy as np
 from keras_attention.layers.checks import check_bool, check_positive_int  # noqa: F401
 
 
-def _is_int(value):
+def is_int(value):
+    """Whether `value` is an integer, Python or numpy (not a bool)."""
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
 def check_int(name, value):
     """`value` as an int, if it is an integer (Python or numpy), e.g. a seed."""
-    if not _is_int(value):
+    if not is_int(value):
         raise ValueError(f"`{name}` must be an integer; got {name}={value!r}.")
     return int(value)
 
 
 def check_non_negative_int(name, value):
     """`value` as an int, if it is an integer >= 0."""
-    if not _is_int(value) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"`{name}` must be a non-negative integer; got {name}={value!r}.")
     return int(value)
 
@@ -40,7 +41,7 @@ def check_optional_positive_int(name, value):
 def check_open_unit(name, value):
     """`value` as a float, if it is a number strictly between 0 and 1."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 < value < 1:
-        raise ValueError(f"`{name}` must be a number in (0, 1); got {name}={value!r}.")
+        raise ValueError(f"`{name}` must be in (0, 1); got {name}={value!r}.")
     return float(value)
 
 
@@ -60,6 +61,13 @@ def check_strings(name, values):
         if not isinstance(value, str):
             raise ValueError(f"`{name}` must hold str only; got {value!r} ({type(value).__name__}).")
     return list(values)
+
+
+def check_ints(name, values):
+    """`values` as a list of int, if it is a list, tuple or 1-D array of integers."""
+    if isinstance(values, (list, tuple, np.ndarray)) and all(is_int(v) for v in values):
+        return [int(v) for v in values]
+    raise ValueError(f"`{name}` must be a list of integers; got {name}={values!r:.80}.")
 
 
 def check_text(name, value):
