@@ -53,14 +53,21 @@ def check_one_of(name, value, choices):
     return value
 
 
-def check_strings(name, values):
-    """`values` as a list, if it is a list or tuple of str (a lone str is refused)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
-        raise ValueError(f"`{name}` must be a list of str; got {name}={values!r}.")
+def iter_strings(name, values):
+    """Yields the items of iterable `values`, each checked to be a str (a lone str is refused)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"`{name}` must be a list of str; got {name}={values!r:.80}.")
     for value in values:
         if not isinstance(value, str):
             raise ValueError(f"`{name}` must hold str only; got {value!r} ({type(value).__name__}).")
-    return list(values)
+        yield value
+
+
+def check_strings(name, values):
+    """`values` as a list, if it is a list, tuple or array of str."""
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        raise ValueError(f"`{name}` must be a list of str; got {name}={values!r:.80}.")
+    return list(iter_strings(name, values))
 
 
 def check_ints(name, values):
