@@ -85,7 +85,7 @@ def preprocess_time_machine(text):
         >>> preprocess_time_machine("The Time Machine, by H. G. Wells [1898]")
         'the time machine by h g wells '
     """
-    return re.sub("[^A-Za-z]+", " ", text).lower()
+    return re.sub("[^A-Za-z]+", " ", _checks.check_text("text", text)).lower()
 
 
 # A small grammar: agreement between subject and verb (and inside relative

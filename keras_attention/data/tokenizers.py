@@ -61,7 +61,7 @@ def preprocess_d2l(text):
         >>> preprocess_d2l("Hi.\u202fÇa va?!")
         'hi . ça va ? !'
     """
-    text = text.replace("\u202f", " ").replace("\xa0", " ")
+    text = _checks.check_text("text", text).replace("\u202f", " ").replace("\xa0", " ")
     lowered = text.lower()
     return "".join(
         " " + char if i > 0 and char in _PUNCTUATION and text[i - 1] != " " else char

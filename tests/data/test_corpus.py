@@ -158,6 +158,7 @@ def test_build_lm_tokenizer_rejects_bad_arguments(kwargs, message):
         (lambda tok: generate_corpus(True), "`num_sentences` must be a non-negative integer; got num_sentences=True"),
         (lambda tok: generate_corpus(2.5), "`num_sentences` must be a non-negative integer"),
         (lambda tok: generate_corpus(3, seed="x"), "`seed` must be an integer; got seed='x'"),
+        (lambda tok: preprocess_time_machine(None), "`text` must be a str; got NoneType"),
     ],
 )
 def test_encoders_and_corpus_name_bad_arguments(call, message):

@@ -374,6 +374,7 @@ def test_load_tokenizer_errors_name_the_path(tmp_path, break_it, error, message)
         (lambda: CharTokenizer.build("go"), "`texts` must be a list of str"),
         (lambda: WordPieceTokenizer.build(["go"], vocab_size=True), "`vocab_size` must be a positive integer"),
         (lambda: WordPieceTokenizer.build(["go"], vocab_size=10.5), "`vocab_size` must be a positive integer"),
+        (lambda: preprocess_d2l(b"Go."), "`text` must be a str; got bytes"),
     ],
 )
 def test_constructors_and_builders_name_bad_arguments(make, message):
