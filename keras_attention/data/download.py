@@ -109,8 +109,9 @@ def _read_cache():
     """The remembered hashes, `{path: {"size", "mtime_ns", "sha256"}}`; `{}` if unreadable."""
     try:
         with open(_cache_file(), encoding="utf-8") as f:
-            files = json.load(f)["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+            cache = json.load(f)
+        files = cache["files"] if cache.get("format_version") == 1 else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
     return files if isinstance(files, dict) else {}
 
@@ -124,12 +125,18 @@ def _remember(path, digest):
         _io.write_json(_cache_file(), {"format_version": 1, "files": files})
 
 
-def cached_sha256(path):
-    """Hex sha256 of a file, hashed only when its path, size or mtime is new."""
+def _remembered(path):
+    """The sha256 remembered for `path` at its present size and mtime, or None."""
     key, stat = _stat_key(path)
     entry = _read_cache().get(key)
-    if isinstance(entry, dict) and {k: entry.get(k) for k in stat} == stat and "sha256" in entry:
-        return entry["sha256"]
+    if isinstance(entry, dict) and all(entry.get(k) == v for k, v in stat.items()):
+        return entry.get("sha256")
+    return None
+
+
+def _hash_and_remember(path):
+    """Hashes `path` and remembers the result (unless the file changed meanwhile)."""
+    stat = _stat_key(path)[1]
     digest = sha256_of(path)
     if _stat_key(path)[1] == stat:  # not changed while it was read
         _remember(path, digest)
@@ -140,11 +147,14 @@ def _check_found(path, expected, url):
     """Refuses a file found on disk whose sha256 is not `expected`."""
     if expected is None:
         return
-    got = cached_sha256(path)
-    if got != expected.lower():
+    expected = expected.lower()
+    got = _remembered(path)
+    if got != expected:  # a file is never refused on the cache's word alone
+        got = _hash_and_remember(path)
+    if got != expected:
         again = f"Delete it so that it is downloaded again from {url}, or" if url else "Delete it, or"
         raise ValueError(
-            f"sha256 mismatch for data file {path}: expected {expected.lower()}, got {got} "
+            f"sha256 mismatch for data file {path}: expected {expected}, got {got} "
             f"(a truncated, edited or different file). {again} put the right file at {path}."
         )
 

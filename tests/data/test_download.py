@@ -368,3 +368,14 @@ def test_data_dir_that_is_a_file_is_named(dirs, tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match="`data_dir` must be a folder; got data_dir=.*afile.*which is a file"):
         find_or_download("fra-eng/fra.txt", data_dir=tmp_path / "afile")
+
+
+def test_a_wrong_remembered_sha256_does_not_refuse_a_good_file(dirs):
+    found = _put(dirs["shared"], PAYLOAD.decode())
+    key, stat = download._stat_key(found)
+    dirs["cache"].mkdir(parents=True)
+    cache = {"format_version": 1, "files": {key: {**stat, "sha256": "f" * 64}}}
+    (dirs["cache"] / download.SHA256_CACHE).write_text(json.dumps(cache))
+    assert find_or_download("fra-eng/fra.txt", sha256=PAYLOAD_SHA) == found
+    remembered = json.loads((dirs["cache"] / download.SHA256_CACHE).read_text())["files"][key]
+    assert remembered["sha256"] == PAYLOAD_SHA
