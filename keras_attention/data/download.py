@@ -238,6 +238,7 @@ def find_or_download(relative_path, url=None, sha256=None, extract=None, data_di
     """
     relative_path = _check_arguments(relative_path, url, sha256, extract)
     data_dir = _checks.check_folder("data_dir", data_dir)
+    _checks.check_folder(ENV_VAR, os.environ.get(ENV_VAR) or None)
     searched = search_dirs(data_dir)
     for folder in searched:
         candidate = folder / relative_path

@@ -364,10 +364,13 @@ def test_bad_arguments_are_named(dirs, kwargs, message):
         find_or_download(**kwargs)
 
 
-def test_data_dir_that_is_a_file_is_named(dirs, tmp_path):
+def test_data_dir_or_env_folder_that_is_a_file_is_named(dirs, tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match="`data_dir` must be a folder; got data_dir=.*afile.*which is a file"):
         find_or_download("fra-eng/fra.txt", data_dir=tmp_path / "afile")
+    monkeypatch.setenv(download.ENV_VAR, str(tmp_path / "afile"))
+    with pytest.raises(ValueError, match=f"`{download.ENV_VAR}` must be a folder; got .*afile"):
+        find_or_download("fra-eng/fra.txt", url=dirs["url"])
 
 
 def test_a_wrong_remembered_sha256_does_not_refuse_a_good_file(dirs):
