@@ -1,9 +1,9 @@
 """Argument checks of the data loaders and pipelines, in one place.
 
-The package's shared checks are imported here and only here (so moving
-them is a one-line change); the few rules only data needs (non-negative
-counts, seeds, choices, lists of strings, paths) follow. Each raises a
-`ValueError` that names the argument, the rule and the value it got.
+The package's checks (`keras_attention._checks`) are imported here and only
+here; the few rules only data needs (lists of strings or ids, a text, a
+folder or file path) follow. Each raises an error that names the argument,
+the rule and the value it got.
 """
 
 import os
@@ -11,46 +11,15 @@ import pathlib
 
 import numpy as np
 
-from keras_attention.layers.checks import check_bool, check_positive_int  # noqa: F401
-
-
-def is_int(value):
-    """Whether `value` is an integer, Python or numpy (not a bool)."""
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
-
-
-def check_int(name, value):
-    """`value` as an int, if it is an integer (Python or numpy), e.g. a seed."""
-    if not is_int(value):
-        raise ValueError(f"`{name}` must be an integer; got {name}={value!r}.")
-    return int(value)
-
-
-def check_non_negative_int(name, value):
-    """`value` as an int, if it is an integer >= 0."""
-    if not is_int(value) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer; got {name}={value!r}.")
-    return int(value)
-
-
-def check_optional_positive_int(name, value):
-    """`None`, or `value` as an int if it is a positive integer."""
-    return None if value is None else check_positive_int(name, value)
-
-
-def check_open_unit(name, value):
-    """`value` as a float, if it is a number strictly between 0 and 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 < value < 1:
-        raise ValueError(f"`{name}` must be in (0, 1); got {name}={value!r}.")
-    return float(value)
-
-
-def check_one_of(name, value, choices):
-    """`value`, if it is one of `choices` (str)."""
-    if not isinstance(value, str) or value not in choices:
-        allowed = " or ".join(f'"{c}"' for c in choices)
-        raise ValueError(f"`{name}` must be {allowed}; got {name}={value!r}.")
-    return value
+from keras_attention._checks import (  # noqa: F401
+    check_bool,
+    check_choice,
+    check_float_in_range,
+    check_int,
+    check_non_negative_int,
+    check_positive_int,
+    is_int,
+)
 
 
 def iter_strings(name, values):

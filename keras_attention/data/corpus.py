@@ -27,6 +27,7 @@ Letters used in shape comments: N sequences, B batch, T sequence length,
 S target length.
 """
 
+import math
 import random
 import re
 
@@ -212,7 +213,7 @@ def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=()):
         >>> tok.vocab[:6]
         ['<pad>', '<bos>', '<eos>', '<unk>', '<mask>', 't']
     """
-    _checks.check_one_of("kind", kind, ("char", "wordpiece"))
+    _checks.check_choice("kind", kind, ("char", "wordpiece"))
     if not isinstance(text, str):
         if not isinstance(text, (list, tuple)) or not all(isinstance(t, str) for t in text):
             raise ValueError(
@@ -495,7 +496,7 @@ def mlm_dataset(sequences, batch_size, vocab_size, mask_id, special_ids=RESERVED
     vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
     mask_id = _checks.check_int("mask_id", mask_id)
     special_ids = _checks.check_ints("special_ids", special_ids)
-    mask_prob = _checks.check_open_unit("mask_prob", mask_prob)
+    mask_prob = _checks.check_float_in_range("mask_prob", mask_prob, 0, 1, low_closed=False)
     if segment_ids is None:
         segment_ids = np.zeros_like(sequences)
     segment_ids = _check_sequences(segment_ids, "segment_ids")
@@ -630,13 +631,10 @@ def span_corruption_dataset(sequences, batch_size, sentinel_ids, noise_density=0
         tgt_out_ids (B, S))`, int32, padded with `<pad>`.
     """
     sequences, batch_size = _check_pipeline(sequences, batch_size, seed, shuffle, drop_remainder)
-    noise_density = _checks.check_open_unit("noise_density", noise_density)
-    number = not isinstance(mean_span_length, bool) and isinstance(mean_span_length, (int, float, np.number))
-    if not (number and mean_span_length >= 1.0):
-        raise ValueError(
-            "`mean_span_length` must be a number of at least 1; "
-            f"got mean_span_length={mean_span_length!r}."
-        )
+    noise_density = _checks.check_float_in_range("noise_density", noise_density, 0, 1, low_closed=False)
+    mean_span_length = _checks.check_float_in_range(
+        "mean_span_length", mean_span_length, 1, math.inf, rule="a number of at least 1"
+    )
     seq_len = sequences.shape[1]
     counts = [span_counts(n, noise_density, mean_span_length) for n in range(seq_len + 1)]
     needed = max(spans for _, spans in counts)

@@ -367,7 +367,7 @@ class WordTokenizer(_Tokenizer):
     separator = " "
 
     def __init__(self, vocab, preprocess="d2l", name=None):
-        _checks.check_one_of("preprocess", preprocess, ("d2l", "none"))
+        _checks.check_choice("preprocess", preprocess, ("d2l", "none"))
         super().__init__(vocab, name=name)
         self.preprocess = preprocess
 
@@ -405,11 +405,10 @@ class WordTokenizer(_Tokenizer):
         Returns:
             A `WordTokenizer`; tokens sorted by count (descending), then text.
         """
-        _checks.check_one_of("preprocess", preprocess, ("d2l", "none"))
+        _checks.check_choice("preprocess", preprocess, ("d2l", "none"))
         min_freq = _checks.check_positive_int("min_freq", min_freq)
-        max_len = _checks.check_optional_positive_int("max_len", max_len)
-        if max_tokens is not None:
-            max_tokens = _checks.check_non_negative_int("max_tokens", max_tokens)
+        max_len = _checks.check_positive_int("max_len", max_len, allow_none=True)
+        max_tokens = _checks.check_non_negative_int("max_tokens", max_tokens, allow_none=True)
         counter = _count_words(texts, preprocess, max_len)
         tokens = _sorted_by_count(counter, min_freq)[:max_tokens]
         return cls(list(RESERVED_TOKENS) + tokens, preprocess=preprocess)

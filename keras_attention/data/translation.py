@@ -261,7 +261,7 @@ def load_dates(num_train=20000, num_val=1000, num_steps=None, seed=0, forms=None
     """
     num_train = _checks.check_positive_int("num_train", num_train)
     num_val = _checks.check_positive_int("num_val", num_val)
-    num_steps = _checks.check_optional_positive_int("num_steps", num_steps)
+    num_steps = _checks.check_positive_int("num_steps", num_steps, allow_none=True)
     pairs = dates_lib.generate_dates(num_train + num_val, seed=seed, forms=forms)
     src_tokenizer = WordTokenizer(list(RESERVED_TOKENS) + dates_lib.source_words())
     tgt_tokenizer = CharTokenizer(list(RESERVED_TOKENS) + list(dates_lib.TARGET_CHARS))
@@ -331,7 +331,7 @@ def read_fra_eng(data_dir=None, max_lines=None):
         ValueError: the file's sha256 is not D2L's (see `find_or_download`),
             it is not UTF-8, or a line is not `English<TAB>French`.
     """
-    max_lines = _checks.check_optional_positive_int("max_lines", max_lines)
+    max_lines = _checks.check_positive_int("max_lines", max_lines, allow_none=True)
     return _read_pairs(fra_eng_path(data_dir), max_lines)
 
 
@@ -452,7 +452,7 @@ def load_fra_eng_full(num_val=5000, num_steps=32, tokenizer="word", vocab_size=8
     """
     num_val = _checks.check_positive_int("num_val", num_val)
     num_steps = _checks.check_positive_int("num_steps", num_steps)
-    _checks.check_one_of("tokenizer", tokenizer, ("word", "wordpiece"))
+    _checks.check_choice("tokenizer", tokenizer, ("word", "wordpiece"))
     vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
     min_freq = _checks.check_positive_int("min_freq", min_freq)
     seed = _checks.check_int("seed", seed)

@@ -279,7 +279,7 @@ def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path, monkeypatch):
     assert features["src_ids"].shape == (40, 8) and labels.shape == (40, 8)
     decoded = task.decode_target(labels).numpy().tolist()
     assert [d.decode() for d in decoded] == [t for _, t in task.val_pairs]
-    with pytest.raises(ValueError, match='`tokenizer` must be "word" or "wordpiece"'):
+    with pytest.raises(ValueError, match=r"`tokenizer` must be one of \['word', 'wordpiece'\]; got tokenizer='bpe'"):
         load_fra_eng_full(tokenizer="bpe", data_dir=folder)
 
 
@@ -343,7 +343,7 @@ def test_split_by_source_never_returns_fewer_than_asked():
         (lambda: load_dates(num_train=True), "`num_train` must be a positive integer; got num_train=True"),
         (lambda: load_dates(num_train=2.5), "`num_train` must be a positive integer; got num_train=2.5"),
         (lambda: load_dates(num_val=0), "`num_val` must be a positive integer; got num_val=0"),
-        (lambda: load_dates(num_steps=0), "`num_steps` must be a positive integer; got num_steps=0"),
+        (lambda: load_dates(num_steps=0), "`num_steps` must be None or a positive integer; got num_steps=0"),
         (lambda: load_dates(seed="a"), "`seed` must be an integer; got seed='a'"),
         (lambda: load_fra_eng(num_train=0), "`num_train` must be a positive integer; got num_train=0"),
         (lambda: load_fra_eng(num_val=-1), "`num_val` must be a non-negative integer; got num_val=-1"),
@@ -352,7 +352,7 @@ def test_split_by_source_never_returns_fewer_than_asked():
         (lambda: load_fra_eng_full(num_val=0), "`num_val` must be a positive integer; got num_val=0"),
         (lambda: load_fra_eng_full(vocab_size=True), "`vocab_size` must be a positive integer"),
         (lambda: load_fra_eng_full(seed=None), "`seed` must be an integer; got seed=None"),
-        (lambda: read_fra_eng(max_lines=0), "`max_lines` must be a positive integer; got max_lines=0"),
+        (lambda: read_fra_eng(max_lines=0), "`max_lines` must be None or a positive integer; got max_lines=0"),
         (lambda: split_by_source("ab", 1), r"`pairs` must be a list of \(source, target\) str pairs"),
         (lambda: split_by_source([("a", 1)], 0), r"`pairs` must be a list of \(source, target\) str pairs"),
         (lambda: split_by_source([("a", "b")], -1), "`num_val` must be a non-negative integer"),
