@@ -190,7 +190,7 @@ def generate_corpus(num_sentences=2000, seed=0):
 # --------------------------------------------------------------------------
 
 
-def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=()):
+def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=(), normalize="none"):
     """A tokenizer learned from `text`, with special tokens after the reserved four.
 
     The vocabulary is `<pad> <bos> <eos> <unk>`, then `extra_tokens` in the
@@ -204,6 +204,9 @@ def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=()):
         vocab_size: int. Largest vocabulary size, reserved and extra tokens
             included. Defaults to `1000`.
         extra_tokens: sequence of str, e.g. `("<mask>",)`. Defaults to `()`.
+        normalize: str. The character tokenizer's normalisation
+            (`CharTokenizer`): `"none"` or `"time_machine"`. WordPiece always
+            applies D2L's preprocessing. Defaults to `"none"`.
 
     Returns:
         A `CharTokenizer` or `WordPieceTokenizer`.
@@ -214,6 +217,7 @@ def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=()):
         ['<pad>', '<bos>', '<eos>', '<unk>', '<mask>', 't']
     """
     _checks.check_choice("kind", kind, ("char", "wordpiece"))
+    _checks.check_choice("normalize", normalize, ("none", "time_machine"))
     if not isinstance(text, str):
         if not isinstance(text, (list, tuple)) or not all(isinstance(t, str) for t in text):
             raise ValueError(
@@ -232,9 +236,9 @@ def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=()):
         )
     texts = text.split("\n") if isinstance(text, str) else [t for s in text for t in s.split("\n")]
     if kind == "char":
-        learned = CharTokenizer.build(texts).vocab[len(RESERVED_TOKENS):]
+        learned = CharTokenizer.build(texts, normalize=normalize).vocab[len(RESERVED_TOKENS):]
         learned = [t for t in learned if t not in extra_tokens][: vocab_size - num_fixed]
-        return CharTokenizer(list(RESERVED_TOKENS) + extra_tokens + learned)
+        return CharTokenizer(list(RESERVED_TOKENS) + extra_tokens + learned, normalize=normalize)
     learned = WordPieceTokenizer.build(texts, vocab_size=vocab_size - len(extra_tokens)).vocab
     learned = [t for t in learned[len(RESERVED_TOKENS):] if t not in extra_tokens]
     return WordPieceTokenizer(list(RESERVED_TOKENS) + extra_tokens + learned)

@@ -25,6 +25,7 @@ import collections
 import inspect
 import json
 import pathlib
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -414,11 +415,20 @@ class WordTokenizer(_Tokenizer):
         return cls(list(RESERVED_TOKENS) + tokens, preprocess=preprocess)
 
 
+CHAR_NORMALIZATIONS = ("none", "time_machine")
+
+
 class CharTokenizer(_Tokenizer):
-    """One token per Unicode character, no preprocessing.
+    """One token per Unicode character.
 
     Args:
         vocab: list[str]. Single characters by id, after `<pad> <bos> <eos> <unk>`.
+        normalize: str. `"none"` (characters as they are) or
+            `"time_machine"` (D2L's `TimeMachine._preprocess`: every run of
+            non-letters becomes one space, then lower case), applied before
+            tokenizing, in Python and in TensorFlow alike, so that a model
+            trained on normalised text sees prompts normalised the same way
+            (also in an export). Defaults to `"none"`.
 
     Example:
         >>> tok = CharTokenizer(["<pad>", "<bos>", "<eos>", "<unk>"] + list("-0123456789"))
@@ -429,7 +439,8 @@ class CharTokenizer(_Tokenizer):
     kind = "char"
     separator = ""
 
-    def __init__(self, vocab, name=None):
+    def __init__(self, vocab, normalize="none", name=None):
+        self.normalize = _checks.check_choice("normalize", normalize, CHAR_NORMALIZATIONS)
         super().__init__(vocab, name=name)
         for token in list(vocab)[4:]:
             if len(token) != 1 and not is_special_token(token):
@@ -439,27 +450,35 @@ class CharTokenizer(_Tokenizer):
                     f"tokenizes to); got {token!r}."
                 )
 
+    def _config(self):
+        return {**super()._config(), "normalize": self.normalize}
+
     def python_tokens(self, text):
+        if self.normalize == "time_machine":
+            text = re.sub("[^A-Za-z]+", " ", text).lower()
         return list(text)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, strings):
         """`(B,)` strings -> `(B, None)` ragged int32 ids, one per character."""
+        if self.normalize == "time_machine":
+            strings = tf.strings.lower(tf.strings.regex_replace(valid_utf8(strings), "[^A-Za-z]+", " "))
         chars = tf.strings.unicode_split(
             strings, "UTF-8", errors="replace", replacement_char=0xFFFD
         )
         return self._lookup(chars)
 
     @classmethod
-    def build(cls, texts, min_freq=1):
-        """Learns the character set of `texts` (line breaks left out)."""
+    def build(cls, texts, min_freq=1, normalize="none"):
+        """Learns the character set of `texts` (line breaks left out), after `normalize`."""
         min_freq = _checks.check_positive_int("min_freq", min_freq)
         counter = collections.Counter()
+        normalized = cls(list(RESERVED_TOKENS), normalize=normalize)
         for text in _checks.iter_strings("texts", texts):
-            counter.update(text)
+            counter.update(normalized.python_tokens(text))
         counter.pop("\n", None)
         counter.pop("\r", None)
-        return cls(list(RESERVED_TOKENS) + _sorted_by_count(counter, min_freq))
+        return cls(list(RESERVED_TOKENS) + _sorted_by_count(counter, min_freq), normalize=normalize)
 
 
 class WordPieceTokenizer(_Tokenizer):

@@ -74,11 +74,17 @@ def _read_text_files(paths):
     return text
 
 
+def _single(data_spec):
+    """A one-element list of data names as that name (the command's `--data` is a list)."""
+    if isinstance(data_spec, (list, tuple)) and len(data_spec) == 1:
+        return data_spec[0]
+    return data_spec
+
+
 def load_lm_text(data_spec, num_sentences=2000, data_dir=None, seed=0):
     """The text of `data_spec`: D2L's preprocessed Time Machine, the generated corpus,
     or the user's files (one path, a list of paths, folders of `.txt`), as is."""
-    if isinstance(data_spec, (list, tuple)) and len(data_spec) == 1:
-        data_spec = data_spec[0]
+    data_spec = _single(data_spec)
     if data_spec == "timemachine":
         return data.preprocess_time_machine(data.load_time_machine(data_dir=data_dir))
     if data_spec == "corpus":
@@ -126,7 +132,11 @@ def lm_data(data_spec="timemachine", tokenizer="char", vocab_size=1000, seq_len=
     text = load_lm_text(data_spec, num_sentences, data_dir, seed=seed)
     train_text, val_text = split_held_out(text, val_fraction)
     if isinstance(tokenizer, str):
-        tokenizer = data.build_lm_tokenizer(train_text, tokenizer, vocab_size=vocab_size)
+        # The Time Machine is trained on D2L's normalised text: its tokenizer
+        # normalises prompts the same way (capitals, punctuation), also in an export.
+        normalize = "time_machine" if _single(data_spec) == "timemachine" else "none"
+        tokenizer = data.build_lm_tokenizer(train_text, tokenizer, vocab_size=vocab_size,
+                                            normalize=normalize)
     train_ids = data.encode_text(tokenizer, train_text)
     val_ids = data.encode_text(tokenizer, val_text)
     for name, ids in (("training", train_ids), ("held-out", val_ids)):
@@ -199,7 +209,8 @@ def _train_lm(options, out):
         metrics=["accuracy"],
         jit_compile=runs.jit_compile(o["distribute"]),
     )
-    name = o["data"] if isinstance(o["data"], str) else ", ".join(map(str, o["data"]))
+    data_spec = _single(o["data"])
+    name = data_spec if isinstance(data_spec, str) else ", ".join(map(str, data_spec))
     share = round(100 * (1 - o["val_fraction"]))
     print(f"{name} ({o['tokenizer']} tokens, vocabulary {tokenizer.vocab_size}): "
           f"{prepared.train_tokens} train / {prepared.val_tokens} held-out tokens "
@@ -228,8 +239,8 @@ def _print_samples(run, options):
     """Two samples of the trained model, at temperatures 0.5 and 1.0."""
     prompt = options["prompt"]
     if prompt is None:
-        prompt = configs.LM_PROMPTS.get(options["data"], "") if isinstance(options["data"], str) \
-            else ""
+        data_spec = _single(options["data"])
+        prompt = configs.LM_PROMPTS.get(data_spec, "") if isinstance(data_spec, str) else ""
     max_new_tokens = min(options["max_new_tokens"], options["seq_len"] - 1)
     for temperature in (0.5, 1.0):
         sample = run.generate(prompt, max_new_tokens, temperature=temperature,

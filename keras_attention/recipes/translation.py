@@ -23,6 +23,7 @@ from keras_attention import generate
 from keras_attention import metrics
 from keras_attention import models
 from keras_attention import viz
+from keras_attention.data.tokenizers import preprocess_d2l, split_words
 from keras_attention.recipes import configs
 from keras_attention.recipes import runs
 from keras_attention.recipes import training
@@ -140,7 +141,7 @@ def reference_text(task, text):
     and WordPiece targets (lower case, spaced punctuation), as is for characters."""
     if task.tgt_tokenizer.separator == "":
         return text
-    return " ".join(data.tokenizers.split_words(data.preprocess_d2l(text)))
+    return " ".join(split_words(preprocess_d2l(text)))
 
 
 def evaluate_translation(model, task, pairs, batch_size=256, beam_size=1, progress=True):
