@@ -27,7 +27,8 @@ MAX_LISTED = 50
 class Issue:
     """One finding: `kind` at `(example, map_key, block, head, query, key)`.
 
-    `key` is -1 for a `"row sum"` finding; `value` is the weight on the key,
+    Indices count from 0 (the message counts blocks and heads from 1, as
+    the page does). `key` is -1 for a `"row sum"` finding; `value` is the weight on the key,
     or the row's sum.
     """
 
@@ -100,18 +101,19 @@ def check_map(attention_map, example=0, atol=1e-3):
             issues.append(Issue(kind, example, attention_map.key, int(n), int(h), int(q), int(k),
                                 float(value), message))
 
+    # Blocks and heads counted from 1 (as the page's selectors), positions from 0.
     where = f"{name}, block {{}} head {{}}: query {{}} {{}}"
     for n, h, q, k in zip(*np.nonzero(hidden)):
         kind = "later" if later[q, k] else "masked"
         why = (f"a later position ({k} > {positions[q]}) the causal mask hides" if kind == "later"
                else "a key the mask hides")
         add(kind, n, h, q, k, W[n, h, q, k],
-            where.format(n, h, q, _token(queries, q))
+            where.format(n + 1, h + 1, q, _token(queries, q))
             + f" puts {W[n, h, q, k]:.4f} on key {k} {_token(keys, k)}, {why}")
     for n, h, q in zip(*np.nonzero(bad_sums)):
         visible = int(M[q].sum())
         add("row sum", n, h, q, -1, sums[n, h, q],
-            where.format(n, h, q, _token(queries, q))
+            where.format(n + 1, h + 1, q, _token(queries, q))
             + f": weights sum to {sums[n, h, q]:.4f}, not {int(expected[q])} "
             + (f"({visible} visible keys)" if visible else "(every key is masked)"))
     return issues, counts

@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import pathlib
+import warnings
 import zlib
 
 import numpy as np
@@ -179,4 +180,6 @@ def notebook_html(page, height=900):
         text = page
     else:
         text = pathlib.Path(page).read_text(encoding="utf-8")
-    return HTML(_iframe(text, height))
+    with warnings.catch_warnings():  # IPython suggests IFrame, which needs a URL; srcdoc needs none
+        warnings.simplefilter("ignore", UserWarning)
+        return HTML(_iframe(text, height))
