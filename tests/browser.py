@@ -96,3 +96,17 @@ def console_messages(driver, level=None):
     """The browser console since the last call, as `(level, message)` pairs."""
     entries = driver.get_log("browser")
     return [(e["level"], e["message"]) for e in entries if level is None or e["level"] == level]
+
+
+def save_screenshot(driver, path, colors=96):
+    """A screenshot of the window as a small palette PNG (a few tens of KB)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+    image = image.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, optimize=True)
+    return path
