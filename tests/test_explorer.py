@@ -374,6 +374,8 @@ def test_explore_bad_arguments_raise(language_model, vision):
         viz.explore(3, [5])
     with pytest.raises(ValueError, match=r"`max_new_tokens` must be an int >= 1; got max_new_tokens=0"):
         viz.explore(model, [5], max_new_tokens=0)
+    with pytest.raises(TypeError, match=r"`explore` got unexpected keyword arguments \['tokeniser'\]"):
+        viz.explore(model, [5], tokeniser=None)
     with pytest.raises(ValueError, match=r"`check` must be True or False; got check='yes'"):
         viz.explore(model, [5], check="yes")
     with pytest.raises(ValueError, match=r"`tokenizer` is needed to tokenize the input 'hello'"):

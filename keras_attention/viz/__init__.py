@@ -31,13 +31,9 @@ from keras_attention.viz.heatmaps import show_heatmaps
 from keras_attention.viz.page import ExplorerPage
 from keras_attention.viz.page import notebook_html
 
-__all__ = [
-    "show_heatmaps",
-    "plot_history",
-    "history_figure",
-    "history_to_dataframe",
-    "new_figure",
-    "save_figure",
+from keras_attention.viz import heatmaps as _heatmaps
+
+__all__ = _heatmaps.__all__ + [
     "explore",
     "write_page",
     "ExplorerPage",

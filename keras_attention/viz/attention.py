@@ -783,6 +783,11 @@ def _bert(model, inputs, tokenizer, mask_token):
     return examples
 
 
+# The keyword arguments of `collect` (and of `viz.explore`, which passes them on).
+COLLECT_OPTIONS = ("src_tokenizer", "tgt_tokenizer", "tokenizer", "class_names", "max_len",
+                   "max_new_tokens", "temperature", "top_k", "top_p", "seed", "mask_token")
+
+
 def collect(
     model,
     inputs,
@@ -803,6 +808,8 @@ def collect(
     Returns:
         An `Exploration`.
     """
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"`max_new_tokens` must be an int >= 1; got max_new_tokens={max_new_tokens!r}.")
     family = model_family(model)
     if family in ("transformer", "t5", "bahdanau"):
         if family == "t5":

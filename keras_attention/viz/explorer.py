@@ -12,7 +12,7 @@ import os
 import keras
 
 from keras_attention import _io
-from keras_attention.viz.attention import collect
+from keras_attention.viz.attention import COLLECT_OPTIONS, collect
 from keras_attention.viz.check import check_attention, format_check_report
 from keras_attention.viz.page import ExplorerPage, page_html
 
@@ -78,24 +78,7 @@ def resolve_run(model_or_run, **given):
     return model, options
 
 
-def explore(
-    model_or_run,
-    inputs,
-    path=None,
-    check=False,
-    src_tokenizer=None,
-    tgt_tokenizer=None,
-    tokenizer=None,
-    class_names=None,
-    max_len=None,
-    max_new_tokens=32,
-    temperature=1.0,
-    top_k=None,
-    top_p=None,
-    seed=0,
-    mask_token="<mask>",
-    atol=1e-3,
-):
+def explore(model_or_run, inputs, path=None, check=False, atol=1e-3, **options):
     """Writes the attention explorer page for `inputs`: what every head attends to.
 
     One self-contained HTML file (every script and style inline, the data as
@@ -138,6 +121,8 @@ def explore(
             displays inline in a notebook).
         check: bool. Raise `AttentionCheckError` (after writing the page)
             when the check finds something. Defaults to `False`.
+        atol: float. Tolerance of the check. Defaults to `1e-3`.
+        **options: keyword arguments of `keras_attention.viz.collect`:
         src_tokenizer: the source tokenizer (translation).
         tgt_tokenizer: the target tokenizer (translation).
         tokenizer: the tokenizer (GPT, BERT; T5's shared one).
@@ -150,7 +135,6 @@ def explore(
             `keras_attention.generate.sample`. Defaults: `1.0`, None, None, 0.
         mask_token: str. BERT's mask token in the input text, predicted by
             the MLM head. Defaults to `"<mask>"`.
-        atol: float. Tolerance of the check. Defaults to `1e-3`.
 
     Tokenizers are duck-typed: `tokenize([text])` returning ids (ragged or
     dense), and for labels `to_tokens(ids)` or `vocab`; `pad_id`, `bos_id`,
@@ -168,18 +152,14 @@ def explore(
     >>> page.report.ok
     True
     """
-    model, options = resolve_run(
-        model_or_run, src_tokenizer=src_tokenizer, tgt_tokenizer=tgt_tokenizer,
-        tokenizer=tokenizer, class_names=class_names, max_len=max_len,
-    )
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"`max_new_tokens` must be an int >= 1; got max_new_tokens={max_new_tokens!r}.")
+    unknown = sorted(set(options) - set(COLLECT_OPTIONS))
+    if unknown:
+        raise TypeError(f"`explore` got unexpected keyword arguments {unknown}; it takes "
+                        f"{', '.join(COLLECT_OPTIONS)}.")
+    model, found = resolve_run(model_or_run, **options)
     if not isinstance(check, bool):
         raise ValueError(f"`check` must be True or False; got check={check!r}.")
-    exploration = collect(
-        model, inputs, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-        top_p=top_p, seed=seed, mask_token=mask_token, **options,
-    )
+    exploration = collect(model, inputs, **{**options, **found})
     report = check_attention(exploration, atol=atol)
     page = write_page(exploration, report, path)
     if check and not report.ok:

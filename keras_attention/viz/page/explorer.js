@@ -145,15 +145,12 @@
     let vmax = 0;
     for (const w of W) vmax = Math.max(vmax, w);
     vmax = vmax || 1;
+    // One pixel per cell, scaled up without smoothing: fast for 256 x 256.
+    const cells = cellImage(m, W, (w, allowed) => !allowed && w === 0 ? [228, 228, 228] : colour(w / vmax));
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(cells, g.left, g.top, m.K * g.cell, m.Q * g.cell);
     let leaks = 0;
-    for (let q = 0; q < m.Q; q++) {
-      for (let k = 0; k < m.K; k++) {
-        const w = W[q * m.K + k], allowed = m.allowed(q, k);
-        ctx.fillStyle = !allowed && w === 0 ? "#e4e4e4" : rgb(colour(w / vmax));
-        ctx.fillRect(g.left + k * g.cell, g.top + q * g.cell, g.cell, g.cell);
-        if (!allowed && w > 0) leaks++;
-      }
-    }
+    for (let q = 0; q < m.Q; q++) for (let k = 0; k < m.K; k++) if (!m.allowed(q, k) && W[q * m.K + k] > 0) leaks++;
     // Masked keys that got weight: outlined, so a leak is seen at once.
     ctx.strokeStyle = "#00a0ff"; ctx.lineWidth = Math.max(1, g.cell / 6);
     for (let q = 0; q < m.Q; q++) for (let k = 0; k < m.K; k++)
@@ -167,15 +164,26 @@
     drawMask(m, W);
   }
 
+  // A canvas of K x Q pixels, pixel (k, q) coloured by paint(weight, allowed).
+  function cellImage(m, W, paint) {
+    const canvas = document.createElement("canvas");
+    canvas.width = m.K; canvas.height = m.Q;
+    const ctx = canvas.getContext("2d"), image = ctx.createImageData(m.K, m.Q);
+    for (let i = 0; i < m.Q * m.K; i++) {
+      const c = paint(W[i], m.maskBytes[i] === 1);
+      image.data[4 * i] = c[0]; image.data[4 * i + 1] = c[1]; image.data[4 * i + 2] = c[2]; image.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(image, 0, 0);
+    return canvas;
+  }
+
   function drawMask(m, W) {
     const canvas = $("mask"), cell = Math.max(1, Math.min(10, Math.floor(260 / Math.max(m.Q, m.K))));
     canvas.width = m.K * cell; canvas.height = m.Q * cell;
     const ctx = canvas.getContext("2d");
-    for (let q = 0; q < m.Q; q++) for (let k = 0; k < m.K; k++) {
-      const allowed = m.allowed(q, k);
-      ctx.fillStyle = allowed ? "#ffffff" : W[q * m.K + k] > 0 ? "#e31a1c" : "#9e9e9e";
-      ctx.fillRect(k * cell, q * cell, cell, cell);
-    }
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(cellImage(m, W, (w, allowed) => allowed ? [255, 255, 255] : w > 0 ? [227, 26, 28] : [158, 158, 158]),
+      0, 0, canvas.width, canvas.height);
     canvas.style.border = "1px solid #999";
   }
 
@@ -228,20 +236,22 @@
     for (const w of W) vmax = Math.max(vmax, w);
     vmax = vmax || 1;
     const focus = (q, k) => !h || h.role === "cell" ? true : h.role === "q" ? q === h.q : k === h.k;
-    ctx.lineWidth = 1.6;
+    // Lines binned by weight, one path per bin: a few strokes even for 256 x 256 pairs.
+    const bins = Array.from({ length: 10 }, () => new Path2D());
     for (let q = 0; q < m.Q; q++) {
       for (let k = 0; k < m.K; k++) {
         const w = W[q * m.K + k] / vmax;
-        if (w < 0.02) continue;
-        const on = focus(q, k);
-        if (h && !on) continue;
-        ctx.strokeStyle = rgb([203, 24, 29], Math.min(1, w * (h ? 1 : 0.8)));
-        ctx.beginPath();
-        ctx.moveTo(0, (q + 0.5) * RH);
-        ctx.bezierCurveTo(width / 2, (q + 0.5) * RH, width / 2, (k + 0.5) * RH, width, (k + 0.5) * RH);
-        ctx.stroke();
+        if (w < 0.02 || (h && !focus(q, k))) continue;
+        const path = bins[Math.min(9, Math.floor(w * 10))];
+        path.moveTo(0, (q + 0.5) * RH);
+        path.bezierCurveTo(width / 2, (q + 0.5) * RH, width / 2, (k + 0.5) * RH, width, (k + 0.5) * RH);
       }
     }
+    ctx.lineWidth = 1.6;
+    bins.forEach((path, i) => {
+      ctx.strokeStyle = rgb([203, 24, 29], Math.min(1, ((i + 0.5) / 10) * (h ? 1 : 0.8)));
+      ctx.stroke(path);
+    });
   }
 
   function colourTokens() {
@@ -300,17 +310,10 @@
   // ------------------------------------------------------------ head tiles
 
   function tileCanvas(m, block, head) {
-    const W = m.matrix(block, head), canvas = el("canvas");
-    canvas.width = m.K; canvas.height = m.Q;
-    const ctx = canvas.getContext("2d"), image = ctx.createImageData(m.K, m.Q);
+    const W = m.matrix(block, head);
     let vmax = 0;
     for (const w of W) vmax = Math.max(vmax, w);
-    for (let i = 0; i < W.length; i++) {
-      const c = colour(W[i] / (vmax || 1));
-      image.data.set([c[0], c[1], c[2], 255], 4 * i);
-    }
-    ctx.putImageData(image, 0, 0);
-    return canvas;
+    return cellImage(m, W, (w) => colour(w / (vmax || 1)));
   }
 
   function drawHeads() {
