@@ -32,12 +32,6 @@ def _ids(tokens):
     return np.array([[int(t) for t in tokens]], np.int32)
 
 
-def _page_json(page_text):
-    found = re.search(r'<script type="application/json" id="explorer-data">(.*?)</script>',
-                      page_text, re.S)
-    return json.loads(found.group(1))
-
-
 def test_translation_maps_equal_the_builders_returned_weights(translation):
     model, exploration = translation
     reference = models.transformer(20, 22, 16, 32, 2, 2, 0.0, max_len=16,
@@ -316,7 +310,8 @@ def test_page_embeds_the_weights_and_masks_compactly(translation, tmp_path):
     assert page.path == str(tmp_path / "p.html") and text == page.html
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in text and "<script src" not in text and "<link" not in text
-    data = _page_json(text)
+    data = P.data_of_html(text)
+    assert P.html_of_data(data) == text  # the page can be redrawn from its data
     assert data["task"] == "translation" and data["report"]["ok"] is True
     assert data["examples"][0]["maps"][0]["queries"][0] == "</script><b>"
     for example, raw in zip(exploration.examples, data["examples"]):

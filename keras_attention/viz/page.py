@@ -20,8 +20,8 @@ import numpy as np
 
 from keras_attention.viz.check import format_check_report
 
-__all__ = ["encode_weights", "decode_weights", "page_data", "page_html", "ExplorerPage",
-           "notebook_html"]
+__all__ = ["encode_weights", "decode_weights", "decode_mask", "page_data", "page_html",
+           "html_of_data", "data_of_html", "ExplorerPage", "notebook_html"]
 
 _PAGE_DIR = pathlib.Path(__file__).parent / "page"
 # Kinds of finding, as the page lists them.
@@ -97,18 +97,30 @@ def _script_safe_json(data):
 
 def page_html(exploration, report):
     """The whole page as one HTML string."""
-    title = f"Attention explorer: {exploration.model_name} ({exploration.task.replace('_', ' ')})"
+    return html_of_data(page_data(exploration, report))
+
+
+def html_of_data(data):
+    """The page for a `page_data` dict, with this version's template, script and style."""
+    title = f"Attention explorer: {data['model_name']} ({data['task'].replace('_', ' ')})"
     parts = {
         "{{title}}": html.escape(title),
         "{{style}}": _asset("explorer.css"),
         "{{script}}": _asset("explorer.js").replace("</script", "<\\/script"),
-        "{{data}}": _script_safe_json(page_data(exploration, report)),
+        "{{data}}": _script_safe_json(data),
     }
     text = _asset("explorer.html")
     for placeholder, value in parts.items():
         head, _, tail = text.partition(placeholder)
         text = head + value + tail
     return text
+
+
+def data_of_html(text):
+    """The `page_data` dict embedded in a page (the inverse of `html_of_data`)."""
+    start = text.index('<script type="application/json" id="explorer-data">')
+    start = text.index(">", start) + 1
+    return json.loads(text[start:text.index("</script>", start)])
 
 
 class ExplorerPage:
