@@ -37,15 +37,15 @@ def translation(out):
 
 
 def language_model(out):
-    text = "\n".join(data.generate_corpus(3000))
+    text = data.generate_corpus(3000)  # one sentence a line
     tokenizer = data.build_lm_tokenizer(text, "char")
     ids = data.encode_text(tokenizer, text)
     model = models.gpt(tokenizer.vocab_size, 64, 256, 4, 2, 0.1, max_len=96)
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(data.causal_lm_dataset(ids, 64, 32), epochs=3, verbose=2)
-    return viz.explore(model, "the small dog", out / "gpt.html", tokenizer=tokenizer,
-                       max_new_tokens=36, temperature=0.6, seed=3)
+    return viz.explore(model, "some children follow ", out / "gpt.html", tokenizer=tokenizer,
+                       max_new_tokens=40, temperature=0.7, seed=3)
 
 
 def vision(out):
@@ -61,8 +61,8 @@ def vision(out):
 
 
 def bert(out):
-    lines = data.generate_corpus(3000)
-    tokenizer = data.build_lm_tokenizer("\n".join(lines), "wordpiece", vocab_size=400,
+    lines = data.generate_corpus(3000).split("\n")
+    tokenizer = data.build_lm_tokenizer(lines, "wordpiece", vocab_size=600,
                                         extra_tokens=["<mask>"])
     mask_id = tokenizer.vocab.index("<mask>")
     sequences = data.encode_lines(tokenizer, lines, max_len=24)
@@ -78,8 +78,8 @@ def bert(out):
 
 # What each screenshot shows: the map, block, head, and a hovered token.
 VIEWS = {
-    "translation": dict(map=2, block=1, head=-1, hover=("q", 4)),
-    "gpt": dict(map=0, block=1, head=-1, hover=("q", 20)),
+    "translation": dict(example=1, map=2, block=1, head=-1, hover=("q", 3)),  # padded source
+    "gpt": dict(map=0, block=1, head=-1, step=16, hover=("q", 30)),
     "vit": dict(map=0, block=2, head=-1, hover=None),
     "bert": dict(map=0, block=1, head=-1, hover=("q", 3)),
 }
@@ -91,7 +91,7 @@ def photograph(path, name, out):
         browser.open_page(driver, path)
         view = VIEWS[name]
         driver.execute_script("window.explorer.select(arguments[0])",
-                              {"map": view["map"], "block": view["block"], "head": view["head"]})
+                              {k: v for k, v in view.items() if k != "hover"})
         if view["hover"]:
             role, index = view["hover"]
             size = driver.execute_script("return document.querySelectorAll('#query-tokens .tok').length")

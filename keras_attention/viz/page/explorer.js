@@ -360,14 +360,13 @@
   function drawSteps(panel) {
     const steps = ex().decoded.find((m) => m.key === "steps");
     if (!steps) return;
-    const full = ex().decoded.find((m) => m.key === "self");
     state.step = Math.min(state.step, steps.Q - 1);
     const range = el("input", { type: "range", id: "step-range", min: "0", max: String(steps.Q - 1), value: String(state.step) });
     const text = el("div", { id: "steps-text" });
     const caption = el("div", { id: "steps-caption", class: "hint" });
     const render = () => {
       const s = state.step, position = steps.query_positions[s];
-      const W = steps.matrix(Math.min(state.block, steps.N - 1), state.head === AVG || state.head < steps.H ? state.head : 0);
+      const W = steps.matrix(state.block, state.head);
       let max = 0;
       for (let k = 0; k < steps.K; k++) max = Math.max(max, W[s * steps.K + k]);
       text.replaceChildren(...steps.keys.map((t, k) => {
@@ -381,7 +380,6 @@
       caption.textContent = `step ${s + 1} of ${steps.Q}: token ${JSON.stringify(steps.queries[s])} at position ${position} ` +
         `attends over ${position + 1} filled cache slots of ${steps.K}` + (next ? ` and predicts ${JSON.stringify(next)}` : "") +
         ". Rows from the key/value cache run (prompt in one chunk, then one token per step); they equal the causal rows of the full pass.";
-      void full;
     };
     range.addEventListener("input", () => { state.step = Number(range.value); render(); });
     panel.append(el("h2", { text: "step by step, from the key/value cache" }), range, caption, text);
@@ -414,7 +412,7 @@
       const vmax = Math.max(...values) || 1;
       for (let p = 0; p < P; p++) {
         const c = colour(values[p] / vmax);
-        ctx.fillStyle = rgb(c, 0.15 + 0.6 * values[p] / vmax);
+        ctx.fillStyle = rgb(c, 0.08 + 0.5 * values[p] / vmax);
         ctx.fillRect((p % gw) * S / gw, Math.floor(p / gw) * S / gh, S / gw, S / gh);
       }
       ctx.strokeStyle = "rgba(255,255,255,0.35)";
