@@ -20,7 +20,7 @@ from keras_attention.viz import attention as A
 from keras_attention.viz import page as P
 from keras_attention.viz.check import check_attention
 
-from tests import browser
+import browser  # tests/browser.py
 
 pytestmark = pytest.mark.skipif(browser.skip_reason() is not None,
                                 reason=browser.skip_reason() or "")

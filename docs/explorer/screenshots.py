@@ -18,11 +18,11 @@ import keras
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from keras_attention import _io, data, models, training, viz  # noqa: E402
 from keras_attention.viz import page as P  # noqa: E402
-from tests import browser  # noqa: E402
+import browser  # noqa: E402  (tests/browser.py)
 
 
 def translation(out):
