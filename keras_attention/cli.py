@@ -21,6 +21,7 @@ start-up lines and Keras warnings are silenced unless `--verbose`.
 """
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -211,6 +212,24 @@ def _add_use_commands(commands):
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(run=_generate)
 
+    p = commands.add_parser(
+        "explore", help="write the attention explorer page of a run", formatter_class=_Formatter,
+        description="One self-contained HTML page (no network) with every block's and head's "
+                    "attention and the mask each query really saw (viz.explore).",
+    )
+    p.add_argument("source", help="a run directory, a .keras file in one, or an export (the "
+                                  "run it came from is opened)")
+    p.add_argument("--input", action="append", required=True,
+                   help="a sentence or prompt (vision: an image file); repeat for several")
+    p.add_argument("--out", default="explorer.html", help="the page to write")
+    p.add_argument("--check", action="store_true",
+                   help="report weight on masked keys, causal leaks and rows not summing to 1 "
+                        "(exit code 1 when any is found)")
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=32,
+                   help="language models: tokens generated after the prompt")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.set_defaults(run=_explore)
+
     p = commands.add_parser("export", help="export a trained run as a SavedModel",
                             formatter_class=_Formatter)
     p.add_argument("run_dir", help="the --out directory of a `train` command")
@@ -311,6 +330,21 @@ def _generate(args):
         print(text)
 
 
+def _explore(args):
+    from keras_attention import load_run, viz
+    from keras_attention.recipes.runs import read_images
+
+    run = load_run(args.source, weights=True)
+    inputs = read_images(args.input) if run.kind == "vision" else list(args.input)
+    options = {"max_new_tokens": args.max_new_tokens, "seed": args.seed} if run.kind == "lm" else {}
+    page = viz.explore(run, inputs, path=args.out, **options)
+    print(f"wrote {page.path}")
+    if args.check:
+        print("\n".join(page.check_lines()))
+        if not page.report.ok:
+            raise SystemExit(1)
+
+
 def _export(args):
     from keras_attention import load_run
 
@@ -319,8 +353,25 @@ def _export(args):
 
 
 def _quiet():
-    """TensorFlow's C++ start-up lines and Keras' warnings off (before TensorFlow loads)."""
+    """TensorFlow's C++ start-up lines and Keras' warnings off (before TensorFlow loads).
+
+    TensorFlow 2.21 prints its oneDNN and CUDA lines from C++ before any log
+    level applies, so it is imported here with the process's stderr pointed
+    at /dev/null for the moment of the import (a Python error in the import
+    is still raised and shown once stderr is back).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if importlib.util.find_spec("tensorflow") is not None:
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                importlib.import_module("tensorflow")
+                if importlib.util.find_spec("tensorflow_text") is not None:
+                    importlib.import_module("tensorflow_text")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
     warnings.filterwarnings("ignore", module=r"keras(\.|$)")
     warnings.filterwarnings("ignore", module=r"tensorflow(\.|$)")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
