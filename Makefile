@@ -56,7 +56,7 @@ test-slow: $(STAMP)
 # of tests/test_backends.py (every layer and builder, decoding, fit, export
 # errors) on all three backends instead.
 BACKEND_TESTS := tests/layers tests/models tests/test_ops.py tests/test_integration.py \
-	tests/test_generate.py
+	tests/generate
 
 test-backends: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,backends]"

@@ -65,6 +65,20 @@ def _number(kind, low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
+def _data(names, what):
+    """An argparse type for `--data`: one of the named data sets or an existing path."""
+
+    def parse(text):
+        if text in names or os.path.exists(text):
+            return text
+        raise argparse.ArgumentTypeError(
+            f"must be {', '.join(names)} or {what}; got {text!r} (no such file or folder)"
+        )
+
+    parse.__name__ = "data"
+    return parse
+
+
 POSITIVE_INT = _number(int, low=1)
 NONNEGATIVE_INT = _number(int, low=0)
 POSITIVE_FLOAT = _number(float, low=0, low_open=True)
@@ -116,7 +130,8 @@ def _add_train_translation(train_kinds):
         "translation", help="train an encoder-decoder", formatter_class=_Formatter,
         description="Train a Transformer or Bahdanau translator (recipes.train_translation).",
     )
-    p.add_argument("--data", default="dates",
+    p.add_argument("--data", default="dates", type=_data(("dates", "fra-eng", "fra-eng-full"),
+                                                       "a file of sentence pairs"),
                    help="dates (generated), fra-eng (D2L's), fra-eng-full, or a file of pairs: "
                         ".tsv/.txt (source TAB target) or .csv (source,target columns)")
     p.add_argument("--model", default="transformer", choices=["transformer", "bahdanau"])
@@ -145,6 +160,7 @@ def _add_train_vision(train_kinds):
                     "--num-blks 2 (hours on a CPU).",
     )
     p.add_argument("--data", default="shapes",
+                   type=_data(("shapes", "fashion-mnist"), "a folder of class sub-folders"),
                    help="shapes (generated), fashion-mnist, or a folder with one sub-folder of "
                         "images per class")
     _size_flags(p, ["img_size", "patch_size", "num_hiddens", "mlp_num_hiddens", "num_heads",
@@ -165,6 +181,7 @@ def _add_train_lm(train_kinds):
                     "text is held out and perplexity is reported every epoch.",
     )
     p.add_argument("--data", nargs="+", default=["timemachine"],
+                   type=_data(("timemachine", "corpus"), "text files or folders of .txt"),
                    help="timemachine, corpus (generated), or text files / folders of .txt")
     p.add_argument("--tokenizer", default="char", choices=["char", "wordpiece"])
     p.add_argument("--vocab-size", type=_number(int, low=8), default=1000,
@@ -203,9 +220,12 @@ def _add_use_commands(commands):
     p = commands.add_parser("generate", help="continue prompts with a language model",
                             formatter_class=_Formatter)
     p.add_argument("source", help="a `train lm` --out directory or its export")
-    p.add_argument("prompts", nargs="+", help="prompts, continued as one batch")
-    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=50,
-                   help="at most the model's max_len - 1")
+    p.add_argument("prompts", nargs="+",
+                   help="prompts, each continued on its own (its text does not depend on the "
+                        "others)")
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=None,
+                   help="at most the model's max_len - 1 (default: 50, or that limit when "
+                        "it is smaller)")
     p.add_argument("--temperature", type=NONNEGATIVE_FLOAT, default=1.0, help="0: greedy")
     p.add_argument("--top-k", type=NONNEGATIVE_INT, default=0, help="0: off")
     p.add_argument("--top-p", type=TOP_P, default=1.0, help="1.0: off")
@@ -323,11 +343,11 @@ def _generate(args):
     from keras_attention import load_run
 
     run = load_run(args.source, kind="lm")
-    texts = run.generate(list(args.prompts), max_new_tokens=args.max_new_tokens,
-                         temperature=args.temperature, top_k=args.top_k or None,
-                         top_p=args.top_p, seed=args.seed)
-    for text in texts:
-        print(text)
+    max_new_tokens = args.max_new_tokens or min(50, run.max_len - 1)
+    for prompt in args.prompts:
+        print(run.generate(prompt, max_new_tokens=max_new_tokens,
+                           temperature=args.temperature, top_k=args.top_k or None,
+                           top_p=args.top_p, seed=args.seed))
 
 
 def _explore(args):

@@ -572,7 +572,13 @@ class ExportedLanguageModel(_Exported):
 
     @property
     def max_new_tokens(self):
+        """The export's limit on new tokens per call."""
         return int(self.loaded.max_new_tokens.numpy())
+
+    @property
+    def max_len(self):
+        """The model's positional `max_len` (so at most `max_len - 1` new tokens)."""
+        return min(int(self.loaded.max_len.numpy()), self.max_new_tokens + 1)
 
     def generate(self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None,
                  seed=0):
