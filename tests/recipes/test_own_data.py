@@ -45,7 +45,7 @@ def test_csv_with_named_columns_and_other_tokenizers(tmp_path, tokenizer):
     path = tmp_path / "pairs.csv"
     pd.DataFrame({"english": [s for s, _ in _pairs(60)], "iso": [t for _, t in _pairs(60)]}) \
         .to_csv(path, index=False)
-    task = data.load_pairs_file(path, tokenizer=tokenizer, vocab_size=60, source_column="english",
+    task = data.load_pairs_file(path, tokenizer=tokenizer, vocab_size=200, source_column="english",
                                 target_column="iso")
     assert len(task.train_pairs) + len(task.val_pairs) == 60 and task.val_pairs
     assert not {s for s, _ in task.val_pairs} & {s for s, _ in task.train_pairs}

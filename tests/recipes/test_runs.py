@@ -72,8 +72,11 @@ def test_load_run_opens_each_task_with_its_methods(trained):
     opened = keras_attention.load_run(root / "lm")
     text = opened.generate("the old cat", max_new_tokens=5, temperature=0.0)
     assert text.startswith("the old cat") and text == lm.generate("the old cat", 5, temperature=0.0)
-    batch = opened.generate(["the", "a small dog runs"], max_new_tokens=4, seed=3)
-    assert batch[0].startswith("the") and batch[1].startswith("a small dog runs")
+    batch = opened.generate(["the", "a small dog"], max_new_tokens=4, seed=3)
+    assert batch[0].startswith("the") and batch[1].startswith("a small dog")
+    with pytest.warns(UserWarning, match="each was cut to its last 12 tokens"):
+        cut = opened.generate("a small dog runs away", max_new_tokens=4, seed=3)
+    assert cut.startswith("og runs away")
     assert np.isfinite(opened.evaluate()["val_perplexity"])
 
 
@@ -96,7 +99,7 @@ def test_exports_open_the_same_way_and_agree_with_their_runs(trained):
         assert label_a == label_b and p_a == pytest.approx(p_b, abs=1e-5)
 
     language_model = keras_attention.load_run(root / "lm_export")
-    for prompt in ("the old cat", ["the", "a small dog runs"]):
+    for prompt in ("the old cat", ["the", "a small dog"]):
         assert language_model.generate(prompt, 4, seed=3) == lm.generate(prompt, 4, seed=3)
 
 
