@@ -9,16 +9,19 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KERAS_BACKEND ?= tensorflow
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test test-slow test-backends install clean
+.PHONY: demo test test-slow test-backends install check-python notebooks clean
 
-# Create the virtual environment and install the package with its pinned
-# dependencies (setup.py holds every pin), the test tools, and the JAX and
-# PyTorch CPU builds, so that `make test` also checks that the three Keras
-# backends give the same numbers (tests/test_backends.py).
-$(STAMP): setup.py
+# Create the virtual environment and install the package at the exact versions
+# of constraints.txt (setup.py states only ranges), with the test tools, the
+# notebook tools and the JAX and PyTorch CPU builds, so that `make test` also
+# checks that the three Keras backends give the same numbers
+# (tests/test_backends.py) and runs the tutorials as notebooks.
+INSTALL := -c constraints.txt -e ".[dev,backends,notebooks]"
+
+$(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,backends]"
+	$(PY) -m pip install --quiet $(INSTALL)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -52,7 +55,7 @@ BACKEND_TESTS := tests/layers tests/models tests/test_ops.py tests/test_integrat
 	tests/test_generate.py
 
 test-backends: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev,backends]"
+	$(PY) -m pip install --quiet $(INSTALL)
 	KERAS_BACKEND=jax $(PY) -m pytest -m "not slow" -n 2 -q $(BACKEND_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -m "not slow" -n 2 -q $(BACKEND_TESTS)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -m "not slow" -q tests/test_backends.py
