@@ -60,5 +60,27 @@ test-backends: $(STAMP)
 	KERAS_BACKEND=torch $(PY) -m pytest -m "not slow" -n 2 -q $(BACKEND_TESTS)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -m "not slow" -q tests/test_backends.py
 
+# The package on the other Pythons it supports: for each of CHECK_PYTHONS that
+# this machine has, a fresh virtual environment, `pip install -c
+# constraints.txt ".[dev,notebooks]"`, an import of the package and a few test
+# files run there (.ci/check_python.py). Not part of `make test`: the first
+# run downloads about 1.5 GB of wheels per Python.
+CHECK_PYTHONS ?= 3.12 3.13
+
+check-python:
+	$(PYTHON) .ci/check_python.py $(CHECK_PYTHONS)
+
+# The tutorials as Jupyter notebooks: tutorials/NAME.ipynb from each
+# tutorials/NAME.py, a jupytext "percent" file (`# %%` cells), the one copy
+# of the code. The .ipynb files are built, not committed; open them from
+# tutorials/ (`jupyter lab tutorials/`), where they find their helpers.
+NOTEBOOKS := $(patsubst %.py,%.ipynb,$(filter-out tutorials/_%,$(wildcard tutorials/*.py)))
+
+notebooks: $(NOTEBOOKS)
+
+tutorials/%.ipynb: tutorials/%.py $(STAMP)
+	$(VENV)/bin/jupytext --quiet --to ipynb --set-kernel python3 --output $(@:.ipynb=.tmp.ipynb) $<
+	mv $(@:.ipynb=.tmp.ipynb) $@
+
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info $(NOTEBOOKS)
