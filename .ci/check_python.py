@@ -1,20 +1,21 @@
 """Installs keras-attention on other Pythons as a user would, and tests it there.
 
 `make check-python` (not part of `make test`: it downloads each Python's
-wheels, about 1.5 GB, the first time). For each version asked (default 3.12
-and 3.13), it finds that interpreter (`python3.12` on PATH, else pyenv's),
-makes a fresh virtual environment in a temporary folder, installs the
-package from this checkout at the tested versions,
+wheels, about 1.3 GB, into a new environment). For each version asked
+(default 3.12 and 3.13), it finds that interpreter (`python3.12` on PATH,
+else pyenv's), makes a virtual environment `.venv-check/<version>` (kept,
+like `.venv`, for the next run; `--fresh` or `make clean` starts it anew),
+installs the package from this checkout at the tested versions,
 
     pip install -c constraints.txt ".[dev,notebooks]"
 
 then prints the versions installed, imports the package with
-tensorflow-text, and runs a few test files there (layers, tokenizers,
+tensorflow-text, and runs a few test files there (ops, tokenizers,
 SavedModel export with tensorflow-text ops, a tutorial as a notebook).
 A version this machine lacks is reported and skipped; `--require` makes
 that a failure. Exits non-zero when any install or test failed.
 
-Usage: python .ci/check_python.py [--require] [3.12 3.13 ...]
+Usage: python .ci/check_python.py [--fresh] [--require] [3.12 3.13 ...]
 """
 
 import argparse
@@ -24,10 +25,10 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+VENVS = ROOT / ".venv-check"
 TESTS = [
     "tests/test_ops.py",
     "tests/data/test_tokenizers.py",
@@ -60,12 +61,14 @@ def run(cmd, **kwargs):
     return subprocess.run(cmd, cwd=ROOT, **kwargs).returncode
 
 
-def check(version, python, workdir):
-    venv = pathlib.Path(workdir) / f"venv-{version}"
+def check(version, python, fresh):
+    venv = VENVS / version
     py = venv / "bin" / "python"
     start = time.time()
-    steps = [
-        [python, "-m", "venv", venv],
+    if fresh and venv.exists():
+        shutil.rmtree(venv)
+    steps = [] if py.exists() else [[python, "-m", "venv", venv]]
+    steps += [
         [py, "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
         [py, "-m", "pip", "install", "--quiet", "-c", "constraints.txt", ".[dev,notebooks]"],
     ]
@@ -90,17 +93,18 @@ def check(version, python, workdir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("versions", nargs="*", default=["3.12", "3.13"])
+    parser.add_argument("--fresh", action="store_true",
+                        help="remove .venv-check/<version> first, for an install from nothing")
     parser.add_argument("--require", action="store_true",
                         help="fail when a version is not on this machine")
     args = parser.parse_args(argv)
     results = {}
-    with tempfile.TemporaryDirectory(prefix="keras-attention-check-python-") as workdir:
-        for version in args.versions:
-            python = find_python(version)
-            if python is None:
-                results[version] = "not on this machine" + (" (required)" if args.require else "")
-                continue
-            results[version] = check(version, python, workdir)
+    for version in args.versions:
+        python = find_python(version)
+        if python is None:
+            results[version] = "not on this machine" + (" (required)" if args.require else "")
+            continue
+        results[version] = check(version, python, args.fresh)
     print("\ncheck-python:")
     for version, result in results.items():
         print(f"  Python {version}: {result}")
