@@ -37,6 +37,9 @@ EXTRAS_REQUIRE = {
     "dev": [
         "pytest>=9,<10",
         "pytest-xdist>=3.8,<4",
+        # Drives Debian's chromium through its chromium-driver in the
+        # explorer page tests (`make browser` installs both).
+        "selenium>=4.50,<5",
     ],
     # Build the tutorials as notebooks (`make notebooks`) and run them in a
     # Jupyter kernel (tests/test_notebooks.py).
@@ -72,6 +75,8 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_attention", "keras_attention.*"]),
+    # The explorer page's template, script and style, inlined into every page.
+    package_data={"keras_attention.viz": ["page/*.html", "page/*.js", "page/*.css"]},
     python_requires=">=3.11,<3.14",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

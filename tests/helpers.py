@@ -224,3 +224,26 @@ def gradient(loss_fn, variable):
             return np.zeros(variable.shape, variable.dtype)
         return grad.detach().cpu().numpy()
     raise NotImplementedError(f"no gradient helper for the {backend} backend")
+
+
+# Bad values of the sizes every Transformer builder takes (`transformer`,
+# `gpt`, `bert`, `t5`, called with num_hiddens=8, num_heads=2), and the
+# message each gets.
+BAD_BLOCK_ARGUMENTS = [
+    ({"num_blks": 0}, "`num_blks` must be a positive integer; got num_blks=0."),
+    ({"num_blks": 1.5}, "`num_blks` must be a positive integer; got num_blks=1.5."),
+    ({"num_blks": np.int64(-1)}, "`num_blks` must be a positive integer; got num_blks=-1."),
+    ({"num_blks": True}, "`num_blks` must be a positive integer; got num_blks=True."),
+    ({"num_hiddens": 0}, "`num_hiddens` must be a positive integer; got num_hiddens=0."),
+    ({"num_hiddens": 8.0}, "`num_hiddens` must be a positive integer; got num_hiddens=8.0."),
+    ({"ffn_num_hiddens": -4}, "`ffn_num_hiddens` must be a positive integer; got ffn_num_hiddens=-4."),
+    ({"num_heads": 3}, "`num_hiddens` must be divisible by `num_heads`; got num_hiddens=8, num_heads=3."),
+    ({"num_heads": 0}, "`num_heads` must be a positive integer; got num_heads=0."),
+    ({"dropout": 1.0}, "`dropout` must be a float in [0, 1); got dropout=1.0."),
+    ({"dropout": float("nan")}, "`dropout` must be a float in [0, 1); got dropout=nan."),
+    ({"dropout": "0.1"}, "`dropout` must be a float in [0, 1); got dropout='0.1'."),
+    ({"max_len": 0}, "`max_len` must be a positive integer; got max_len=0."),
+    ({"max_len": 16.0}, "`max_len` must be a positive integer; got max_len=16.0."),
+    ({"name": ""}, "`name` must be a non-empty string; got name=''."),
+    ({"name": 3}, "`name` must be a non-empty string; got name=3."),
+]

@@ -36,7 +36,8 @@ import _notebook  # noqa: E402  (tutorials/_notebook.py)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_attention import models, training, viz  # noqa: E402
+from keras_attention import models, viz  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import images as image_data  # noqa: E402
 
 training.use_pooled_cpu_memory()  # faster on a CPU; before the first tensor

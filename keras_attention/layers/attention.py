@@ -13,11 +13,8 @@ import math
 import keras
 from keras import ops
 
+from keras_attention import _checks
 from keras_attention import ops as ka_ops
-from keras_attention.layers.checks import check_bool as _check_bool
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_heads as _check_heads
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
 from keras_attention.layers.position import RotaryEmbedding
 
 __all__ = ["DotProductAttention", "AdditiveAttention", "MultiHeadAttention"]
@@ -136,14 +133,6 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
     return attend(queries, keys, values)
 
 
-def _check_fused(use_fused_op):
-    if use_fused_op is not None and not isinstance(use_fused_op, bool):
-        raise ValueError(
-            f"`use_fused_op` must be True, False or None; got use_fused_op={use_fused_op!r}."
-        )
-    return use_fused_op
-
-
 def _check_keys_values(keys_shape, values_shape):
     """Keys and values pair up one to one along axis 1."""
     k_len, v_len = keys_shape[1], values_shape[1]
@@ -252,8 +241,8 @@ class DotProductAttention(keras.layers.Layer):
 
     def __init__(self, dropout=0.0, use_fused_op=None, **kwargs):
         super().__init__(**kwargs)
-        self.dropout = _check_dropout(dropout)
-        self.use_fused_op = _check_fused(use_fused_op)
+        self.dropout = _checks.check_dropout(dropout)
+        self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
         self.supports_masking = True
 
     def build(self, queries_shape, keys_shape=None, values_shape=None):
@@ -426,8 +415,8 @@ class AdditiveAttention(keras.layers.Layer):
 
     def __init__(self, num_hiddens, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.dropout = _check_dropout(dropout)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.dropout = _checks.check_dropout(dropout)
         self.supports_masking = True
 
     def build(self, queries_shape, keys_shape, values_shape):
@@ -599,15 +588,15 @@ class MultiHeadAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.num_heads = _check_heads(num_hiddens, num_heads)
-        self.dropout = _check_dropout(dropout)
-        self.use_bias = _check_bool("use_bias", use_bias)
-        self.use_rotary = _check_bool("use_rotary", use_rotary)
-        self.rotary_max_wavelength = _check_positive_int(
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.num_heads = _checks.check_heads(num_hiddens, num_heads)
+        self.dropout = _checks.check_dropout(dropout)
+        self.use_bias = _checks.check_bool("use_bias", use_bias)
+        self.use_rotary = _checks.check_bool("use_rotary", use_rotary)
+        self.rotary_max_wavelength = _checks.check_positive_int(
             "rotary_max_wavelength", rotary_max_wavelength
         )
-        self.use_fused_op = _check_fused(use_fused_op)
+        self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
         self.head_dim = num_hiddens // num_heads
         if use_rotary and self.head_dim % 2:
             raise ValueError(

@@ -13,8 +13,7 @@ import math
 import keras
 from keras import ops
 
-from keras_attention.layers.checks import check_bool as _check_bool
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
+from keras_attention import _checks
 
 __all__ = ["TokenEmbedding"]
 
@@ -48,17 +47,12 @@ class TokenEmbedding(keras.layers.Layer):
 
     def __init__(self, vocab_size, num_hiddens, pad_id=0, scale=False, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size = _check_positive_int("vocab_size", vocab_size)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        if pad_id is not None and (
-            isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab_size
-        ):
-            raise ValueError(
-                f"`pad_id` must be None or an integer in [0, vocab_size={vocab_size}); "
-                f"got pad_id={pad_id!r}."
-            )
-        self.pad_id = pad_id
-        self.scale = _check_bool("scale", scale)
+        self.vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.pad_id = _checks.check_int_in_range(
+            "pad_id", pad_id, 0, self.vocab_size, high_name="vocab_size", allow_none=True
+        )
+        self.scale = _checks.check_bool("scale", scale)
 
     def build(self, ids_shape):
         self.embeddings = self.add_weight(

@@ -12,12 +12,8 @@ H heads, L cache length.
 
 import keras
 
+from keras_attention import _checks
 from keras_attention.layers.attention import MultiHeadAttention
-from keras_attention.layers.checks import check_bool as _check_bool
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_heads as _check_heads
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
-from keras_attention.layers.checks import check_sequence as _check_sequence
 from keras_attention.layers.transformer import PositionWiseFFN
 
 __all__ = ["GPTBlock"]
@@ -75,15 +71,15 @@ class GPTBlock(keras.layers.Layer):
 
     def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, use_bias=True, **kwargs):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
-        self.num_heads = _check_heads(num_hiddens, num_heads)
-        self.dropout = _check_dropout(dropout)
-        self.use_bias = _check_bool("use_bias", use_bias)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.ffn_num_hiddens = _checks.check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        self.num_heads = _checks.check_heads(num_hiddens, num_heads)
+        self.dropout = _checks.check_dropout(dropout)
+        self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.supports_masking = True
 
     def build(self, X_shape):
-        _check_sequence("X", X_shape, self.num_hiddens)
+        _checks.check_sequence("X", X_shape, self.num_hiddens)
         self.ln1 = keras.layers.LayerNormalization(
             epsilon=_EPSILON, dtype=self.dtype_policy, name="ln1"
         )

@@ -11,9 +11,9 @@ pairs), V value features.
 """
 
 import keras
-import numpy as np
 from keras import ops
 
+from keras_attention import _checks
 from keras_attention import ops as ka_ops
 
 __all__ = ["NadarayaWatson", "KERNELS"]
@@ -101,26 +101,9 @@ class NadarayaWatson(keras.layers.Layer):
 
     def __init__(self, kernel="gaussian", width=1.0, learnable_width=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(kernel, str) or kernel not in KERNELS:
-            raise ValueError(
-                f"`kernel` must be one of {sorted(KERNELS)}; got kernel={kernel!r}."
-            )
-        if (
-            isinstance(width, bool)
-            or not isinstance(width, (int, float, np.number))
-            or not 0 < width < float("inf")
-        ):
-            raise ValueError(
-                f"`width` must be a positive finite number; got width={width!r}."
-            )
-        if not isinstance(learnable_width, (bool, np.bool_)):
-            raise ValueError(
-                "`learnable_width` must be True or False; got "
-                f"learnable_width={learnable_width!r}."
-            )
-        self.kernel = kernel
-        self.width = float(width)
-        self.learnable_width = bool(learnable_width)
+        self.kernel = _checks.check_choice("kernel", kernel, KERNELS)
+        self.width = _checks.check_positive_float("width", width)
+        self.learnable_width = _checks.check_bool("learnable_width", learnable_width)
         self.supports_masking = True
 
     @staticmethod

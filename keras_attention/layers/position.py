@@ -15,9 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_positive_float as _check_positive_float
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
+from keras_attention import _checks
 
 __all__ = [
     "sinusoidal_encoding",
@@ -40,11 +38,7 @@ def _static_int(value):
     tensors are treated as run-time values, even eager ones, so that eager
     and traced code behave alike.
     """
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu":
-        return int(value)
-    return None
+    return int(value) if _checks.is_int(value) else None
 
 
 def _check_positions(layer_name, max_len, start_index, length):
@@ -88,8 +82,8 @@ def sinusoidal_encoding(max_len, num_hiddens):
     >>> P.shape
     (60, 32)
     """
-    max_len = _check_positive_int("max_len", max_len)
-    num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+    max_len = _checks.check_positive_int("max_len", max_len)
+    num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
     P = np.zeros((max_len, num_hiddens), dtype=np.float64)
     # (L, ceil(D/2)): position i times frequency 1 / 10000^(2j/D)
     X = np.arange(max_len, dtype=np.float64)[:, None] / np.power(
@@ -141,9 +135,9 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
 
     def __init__(self, num_hiddens, dropout=0.0, max_len=1000, **kwargs):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.dropout = _check_dropout(dropout)
-        self.max_len = _check_positive_int("max_len", max_len)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.dropout = _checks.check_dropout(dropout)
+        self.max_len = _checks.check_positive_int("max_len", max_len)
         # (L, D) float32 numpy constant; D2L calls it `P`.
         self.P = sinusoidal_encoding(self.max_len, self.num_hiddens)
         self.supports_masking = True
@@ -215,15 +209,11 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
         self, max_len, num_hiddens, embeddings_initializer="glorot_uniform", **kwargs
     ):
         super().__init__(**kwargs)
-        self.max_len = _check_positive_int("max_len", max_len)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        try:
-            self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        except ValueError as error:
-            raise ValueError(
-                "`embeddings_initializer` must name a Keras initializer; got "
-                f"embeddings_initializer={embeddings_initializer!r}."
-            ) from error
+        self.max_len = _checks.check_positive_int("max_len", max_len)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.embeddings_initializer = _checks.check_initializer(
+            "embeddings_initializer", embeddings_initializer
+        )
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -304,8 +294,8 @@ class RotaryEmbedding(keras.layers.Layer):
 
     def __init__(self, max_wavelength=10000, scaling_factor=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.max_wavelength = _check_positive_float("max_wavelength", max_wavelength)
-        self.scaling_factor = _check_positive_float("scaling_factor", scaling_factor)
+        self.max_wavelength = _checks.check_positive_float("max_wavelength", max_wavelength)
+        self.scaling_factor = _checks.check_positive_float("scaling_factor", scaling_factor)
         self.supports_masking = True
 
     def build(self, input_shape):

@@ -11,12 +11,8 @@ S source length, D num_hiddens, H heads, L cache length.
 
 import keras
 
+from keras_attention import _checks
 from keras_attention.layers.attention import MultiHeadAttention
-from keras_attention.layers.checks import check_bool as _check_bool
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_heads as _check_heads
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
-from keras_attention.layers.checks import check_sequence as _check_sequence
 
 __all__ = [
     "PositionWiseFFN",
@@ -54,19 +50,9 @@ class PositionWiseFFN(keras.layers.Layer):
 
     def __init__(self, ffn_num_hiddens, ffn_num_outputs, activation="relu", **kwargs):
         super().__init__(**kwargs)
-        self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
-        self.ffn_num_outputs = _check_positive_int("ffn_num_outputs", ffn_num_outputs)
-        if not isinstance(activation, str):
-            raise ValueError(
-                f"`activation` must be the name of a Keras activation; got activation={activation!r}."
-            )
-        try:
-            keras.activations.get(activation)
-        except ValueError as error:
-            raise ValueError(
-                f"`activation` must be the name of a Keras activation; got activation={activation!r}."
-            ) from error
-        self.activation = activation
+        self.ffn_num_hiddens = _checks.check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        self.ffn_num_outputs = _checks.check_positive_int("ffn_num_outputs", ffn_num_outputs)
+        self.activation = _checks.check_activation("activation", activation)
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -122,10 +108,8 @@ class AddNorm(keras.layers.Layer):
 
     def __init__(self, dropout=0.0, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
-        self.dropout = _check_dropout(dropout)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
-            raise ValueError(f"`epsilon` must be a positive float; got epsilon={epsilon!r}.")
-        self.epsilon = float(epsilon)
+        self.dropout = _checks.check_dropout(dropout)
+        self.epsilon = _checks.check_positive_float("epsilon", epsilon)
         self.supports_masking = True
 
     def build(self, X_shape, Y_shape=None):
@@ -196,16 +180,16 @@ class TransformerEncoderBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
-        self.num_heads = _check_heads(num_hiddens, num_heads)
-        self.dropout = _check_dropout(dropout)
-        self.use_bias = _check_bool("use_bias", use_bias)
-        self.norm_first = _check_bool("norm_first", norm_first)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.ffn_num_hiddens = _checks.check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        self.num_heads = _checks.check_heads(num_hiddens, num_heads)
+        self.dropout = _checks.check_dropout(dropout)
+        self.use_bias = _checks.check_bool("use_bias", use_bias)
+        self.norm_first = _checks.check_bool("norm_first", norm_first)
         self.supports_masking = True
 
     def build(self, X_shape):
-        _check_sequence("X", X_shape, self.num_hiddens)
+        _checks.check_sequence("X", X_shape, self.num_hiddens)
         self.attention = MultiHeadAttention(
             self.num_hiddens,
             self.num_heads,
@@ -328,18 +312,18 @@ class TransformerDecoderBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.ffn_num_hiddens = _check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
-        self.num_heads = _check_heads(num_hiddens, num_heads)
-        self.dropout = _check_dropout(dropout)
-        self.norm_first = _check_bool("norm_first", norm_first)
-        self.use_bias = _check_bool("use_bias", use_bias)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.ffn_num_hiddens = _checks.check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
+        self.num_heads = _checks.check_heads(num_hiddens, num_heads)
+        self.dropout = _checks.check_dropout(dropout)
+        self.norm_first = _checks.check_bool("norm_first", norm_first)
+        self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape=None):
-        _check_sequence("X", X_shape, self.num_hiddens)
+        _checks.check_sequence("X", X_shape, self.num_hiddens)
         enc_outputs_shape = X_shape if enc_outputs_shape is None else enc_outputs_shape
-        _check_sequence("enc_outputs", enc_outputs_shape)
+        _checks.check_sequence("enc_outputs", enc_outputs_shape)
 
         def mha(name):
             return MultiHeadAttention(

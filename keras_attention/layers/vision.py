@@ -15,12 +15,8 @@ h, w image height and width, p_h, p_w patch height and width.
 import keras
 from keras import ops
 
+from keras_attention import _checks
 from keras_attention.layers.attention import MultiHeadAttention
-from keras_attention.layers.checks import check_bool as _check_bool
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_heads as _check_heads
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
-from keras_attention.layers.checks import check_sequence as _check_sequence
 
 __all__ = [
     "PatchEmbedding",
@@ -32,23 +28,6 @@ __all__ = [
 
 _EPSILON = 1e-5  # layer-normalization epsilon (PyTorch's, as in D2L; Keras' own is 1e-3)
 
-
-def _pair(name, value):
-    """`value` as a `(height, width)` tuple of positive ints (D2L's `_make_tuple`)."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ValueError(
-                f"`{name}` must be an int or a (height, width) pair; got {name}={value!r}."
-            )
-        try:
-            return tuple(_check_positive_int(name, v) for v in value)
-        except ValueError:
-            raise ValueError(
-                f"`{name}` must be a positive int or a pair of positive ints; "
-                f"got {name}={value!r}."
-            ) from None
-    size = _check_positive_int(name, value)
-    return (size, size)
 
 
 
@@ -86,16 +65,16 @@ class PatchEmbedding(keras.layers.Layer):
 
     def __init__(self, img_size=96, patch_size=16, num_hiddens=512, num_channels=None, **kwargs):
         super().__init__(**kwargs)
-        self.img_size = _pair("img_size", img_size)
-        self.patch_size = _pair("patch_size", patch_size)
+        self.img_size = _checks.check_pair("img_size", img_size)
+        self.patch_size = _checks.check_pair("patch_size", patch_size)
         if self.img_size[0] % self.patch_size[0] or self.img_size[1] % self.patch_size[1]:
             raise ValueError(
                 "`img_size` must be divisible by `patch_size` in both height and "
                 f"width; got img_size={self.img_size}, patch_size={self.patch_size}."
             )
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
         self.num_channels = (
-            None if num_channels is None else _check_positive_int("num_channels", num_channels)
+            None if num_channels is None else _checks.check_positive_int("num_channels", num_channels)
         )
         self.grid_size = (
             self.img_size[0] // self.patch_size[0],
@@ -189,16 +168,11 @@ class ClassToken(keras.layers.Layer):
 
     def __init__(self, initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        try:
-            self.initializer = keras.initializers.get(initializer)
-        except ValueError as error:
-            raise ValueError(
-                f"`initializer` must name a Keras initializer; got initializer={initializer!r}."
-            ) from error
+        self.initializer = _checks.check_initializer("initializer", initializer)
         self.supports_masking = True
 
     def build(self, X_shape):
-        _check_sequence("X", X_shape)
+        _checks.check_sequence("X", X_shape)
         if X_shape[-1] is None:
             raise ValueError(
                 f"The last axis of `X` (num_hiddens) must be known; got X.shape={tuple(X_shape)}."
@@ -260,7 +234,7 @@ class TakeClassToken(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, X_shape):
-        _check_sequence("X", X_shape)
+        _checks.check_sequence("X", X_shape)
         self.built = True
 
     def call(self, X):
@@ -303,9 +277,9 @@ class ViTMLP(keras.layers.Layer):
 
     def __init__(self, mlp_num_hiddens, mlp_num_outputs, dropout=0.5, **kwargs):
         super().__init__(**kwargs)
-        self.mlp_num_hiddens = _check_positive_int("mlp_num_hiddens", mlp_num_hiddens)
-        self.mlp_num_outputs = _check_positive_int("mlp_num_outputs", mlp_num_outputs)
-        self.dropout = _check_dropout(dropout)
+        self.mlp_num_hiddens = _checks.check_positive_int("mlp_num_hiddens", mlp_num_hiddens)
+        self.mlp_num_outputs = _checks.check_positive_int("mlp_num_outputs", mlp_num_outputs)
+        self.dropout = _checks.check_dropout(dropout)
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -374,15 +348,15 @@ class ViTBlock(keras.layers.Layer):
 
     def __init__(self, num_hiddens, mlp_num_hiddens, num_heads, dropout, use_bias=False, **kwargs):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.mlp_num_hiddens = _check_positive_int("mlp_num_hiddens", mlp_num_hiddens)
-        self.num_heads = _check_heads(num_hiddens, num_heads)
-        self.dropout = _check_dropout(dropout)
-        self.use_bias = _check_bool("use_bias", use_bias)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.mlp_num_hiddens = _checks.check_positive_int("mlp_num_hiddens", mlp_num_hiddens)
+        self.num_heads = _checks.check_heads(num_hiddens, num_heads)
+        self.dropout = _checks.check_dropout(dropout)
+        self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.supports_masking = True
 
     def build(self, X_shape):
-        _check_sequence("X", X_shape, self.num_hiddens, why="")
+        _checks.check_sequence("X", X_shape, self.num_hiddens, why="")
         self.ln1 = keras.layers.LayerNormalization(
             epsilon=_EPSILON, dtype=self.dtype_policy, name="ln1"
         )

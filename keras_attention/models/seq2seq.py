@@ -17,11 +17,10 @@ E embed_size, H num_hiddens, N num_layers, V target vocabulary.
 import keras
 from keras import ops
 
+from keras_attention import _checks
 from keras_attention.layers import AdditiveAttention, TokenEmbedding
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
 
-__all__ = ["BahdanauDecoder", "bahdanau_seq2seq", "BahdanauInference"]
+__all__ = ["BahdanauDecoder", "bahdanau_seq2seq"]
 
 
 def _while_loop_scan(body, init, xs, ys_like):
@@ -83,9 +82,9 @@ class BahdanauDecoder(keras.layers.Layer):
 
     def __init__(self, num_hiddens, num_layers, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.num_hiddens = _check_positive_int("num_hiddens", num_hiddens)
-        self.num_layers = _check_positive_int("num_layers", num_layers)
-        self.dropout = _check_dropout(dropout)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.num_layers = _checks.check_positive_int("num_layers", num_layers)
+        self.dropout = _checks.check_dropout(dropout)
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape, enc_states_shape=None):
@@ -222,7 +221,17 @@ def bahdanau_seq2seq(
         `return_attention_scores=True` a dict with `logits` and
         `attention` `(B, T, S)`.
     """
-    dropout = _check_dropout(dropout)
+    src_vocab_size = _checks.check_positive_int("src_vocab_size", src_vocab_size)
+    tgt_vocab_size = _checks.check_positive_int("tgt_vocab_size", tgt_vocab_size)
+    embed_size = _checks.check_positive_int("embed_size", embed_size)
+    num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+    num_layers = _checks.check_positive_int("num_layers", num_layers)
+    dropout = _checks.check_dropout(dropout)
+    pad_id = _checks.check_pad_id(
+        pad_id, {"src_vocab_size": src_vocab_size, "tgt_vocab_size": tgt_vocab_size}
+    )
+    return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
+    name = _checks.check_string("name", name)
     # Layers.
     src_embedding = TokenEmbedding(src_vocab_size, embed_size, pad_id=pad_id, name="src_embedding")
     encoder_grus = [
@@ -256,51 +265,3 @@ def bahdanau_seq2seq(
 
     # Config.
     return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, outputs, name=name)
-
-
-class BahdanauInference:
-    """Step-by-step decoding with a model built by `bahdanau_seq2seq`.
-
-    Args:
-        model: a `keras.Model` built by `bahdanau_seq2seq`.
-        max_len: int. Longest output (unused by the state; kept for the
-            interface shared with `TransformerInference`).
-    """
-
-    def __init__(self, model, max_len):
-        self.model = model
-        self.max_len = max_len
-        self.src_embedding = model.get_layer("src_embedding")
-        self.decoder = model.get_layer("decoder")
-        self.encoder_grus = [
-            model.get_layer(f"encoder_gru_{i}") for i in range(self.decoder.num_layers)
-        ]
-        self.tgt_embedding = model.get_layer("tgt_embedding")
-        self.output_dense = model.get_layer("output_dense")
-        self.pad_id = self.src_embedding.pad_id
-
-    def encode(self, src_ids):
-        """Returns the state: encoder outputs, source mask, hidden states `(N, B, H)`."""
-        src_ids = ops.convert_to_tensor(src_ids, "int32")
-        src_mask = ops.not_equal(src_ids, self.pad_id)
-        X = self.src_embedding(src_ids)
-        states = []
-        for gru in self.encoder_grus:
-            X, state = gru(X, mask=src_mask, training=False)
-            states.append(state)
-        return {"enc_outputs": X, "src_mask": src_mask, "hidden": ops.stack(states, axis=0)}
-
-    def step(self, tokens, state, index):
-        """Decodes one step; see `TransformerInference.step`."""
-        x = self.tgt_embedding(tokens)  # (B, E)
-        hidden = [state["hidden"][i] for i in range(self.decoder.num_layers)]
-        output, hidden, attention = self.decoder.step(
-            x, hidden, state["enc_outputs"], state["src_mask"], training=False
-        )
-        logits = self.output_dense(output)  # (B, V)
-        return logits, {**state, "hidden": ops.stack(hidden, axis=0)}, attention
-
-    @staticmethod
-    def batch_axes():
-        """The batch axis of each state entry, for reordering beams."""
-        return {"enc_outputs": 0, "src_mask": 0, "hidden": 1}

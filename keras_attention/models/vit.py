@@ -12,6 +12,7 @@ C channels, P patches, D num_hiddens, H heads, K classes.
 
 import keras
 
+from keras_attention import _checks
 from keras_attention.layers import (
     ClassToken,
     LearnedPositionalEmbedding,
@@ -19,20 +20,8 @@ from keras_attention.layers import (
     TakeClassToken,
     ViTBlock,
 )
-from keras_attention.layers.checks import check_bool as _check_bool
-from keras_attention.layers.checks import check_dropout as _check_dropout
-from keras_attention.layers.checks import check_positive_int as _check_positive_int
-from keras_attention.layers.vision import _pair
 
 __all__ = ["vision_transformer"]
-
-
-def _check_rate(name, value):
-    """`check_dropout`, with the message naming `name` (`emb_dropout`, `blk_dropout`)."""
-    try:
-        return _check_dropout(value)
-    except ValueError:
-        raise ValueError(f"`{name}` must be a float in [0, 1); got {name}={value!r}.") from None
 
 
 def vision_transformer(
@@ -100,14 +89,19 @@ def vision_transformer(
     >>> model.output_shape
     (None, 10)
     """
-    img_size = _pair("img_size", img_size)
-    num_blks = _check_positive_int("num_blks", num_blks)
-    num_classes = _check_positive_int("num_classes", num_classes)
-    num_channels = _check_positive_int("num_channels", num_channels)
-    emb_dropout = _check_rate("emb_dropout", emb_dropout)
-    blk_dropout = _check_rate("blk_dropout", blk_dropout)
-    return_attention_scores = _check_bool("return_attention_scores", return_attention_scores)
-    input_size = (None, None) if input_size is None else _pair("input_size", input_size)
+    img_size = _checks.check_pair("img_size", img_size)
+    patch_size = _checks.check_pair("patch_size", patch_size)
+    num_hiddens, mlp_num_hiddens, num_heads, num_blks, blk_dropout = _checks.check_blocks(
+        num_hiddens, mlp_num_hiddens, num_heads, num_blks, blk_dropout,
+        ffn_name="mlp_num_hiddens", dropout_name="blk_dropout",
+    )
+    num_classes = _checks.check_positive_int("num_classes", num_classes)
+    num_channels = _checks.check_positive_int("num_channels", num_channels)
+    emb_dropout = _checks.check_dropout(emb_dropout, "emb_dropout")
+    use_bias = _checks.check_bool("use_bias", use_bias)
+    return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
+    input_size = (None, None) if input_size is None else _checks.check_pair("input_size", input_size)
+    name = _checks.check_string("name", name)
 
     # Layers.
     rescaling = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")

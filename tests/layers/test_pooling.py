@@ -226,6 +226,8 @@ def test_mixed_precision_is_close_to_float32(policy):
         ({"kernel": None}, r"`kernel` must be one of .*got kernel=None"),
         ({"width": 0.0}, r"`width` must be a positive finite number; got width=0.0"),
         ({"width": "1"}, r"`width` must be a positive finite number; got width='1'"),
+        ({"width": float("nan")}, r"`width` must be a positive finite number; got width=nan"),
+        ({"width": float("inf")}, r"`width` must be a positive finite number; got width=inf"),
         ({"learnable_width": "yes"},
          r"`learnable_width` must be True or False; got learnable_width='yes'"),
         ({"learnable_width": 1},

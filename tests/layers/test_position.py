@@ -210,14 +210,18 @@ def test_learned_embeddings_get_gradients_only_at_used_positions():
          r"`num_hiddens` must be a positive integer; got num_hiddens=True"),
         (LearnedPositionalEmbedding,
          {"max_len": 8, "num_hiddens": 4, "embeddings_initializer": "nope"},
-         r"`embeddings_initializer` must name a Keras initializer; got "
+         r"`embeddings_initializer` must be a Keras initializer or its name; got "
          r"embeddings_initializer='nope'"),
         (RotaryEmbedding, {"max_wavelength": 0},
-         r"`max_wavelength` must be a positive number; got max_wavelength=0"),
+         r"`max_wavelength` must be a positive finite number; got max_wavelength=0"),
         (RotaryEmbedding, {"scaling_factor": -2.0},
-         r"`scaling_factor` must be a positive number; got scaling_factor=-2.0"),
+         r"`scaling_factor` must be a positive finite number; got scaling_factor=-2.0"),
+        (RotaryEmbedding, {"max_wavelength": float("nan")},
+         r"`max_wavelength` must be a positive finite number; got max_wavelength=nan"),
+        (RotaryEmbedding, {"scaling_factor": float("inf")},
+         r"`scaling_factor` must be a positive finite number; got scaling_factor=inf"),
         (RotaryEmbedding, {"scaling_factor": None},
-         r"`scaling_factor` must be a positive number; got scaling_factor=None"),
+         r"`scaling_factor` must be a positive finite number; got scaling_factor=None"),
     ],
 )
 def test_bad_arguments(cls, kwargs, match):

@@ -529,10 +529,10 @@ def test_ffn_bad_sizes(name):
         PositionWiseFFN(**kwargs)
 
 
-@pytest.mark.parametrize("epsilon", [0, 0.0, -1e-5, "1e-5", True])
+@pytest.mark.parametrize("epsilon", [0, 0.0, -1e-5, "1e-5", True, float("nan"), float("inf")])
 def test_bad_epsilon(epsilon):
     with pytest.raises(
-        ValueError, match=re.escape(f"`epsilon` must be a positive float; got epsilon={epsilon!r}.")
+        ValueError, match=re.escape(f"`epsilon` must be a positive finite number; got epsilon={epsilon!r}.")
     ):
         AddNorm(epsilon=epsilon)
 

@@ -283,10 +283,14 @@ def test_vit_block_padding_does_not_change_valid_outputs():
          "got img_size=(10, 10), patch_size=(4, 4)."),
         ({"img_size": (8, 6), "patch_size": (4, 4)},
          "`img_size` must be divisible by `patch_size`"),
-        ({"img_size": (8, 8, 8)}, "`img_size` must be an int or a (height, width) pair"),
-        ({"img_size": 8, "patch_size": (4, 0)},
-         "`patch_size` must be a positive int or a pair of positive ints; got patch_size=(4, 0)."),
-        ({"img_size": 8, "patch_size": 0}, "`patch_size` must be a positive integer; got patch_size=0."),
+        ({"img_size": (8, 8, 8)}, "`img_size` must be a positive integer or a pair of positive "
+         "integers; got img_size=(8, 8, 8)."),
+        ({"img_size": 8, "patch_size": (4, 0)}, "`patch_size` must be a positive integer or a pair "
+         "of positive integers; got patch_size=(4, 0)."),
+        ({"img_size": 8, "patch_size": 0}, "`patch_size` must be a positive integer or a pair of "
+         "positive integers; got patch_size=0."),
+        ({"img_size": 8, "patch_size": 1.5}, "`patch_size` must be a positive integer or a pair of "
+         "positive integers; got patch_size=1.5."),
         ({"img_size": 8, "patch_size": 4, "num_hiddens": 0}, "`num_hiddens` must be a positive integer"),
         ({"img_size": 8, "patch_size": 4, "num_channels": 2.0},
          "`num_channels` must be a positive integer; got num_channels=2.0."),
@@ -346,7 +350,7 @@ def test_shape_errors(layer, shape, message):
     "build, message",
     [
         (lambda: ClassToken(initializer="nope"),
-         "`initializer` must name a Keras initializer; got initializer='nope'."),
+         "`initializer` must be a Keras initializer or its name; got initializer='nope'."),
         (lambda: ViTMLP(0, 4), "`mlp_num_hiddens` must be a positive integer; got mlp_num_hiddens=0."),
         (lambda: ViTMLP(4, None), "`mlp_num_outputs` must be a positive integer"),
         (lambda: ViTMLP(4, 4, dropout=1.0), "`dropout` must be a float in [0, 1); got dropout=1.0."),

@@ -1,12 +1,16 @@
 """Tests for keras_attention/models/pretraining.py (GPT) and `generate.sample`."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
+from helpers import BAD_BLOCK_ARGUMENTS
 from keras_attention.generate import sample
-from keras_attention.models import GPTInference, TiedTokenEmbedding, gpt
+from keras_attention.generate import GPTStepDecoder, decoder_for
+from keras_attention.models import TiedTokenEmbedding, gpt
 
 # One-step self-attention (a single key) is expected while decoding.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
@@ -121,11 +125,12 @@ def test_inference_start_and_step_match_the_full_pass(tie):
     model = build(tie)
     ids = np.array([[3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14]], "int32")
     full = ops.convert_to_numpy(model(ids))
-    inference = GPTInference(model, max_len=8)
+    inference = GPTStepDecoder(model, max_len=8)
     logits, state = inference.start(ids[:, :3])
     np.testing.assert_allclose(ops.convert_to_numpy(logits), full[:, 2], atol=1e-5)
     for t in range(3, 6):
-        logits, state = inference.step(ids[:, t], state, t)
+        logits, state, attention = inference.step(ids[:, t], state, t)
+        assert attention is None
         np.testing.assert_allclose(ops.convert_to_numpy(logits), full[:, t], atol=1e-5)
     assert tuple(state["cache"].shape) == (N, 2, 2, 8, D)
 
@@ -214,19 +219,43 @@ def test_generation_stops_at_eos(model):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"top_k": 0}, "`top_k` must be None or an integer >= 1"),
+        ({"top_k": -1}, "`top_k` must be None or a non-negative integer; got top_k=-1"),
         ({"top_p": 0.0}, r"`top_p` must be None or a number in \(0, 1\]"),
         ({"top_p": 1.5}, r"`top_p` must be None or a number in \(0, 1\]"),
-        ({"temperature": -0.5}, "`temperature` must be a number >= 0"),
+        ({"temperature": -0.5}, "`temperature` must be a finite number >= 0"),
+        ({"temperature": float("inf")}, "`temperature` must be a finite number >= 0"),
         ({"max_new_tokens": 10}, r"positional max_len=12; got prompt length 3 \+ max_new_tokens=10"),
-        ({"max_new_tokens": 0}, "`max_new_tokens` must be a Python integer >= 1"),
-        ({"use_cache": "yes"}, "`use_cache` must be a bool"),
+        ({"max_new_tokens": 0}, "`max_new_tokens` must be a positive integer; got max_new_tokens=0"),
+        ({"use_cache": "yes"}, "`use_cache` must be True or False"),
     ],
 )
 def test_bad_sampling_arguments_raise(model, kwargs, match):
     args = {"max_new_tokens": 4, **kwargs}
     with pytest.raises(ValueError, match=match):
         sample(model, PROMPT, **args)
+
+
+GPT_ARGS = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num_blks=1, dropout=0.0, max_len=MAX_LEN)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    BAD_BLOCK_ARGUMENTS
+    + [
+        ({"vocab_size": 0}, "`vocab_size` must be a positive integer; got vocab_size=0."),
+        ({"pad_id": V}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id={V}."),
+        ({"pad_id": 0.0}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=0.0."),
+        ({"tie_embeddings": None}, "`tie_embeddings` must be True or False; got tie_embeddings=None."),
+    ],
+)
+def test_gpt_checks_every_argument(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        gpt(**{**GPT_ARGS, **kwargs})
+
+
+def test_gpt_accepts_numpy_integers_and_no_pad_id():
+    model = gpt(**{k: np.int64(v) if isinstance(v, int) else v for k, v in GPT_ARGS.items()}, pad_id=None)
+    assert tuple(model(np.array([[1, 2, 3]], "int32")).shape) == (1, 3, V)
 
 
 def test_bad_builder_and_inference_arguments_raise(model):
@@ -237,9 +266,9 @@ def test_bad_builder_and_inference_arguments_raise(model):
     with pytest.raises(ValueError, match="`tie_embeddings` must be True or False"):
         gpt(V, D, F, H, 1, 0.0, max_len=MAX_LEN, tie_embeddings="yes")
     with pytest.raises(ValueError, match="positional max_len=12"):
-        GPTInference(model, max_len=13)
+        GPTStepDecoder(model, max_len=13)
     with pytest.raises(ValueError, match="must be built by `keras_attention.models.gpt`"):
-        GPTInference(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), max_len=4)
+        decoder_for(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), 4, kinds=("gpt",))
 
 
 @pytest.mark.tensorflow_only(reason="tf.function")
@@ -256,12 +285,12 @@ def test_a_seed_generator_continues_its_stream(model):
     generator = keras.random.SeedGenerator(3)
     again = sample(model, PROMPT, 6, seed=generator)["tokens"]
     np.testing.assert_array_equal(ops.convert_to_numpy(again), ops.convert_to_numpy(first))
-    with pytest.raises(ValueError, match="`seed` must be None, an integer or a"):
+    with pytest.raises(ValueError, match="`seed` must be None, a non-negative integer or a"):
         sample(model, PROMPT, 2, seed=1.5)
 
 
 def test_inverse_cdf_sampling_follows_the_softmax():
-    from keras_attention.generate import _inverse_cdf_sample
+    from keras_attention.generate.sampling import _inverse_cdf_sample
 
     probs = np.array([0.1, 0.0, 0.6, 0.3], "float32")
     logits = np.where(probs > 0, np.log(np.maximum(probs, 1e-30)), -np.inf).astype("float32")

@@ -1,18 +1,22 @@
 """Tests for keras_attention/models/pretraining.py (BERT and T5)."""
 
+import re
+
 import keras
+
+from keras_attention.generate import TransformerStepDecoder, decoder_for
+from keras_attention.generate.decoders import T5_LAYOUT
 import numpy as np
 import pytest
 from keras import ops
 
+from helpers import BAD_BLOCK_ARGUMENTS
 from keras_attention.generate import beam_search, greedy_search
 from keras_attention.models import (
     SegmentEmbedding,
-    T5Inference,
     bert,
     bert_classifier,
     bert_mlm,
-    inference_for,
     t5,
 )
 
@@ -149,6 +153,50 @@ def test_segment_embedding_config_round_trip_and_mask():
     assert tuple(layer(X, segments).shape) == (None, None, D)
 
 
+SIZES = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num_blks=1, dropout=0.0, max_len=MAX_LEN)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    BAD_BLOCK_ARGUMENTS
+    + [
+        ({"vocab_size": 1.5}, "`vocab_size` must be a positive integer; got vocab_size=1.5."),
+        ({"pad_id": -1}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=-1."),
+        ({"num_segments": True}, "`num_segments` must be a positive integer; got num_segments=True."),
+    ],
+)
+def test_bert_checks_every_argument(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        bert(**{**SIZES, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    BAD_BLOCK_ARGUMENTS
+    + [
+        ({"vocab_size": 0}, "`vocab_size` must be a positive integer; got vocab_size=0."),
+        ({"pad_id": V}, f"`pad_id` must be an integer in [0, vocab_size={V}); got pad_id={V}."),
+        ({"pad_id": None}, f"`pad_id` must be an integer in [0, vocab_size={V}); got pad_id=None."),
+    ],
+)
+def test_t5_checks_every_argument(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        t5(**{**SIZES, **kwargs})
+
+
+def test_bert_heads_check_their_arguments():
+    encoder, _, _ = build_bert()
+    with pytest.raises(ValueError, match=re.escape("`vocab_size` must be a positive integer; got vocab_size=20.0.")):
+        bert_mlm(encoder, 20.0)
+    with pytest.raises(ValueError, match=re.escape("`num_classes` must be a positive integer; got num_classes=0.")):
+        bert_classifier(encoder, np.int64(0))
+    with pytest.raises(ValueError, match=re.escape("`dropout` must be a float in [0, 1); got dropout=inf.")):
+        bert_classifier(encoder, C, dropout=float("inf"))
+    with pytest.raises(ValueError, match=re.escape("`name` must be a non-empty string; got name=''.")):
+        bert_classifier(encoder, C, name="")
+    assert bert_classifier(encoder, np.int64(C), name="clf").output.shape == (None, C)
+
+
 def test_bad_bert_arguments_raise():
     encoder, _, _ = build_bert()
     with pytest.raises(ValueError, match="`num_blks` must be a positive integer"):
@@ -188,7 +236,8 @@ def test_t5_logits_shape_names_and_shared_embedding():
     assert all(model.get_layer(f"encoder_block_{i}").norm_first for i in range(N))
     # One (V, D) table for both sides.
     assert len([w for w in model.weights if tuple(w.shape) == (V, D)]) == 1
-    assert isinstance(inference_for(model, 6), T5Inference)
+    decoder = decoder_for(model, 6)
+    assert isinstance(decoder, TransformerStepDecoder) and decoder.output_layer.name == "lm_head"
 
 
 def test_t5_padding_and_causality():
@@ -208,7 +257,7 @@ def test_t5_inference_steps_match_the_full_pass():
     model = build_t5()
     tgt = np.array([[1, 4, 5, 6, 7], [1, 7, 8, 9, 3]], "int32")
     full = numpy(model({"src_ids": SRC, "tgt_in_ids": tgt}))
-    inference = T5Inference(model, max_len=6)
+    inference = TransformerStepDecoder(model, max_len=6, layout=T5_LAYOUT)
     state = inference.encode(SRC)
     for t in range(5):
         logits, state, attention = inference.step(tgt[:, t], state, t)
@@ -306,11 +355,11 @@ def test_bad_t5_arguments_raise():
     with pytest.raises(ValueError, match="`max_len` must be a positive integer"):
         t5(V, D, F, H, 1, 0.0, max_len=0)
     with pytest.raises(ValueError, match="positional max_len=12; got max_len=13"):
-        T5Inference(model, max_len=13)
+        TransformerStepDecoder(model, max_len=13, layout=T5_LAYOUT)
     with pytest.raises(ValueError, match="positional max_len=12"):
         greedy_search(model, SRC, max_len=13)
     with pytest.raises(ValueError, match="must be built by `keras_attention.models.t5`"):
-        T5Inference(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), max_len=4)
+        decoder_for(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), 4, kinds=("t5",))
 
 
 def test_module_doctest_examples_run():

@@ -131,11 +131,25 @@ def test_one_jit_compiled_fit_step_has_finite_loss():
         ({"emb_dropout": 1.0}, "`emb_dropout` must be a float in [0, 1); got emb_dropout=1.0."),
         ({"blk_dropout": -0.1}, "`blk_dropout` must be a float in [0, 1); got blk_dropout=-0.1."),
         ({"img_size": 10}, "`img_size` must be divisible by `patch_size`"),
-        ({"input_size": (8, 8, 8)}, "`input_size` must be an int or a (height, width) pair"),
+        ({"input_size": (8, 8, 8)}, "`input_size` must be a positive integer or a pair of positive "
+         "integers; got input_size=(8, 8, 8)."),
         ({"num_heads": 3}, "`num_hiddens` must be divisible by `num_heads`"),
         ({"return_attention_scores": "yes"}, "`return_attention_scores` must be True or False"),
+        ({"num_blks": 1.5}, "`num_blks` must be a positive integer; got num_blks=1.5."),
+        ({"num_hiddens": 0}, "`num_hiddens` must be a positive integer; got num_hiddens=0."),
+        ({"mlp_num_hiddens": -1}, "`mlp_num_hiddens` must be a positive integer; got mlp_num_hiddens=-1."),
+        ({"patch_size": (4, 0)}, "`patch_size` must be a positive integer or a pair of positive "
+         "integers; got patch_size=(4, 0)."),
+        ({"blk_dropout": float("nan")}, "`blk_dropout` must be a float in [0, 1); got blk_dropout=nan."),
+        ({"use_bias": "no"}, "`use_bias` must be True or False; got use_bias='no'."),
+        ({"name": ""}, "`name` must be a non-empty string; got name=''."),
     ],
 )
 def test_argument_errors(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         vision_transformer(**{**SMALL, **kwargs})
+
+
+def test_numpy_integer_arguments_are_accepted():
+    model = vision_transformer(**{k: np.int64(v) if isinstance(v, int) else v for k, v in SMALL.items()})
+    assert tuple(model(images(1), training=False).shape) == (1, K)

@@ -59,6 +59,30 @@ def save_figure(fig, path, dpi=100):
     return os.fspath(path)
 
 
+def _check_labels(name, labels, size):
+    """`labels` as a list of `size` strings (or None)."""
+    if labels is None:
+        return None
+    labels = [str(label) for label in labels]
+    if len(labels) != size:
+        raise ValueError(
+            f"`{name}` must hold one label per {'key' if name == 'xlabels' else 'query'} "
+            f"({size}); got {len(labels)} labels."
+        )
+    return labels
+
+
+def _label_axis(axis, labels, size, rotation=0):
+    """Integer ticks on `axis` (never fractional), or one tick per label."""
+    from matplotlib.ticker import MaxNLocator
+
+    if labels is None:
+        axis.set_major_locator(MaxNLocator(integer=True))
+        return
+    axis.set_ticks(range(size))
+    axis.set_ticklabels(labels, rotation=rotation, fontsize="small")
+
+
 def show_heatmaps(
     matrices,
     xlabel,
@@ -67,11 +91,15 @@ def show_heatmaps(
     figsize=(2.5, 2.5),
     cmap="Reds",
     path=None,
+    xlabels=None,
+    ylabels=None,
+    share_scale=True,
 ):
     """Draws a grid of heatmaps, e.g. attention weights, as D2L does.
 
     D2L section "Queries, Keys, and Values": one heatmap per `(row, col)`,
-    sharing axes and one colour bar.
+    sharing axes. Axes carry the tokens when `xlabels` / `ylabels` are
+    given, else integer positions (never fractional ticks).
 
     Args:
         matrices: numpy array or tensor of shape `(rows, cols, Q, K)`, e.g.
@@ -83,12 +111,21 @@ def show_heatmaps(
         figsize: (width, height) in inches. Defaults to `(2.5, 2.5)`.
         cmap: str. Matplotlib colour map. Defaults to `"Reds"`.
         path: optional str or path-like. Where to write a PNG.
+        xlabels: optional sequence of `K` strings, e.g. the key tokens: one
+            tick per key. Defaults to `None` (integer positions).
+        ylabels: optional sequence of `Q` strings, e.g. the query tokens.
+            Defaults to `None` (integer positions).
+        share_scale: bool. `True`: every panel shares one colour scale and
+            one colour bar (weights of one kind, comparable across panels).
+            `False`: each panel is scaled to its own range and gets its own
+            colour bar (e.g. maps normalised separately). Defaults to `True`.
 
     Returns:
         The `matplotlib.figure.Figure`.
 
     Example:
-    >>> fig = show_heatmaps(np.eye(10).reshape(1, 1, 10, 10), "Keys", "Queries")
+    >>> fig = show_heatmaps(np.eye(3).reshape(1, 1, 3, 3), "Keys", "Queries",
+    ...                     xlabels=["a", "b", "c"], ylabels=["a", "b", "c"])
     """
     matrices = _to_numpy(matrices)
     if matrices.ndim != 4 or 0 in matrices.shape:
@@ -96,26 +133,37 @@ def show_heatmaps(
             "`matrices` must have shape (rows, cols, num_queries, num_keys) "
             f"with no empty axis; got matrices.shape={matrices.shape}."
         )
-    num_rows, num_cols = matrices.shape[:2]
+    num_rows, num_cols, num_queries, num_keys = matrices.shape
     if titles is not None and len(titles) != num_cols:
         raise ValueError(
             f"`titles` must hold one title per column ({num_cols}); got "
             f"{len(titles)} titles."
         )
+    xlabels = _check_labels("xlabels", xlabels, num_keys)
+    ylabels = _check_labels("ylabels", ylabels, num_queries)
+    if not isinstance(share_scale, bool):
+        raise ValueError(f"`share_scale` must be True or False; got share_scale={share_scale!r}.")
     matrices = matrices.astype(np.float32)
     fig = new_figure(figsize)
     axes = fig.subplots(num_rows, num_cols, sharex=True, sharey=True, squeeze=False)
     vmin, vmax = float(matrices.min()), float(matrices.max())
     for i, (row_axes, row_matrices) in enumerate(zip(axes, matrices)):
         for j, (ax, matrix) in enumerate(zip(row_axes, row_matrices)):
-            pcm = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax)
+            if share_scale:
+                pcm = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax)
+            else:
+                pcm = ax.imshow(matrix, cmap=cmap)
+                fig.colorbar(pcm, ax=ax, shrink=0.6)
             if i == num_rows - 1:
                 ax.set_xlabel(xlabel)
             if j == 0:
                 ax.set_ylabel(ylabel)
             if titles:
                 ax.set_title(titles[j])
-    fig.colorbar(pcm, ax=axes, shrink=0.6)
+            _label_axis(ax.xaxis, xlabels, num_keys, rotation=90)
+            _label_axis(ax.yaxis, ylabels, num_queries)
+    if share_scale:
+        fig.colorbar(pcm, ax=axes, shrink=0.6)
     if path is not None:
         save_figure(fig, path)
     return fig
