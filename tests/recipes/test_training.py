@@ -349,19 +349,27 @@ def test_use_pooled_cpu_memory_sets_the_bfc_allocator_unless_already_set(monkeyp
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's allocator")
 def test_use_pooled_cpu_memory_takes_effect_after_importing_the_package_and_tutorials(tmp_path):
-    # In a fresh process: import what the command and the training tutorials
-    # import, then call it, as they do. TensorFlow keeps allocator statistics
-    # only for its pooled (BFC) allocator, so they tell which one it uses.
+    # In a fresh process: run what the command and the training tutorials run
+    # before they call it (their imports: a tutorial is a script, importing it
+    # would run it), then call it, as they do. TensorFlow keeps allocator
+    # statistics only for its pooled (BFC) allocator, so they tell which one it uses.
     import subprocess
     import sys
 
     root = pathlib.Path(__file__).resolve().parents[2]
+    call = "training.use_pooled_cpu_memory()"
+    preludes = []
+    for name in ("large_pretraining_transformers", "vision_transformer"):
+        text = (root / "tutorials" / f"{name}.py").read_text()
+        assert call in text, name
+        preludes.append(text.split(call)[0])
     script = tmp_path / "probe.py"
     script.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(root / 'tutorials')!r})\n"
-        "import _seq2seq, large_pretraining_transformers, vision_transformer\n"
-        "import keras_attention.cli\n"
+        "import _seq2seq\n"
+        + "".join(preludes)
+        + "import keras_attention.cli\n"
         "from keras_attention.recipes import training\n"
         "training.use_pooled_cpu_memory()\n"
         "import tensorflow as tf\n"
