@@ -28,13 +28,17 @@ install: $(STAMP)
 
 # Attention pooling (D2L's first model), then the main job: a Transformer
 # trained on the embedded dates task, exported as a string-in/string-out
-# SavedModel, and that export called from a fresh process.
+# SavedModel, that export called from a fresh process, and the attention
+# explorer page of the run (checked: no weight on a masked key, no causal leak).
 demo: $(STAMP)
 	$(PY) tutorials/attention_pooling.py --out $(OUT)/attention_pooling
 	$(VENV)/bin/keras-attention train translation --data dates --model transformer \
 		--epochs 6 --verbose 2 --out $(OUT)/dates --export saved_models/dates
 	$(VENV)/bin/keras-attention translate saved_models/dates \
 		"the third of may , nineteen ninety" "december 25 , 2001" "17 august 1996"
+	$(VENV)/bin/keras-attention explore saved_models/dates --check \
+		--input "the third of may , nineteen ninety" --input "december 25 , 2001" \
+		--out $(OUT)/dates/explorer.html
 
 # Debian's Chromium and its driver, for the explorer page tests (tests/browser.py).
 # Where they cannot be installed (no root, no apt) those tests skip, saying so.

@@ -18,6 +18,7 @@ import io
 import pathlib
 
 import numpy as np
+import tensorflow as tf
 
 from keras_attention.data import _checks
 from keras_attention.data.tokenizers import (
@@ -136,10 +137,10 @@ def load_pairs_file(path, tokenizer="word", vocab_size=None, num_steps=None, val
         tokenizer, [s for s, _ in train], [t for _, t in train], vocab_size
     )
     if num_steps is None:
-        lengths = [
-            max(len(src_tokenizer.python_tokens(s)), len(tgt_tokenizer.python_tokens(t)))
-            for s, t in train
-        ]
+        lengths = np.maximum(
+            src_tokenizer.tokenize(tf.constant([s for s, _ in train])).row_lengths().numpy(),
+            tgt_tokenizer.tokenize(tf.constant([t for _, t in train])).row_lengths().numpy(),
+        )
         num_steps = max(4, int(np.percentile(lengths, 95)) + 1)
     print(f"{path}: {len(pairs)} pairs, {len(train)} for training and {len(val)} held out "
           f"(their sources never occur in training); {tokenizer} tokens, num_steps {num_steps}")

@@ -29,6 +29,7 @@ import re
 
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from keras_attention import _io
 from keras_attention.data import _checks
@@ -572,42 +573,45 @@ def learn_wordpiece_vocab(word_counts, vocab_size, slack_ratio=0.05, **learn_par
     items = sorted(word_counts.items())
     counts = sorted(word_counts.values(), reverse=True)
     sizes = {}
+    # A bar where learning takes more than a few seconds (a large corpus).
+    with tqdm(desc=f"learning a WordPiece vocabulary from {len(items)} words",
+              unit=" passes", disable=len(items) < 20000, leave=False) as progress:
+        def at(thresh):
+            if thresh not in sizes:
+                progress.update(1)
+                vocab = wordpiece_tokenizer_learner_lib.learn(
+                    items,
+                    vocab_size,
+                    list(RESERVED_TOKENS),
+                    upper_thresh=thresh,
+                    lower_thresh=thresh,
+                    **learn_params,
+                )
+                sizes[thresh] = [t for t in vocab if t and "\n" not in t and "\r" not in t]
+            return sizes[thresh]
 
-    def at(thresh):
-        if thresh not in sizes:
-            vocab = wordpiece_tokenizer_learner_lib.learn(
-                items,
-                vocab_size,
-                list(RESERVED_TOKENS),
-                upper_thresh=thresh,
-                lower_thresh=thresh,
-                **learn_params,
-            )
-            sizes[thresh] = [t for t in vocab if t and "\n" not in t and "\r" not in t]
-        return sizes[thresh]
+        def fits(thresh):
+            return len(at(thresh)) <= vocab_size
 
-    def fits(thresh):
-        return len(at(thresh)) <= vocab_size
-
-    # Each word counted at least `thresh` times is (roughly) one token.
-    lo = max(1, counts[min(vocab_size, len(counts)) - 1])
-    hi = max(lo + 1, counts[min(vocab_size // 4, len(counts) - 1)])
-    while not fits(hi):
-        if hi > counts[0]:
-            raise ValueError(
-                f"`vocab_size` is too small: the single characters alone need "
-                f"{len(at(hi))} tokens; got vocab_size={vocab_size}."
-            )
-        lo, hi = hi, hi * 2
-    while lo > 1 and fits(lo):
-        hi, lo = lo, max(1, lo // 2)
-    if fits(lo):
-        return at(lo)
-    # Invariant: at(lo) is too large, at(hi) fits.
-    while hi - lo > 1 and len(at(hi)) < vocab_size * (1 - slack_ratio):
-        mid = min(max(lo + 1, round((lo * hi) ** 0.5)), hi - 1)
-        if fits(mid):
-            hi = mid
-        else:
-            lo = mid
-    return at(hi)
+        # Each word counted at least `thresh` times is (roughly) one token.
+        lo = max(1, counts[min(vocab_size, len(counts)) - 1])
+        hi = max(lo + 1, counts[min(vocab_size // 4, len(counts) - 1)])
+        while not fits(hi):
+            if hi > counts[0]:
+                raise ValueError(
+                    f"`vocab_size` is too small: the single characters alone need "
+                    f"{len(at(hi))} tokens; got vocab_size={vocab_size}."
+                )
+            lo, hi = hi, hi * 2
+        while lo > 1 and fits(lo):
+            hi, lo = lo, max(1, lo // 2)
+        if fits(lo):
+            return at(lo)
+        # Invariant: at(lo) is too large, at(hi) fits.
+        while hi - lo > 1 and len(at(hi)) < vocab_size * (1 - slack_ratio):
+            mid = min(max(lo + 1, round((lo * hi) ** 0.5)), hi - 1)
+            if fits(mid):
+                hi = mid
+            else:
+                lo = mid
+        return at(hi)

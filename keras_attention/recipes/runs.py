@@ -32,6 +32,7 @@ import warnings
 
 import keras
 import numpy as np
+from tqdm.auto import tqdm
 
 from keras_attention import __version__ as _version
 from keras_attention import _checks
@@ -252,7 +253,8 @@ class TranslationRun(Run):
         sentences = _check_strings("sentences", sentences)
         batch_size = _checks.check_positive_int("batch_size", batch_size)
         texts = []
-        for start in range(0, len(sentences), batch_size):
+        starts = range(0, len(sentences), batch_size)
+        for start in tqdm(starts, desc="translating", unit="batch", disable=len(starts) < 2):
             texts += translate_pairs(self.model, self.task, sentences[start:start + batch_size],
                                      max_len=max_len, beam_size=beam_size)[0]
         return texts[0] if single else texts

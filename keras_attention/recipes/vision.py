@@ -9,7 +9,10 @@
 import dataclasses
 import pathlib
 
+import numpy as np
+
 from keras_attention import _checks
+from keras_attention import _io
 from keras_attention import data
 from keras_attention import models
 from keras_attention.recipes import configs
@@ -134,6 +137,24 @@ def vision_data(data_spec="shapes", batch_size=128, num_train=None, num_test=Non
     )
 
 
+def write_examples(dataset, class_names, folder, count=4):
+    """Writes the first `count` images of `dataset` as `folder/NUMBER_LABEL.png`.
+
+    So that `keras-attention classify` has files to try right after
+    training (the README's command). Returns the paths.
+    """
+    import tensorflow as tf
+
+    paths = []
+    for images, labels in dataset.unbatch().take(count).batch(count):
+        for i, (image, label) in enumerate(zip(images.numpy(), labels.numpy())):
+            pixels = np.clip(np.round(image), 0, 255).astype("uint8")
+            path = pathlib.Path(folder) / f"{i}_{class_names[int(label)].replace(' ', '_')}.png"
+            _io.write_bytes(path, tf.io.encode_png(pixels).numpy())
+            paths.append(path)
+    return paths
+
+
 def build_vision_model(num_classes, num_channels=1, **config):
     """`keras_attention.models.vision_transformer` with D2L's argument names.
 
@@ -212,8 +233,9 @@ def _train_vision(options, out):
               "num_train": prepared.num_train, "num_test": prepared.num_test,
               "epochs": len(history), "chance": float(1 / len(prepared.class_names))}
     run.write_scores(scores)
+    examples = write_examples(prepared.test, prepared.class_names, out / "examples")
     print(f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}) on {prepared.num_test} "
-          f"images")
+          f"images; {len(examples)} held-out images as PNG files in {out / 'examples'}")
     print(f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'model.keras'}, "
           f"{out / 'scores.json'}")
     return run
