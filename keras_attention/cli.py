@@ -224,8 +224,8 @@ def _add_use_commands(commands):
                    help="prompts, each continued on its own (its text does not depend on the "
                         "others)")
     p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=None,
-                   help="at most the model's max_len - 1 (default: 50, or that limit when "
-                        "it is smaller)")
+                   help="at most the model's max_len - 1 (default: 50, or what fits after the "
+                        "whole prompt; more cuts the prompt, with a warning)")
     p.add_argument("--temperature", type=NONNEGATIVE_FLOAT, default=1.0, help="0: greedy")
     p.add_argument("--top-k", type=NONNEGATIVE_INT, default=0, help="0: off")
     p.add_argument("--top-p", type=TOP_P, default=1.0, help="1.0: off")
@@ -343,8 +343,11 @@ def _generate(args):
     from keras_attention import load_run
 
     run = load_run(args.source, kind="lm")
-    max_new_tokens = args.max_new_tokens or min(50, run.max_len - 1)
     for prompt in args.prompts:
+        # Default: 50 new tokens, or what fits after the whole prompt.
+        max_new_tokens = args.max_new_tokens or max(
+            1, min(50, run.max_len - run.prompt_length(prompt), run.max_len - 1)
+        )
         print(run.generate(prompt, max_new_tokens=max_new_tokens,
                            temperature=args.temperature, top_k=args.top_k or None,
                            top_p=args.top_p, seed=args.seed))
@@ -403,6 +406,11 @@ def _quiet():
         pass
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line on stderr, without the source line."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def _one_line(err):
     text = str(err).strip() or type(err).__name__
     if isinstance(err, KeyError):
@@ -424,6 +432,7 @@ def main(argv=None):
     import keras_attention
 
     keras_attention.register_all()
+    warnings.showwarning = _show_warning
     try:
         args.run(args)
     except KeyboardInterrupt:

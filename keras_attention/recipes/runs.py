@@ -363,6 +363,12 @@ class LanguageModelRun(Run):
         """The model's positional `max_len`: prompt plus new tokens fit in it."""
         return generate.decoder_for(self.model, 1, kinds=("gpt",)).positional_limit
 
+    def prompt_length(self, prompt):
+        """Tokens the model reads for `prompt` (at least 1: an empty one starts from `<eos>`)."""
+        import tensorflow as tf
+
+        return max(int(self.tokenizer.tokenize(tf.constant([prompt])).row_lengths()[0]), 1)
+
     def generate(self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None,
                  seed=None):
         """Continues one prompt or a list of prompts (of any lengths).
@@ -581,6 +587,12 @@ class ExportedLanguageModel(_Exported):
     def max_len(self):
         """The model's positional `max_len` (so at most `max_len - 1` new tokens)."""
         return min(int(self.loaded.max_len.numpy()), self.max_new_tokens + 1)
+
+    def prompt_length(self, prompt):
+        """Tokens the model reads for `prompt`, with the export's own tokenizer."""
+        import tensorflow as tf
+
+        return max(int(self.loaded.tokenizer.tokenize(tf.constant([prompt])).row_lengths()[0]), 1)
 
     def generate(self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None,
                  seed=0):
