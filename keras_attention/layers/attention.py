@@ -304,6 +304,12 @@ class DotProductAttention(keras.layers.Layer):
     axis 2 (the layout of `keras.ops.dot_product_attention`), which is how
     `MultiHeadAttention` calls it.
 
+    Under float16 (`mixed_float16`, `dtype="float16"`) the scores, softmax
+    and weighted sum run in float32 on every path (`Q K^T` passes float16's
+    largest value, 65504, for inputs of magnitude ~300, where Keras' own
+    layer gives NaN); the output is float16. bfloat16 has float32's range
+    and runs as it is.
+
     Args:
         dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
         use_fused_op: bool or None. Compute the output with
@@ -421,9 +427,17 @@ class DotProductAttention(keras.layers.Layer):
             ),
             _mask_to_rank(attention_mask, rank),
         )
+        # float16 overflows in `Q K^T` (65504 is reached by inputs of
+        # magnitude ~300): under it the attention runs in float32.
+        # bfloat16 has float32's range and stays as it is.
+        compute_dtype = keras.backend.standardize_dtype(queries.dtype)
+        if compute_dtype == "float16":
+            queries, keys, values = (ops.cast(t, "float32") for t in (queries, keys, values))
         results = self._attention(
             queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores
         )
+        if compute_dtype == "float16":
+            results = tuple(ops.cast(t, compute_dtype) for t in results)
         return results if return_attention_scores else results[0]
 
     def _attention(
@@ -457,7 +471,7 @@ class DotProductAttention(keras.layers.Layer):
         else:
             scores = ops.matmul(queries, ops.swapaxes(keys, -1, -2))  # (B, Q, K)
         weights = ka_ops.masked_softmax(scores, mask=mask)
-        dropped = self.attention_dropout(weights, training=training)
+        dropped = ops.cast(self.attention_dropout(weights, training=training), values.dtype)
         if heads:
             output = ops.einsum("bhqk,bkhv->bqhv", dropped, values)  # (B, Q, H, v)
         else:
@@ -593,6 +607,11 @@ class AdditiveAttention(keras.layers.Layer):
         batch = ops.shape(queries)[0]
         keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
         queries, keys = self.W_q(queries), self.W_k(keys)  # (B, Q, D), (B, K, D)
+        # float16 overflows in a sum of two large projections (inf - inf = NaN)
+        # and in the gradient of the weighted values: those run in float32.
+        float16 = keras.backend.standardize_dtype(queries.dtype) == "float16"
+        if float16:
+            queries, keys = ops.cast(queries, "float32"), ops.cast(keys, "float32")
         # (B, Q, 1, D) + (B, 1, K, D) -> (B, Q, K, D)
         features = ops.tanh(ops.expand_dims(queries, 2) + ops.expand_dims(keys, 1))
         scores = ops.squeeze(self.w_v(features), -1)  # (B, Q, K)
@@ -616,7 +635,9 @@ class AdditiveAttention(keras.layers.Layer):
             dropped = self.attention_dropout(weights, training=training)
         else:
             dropped = weights * ops.cast(dropout_mask, weights.dtype)
-        output = ops.matmul(dropped, values)  # (B, Q, v)
+        if float16:
+            dropped, values = ops.cast(dropped, "float32"), ops.cast(values, "float32")
+        output = ops.cast(ops.matmul(dropped, values), weights.dtype)  # (B, Q, v)
         if return_attention_scores:
             return output, weights
         return output

@@ -1507,3 +1507,80 @@ def test_cache_update_index_tensor_past_the_end_is_checked_eagerly():
     x = rand(B, 1, D)
     with pytest.raises(ValueError, match=re.escape("got cache_update_index=4, 1 new keys")):
         make_mha()(x, x, x, cache=np.zeros((B, 2, 4, D), "float32"), cache_update_index=ops.convert_to_tensor(4))
+
+
+# ---------------------------------------------------------------------------
+# float16: scores that overflow 65504 stay finite, on every path
+# ---------------------------------------------------------------------------
+
+
+FLOAT16_PATHS = ["dot_explicit", "dot_attend", "dot_fused", "additive", "mha", "mha_explicit", "mha_cache"]
+
+
+def _float16_case(path, policy, scale):
+    """A layer on `path` under `policy` and a loss of inputs of magnitude `scale`.
+
+    Returns `(loss_fn, variables)`: `loss_fn()` is the float32 mean of the
+    outputs (and weights; a mean, so that the kernels' own float16 gradients
+    `X^T dY` stay in range, as loss scaling keeps them); `variables` the
+    tensors to differentiate.
+    """
+    queries = keras.Variable(rand(B, Q, D, seed=130, scale=scale), name="queries")
+    keys = keras.Variable(rand(B, K, D, seed=131, scale=scale), name="keys")
+    if path.startswith("dot"):
+        layer = DotProductAttention(use_fused_op=path == "dot_fused", dtype=policy)
+        call = lambda: layer(queries, keys, keys, valid_lens=np.array([3, 5]),
+                             return_attention_scores=path == "dot_explicit")
+        variables = [queries, keys]
+    elif path == "additive":
+        layer = AdditiveAttention(4, dtype=policy)
+        call = lambda: layer(queries, keys, keys, valid_lens=np.array([3, 5]), return_attention_scores=True)
+        variables = [queries, keys]
+    else:
+        layer = MultiHeadAttention(D, H, use_bias=True, use_fused_op=None if path == "mha" else False, dtype=policy)
+        layer(queries, keys, keys)
+        randomize_weights(layer, seed=3, scale=0.3)
+        if path == "mha_cache":
+            cache = np.zeros((B, 2, K, D), "float32")
+            call = lambda: layer(queries[:, :1], queries[:, :1], queries[:, :1], cache=cache, cache_update_index=0,
+                                 use_causal_mask=True)[0]
+        else:
+            call = lambda: layer(queries, keys, keys, use_causal_mask=True,
+                                 return_attention_scores=path == "mha_explicit")
+        # The cache is for decoding: no gradients (TensorFlow has none for its update).
+        variables = [] if path == "mha_cache" else [layer.W_q.kernel, layer.W_k.kernel, layer.W_v.kernel]
+
+    def loss_fn():
+        outputs = call()
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        return sum(ops.mean(ops.cast(t, "float32")) for t in outputs)
+
+    return loss_fn, variables
+
+
+@pytest.mark.parametrize("scale", [300.0, 1e4])
+@pytest.mark.parametrize("policy", ["mixed_float16", "float16"])
+@pytest.mark.parametrize("path", FLOAT16_PATHS)
+def test_float16_large_inputs_give_finite_outputs_and_gradients(path, policy, scale):
+    loss_fn, variables = _float16_case(path, policy, scale)
+    assert np.isfinite(to_np(loss_fn())), f"non-finite output on {path} under {policy}"
+    for variable in variables:
+        assert np.all(np.isfinite(gradient(loss_fn, variable))), f"non-finite gradient of {variable.name}"
+
+
+@pytest.mark.parametrize("path", ["dot_explicit", "dot_attend", "mha"])
+def test_float16_attention_equals_float32_attention(path):
+    """Under float16 the attention core runs in float32: same numbers, to float16 rounding."""
+    loss16, _ = _float16_case(path, "mixed_float16", 1.0)
+    loss32, _ = _float16_case(path, "float32", 1.0)
+    np.testing.assert_allclose(to_np(loss16()), to_np(loss32()), rtol=2e-2, atol=2e-2)
+
+
+def test_keras_multi_head_attention_overflows_where_ours_does_not():
+    """What the float16 handling buys: Keras' own layer gives NaN at magnitude 300."""
+    x = rand(B, K, D, seed=132, scale=300.0)
+    ours = MultiHeadAttention(D, H, dtype="mixed_float16")
+    assert np.all(np.isfinite(to_np(ours(x, x, x))))
+    theirs = keras.layers.MultiHeadAttention(H, D // H, dtype="mixed_float16")
+    if np.all(np.isfinite(to_np(theirs(x, x)))):
+        pytest.skip("this Keras version keeps float16 attention finite at magnitude 300")
