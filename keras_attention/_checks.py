@@ -50,6 +50,7 @@ __all__ = [
     "check_float_tensor",
     "check_int_tensor",
     "check_same_batch",
+    "check_index",
     "concrete_value",
 ]
 
@@ -323,6 +324,28 @@ def check_same_batch(*named_shapes):
         names = ", ".join(f"`{name}`" for name, _ in named_shapes)
         got = ", ".join(f"{name}.shape={shape}" for name, shape in known)
         raise ValueError(f"{names} must have the same batch size (axis 0); got {got}.")
+
+
+def check_index(name, index):
+    """The value of a position argument (an int or integer scalar tensor), or `None`.
+
+    `index` must be a non-negative Python/numpy integer or an integer
+    scalar tensor; the value comes back where it is known (a tensor's only
+    when it is eager, see `concrete_value`), else `None`.
+    """
+    if ops.is_tensor(index) or isinstance(index, keras.KerasTensor):
+        if len(index.shape) != 0 or "int" not in _dtype(index):
+            raise ValueError(
+                f"`{name}` must be an integer or an integer scalar tensor; got "
+                f"{name}.shape={tuple(index.shape)}, dtype={_dtype(index)}."
+            )
+        value = concrete_value(index)
+        if value is None:
+            return None
+        index = value
+    if not is_int(index):
+        _fail(name, "an integer or an integer scalar tensor", index)
+    return check_non_negative_int(name, index)
 
 
 def concrete_value(x):

@@ -653,25 +653,6 @@ class AdditiveAttention(keras.layers.Layer):
         }
 
 
-def _check_index(name, index):
-    """A position argument: a non-negative int or integer scalar tensor; its value, if known."""
-    if ops.is_tensor(index) or isinstance(index, keras.KerasTensor):
-        if len(index.shape) != 0 or "int" not in keras.backend.standardize_dtype(index.dtype):
-            raise ValueError(
-                f"`{name}` must be an integer or an integer scalar tensor; got "
-                f"{name}.shape={tuple(index.shape)}, dtype={index.dtype}."
-            )
-        value = _checks.concrete_value(index)
-        if value is None:
-            return None
-        index = value
-    if not _checks.is_int(index):
-        raise ValueError(
-            f"`{name}` must be an integer or an integer scalar tensor; got {name}={index!r}."
-        )
-    return _checks.check_non_negative_int(name, index)
-
-
 def _cache_key_mask(cache_len, start, num_new, new_keys_mask=None):
     """Which of `cache_len` cached positions are keys after writing `num_new` at `start`.
 
@@ -957,7 +938,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         if cache_update_index is None:
             raise ValueError("`cache_update_index` is required when `cache` is given.")
-        start = _check_index("cache_update_index", cache_update_index)
+        start = _checks.check_index("cache_update_index", cache_update_index)
         if None not in (start, keys_shape[1], shape[2]) and start + keys_shape[1] > shape[2]:
             raise ValueError(
                 "`cache_update_index` + the number of new keys must be at most the cache "
