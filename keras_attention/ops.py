@@ -89,8 +89,9 @@ def _check_valid_lens(valid_lens, num_keys):
         )
     if dtype not in ("int64", "uint32", "uint64"):
         valid_lens, dtype = ops.cast(valid_lens, "int32"), "int32"  # exact
-    # (B,) or (B, Q), in [0, K]; clipped in the wide dtype, then cast.
-    valid_lens = ops.minimum(ops.maximum(valid_lens, 0), ops.cast(num_keys, dtype))
+    # (B,) or (B, Q), in [0, K]; clipped in the wide dtype, then cast
+    # (bounds of that dtype: torch's `maximum` of int64 and an int is int32).
+    valid_lens = ops.clip(valid_lens, ops.zeros((), dtype), ops.cast(num_keys, dtype))
     return ops.cast(valid_lens, "int32")
 
 
