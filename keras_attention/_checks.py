@@ -47,6 +47,8 @@ __all__ = [
     "check_activation",
     "check_initializer",
     "check_sequence",
+    "check_shape",
+    "check_sequence_tensor",
     "check_float_tensor",
     "check_int_tensor",
     "check_same_batch",
@@ -292,6 +294,26 @@ def check_sequence(name, shape, num_hiddens=None, why=" (the residual connection
             f"The last axis of `{name}` must equal `num_hiddens`={num_hiddens}{why}; "
             f"got {name}.shape={tuple(shape)}."
         )
+
+
+def check_shape(name, shape, expected, axes):
+    """Raises unless `shape` has the rank of `expected` and its known sizes agree.
+
+    `axes` names the axes in the message, e.g. "batch, num_keys":
+    "`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape=(2, 3)."
+    `None` in either shape matches anything.
+    """
+    shape, expected = tuple(shape), tuple(expected)
+    if len(shape) != len(expected) or any(
+        a is not None and b is not None and a != b for a, b in zip(shape, expected)
+    ):
+        raise ValueError(f"`{name}` must have shape ({axes})={expected}; got {name}.shape={shape}.")
+
+
+def check_sequence_tensor(name, x, num_hiddens=None, why=" (the residual connection adds them)"):
+    """`check_float_tensor` and `check_sequence` of a `(batch, length, num_hiddens)` input."""
+    check_float_tensor(name, x)
+    check_sequence(name, x.shape, num_hiddens, why)
 
 
 def _dtype(x):

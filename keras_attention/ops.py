@@ -207,6 +207,7 @@ def masked_softmax(X, valid_lens=None, mask=None):
         Attention weights: a tensor of the shape and dtype of `X`.
     """
     X = ops.convert_to_tensor(X)
+    _checks.check_float_tensor("X", X, what="float scores")
     if valid_lens is not None:
         if len(X.shape) != 3:
             raise ValueError(

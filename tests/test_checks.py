@@ -231,3 +231,27 @@ def test_blocks_and_pad_id():
     assert _checks.check_pad_id(None, sizes, allow_none=True) is None
     with pytest.raises(ValueError, match=_message("pad_id", "an integer in [0, tgt_vocab_size=10)", "10")):
         _checks.check_pad_id(10, sizes)
+
+
+def test_shape_and_sequence_tensor():
+    _checks.check_shape("keys_mask", (None, 5), (2, 5), "batch, num_keys")
+    for shape in ((2, 3), (2, 5, 1)):
+        with pytest.raises(ValueError, match=re.escape(f"`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape={shape}.")):
+            _checks.check_shape("keys_mask", shape, (2, 5), "batch, num_keys")
+    _checks.check_sequence_tensor("X", np.zeros((2, 3, 4), "float32"), 4)
+    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int64.")):
+        _checks.check_sequence_tensor("X", np.zeros((2, 3, 4), "int64"), 4)
+    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal `num_hiddens`=4; got X.shape=(2, 3, 5).")):
+        _checks.check_sequence_tensor("X", np.zeros((2, 3, 5), "float32"), 4, why="")
+
+
+def test_index():
+    assert _checks.check_index("start_index", np.int64(3)) == 3
+    assert _checks.check_index("start_index", ops.convert_to_tensor(2)) == 2
+    assert _checks.check_index("start_index", keras.Input(batch_shape=(), dtype="int32")) is None
+    with pytest.raises(ValueError, match=re.escape("`start_index` must be a non-negative integer; got start_index=-1.")):
+        _checks.check_index("start_index", ops.convert_to_tensor(-1))
+    with pytest.raises(ValueError, match=re.escape("`start_index` must be an integer or an integer scalar tensor; got start_index=True.")):
+        _checks.check_index("start_index", True)
+    with pytest.raises(ValueError, match=re.escape("`start_index` must be an integer or an integer scalar tensor; got start_index.shape=(), dtype=float32.")):
+        _checks.check_index("start_index", ops.convert_to_tensor(1.0))

@@ -383,3 +383,9 @@ def test_sequence_mask_batches_must_agree():
     message = "`X`, `valid_len` must have the same batch size (axis 0); got X.shape=(2, 3), valid_len.shape=(1,)."
     with pytest.raises(ValueError, match=re.escape(message)):
         ka_ops.sequence_mask(np.zeros((2, 3), "float32"), np.array([1], "int32"))
+
+
+def test_masked_softmax_of_integer_scores_is_a_type_error():
+    # (It would return integer weights: all zeros.)
+    with pytest.raises(TypeError, match=re.escape("`X` must be float scores; got X.dtype=int32.")):
+        ka_ops.masked_softmax(np.ones((2, 3, 4), "int32"))

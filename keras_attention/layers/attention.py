@@ -199,20 +199,13 @@ def _check_mask_shapes(
                     "`valid_lens` of shape (batch, num_queries) must have "
                     f"num_queries={num_queries} columns; got valid_lens.shape={tuple(valid_lens.shape)}."
                 )
-    for name, mask, expected, what in (
-        ("queries_mask", queries_mask, (batch, num_queries), "num_queries"),
-        ("keys_mask", keys_mask, (batch, keys_length), "num_keys"),
-        ("values_mask", values_mask, (batch, keys_length), "num_keys"),
+    for name, mask, expected, axes in (
+        ("queries_mask", queries_mask, (batch, num_queries), "batch, num_queries"),
+        ("keys_mask", keys_mask, (batch, keys_length), "batch, num_keys"),
+        ("values_mask", values_mask, (batch, keys_length), "batch, num_keys"),
     ):
-        if mask is None:
-            continue
-        shape = tuple(mask.shape)
-        if len(shape) != 2 or any(
-            a is not None and b is not None and a != b for a, b in zip(shape, expected)
-        ):
-            raise ValueError(
-                f"`{name}` must have shape (batch, {what})={expected}; got {name}.shape={shape}."
-            )
+        if mask is not None:
+            _checks.check_shape(name, mask.shape, expected, axes)
     if attention_mask is not None:
         shape = tuple(attention_mask.shape)
         target = (batch, num_queries, num_keys)

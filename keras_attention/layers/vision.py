@@ -122,6 +122,7 @@ class PatchEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        _checks.check_float_tensor("X", X, what="float images (rescale uint8 pixels first)")
         self._check_images(X.shape)
         Y = self.conv(X)  # (B, h / p_h, w / p_w, D)
         return ops.reshape(Y, (ops.shape(Y)[0], self.num_patches, self.num_hiddens))  # (B, P, D)
@@ -183,6 +184,7 @@ class ClassToken(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        _checks.check_sequence_tensor("X", X, self.token.shape[-1], why=" (the size of the class token)")
         batch = ops.shape(X)[0]
         token = ops.cast(self.token, X.dtype)  # (1, 1, D)
         token = ops.broadcast_to(token, (batch, 1, ops.shape(X)[2]))  # (B, 1, D)
@@ -238,6 +240,12 @@ class TakeClassToken(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        _checks.check_sequence("X", X.shape)
+        if X.shape[1] == 0:
+            raise ValueError(
+                "`X` must have at least one position (the class token); "
+                f"got X.shape={tuple(X.shape)}."
+            )
         return X[:, 0]  # (B, D)
 
     def compute_mask(self, X, previous_mask=None):
@@ -283,6 +291,7 @@ class ViTMLP(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, X_shape):
+        self._width = X_shape[-1]
         self.dense1 = keras.layers.Dense(
             self.mlp_num_hiddens, activation="gelu", dtype=self.dtype_policy, name="dense1"
         )
@@ -296,6 +305,7 @@ class ViTMLP(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        _checks.check_sequence_tensor("X", X, self._width, why=" (the width the layer was built with)")
         X = self.dropout1(self.dense1(X), training=training)  # (B, T, mlp_num_hiddens)
         return self.dropout2(self.dense2(X), training=training)  # (B, T, mlp_num_outputs)
 
@@ -385,6 +395,7 @@ class ViTBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
+        _checks.check_sequence_tensor("X", X, self.num_hiddens, why="")
         # 1. Self-attention on the normalized inputs, plus the residual.
         Q = self.ln1(X)  # (B, T, D)
         attended = self.attention(
