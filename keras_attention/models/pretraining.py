@@ -253,9 +253,15 @@ class GPTInference:
             `(logits (B, V), state)`: the logits at the last prompt position
             (scoring the token at position `P`) and the filled cache.
         """
+        _checks.check_int_tensor("token_ids", ops.convert_to_tensor(token_ids), what="integer ids")
         token_ids = ops.convert_to_tensor(token_ids, "int32")
         batch = ops.shape(token_ids)[0]
         length = self.max_len if max_len is None else max_len
+        if not ops.is_tensor(length):
+            prompt = token_ids.shape[1] if token_ids.shape[1] is not None else 1
+            length = _checks.check_int_in_range(
+                "max_len", length, prompt, self.max_len, high_name="GPTInference.max_len", closed=True
+            )
         compute_dtype = self.blocks[0].compute_dtype
         cache = ops.zeros(
             (self.num_blks, batch, 2, length, self.num_hiddens), dtype=compute_dtype

@@ -268,6 +268,20 @@ def test_bad_builder_and_inference_arguments_raise(model):
         GPTInference(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), max_len=4)
 
 
+def test_gpt_inference_start_checks_prompt_and_cache_length(model):
+    inference = GPTInference(model, max_len=8)
+    with pytest.raises(ValueError, match=re.escape("`max_len` must be an integer in [3, GPTInference.max_len=8]; got max_len=9.")):
+        inference.start(PROMPT, max_len=9)
+    with pytest.raises(ValueError, match=re.escape("`max_len` must be an integer in [3, GPTInference.max_len=8]; got max_len=2.")):
+        inference.start(PROMPT, max_len=2)
+    with pytest.raises(TypeError, match=re.escape("`token_ids` must be integer ids; got token_ids.dtype=float32.")):
+        inference.start(PROMPT.astype("float32"))
+    with pytest.raises(ValueError, match=re.escape(f"`ids` must be in [0, vocab_size={V}); got ids from -1 to 5.")):
+        inference.start(np.array([[-1, 5]], "int32"))
+    logits, state = inference.start(PROMPT, max_len=np.int64(5))
+    assert tuple(logits.shape) == (2, V) and state["cache"].shape[3] == 5
+
+
 @pytest.mark.tensorflow_only(reason="tf.function")
 def test_sampling_in_a_tf_function_equals_eager_sampling(model):
     import tensorflow as tf
