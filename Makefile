@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KERAS_BACKEND ?= tensorflow
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test test-slow test-backends install clean
+.PHONY: demo test test-slow test-backends install clean browser
 
 # Create the virtual environment and install the package with its pinned
 # dependencies (setup.py holds every pin), the test tools, and the JAX and
@@ -33,8 +33,15 @@ demo: $(STAMP)
 	$(VENV)/bin/keras-attention translate saved_models/dates \
 		"the third of may , nineteen ninety" "december 25 , 2001" "17 august 1996"
 
+# Debian's Chromium and its driver, for the explorer page tests (tests/browser.py).
+# Where they cannot be installed (no root, no apt) those tests skip, saying so.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		{ (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium chromium-driver) || echo "chromium not installed: the browser tests will skip"; }
+
 # The suite CI runs: everything not marked slow.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -m "not slow" -n 2 -q tests
 
 # Long training tests, kept out of CI.

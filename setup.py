@@ -33,6 +33,9 @@ EXTRAS_REQUIRE = {
     "dev": [
         "pytest==9.2.0",
         "pytest-xdist==3.8.0",
+        # Drives Debian's chromium through its chromium-driver in the
+        # explorer page tests (`make browser` installs both).
+        "selenium==4.50.0",
     ],
     # TensorFlow with its CUDA libraries, for users with an NVIDIA GPU.
     "gpu": [f"tensorflow[and-cuda]=={TENSORFLOW}"],
@@ -58,6 +61,8 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_attention", "keras_attention.*"]),
+    # The explorer page's template, script and style, inlined into every page.
+    package_data={"keras_attention.viz": ["page/*.html", "page/*.js", "page/*.css"]},
     python_requires=">=3.11,<3.12",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -8,7 +8,6 @@ or JAX at module level.
 import contextlib
 import os
 import statistics
-import tempfile
 import time
 
 
@@ -37,18 +36,13 @@ def set_cpu_allocator(name):
 
 
 def write_csv_atomic(frame, path):
-    """Writes a pandas frame as CSV to `path` via a temporary file and `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Writes a pandas frame as CSV to `path` atomically (`keras_attention._io`)."""
+    # Imported here: importing the package imports Keras, and this module
+    # must not fix the backend at import time (see the module docstring).
+    from keras_attention import _io
+
+    with _io.atomic_write(path, "w") as f:
+        frame.to_csv(f, index=False)
     print(f"wrote {path}", flush=True)
 
 

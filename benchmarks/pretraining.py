@@ -60,7 +60,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import scaling as scaling_benchmark  # noqa: E402  (benchmarks/scaling.py)
-from keras_attention import generate, training  # noqa: E402
+from keras_attention import generate  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import (  # noqa: E402
     build_lm_tokenizer,
     causal_lm_dataset,

@@ -170,7 +170,8 @@ def keras_hub_transformer(vocab, num_hiddens, ffn_num_hiddens, num_heads, num_bl
 def build_models(config, dropout, jit_compile, seed, policy="float32"):
     import keras
 
-    from keras_attention import models, training
+    from keras_attention import models
+    from keras_attention.recipes import training
 
     sizes = dict(
         num_hiddens=config["num_hiddens"],

@@ -32,7 +32,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from keras_attention import cli, training  # noqa: E402
+from keras_attention import _io, recipes  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import load_fra_eng, load_fra_eng_full  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def run_full(args):
     print(f"{len(task.train_pairs)} train / {len(task.val_pairs)} held-out pairs; vocab "
           f"{task.src_tokenizer.vocab_size}/{task.tgt_tokenizer.vocab_size}; "
           f"prepared in {prep_minutes:.1f} min")
-    model = cli.build_model("transformer", task, data_name="fra-eng-full")
+    model = recipes.build_translation_model("transformer", task, data_name="fra-eng-full")
     training.compile_seq2seq(model, learning_rate=args.lr, jit_compile=True)
     print(f"Transformer: {model.count_params():,} parameters")
     train = task.bucketed_train_dataset(args.batch_size, boundaries=(12,), seed=args.seed)
@@ -63,9 +64,10 @@ def run_full(args):
         resume=False,
     )
     train_minutes = (time.perf_counter() - start) / 60
-    model.save(pathlib.Path(args.out) / "model.keras")  # before scoring: keep the training
+    # Before scoring: keep the training.
+    _io.save_with(pathlib.Path(args.out) / "model.keras", model.save, suffix=".keras")
     start = time.perf_counter()
-    scores, hypotheses = cli.evaluate(model, task, task.val_pairs[: args.num_eval])
+    scores, hypotheses = recipes.evaluate_translation(model, task, task.val_pairs[: args.num_eval])
     eval_minutes = (time.perf_counter() - start) / 60
     for (src, tgt), hyp in list(zip(task.val_pairs, hypotheses))[:8]:
         print(f"  {src!r} -> {hyp!r} (reference {tgt!r})")
@@ -94,7 +96,7 @@ def run_full(args):
 def run_throughput(args):
     keras.utils.set_random_seed(args.seed)
     task = load_fra_eng()
-    model = cli.build_model("transformer", task, data_name="fra-eng")
+    model = recipes.build_translation_model("transformer", task, data_name="fra-eng")
     training.compile_seq2seq(model, learning_rate=0.001, jit_compile=True)
     train = task.train_dataset(128, seed=args.seed, drop_remainder=True).cache()
     tokens = count_target_tokens(train)

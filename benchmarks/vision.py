@@ -35,7 +35,8 @@ import _common  # noqa: E402  (benchmarks/_common.py)
 import keras  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from keras_attention import models, training  # noqa: E402
+from keras_attention import models  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import image_dataset, load_fashion_mnist  # noqa: E402
 
 CPU_VIT = dict(

@@ -1,12 +1,56 @@
 """keras-attention: Keras 3 layers and models for attention and Transformers.
 
 Organised like the chapter "Attention Mechanisms and Transformers" of
-*Dive into Deep Learning*. The layers use `keras.ops` only and run on the
-TensorFlow, JAX and PyTorch backends; `keras_attention.data` and
-`keras_attention.export` need TensorFlow and are not imported here.
+*Dive into Deep Learning*, floor by floor (data flows one way):
+
+    ops, layers            the chapter's ideas as Keras layers (keras.ops only)
+    data                   tf.data pipelines, tokenizers, loaders, embedded defaults
+    models                 functional-API builders
+    generate               step decoders, greedy/beam search, sampling
+    export                 SavedModels that serve strings and images
+    recipes                what the command, tutorials and benchmarks share; load_run
+    cli                    the `keras-attention` command
+
+Importing the package registers every serializable object (layers, losses,
+metrics, learning-rate schedules), so a `.keras` file written by the
+command loads with `keras.saving.load_model(path, safe_mode=True)` after
+`import keras_attention` alone. `keras_attention.load_run(path)` opens a run
+directory or an export (`keras_attention.recipes.runs`). `data`, `export`
+and `recipes` need TensorFlow and are imported when first used.
+
+The `keras-attention` command itself defers these imports until it has
+parsed its arguments (so that `--help` answers at once); it calls
+`register_all()` before it does any work.
 """
 
-__version__ = "0.1.0"
+import importlib
+import os
+import sys
 
-from keras_attention import layers  # noqa: E402,F401
-from keras_attention import ops  # noqa: E402,F401
+__version__ = "0.2.0"
+
+__all__ = ["__version__", "load_run", "register_all", "layers", "ops"]
+
+
+def register_all():
+    """Imports every module that defines a serializable object (idempotent)."""
+    for name in ("layers", "ops", "models", "metrics", "recipes.training"):
+        importlib.import_module(f"{__name__}.{name}")
+
+
+def load_run(path, kind=None):
+    """Opens a run directory or an export; see `keras_attention.recipes.runs.load_run`."""
+    from keras_attention.recipes.runs import load_run as _load_run
+
+    return _load_run(path, kind=kind)
+
+
+def __getattr__(name):
+    if name in ("data", "export", "recipes", "generate", "models", "viz", "metrics", "distribute",
+                "scaling", "layers", "ops"):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if os.path.basename(sys.argv[0] if sys.argv else "") != "keras-attention":
+    register_all()

@@ -30,7 +30,6 @@ import errno
 import json
 import os
 import pathlib
-import secrets
 import shutil
 import sys
 import tempfile

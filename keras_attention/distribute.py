@@ -23,7 +23,8 @@ Usage: make the strategy first (before any tensor exists, because splitting
 the CPU into logical devices only works before TensorFlow or JAX set up
 their devices), then build, compile, fit and save inside the scope:
 
-    from keras_attention import distribute, models, training
+    from keras_attention import distribute, models
+    from keras_attention.recipes import training
 
     strategy = distribute.make_strategy("mirrored", num_cpu_devices=2)
     with distribute.distribution_scope(strategy):

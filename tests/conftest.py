@@ -1,6 +1,10 @@
 import os
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# A private Keras home for the session: the loaders' sha256 verdicts (and any
+# cache a test fills) never reach ~/.keras. tests/data/ gives each test its own.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="keras-attention-tests-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -67,16 +67,27 @@ def test_generate_from_run_dir_and_savedmodel_agree(trained, capsys):
     assert greedy == _generate(capsys, out, "the cat", "--temperature", "0", "--seed", "2")
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--max-new-tokens", "0"], "max_new_tokens"),
-    (["--max-new-tokens", "99"], "max_new_tokens"),
-    (["--top-p", "1.5"], "top_p"),
-])
-def test_generate_bad_arguments_exit_with_error(trained, flags, message):
+def test_generate_beyond_the_model_context_exits_with_error(trained):
     out, sm, _ = trained
     for source in (out, sm):
-        with pytest.raises(SystemExit, match=f"error: .*{message}"):
-            cli.main(["generate", str(source), "the cat", *flags])
+        with pytest.raises(SystemExit, match="error: .*max_new_tokens"):
+            cli.main(["generate", str(source), "the cat", "--max-new-tokens", "99"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max-new-tokens", "0"], "--max-new-tokens: must be an integer >= 1; got '0'"),
+    (["--top-p", "1.5"], "--top-p: must be a number > 0 and <= 1; got '1.5'"),
+    (["--top-p", "0"], "--top-p: must be a number > 0 and <= 1"),
+    (["--temperature", "inf"], "--temperature: must be a number >= 0; got 'inf'"),
+    (["--temperature", "-1"], "--temperature: must be a number >= 0"),
+    (["--top-k", "-1"], "--top-k: must be an integer >= 0"),
+    (["--seed", "-3"], "--seed: must be an integer >= 0"),
+])
+def test_generate_bad_flags_are_usage_errors(tmp_path, flags, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["generate", str(tmp_path), "the cat", *flags])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_generate_missing_source(tmp_path):

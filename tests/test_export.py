@@ -177,3 +177,42 @@ def test_translator_rejects_bad_sizes(task):
         export.Translator(model, task.src_tokenizer, task.tgt_tokenizer, 0, 5)
     with pytest.raises(ValueError, match="max_len"):
         export.Translator(model, task.src_tokenizer, task.tgt_tokenizer, 5, True)
+
+
+@pytest.mark.parametrize("kind", ["user_dir", "file"])
+def test_export_never_replaces_what_is_not_an_export(task, tmp_path, kind):
+    model = _build("transformer", task)
+    dest = tmp_path / "t"
+    if kind == "user_dir":
+        dest.mkdir()
+        (dest / "notes.txt").write_text("mine")
+    else:
+        dest.write_text("mine")
+    with pytest.raises(FileExistsError, match="refusing to replace it"):
+        export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
+                                 path=dest)
+    assert (dest / "notes.txt" if kind == "user_dir" else dest).read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["t"]
+
+
+def test_export_with_overwrite_false_keeps_a_previous_export(task, tmp_path):
+    model = _build("transformer", task)
+    dest = tmp_path / "t"
+    export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
+                             path=dest, max_len=4)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
+                                 path=dest, overwrite=False)
+    assert export.is_export(dest)
+
+
+def test_export_has_normal_permissions(task, tmp_path):
+    old = os.umask(0o022)
+    try:
+        dest = export.export_translator(_build("transformer", task), task.src_tokenizer,
+                                        task.tgt_tokenizer, task.num_steps, path=tmp_path / "t")
+    finally:
+        os.umask(old)
+    assert os.stat(dest).st_mode & 0o777 == 0o755
+    for path in dest.rglob("*"):
+        assert os.stat(path).st_mode & 0o044 == 0o044, path  # readable by group and others

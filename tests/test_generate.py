@@ -10,10 +10,7 @@ import tensorflow as tf
 from keras_attention import generate
 from keras_attention.generate import beam_search, decode_to_lists, greedy_search
 from keras_attention.models import (
-    BahdanauInference,
-    TransformerInference,
     bahdanau_seq2seq,
-    inference_for,
     transformer,
 )
 
@@ -186,7 +183,7 @@ def test_cached_step_logits_match_full_model(models, src, kind):
     tokens = keras.ops.convert_to_numpy(greedy_search(model, src, MAX_LEN)["tokens"])
     tgt_in = np.concatenate([np.full((len(src), 1), BOS, "int32"), tokens[:, :-1]], axis=1)
     full = logits_of(model, src, tgt_in)  # (B, L, V)
-    inference = inference_for(model, MAX_LEN)
+    inference = generate.decoder_for(model, MAX_LEN)
     state = inference.encode(src)
     for t in range(MAX_LEN):
         logits, state, _ = inference.step(keras.ops.convert_to_tensor(tgt_in[:, t]), state, t)
@@ -355,7 +352,7 @@ def eos_only_model(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_stops_as_soon_as_every_row_has_eos(monkeypatch, src, kind):
     calls = []
-    cls = TransformerInference if kind == "transformer" else BahdanauInference
+    cls = generate.TransformerStepDecoder if kind == "transformer" else generate.BahdanauStepDecoder
     original = cls.step
 
     def counting_step(self, tokens, state, index):
@@ -428,29 +425,44 @@ def test_max_len_beyond_positional_encoding_raises(models, src):
 
 @pytest.mark.parametrize("max_len", [0, -3, 2.5, None, True])
 def test_bad_max_len_raises(models, src, max_len):
-    with pytest.raises(ValueError, match="`max_len` must be a Python integer >= 1"):
+    with pytest.raises(ValueError, match=r"`max_len` must be a positive integer; got max_len="):
         greedy_search(models["bahdanau"], src, max_len)
-    with pytest.raises(ValueError, match="`max_len` must be a Python integer >= 1"):
+    with pytest.raises(ValueError, match=r"`max_len` must be a positive integer; got max_len="):
         beam_search(models["bahdanau"], src, max_len)
+
+
+def test_huge_max_len_is_a_clear_error_not_an_out_of_memory(models, src):
+    with pytest.raises(ValueError, match=r"`max_len` must be at most 65536 .*got max_len=1000000000"):
+        greedy_search(models["bahdanau"], src, 10**9)
 
 
 @pytest.mark.parametrize("beam_size", [0, -1, 2.0, True])
 def test_bad_beam_size_raises(models, src, beam_size):
-    with pytest.raises(ValueError, match=r"`beam_size` must be an integer >= 1; got beam_size="):
+    with pytest.raises(ValueError, match=r"`beam_size` must be a positive integer; got beam_size="):
         beam_search(models["transformer"], src, MAX_LEN, beam_size=beam_size)
 
 
 @pytest.mark.parametrize("length_penalty", [-0.1, float("nan"), "0.6"])
 def test_bad_length_penalty_raises(models, src, length_penalty):
-    with pytest.raises(ValueError, match=r"`length_penalty` must be a number >= 0"):
+    with pytest.raises(ValueError, match=r"`length_penalty` must be a finite number >= 0"):
         beam_search(models["transformer"], src, MAX_LEN, length_penalty=length_penalty)
 
 
 def test_bad_use_cache_raises(models, src):
-    with pytest.raises(ValueError, match="`use_cache` must be a bool"):
+    with pytest.raises(ValueError, match="`use_cache` must be True or False"):
         greedy_search(models["transformer"], src, MAX_LEN, use_cache="yes")
-    with pytest.raises(ValueError, match="`use_cache` must be a bool"):
+    with pytest.raises(ValueError, match="`use_cache` must be True or False"):
         beam_search(models["transformer"], src, MAX_LEN, use_cache=1)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.array([5, 6, 7]), ValueError, r"`src_ids` must have shape \(batch, length\); got shape \(3,\)"),
+    (np.array([[5.0, 6.0]]), TypeError, "`src_ids` must hold integer token ids; got dtype float64"),
+])
+def test_bad_src_ids_are_named(models, bad, error, match):
+    for search in (greedy_search, beam_search):
+        with pytest.raises(error, match=match):
+            search(models["transformer"], bad, MAX_LEN)
 
 
 def test_unknown_model_raises(src):

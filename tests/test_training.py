@@ -1,5 +1,6 @@
 """`compile_seq2seq` and `fit_with_logs`: files written, resume after a crash, masked loss."""
 
+import json
 import os
 import pathlib
 
@@ -74,7 +75,7 @@ def test_fit_with_logs_writes_everything(task, tmp_path):
     assert {"epoch", "loss", "val_loss", "masked_accuracy", "val_masked_accuracy"} <= set(csv.columns)
     np.testing.assert_allclose(csv["loss"].to_numpy(), frame["loss"].to_numpy(), rtol=1e-6)
     assert np.isfinite(csv[["loss", "val_loss"]].to_numpy()).all()
-    assert not (out / "history.csv.tmp").exists()
+    assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temporary left
 
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = list((out / "logs").rglob("events.out.tfevents.*"))
@@ -114,23 +115,118 @@ def test_resume_after_crash_matches_uninterrupted_run(task, tmp_path, crash):
     assert (out / "backup").is_dir() and any((out / "backup").iterdir())
     assert (out / "best.keras").exists()
 
+    crashed_rows = json.loads(_newest_checkpoint(out / "backup").joinpath("state.json").read_text())
     # A new process would rebuild and recompile the model the same way.
     resumed = training.fit_with_logs(_model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0)
-    assert len(resumed) == EPOCHS - CRASH_AFTER  # only the remaining epochs ran
-    assert len(pd.read_csv(out / "history.csv")) == EPOCHS - CRASH_AFTER
+    # The history holds every epoch once: those before the crash, then the resumed ones.
+    assert len(resumed) == EPOCHS and list(resumed.index) == list(range(1, EPOCHS + 1))
+    csv = pd.read_csv(out / "history.csv")
+    assert list(csv["epoch"]) == list(range(1, EPOCHS + 1))
+    np.testing.assert_allclose(
+        csv["loss"].to_numpy()[:CRASH_AFTER], [r["loss"] for r in crashed_rows["rows"]], rtol=1e-6
+    )
     assert not (out / "backup").exists()
     # The restored state (weights, Adam moments and step count, epoch) is an
     # exact float32 copy and the batches are the same, so the remaining epochs
     # redo the reference run's computation; the tolerance only allows for
     # reduction-order differences in multithreaded CPU kernels.
+    np.testing.assert_allclose(resumed["loss"].to_numpy(), reference["loss"].to_numpy(), rtol=1e-4)
     np.testing.assert_allclose(
-        resumed["loss"].to_numpy(), reference["loss"].to_numpy()[CRASH_AFTER:], rtol=1e-4
-    )
-    np.testing.assert_allclose(
-        resumed["val_loss"].to_numpy(), reference["val_loss"].to_numpy()[CRASH_AFTER:], rtol=1e-4
+        resumed["val_loss"].to_numpy(), reference["val_loss"].to_numpy(), rtol=1e-4
     )
     # And the loss went down, so the epochs were real training.
     assert reference["loss"].iloc[-1] < reference["loss"].iloc[0]
+
+
+def _newest_checkpoint(backup):
+    return sorted(p for p in backup.iterdir() if p.name.startswith("epoch-"))[-1]
+
+
+def _crash_after(task, out, epochs=CRASH_AFTER):
+    train, val = _data(task)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.fit_with_logs(
+            _model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0,
+            callbacks=[CrashAtEpochEnd(epochs)],
+        )
+
+
+def test_unreadable_newest_backup_is_set_aside_and_the_older_one_resumed(task, tmp_path):
+    out = tmp_path / "run"
+    _crash_after(task, out, 3)
+    newest = _newest_checkpoint(out / "backup")
+    assert newest.name == "epoch-00003"
+    weights = newest / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:100])  # a torn write (disk, kill, copy)
+    train, val = _data(task)
+    with pytest.warns(UserWarning, match="could not be restored.*moved it to"):
+        frame = training.fit_with_logs(
+            _model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0, keep_backup=True
+        )
+    assert len(frame) == EPOCHS  # 2 restored epochs + 2 trained
+    assert any(p.name.startswith("unreadable-epoch-00003") for p in (out / "backup").iterdir())
+
+
+def test_all_backups_unreadable_starts_over_with_a_warning(task, tmp_path):
+    out = tmp_path / "run"
+    _crash_after(task, out, 2)
+    for checkpoint in (out / "backup").glob("epoch-*"):
+        (checkpoint / "state.json").write_text("{not json")
+    train, val = _data(task)
+    with pytest.warns(UserWarning, match="could not be restored"):
+        frame = training.fit_with_logs(_model(task), train, val, epochs=2, out_dir=out, verbose=0)
+    assert len(frame) == 2 and not (out / "backup").exists()
+
+
+def test_stale_temporary_checkpoint_of_a_killed_run_is_ignored_and_swept(task, tmp_path):
+    out = tmp_path / "run"
+    _crash_after(task, out, 1)
+    dead = 2**22 + 12345  # beyond pid_max: no such process
+    stale = out / "backup" / f".epoch-00002.tmp-{dead}-abc"
+    stale.mkdir()
+    (stale / "model.weights.h5").write_bytes(b"\x89HDF half")
+    train, val = _data(task)
+    frame = training.fit_with_logs(_model(task), train, val, epochs=2, out_dir=out, verbose=0)
+    assert len(frame) == 2 and not (out / "backup").exists()
+
+
+class _RuinTraining(keras.callbacks.Callback):
+    """After the restore, makes every step diverge, so the resumed epoch is worse."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate.assign(100.0)
+
+
+def test_best_checkpoint_keeps_the_best_epoch_across_a_resume(task, tmp_path):
+    out = tmp_path / "run"
+    _crash_after(task, out, 2)
+    state = json.loads((_newest_checkpoint(out / "backup") / "state.json").read_text())
+    best_before = min(r["val_loss"] for r in state["rows"])
+    assert state["best"] == pytest.approx(best_before)
+    saved = (out / "best.keras").read_bytes()
+    train, val = _data(task)
+    frame = training.fit_with_logs(
+        _model(task), train, val, epochs=3, out_dir=out, verbose=0, callbacks=[_RuinTraining()]
+    )
+    assert frame["val_loss"].iloc[-1] > best_before  # the resumed epoch is worse...
+    assert (out / "best.keras").read_bytes() == saved  # ...so best.keras is the old best
+
+
+def test_fit_with_logs_rejects_zero_epochs(task, tmp_path):
+    train, val = _data(task)
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer; got epochs=0"):
+        training.fit_with_logs(_model(task), train, val, epochs=0, out_dir=tmp_path, verbose=0)
+
+
+def test_run_files_have_normal_permissions(task, tmp_path):
+    old = os.umask(0o022)
+    try:
+        train, val = _data(task)
+        training.fit_with_logs(_model(task), train, val, epochs=1, out_dir=tmp_path, verbose=0)
+    finally:
+        os.umask(old)
+    for name in ("best.keras", "history.csv", "loss.png"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o644, name
 
 
 def _numpy_masked_loss_and_accuracy(logits, labels, pad_id=0):

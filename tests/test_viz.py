@@ -86,6 +86,46 @@ def test_show_heatmaps_bad_titles_raise():
         viz.show_heatmaps(np.zeros((1, 2, 3, 3)), "k", "q", titles=["a"])
 
 
+def test_show_heatmaps_puts_tokens_on_the_axes():
+    keys, queries = ["<bos>", "je", "suis"], ["i", "am"]
+    fig = viz.show_heatmaps(
+        np.random.RandomState(0).rand(1, 2, 2, 3), "Keys", "Queries",
+        xlabels=keys, ylabels=queries,
+    )
+    for ax in fig.axes[:2]:  # the shared y axis is labelled on the first column
+        assert [t.get_text() for t in ax.get_xticklabels()] == keys
+        assert list(ax.get_xticks()) == [0, 1, 2] and list(ax.get_yticks()) == [0, 1]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == queries
+
+
+def test_show_heatmaps_positions_get_integer_ticks_only():
+    fig = viz.show_heatmaps(np.ones((1, 1, 3, 7)), "Keys", "Queries")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    for ticks in (ax.get_xticks(), ax.get_yticks()):
+        assert len(ticks) > 1 and np.all(ticks == np.round(ticks))
+
+
+def test_show_heatmaps_separate_scales_get_a_colour_bar_each():
+    matrices = np.stack([np.eye(3), 5 * np.eye(3)])[None]  # (1, 2, 3, 3), different ranges
+    fig = viz.show_heatmaps(matrices, "k", "q", share_scale=False)
+    heat_axes = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(fig.axes) == 4  # two maps, two colour bars
+    assert [ax.images[0].get_clim() for ax in heat_axes] == [(0.0, 1.0), (0.0, 5.0)]
+    shared = viz.show_heatmaps(matrices, "k", "q")
+    assert len(shared.axes) == 3  # two maps, one colour bar
+    assert all(ax.images[0].get_clim() == (0.0, 5.0) for ax in shared.axes[:2])
+
+
+def test_show_heatmaps_bad_labels_raise():
+    with pytest.raises(ValueError, match=r"`xlabels` must hold one label per key \(3\); got 2"):
+        viz.show_heatmaps(np.zeros((1, 1, 2, 3)), "k", "q", xlabels=["a", "b"])
+    with pytest.raises(ValueError, match=r"`ylabels` must hold one label per query \(2\); got 3"):
+        viz.show_heatmaps(np.zeros((1, 1, 2, 3)), "k", "q", ylabels=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"`share_scale` must be True or False; got share_scale=1"):
+        viz.show_heatmaps(np.zeros((1, 1, 2, 3)), "k", "q", share_scale=1)
+
+
 def test_history_to_dataframe_from_dict_and_history():
     frame = viz.history_to_dataframe({"loss": [3.0, 2.0, 1.0], "val_loss": [4, 3, 2]})
     assert list(frame.columns) == ["loss", "val_loss"]
@@ -122,3 +162,25 @@ def test_plot_history_writes_png_and_returns_dataframe(tmp_path):
 def test_plot_history_empty_raises(tmp_path):
     with pytest.raises(ValueError, match=r"`history_or_dataframe` holds no epochs"):
         viz.plot_history({"loss": []}, tmp_path / "x.png")
+
+
+def test_history_figure_puts_loss_and_accuracy_on_separate_labelled_axes():
+    frame = viz.history_to_dataframe(
+        {"loss": [1.0, 0.5], "accuracy": [0.2, 0.6], "val_loss": [1.1, 0.7],
+         "val_accuracy": [0.1, 0.5]}
+    )
+    fig = viz.history_figure(frame)
+    loss_ax, metric_ax = fig.axes
+    assert loss_ax.get_ylabel() == "loss" and metric_ax.get_ylabel() == "metric"
+    assert [line.get_label() for line in loss_ax.lines] == ["loss", "val_loss"]
+    assert [line.get_label() for line in metric_ax.lines] == ["accuracy", "val_accuracy"]
+    # A short run shows a marker per epoch; a validation curve shares its training colour.
+    assert all(line.get_marker() == "o" for line in loss_ax.lines + metric_ax.lines)
+    assert loss_ax.lines[0].get_color() == loss_ax.lines[1].get_color()
+    assert loss_ax.lines[1].get_linestyle() == "--"
+
+
+def test_history_figure_without_metrics_has_one_axes_and_long_runs_no_markers():
+    fig = viz.history_figure(viz.history_to_dataframe({"loss": list(range(40, 0, -1))}))
+    (ax,) = fig.axes
+    assert ax.lines[0].get_marker() in (None, "None", "")

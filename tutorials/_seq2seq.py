@@ -1,7 +1,7 @@
 """What the Bahdanau and Transformer tutorials share: data, training, translating.
 
 Both follow D2L: train on English-French (512 pairs, `num_steps` 9, batch
-128, 30 epochs) with the configuration in `keras_attention.cli.CONFIGS`,
+128, 30 epochs) with the configuration in `keras_attention.recipes.CONFIGS`,
 then translate D2L's four sentences and report D2L's BLEU (k=2). When
 `fra-eng/fra.txt` is nowhere to be found they use the embedded dates task.
 """
@@ -18,7 +18,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_attention import cli, generate, metrics, training  # noqa: E402
+from keras_attention import generate, metrics, recipes  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import translation  # noqa: E402
 
 ENGS = ["go .", "i lost .", "he's calm .", "i'm home ."]
@@ -76,11 +77,11 @@ def train_and_translate(model_kind, args):
 
     task, examples = load_data(args.data)
     epochs = args.epochs if args.epochs is not None else (30 if task.name == "fra-eng" else DATES_EPOCHS)
-    model = cli.build_model(model_kind, task)
-    learning_rate = cli.LEARNING_RATES[model_kind]
+    model = recipes.build_translation_model(model_kind, task)
+    learning_rate = recipes.LEARNING_RATES[model_kind]
     training.compile_seq2seq(model, learning_rate=learning_rate, jit_compile=True)
     print(f"task {task.name}: {len(task.train_pairs)} train / {len(task.val_pairs)} val pairs, "
-          f"num_steps {task.num_steps}; config {cli.CONFIGS[(model_kind, task.name)]}, "
+          f"num_steps {task.num_steps}; config {recipes.CONFIGS[(model_kind, task.name)]}, "
           f"lr {learning_rate}; {model.count_params():,} parameters; {epochs} epochs")
     history = training.fit_with_logs(
         model,

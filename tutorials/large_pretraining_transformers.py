@@ -47,7 +47,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import scaling as scaling_benchmark  # noqa: E402  (benchmarks/scaling.py)
-from keras_attention import generate, training, viz  # noqa: E402
+from keras_attention import _io, generate, viz  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import (  # noqa: E402
     build_lm_tokenizer,
     causal_lm_dataset,
@@ -215,7 +216,8 @@ def main(argv=None):
     print(scaling_benchmark.exponent_table(fits_params, fits_tokens).to_string(index=False))
     scaling_benchmark.plot_study(frame, fits_params, fits_tokens, out / "scaling_laws.png",
                                  title=f"Tiny GPTs on {corpus_name} (tutorial size)")
-    table.to_csv(out / "families.csv", index=False)
+    with _io.atomic_write(out / "families.csv", "w") as f:
+        table.to_csv(f, index=False)
     print(f"\nwrote {out / 'pretraining_losses.png'}, {out / 'scaling_laws.png'}; "
           f"{(time.perf_counter() - start) / 60:.1f} min")
     return 0

@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 import _seq2seq
-from keras_attention import cli, viz
+from keras_attention import recipes, viz
 from keras_attention.data import translation
 
 NAME = "transformer"
@@ -64,14 +64,14 @@ def main(argv=None):
     # Every block's and head's weights: the same architecture with
     # `return_attention_scores=True`, holding the trained weights, run on the
     # source and the decoder inputs greedy decoding fed (<bos> + outputs).
-    scoring = cli.build_model(MODEL, task, return_attention_scores=True)
+    scoring = recipes.build_translation_model(MODEL, task, return_attention_scores=True)
     scoring.set_weights(model.get_weights())
     tgt_in = np.zeros((1, task.num_steps), "int32")
     tgt_in[0, 0] = translation.BOS_ID
     tgt_in[0, 1:out_len] = tokens[i, : out_len - 1]
     outputs = scoring({"src_ids": np.asarray(src_ids)[i : i + 1], "tgt_in_ids": tgt_in},
                       training=False)
-    num_blks = cli.CONFIGS[(MODEL, task.name)]["num_blks"]
+    num_blks = recipes.CONFIGS[(MODEL, task.name)]["num_blks"]
     enc = np.stack([keras.ops.convert_to_numpy(outputs[f"encoder_attention_{b}"])[0]
                     for b in range(num_blks)])[:, :, :S, :S]  # (blks, heads, S, S)
     cross = np.stack([keras.ops.convert_to_numpy(outputs[f"decoder_cross_attention_{b}"])[0]

@@ -31,7 +31,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_attention import models, training, viz  # noqa: E402
+from keras_attention import models, viz  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import images as image_data  # noqa: E402
 
 CONFIG = dict(

@@ -36,6 +36,9 @@ _EXPORTS = {
     "image_dataset": "images",
     "load_fashion_mnist": "images",
     "read_idx": "images",
+    # pairs.py (TensorFlow): the user's own sentence pairs
+    "load_pairs_file": "pairs",
+    "read_pairs_file": "pairs",
     # tokenizers.py (TensorFlow)
     "RESERVED_TOKENS": "tokenizers",
     "CharTokenizer": "tokenizers",

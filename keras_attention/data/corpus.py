@@ -27,13 +27,15 @@ Letters used in shape comments: N sequences, B batch, T sequence length,
 S target length.
 """
 
+import math
 import random
 import re
 
 import numpy as np
 import tensorflow as tf
 
-from keras_attention.data.download import find_or_download
+from keras_attention.data import _checks
+from keras_attention.data import download
 from keras_attention.data.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -41,6 +43,7 @@ from keras_attention.data.tokenizers import (
     RESERVED_TOKENS,
     CharTokenizer,
     WordPieceTokenizer,
+    _Tokenizer,
 )
 
 TIME_MACHINE_PATH = "timemachine/timemachine.txt"
@@ -64,11 +67,16 @@ def load_time_machine(data_dir=None):
 
     Returns:
         str.
+
+    Raises:
+        ValueError: the file's sha256 is not D2L's (see `find_or_download`)
+            or it is not UTF-8 text.
     """
-    path = find_or_download(
+    path = download.find_or_download(
         TIME_MACHINE_PATH, url=TIME_MACHINE_URL, sha256=TIME_MACHINE_SHA256, data_dir=data_dir
     )
-    return path.read_text(encoding="utf-8")
+    with download.reading(path, "UTF-8 text"):
+        return path.read_text(encoding="utf-8")
 
 
 def preprocess_time_machine(text):
@@ -78,7 +86,7 @@ def preprocess_time_machine(text):
         >>> preprocess_time_machine("The Time Machine, by H. G. Wells [1898]")
         'the time machine by h g wells '
     """
-    return re.sub("[^A-Za-z]+", " ", text).lower()
+    return re.sub("[^A-Za-z]+", " ", _checks.check_text("text", text)).lower()
 
 
 # A small grammar: agreement between subject and verb (and inside relative
@@ -172,11 +180,8 @@ def generate_corpus(num_sentences=2000, seed=0):
         str: one lower-case sentence a line, each ending in `" ."`, e.g.
         `"the old cat that sees a red ball sleeps ."`.
     """
-    if not isinstance(num_sentences, int) or num_sentences < 0:
-        raise ValueError(
-            f"`num_sentences` must be a non-negative int; got num_sentences={num_sentences!r}."
-        )
-    rng = random.Random(seed)
+    num_sentences = _checks.check_non_negative_int("num_sentences", num_sentences)
+    rng = random.Random(_checks.check_int("seed", seed))
     return "\n".join(_sentence(rng) for _ in range(num_sentences))
 
 
@@ -185,7 +190,7 @@ def generate_corpus(num_sentences=2000, seed=0):
 # --------------------------------------------------------------------------
 
 
-def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=()):
+def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=(), normalize="none"):
     """A tokenizer learned from `text`, with special tokens after the reserved four.
 
     The vocabulary is `<pad> <bos> <eos> <unk>`, then `extra_tokens` in the
@@ -199,6 +204,9 @@ def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=()):
         vocab_size: int. Largest vocabulary size, reserved and extra tokens
             included. Defaults to `1000`.
         extra_tokens: sequence of str, e.g. `("<mask>",)`. Defaults to `()`.
+        normalize: str. The character tokenizer's normalisation
+            (`CharTokenizer`): `"none"` or `"time_machine"`. WordPiece always
+            applies D2L's preprocessing. Defaults to `"none"`.
 
     Returns:
         A `CharTokenizer` or `WordPieceTokenizer`.
@@ -208,24 +216,29 @@ def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=()):
         >>> tok.vocab[:6]
         ['<pad>', '<bos>', '<eos>', '<unk>', '<mask>', 't']
     """
-    if kind not in ("char", "wordpiece"):
-        raise ValueError(f'`kind` must be "char" or "wordpiece"; got kind={kind!r}.')
-    extra_tokens = [str(token) for token in extra_tokens]
+    _checks.check_choice("kind", kind, ("char", "wordpiece"))
+    _checks.check_choice("normalize", normalize, ("none", "time_machine"))
+    if not isinstance(text, str):
+        if not isinstance(text, (list, tuple)) or not all(isinstance(t, str) for t in text):
+            raise ValueError(
+                f"`text` must be a str or a list of str; got {type(text).__name__} text={text!r:.80}."
+            )
+    extra_tokens = _checks.check_strings("extra_tokens", extra_tokens)
     if len(set(extra_tokens)) != len(extra_tokens) or set(extra_tokens) & set(RESERVED_TOKENS):
         raise ValueError(
             f"`extra_tokens` must be distinct and not reserved tokens; got extra_tokens={extra_tokens}."
         )
     num_fixed = len(RESERVED_TOKENS) + len(extra_tokens)
-    if not isinstance(vocab_size, int) or vocab_size <= num_fixed:
+    if not _checks.is_int(vocab_size) or vocab_size <= num_fixed:
         raise ValueError(
             f"`vocab_size` must be an int larger than the {num_fixed} reserved and extra "
             f"tokens; got vocab_size={vocab_size!r}."
         )
     texts = text.split("\n") if isinstance(text, str) else [t for s in text for t in s.split("\n")]
     if kind == "char":
-        learned = CharTokenizer.build(texts).vocab[len(RESERVED_TOKENS):]
+        learned = CharTokenizer.build(texts, normalize=normalize).vocab[len(RESERVED_TOKENS):]
         learned = [t for t in learned if t not in extra_tokens][: vocab_size - num_fixed]
-        return CharTokenizer(list(RESERVED_TOKENS) + extra_tokens + learned)
+        return CharTokenizer(list(RESERVED_TOKENS) + extra_tokens + learned, normalize=normalize)
     learned = WordPieceTokenizer.build(texts, vocab_size=vocab_size - len(extra_tokens)).vocab
     learned = [t for t in learned[len(RESERVED_TOKENS):] if t not in extra_tokens]
     return WordPieceTokenizer(list(RESERVED_TOKENS) + extra_tokens + learned)
@@ -243,6 +256,10 @@ def encode_text(tokenizer, text, separator_id=EOS_ID):
     Returns:
         `np.ndarray` int32 `(L,)`.
     """
+    _check_tokenizer(tokenizer)
+    _checks.check_text("text", text)
+    if separator_id is not None:
+        separator_id = _checks.check_int("separator_id", separator_id)
     lines = [line for line in text.split("\n") if line]
     if not lines:
         return np.zeros([0], np.int32)
@@ -264,8 +281,9 @@ def encode_lines(tokenizer, lines, max_len):
     Returns:
         `np.ndarray` int32 `(N, T)`.
     """
-    if isinstance(lines, str):
-        lines = lines.split("\n")
+    _check_tokenizer(tokenizer)
+    max_len = _checks.check_positive_int("max_len", max_len)
+    lines = lines.split("\n") if isinstance(lines, str) else _checks.check_strings("lines", lines)
     lines = [line for line in lines if line]
     if not lines:
         return np.zeros([0, max_len], np.int32)
@@ -278,9 +296,12 @@ def encode_lines(tokenizer, lines, max_len):
 # --------------------------------------------------------------------------
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int; got {name}={value!r}.")
+def _check_tokenizer(tokenizer):
+    if not isinstance(tokenizer, _Tokenizer):
+        raise ValueError(
+            "`tokenizer` must be a tokenizer of keras_attention.data.tokenizers (e.g. from "
+            f"build_lm_tokenizer); got {type(tokenizer).__name__}."
+        )
 
 
 def _check_sequences(sequences, name="sequences"):
@@ -291,6 +312,27 @@ def _check_sequences(sequences, name="sequences"):
             f"got dtype={sequences.dtype}, shape={sequences.shape}."
         )
     return sequences.astype(np.int32)
+
+
+def _check_pipeline(sequences, batch_size, seed, shuffle, drop_remainder):
+    """The checks every pipeline over `(N, T)` sequences shares; returns them as int32."""
+    sequences = _check_sequences(sequences)
+    batch_size = _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_int("seed", seed)
+    _checks.check_bool("shuffle", shuffle)
+    _checks.check_bool("drop_remainder", drop_remainder)
+    if not len(sequences):
+        raise ValueError("`sequences` holds no sequences; an empty data set gives no batch.")
+    _check_some_batch(f"{len(sequences)} sequences", len(sequences), batch_size, drop_remainder)
+    return sequences, batch_size
+
+
+def _check_some_batch(what, count, batch_size, drop_remainder):
+    if drop_remainder and count < batch_size:
+        raise ValueError(
+            f"{what}, fewer than batch_size={batch_size} with drop_remainder=True: no batch. "
+            f"Lower `batch_size` or pass more data."
+        )
 
 
 def _element_seeds(seed):
@@ -331,21 +373,29 @@ def causal_lm_dataset(token_ids, seq_len, batch_size, shuffle=True, seed=0, drop
         `tf.data.Dataset` of `({"token_ids": (B, T)}, labels (B, T))`, int32,
         with `labels[:, t] == token_ids[:, t + 1]` inside the corpus.
     """
-    _check_positive_int("seq_len", seq_len)
-    _check_positive_int("batch_size", batch_size)
+    seq_len = _checks.check_positive_int("seq_len", seq_len)
+    batch_size = _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_bool("shuffle", shuffle)
+    seed = _checks.check_int("seed", seed)
+    _checks.check_bool("drop_remainder", drop_remainder)
     token_ids = np.asarray(token_ids)
     if token_ids.ndim != 1 or not np.issubdtype(token_ids.dtype, np.integer):
         raise ValueError(
             f"`token_ids` must be a 1-D int array; got dtype={token_ids.dtype}, "
             f"shape={token_ids.shape}."
         )
+    if token_ids.size and token_ids.min() < 0:
+        raise ValueError(f"`token_ids` must be ids >= 0; got {token_ids.min()}.")
     length = len(token_ids)
     num_windows = (length - seq_len) // seq_len if shuffle else (length - 1) // seq_len
     if num_windows < 1:
         raise ValueError(
             f"`token_ids` is too short for one window of seq_len={seq_len} "
-            f"({'2 * seq_len' if shuffle else 'seq_len + 1'} ids needed); got {length} ids."
+            f"({'2 * seq_len' if shuffle else 'seq_len + 1'} ids needed); got {length} ids. "
+            f"Lower `seq_len` or pass more text."
         )
+    _check_some_batch(f"`token_ids` gives {num_windows} windows of seq_len={seq_len}",
+                      num_windows, batch_size, drop_remainder)
     tokens = tf.constant(token_ids.astype(np.int32))
     offsets = tf.range(seq_len + 1)  # (T + 1,)
 
@@ -446,9 +496,11 @@ def mlm_dataset(sequences, batch_size, vocab_size, mask_id, special_ids=RESERVED
         `MaskedSparseCategoricalCrossentropy(pad_id=0)` so only the chosen
         positions count.
     """
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("vocab_size", vocab_size)
-    sequences = _check_sequences(sequences)
+    sequences, batch_size = _check_pipeline(sequences, batch_size, seed, shuffle, drop_remainder)
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    mask_id = _checks.check_int("mask_id", mask_id)
+    special_ids = _checks.check_ints("special_ids", special_ids)
+    mask_prob = _checks.check_float_in_range("mask_prob", mask_prob, 0, 1, low_closed=False)
     if segment_ids is None:
         segment_ids = np.zeros_like(sequences)
     segment_ids = _check_sequences(segment_ids, "segment_ids")
@@ -457,9 +509,7 @@ def mlm_dataset(sequences, batch_size, vocab_size, mask_id, special_ids=RESERVED
             f"`segment_ids` must have the shape of `sequences` {sequences.shape}; "
             f"got {segment_ids.shape}."
         )
-    if not 0.0 < mask_prob < 1.0:
-        raise ValueError(f"`mask_prob` must be in (0, 1); got mask_prob={mask_prob!r}.")
-    specials = set(int(i) for i in special_ids) | {PAD_ID, int(mask_id)}
+    specials = set(special_ids) | {PAD_ID, mask_id}
     if not 0 <= mask_id < vocab_size or len(specials & set(range(vocab_size))) >= vocab_size:
         raise ValueError(
             f"`mask_id` must be below `vocab_size` and some ids must be non-special; "
@@ -584,18 +634,15 @@ def span_corruption_dataset(sequences, batch_size, sentinel_ids, noise_density=0
         `tf.data.Dataset` of `({"src_ids": (B, T), "tgt_in_ids": (B, S)},
         tgt_out_ids (B, S))`, int32, padded with `<pad>`.
     """
-    _check_positive_int("batch_size", batch_size)
-    sequences = _check_sequences(sequences)
-    if not 0.0 < noise_density < 1.0:
-        raise ValueError(f"`noise_density` must be in (0, 1); got noise_density={noise_density!r}.")
-    if not mean_span_length >= 1.0:
-        raise ValueError(
-            f"`mean_span_length` must be at least 1; got mean_span_length={mean_span_length!r}."
-        )
+    sequences, batch_size = _check_pipeline(sequences, batch_size, seed, shuffle, drop_remainder)
+    noise_density = _checks.check_float_in_range("noise_density", noise_density, 0, 1, low_closed=False)
+    mean_span_length = _checks.check_float_in_range(
+        "mean_span_length", mean_span_length, 1, math.inf, rule="a number of at least 1"
+    )
     seq_len = sequences.shape[1]
     counts = [span_counts(n, noise_density, mean_span_length) for n in range(seq_len + 1)]
     needed = max(spans for _, spans in counts)
-    sentinel_ids = [int(i) for i in sentinel_ids]
+    sentinel_ids = _checks.check_ints("sentinel_ids", sentinel_ids)
     if len(sentinel_ids) < needed:
         raise ValueError(
             f"`sentinel_ids` must hold at least {needed} ids (the spans of a sequence of "
@@ -603,7 +650,7 @@ def span_corruption_dataset(sequences, batch_size, sentinel_ids, noise_density=0
         )
     if max_target_len is None:
         max_target_len = max(noise + spans for noise, spans in counts) + 1
-    _check_positive_int("max_target_len", max_target_len)
+    max_target_len = _checks.check_positive_int("max_target_len", max_target_len)
 
     def corrupt(tokens, draw):
         rng = np.random.default_rng([seed & (2**63 - 1), int(draw) & (2**64 - 1)])

@@ -16,6 +16,8 @@ year words), so attention heatmaps show a clear alignment.
 import datetime
 import random
 
+from keras_attention.data import _checks
+
 FIRST_DATE = datetime.date(1900, 1, 1)
 LAST_DATE = datetime.date(2099, 12, 31)
 
@@ -141,12 +143,16 @@ def generate_dates(num_examples, seed=0, forms=None):
         >>> generate_dates(2, seed=0)[0]
         ('thursday , april 1 , 2038', '2038-04-01')
     """
-    forms = sorted(DATE_FORMS) if forms is None else list(forms)
+    num_examples = _checks.check_non_negative_int("num_examples", num_examples)
+    seed = _checks.check_int("seed", seed)
+    forms = sorted(DATE_FORMS) if forms is None else _checks.check_strings("forms", forms)
+    if not forms:
+        raise ValueError(f"`forms` must name at least one form of {sorted(DATE_FORMS)}; got forms=[].")
     for form in forms:
         if form not in DATE_FORMS:
             raise ValueError(f"`forms` must hold names from {sorted(DATE_FORMS)}; got {form!r}.")
     num_days = (LAST_DATE - FIRST_DATE).days + 1
-    if not 0 <= num_examples <= num_days * len(forms):
+    if num_examples > num_days * len(forms):
         raise ValueError(
             f"`num_examples` must be in 0..{num_days * len(forms)}; got num_examples={num_examples}."
         )

@@ -10,10 +10,12 @@ D2L's `resize` option.
 """
 
 import gzip
+import math
 
 import numpy as np
 
-from keras_attention.data.download import find_or_download
+from keras_attention.data import _checks
+from keras_attention.data import download
 
 __all__ = [
     "FASHION_MNIST_FILES",
@@ -65,11 +67,17 @@ def read_idx(path, expected_magic=None):
         shape (e.g. `(N, 28, 28)` for images, `(N,)` for labels).
 
     Raises:
-        ValueError: bad magic number, unknown type code, or a data size that
+        FileNotFoundError: `path` does not exist.
+        ValueError: `path` is a folder, a truncated or damaged gzip file, or
+            has a bad magic number, an unknown type code, or a data size that
             does not match the header.
     """
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
+    path = _checks.check_file("path", path)
+    if expected_magic is not None:
+        expected_magic = _checks.check_int("expected_magic", expected_magic)
+    gzipped = path.name.endswith(".gz")
+    opener = gzip.open if gzipped else open
+    with download.reading(path, "a gzipped IDX file" if gzipped else "an IDX file"), opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4:
         raise ValueError(f"{path} is not an IDX file: only {len(raw)} bytes.")
@@ -86,7 +94,7 @@ def read_idx(path, expected_magic=None):
         raise ValueError(f"{path} is truncated: its header needs {header} bytes, got {len(raw)}.")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[type_code])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(raw) - header != expected:
         raise ValueError(
             f"{path} holds {len(raw) - header} data bytes; its header {shape} needs {expected}."
@@ -112,17 +120,21 @@ def load_fashion_mnist(data_dir=None):
         and `(10000, 28, 28)`, uint8 labels `(60000,)` and `(10000,)` in
         0..9, named by `FASHION_MNIST_LABELS`.
     """
-    arrays = {}
+    arrays, paths = {}, {}
     for name, sha256 in FASHION_MNIST_FILES.items():
-        path = find_or_download(
+        paths[name] = download.find_or_download(
             f"fashion-mnist/{name}", url=FASHION_MNIST_URL + name, sha256=sha256, data_dir=data_dir
         )
-        arrays[name] = read_idx(path, IMAGES_MAGIC if "images" in name else LABELS_MAGIC)
+        arrays[name] = read_idx(paths[name], IMAGES_MAGIC if "images" in name else LABELS_MAGIC)
     splits = []
     for prefix in ("train", "t10k"):
-        x, y = arrays[f"{prefix}-images-idx3-ubyte.gz"], arrays[f"{prefix}-labels-idx1-ubyte.gz"]
+        x_name, y_name = f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"
+        x, y = arrays[x_name], arrays[y_name]
         if len(x) != len(y):
-            raise ValueError(f"Fashion-MNIST {prefix}: {len(x)} images but {len(y)} labels.")
+            raise ValueError(
+                f"{paths[x_name]} holds {len(x)} images but {paths[y_name]} holds {len(y)} "
+                f"labels; one of them is not the right file. Delete or replace it."
+            )
         splits.append((x, y))
     return tuple(splits)
 
@@ -221,8 +233,8 @@ def generate_shapes(num_examples, img_size=28, seed=0):
         `(images, labels)`: uint8 `(num_examples, img_size, img_size)` and
         int32 `(num_examples,)` in 0..9.
     """
-    if isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)) or num_examples < 0:
-        raise ValueError(f"`num_examples` must be a non-negative int; got num_examples={num_examples!r}.")
+    num_examples = _checks.check_non_negative_int("num_examples", num_examples)
+    seed = _checks.check_int("seed", seed)
     if isinstance(img_size, bool) or not isinstance(img_size, (int, np.integer)) or img_size < 12:
         raise ValueError(f"`img_size` must be an int of at least 12; got img_size={img_size!r}.")
     rng = np.random.default_rng(seed)
@@ -271,8 +283,16 @@ def image_dataset(images, labels, batch_size, shuffle=True, seed=0, resize=None,
         raise ValueError(
             f"`labels` must have shape ({len(images)},), one per image; got shape {labels.shape}."
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int; got batch_size={batch_size!r}.")
+    if not len(images):
+        raise ValueError("`images` holds no examples; an empty data set cannot be batched.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"`labels` must be integers (class ids); got dtype {labels.dtype}.")
+    if labels.min() < 0:
+        raise ValueError(f"`labels` must be class ids >= 0; got {labels.min()}.")
+    batch_size = _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_bool("shuffle", shuffle)
+    seed = _checks.check_int("seed", seed)
+    _checks.check_bool("drop_remainder", drop_remainder)
     if images.ndim == 3:
         images = images[..., None]
     if resize is not None:

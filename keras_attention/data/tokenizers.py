@@ -22,13 +22,17 @@ differ; the token sets are the same.)
 """
 
 import collections
+import inspect
 import json
-import os
 import pathlib
-import tempfile
+import re
 
 import numpy as np
 import tensorflow as tf
+
+from keras_attention import _io
+from keras_attention.data import _checks
+from keras_attention.data import download
 
 RESERVED_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
@@ -58,7 +62,7 @@ def preprocess_d2l(text):
         >>> preprocess_d2l("Hi.\u202fÇa va?!")
         'hi . ça va ? !'
     """
-    text = text.replace("\u202f", " ").replace("\xa0", " ")
+    text = _checks.check_text("text", text).replace("\u202f", " ").replace("\xa0", " ")
     lowered = text.lower()
     return "".join(
         " " + char if i > 0 and char in _PUNCTUATION and text[i - 1] != " " else char
@@ -111,18 +115,17 @@ def _python_words(text, preprocess):
     return split_words(preprocess_d2l(text) if preprocess == "d2l" else text)
 
 
-def _atomic_write_text(path, text):
-    """Writes `text` to `path` through a temp file and `os.replace`."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _is_tokenizer_dir(path):
+    """Whether `path` is a folder a tokenizer's `save` wrote (it holds the config file)."""
+    return (pathlib.Path(path) / CONFIG_FILE).is_file()
+
+
+def _count_words(texts, preprocess, max_len=None):
+    """Word counts of `texts` (an iterable of str), each text's first `max_len` words."""
+    counter = collections.Counter()
+    for text in _checks.iter_strings("texts", texts):
+        counter.update(_python_words(text, preprocess)[:max_len])
+    return counter
 
 
 def _sorted_by_count(counter, min_freq):
@@ -139,7 +142,7 @@ class _Tokenizer(tf.Module):
 
     def __init__(self, vocab, name=None):
         super().__init__(name=name)
-        vocab = [str(token) for token in vocab]
+        vocab = _checks.check_strings("vocab", vocab)
         if tuple(vocab[:4]) != RESERVED_TOKENS:
             raise ValueError(
                 f"`vocab` must start with the reserved tokens {list(RESERVED_TOKENS)}; "
@@ -251,37 +254,91 @@ class _Tokenizer(tf.Module):
         return {"kind": self.kind, "format_version": 1}
 
     def save(self, path):
-        """Writes `vocab.txt` (one token a line) and `tokenizer.json` into folder `path`."""
-        path = pathlib.Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path / VOCAB_FILE, self._vocab_text + "\n")
-        _atomic_write_text(path / CONFIG_FILE, json.dumps(self._config(), indent=2) + "\n")
-        return path
+        """Writes `vocab.txt` (one token a line) and `tokenizer.json` into folder `path`.
+
+        The whole folder is written under a temporary name and then put at
+        `path` in one step (`keras_attention._io.replace_dir`): a reader, or a
+        process killed while saving, sees the old tokenizer or the new one,
+        never a mix. An existing `path` is replaced only when it is empty or
+        a previous tokenizer folder (one holding `tokenizer.json`).
+
+        Returns:
+            `path` as a `pathlib.Path`.
+
+        Raises:
+            FileExistsError: `path` is a file or a folder holding other things.
+        """
+
+        def build(folder):
+            _io.write_text(folder / VOCAB_FILE, self._vocab_text + "\n")
+            _io.write_json(folder / CONFIG_FILE, self._config())
+
+        return _io.replace_dir(path, build, is_previous=_is_tokenizer_dir, what="a tokenizer directory")
 
     @classmethod
     def load(cls, path):
-        """Reads a tokenizer written by `save`; the kind is read from the folder."""
+        """Reads a tokenizer written by `save`; the kind is read from the folder.
+
+        Raises:
+            FileNotFoundError: `path`, its `tokenizer.json` or its `vocab.txt`
+                does not exist.
+            ValueError: `path` is a file, the config is not valid JSON or
+                holds unknown settings, the vocabulary is not UTF-8 or not a
+                valid vocabulary, or the folder holds another kind of tokenizer
+                than `cls`. Every message names the path.
+        """
         path = pathlib.Path(path)
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        config_path, vocab_path = path / CONFIG_FILE, path / VOCAB_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"No tokenizer at {path}: it does not exist.")
+        if not path.is_dir():
+            raise ValueError(
+                f"{path} is a file, not a tokenizer directory (a folder holding {CONFIG_FILE} "
+                f"and {VOCAB_FILE})."
+            )
+        for file in (config_path, vocab_path):
+            if not file.is_file():
+                raise FileNotFoundError(
+                    f"{path} holds no {file.name}: not a directory written by a tokenizer's save()."
+                )
+        with download.reading(config_path, "UTF-8 JSON"):
+            text = config_path.read_text(encoding="utf-8")
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{config_path} is not valid JSON ({err}); save the tokenizer again.") from err
+        if not isinstance(config, dict):
+            raise ValueError(f"{config_path} must hold a JSON object; got {type(config).__name__}.")
         kinds = {k.kind: k for k in (WordTokenizer, CharTokenizer, WordPieceTokenizer)}
         kind = config.pop("kind", None)
-        config.pop("format_version", None)
+        version = config.pop("format_version", None)
         if kind not in kinds:
-            raise ValueError(f"Unknown tokenizer kind {kind!r} in {path / CONFIG_FILE}.")
+            raise ValueError(f"Unknown tokenizer kind {kind!r} in {config_path}.")
+        if version != 1:
+            raise ValueError(f"{config_path} has format_version {version!r}; this version reads 1.")
         if cls is not _Tokenizer and kinds[kind] is not cls:
             raise ValueError(
                 f"{path} holds a {kind!r} tokenizer, not a {cls.kind!r} one; "
                 f"use keras_attention.data.load_tokenizer."
             )
-        with open(path / VOCAB_FILE, encoding="utf-8", newline="") as f:
+        settings = set(inspect.signature(kinds[kind]).parameters) - {"vocab", "name"}
+        if set(config) - settings:
+            raise ValueError(
+                f"{config_path}: unexpected settings {sorted(set(config) - settings)} for a "
+                f"{kind!r} tokenizer."
+            )
+        with download.reading(vocab_path, "UTF-8 text"), open(vocab_path, encoding="utf-8", newline="") as f:
             vocab = f.read().split("\n")
         if vocab and vocab[-1] == "":
             vocab = vocab[:-1]
-        return kinds[kind](vocab, **config)
+        try:
+            return kinds[kind](vocab, **config)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
 
 
 def load_tokenizer(path):
-    """Loads any tokenizer saved with `save`."""
+    """Loads any tokenizer saved with `save` (see `_Tokenizer.load` for the errors)."""
     return _Tokenizer.load(path)
 
 
@@ -311,8 +368,7 @@ class WordTokenizer(_Tokenizer):
     separator = " "
 
     def __init__(self, vocab, preprocess="d2l", name=None):
-        if preprocess not in ("d2l", "none"):
-            raise ValueError(f'`preprocess` must be "d2l" or "none"; got preprocess={preprocess!r}.')
+        _checks.check_choice("preprocess", preprocess, ("d2l", "none"))
         super().__init__(vocab, name=name)
         self.preprocess = preprocess
 
@@ -350,20 +406,29 @@ class WordTokenizer(_Tokenizer):
         Returns:
             A `WordTokenizer`; tokens sorted by count (descending), then text.
         """
-        if preprocess not in ("d2l", "none"):
-            raise ValueError(f'`preprocess` must be "d2l" or "none"; got preprocess={preprocess!r}.')
-        counter = collections.Counter()
-        for text in texts:
-            counter.update(_python_words(text, preprocess)[:max_len])
+        _checks.check_choice("preprocess", preprocess, ("d2l", "none"))
+        min_freq = _checks.check_positive_int("min_freq", min_freq)
+        max_len = _checks.check_positive_int("max_len", max_len, allow_none=True)
+        max_tokens = _checks.check_non_negative_int("max_tokens", max_tokens, allow_none=True)
+        counter = _count_words(texts, preprocess, max_len)
         tokens = _sorted_by_count(counter, min_freq)[:max_tokens]
         return cls(list(RESERVED_TOKENS) + tokens, preprocess=preprocess)
 
 
+CHAR_NORMALIZATIONS = ("none", "time_machine")
+
+
 class CharTokenizer(_Tokenizer):
-    """One token per Unicode character, no preprocessing.
+    """One token per Unicode character.
 
     Args:
         vocab: list[str]. Single characters by id, after `<pad> <bos> <eos> <unk>`.
+        normalize: str. `"none"` (characters as they are) or
+            `"time_machine"` (D2L's `TimeMachine._preprocess`: every run of
+            non-letters becomes one space, then lower case), applied before
+            tokenizing, in Python and in TensorFlow alike, so that a model
+            trained on normalised text sees prompts normalised the same way
+            (also in an export). Defaults to `"none"`.
 
     Example:
         >>> tok = CharTokenizer(["<pad>", "<bos>", "<eos>", "<unk>"] + list("-0123456789"))
@@ -374,7 +439,8 @@ class CharTokenizer(_Tokenizer):
     kind = "char"
     separator = ""
 
-    def __init__(self, vocab, name=None):
+    def __init__(self, vocab, normalize="none", name=None):
+        self.normalize = _checks.check_choice("normalize", normalize, CHAR_NORMALIZATIONS)
         super().__init__(vocab, name=name)
         for token in list(vocab)[4:]:
             if len(token) != 1 and not is_special_token(token):
@@ -384,26 +450,35 @@ class CharTokenizer(_Tokenizer):
                     f"tokenizes to); got {token!r}."
                 )
 
+    def _config(self):
+        return {**super()._config(), "normalize": self.normalize}
+
     def python_tokens(self, text):
+        if self.normalize == "time_machine":
+            text = re.sub("[^A-Za-z]+", " ", text).lower()
         return list(text)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def tokenize(self, strings):
         """`(B,)` strings -> `(B, None)` ragged int32 ids, one per character."""
+        if self.normalize == "time_machine":
+            strings = tf.strings.lower(tf.strings.regex_replace(valid_utf8(strings), "[^A-Za-z]+", " "))
         chars = tf.strings.unicode_split(
             strings, "UTF-8", errors="replace", replacement_char=0xFFFD
         )
         return self._lookup(chars)
 
     @classmethod
-    def build(cls, texts, min_freq=1):
-        """Learns the character set of `texts` (line breaks left out)."""
+    def build(cls, texts, min_freq=1, normalize="none"):
+        """Learns the character set of `texts` (line breaks left out), after `normalize`."""
+        min_freq = _checks.check_positive_int("min_freq", min_freq)
         counter = collections.Counter()
-        for text in texts:
-            counter.update(text)
+        normalized = cls(list(RESERVED_TOKENS), normalize=normalize)
+        for text in _checks.iter_strings("texts", texts):
+            counter.update(normalized.python_tokens(text))
         counter.pop("\n", None)
         counter.pop("\r", None)
-        return cls(list(RESERVED_TOKENS) + _sorted_by_count(counter, min_freq))
+        return cls(list(RESERVED_TOKENS) + _sorted_by_count(counter, min_freq), normalize=normalize)
 
 
 class WordPieceTokenizer(_Tokenizer):
@@ -463,11 +538,10 @@ class WordPieceTokenizer(_Tokenizer):
             vocab_size: int. Target size, reserved tokens included. Defaults to `8000`.
             **learn_params: passed to `learn_wordpiece_vocab`.
         """
+        vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
         if vocab_size <= len(RESERVED_TOKENS):
             raise ValueError(f"`vocab_size` must be larger than 4; got vocab_size={vocab_size}.")
-        counter = collections.Counter()
-        for text in texts:
-            counter.update(split_words(preprocess_d2l(text)))
+        counter = _count_words(texts, "d2l")
         if not counter:
             raise ValueError("`texts` hold no words to learn a WordPiece vocabulary from.")
         vocab = learn_wordpiece_vocab(counter, vocab_size, **learn_params)

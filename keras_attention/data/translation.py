@@ -23,8 +23,9 @@ import random
 
 import tensorflow as tf
 
+from keras_attention.data import _checks
 from keras_attention.data import dates as dates_lib
-from keras_attention.data.download import find_or_download
+from keras_attention.data import download
 from keras_attention.data.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -87,8 +88,9 @@ class TranslationTask:
     num_steps: int
 
     def __post_init__(self):
-        if not isinstance(self.num_steps, int) or self.num_steps < 1:
-            raise ValueError(f"`num_steps` must be a positive int; got num_steps={self.num_steps!r}.")
+        self.num_steps = _checks.check_positive_int("num_steps", self.num_steps)
+        self.train_pairs = check_pairs("train_pairs", self.train_pairs)
+        self.val_pairs = check_pairs("val_pairs", self.val_pairs)
 
     @property
     def pad_id(self):
@@ -127,8 +129,11 @@ class TranslationTask:
     # -- datasets -----------------------------------------------------------
 
     def _dataset(self, pairs, batch_size, shuffle, seed, drop_remainder, include_valid_len):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int; got batch_size={batch_size!r}.")
+        batch_size = _checks.check_positive_int("batch_size", batch_size)
+        _checks.check_bool("shuffle", shuffle)
+        seed = None if seed is None else _checks.check_int("seed", seed)
+        _checks.check_bool("drop_remainder", drop_remainder)
+        _checks.check_bool("include_valid_len", include_valid_len)
         sources = tf.constant([s for s, _ in pairs], dtype=tf.string, shape=[len(pairs)])
         targets = tf.constant([t for _, t in pairs], dtype=tf.string, shape=[len(pairs)])
         ds = tf.data.Dataset.from_tensor_slices((sources, targets))
@@ -187,6 +192,8 @@ class TranslationTask:
             `tf.data.Dataset` of `({"src_ids", "tgt_in_ids"}, tgt_out_ids)`,
             each `(batch_size, bucket length)` int32.
         """
+        batch_size = _checks.check_positive_int("batch_size", batch_size)
+        seed = _checks.check_int("seed", seed)
         boundaries = list(boundaries)
         if boundaries != sorted(set(boundaries)) or not all(0 < b < self.num_steps for b in boundaries):
             raise ValueError(
@@ -211,6 +218,12 @@ class TranslationTask:
             task = dataclasses.replace(self, train_pairs=pairs, num_steps=length)
             choices += [len(datasets)] * (len(pairs) // batch_size)
             datasets.append(task.train_dataset(batch_size, seed=seed, drop_remainder=True))
+        if not datasets:
+            raise ValueError(
+                f"no length bucket holds a full batch of batch_size={batch_size} training pairs "
+                f"(bucket sizes {[len(b) for b in buckets]}); lower `batch_size` or change "
+                f"`boundaries`."
+            )
         # Every full batch of every bucket once per epoch, in a seeded order
         # that changes from epoch to epoch.
         order = tf.data.Dataset.from_tensor_slices(tf.constant(choices, tf.int64)).shuffle(
@@ -233,8 +246,8 @@ def load_dates(num_train=20000, num_val=1000, num_steps=None, seed=0, forms=None
 
     Args:
         num_train: int. Training pairs. Defaults to `20000`.
-        num_val: int. Validation pairs (no source shared with training).
-            Defaults to `1000`.
+        num_val: int. Validation pairs (no source shared with training), at
+            least 1. Defaults to `1000`.
         num_steps: int. Sequence length `T`. Defaults to `None`: the longest
             source plus `<eos>` (ISO targets need 11).
         seed: int. Seed of `generate_dates`. Defaults to `0`.
@@ -246,6 +259,9 @@ def load_dates(num_train=20000, num_val=1000, num_steps=None, seed=0, forms=None
         `CharTokenizer` over `-0123456789`, so `decode_target` gives
         `"1994-03-23"`.
     """
+    num_train = _checks.check_positive_int("num_train", num_train)
+    num_val = _checks.check_positive_int("num_val", num_val)
+    num_steps = _checks.check_positive_int("num_steps", num_steps, allow_none=True)
     pairs = dates_lib.generate_dates(num_train + num_val, seed=seed, forms=forms)
     src_tokenizer = WordTokenizer(list(RESERVED_TOKENS) + dates_lib.source_words())
     tgt_tokenizer = CharTokenizer(list(RESERVED_TOKENS) + list(dates_lib.TARGET_CHARS))
@@ -266,15 +282,43 @@ def load_dates(num_train=20000, num_val=1000, num_steps=None, seed=0, forms=None
 
 def fra_eng_path(data_dir=None):
     """Path of `fra-eng/fra.txt`, found or downloaded (see `find_or_download`)."""
-    return find_or_download(
+    return download.find_or_download(
         FRA_ENG_PATH, url=FRA_ENG_URL, sha256=FRA_ENG_SHA256, extract="zip", data_dir=data_dir
     )
+
+
+def check_pairs(name, pairs):
+    """`pairs` as a list, if it is a list or tuple of `(source, target)` str pairs."""
+    if isinstance(pairs, (list, tuple)) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, str) for x in p)
+        for p in pairs
+    ):
+        return [tuple(p) for p in pairs]
+    raise ValueError(f"`{name}` must be a list of (source, target) str pairs; got {name}={pairs!r:.80}.")
+
+
+def _read_pairs(path, max_lines=None):
+    """The `(english, french)` pairs of the first `max_lines` lines of `path`."""
+    pairs = []
+    with download.reading(path, "UTF-8 text"), open(path, encoding="utf-8") as f:
+        for number, line in enumerate(itertools.islice(f, max_lines), start=1):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 2:
+                fields = f"{len(parts)} field{'s' if len(parts) != 1 else ''}"
+                raise ValueError(
+                    f"{path}: line {number} must be English<TAB>French; got {fields}: "
+                    f"{line.rstrip()[:80]!r}. The file is damaged or another release; "
+                    f"delete or replace it."
+                )
+            pairs.append((parts[0], parts[1]))
+    return pairs
 
 
 def read_fra_eng(data_dir=None, max_lines=None):
     """English-French pairs from `fra.txt`, in file order.
 
-    Like D2L's `_tokenize`, lines that do not hold exactly one tab are skipped.
+    Every line must hold exactly one tab (D2L's file does; D2L's `_tokenize`
+    would skip a line that does not, here it is an error naming the line).
 
     Args:
         data_dir: str or path. Searched first for `fra-eng/fra.txt`.
@@ -282,11 +326,13 @@ def read_fra_eng(data_dir=None, max_lines=None):
 
     Returns:
         list of `(english, french)` raw strings.
+
+    Raises:
+        ValueError: the file's sha256 is not D2L's (see `find_or_download`),
+            it is not UTF-8, or a line is not `English<TAB>French`.
     """
-    with open(fra_eng_path(data_dir), encoding="utf-8") as f:
-        lines = itertools.islice(f, max_lines)
-        parts = (line.rstrip("\n").split("\t") for line in lines)
-        return [(p[0], p[1]) for p in parts if len(p) == 2]
+    max_lines = _checks.check_positive_int("max_lines", max_lines, allow_none=True)
+    return _read_pairs(fra_eng_path(data_dir), max_lines)
 
 
 def load_fra_eng(num_train=512, num_val=128, num_steps=9, min_freq=2, data_dir=None):
@@ -302,20 +348,33 @@ def load_fra_eng(num_train=512, num_val=128, num_steps=9, min_freq=2, data_dir=N
 
     Args:
         num_train: int. Defaults to `512`.
-        num_val: int. Defaults to `128`.
+        num_val: int. At least 0 (D2L's split still validates on one pair).
+            Defaults to `128`.
         num_steps: int. Defaults to `9`.
         min_freq: int. Defaults to `2`.
         data_dir: str or path. Searched first for `fra-eng/fra.txt`.
 
     Returns:
         A `TranslationTask` with `WordTokenizer`s (D2L preprocessing).
+
+    Raises:
+        ValueError: an argument is bad, the file is not D2L's (see
+            `read_fra_eng`), or it holds fewer than `num_train + num_val + 1`
+            pairs.
     """
-    if num_train < 1 or num_val < 0:
+    num_train = _checks.check_positive_int("num_train", num_train)
+    num_val = _checks.check_non_negative_int("num_val", num_val)
+    num_steps = _checks.check_positive_int("num_steps", num_steps)
+    min_freq = _checks.check_positive_int("min_freq", min_freq)
+    path = fra_eng_path(data_dir)
+    needed = num_train + num_val + 1
+    pairs = _read_pairs(path, max_lines=needed)
+    if len(pairs) < needed:
         raise ValueError(
-            f"`num_train` must be >= 1 and `num_val` >= 0; got num_train={num_train}, "
-            f"num_val={num_val}."
+            f"{path} holds {len(pairs)} sentence pairs; load_fra_eng(num_train={num_train}, "
+            f"num_val={num_val}) needs num_train + num_val + 1 = {needed}. Lower `num_train` "
+            f"or `num_val`."
         )
-    pairs = read_fra_eng(data_dir, max_lines=num_train + num_val + 1)
     src_tokenizer = WordTokenizer.build([s for s, _ in pairs], min_freq=min_freq, max_len=num_steps)
     tgt_tokenizer = WordTokenizer.build([t for _, t in pairs], min_freq=min_freq, max_len=num_steps)
     return TranslationTask(
@@ -336,9 +395,20 @@ def split_by_source(pairs, num_val, seed=0):
     `num_val`. Both parts keep the file order.
 
     Returns:
-        `(train_pairs, val_pairs)`, `len(val_pairs) == num_val` unless no
-        remaining group fits.
+        `(train_pairs, val_pairs)` with `len(val_pairs) == num_val`.
+
+    Raises:
+        ValueError: `num_val` is not below `len(pairs)`, or no choice of
+            whole groups holds exactly `num_val` pairs.
     """
+    pairs = check_pairs("pairs", pairs)
+    num_val = _checks.check_non_negative_int("num_val", num_val)
+    seed = _checks.check_int("seed", seed)
+    if pairs and num_val >= len(pairs):
+        raise ValueError(
+            f"`num_val` must be below the number of pairs ({len(pairs)}), so that some pairs "
+            f"train; got num_val={num_val}."
+        )
     groups = {}
     for index, (src, _) in enumerate(pairs):
         groups.setdefault(preprocess_d2l(src), []).append(index)
@@ -350,6 +420,11 @@ def split_by_source(pairs, num_val, seed=0):
             break
         if len(val_indices) + len(group) <= num_val:
             val_indices.update(group)
+    if len(val_indices) < num_val:
+        raise ValueError(
+            f"could hold out only {len(val_indices)} of num_val={num_val} pairs without sharing "
+            f"a source sentence with training; lower `num_val`."
+        )
     train = [p for i, p in enumerate(pairs) if i not in val_indices]
     val = [p for i, p in enumerate(pairs) if i in val_indices]
     return train, val
@@ -375,9 +450,19 @@ def load_fra_eng_full(num_val=5000, num_steps=32, tokenizer="word", vocab_size=8
     Returns:
         A `TranslationTask`; vocabularies come from the training pairs only.
     """
-    if tokenizer not in ("word", "wordpiece"):
-        raise ValueError(f'`tokenizer` must be "word" or "wordpiece"; got tokenizer={tokenizer!r}.')
-    pairs = read_fra_eng(data_dir)
+    num_val = _checks.check_positive_int("num_val", num_val)
+    num_steps = _checks.check_positive_int("num_steps", num_steps)
+    _checks.check_choice("tokenizer", tokenizer, ("word", "wordpiece"))
+    vocab_size = _checks.check_positive_int("vocab_size", vocab_size)
+    min_freq = _checks.check_positive_int("min_freq", min_freq)
+    seed = _checks.check_int("seed", seed)
+    path = fra_eng_path(data_dir)
+    pairs = _read_pairs(path)
+    if len(pairs) <= num_val:
+        raise ValueError(
+            f"{path} holds {len(pairs)} sentence pairs; load_fra_eng_full(num_val={num_val}) "
+            f"needs more than num_val (the held-out pairs and some to train on). Lower `num_val`."
+        )
     train, val = split_by_source(pairs, num_val, seed=seed)
     sources, targets = [s for s, _ in train], [t for _, t in train]
     if tokenizer == "word":

@@ -1,8 +1,14 @@
-"""Functional-API model builders; each returns a `keras.Model`."""
+"""Functional-API model builders; each returns a `keras.Model`.
 
-from keras_attention.models.pretraining import GPTInference
+A builder reads no files and knows no data set. Each names its layers (its
+docstring lists them): that naming contract is how
+`keras_attention.generate.decoder_for` finds the step decoder of a model.
+"""
+
+import importlib
+import warnings
+
 from keras_attention.models.pretraining import SegmentEmbedding
-from keras_attention.models.pretraining import T5Inference
 from keras_attention.models.pretraining import TiedTokenEmbedding
 from keras_attention.models.pretraining import bert
 from keras_attention.models.pretraining import bert_classifier
@@ -10,27 +16,34 @@ from keras_attention.models.pretraining import bert_mlm
 from keras_attention.models.pretraining import gpt
 from keras_attention.models.pretraining import t5
 from keras_attention.models.seq2seq import BahdanauDecoder
-from keras_attention.models.seq2seq import BahdanauInference
 from keras_attention.models.seq2seq import bahdanau_seq2seq
-from keras_attention.models.transformer import TransformerInference
 from keras_attention.models.transformer import transformer
 from keras_attention.models.vit import vision_transformer
 
+# Step decoders lived here in 0.1.0; they moved to `keras_attention.generate`.
+# The old names work, with a DeprecationWarning, until the next release.
+_MOVED = {
+    "TransformerInference": "TransformerStepDecoder",
+    "T5Inference": "TransformerStepDecoder",
+    "BahdanauInference": "BahdanauStepDecoder",
+    "GPTInference": "GPTStepDecoder",
+    "inference_for": "decoder_for",
+}
 
-def inference_for(model, max_len):
-    """The step-by-step decoder for an encoder-decoder `model`.
 
-    `T5Inference`, `TransformerInference` or `BahdanauInference`, chosen by
-    the layers the builders name.
-    """
-    names = {layer.name for layer in model.layers}
-    if "shared_embedding" in names:  # t5: one embedding for both sides
-        return T5Inference(model, max_len)
-    if "decoder_block_0" in names:
-        return TransformerInference(model, max_len)
-    if "decoder" in names and isinstance(model.get_layer("decoder"), BahdanauDecoder):
-        return BahdanauInference(model, max_len)
-    raise ValueError(
-        "`model` must be built by `keras_attention.models.transformer`, `t5` or "
-        f"`bahdanau_seq2seq`; got a model named {model.name!r} without their layers."
+def __getattr__(name):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    new = _MOVED[name]
+    warnings.warn(
+        f"keras_attention.models.{name} moved to keras_attention.generate.{new}; the old "
+        "name goes away in the next release.",
+        DeprecationWarning,
+        stacklevel=2,
     )
+    decoders = importlib.import_module("keras_attention.generate.decoders")
+    if name == "T5Inference":
+        return lambda model, max_len: decoders.TransformerStepDecoder(
+            model, max_len, decoders.T5_LAYOUT
+        )
+    return getattr(decoders, new)

@@ -8,9 +8,9 @@ BERT"): the three ways of using Transformer blocks for pretraining.
   trained to predict each next token. Token embeddings (not scaled) plus
   learned positions, `num_blks` pre-norm `GPTBlock`s, a final layer
   normalization and a linear map to vocabulary logits, optionally tied to
-  the token embeddings (GPT-2). `GPTInference` runs the prompt in one chunk
-  that fills every block's key/value cache, then one token per step (see
-  `keras_attention.generate.sample`).
+  the token embeddings (GPT-2). `keras_attention.generate.GPTStepDecoder`
+  runs the prompt in one chunk that fills every block's key/value cache,
+  then one token per step (see `keras_attention.generate.sample`).
 - Encoder-only (`bert`): D2L's `BERTEncoder`: token, segment and learned
   position embeddings summed, then `num_blks` post-norm encoder blocks.
   `bert_mlm` puts D2L's `MaskLM` head on it (scoring every position; the
@@ -20,7 +20,7 @@ BERT"): the three ways of using Transformer blocks for pretraining.
   `bert_classifier` on the trained encoder.
 - Encoder-decoder (`t5`): both sides read ONE shared token embedding, with
   pre-norm blocks and final layer norms (Raffel et al., 2020).
-  `T5Inference` decodes it step by step for `keras_attention.generate`.
+  `keras_attention.generate.TransformerStepDecoder` decodes it step by step.
 
 Letters used in shape comments: B batch, T sequence (or target) length,
 S source length, P prompt length, D num_hiddens, V vocabulary, C classes,
@@ -43,14 +43,12 @@ from keras_attention.layers.embedding import lookup
 
 __all__ = [
     "gpt",
-    "GPTInference",
     "TiedTokenEmbedding",
     "SegmentEmbedding",
     "bert",
     "bert_mlm",
     "bert_classifier",
     "t5",
-    "T5Inference",
 ]
 
 
@@ -183,111 +181,6 @@ def gpt(
     # Config.
     return keras.Model(token_ids, logits, name=name)
 
-
-class GPTInference:
-    """Prompt-then-step decoding with a model built by `gpt`.
-
-    Holds the model's layers (found by name). `start` runs the prompt
-    through every block in one chunk, filling each block's key/value cache
-    at positions `0 .. P-1`; `step` then feeds one token at a time. The
-    state is `{"cache": (N, B, 2, L, D)}`.
-
-    Args:
-        model: a `keras.Model` built by `gpt`.
-        max_len: int. Cache length `L`: prompt plus generated tokens. At
-            most the model's positional `max_len`.
-    """
-
-    def __init__(self, model, max_len):
-        names = {layer.name for layer in model.layers}
-        if "gpt_block_0" not in names or "token_embedding" not in names:
-            raise ValueError(
-                "`model` must be built by `keras_attention.models.gpt`; got a model "
-                f"named {model.name!r} without its layers."
-            )
-        self.model = model
-        self.max_len = _checks.check_positive_int("max_len", max_len)
-        self.num_blks = sum(n.startswith("gpt_block_") for n in names)
-        self.token_embedding = model.get_layer("token_embedding")
-        self.positions = model.get_layer("positions")
-        self.blocks = [model.get_layer(f"gpt_block_{i}") for i in range(self.num_blks)]
-        self.final_norm = model.get_layer("final_norm")
-        self.lm_head = model.get_layer("lm_head") if "lm_head" in names else None
-        self.pad_id = self.token_embedding.pad_id
-        self.vocab_size = self.token_embedding.vocab_size
-        self.num_hiddens = self.token_embedding.num_hiddens
-        if self.max_len > self.positions.max_len:
-            raise ValueError(
-                f"`max_len` must be at most the model's positional max_len="
-                f"{self.positions.max_len}; got max_len={max_len}."
-            )
-
-    def _run(self, token_ids, cache, index):
-        """Runs `(B, T)` ids at positions `index ..` through the blocks with the cache."""
-        X = self.token_embedding(token_ids)  # (B, T, D)
-        X = self.positions(X, start_index=index)
-        caches = []
-        for i, block in enumerate(self.blocks):
-            X, block_cache = block(
-                X, training=False, cache=cache[i], cache_update_index=index
-            )
-            caches.append(block_cache)
-        X = self.final_norm(X)
-        if self.lm_head is None:
-            logits = self.token_embedding(X, reverse=True)  # (B, T, V)
-        else:
-            logits = self.lm_head(X)  # (B, T, V)
-        return ops.cast(logits, "float32"), ops.stack(caches, axis=0)
-
-    def start(self, token_ids, max_len=None):
-        """Runs the prompt `(B, P)` (no padding) in one chunk.
-
-        Args:
-            token_ids: `(B, P)` int. The prompt.
-            max_len: int, scalar int tensor or None. Cache length `L` for
-                this call, `P <=` it `<= self.max_len` (a tensor when the
-                lengths are only known at run time, as in a SavedModel).
-                Defaults to `None` (`self.max_len`).
-
-        Returns:
-            `(logits (B, V), state)`: the logits at the last prompt position
-            (scoring the token at position `P`) and the filled cache.
-        """
-        _checks.check_int_tensor("token_ids", ops.convert_to_tensor(token_ids), what="integer ids")
-        token_ids = ops.convert_to_tensor(token_ids, "int32")
-        batch = ops.shape(token_ids)[0]
-        length = self.max_len if max_len is None else max_len
-        if not ops.is_tensor(length):
-            prompt = token_ids.shape[1] if token_ids.shape[1] is not None else 1
-            length = _checks.check_int_in_range(
-                "max_len", length, prompt, self.max_len, high_name="GPTInference.max_len", closed=True
-            )
-        compute_dtype = self.blocks[0].compute_dtype
-        cache = ops.zeros(
-            (self.num_blks, batch, 2, length, self.num_hiddens), dtype=compute_dtype
-        )  # (N, B, 2, L, D)
-        logits, cache = self._run(token_ids, cache, 0)
-        return logits[:, -1], {"cache": cache}
-
-    def step(self, tokens, state, index):
-        """Feeds one token per row.
-
-        Args:
-            tokens: `(B,)` int. The tokens at position `index`.
-            state: dict from `start` (or a previous `step`).
-            index: scalar int. Position of `tokens`.
-
-        Returns:
-            `(logits (B, V), new_state)`: the logits scoring position `index + 1`.
-        """
-        tokens = ops.expand_dims(ops.convert_to_tensor(tokens, "int32"), 1)  # (B, 1)
-        logits, cache = self._run(tokens, state["cache"], index)
-        return logits[:, 0], {**state, "cache": cache}
-
-    @staticmethod
-    def batch_axes():
-        """The batch axis of each state entry, for reordering beams."""
-        return {"cache": 1}
 
 @keras.saving.register_keras_serializable(package="keras_attention")
 class SegmentEmbedding(keras.layers.Layer):
@@ -643,95 +536,3 @@ def t5(
 
     # Config.
     return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, logits, name=name)
-
-
-class T5Inference:
-    """Step-by-step decoding with a model built by `t5`.
-
-    The interface of `TransformerInference`: `encode` runs the encoder once,
-    `step` feeds the decoder one token per row with each decoder block's
-    key/value cache. The state is `{"enc_outputs": (B, S, D),
-    "src_mask": (B, S), "cache": (N, B, 2, L, D)}`.
-
-    Args:
-        model: a `keras.Model` built by `t5`.
-        max_len: int. Longest output the cache holds, `L`. At most the
-            model's positional `max_len`.
-    """
-
-    def __init__(self, model, max_len):
-        names = {layer.name for layer in model.layers}
-        if not {"shared_embedding", "decoder_block_0", "lm_head"} <= names:
-            raise ValueError(
-                "`model` must be built by `keras_attention.models.t5`; got a model "
-                f"named {model.name!r} without its layers."
-            )
-        self.model = model
-        self.max_len = _checks.check_positive_int("max_len", max_len)
-        self.num_blks = sum(n.startswith("decoder_block_") for n in names)
-        self.shared_embedding = model.get_layer("shared_embedding")
-        self.src_positions = model.get_layer("src_positions")
-        self.encoder_blocks = [model.get_layer(f"encoder_block_{i}") for i in range(self.num_blks)]
-        self.encoder_final_norm = model.get_layer("encoder_final_norm")
-        self.tgt_positions = model.get_layer("tgt_positions")
-        self.decoder_blocks = [model.get_layer(f"decoder_block_{i}") for i in range(self.num_blks)]
-        self.decoder_final_norm = model.get_layer("decoder_final_norm")
-        self.lm_head = model.get_layer("lm_head")
-        self.pad_id = self.shared_embedding.pad_id
-        self.num_hiddens = self.shared_embedding.num_hiddens
-        if self.max_len > self.tgt_positions.max_len:
-            raise ValueError(
-                f"`max_len` must be at most the model's positional max_len="
-                f"{self.tgt_positions.max_len}; got max_len={max_len}."
-            )
-
-    def encode(self, src_ids):
-        """Returns the decoding state: encoder outputs, source mask and an empty cache."""
-        src_ids = ops.convert_to_tensor(src_ids, "int32")
-        src_mask = ops.not_equal(src_ids, self.pad_id)  # (B, S)
-        X = self.src_positions(self.shared_embedding(src_ids))  # (B, S, D)
-        for block in self.encoder_blocks:
-            X = block(X, training=False, X_mask=src_mask)
-        X = self.encoder_final_norm(X)
-        cache = ops.zeros(
-            (self.num_blks, ops.shape(src_ids)[0], 2, self.max_len, self.num_hiddens),
-            dtype=X.dtype,
-        )  # (N, B, 2, L, D)
-        return {"enc_outputs": X, "src_mask": src_mask, "cache": cache}
-
-    def step(self, tokens, state, index):
-        """Decodes one step.
-
-        Args:
-            tokens: `(B,)` int. The tokens at position `index`.
-            state: dict from `encode` (or a previous `step`).
-            index: scalar int. Position of `tokens`.
-
-        Returns:
-            `(logits (B, V), new_state, cross_attention (B, S))`: the
-            cross-attention weights of the last block, averaged over heads.
-        """
-        tokens = ops.convert_to_tensor(tokens, "int32")
-        Y = self.shared_embedding(ops.expand_dims(tokens, 1))  # (B, 1, D)
-        Y = self.tgt_positions(Y, start_index=index)
-        caches = []
-        for i, block in enumerate(self.decoder_blocks):
-            Y, _, cross_weights, cache = block(
-                Y,
-                state["enc_outputs"],
-                training=False,
-                return_attention_scores=True,
-                cache=state["cache"][i],
-                cache_update_index=index,
-                enc_outputs_mask=state["src_mask"],
-            )
-            caches.append(cache)
-        logits = self.lm_head(self.decoder_final_norm(Y))[:, 0]  # (B, V)
-        new_state = {**state, "cache": ops.stack(caches, axis=0)}
-        attention = ops.mean(cross_weights[:, :, 0], axis=1)  # (B, S)
-        return ops.cast(logits, "float32"), new_state, attention
-
-    @staticmethod
-    def batch_axes():
-        """The batch axis of each state entry, for reordering beams."""
-        return {"enc_outputs": 0, "src_mask": 0, "cache": 1}

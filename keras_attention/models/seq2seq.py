@@ -20,7 +20,7 @@ from keras import ops
 from keras_attention import _checks
 from keras_attention.layers import AdditiveAttention, TokenEmbedding
 
-__all__ = ["BahdanauDecoder", "bahdanau_seq2seq", "BahdanauInference"]
+__all__ = ["BahdanauDecoder", "bahdanau_seq2seq"]
 
 
 def _while_loop_scan(body, init, xs, ys_like):
@@ -289,51 +289,3 @@ def bahdanau_seq2seq(
 
     # Config.
     return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, outputs, name=name)
-
-
-class BahdanauInference:
-    """Step-by-step decoding with a model built by `bahdanau_seq2seq`.
-
-    Args:
-        model: a `keras.Model` built by `bahdanau_seq2seq`.
-        max_len: int. Longest output (unused by the state; kept for the
-            interface shared with `TransformerInference`).
-    """
-
-    def __init__(self, model, max_len):
-        self.model = model
-        self.max_len = _checks.check_positive_int("max_len", max_len)
-        self.src_embedding = model.get_layer("src_embedding")
-        self.decoder = model.get_layer("decoder")
-        self.encoder_grus = [
-            model.get_layer(f"encoder_gru_{i}") for i in range(self.decoder.num_layers)
-        ]
-        self.tgt_embedding = model.get_layer("tgt_embedding")
-        self.output_dense = model.get_layer("output_dense")
-        self.pad_id = self.src_embedding.pad_id
-
-    def encode(self, src_ids):
-        """Returns the state: encoder outputs, source mask, hidden states `(N, B, H)`."""
-        src_ids = ops.convert_to_tensor(src_ids, "int32")
-        src_mask = ops.not_equal(src_ids, self.pad_id)
-        X = self.src_embedding(src_ids)
-        states = []
-        for gru in self.encoder_grus:
-            X, state = gru(X, mask=src_mask, training=False)
-            states.append(state)
-        return {"enc_outputs": X, "src_mask": src_mask, "hidden": ops.stack(states, axis=0)}
-
-    def step(self, tokens, state, index):
-        """Decodes one step; see `TransformerInference.step`."""
-        x = self.tgt_embedding(tokens)  # (B, E)
-        hidden = [state["hidden"][i] for i in range(self.decoder.num_layers)]
-        output, hidden, attention = self.decoder.step(
-            x, hidden, state["enc_outputs"], state["src_mask"], training=False
-        )
-        logits = self.output_dense(output)  # (B, V)
-        return logits, {**state, "hidden": ops.stack(hidden, axis=0)}, attention
-
-    @staticmethod
-    def batch_axes():
-        """The batch axis of each state entry, for reordering beams."""
-        return {"enc_outputs": 0, "src_mask": 0, "hidden": 1}

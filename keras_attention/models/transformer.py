@@ -6,15 +6,14 @@ D2L section "The Transformer Architecture": token embeddings scaled by
 Padding masks come from `pad_id` inside the graph, so the model takes bare
 token ids.
 
-`TransformerInference` runs the same layers one decoding step at a time
-with the decoder blocks' key/value cache, for `keras_attention.generate`.
+`keras_attention.generate.TransformerStepDecoder` runs the same layers one
+decoding step at a time with the decoder blocks' key/value cache.
 
 Letters used in shape comments: B batch, S source length, T target length,
 D num_hiddens, V target vocabulary, N num_blks, L cache length.
 """
 
 import keras
-from keras import ops
 
 from keras_attention import _checks
 from keras_attention.layers import (
@@ -24,7 +23,7 @@ from keras_attention.layers import (
     TransformerEncoderBlock,
 )
 
-__all__ = ["transformer", "TransformerInference"]
+__all__ = ["transformer"]
 
 
 def transformer(
@@ -133,82 +132,3 @@ def transformer(
     # Config.
     model = keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, outputs, name=name)
     return model
-
-
-class TransformerInference:
-    """Step-by-step decoding with a model built by `transformer`.
-
-    Holds the model's layers (found by name) and runs the encoder once, then
-    the decoder one token at a time with each decoder block's key/value cache.
-
-    Args:
-        model: a `keras.Model` built by `transformer`.
-        max_len: int. Longest output the cache holds.
-    """
-
-    def __init__(self, model, max_len):
-        self.model = model
-        self.max_len = _checks.check_positive_int("max_len", max_len)
-        names = {layer.name for layer in model.layers}
-        self.num_blks = sum(n.startswith("decoder_block_") for n in names)
-        self.src_embedding = model.get_layer("src_embedding")
-        self.src_positions = model.get_layer("src_positions")
-        self.encoder_blocks = [model.get_layer(f"encoder_block_{i}") for i in range(self.num_blks)]
-        self.tgt_embedding = model.get_layer("tgt_embedding")
-        self.tgt_positions = model.get_layer("tgt_positions")
-        self.decoder_blocks = [model.get_layer(f"decoder_block_{i}") for i in range(self.num_blks)]
-        self.final_norm = model.get_layer("final_norm") if "final_norm" in names else None
-        self.output_dense = model.get_layer("output_dense")
-        self.pad_id = self.src_embedding.pad_id
-        self.num_hiddens = self.tgt_embedding.num_hiddens
-
-    def encode(self, src_ids):
-        """Returns the decoding state: encoder outputs `(B, S, D)` and source mask `(B, S)`."""
-        src_ids = ops.convert_to_tensor(src_ids, "int32")
-        src_mask = ops.not_equal(src_ids, self.pad_id)
-        X = self.src_positions(self.src_embedding(src_ids), training=False)
-        for block in self.encoder_blocks:
-            X = block(X, training=False, X_mask=src_mask)
-        cache = ops.zeros(
-            (self.num_blks, ops.shape(src_ids)[0], 2, self.max_len, self.num_hiddens),
-            dtype=X.dtype,
-        )  # (N, B, 2, L, D)
-        return {"enc_outputs": X, "src_mask": src_mask, "cache": cache}
-
-    def step(self, tokens, state, index):
-        """Decodes one step.
-
-        Args:
-            tokens: `(B,)` int. The tokens at position `index`.
-            state: dict from `encode` (or a previous `step`).
-            index: scalar int. Position of `tokens`.
-
-        Returns:
-            `(logits (B, V), new_state, cross_attention (B, S))`: the
-            cross-attention weights of the last block, averaged over heads.
-        """
-        Y = self.tgt_embedding(ops.expand_dims(tokens, 1))  # (B, 1, D)
-        Y = self.tgt_positions(Y, start_index=index, training=False)
-        caches = []
-        for i, block in enumerate(self.decoder_blocks):
-            Y, _, cross_weights, cache = block(
-                Y,
-                state["enc_outputs"],
-                training=False,
-                return_attention_scores=True,
-                cache=state["cache"][i],
-                cache_update_index=index,
-                enc_outputs_mask=state["src_mask"],
-            )
-            caches.append(cache)
-        if self.final_norm is not None:
-            Y = self.final_norm(Y)
-        logits = self.output_dense(Y)[:, 0]  # (B, V)
-        new_state = {**state, "cache": ops.stack(caches, axis=0)}
-        attention = ops.mean(cross_weights[:, :, 0], axis=1)  # (B, S)
-        return logits, new_state, attention
-
-    @staticmethod
-    def batch_axes():
-        """The batch axis of each state entry, for reordering beams."""
-        return {"enc_outputs": 0, "src_mask": 0, "cache": 1}

@@ -131,15 +131,67 @@ def test_encode_text_and_lines():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"kind": "bpe"}, '`kind` must be "char" or "wordpiece"'),
+        ({"kind": "bpe"}, r"`kind` must be one of \['char', 'wordpiece'\]; got kind='bpe'"),
         ({"extra_tokens": ["<mask>", "<mask>"]}, "`extra_tokens` must be distinct"),
         ({"extra_tokens": ["<pad>"]}, "not reserved tokens"),
         ({"vocab_size": 5, "extra_tokens": ["x"]}, "`vocab_size` must be an int larger than the 5"),
+        ({"vocab_size": True}, "`vocab_size` must be an int larger than the 4"),
+        ({"extra_tokens": "<mask>"}, "`extra_tokens` must be a list of str; got extra_tokens='<mask>'"),
+        ({"extra_tokens": [4]}, r"`extra_tokens` must hold str only; got 4 \(int\)"),
+        ({"text": 5}, "`text` must be a str or a list of str; got int"),
+        ({"text": [b"abc"]}, "`text` must be a str or a list of str"),
     ],
 )
 def test_build_lm_tokenizer_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        build_lm_tokenizer("abc", **kwargs)
+        build_lm_tokenizer(**{"text": "abc", **kwargs})
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda tok: encode_text(tok, b"ab"), "`text` must be a str; got bytes"),
+        (lambda tok: encode_text("not a tokenizer", "ab"), "`tokenizer` must be a tokenizer of"),
+        (lambda tok: encode_text(tok, "ab", separator_id=2.0), "`separator_id` must be an integer"),
+        (lambda tok: encode_lines(tok, "ab", max_len=0), "`max_len` must be a positive integer; got max_len=0"),
+        (lambda tok: encode_lines(tok, 5, max_len=2), "`lines` must be a list of str"),
+        (lambda tok: generate_corpus(True), "`num_sentences` must be a non-negative integer; got num_sentences=True"),
+        (lambda tok: generate_corpus(2.5), "`num_sentences` must be a non-negative integer"),
+        (lambda tok: generate_corpus(3, seed="x"), "`seed` must be an integer; got seed='x'"),
+        (lambda tok: preprocess_time_machine(None), "`text` must be a str; got NoneType"),
+    ],
+)
+def test_encoders_and_corpus_name_bad_arguments(call, message):
+    tok = build_lm_tokenizer("ab", kind="char")
+    with pytest.raises(ValueError, match=message):
+        call(tok)
+
+
+def _trust_time_machine(monkeypatch, folder, data):
+    path = folder / "timemachine" / "timemachine.txt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    if monkeypatch is not None:
+        monkeypatch.setattr("keras_attention.data.corpus.TIME_MACHINE_SHA256", download.sha256_of(path))
+    return path
+
+
+def test_time_machine_that_is_not_utf8_is_named(tmp_path, monkeypatch):
+    path = _trust_time_machine(monkeypatch, tmp_path, b"The Time Machine\n\xff\xfe\n")
+    with pytest.raises(ValueError, match=f"Could not read {path}: it is not UTF-8 text"):
+        load_time_machine(data_dir=tmp_path)
+
+
+def test_a_truncated_time_machine_is_refused(tmp_path):
+    path = _trust_time_machine(None, tmp_path, b"The Time Machine, by H. G. Wells [1898]\n")
+    with pytest.raises(ValueError, match=f"sha256 mismatch for data file {path}.*downloaded again from http"):
+        load_time_machine(data_dir=tmp_path)
+
+
+@needs_time_machine
+def test_a_copy_of_the_real_time_machine_is_accepted(tmp_path):
+    _trust_time_machine(None, tmp_path, TIME_MACHINE.read_bytes())
+    assert load_time_machine(data_dir=tmp_path) == TIME_MACHINE.read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------- causal windows
@@ -181,6 +233,12 @@ def test_causal_dataset_is_deterministic_per_seed_and_ordered_without_shuffle():
         ((np.arange(20), 0, 2), "`seq_len` must be a positive int"),
         ((np.arange(20), 5, 0), "`batch_size` must be a positive int"),
         ((np.zeros([4, 5], np.int32), 2, 2), "`token_ids` must be a 1-D int array"),
+        ((np.arange(9), 5, 2), r"got 9 ids\. Lower `seq_len` or pass more text"),
+        ((np.arange(20), 5, True), "`batch_size` must be a positive integer; got batch_size=True"),
+        ((np.arange(20), 5, 2, "yes"), "`shuffle` must be True or False"),
+        ((np.arange(20), 5, 2, True, 0.5), "`seed` must be an integer; got seed=0.5"),
+        ((np.arange(-3, 20), 5, 2), r"`token_ids` must be ids >= 0; got -3"),
+        ((np.arange(40), 5, 8, False, 0, True), "7 windows of seq_len=5, fewer than batch_size=8 with drop_remainder=True: no batch"),
     ],
 )
 def test_causal_dataset_rejects_bad_arguments(args, message):
@@ -274,9 +332,18 @@ def test_mlm_passes_segment_ids_and_shuffles():
     [
         ({"sequences": np.zeros([3], np.int32)}, "`sequences` must be a 2-D int array"),
         ({"vocab_size": 4}, "`mask_id` must be below `vocab_size`"),
-        ({"mask_prob": 1.5}, r"`mask_prob` must be in \(0, 1\)"),
+        ({"mask_prob": 1.5}, r"`mask_prob` must be a number in \(0, 1\)"),
         ({"sequences": np.full([2, 4], 99, np.int32)}, r"ids must be in \[0, vocab_size=60\)"),
         ({"segment_ids": np.zeros([2, 3], np.int32)}, "`segment_ids` must have the shape"),
+        ({"sequences": np.zeros([0, 4], np.int32)}, "`sequences` holds no sequences"),
+        ({"drop_remainder": True, "batch_size": 3}, r"2 sequences, fewer than batch_size=3 .*no batch"),
+        ({"mask_id": 4.0}, "`mask_id` must be an integer; got mask_id=4.0"),
+        ({"mask_prob": True}, r"`mask_prob` must be a number in \(0, 1\); got mask_prob=True"),
+        ({"mask_prob": float("nan")}, r"`mask_prob` must be a number in \(0, 1\); got mask_prob=nan"),
+        ({"vocab_size": 60.0}, "`vocab_size` must be a positive integer"),
+        ({"special_ids": 5}, "`special_ids` must be a list of integers"),
+        ({"seed": "s"}, "`seed` must be an integer"),
+        ({"shuffle": 1}, "`shuffle` must be True or False"),
     ],
 )
 def test_mlm_rejects_bad_arguments(kwargs, message):
@@ -372,9 +439,16 @@ def test_corrupt_spans_on_short_sequences():
     "kwargs, message",
     [
         ({"sentinel_ids": [40]}, "`sentinel_ids` must hold at least 2 ids"),
-        ({"noise_density": 0.0}, r"`noise_density` must be in \(0, 1\)"),
-        ({"mean_span_length": 0.5}, "`mean_span_length` must be at least 1"),
+        ({"noise_density": 0.0}, r"`noise_density` must be a number in \(0, 1\)"),
+        ({"mean_span_length": 0.5}, "`mean_span_length` must be a number of at least 1; got mean_span_length=0.5"),
         ({"max_target_len": 0}, "`max_target_len` must be a positive int"),
+        ({"sentinel_ids": "abc"}, "`sentinel_ids` must be a list of integers"),
+        ({"sentinel_ids": [40.5] * 10}, "`sentinel_ids` must be a list of integers"),
+        ({"noise_density": float("nan")}, r"`noise_density` must be a number in \(0, 1\); got noise_density=nan"),
+        ({"mean_span_length": True}, "`mean_span_length` must be a number of at least 1"),
+        ({"sequences": np.zeros([0, 40], np.int32)}, "`sequences` holds no sequences"),
+        ({"drop_remainder": True, "batch_size": 4}, r"2 sequences, fewer than batch_size=4 .*no batch"),
+        ({"seed": None}, "`seed` must be an integer"),
     ],
 )
 def test_span_corruption_rejects_bad_arguments(kwargs, message):

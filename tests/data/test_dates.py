@@ -183,3 +183,26 @@ def test_forms_argument_and_errors():
         generate_dates(10**6, forms=["abbreviated"])
     with pytest.raises(ValueError, match="`year` must be in 1900..2099; got year=2100"):
         year_words(2100)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_examples": -1}, "`num_examples` must be a non-negative integer; got num_examples=-1"),
+        ({"num_examples": 2.5}, "`num_examples` must be a non-negative integer; got num_examples=2.5"),
+        ({"num_examples": True}, "`num_examples` must be a non-negative integer; got num_examples=True"),
+        ({"seed": "a"}, "`seed` must be an integer; got seed='a'"),
+        ({"seed": 1.5}, "`seed` must be an integer; got seed=1.5"),
+        ({"forms": "weekday"}, "`forms` must be a list of str; got forms='weekday'"),
+        ({"forms": []}, "`forms` must name at least one form"),
+    ],
+)
+def test_generate_dates_names_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_dates(**{"num_examples": 5, **kwargs})
+
+
+def test_generate_dates_takes_numpy_integers():
+    import numpy as np
+
+    assert generate_dates(np.int64(3), seed=np.int64(1)) == generate_dates(3, seed=1)

@@ -78,15 +78,70 @@ def test_read_idx_rejects_size_mismatch(tmp_path, extra, cut):
         read_idx(path)
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda data: data[: len(data) // 2], "truncated or not a gzipped IDX file .*EOFError"),
+        (lambda data: b"not gzip at all" + data, "truncated or not a gzipped IDX file .*BadGzipFile"),
+        (lambda data: data[:20] + bytes(b ^ 0xFF for b in data[20:40]) + data[40:],
+         "truncated or not a gzipped IDX file"),
+    ],
+    ids=["truncated", "not-gzip", "corrupt-deflate"],
+)
+def test_read_idx_names_a_damaged_gzip_file(tmp_path, damage, message):
+    rng = np.random.default_rng(0)
+    good = _write_idx(tmp_path / "good.gz", rng.integers(0, 256, (50, 28, 28), dtype=np.uint8))
+    bad = tmp_path / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(damage(good.read_bytes()))
+    with pytest.raises(ValueError, match=f"Could not read {bad}: it is {message}"):
+        read_idx(bad)
+
+
+def test_read_idx_header_that_overflows_int64_is_a_size_mismatch(tmp_path):
+    header = (0x0804).to_bytes(4, "big") + (65536).to_bytes(4, "big") * 4  # 2**64 elements
+    (tmp_path / "huge").write_bytes(header)
+    with pytest.raises(ValueError, match="holds 0 data bytes; its header"):
+        read_idx(tmp_path / "huge")
+
+
+def test_read_idx_names_bad_paths_and_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'missing.gz'} does not exist"):
+        read_idx(tmp_path / "missing.gz")
+    with pytest.raises(ValueError, match="`path` must be a file; got path=.*which is a folder"):
+        read_idx(tmp_path)
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'empty'} is not an IDX file: only 0 bytes"):
+        read_idx(tmp_path / "empty")
+    path = _write_idx(tmp_path / "y", np.zeros(3, np.uint8))
+    with pytest.raises(ValueError, match="`expected_magic` must be an integer; got expected_magic='2049'"):
+        read_idx(path, expected_magic="2049")
+
+
+def test_label_count_that_does_not_match_the_images_names_both_files(tmp_path, monkeypatch):
+    _fake_fashion_mnist(tmp_path)
+    labels = tmp_path / "fashion-mnist" / "train-labels-idx1-ubyte.gz"
+    _write_idx(labels, np.zeros(19, np.uint8))  # 20 images
+    _trust(monkeypatch, tmp_path)
+    images_file = tmp_path / "fashion-mnist" / "train-images-idx3-ubyte.gz"
+    with pytest.raises(ValueError, match=f"{images_file} holds 20 images but {labels} holds 19 labels"):
+        load_fashion_mnist(data_dir=tmp_path)
+
+
 def test_read_idx_rejects_tiny_file(tmp_path):
     (tmp_path / "tiny").write_bytes(b"\x00\x00")
     with pytest.raises(ValueError, match="not an IDX file"):
         read_idx(tmp_path / "tiny")
 
 
-def test_load_fashion_mnist_reads_from_data_dir(tmp_path):
+def _trust(monkeypatch, folder):
+    """Makes the files under `folder/fashion-mnist` the expected ones (their sha256s)."""
+    sums = {name: download.sha256_of(folder / "fashion-mnist" / name) for name in FASHION_MNIST_FILES}
+    monkeypatch.setattr(images, "FASHION_MNIST_FILES", sums)
+
+
+def test_load_fashion_mnist_reads_from_data_dir(tmp_path, monkeypatch):
     arrays = _fake_fashion_mnist(tmp_path)
-    # Fake files have other sha256s: only the download path checks them.
+    _trust(monkeypatch, tmp_path)
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist(data_dir=tmp_path)
     np.testing.assert_array_equal(x_train, arrays["train"][0])
     np.testing.assert_array_equal(y_train, arrays["train"][1])
@@ -104,8 +159,7 @@ def test_load_fashion_mnist_downloads_checked_from_upstream_url(tmp_path, monkey
     with pytest.raises(ValueError, match="sha256 mismatch"):
         load_fashion_mnist()
     assert not list((tmp_path / "keras_home").rglob("*.gz"))
-    fake_sums = {name: download.sha256_of(upstream / "fashion-mnist" / name) for name in FASHION_MNIST_FILES}
-    monkeypatch.setattr(images, "FASHION_MNIST_FILES", fake_sums)
+    _trust(monkeypatch, upstream)
     (x_train, _), _ = load_fashion_mnist()
     assert x_train.shape == (20, 28, 28)
     assert (tmp_path / "keras_home" / "datasets" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
@@ -118,6 +172,14 @@ def test_load_fashion_mnist_offline_names_where_to_put_files(tmp_path, monkeypat
     monkeypatch.setattr(images, "FASHION_MNIST_URL", (tmp_path / "nowhere").as_uri() + "/")
     with pytest.raises(FileNotFoundError, match="fashion-mnist"):
         load_fashion_mnist()
+
+
+def test_files_found_on_disk_are_checked_by_sha256(tmp_path):
+    _fake_fashion_mnist(tmp_path)  # not Zalando's files
+    name = next(iter(FASHION_MNIST_FILES))
+    path = tmp_path / "fashion-mnist" / name
+    with pytest.raises(ValueError, match=f"sha256 mismatch for data file {path}: expected {FASHION_MNIST_FILES[name]}"):
+        load_fashion_mnist(data_dir=tmp_path)
 
 
 # --- the real files, when shared/data holds them ----------------------------
@@ -184,6 +246,10 @@ def test_generate_shapes_are_learnable_by_nearest_neighbour():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(num_examples=-1), "num_examples"),
     (dict(num_examples=4, img_size=8), "img_size"),
+    (dict(num_examples=2.0), "`num_examples` must be a non-negative integer; got num_examples=2.0"),
+    (dict(num_examples=True), "`num_examples` must be a non-negative integer; got num_examples=True"),
+    (dict(num_examples=4, img_size=28.0), "`img_size` must be an int of at least 12"),
+    (dict(num_examples=4, seed="a"), "`seed` must be an integer; got seed='a'"),
 ])
 def test_generate_shapes_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -243,9 +309,33 @@ def test_image_dataset_drop_remainder_and_rgb():
     (dict(batch_size=0), "batch_size"),
     (dict(resize=(4,)), "resize"),
     (dict(resize=0), "resize"),
+    (dict(labels=np.array([0.7, 1.2])), r"`labels` must be integers \(class ids\); got dtype float64"),
+    (dict(labels=np.array([0, -1])), r"`labels` must be class ids >= 0; got -1"),
+    (dict(images=np.zeros((0, 4, 4), np.uint8), labels=np.zeros(0, int)), "`images` holds no examples"),
+    (dict(batch_size=True), "`batch_size` must be a positive integer; got batch_size=True"),
+    (dict(shuffle="no"), "`shuffle` must be True or False; got shuffle='no'"),
+    (dict(seed=0.5), "`seed` must be an integer; got seed=0.5"),
+    (dict(drop_remainder=None), "`drop_remainder` must be True or False"),
 ])
 def test_image_dataset_rejects_bad_arguments(kwargs, match):
-    args = dict(images=np.zeros((2, 4, 4), np.uint8), labels=np.zeros(2), batch_size=2)
+    args = dict(images=np.zeros((2, 4, 4), np.uint8), labels=np.zeros(2, np.int32), batch_size=2)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         image_dataset(**args)
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="no shared/data/fashion-mnist")
+def test_a_relabelled_copy_of_fashion_mnist_is_refused(tmp_path):
+    import shutil
+
+    copy = tmp_path / "fashion-mnist"
+    copy.mkdir()
+    for name in FASHION_MNIST_FILES:
+        shutil.copyfile(REAL.parent / name, copy / name)
+    (_, y_test_real) = load_fashion_mnist(data_dir=tmp_path)[1]
+    labels = read_idx(copy / "t10k-labels-idx1-ubyte.gz")
+    labels[0] = (labels[0] + 1) % 10  # one relabelled example, a valid gzipped IDX file
+    _write_idx(copy / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(ValueError, match="sha256 mismatch for data file .*t10k-labels-idx1-ubyte.gz"):
+        load_fashion_mnist(data_dir=tmp_path)
+    assert y_test_real.shape == (10000,)

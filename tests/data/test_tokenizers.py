@@ -229,7 +229,7 @@ def test_learn_wordpiece_vocab_search_matches_learner_binary_search():
         (lambda: WordTokenizer(R + ["a", "a"]), "must not repeat tokens; got 'a' twice"),
         (lambda: WordTokenizer(R + ["a\nb"]), "no line breaks"),
         (lambda: WordTokenizer(R + [""]), "must be non-empty"),
-        (lambda: WordTokenizer(R, preprocess="bert"), '`preprocess` must be "d2l" or "none"'),
+        (lambda: WordTokenizer(R, preprocess="bert"), r"`preprocess` must be one of \['d2l', 'none'\]; got preprocess='bert'"),
         (lambda: CharTokenizer(R + ["ab"]), "must hold single characters"),
     ],
 )
@@ -267,6 +267,119 @@ def test_load_with_the_wrong_class_raises(tmp_path):
     CharTokenizer(R + ["a"]).save(tmp_path)
     with pytest.raises(ValueError, match="holds a 'char' tokenizer, not a 'word' one"):
         WordTokenizer.load(tmp_path)
+
+
+def test_save_replaces_the_whole_directory_or_nothing(tmp_path, monkeypatch):
+    from keras_attention import _io
+
+    old = WordTokenizer(R + ["old"], preprocess="none")
+    old.save(tmp_path / "tok")
+    new = CharTokenizer(R + list("ab"))
+    real_write_json = _io.write_json
+
+    def killed(path, obj):  # killed after vocab.txt was written, before tokenizer.json
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_io, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(tmp_path / "tok")
+    loaded = load_tokenizer(tmp_path / "tok")  # still the old one, whole
+    assert type(loaded) is WordTokenizer and loaded.vocab == old.vocab
+    assert sorted(os.listdir(tmp_path)) == ["tok"]  # no temporary directory left
+    monkeypatch.setattr(_io, "write_json", real_write_json)
+    new.save(tmp_path / "tok")  # a previous tokenizer of another kind is replaced
+    loaded = load_tokenizer(tmp_path / "tok")
+    assert type(loaded) is CharTokenizer and loaded.vocab == new.vocab
+
+
+def test_save_never_replaces_what_is_not_a_tokenizer(tmp_path):
+    tok = CharTokenizer(R + ["a"])
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=f"{tmp_path / 'mine'} exists and is a directory that is not a tokenizer"):
+        tok.save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file, not a tokenizer"):
+        tok.save(tmp_path / "file")
+
+
+def test_saved_tokenizer_has_normal_permissions(tmp_path):
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        CharTokenizer(R + ["a"]).save(tmp_path / "tok")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "tok").stat().st_mode) == 0o755
+    for name in ("vocab.txt", "tokenizer.json"):
+        assert stat.S_IMODE((tmp_path / "tok" / name).stat().st_mode) == 0o644
+
+
+def _saved(tmp_path, config=None, vocab=None):
+    path = tmp_path / "tok"
+    CharTokenizer(R + ["a"]).save(path)
+    if config is not None:
+        (path / "tokenizer.json").write_bytes(config)
+    if vocab is not None:
+        (path / "vocab.txt").write_bytes(vocab)
+    return path
+
+
+@pytest.mark.parametrize(
+    "break_it, error, message",
+    [
+        (lambda p: p / "missing", FileNotFoundError, r"No tokenizer at {p}/missing: it does not exist"),
+        (lambda p: _saved(p) / "vocab.txt", ValueError, r"{p}/tok/vocab.txt is a file, not a tokenizer directory"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", FileNotFoundError,
+         r"{p}/empty holds no tokenizer.json: not a directory written by a tokenizer's save"),
+        (lambda p: _saved(p, config=b'{"kind": "char",'), ValueError,
+         r"{p}/tok/tokenizer.json is not valid JSON"),
+        (lambda p: _saved(p, config=b'["char"]'), ValueError, r"{p}/tok/tokenizer.json must hold a JSON object"),
+        (lambda p: _saved(p, config=b'{"kind": "char", "format_version": 7}'), ValueError,
+         r"{p}/tok/tokenizer.json has format_version 7; this version reads 1"),
+        (lambda p: _saved(p, config=b'{"kind": "char", "format_version": 1, "lower": true}'), ValueError,
+         r"{p}/tok/tokenizer.json: unexpected settings \['lower'\] for a 'char' tokenizer"),
+        (lambda p: _saved(p, config=b'{"kind": "word", "format_version": 1, "preprocess": "bert"}'), ValueError,
+         r"{p}/tok: `preprocess` must be one of"),
+        (lambda p: _saved(p, vocab=b"<pad>\n<bos>\n<eos>\n\xff\n"), ValueError,
+         r"Could not read {p}/tok/vocab.txt: it is not UTF-8 text"),
+        (lambda p: _saved(p, vocab=b"<pad>\n<bos>\n<eos>\n"), ValueError,
+         r"{p}/tok: `vocab` must start with the reserved tokens"),
+        (lambda p: (_saved(p) / "vocab.txt").unlink() or p / "tok", FileNotFoundError,
+         r"{p}/tok holds no vocab.txt"),
+    ],
+    ids=["missing", "a-file", "no-config", "broken-json", "not-an-object", "newer-format", "unknown-key",
+         "bad-setting", "vocab-not-utf8", "vocab-without-reserved", "no-vocab"],
+)
+def test_load_tokenizer_errors_name_the_path(tmp_path, break_it, error, message):
+    path = break_it(tmp_path)
+    with pytest.raises(error, match=message.format(p=tmp_path)):
+        load_tokenizer(path)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: WordTokenizer("<pad><bos>"), "`vocab` must be a list of str; got vocab='<pad><bos>'"),
+        (lambda: WordTokenizer(R + [5]), r"`vocab` must hold str only; got 5 \(int\)"),
+        (lambda: CharTokenizer(R + [b"a"]), r"`vocab` must hold str only; got b'a' \(bytes\)"),
+        (lambda: WordTokenizer.build("go now"), "`texts` must be a list of str; got texts='go now'"),
+        (lambda: WordTokenizer.build(["go", 3]), r"`texts` must hold str only; got 3 \(int\)"),
+        (lambda: WordTokenizer.build(["go"], min_freq=0), "`min_freq` must be a positive integer; got min_freq=0"),
+        (lambda: WordTokenizer.build(["go"], max_len=0), "`max_len` must be None or a positive integer; got max_len=0"),
+        (lambda: WordTokenizer.build(["go"], max_tokens=-1), "`max_tokens` must be None or a non-negative integer; got max_tokens=-1"),
+        (lambda: CharTokenizer.build(["go"], min_freq=1.5), "`min_freq` must be a positive integer"),
+        (lambda: CharTokenizer.build("go"), "`texts` must be a list of str"),
+        (lambda: WordPieceTokenizer.build(["go"], vocab_size=True), "`vocab_size` must be a positive integer"),
+        (lambda: WordPieceTokenizer.build(["go"], vocab_size=10.5), "`vocab_size` must be a positive integer"),
+        (lambda: preprocess_d2l(b"Go."), "`text` must be a str; got bytes"),
+    ],
+)
+def test_constructors_and_builders_name_bad_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
 
 
 def test_tokenizers_run_inside_tf_data_and_tf_function():

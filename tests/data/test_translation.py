@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_attention.data import download
+from keras_attention.data import download, translation
 from keras_attention.data.tokenizers import RESERVED_TOKENS, WordPieceTokenizer, WordTokenizer
 from keras_attention.data.translation import (
     TranslationTask,
@@ -140,9 +140,9 @@ def test_valid_lengths_count_non_pad():
 
 
 def test_task_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="`num_steps` must be a positive int; got num_steps=0"):
+    with pytest.raises(ValueError, match="`num_steps` must be a positive integer; got num_steps=0"):
         _toy_task(num_steps=0)
-    with pytest.raises(ValueError, match="`batch_size` must be a positive int; got batch_size=0"):
+    with pytest.raises(ValueError, match="`batch_size` must be a positive integer; got batch_size=0"):
         _toy_task().train_dataset(0)
 
 
@@ -221,23 +221,26 @@ def test_encode_source_takes_raw_text(dates_task):
 # ---------------------------------------------------------------- fra-eng, hand-made file
 
 
-def _write_fra(folder, lines):
+def _write_fra(folder, lines, monkeypatch=None, data=None):
+    """Writes a hand-made `fra-eng/fra.txt`; with `monkeypatch`, its sha256 becomes the expected one."""
     path = folder / "fra-eng" / "fra.txt"
     path.parent.mkdir(parents=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_bytes(data if data is not None else ("\n".join(lines) + "\n").encode("utf-8"))
+    if monkeypatch is not None:
+        monkeypatch.setattr(translation, "FRA_ENG_SHA256", download.sha256_of(path))
     return folder
 
 
-def test_load_fra_eng_reads_num_train_plus_num_val_plus_one_lines_like_d2l(tmp_path):
+def test_load_fra_eng_reads_num_train_plus_num_val_plus_one_lines_like_d2l(tmp_path, monkeypatch):
     lines = [f"Go {i}.\tVa {i}\u202f!" for i in range(10)]
-    lines[2] = "no tab here"
-    folder = _write_fra(tmp_path, lines)
+    lines[2] = "Go 1.\tVa 1\u202f!"  # a repeated pair, as fra.txt has
+    folder = _write_fra(tmp_path, lines, monkeypatch)
     task = load_fra_eng(num_train=3, num_val=2, num_steps=5, data_dir=folder)
-    # D2L's _tokenize reads line indices 0..5 and skips the malformed line 2.
-    assert task.train_pairs == [("Go 0.", "Va 0\u202f!"), ("Go 1.", "Va 1\u202f!"), ("Go 3.", "Va 3\u202f!")]
-    assert task.val_pairs == [("Go 4.", "Va 4\u202f!"), ("Go 5.", "Va 5\u202f!")]
-    assert task.src_tokenizer.vocab == R + [".", "go"]  # digits occur once: below min_freq=2
-    assert task.tgt_tokenizer.vocab == R + ["!", "va"]
+    # D2L's _tokenize reads line indices 0..5: num_train + num_val + 1 pairs.
+    assert task.train_pairs == [("Go 0.", "Va 0\u202f!"), ("Go 1.", "Va 1\u202f!"), ("Go 1.", "Va 1\u202f!")]
+    assert task.val_pairs == [("Go 3.", "Va 3\u202f!"), ("Go 4.", "Va 4\u202f!"), ("Go 5.", "Va 5\u202f!")]
+    assert task.src_tokenizer.vocab == R + [".", "go", "1"]  # other digits occur once: below min_freq=2
+    assert task.tgt_tokenizer.vocab == R + ["!", "va", "1"]
     raw = "\n".join(lines)
     src, tgt_in, tgt_out, _, _ = d2l_mtfraeng(raw, num_steps=5, num_train=3, num_val=2)
     features, labels = next(iter(task.train_dataset(8, shuffle=False)))
@@ -257,7 +260,7 @@ def test_split_by_source_keeps_sentences_on_one_side():
     assert val == sorted(val, key=pairs.index)  # file order kept
 
 
-def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path):
+def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     en = "i you he she we they am are is calm home here there go run".split()
     fr = "je tu il elle nous ils suis es est calme maison ici la va cours".split()
@@ -265,7 +268,7 @@ def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path):
     for _ in range(400):
         idx = rng.choice(len(en), size=3)
         lines.append(" ".join(en[i] for i in idx).capitalize() + ".\t" + " ".join(fr[i] for i in idx) + " .")
-    folder = _write_fra(tmp_path, lines)
+    folder = _write_fra(tmp_path, lines, monkeypatch)
     task = load_fra_eng_full(num_val=40, num_steps=8, tokenizer="wordpiece", vocab_size=60,
                              data_dir=folder)
     assert task.name == "fra-eng-full-wordpiece"
@@ -276,8 +279,117 @@ def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path):
     assert features["src_ids"].shape == (40, 8) and labels.shape == (40, 8)
     decoded = task.decode_target(labels).numpy().tolist()
     assert [d.decode() for d in decoded] == [t for _, t in task.val_pairs]
-    with pytest.raises(ValueError, match='`tokenizer` must be "word" or "wordpiece"'):
+    with pytest.raises(ValueError, match=r"`tokenizer` must be one of \['word', 'wordpiece'\]; got tokenizer='bpe'"):
         load_fra_eng_full(tokenizer="bpe", data_dir=folder)
+
+
+def _pairs(n):
+    return [f"Go {i}.\tVa {i} !" for i in range(n)]
+
+
+def test_a_truncated_fra_txt_is_refused_by_its_sha256(tmp_path):
+    folder = _write_fra(tmp_path, _pairs(100))  # 100 lines, not D2L's 167,130
+    path = folder / "fra-eng" / "fra.txt"
+    with pytest.raises(ValueError) as info:
+        load_fra_eng(data_dir=folder)
+    message = str(info.value)
+    assert f"sha256 mismatch for data file {path}: expected {translation.FRA_ENG_SHA256}" in message
+    assert f"downloaded again from {translation.FRA_ENG_URL}" in message
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"Go.\tVa !\nHi.\tSalut \xff!\n", "not UTF-8 text"),
+        (b"Go.\tVa !\nHi.\tSalut !\nno tab here\n", r"line 3 must be English<TAB>French; got 1 field: 'no tab here'"),
+        (b"Go.\tVa !\nHi.\tSalut !\tCC-BY 2.0\n", "line 2 must be English<TAB>French; got 3 fields"),
+    ],
+    ids=["invalid-utf8", "no-tab", "three-columns"],
+)
+def test_fra_txt_read_errors_name_the_file(tmp_path, monkeypatch, data, message):
+    folder = _write_fra(tmp_path, None, monkeypatch, data=data)
+    path = folder / "fra-eng" / "fra.txt"
+    for load in (read_fra_eng, load_fra_eng_full):
+        with pytest.raises(ValueError, match=f"{path}.*{message}"):
+            load(data_dir=folder)
+
+
+def test_too_few_pairs_for_the_split_say_how_many_and_what_to_change(tmp_path, monkeypatch):
+    folder = _write_fra(tmp_path, _pairs(10), monkeypatch)
+    with pytest.raises(ValueError, match=r"holds 10 sentence pairs; load_fra_eng\(num_train=8, num_val=4\) "
+                                         r"needs num_train \+ num_val \+ 1 = 13\. Lower `num_train` or `num_val`"):
+        load_fra_eng(num_train=8, num_val=4, data_dir=folder)
+    with pytest.raises(ValueError, match=r"fra.txt holds 10 sentence pairs; load_fra_eng_full\(num_val=10\) needs "
+                                         r"more than num_val .*Lower `num_val`"):
+        load_fra_eng_full(num_val=10, data_dir=folder)
+    task = load_fra_eng(num_train=8, num_val=1, min_freq=1, data_dir=folder)
+    assert (len(task.train_pairs), len(task.val_pairs)) == (8, 2)
+
+
+def test_split_by_source_never_returns_fewer_than_asked():
+    pairs = [("same", "a"), ("same", "b"), ("same", "c"), ("other", "d")]
+    with pytest.raises(ValueError, match=r"could hold out only 1 of num_val=2 pairs without sharing"):
+        split_by_source(pairs, num_val=2)
+    with pytest.raises(ValueError, match=r"`num_val` must be below the number of pairs \(4\)"):
+        split_by_source(pairs, num_val=4)
+    assert split_by_source(pairs, num_val=0) == (pairs, [])
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: load_dates(num_train=0), "`num_train` must be a positive integer; got num_train=0"),
+        (lambda: load_dates(num_train=-5), "`num_train` must be a positive integer; got num_train=-5"),
+        (lambda: load_dates(num_train=True), "`num_train` must be a positive integer; got num_train=True"),
+        (lambda: load_dates(num_train=2.5), "`num_train` must be a positive integer; got num_train=2.5"),
+        (lambda: load_dates(num_val=0), "`num_val` must be a positive integer; got num_val=0"),
+        (lambda: load_dates(num_steps=0), "`num_steps` must be None or a positive integer; got num_steps=0"),
+        (lambda: load_dates(seed="a"), "`seed` must be an integer; got seed='a'"),
+        (lambda: load_fra_eng(num_train=0), "`num_train` must be a positive integer; got num_train=0"),
+        (lambda: load_fra_eng(num_val=-1), "`num_val` must be a non-negative integer; got num_val=-1"),
+        (lambda: load_fra_eng(num_steps=1.5), "`num_steps` must be a positive integer; got num_steps=1.5"),
+        (lambda: load_fra_eng(min_freq=0), "`min_freq` must be a positive integer; got min_freq=0"),
+        (lambda: load_fra_eng_full(num_val=0), "`num_val` must be a positive integer; got num_val=0"),
+        (lambda: load_fra_eng_full(vocab_size=True), "`vocab_size` must be a positive integer"),
+        (lambda: load_fra_eng_full(seed=None), "`seed` must be an integer; got seed=None"),
+        (lambda: read_fra_eng(max_lines=0), "`max_lines` must be None or a positive integer; got max_lines=0"),
+        (lambda: split_by_source("ab", 1), r"`pairs` must be a list of \(source, target\) str pairs"),
+        (lambda: split_by_source([("a", 1)], 0), r"`pairs` must be a list of \(source, target\) str pairs"),
+        (lambda: split_by_source([("a", "b")], -1), "`num_val` must be a non-negative integer"),
+    ],
+)
+def test_loaders_name_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_data_dir_must_be_a_folder(tmp_path):
+    (tmp_path / "fra.txt").write_text("Go.\tVa !\n")
+    with pytest.raises(ValueError, match="`data_dir` must be a folder; got data_dir=.*fra.txt"):
+        load_fra_eng(data_dir=tmp_path / "fra.txt")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda t: t.train_dataset(True), "`batch_size` must be a positive integer; got batch_size=True"),
+        (lambda t: t.train_dataset(2, shuffle="yes"), "`shuffle` must be True or False; got shuffle='yes'"),
+        (lambda t: t.train_dataset(2, seed=1.5), "`seed` must be an integer; got seed=1.5"),
+        (lambda t: t.val_dataset(2, include_valid_len=1), "`include_valid_len` must be True or False"),
+        (lambda t: t.bucketed_train_dataset(8, (2,)), r"no length bucket holds a full batch of batch_size=8"),
+        (lambda t: t.bucketed_train_dataset(0, (2,)), "`batch_size` must be a positive integer; got batch_size=0"),
+    ],
+)
+def test_task_methods_name_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(_toy_task(num_steps=4, train=[("a b", "x y")] * 3))
+
+
+def test_task_rejects_bool_num_steps_and_bad_pairs():
+    with pytest.raises(ValueError, match="`num_steps` must be a positive integer; got num_steps=True"):
+        _toy_task(num_steps=True)
+    with pytest.raises(ValueError, match=r"`train_pairs` must be a list of \(source, target\) str pairs"):
+        _toy_task(train=["a b"])
 
 
 # ---------------------------------------------------------------- fra-eng, the real file
@@ -376,3 +488,24 @@ def test_bucketed_dataset_rejects_bad_boundaries(boundaries):
     task = _toy_task(num_steps=6)
     with pytest.raises(ValueError, match="`boundaries` must be increasing lengths"):
         task.bucketed_train_dataset(4, boundaries=boundaries)
+
+
+@needs_fra
+def test_a_copy_of_the_real_fra_txt_is_accepted_and_hashed_once(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "copy" / "fra-eng" / "fra.txt"
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(FRA_TXT, copy)
+    calls = []
+    original = download.sha256_of
+    monkeypatch.setattr(download, "sha256_of", lambda path: calls.append(path) or original(path))
+    first = load_fra_eng(num_train=20, num_val=5, data_dir=copy.parents[1])
+    second = load_fra_eng(num_train=20, num_val=5, data_dir=copy.parents[1])
+    assert first.val_pairs == second.val_pairs and len(first.val_pairs) == 6
+    assert len(calls) == 1
+    with open(copy, "r+b") as f:  # a relabelled pair, same size
+        f.seek(0)
+        f.write(b"Og.")
+    with pytest.raises(ValueError, match=f"sha256 mismatch for data file {copy}"):
+        load_fra_eng(data_dir=copy.parents[1])

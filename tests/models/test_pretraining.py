@@ -9,7 +9,8 @@ from keras import ops
 
 from helpers import BAD_BLOCK_ARGUMENTS
 from keras_attention.generate import sample
-from keras_attention.models import GPTInference, TiedTokenEmbedding, gpt
+from keras_attention.generate import GPTStepDecoder, decoder_for
+from keras_attention.models import TiedTokenEmbedding, gpt
 
 # One-step self-attention (a single key) is expected while decoding.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
@@ -124,11 +125,12 @@ def test_inference_start_and_step_match_the_full_pass(tie):
     model = build(tie)
     ids = np.array([[3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14]], "int32")
     full = ops.convert_to_numpy(model(ids))
-    inference = GPTInference(model, max_len=8)
+    inference = GPTStepDecoder(model, max_len=8)
     logits, state = inference.start(ids[:, :3])
     np.testing.assert_allclose(ops.convert_to_numpy(logits), full[:, 2], atol=1e-5)
     for t in range(3, 6):
-        logits, state = inference.step(ids[:, t], state, t)
+        logits, state, attention = inference.step(ids[:, t], state, t)
+        assert attention is None
         np.testing.assert_allclose(ops.convert_to_numpy(logits), full[:, t], atol=1e-5)
     assert tuple(state["cache"].shape) == (N, 2, 2, 8, D)
 
@@ -217,13 +219,14 @@ def test_generation_stops_at_eos(model):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"top_k": 0}, "`top_k` must be None or an integer >= 1"),
+        ({"top_k": -1}, "`top_k` must be None or a non-negative integer; got top_k=-1"),
         ({"top_p": 0.0}, r"`top_p` must be None or a number in \(0, 1\]"),
         ({"top_p": 1.5}, r"`top_p` must be None or a number in \(0, 1\]"),
-        ({"temperature": -0.5}, "`temperature` must be a number >= 0"),
+        ({"temperature": -0.5}, "`temperature` must be a finite number >= 0"),
+        ({"temperature": float("inf")}, "`temperature` must be a finite number >= 0"),
         ({"max_new_tokens": 10}, r"positional max_len=12; got prompt length 3 \+ max_new_tokens=10"),
-        ({"max_new_tokens": 0}, "`max_new_tokens` must be a Python integer >= 1"),
-        ({"use_cache": "yes"}, "`use_cache` must be a bool"),
+        ({"max_new_tokens": 0}, "`max_new_tokens` must be a positive integer; got max_new_tokens=0"),
+        ({"use_cache": "yes"}, "`use_cache` must be True or False"),
     ],
 )
 def test_bad_sampling_arguments_raise(model, kwargs, match):
@@ -263,23 +266,9 @@ def test_bad_builder_and_inference_arguments_raise(model):
     with pytest.raises(ValueError, match="`tie_embeddings` must be True or False"):
         gpt(V, D, F, H, 1, 0.0, max_len=MAX_LEN, tie_embeddings="yes")
     with pytest.raises(ValueError, match="positional max_len=12"):
-        GPTInference(model, max_len=13)
+        GPTStepDecoder(model, max_len=13)
     with pytest.raises(ValueError, match="must be built by `keras_attention.models.gpt`"):
-        GPTInference(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), max_len=4)
-
-
-def test_gpt_inference_start_checks_prompt_and_cache_length(model):
-    inference = GPTInference(model, max_len=8)
-    with pytest.raises(ValueError, match=re.escape("`max_len` must be an integer in [3, GPTInference.max_len=8]; got max_len=9.")):
-        inference.start(PROMPT, max_len=9)
-    with pytest.raises(ValueError, match=re.escape("`max_len` must be an integer in [3, GPTInference.max_len=8]; got max_len=2.")):
-        inference.start(PROMPT, max_len=2)
-    with pytest.raises(TypeError, match=re.escape("`token_ids` must be integer ids; got token_ids.dtype=float32.")):
-        inference.start(PROMPT.astype("float32"))
-    with pytest.raises(ValueError, match=re.escape(f"`ids` must be in [0, vocab_size={V}); got ids from -1 to 5.")):
-        inference.start(np.array([[-1, 5]], "int32"))
-    logits, state = inference.start(PROMPT, max_len=np.int64(5))
-    assert tuple(logits.shape) == (2, V) and state["cache"].shape[3] == 5
+        decoder_for(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), 4, kinds=("gpt",))
 
 
 @pytest.mark.tensorflow_only(reason="tf.function")
@@ -296,12 +285,12 @@ def test_a_seed_generator_continues_its_stream(model):
     generator = keras.random.SeedGenerator(3)
     again = sample(model, PROMPT, 6, seed=generator)["tokens"]
     np.testing.assert_array_equal(ops.convert_to_numpy(again), ops.convert_to_numpy(first))
-    with pytest.raises(ValueError, match="`seed` must be None, an integer or a"):
+    with pytest.raises(ValueError, match="`seed` must be None, a non-negative integer or a"):
         sample(model, PROMPT, 2, seed=1.5)
 
 
 def test_inverse_cdf_sampling_follows_the_softmax():
-    from keras_attention.generate import _inverse_cdf_sample
+    from keras_attention.generate.sampling import _inverse_cdf_sample
 
     probs = np.array([0.1, 0.0, 0.6, 0.3], "float32")
     logits = np.where(probs > 0, np.log(np.maximum(probs, 1e-30)), -np.inf).astype("float32")

@@ -3,6 +3,9 @@
 import re
 
 import keras
+
+from keras_attention.generate import TransformerStepDecoder, decoder_for
+from keras_attention.generate.decoders import T5_LAYOUT
 import numpy as np
 import pytest
 from keras import ops
@@ -11,11 +14,9 @@ from helpers import BAD_BLOCK_ARGUMENTS
 from keras_attention.generate import beam_search, greedy_search
 from keras_attention.models import (
     SegmentEmbedding,
-    T5Inference,
     bert,
     bert_classifier,
     bert_mlm,
-    inference_for,
     t5,
 )
 
@@ -235,7 +236,8 @@ def test_t5_logits_shape_names_and_shared_embedding():
     assert all(model.get_layer(f"encoder_block_{i}").norm_first for i in range(N))
     # One (V, D) table for both sides.
     assert len([w for w in model.weights if tuple(w.shape) == (V, D)]) == 1
-    assert isinstance(inference_for(model, 6), T5Inference)
+    decoder = decoder_for(model, 6)
+    assert isinstance(decoder, TransformerStepDecoder) and decoder.output_layer.name == "lm_head"
 
 
 def test_t5_padding_and_causality():
@@ -255,7 +257,7 @@ def test_t5_inference_steps_match_the_full_pass():
     model = build_t5()
     tgt = np.array([[1, 4, 5, 6, 7], [1, 7, 8, 9, 3]], "int32")
     full = numpy(model({"src_ids": SRC, "tgt_in_ids": tgt}))
-    inference = T5Inference(model, max_len=6)
+    inference = TransformerStepDecoder(model, max_len=6, layout=T5_LAYOUT)
     state = inference.encode(SRC)
     for t in range(5):
         logits, state, attention = inference.step(tgt[:, t], state, t)
@@ -353,11 +355,11 @@ def test_bad_t5_arguments_raise():
     with pytest.raises(ValueError, match="`max_len` must be a positive integer"):
         t5(V, D, F, H, 1, 0.0, max_len=0)
     with pytest.raises(ValueError, match="positional max_len=12; got max_len=13"):
-        T5Inference(model, max_len=13)
+        TransformerStepDecoder(model, max_len=13, layout=T5_LAYOUT)
     with pytest.raises(ValueError, match="positional max_len=12"):
         greedy_search(model, SRC, max_len=13)
     with pytest.raises(ValueError, match="must be built by `keras_attention.models.t5`"):
-        T5Inference(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), max_len=4)
+        decoder_for(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), 4, kinds=("t5",))
 
 
 def test_module_doctest_examples_run():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_attention.models import BahdanauInference
+from keras_attention.generate import BahdanauStepDecoder
 from keras_attention.models import bahdanau_seq2seq
 
 SMALL = dict(src_vocab_size=12, tgt_vocab_size=10, embed_size=4, num_hiddens=8, num_layers=1, dropout=0.0)
@@ -43,7 +43,7 @@ def test_numpy_integer_arguments_are_accepted():
     assert tuple(logits.shape) == (1, 2, 10)
     assert np.all(np.isfinite(ops.convert_to_numpy(logits)))
     with pytest.raises(ValueError, match=re.escape("`max_len` must be a positive integer; got max_len=-1.")):
-        BahdanauInference(model, -1)
+        BahdanauStepDecoder(model, -1)
 
 
 def test_bahdanau_decoder_checks_its_inputs():

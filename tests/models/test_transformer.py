@@ -11,7 +11,7 @@ import pytest
 from keras import ops
 
 from helpers import BAD_BLOCK_ARGUMENTS
-from keras_attention.models import TransformerInference
+from keras_attention.generate import TransformerStepDecoder
 from keras_attention.models import transformer
 
 SMALL = dict(
@@ -50,4 +50,4 @@ def test_numpy_integer_arguments_are_accepted():
 def test_inference_max_len_is_checked():
     model = transformer(**SMALL)
     with pytest.raises(ValueError, match=re.escape("`max_len` must be a positive integer; got max_len=0.")):
-        TransformerInference(model, 0)
+        TransformerStepDecoder(model, 0)

@@ -8,16 +8,18 @@ written as PNG files atomically when a path is given.
 """
 
 import os
-import tempfile
 
 import numpy as np
 from keras import ops
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from keras_attention import _io
+
 __all__ = [
     "show_heatmaps",
     "plot_history",
+    "history_figure",
     "history_to_dataframe",
     "new_figure",
     "save_figure",
@@ -39,11 +41,10 @@ def new_figure(figsize):
 
 
 def save_figure(fig, path, dpi=100):
-    """Writes `fig` as a PNG at `path`, atomically.
+    """Writes `fig` as a PNG at `path`, atomically (`keras_attention._io`).
 
-    The image goes to a temporary file in the same directory, which then
-    replaces `path` (`os.replace`), so no half-written PNG is ever seen.
-    Parent directories are created.
+    No half-written PNG is ever seen under `path`; parent directories are
+    created.
 
     Args:
         fig: `matplotlib.figure.Figure`.
@@ -53,21 +54,33 @@ def save_figure(fig, path, dpi=100):
     Returns:
         `path` as a string.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    with _io.atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+    return os.fspath(path)
+
+
+def _check_labels(name, labels, size):
+    """`labels` as a list of `size` strings (or None)."""
+    if labels is None:
+        return None
+    labels = [str(label) for label in labels]
+    if len(labels) != size:
+        raise ValueError(
+            f"`{name}` must hold one label per {'key' if name == 'xlabels' else 'query'} "
+            f"({size}); got {len(labels)} labels."
+        )
+    return labels
+
+
+def _label_axis(axis, labels, size, rotation=0):
+    """Integer ticks on `axis` (never fractional), or one tick per label."""
+    from matplotlib.ticker import MaxNLocator
+
+    if labels is None:
+        axis.set_major_locator(MaxNLocator(integer=True))
+        return
+    axis.set_ticks(range(size))
+    axis.set_ticklabels(labels, rotation=rotation, fontsize="small")
 
 
 def show_heatmaps(
@@ -78,11 +91,15 @@ def show_heatmaps(
     figsize=(2.5, 2.5),
     cmap="Reds",
     path=None,
+    xlabels=None,
+    ylabels=None,
+    share_scale=True,
 ):
     """Draws a grid of heatmaps, e.g. attention weights, as D2L does.
 
     D2L section "Queries, Keys, and Values": one heatmap per `(row, col)`,
-    sharing axes and one colour bar.
+    sharing axes. Axes carry the tokens when `xlabels` / `ylabels` are
+    given, else integer positions (never fractional ticks).
 
     Args:
         matrices: numpy array or tensor of shape `(rows, cols, Q, K)`, e.g.
@@ -94,12 +111,21 @@ def show_heatmaps(
         figsize: (width, height) in inches. Defaults to `(2.5, 2.5)`.
         cmap: str. Matplotlib colour map. Defaults to `"Reds"`.
         path: optional str or path-like. Where to write a PNG.
+        xlabels: optional sequence of `K` strings, e.g. the key tokens: one
+            tick per key. Defaults to `None` (integer positions).
+        ylabels: optional sequence of `Q` strings, e.g. the query tokens.
+            Defaults to `None` (integer positions).
+        share_scale: bool. `True`: every panel shares one colour scale and
+            one colour bar (weights of one kind, comparable across panels).
+            `False`: each panel is scaled to its own range and gets its own
+            colour bar (e.g. maps normalised separately). Defaults to `True`.
 
     Returns:
         The `matplotlib.figure.Figure`.
 
     Example:
-    >>> fig = show_heatmaps(np.eye(10).reshape(1, 1, 10, 10), "Keys", "Queries")
+    >>> fig = show_heatmaps(np.eye(3).reshape(1, 1, 3, 3), "Keys", "Queries",
+    ...                     xlabels=["a", "b", "c"], ylabels=["a", "b", "c"])
     """
     matrices = _to_numpy(matrices)
     if matrices.ndim != 4 or 0 in matrices.shape:
@@ -107,26 +133,37 @@ def show_heatmaps(
             "`matrices` must have shape (rows, cols, num_queries, num_keys) "
             f"with no empty axis; got matrices.shape={matrices.shape}."
         )
-    num_rows, num_cols = matrices.shape[:2]
+    num_rows, num_cols, num_queries, num_keys = matrices.shape
     if titles is not None and len(titles) != num_cols:
         raise ValueError(
             f"`titles` must hold one title per column ({num_cols}); got "
             f"{len(titles)} titles."
         )
+    xlabels = _check_labels("xlabels", xlabels, num_keys)
+    ylabels = _check_labels("ylabels", ylabels, num_queries)
+    if not isinstance(share_scale, bool):
+        raise ValueError(f"`share_scale` must be True or False; got share_scale={share_scale!r}.")
     matrices = matrices.astype(np.float32)
     fig = new_figure(figsize)
     axes = fig.subplots(num_rows, num_cols, sharex=True, sharey=True, squeeze=False)
     vmin, vmax = float(matrices.min()), float(matrices.max())
     for i, (row_axes, row_matrices) in enumerate(zip(axes, matrices)):
         for j, (ax, matrix) in enumerate(zip(row_axes, row_matrices)):
-            pcm = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax)
+            if share_scale:
+                pcm = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax)
+            else:
+                pcm = ax.imshow(matrix, cmap=cmap)
+                fig.colorbar(pcm, ax=ax, shrink=0.6)
             if i == num_rows - 1:
                 ax.set_xlabel(xlabel)
             if j == 0:
                 ax.set_ylabel(ylabel)
             if titles:
                 ax.set_title(titles[j])
-    fig.colorbar(pcm, ax=axes, shrink=0.6)
+            _label_axis(ax.xaxis, xlabels, num_keys, rotation=90)
+            _label_axis(ax.yaxis, ylabels, num_queries)
+    if share_scale:
+        fig.colorbar(pcm, ax=axes, shrink=0.6)
     if path is not None:
         save_figure(fig, path)
     return fig
@@ -168,17 +205,21 @@ def history_to_dataframe(history):
     return frame
 
 
-def plot_history(history_or_dataframe, path, figsize=(4.5, 3.0), title=None):
+def plot_history(history_or_dataframe, path, figsize=None, title=None):
     """Writes training curves as a PNG and returns them as a DataFrame.
 
-    One line per metric; a validation metric (`val_x`) is dashed and drawn
-    in the colour of its training metric `x`.
+    Losses (`loss`, `val_loss`, any metric named `*loss`) go on the left
+    axes, every other metric (accuracy, ...) on axes of their own to the
+    right, each labelled; a validation metric (`val_x`) is dashed and drawn
+    in the colour of its training metric `x`. Runs of up to 30 epochs get a
+    marker per epoch, so a two-epoch run shows two points, not a bare line.
 
     Args:
         history_or_dataframe: `keras.callbacks.History`, dict of lists, or
             `pandas.DataFrame` (see `history_to_dataframe`).
         path: str or path-like. Where to write the PNG.
-        figsize: (width, height) in inches. Defaults to `(4.5, 3.0)`.
+        figsize: (width, height) in inches. Defaults to `None`
+            (4.5 x 3.0 per axes).
         title: optional str.
 
     Returns:
@@ -189,23 +230,40 @@ def plot_history(history_or_dataframe, path, figsize=(4.5, 3.0), title=None):
     ...                      "curves.png")
     """
     frame = history_to_dataframe(history_or_dataframe)
+    save_figure(history_figure(frame, figsize=figsize, title=title), path)
+    return frame
+
+
+def history_figure(frame, figsize=None, title=None):
+    """The figure of `plot_history` for a history DataFrame (not written)."""
     if frame.empty:
         raise ValueError("`history_or_dataframe` holds no epochs to plot.")
-    fig = new_figure(figsize)
-    ax = fig.subplots()
-    colors = {}
-    train_columns = [c for c in frame.columns if not str(c).startswith("val_")]
-    val_columns = [c for c in frame.columns if str(c).startswith("val_")]
-    for column in train_columns:
-        (line,) = ax.plot(frame.index, frame[column], "-", label=str(column))
-        colors[str(column)] = line.get_color()
-    for column in val_columns:
-        color = colors.get(str(column)[len("val_"):])
-        ax.plot(frame.index, frame[column], "--", color=color, label=str(column))
-    ax.set_xlabel(frame.index.name or "epoch")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+
+    def base(column):
+        column = str(column)
+        return column[len("val_"):] if column.startswith("val_") else column
+
+    groups = {"loss": [], "metrics": []}
+    for column in frame.columns:
+        groups["loss" if base(column).endswith("loss") else "metrics"].append(column)
+    groups = {k: v for k, v in groups.items() if v}
+    fig = new_figure(figsize or (4.5 * len(groups), 3.0))
+    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    marker = "o" if len(frame) <= 30 else None
+    for ax, (group, columns) in zip(axes, groups.items()):
+        colors = {}
+        ordered = sorted(columns, key=lambda c: str(c).startswith("val_"))  # training first
+        for column in ordered:
+            is_val = str(column).startswith("val_")
+            (line,) = ax.plot(
+                frame.index, frame[column], "--" if is_val else "-", marker=marker,
+                markersize=3, color=colors.get(base(column)), label=str(column),
+            )
+            colors.setdefault(base(column), line.get_color())
+        ax.set_xlabel(frame.index.name or "epoch")
+        ax.set_ylabel("loss" if group == "loss" else "metric")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
     if title:
-        ax.set_title(title)
-    save_figure(fig, path)
-    return frame
+        fig.suptitle(title)
+    return fig

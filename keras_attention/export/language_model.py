@@ -1,0 +1,290 @@
+"""A language-model SavedModel: prompt strings in, sampled text out.
+
+`export_language_model` wraps a GPT from `keras_attention.models.gpt`, its
+tokenizer and the sampler of `keras_attention.generate.sample` into a
+`LanguageModel` whose `generate` signature takes prompt strings and the
+sampling options as tensors. Everything runs inside the SavedModel, so a
+fresh process needs only `tensorflow` (and `tensorflow_text` for a
+WordPiece tokenizer).
+
+`encode_prompts` is the one prompt policy: the exported model and the
+in-process generation of `keras_attention.recipes` both use it.
+
+Letters in shape comments: B batch, P prompt length (the longest row), N
+new tokens, L = P + N.
+
+TensorFlow only (this module imports it).
+"""
+
+import tensorflow as tf
+
+from keras_attention import _checks
+from keras_attention import generate
+from keras_attention.export._save import atomic_save, check_tensorflow_backend, resolve_path
+
+__all__ = ["LanguageModel", "export_language_model", "encode_prompts", "stateless_seed"]
+
+LM_SIGNATURE = [
+    tf.TensorSpec(None, tf.string, name="prompt"),
+    tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+    tf.TensorSpec([], tf.float32, name="temperature"),
+    tf.TensorSpec([], tf.int32, name="top_k"),
+    tf.TensorSpec([], tf.float32, name="top_p"),
+    tf.TensorSpec([], tf.int32, name="seed"),
+]
+
+
+def encode_prompts(tokenizer, prompts, max_new_tokens, max_len):
+    """The prompt policy: text to the ids the model reads, and what was cut.
+
+    - The tokenizer's own normalisation applies (the one used in training).
+    - An empty prompt (no tokens) starts from `<eos>`, the separator the
+      model saw between texts in training (GPT-2's `<|endoftext|>`).
+    - Prompt plus new tokens must fit the model's `max_len` positions: a
+      longer prompt keeps its last `max_len - max_new_tokens` tokens and is
+      reported in `truncated`, never cut silently.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        prompts: `(B,)` string tensor.
+        max_new_tokens: int or int32 scalar tensor, `N`.
+        max_len: int. The model's positional `max_len`.
+
+    Returns:
+        `(ids, lengths, truncated, empty)`: `(B, P)` int32 right-padded with
+        `<pad>`, `(B,)` int32 prompt lengths, `(B,)` bool rows that were
+        cut, `(B,)` bool rows that were empty.
+    """
+    ids = tf.cast(tokenizer.tokenize(prompts), tf.int32)  # (B, None) ragged
+    lengths = tf.cast(ids.row_lengths(), tf.int32)
+    empty = tf.equal(lengths, 0)
+    eos = tf.RaggedTensor.from_row_lengths(
+        tf.fill([tf.reduce_sum(tf.cast(empty, tf.int32))], tf.constant(tokenizer.eos_id, tf.int32)),
+        tf.cast(empty, tf.int64),
+    )
+    ids = tf.concat([eos, ids], axis=1)  # <eos> in the empty rows only
+    lengths = tf.cast(ids.row_lengths(), tf.int32)
+    keep = max_len - tf.cast(max_new_tokens, tf.int32)
+    truncated = lengths > keep
+    # Keep each row's last `keep` tokens.
+    start = tf.cast(tf.maximum(lengths - keep, 0), tf.int64)
+    row_starts = ids.row_starts() + start
+    values = tf.gather(
+        ids.flat_values,
+        tf.ragged.range(row_starts, ids.row_limits()).flat_values,
+    )
+    ids = tf.RaggedTensor.from_row_lengths(values, ids.row_lengths() - start)
+    dense = ids.to_tensor(default_value=tokenizer.pad_id)  # (B, P)
+    return dense, tf.cast(ids.row_lengths(), tf.int32), truncated, empty
+
+
+def stateless_seed(seed):
+    """The `(2,)` int32 seed `keras.random.uniform(seed=int(seed))` uses on TensorFlow.
+
+    Keras turns an int seed into `[seed, 0]` (int64) and folds it into int32
+    with `floormod(., 2**31 - 2)`; doing the same to a seed tensor gives the
+    same random stream as `generate.sample(..., seed=int)`.
+    """
+    pair = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    return tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
+
+
+class LanguageModel(tf.Module):
+    """A prompt in, sampled text out: tokenizer + GPT + `generate.sample`'s sampler.
+
+    `generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`
+    checks its arguments, encodes the prompts (`encode_prompts`), samples
+    `max_new_tokens` tokens with temperature, top-k and top-p (the loop and
+    random stream of `keras_attention.generate.sample`) and detokenizes the
+    prompt and its continuation. For the same prompt ids and arguments it
+    returns the tokens of `generate.sample(model, ids, N, temperature,
+    top_k or None, top_p, seed, tokenizer=tokenizer)` on the TensorFlow
+    backend, for a batch of prompts of one length or of several (the rows
+    are then sampled one by one, each with its own column of the random
+    numbers, which is what `generate.sample` does with a list of prompts).
+
+    Prompts: a scalar string or a `(B,)` batch, any bytes (invalid UTF-8 is
+    replaced with U+FFFD; what the vocabulary lacks becomes `<unk>`).
+    Generation stops in a row after `<eos>`; `text` ends before it.
+
+    Limits: a call asks for at most `max_new_tokens` tokens (set at export,
+    at most the model's positional `max_len - 1`: every position needs an
+    embedding, and the prompt needs one token). There is no other cap.
+
+    Args:
+        model: a `keras.Model` built by `keras_attention.models.gpt`.
+        tokenizer: its tokenizer (`keras_attention.data.tokenizers`), with
+            the model's vocabulary size.
+        max_new_tokens: int or None. Most tokens one call may ask for, in
+            `[1, max_len - 1]`. Defaults to `None` (`max_len - 1`).
+    """
+
+    def __init__(self, model, tokenizer, max_new_tokens=None):
+        check_tensorflow_backend()
+        super().__init__(name="language_model")
+        decoder = generate.decoder_for(model, 1, kinds=("gpt",))
+        limit = decoder.positional_limit
+        if decoder.vocab_size != tokenizer.vocab_size:
+            raise ValueError(
+                "`tokenizer` must have the model's vocabulary size; got model "
+                f"vocab_size={decoder.vocab_size} and tokenizer vocab_size={tokenizer.vocab_size}."
+            )
+        if limit < 2:
+            raise ValueError(
+                "The model's positional max_len must be at least 2 (one prompt token and "
+                f"one new token); got max_len={limit}."
+            )
+        max_new_tokens = _checks.check_int_in_range(
+            "max_new_tokens", limit - 1 if max_new_tokens is None else max_new_tokens, 1, limit - 1,
+            high_name="max_len - 1", closed=True,
+        )
+        self.model = model
+        self.tokenizer = tokenizer
+        self._limits = {"max_len": limit, "max_new_tokens": max_new_tokens}
+        # Saved with the module, for callers of the SavedModel.
+        self.max_len = tf.Variable(limit, dtype=tf.int32, trainable=False, name="max_len")
+        self.max_new_tokens = tf.Variable(
+            max_new_tokens, dtype=tf.int32, trainable=False, name="max_new_tokens"
+        )
+
+    def _argument_checks(self, prompt, max_new_tokens, temperature, top_k, top_p):
+        """The argument checks: the rule of `generate.check_sampling_options`, as assertions."""
+        limit = self._limits["max_new_tokens"]
+        assert_ = tf.debugging
+        return [
+            assert_.assert_less_equal(
+                tf.rank(prompt), 1, message="`prompt` must be a string scalar or a 1-D batch"
+            ),
+            assert_.assert_greater_equal(max_new_tokens, 1, message="`max_new_tokens` must be >= 1"),
+            assert_.assert_less_equal(
+                max_new_tokens, limit,
+                message=f"`max_new_tokens` must be at most {limit} (set at export)",
+            ),
+            assert_.assert_equal(
+                tf.logical_and(temperature >= 0.0, temperature < float("inf")), True,
+                message="`temperature` must be a finite number >= 0 (0: greedy)",
+            ),
+            assert_.assert_greater_equal(top_k, 0, message="`top_k` must be >= 0 (0: off)"),
+            assert_.assert_equal(
+                tf.logical_and(top_p > 0.0, top_p <= 1.0), True,
+                message="`top_p` must be in (0, 1] (1: off)",
+            ),
+        ]
+
+    def _sample_rows(self, ids, lengths, num_new, uniforms, options):
+        """Samples every row: the whole batch at once when its prompts share a
+        length, else row by row (each with its column of `uniforms`)."""
+        decoder = generate.GPTStepDecoder(self.model, self._limits["max_len"])
+        pad_id = self.tokenizer.pad_id
+        ids_options = dict(options, eos_id=self.tokenizer.eos_id, fill_id=pad_id, ban_id=pad_id)
+        width = tf.shape(ids)[1] + num_new  # L
+
+        def batched():
+            return generate.sample_loop(decoder, ids, num_new, uniforms, **ids_options)
+
+        def one_row(row):
+            row_ids, length, row_uniforms = row
+            tokens, row_length = generate.sample_loop(
+                decoder, row_ids[None, :length], num_new, row_uniforms[:, None], **ids_options
+            )  # (1, length + N), (1,)
+            tokens = tf.pad(tokens[0], [[0, width - length - num_new]], constant_values=pad_id)
+            return tokens, row_length[0]
+
+        def row_by_row():
+            return tf.map_fn(
+                one_row, (ids, lengths, tf.transpose(uniforms)),
+                fn_output_signature=(tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)),
+            )
+
+        same = tf.reduce_all(tf.equal(lengths, tf.reduce_max(lengths)))
+        return tf.cond(same, batched, row_by_row)  # (B, L), (B,)
+
+    @tf.function(input_signature=LM_SIGNATURE)
+    def generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+        """Continues the prompt(s).
+
+        Args:
+            prompt: string scalar or `(B,)` strings; see the class docstring.
+            max_new_tokens: int32 scalar in `[1, max_new_tokens]` (the limit
+                set at export). `N`.
+            temperature: float32 scalar, finite, >= 0; `0` is greedy decoding.
+            top_k: int32 scalar >= 0. Keep the `top_k` most probable tokens;
+                `0` keeps all.
+            top_p: float32 scalar in (0, 1]. Nucleus sampling; `1` keeps all.
+            seed: int32 scalar. Same seed, same arguments: same text.
+
+        Returns:
+            dict: `text` `(B,)` strings (prompt and continuation,
+            detokenized), `tokens` `(B, P + N)` int32 (each prompt as the
+            model read it, then the new tokens, `<eos>`, then `<pad>`),
+            `lengths` `(B,)` int32 (tokens up to and including `<eos>`),
+            `prompt_truncated` `(B,)` bool (the prompt was cut to its last
+            `max_len - N` tokens to fit the model's positions). Bad
+            arguments raise `InvalidArgumentError` naming the argument.
+        """
+        with tf.control_dependencies(self._argument_checks(prompt, max_new_tokens, temperature, top_k, top_p)):
+            prompt = tf.reshape(prompt, [-1])  # (B,)
+        ids, lengths, truncated, empty = encode_prompts(
+            self.tokenizer, prompt, max_new_tokens, self._limits["max_len"]
+        )  # (B, P), (B,), (B,), (B,)
+        # The uniforms `generate.sample(..., seed=int)` draws: one per row and new token.
+        uniforms = tf.random.stateless_uniform(
+            tf.stack([max_new_tokens, tf.shape(ids)[0]]), seed=stateless_seed(seed),
+            minval=0.0, maxval=1.0, dtype=tf.float32,
+        )  # (N, B)
+        options = dict(temperature=temperature, top_k=top_k, top_p=top_p)
+        tokens, out_lengths = self._sample_rows(ids, lengths, max_new_tokens, uniforms, options)
+        # An empty prompt's leading <eos> is not text.
+        ragged = tf.RaggedTensor.from_tensor(tokens, lengths=out_lengths)
+        text_ids = tf.ragged.boolean_mask(
+            ragged,
+            tf.logical_not(
+                tf.logical_and(empty[:, None], tf.equal(tf.ragged.range(out_lengths), 0))
+            ),
+        )
+        return {
+            "text": self.tokenizer.detokenize(text_ids),
+            "tokens": tokens,
+            "lengths": out_lengths,
+            "prompt_truncated": truncated,
+        }
+
+
+def export_language_model(
+    model, tokenizer, path=None, max_new_tokens=None, overwrite=True, metadata=None
+):
+    """Exports a GPT language model as a SavedModel that takes prompt strings.
+
+    Args:
+        model: a trained `keras.Model` built by `keras_attention.models.gpt`.
+        tokenizer: its tokenizer (char or WordPiece, from
+            `keras_attention.data.build_lm_tokenizer`).
+        path: destination directory. Defaults to `saved_models/language_model`.
+        max_new_tokens: int or None. Most new tokens a call may ask for, in
+            `[1, max_len - 1]` with `max_len` the model's positional one.
+            Defaults to `None` (`max_len - 1`).
+        overwrite: bool. Replace a previous export at `path` (never anything
+            else: see `atomic_save`). Defaults to `True`.
+        metadata: optional dict written into the export (see `atomic_save`).
+
+    Returns:
+        The path of the SavedModel. In a fresh process (import
+        `tensorflow_text` first for a WordPiece tokenizer),
+        `loaded = tf.saved_model.load(path)`, then
+        `loaded.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`
+        or `loaded.signatures["serving_default"](prompt=..., max_new_tokens=...,
+        temperature=..., top_k=..., top_p=..., seed=...)` (every argument
+        given; `top_k=0` and `top_p=1.0` turn those filters off). They return
+        `text` `(B,)` strings, `tokens`, `lengths` and `prompt_truncated`;
+        see `LanguageModel.generate`. `loaded.max_len` and
+        `loaded.max_new_tokens` hold the limits.
+    """
+    check_tensorflow_backend()
+    module = LanguageModel(model, tokenizer, max_new_tokens=max_new_tokens)
+    return atomic_save(
+        module,
+        resolve_path(path, "language_model"),
+        signatures={"serving_default": module.generate},
+        overwrite=overwrite,
+        metadata=metadata,
+    )

@@ -1,0 +1,46 @@
+"""Decoding: greedy and beam search for the encoder-decoders, sampling for GPT.
+
+- `decoders.py`: the step-decoder protocol and its implementations (the
+  Transformer and T5, Bahdanau, GPT), their uncached references, and
+  `decoder_for(model)`, which picks one by the builders' layer names.
+- `search.py`: `greedy_search`, `beam_search`, `decode_to_lists`.
+- `sampling.py`: `sample` (temperature, top-k, top-p, seed) and its loop
+  `sample_loop`, which the exported language model runs too.
+
+Everything is written with `keras.ops` and runs on every backend, eagerly,
+in a `tf.function` or in an exported SavedModel.
+"""
+
+from keras_attention.generate.decoders import BahdanauStepDecoder
+from keras_attention.generate.decoders import GPTStepDecoder
+from keras_attention.generate.decoders import StepDecoder
+from keras_attention.generate.decoders import TransformerStepDecoder
+from keras_attention.generate.decoders import UncachedGPTDecoder
+from keras_attention.generate.decoders import UncachedSeq2SeqDecoder
+from keras_attention.generate.decoders import builder_of
+from keras_attention.generate.decoders import decoder_for
+from keras_attention.generate.sampling import check_sampling_options
+from keras_attention.generate.sampling import sample
+from keras_attention.generate.sampling import sample_loop
+from keras_attention.generate.search import beam_search
+from keras_attention.generate.search import decode_to_lists
+from keras_attention.generate.search import greedy_search
+from keras_attention.generate.search import special_ids
+
+__all__ = [
+    "BahdanauStepDecoder",
+    "GPTStepDecoder",
+    "StepDecoder",
+    "TransformerStepDecoder",
+    "UncachedGPTDecoder",
+    "UncachedSeq2SeqDecoder",
+    "beam_search",
+    "builder_of",
+    "check_sampling_options",
+    "decode_to_lists",
+    "decoder_for",
+    "greedy_search",
+    "sample",
+    "sample_loop",
+    "special_ids",
+]
