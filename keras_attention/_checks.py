@@ -49,6 +49,7 @@ __all__ = [
     "check_sequence",
     "check_shape",
     "check_sequence_tensor",
+    "check_features",
     "check_float_tensor",
     "check_int_tensor",
     "check_same_batch",
@@ -293,6 +294,21 @@ def check_sequence(name, shape, num_hiddens=None, why=" (the residual connection
         raise ValueError(
             f"The last axis of `{name}` must equal `num_hiddens`={num_hiddens}{why}; "
             f"got {name}.shape={tuple(shape)}."
+        )
+
+
+def check_features(name, shape, width=None, why=" (the width the layer was built with)"):
+    """Checks that `shape` is `(batch, ..., width)`: rank >= 2, the last axis `width` when given.
+
+    For position-wise layers (FFNs, add & norm), which work on any rank.
+    """
+    if len(shape) < 2:
+        raise ValueError(
+            f"`{name}` must have rank >= 2 (batch, ..., features); got {name}.shape={tuple(shape)}."
+        )
+    if width is not None and shape[-1] is not None and shape[-1] != width:
+        raise ValueError(
+            f"The last axis of `{name}` must equal {width}{why}; got {name}.shape={tuple(shape)}."
         )
 
 

@@ -255,3 +255,12 @@ def test_index():
         _checks.check_index("start_index", True)
     with pytest.raises(ValueError, match=re.escape("`start_index` must be an integer or an integer scalar tensor; got start_index.shape=(), dtype=float32.")):
         _checks.check_index("start_index", ops.convert_to_tensor(1.0))
+
+
+def test_features():
+    _checks.check_features("X", (None, 4), 4)
+    _checks.check_features("X", (2, 3, 5, None), 4)
+    with pytest.raises(ValueError, match=re.escape("`X` must have rank >= 2 (batch, ..., features); got X.shape=(4,).")):
+        _checks.check_features("X", (4,), 4)
+    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal 4 (the width the layer was built with); got X.shape=(2, 5).")):
+        _checks.check_features("X", (2, 5), 4)

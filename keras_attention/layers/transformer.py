@@ -66,7 +66,8 @@ class PositionWiseFFN(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        _checks.check_sequence_tensor("X", X, self._width, why=" (the width the layer was built with)")
+        _checks.check_float_tensor("X", X)
+        _checks.check_features("X", X.shape, self._width)
         return self.dense2(self.dense1(X))
 
     def compute_output_shape(self, X_shape):
@@ -116,7 +117,7 @@ class AddNorm(keras.layers.Layer):
 
     @staticmethod
     def _check_shapes(X_shape, Y_shape, width=None):
-        _checks.check_sequence("X", X_shape, width, why=" (the width the layer was built with)")
+        _checks.check_features("X", X_shape, width)
         if len(X_shape) != len(Y_shape) or any(
             a is not None and b is not None and a != b for a, b in zip(X_shape, Y_shape)
         ):

@@ -305,7 +305,8 @@ class ViTMLP(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        _checks.check_sequence_tensor("X", X, self._width, why=" (the width the layer was built with)")
+        _checks.check_float_tensor("X", X)
+        _checks.check_features("X", X.shape, self._width)
         X = self.dropout1(self.dense1(X), training=training)  # (B, T, mlp_num_hiddens)
         return self.dropout2(self.dense2(X), training=training)  # (B, T, mlp_num_outputs)
 

@@ -615,8 +615,13 @@ def test_integer_inputs_are_a_type_error(name):
 @pytest.mark.parametrize("name", ["encoder", "decoder", "addnorm", "ffn"])
 def test_rank_and_width_are_checked_on_every_call(name):
     call = _built(name)
-    with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8).")):
-        call(rand(2, D))
+    if name in ("encoder", "decoder"):
+        with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8).")):
+            call(rand(2, D))
+    else:  # position-wise: any rank >= 2
+        assert tuple(call(rand(2, D)).shape) == (2, D)
+        with pytest.raises(ValueError, match=re.escape("`X` must have rank >= 2 (batch, ..., features); got X.shape=(8,).")):
+            call(rand(D))
     with pytest.raises(ValueError, match=re.escape("got X.shape=(2, 3, 6).")):
         call(rand(2, 3, 6))
 

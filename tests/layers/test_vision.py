@@ -386,3 +386,6 @@ def test_vision_layers_check_inputs_on_every_call():
     mlp = ViTMLP(F, D)
     with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
         mlp(np.ones((2, 3, D), "int32"))
+    assert tuple(mlp(rand(2, D)).shape) == (2, D)  # position-wise: the class token's (B, D) too
+    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal 8 (the width the layer was built with); got X.shape=(2, 6).")):
+        mlp(rand(2, 6))
