@@ -845,7 +845,7 @@ class MultiHeadAttention(keras.layers.Layer):
             ("queries", "keys", "values"), (queries.shape, keys.shape, values.shape), self._input_sizes
         )
         if cache is not None:
-            self._check_cache(queries.shape, keys.shape, cache, cache_update_index)
+            self._check_cache(queries.shape, keys.shape, values.shape, cache, cache_update_index)
         _check_mask_shapes(
             queries.shape, keys.shape[1], valid_lens, attention_mask, queries_mask, keys_mask,
             values_mask, num_keys=keys.shape[1] if cache is None else cache.shape[2],
@@ -918,7 +918,7 @@ class MultiHeadAttention(keras.layers.Layer):
             results += (cache,)
         return results[0] if len(results) == 1 else results
 
-    def _check_cache(self, queries_shape, keys_shape, cache, cache_update_index):
+    def _check_cache(self, queries_shape, keys_shape, values_shape, cache, cache_update_index):
         """`cache` `(B, 2, S, D)` and `cache_update_index`, a position with room for the new keys."""
         shape = tuple(cache.shape)
         if len(shape) != 4 or shape[1] not in (2, None) or shape[3] not in (self.num_hiddens, None):
@@ -927,7 +927,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 f"num_hiddens={self.num_hiddens}); got cache.shape={shape}."
             )
         _checks.check_same_batch(
-            ("queries", queries_shape), ("keys", keys_shape), ("values", keys_shape), ("cache", shape)
+            ("queries", queries_shape), ("keys", keys_shape), ("values", values_shape), ("cache", shape)
         )
         if cache_update_index is None:
             raise ValueError("`cache_update_index` is required when `cache` is given.")
