@@ -30,6 +30,8 @@ from keras import ops
 
 __all__ = [
     "is_int",
+    "static_size",
+    "sizes_differ",
     "check_int",
     "check_positive_int",
     "check_non_negative_int",
@@ -78,6 +80,21 @@ def is_int(value):
     if isinstance(value, (int, np.integer)):
         return True
     return isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu"
+
+
+def static_size(size):
+    """`size` (an axis of a static shape) as an int when it is known, else `None`.
+
+    `None` (Keras, TensorFlow) and JAX's symbolic sizes (`dynamic_dimension`
+    while Keras traces a functional model) are unknown.
+    """
+    return int(size) if is_int(size) else None
+
+
+def sizes_differ(a, b):
+    """Whether two axis sizes are both known and differ."""
+    a, b = static_size(a), static_size(b)
+    return a is not None and b is not None and a != b
 
 
 def _is_number(value):
@@ -290,7 +307,7 @@ def check_sequence(name, shape, num_hiddens=None, why=" (the residual connection
         raise ValueError(
             f"`{name}` must be 3-D (batch, length, num_hiddens); got {name}.shape={tuple(shape)}."
         )
-    if num_hiddens is not None and shape[-1] is not None and shape[-1] != num_hiddens:
+    if sizes_differ(shape[-1], num_hiddens):
         raise ValueError(
             f"The last axis of `{name}` must equal `num_hiddens`={num_hiddens}{why}; "
             f"got {name}.shape={tuple(shape)}."
@@ -306,7 +323,7 @@ def check_features(name, shape, width=None, why=" (the width the layer was built
         raise ValueError(
             f"`{name}` must have rank >= 2 (batch, ..., features); got {name}.shape={tuple(shape)}."
         )
-    if width is not None and shape[-1] is not None and shape[-1] != width:
+    if sizes_differ(shape[-1], width):
         raise ValueError(
             f"The last axis of `{name}` must equal {width}{why}; got {name}.shape={tuple(shape)}."
         )
@@ -320,9 +337,7 @@ def check_shape(name, shape, expected, axes):
     `None` in either shape matches anything.
     """
     shape, expected = tuple(shape), tuple(expected)
-    if len(shape) != len(expected) or any(
-        a is not None and b is not None and a != b for a, b in zip(shape, expected)
-    ):
+    if len(shape) != len(expected) or any(sizes_differ(a, b) for a, b in zip(shape, expected)):
         raise ValueError(f"`{name}` must have shape ({axes})={expected}; got {name}.shape={shape}.")
 
 
@@ -357,8 +372,8 @@ def check_same_batch(*named_shapes):
     A batch-1 tensor is not broadcast over a larger batch: that is an error.
     """
     named_shapes = [(name, tuple(shape)) for name, shape in named_shapes if shape is not None]
-    known = [(name, shape) for name, shape in named_shapes if shape and shape[0] is not None]
-    if len({shape[0] for _, shape in known}) > 1:
+    known = [(name, shape) for name, shape in named_shapes if shape and static_size(shape[0]) is not None]
+    if len({static_size(shape[0]) for _, shape in known}) > 1:
         names = ", ".join(f"`{name}`" for name, _ in named_shapes)
         got = ", ".join(f"{name}.shape={shape}" for name, shape in known)
         raise ValueError(f"{names} must have the same batch size (axis 0); got {got}.")

@@ -264,3 +264,18 @@ def test_features():
         _checks.check_features("X", (4,), 4)
     with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal 4 (the width the layer was built with); got X.shape=(2, 5).")):
         _checks.check_features("X", (2, 5), 4)
+
+
+def test_static_sizes():
+    assert _checks.static_size(np.int64(3)) == 3 and _checks.static_size(None) is None
+    assert _checks.sizes_differ(2, 3) and not _checks.sizes_differ(2, None)
+    assert not _checks.sizes_differ(None, None) and not _checks.sizes_differ(4, np.int32(4))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's symbolic sizes")
+def test_jax_symbolic_sizes_are_unknown():
+    from jax import export
+
+    (size,) = export.symbolic_shape("(n)", constraints=["n>=2"])
+    assert _checks.static_size(size) is None and not _checks.sizes_differ(size, 2)
+    _checks.check_shape("cache", (size, 2, size, 8), (2, 2, None, 8), "batch, 2, cache_length, num_hiddens")

@@ -136,7 +136,7 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
 def _check_keys_values(keys_shape, values_shape):
     """Keys and values pair up one to one along axis 1."""
     k_len, v_len = keys_shape[1], values_shape[1]
-    if k_len is not None and v_len is not None and k_len != v_len:
+    if _checks.sizes_differ(k_len, v_len):
         raise ValueError(
             "`keys` and `values` must have the same length (axis 1); got "
             f"keys.shape={tuple(keys_shape)}, values.shape={tuple(values_shape)}."
@@ -163,7 +163,7 @@ def _check_float_inputs(queries, keys, values):
 def _check_built_sizes(names, shapes, sizes):
     """The last axis of each input is the size its projection was built for."""
     for name, shape, size in zip(names, shapes, sizes):
-        if shape[-1] is not None and shape[-1] != size:
+        if _checks.sizes_differ(shape[-1], size):
             raise ValueError(
                 f"`{name}` must have the feature size the layer was built with ({size}); "
                 f"got {name}.shape={tuple(shape)}."
@@ -193,12 +193,11 @@ def _check_mask_shapes(
     num_keys = keys_length if num_keys is None else num_keys
     if valid_lens is not None:
         _checks.check_same_batch(("queries", queries_shape), ("valid_lens", valid_lens.shape))
-        if len(valid_lens.shape) == 2 and None not in (valid_lens.shape[1], num_queries):
-            if valid_lens.shape[1] != num_queries:
-                raise ValueError(
-                    "`valid_lens` of shape (batch, num_queries) must have "
-                    f"num_queries={num_queries} columns; got valid_lens.shape={tuple(valid_lens.shape)}."
-                )
+        if len(valid_lens.shape) == 2 and _checks.sizes_differ(valid_lens.shape[1], num_queries):
+            raise ValueError(
+                "`valid_lens` of shape (batch, num_queries) must have "
+                f"num_queries={num_queries} columns; got valid_lens.shape={tuple(valid_lens.shape)}."
+            )
     for name, mask, expected, axes in (
         ("queries_mask", queries_mask, (batch, num_queries), "batch, num_queries"),
         ("keys_mask", keys_mask, (batch, keys_length), "batch, num_keys"),
@@ -213,7 +212,7 @@ def _check_mask_shapes(
         if heads is not None and len(shape) == 4:
             target, names = (batch, heads, num_queries, num_keys), "(batch, heads, num_queries, num_keys)"
         if len(shape) not in (2, len(target)) or any(
-            a is not None and b is not None and a not in (1, b)
+            _checks.sizes_differ(a, b) and _checks.static_size(a) != 1
             for a, b in zip(shape, target[len(target) - len(shape):])
         ):
             raise ValueError(
@@ -368,7 +367,8 @@ class DotProductAttention(keras.layers.Layer):
                 "`queries` and `keys` must have the same feature size; got "
                 f"queries.shape={tuple(queries_shape)}, keys.shape={tuple(keys_shape)}."
             )
-        if rank == 4 and len({s[2] for s in (queries_shape, keys_shape, values_shape)} - {None}) > 1:
+        heads = {_checks.static_size(s[2]) for s in (queries_shape, keys_shape, values_shape)}
+        if rank == 4 and len(heads - {None}) > 1:
             raise ValueError(
                 "`queries`, `keys` and `values` must have the same number of heads (axis 2); "
                 f"got queries.shape={tuple(queries_shape)}, keys.shape={tuple(keys_shape)}, "
@@ -921,7 +921,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def _check_cache(self, queries_shape, keys_shape, values_shape, cache, cache_update_index):
         """`cache` `(B, 2, S, D)` and `cache_update_index`, a position with room for the new keys."""
         shape = tuple(cache.shape)
-        if len(shape) != 4 or shape[1] not in (2, None) or shape[3] not in (self.num_hiddens, None):
+        if len(shape) != 4 or _checks.sizes_differ(shape[1], 2) or _checks.sizes_differ(shape[3], self.num_hiddens):
             raise ValueError(
                 "`cache` must have shape (batch, 2, cache_length, "
                 f"num_hiddens={self.num_hiddens}); got cache.shape={shape}."
@@ -932,10 +932,11 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache_update_index is None:
             raise ValueError("`cache_update_index` is required when `cache` is given.")
         start = _checks.check_index("cache_update_index", cache_update_index)
-        if None not in (start, keys_shape[1], shape[2]) and start + keys_shape[1] > shape[2]:
+        num_new, length = _checks.static_size(keys_shape[1]), _checks.static_size(shape[2])
+        if None not in (start, num_new, length) and start + num_new > length:
             raise ValueError(
                 "`cache_update_index` + the number of new keys must be at most the cache "
-                f"length {shape[2]}; got cache_update_index={start}, {keys_shape[1]} new keys."
+                f"length {length}; got cache_update_index={start}, {num_new} new keys."
             )
 
     def compute_mask(self, queries, previous_mask=None):

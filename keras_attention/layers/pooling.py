@@ -121,7 +121,7 @@ class NadarayaWatson(keras.layers.Layer):
                 f"value_features); got values.shape={tuple(values_shape)}."
             )
         k_len, v_len = keys_shape[1], values_shape[1]
-        if k_len is not None and v_len is not None and k_len != v_len:
+        if _checks.sizes_differ(k_len, v_len):
             raise ValueError(
                 "`keys` and `values` must have the same length (axis 1); got "
                 f"keys.shape={tuple(keys_shape)}, values.shape={tuple(values_shape)}."

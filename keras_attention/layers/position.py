@@ -39,7 +39,7 @@ def _check_sequence_input(layer_name, num_hiddens, shape):
             f"`X` must be 3-D (batch, length, num_hiddens) in {layer_name}; "
             f"got X.shape={tuple(shape)}."
         )
-    if shape[-1] is not None and shape[-1] != num_hiddens:
+    if _checks.sizes_differ(shape[-1], num_hiddens):
         raise ValueError(
             "The last axis of `X` must equal `num_hiddens`; got "
             f"X.shape={tuple(shape)}, num_hiddens={num_hiddens}."
@@ -57,7 +57,7 @@ def _rows_at_positions(layer_name, table, X, start_index):
     position's, as a clamped slice would give.
     """
     _checks.check_float_tensor("X", X)
-    max_len, length = table.shape[0], X.shape[1]
+    max_len, length = table.shape[0], _checks.static_size(X.shape[1])
     start = _checks.check_index("start_index", start_index)
     if start is not None and length is not None:
         if start + length > max_len:

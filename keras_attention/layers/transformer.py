@@ -119,7 +119,7 @@ class AddNorm(keras.layers.Layer):
     def _check_shapes(X_shape, Y_shape, width=None):
         _checks.check_features("X", X_shape, width)
         if len(X_shape) != len(Y_shape) or any(
-            a is not None and b is not None and a != b for a, b in zip(X_shape, Y_shape)
+            _checks.sizes_differ(a, b) for a, b in zip(X_shape, Y_shape)
         ):
             raise ValueError(
                 "`X` and `Y` must have the same shape to be added; got "
@@ -383,7 +383,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
         _checks.check_float_tensor("enc_outputs", enc_outputs)
         _checks.check_sequence("enc_outputs", enc_outputs.shape)
-        if enc_outputs.shape[-1] not in (None, self._enc_size):
+        if _checks.sizes_differ(enc_outputs.shape[-1], self._enc_size):
             raise ValueError(
                 f"The last axis of `enc_outputs` must equal the {self._enc_size} features the "
                 f"block was built with; got enc_outputs.shape={tuple(enc_outputs.shape)}."

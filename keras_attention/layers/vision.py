@@ -90,12 +90,12 @@ class PatchEmbedding(keras.layers.Layer):
                 f"got X.shape={shape}."
             )
         for axis, name in ((1, "height"), (2, "width")):
-            if shape[axis] is not None and shape[axis] != self.img_size[axis - 1]:
+            if _checks.sizes_differ(shape[axis], self.img_size[axis - 1]):
                 raise ValueError(
                     f"The image {name} must match `img_size`={self.img_size} (resize the "
                     f"images first); got X.shape={shape}."
                 )
-        if self.num_channels is not None and shape[3] is not None and shape[3] != self.num_channels:
+        if _checks.sizes_differ(shape[3], self.num_channels):
             raise ValueError(
                 f"The images must have `num_channels`={self.num_channels} channels "
                 f"(last axis); got X.shape={shape}."
@@ -241,7 +241,7 @@ class TakeClassToken(keras.layers.Layer):
 
     def call(self, X):
         _checks.check_sequence("X", X.shape)
-        if X.shape[1] == 0:
+        if _checks.static_size(X.shape[1]) == 0:
             raise ValueError(
                 "`X` must have at least one position (the class token); "
                 f"got X.shape={tuple(X.shape)}."
