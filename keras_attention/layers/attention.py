@@ -921,7 +921,11 @@ class MultiHeadAttention(keras.layers.Layer):
     def _check_cache(self, queries_shape, keys_shape, values_shape, cache, cache_update_index):
         """`cache` `(B, 2, S, D)` and `cache_update_index`, a position with room for the new keys."""
         shape = tuple(cache.shape)
-        if len(shape) != 4 or _checks.sizes_differ(shape[1], 2) or _checks.sizes_differ(shape[3], self.num_hiddens):
+        # Axis 1 holds keys and values: fewer than 2 is an error. (More is not
+        # checked: torch traces a functional model with 83 for every unknown
+        # size, this one included; the returned cache has 2.)
+        pairs = _checks.static_size(shape[1]) if len(shape) == 4 else None
+        if len(shape) != 4 or (pairs is not None and pairs < 2) or _checks.sizes_differ(shape[3], self.num_hiddens):
             raise ValueError(
                 "`cache` must have shape (batch, 2, cache_length, "
                 f"num_hiddens={self.num_hiddens}); got cache.shape={shape}."

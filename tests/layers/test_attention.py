@@ -1484,6 +1484,8 @@ def test_attention_masks_that_broadcast_are_accepted():
     [
         ({"cache": np.zeros((B, 2, 4), "float32"), "cache_update_index": 0},
          "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 2, 4)."),
+        ({"cache": np.zeros((B, 1, 4, D), "float32"), "cache_update_index": 0},
+         "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 1, 4, 8)."),
         ({"cache": np.zeros((B, 2, 4, 6), "float32"), "cache_update_index": 0},
          "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 2, 4, 6)."),
         ({"cache": np.zeros((1, 2, 4, D), "float32"), "cache_update_index": 0},
@@ -1495,7 +1497,7 @@ def test_attention_masks_that_broadcast_are_accepted():
         ({"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": 1.0},
          "`cache_update_index` must be an integer or an integer scalar tensor; got cache_update_index=1.0."),
     ],
-    ids=["rank3", "width", "batch", "past_end", "negative", "float"],
+    ids=["rank3", "one_of_keys_and_values", "width", "batch", "past_end", "negative", "float"],
 )
 def test_bad_cache_arguments(kwargs, message):
     x = rand(B, 1, D)
