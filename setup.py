@@ -1,6 +1,10 @@
 """keras-attention: D2L's "Attention Mechanisms and Transformers" as Keras 3 layers.
 
-Every third-party version the project uses is pinned here, and only here.
+`install_requires` and the extras give compatible ranges, so that the package
+installs beside what a user already has (Colab, a conda environment). The
+exact versions we test with, on every machine of ours, are in
+`constraints.txt` (`make install` installs with `pip install -c
+constraints.txt`); change a version there, and its range here if it leaves it.
 """
 
 import pathlib
@@ -14,41 +18,51 @@ VERSION = re.search(
     (HERE / "keras_attention" / "__init__.py").read_text(),
 ).group(1)
 
-TENSORFLOW = "2.21.0"
+TENSORFLOW = "tensorflow>=2.21,<2.22"
 
 INSTALL_REQUIRES = [
-    f"tensorflow=={TENSORFLOW}",
-    "tensorflow-text==2.21.1",
-    "keras==3.15.1",
-    "numpy==2.4.6",
-    "pandas==3.1.1",
-    "matplotlib==3.11.2",
-    "sacrebleu==2.6.0",
-    "tqdm==4.70.1",
-    "tensorboard==2.21.0",
+    TENSORFLOW,
+    "tensorflow-text>=2.21,<2.22",  # compiled against one TensorFlow minor version
+    "keras>=3.15,<4",
+    "numpy>=2.0,<3",
+    "pandas>=2.2,<4",
+    "matplotlib>=3.8,<4",
+    "sacrebleu>=2.4,<3",
+    "tqdm>=4.66,<5",
+    "tensorboard>=2.21,<2.22",
 ]
 
 EXTRAS_REQUIRE = {
     # Test runner and its plug-ins.
     "dev": [
-        "pytest==9.2.0",
-        "pytest-xdist==3.8.0",
+        "pytest>=9,<10",
+        "pytest-xdist>=3.8,<4",
         # Drives Debian's chromium through its chromium-driver in the
         # explorer page tests (`make browser` installs both).
-        "selenium==4.50.0",
+        "selenium>=4.50,<5",
+    ],
+    # Build the tutorials as notebooks (`make notebooks`) and run them in a
+    # Jupyter kernel (tests/test_notebooks.py).
+    "notebooks": [
+        "jupytext>=1.19,<2",
+        "nbformat>=5.10,<6",
+        "nbclient>=0.10,<1",
+        "ipykernel>=6.29,<8",
     ],
     # TensorFlow with its CUDA libraries, for users with an NVIDIA GPU.
-    "gpu": [f"tensorflow[and-cuda]=={TENSORFLOW}"],
-    # The other Keras 3 backends, CPU builds (`make test-backends`). torch
-    # 2.13.0 is the CPU wheel these machines serve from disk; on a GPU machine
-    # install `jax[cuda12]==0.10.2` instead of `jax` for the JAX GPU path.
+    "gpu": [TENSORFLOW.replace("tensorflow", "tensorflow[and-cuda]", 1)],
+    # The other Keras 3 backends, CPU builds (`make test-backends`).
+    # constraints.txt holds jax 0.11.2 on Python 3.12+ (the JAX of the README's
+    # GPU figures; it needs Python 3.12) and 0.10.2 on 3.11, and torch 2.13.0,
+    # the CPU wheel these machines serve from disk. On a GPU machine install
+    # `jax[cuda13]` (0.11.2 with CUDA 13, as measured) instead of `jax`.
     "backends": [
-        "jax==0.10.2",
-        "jaxlib==0.10.2",
-        "torch==2.13.0",
+        "jax>=0.10.2,<0.13",
+        "jaxlib>=0.10.2,<0.13",
+        "torch>=2.13,<3",
     ],
     # Peers measured by benchmarks/ in the same run as our layers.
-    "bench": ["keras-hub==0.32.0"],
+    "bench": ["keras-hub>=0.32,<1"],
 }
 
 setup(
@@ -63,7 +77,7 @@ setup(
     packages=find_packages(include=["keras_attention", "keras_attention.*"]),
     # The explorer page's template, script and style, inlined into every page.
     package_data={"keras_attention.viz": ["page/*.html", "page/*.js", "page/*.css"]},
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.11,<3.14",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["keras-attention=keras_attention.cli:main"]},

@@ -241,6 +241,7 @@ def run_study(config, corpus="auto", seed=0, jit_compile=True, verbose=True, max
 
 
 def plot_study(frame, fits_params, fits_tokens, path, title=""):
+    """Writes the two power-law panels (loss vs N, loss vs D) to `path`; returns the figure."""
     fig = viz.new_figure((10, 4))
     ax1, ax2 = fig.subplots(1, 2)
     params = frame[frame.sweep == "params"]
@@ -254,7 +255,7 @@ def plot_study(frame, fits_params, fits_tokens, path, title=""):
         fig.suptitle(title, fontsize=10)
     viz.save_figure(fig, path)
     print(f"wrote {path}")
-    return path
+    return fig
 
 
 def exponent_table(fits_params, fits_tokens):

@@ -38,11 +38,11 @@ def register_all():
         importlib.import_module(f"{__name__}.{name}")
 
 
-def load_run(path, kind=None):
+def load_run(path, kind=None, weights=False):
     """Opens a run directory or an export; see `keras_attention.recipes.runs.load_run`."""
     from keras_attention.recipes.runs import load_run as _load_run
 
-    return _load_run(path, kind=kind)
+    return _load_run(path, kind=kind, weights=weights)
 
 
 def __getattr__(name):

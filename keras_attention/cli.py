@@ -21,6 +21,7 @@ start-up lines and Keras warnings are silenced unless `--verbose`.
 """
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -61,6 +62,20 @@ def _number(kind, low=None, high=None, low_open=False, high_open=False):
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def _data(names, what):
+    """An argparse type for `--data`: one of the named data sets or an existing path."""
+
+    def parse(text):
+        if text in names or os.path.exists(text):
+            return text
+        raise argparse.ArgumentTypeError(
+            f"must be {', '.join(names)} or {what}; got {text!r} (no such file or folder)"
+        )
+
+    parse.__name__ = "data"
     return parse
 
 
@@ -115,7 +130,8 @@ def _add_train_translation(train_kinds):
         "translation", help="train an encoder-decoder", formatter_class=_Formatter,
         description="Train a Transformer or Bahdanau translator (recipes.train_translation).",
     )
-    p.add_argument("--data", default="dates",
+    p.add_argument("--data", default="dates", type=_data(("dates", "fra-eng", "fra-eng-full"),
+                                                       "a file of sentence pairs"),
                    help="dates (generated), fra-eng (D2L's), fra-eng-full, or a file of pairs: "
                         ".tsv/.txt (source TAB target) or .csv (source,target columns)")
     p.add_argument("--model", default="transformer", choices=["transformer", "bahdanau"])
@@ -144,6 +160,7 @@ def _add_train_vision(train_kinds):
                     "--num-blks 2 (hours on a CPU).",
     )
     p.add_argument("--data", default="shapes",
+                   type=_data(("shapes", "fashion-mnist"), "a folder of class sub-folders"),
                    help="shapes (generated), fashion-mnist, or a folder with one sub-folder of "
                         "images per class")
     _size_flags(p, ["img_size", "patch_size", "num_hiddens", "mlp_num_hiddens", "num_heads",
@@ -164,6 +181,7 @@ def _add_train_lm(train_kinds):
                     "text is held out and perplexity is reported every epoch.",
     )
     p.add_argument("--data", nargs="+", default=["timemachine"],
+                   type=_data(("timemachine", "corpus"), "text files or folders of .txt"),
                    help="timemachine, corpus (generated), or text files / folders of .txt")
     p.add_argument("--tokenizer", default="char", choices=["char", "wordpiece"])
     p.add_argument("--vocab-size", type=_number(int, low=8), default=1000,
@@ -202,14 +220,35 @@ def _add_use_commands(commands):
     p = commands.add_parser("generate", help="continue prompts with a language model",
                             formatter_class=_Formatter)
     p.add_argument("source", help="a `train lm` --out directory or its export")
-    p.add_argument("prompts", nargs="+", help="prompts, continued as one batch")
-    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=50,
-                   help="at most the model's max_len - 1")
+    p.add_argument("prompts", nargs="+",
+                   help="prompts, each continued on its own (its text does not depend on the "
+                        "others)")
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=None,
+                   help="at most the model's max_len - 1 (default: 50, or that limit when "
+                        "it is smaller)")
     p.add_argument("--temperature", type=NONNEGATIVE_FLOAT, default=1.0, help="0: greedy")
     p.add_argument("--top-k", type=NONNEGATIVE_INT, default=0, help="0: off")
     p.add_argument("--top-p", type=TOP_P, default=1.0, help="1.0: off")
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(run=_generate)
+
+    p = commands.add_parser(
+        "explore", help="write the attention explorer page of a run", formatter_class=_Formatter,
+        description="One self-contained HTML page (no network) with every block's and head's "
+                    "attention and the mask each query really saw (viz.explore).",
+    )
+    p.add_argument("source", help="a run directory, a .keras file in one, or an export (the "
+                                  "run it came from is opened)")
+    p.add_argument("--input", action="append", required=True,
+                   help="a sentence or prompt (vision: an image file); repeat for several")
+    p.add_argument("--out", default="explorer.html", help="the page to write")
+    p.add_argument("--check", action="store_true",
+                   help="report weight on masked keys, causal leaks and rows not summing to 1 "
+                        "(exit code 1 when any is found)")
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=32,
+                   help="language models: tokens generated after the prompt")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.set_defaults(run=_explore)
 
     p = commands.add_parser("export", help="export a trained run as a SavedModel",
                             formatter_class=_Formatter)
@@ -304,11 +343,26 @@ def _generate(args):
     from keras_attention import load_run
 
     run = load_run(args.source, kind="lm")
-    texts = run.generate(list(args.prompts), max_new_tokens=args.max_new_tokens,
-                         temperature=args.temperature, top_k=args.top_k or None,
-                         top_p=args.top_p, seed=args.seed)
-    for text in texts:
-        print(text)
+    max_new_tokens = args.max_new_tokens or min(50, run.max_len - 1)
+    for prompt in args.prompts:
+        print(run.generate(prompt, max_new_tokens=max_new_tokens,
+                           temperature=args.temperature, top_k=args.top_k or None,
+                           top_p=args.top_p, seed=args.seed))
+
+
+def _explore(args):
+    from keras_attention import load_run, viz
+    from keras_attention.recipes.runs import read_images
+
+    run = load_run(args.source, weights=True)
+    inputs = read_images(args.input) if run.kind == "vision" else list(args.input)
+    options = {"max_new_tokens": args.max_new_tokens, "seed": args.seed} if run.kind == "lm" else {}
+    page = viz.explore(run, inputs, path=args.out, **options)
+    print(f"wrote {page.path}")
+    if args.check:
+        print("\n".join(page.check_lines()))
+        if not page.report.ok:
+            raise SystemExit(1)
 
 
 def _export(args):
@@ -319,8 +373,25 @@ def _export(args):
 
 
 def _quiet():
-    """TensorFlow's C++ start-up lines and Keras' warnings off (before TensorFlow loads)."""
+    """TensorFlow's C++ start-up lines and Keras' warnings off (before TensorFlow loads).
+
+    TensorFlow 2.21 prints its oneDNN and CUDA lines from C++ before any log
+    level applies, so it is imported here with the process's stderr pointed
+    at /dev/null for the moment of the import (a Python error in the import
+    is still raised and shown once stderr is back).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if importlib.util.find_spec("tensorflow") is not None:
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                importlib.import_module("tensorflow")
+                if importlib.util.find_spec("tensorflow_text") is not None:
+                    importlib.import_module("tensorflow_text")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
     warnings.filterwarnings("ignore", module=r"keras(\.|$)")
     warnings.filterwarnings("ignore", module=r"tensorflow(\.|$)")
     warnings.filterwarnings("ignore", category=DeprecationWarning)

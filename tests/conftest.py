@@ -1,5 +1,9 @@
 import os
+import sys
 import tempfile
+
+# tests/ itself on the path, for the shared `helpers` and `browser` modules.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # A private Keras home for the session: the loaders' sha256 verdicts (and any

@@ -267,7 +267,6 @@ def test_every_public_layer_and_builder_is_covered():
     builders = {
         name for name, obj in vars(ka_models).items()
         if callable(obj) and not isinstance(obj, type) and not name.startswith("_")
-        and name != "inference_for"
     }
     assert builders <= set(MODEL_NAMES), builders - set(MODEL_NAMES)
 
@@ -375,7 +374,8 @@ class BlockTensorFlow:  # as on a JAX GPU machine without TensorFlow
 
 sys.meta_path.insert(0, BlockTensorFlow())
 import numpy as np
-from keras_attention import models, training
+from keras_attention import models
+from keras_attention.recipes import training
 from keras_attention.data import generate_dates, generate_shapes
 from keras_attention.generate import greedy_search
 

@@ -28,7 +28,7 @@ def trained(tmp_path_factory):
 def test_train_writes_run_files(trained):
     out, sm = trained
     for name in ["model.keras", "history.csv", "loss.png", "attention.png", "scores.json",
-                 "task.json", "best.keras"]:
+                 "run.json", "best.keras"]:
         assert (out / name).is_file(), name
     assert (out / "src_tokenizer").exists() and (out / "tgt_tokenizer").exists()
     assert (out / "loss.png").read_bytes()[:8] == PNG
@@ -37,7 +37,9 @@ def test_train_writes_run_files(trained):
     scores = json.loads((out / "scores.json").read_text())
     assert scores["num_pairs"] == 20
     assert 0.0 <= scores["exact_match"] <= 1.0 and 0.0 <= scores["bleu_d2l"] <= 1.0
-    assert json.loads((out / "task.json").read_text())["name"] == "dates"
+    info = json.loads((out / "run.json").read_text())
+    assert info["kind"] == "translation" and info["task"] == "dates"
+    assert not (out / "backup").exists()
     keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert (sm / "saved_model.pb").is_file()
 
@@ -75,8 +77,47 @@ def test_export_command_matches_train_export(trained, tmp_path, capsys):
 
 
 def test_translate_missing_savedmodel(tmp_path):
-    with pytest.raises(SystemExit, match="no SavedModel"):
+    with pytest.raises(SystemExit, match="error: No run directory or export at .*nope"):
         cli.main(["translate", str(tmp_path / "nope"), "march 3 , 1994"])
+
+
+def test_commands_on_the_wrong_kind_of_path_say_so_in_one_line(trained, tmp_path):
+    out, sm = trained
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["translate", str(tmp_path / "empty"), "x"], "is neither a run directory"),
+        (["classify", str(sm), "x.png"], "holds a translator, not an image classifier"),
+        (["generate", str(out), "the"], "holds a translator, not a language model"),
+        (["export", str(tmp_path / "empty")], "is neither a run directory"),
+        (["export", str(tmp_path / "missing")], "No run directory or export at"),
+        (["export", str(sm)], "is already an export"),
+    ]
+    for argv, match in cases:
+        with pytest.raises(SystemExit, match=f"^error: .*{match}") as info:
+            cli.main(argv)
+        assert "\n" not in str(info.value)
+
+
+def test_translate_from_a_run_directory_with_beam_search(trained, capsys):
+    out, sm = trained
+    capsys.readouterr()
+    assert cli.main(["translate", str(out), "march 3 , 1994", "--beam-size", "3"]) == 0
+    assert capsys.readouterr().out.startswith("march 3 , 1994 => ")
+
+
+def test_export_refuses_to_replace_a_users_folder(trained, tmp_path):
+    out, _ = trained
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years")
+    with pytest.raises(SystemExit, match="error: .*mine exists and is a directory that is not a "
+                                         "SavedModel export; refusing to replace it"):
+        cli.main(["export", str(out), "--to", str(tmp_path / "mine")])
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        cli.main(["--debug", "translate", str(tmp_path / "nope"), "x"])
 
 
 @pytest.mark.parametrize("argv", [

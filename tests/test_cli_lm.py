@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
 
 def test_train_lm_writes_run_files_and_reports(trained):
     out, sm, printed = trained
-    for name in ["model.keras", "history.csv", "loss.png", "scores.json", "lm.json", "best.keras"]:
+    for name in ["model.keras", "history.csv", "loss.png", "scores.json", "run.json", "best.keras"]:
         assert (out / name).is_file(), name
     assert (out / "tokenizer" / "vocab.txt").is_file()
     assert (sm / "saved_model.pb").is_file()
@@ -91,8 +91,28 @@ def test_generate_bad_flags_are_usage_errors(tmp_path, flags, message, capsys):
 
 
 def test_generate_missing_source(tmp_path):
-    with pytest.raises(SystemExit, match="neither a SavedModel"):
+    with pytest.raises(SystemExit, match="is neither a run directory .* nor a SavedModel export"):
         cli.main(["generate", str(tmp_path), "the cat"])
+
+
+def test_capitals_and_punctuation_are_normalised_like_training(tmp_path, capsys):
+    """The Time Machine is trained lower case without punctuation: its tokenizer
+    normalises prompts the same way, in the run and in the export."""
+    import shutil
+
+    from keras_attention.data import download
+
+    if not (download.shared_data_dir() / "timemachine" / "timemachine.txt").is_file():
+        pytest.skip("no shared/data/timemachine")
+    out, sm = tmp_path / "run", tmp_path / "sm"
+    assert cli.main(["train", "lm", "--data", "timemachine", *TINY, "--out", str(out),
+                     "--export", str(sm)]) == 0
+    options = ["--max-new-tokens", "4", "--temperature", "0"]
+    upper = _generate(capsys, sm, "The Time, Traveller!", *options)
+    lower = _generate(capsys, sm, "the time traveller ", *options)
+    assert upper == lower and "<unk>" not in upper[0]
+    assert _generate(capsys, out, "The Time, Traveller!", *options) == upper
+    shutil.rmtree(out)
 
 
 def test_train_lm_wordpiece(tmp_path, capsys):

@@ -42,14 +42,14 @@ def pngs(tmp_path_factory):
 
 def test_train_vision_writes_run_files(trained, capsys):
     out, sm = trained
-    for name in ["model.keras", "best.keras", "history.csv", "loss.png", "scores.json", "vision.json"]:
+    for name in ["model.keras", "best.keras", "history.csv", "loss.png", "scores.json", "run.json"]:
         assert (out / name).is_file(), name
     assert len(pd.read_csv(out / "history.csv")) == 1
     scores = json.loads((out / "scores.json").read_text())
     assert 0.0 <= scores["test_accuracy"] <= 1.0 and scores["num_test"] == 40
     assert scores["num_train"] == 128
-    info = json.loads((out / "vision.json").read_text())
-    assert info["class_names"] == list(SHAPE_LABELS) and info["patch_size"] == 4
+    info = json.loads((out / "run.json").read_text())
+    assert info["class_names"] == list(SHAPE_LABELS) and info["config"]["patch_size"] == 4
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert model.outputs[0].shape[-1] == 10
     assert (sm / "saved_model.pb").is_file()
@@ -93,13 +93,20 @@ def test_export_command_exports_vision_run(trained, tmp_path, pngs, capsys):
 
 def test_classify_errors(trained, tmp_path):
     _, sm = trained
-    with pytest.raises(SystemExit, match="no SavedModel"):
+    with pytest.raises(SystemExit, match="error: No run directory or export at"):
         cli.main(["classify", str(tmp_path / "nope"), "x.png"])
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    with pytest.raises(SystemExit, match="cannot read image .*bad.png.*Unknown image file format"):
+    with pytest.raises(SystemExit, match="Cannot read image .*bad.png.*Unknown image file format"):
         cli.main(["classify", str(sm), str(tmp_path / "bad.png")])
-    with pytest.raises(SystemExit, match="cannot read image .*missing.png"):
+    with pytest.raises(SystemExit, match="Cannot read image .*missing.png"):
         cli.main(["classify", str(sm), str(tmp_path / "missing.png")])
+
+
+def test_top_k_larger_than_the_classes_prints_every_class(trained, pngs, capsys):
+    _, sm = trained
+    capsys.readouterr()
+    assert cli.main(["classify", str(sm), str(pngs[0]), "--top-k", "50"]) == 0
+    assert capsys.readouterr().out.count("(") == len(SHAPE_LABELS)
 
 
 @pytest.mark.parametrize("argv", [
@@ -126,6 +133,6 @@ def test_train_vision_on_fashion_mnist_subset(tmp_path, capsys):
         "--epochs", "1", "--batch-size", "32", "--out", str(out), "--verbose", "0",
     ]) == 0
     assert "test accuracy" in capsys.readouterr().out
-    info = json.loads((out / "vision.json").read_text())
-    assert info["class_names"][0] == "t-shirt" and info["img_size"] == 16
+    info = json.loads((out / "run.json").read_text())
+    assert info["class_names"][0] == "t-shirt" and info["config"]["img_size"] == 16
     assert json.loads((out / "scores.json").read_text())["num_test"] == 32

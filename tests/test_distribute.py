@@ -95,7 +95,8 @@ def train_run(kind, out_dir, init_weights, num_cpu_devices=None):
     """
     import keras
 
-    from keras_attention import distribute, training
+    from keras_attention import distribute
+    from keras_attention.recipes import training
 
     strategy = distribute.make_strategy(kind, num_cpu_devices)
     running_means = []

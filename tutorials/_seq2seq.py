@@ -9,12 +9,11 @@ then translate D2L's four sentences and report D2L's BLEU (k=2). When
 import argparse
 import os
 import pathlib
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import _notebook  # noqa: E402  (puts the repository on sys.path)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -29,6 +28,7 @@ DATES_EPOCHS = 5
 
 
 def parse_args(name, description, argv=None):
+    """The tutorials' arguments (in a notebook, from `$TUTORIAL_ARGS`)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", default=os.path.join("outputs", name),
                         help="output directory (default: %(default)s)")
@@ -39,7 +39,7 @@ def parse_args(name, description, argv=None):
                         help="auto: fra-eng when fra.txt is found, else dates")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    return _notebook.parse_args(parser, argv)
 
 
 def load_data(which):
@@ -66,8 +66,9 @@ def bleu_of(task, pred, label):
 def train_and_translate(model_kind, args):
     """Trains D2L's `model_kind` model and translates the four examples.
 
-    Returns a dict: task, model, examples, epochs, src_ids, tokens, lengths,
-    attention (greedy decoding's), texts, scores (BLEU) and start time.
+    Returns a dict: task, model, history (a DataFrame, one row per epoch),
+    examples, epochs, src_ids, tokens, lengths, attention (greedy
+    decoding's), texts, scores (BLEU) and start time.
     """
     training.use_pooled_cpu_memory()  # faster on a CPU; before the first tensor
     start = time.time()
@@ -103,8 +104,8 @@ def train_and_translate(model_kind, args):
     for (src, ref), hyp in zip(examples, texts):
         scores.append(bleu_of(task, hyp, ref))
         print(f"{src} => {hyp}, bleu,{scores[-1]:.3f}   (reference: {ref})")
-    return dict(task=task, model=model, examples=examples, epochs=epochs, src_ids=src_ids,
-                tokens=tokens, lengths=np.asarray(result["lengths"]),
+    return dict(task=task, model=model, history=history, examples=examples, epochs=epochs,
+                src_ids=src_ids, tokens=tokens, lengths=np.asarray(result["lengths"]),
                 attention=np.asarray(result["attention"]), texts=texts, scores=scores,
                 start=start)
 

@@ -61,7 +61,7 @@ class ImageClassifier(tf.Module):
         self.num_classes = len(class_names)
         self.class_names = tf.Variable(class_names, dtype=tf.string, trainable=False, name="class_names")
 
-    @tf.function(input_signature=[IMAGES_SPEC])
+    @tf.function
     def classify(self, images):
         """Classifies a batch of uint8 images.
 
@@ -73,7 +73,14 @@ class ImageClassifier(tf.Module):
             dict: `probabilities` `(B, K)` float32, `class_ids` `(B,)` int32,
             `labels` `(B,)` string.
         """
-        rank = tf.rank(images)
+        if images.dtype != tf.uint8:
+            raise TypeError(f"`images` must be uint8; got dtype {images.dtype.name}.")
+        if images.shape.rank is not None and images.shape.rank not in (3, 4):
+            raise ValueError(
+                "`images` must have shape (batch, height, width) or (batch, height, width, "
+                f"channels); got shape {images.shape}."
+            )
+        rank = tf.rank(images)  # unknown in the signatures, which take any rank
         rank_ok = tf.debugging.assert_equal(
             tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)), True,
             message="`images` must have shape (batch, height, width) or (batch, height, width, "
@@ -164,7 +171,7 @@ def export_image_classifier(
     """
     check_tensorflow_backend()
     module = ImageClassifier(model, class_names, num_channels=num_channels)
-    serve = module.classify.get_concrete_function()
+    serve = module.classify.get_concrete_function(IMAGES_SPEC)
     signatures = {"serving_default": serve, "serving_grayscale": serve}
     return atomic_save(
         module, resolve_path(path, "image_classifier"), signatures=signatures,

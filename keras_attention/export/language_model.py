@@ -75,6 +75,9 @@ def encode_prompts(tokenizer, prompts, max_new_tokens, max_len):
     )
     ids = tf.RaggedTensor.from_row_lengths(values, ids.row_lengths() - start)
     dense = ids.to_tensor(default_value=tokenizer.pad_id)  # (B, P)
+    # At least one column, also for an empty batch (every row has a token).
+    dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]],
+                   constant_values=tokenizer.pad_id)
     return dense, tf.cast(ids.row_lengths(), tf.int32), truncated, empty
 
 

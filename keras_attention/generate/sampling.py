@@ -163,8 +163,7 @@ def sample(
     temperature, top_k, top_p = check_sampling_options(temperature, top_k, top_p)
     if seed is not None and not isinstance(seed, keras.random.SeedGenerator):
         seed = _checks.check_int(
-            "seed", seed, low=0,
-            rule="None, a non-negative integer or a `keras.random.SeedGenerator`",
+            "seed", seed, rule="None, an integer or a `keras.random.SeedGenerator`"
         )
     use_cache = _checks.check_bool("use_cache", use_cache)
     groups, batch = _prompt_groups(prompt_ids)

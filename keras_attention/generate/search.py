@@ -67,7 +67,9 @@ def special_ids(decoder, tokenizer=None, bos_id=None, eos_id=None, pad_id=None):
             value = getattr(tokenizer, name, None)
         if value is None:
             value = default
-        ids[name] = None if value is None else _checks.check_non_negative_int(name, value)
+        # eos_id=-1: never stop (e.g. to time a fixed number of steps).
+        low = -1 if name == "eos_id" else 0
+        ids[name] = None if value is None else _checks.check_int(name, value, low=low)
     if ids["pad_id"] is None:
         model_pad = decoder.pad_id
         ids["pad_id"] = ids["eos_id"] if model_pad is None else int(model_pad)
@@ -158,8 +160,8 @@ def greedy_search(
             Transformer at most the `max_len` of its positional encoding.
         bos_id: int or None. First decoder input. Defaults to `None`
             (`tokenizer.bos_id`, else 1).
-        eos_id: int or None. End of sentence. Defaults to `None`
-            (`tokenizer.eos_id`, else 2).
+        eos_id: int or None. End of sentence; `-1` never stops. Defaults to
+            `None` (`tokenizer.eos_id`, else 2).
         pad_id: int or None. Written after `<eos>`; never generated.
             Defaults to `None` (`tokenizer.pad_id`, else the model's).
         use_cache: bool. Decode incrementally with the model's step decoder

@@ -236,12 +236,22 @@ def _train_lm(options, out):
 
 
 def _print_samples(run, options):
-    """Two samples of the trained model, at temperatures 0.5 and 1.0."""
+    """Two samples of the trained model, at temperatures 0.5 and 1.0.
+
+    The prompt is kept whole where the positions allow it: the samples then
+    get `max_len - len(prompt)` new tokens if that is fewer than asked for,
+    and say so.
+    """
     prompt = options["prompt"]
     if prompt is None:
         data_spec = _single(options["data"])
         prompt = configs.LM_PROMPTS.get(data_spec, "") if isinstance(data_spec, str) else ""
-    max_new_tokens = min(options["max_new_tokens"], options["seq_len"] - 1)
+    prompt_len = max(len(run.tokenizer.tokenize([prompt]).to_list()[0]), 1)
+    room = run.max_len - prompt_len
+    max_new_tokens = min(options["max_new_tokens"], max(room, 1), run.max_len - 1)
+    if max_new_tokens < options["max_new_tokens"]:
+        print(f"samples of {max_new_tokens} new tokens: the model has {run.max_len} positions "
+              f"and the prompt takes {prompt_len}")
     for temperature in (0.5, 1.0):
         sample = run.generate(prompt, max_new_tokens, temperature=temperature,
                               seed=options["seed"])

@@ -45,6 +45,8 @@ from keras_attention.recipes import training
 __all__ = [
     "RUN_FILE",
     "load_run",
+    "load_model_file",
+    "read_images",
     "run_recipe",
     "jit_compile",
     "TranslationRun",
@@ -307,7 +309,7 @@ class VisionRun(Run):
         top_k = _checks.check_int_in_range("top_k", top_k, 1, len(self.class_names),
                                            high_name="the number of classes", closed=True)
         results = []
-        for image in _as_image_list(images):
+        for image in read_images(images):
             x = _to_channels(image, self.num_channels)[None].astype("float32")  # (1, H, W, C)
             logits = np.asarray(self.model.predict(x, verbose=0), "float64")[0]
             probabilities = np.exp(logits - logits.max())
@@ -435,7 +437,7 @@ def _check_strings(name, value):
     raise TypeError(f"`{name}` must be a str or a non-empty list of str; got {value!r:.100}.")
 
 
-def _as_image_list(images):
+def read_images(images):
     """Image files or uint8 arrays -> a list of uint8 arrays `(H, W)` or `(H, W, C)`."""
     import tensorflow as tf
 
@@ -557,7 +559,7 @@ class ExportedClassifier(_Exported):
         top_k = _checks.check_int_in_range("top_k", top_k, 1, len(names),
                                            high_name="the number of classes", closed=True)
         results = []
-        for image in _as_image_list(images):
+        for image in read_images(images):
             out = _call_export(self.loaded.classify, image[None])
             probabilities = out["probabilities"].numpy()[0]
             best = np.argsort(-probabilities, kind="stable")[:top_k]
@@ -570,7 +572,13 @@ class ExportedLanguageModel(_Exported):
 
     @property
     def max_new_tokens(self):
+        """The export's limit on new tokens per call."""
         return int(self.loaded.max_new_tokens.numpy())
+
+    @property
+    def max_len(self):
+        """The model's positional `max_len` (so at most `max_len - 1` new tokens)."""
+        return min(int(self.loaded.max_len.numpy()), self.max_new_tokens + 1)
 
     def generate(self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None,
                  seed=0):
@@ -637,15 +645,19 @@ def _legacy_info(path):
     return None
 
 
-def load_run(path, kind=None):
+def load_run(path, kind=None, weights=False):
     """Opens a run directory or an export; see the module docstring.
 
     Args:
-        path: str or path. A run directory (`keras-attention train ... --out`)
-            or a SavedModel exported by keras-attention.
+        path: str or path. A run directory (`keras-attention train ... --out`),
+            a `.keras` file in one (e.g. its `best.keras`: the run with that
+            model), or a SavedModel exported by keras-attention.
         kind: optional str, `"translation"`, `"vision"` or `"lm"`: the kind
             the caller needs; another kind raises a `ValueError` saying what
             the path holds.
+        weights: bool. The caller needs the Keras model (e.g. the attention
+            explorer): an export is replaced by the run directory it was made
+            from. Defaults to `False`.
 
     Returns:
         A `TranslationRun`, `VisionRun`, `LanguageModelRun`,
@@ -657,21 +669,32 @@ def load_run(path, kind=None):
             directory or another kind of file), or a file in it is broken.
     """
     kind = _checks.check_choice("kind", kind, tuple(_RUN_CLASSES), allow_none=True)
+    weights = _checks.check_bool("weights", weights)
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No run directory or export at {path}.")
-    if not path.is_dir():
+    model = None
+    if path.is_file() and path.suffix == ".keras":
+        model, path = load_model_file(path), path.parent
+        if not _is_run(path):
+            raise ValueError(
+                f"{path} holds no {RUN_FILE}: a .keras file outside a run directory has no "
+                "tokenizers; load it with keras.saving.load_model and pass them yourself."
+            )
+    elif not path.is_dir():
         raise ValueError(
             f"{path} is a file; give a run directory (the --out of `keras-attention train`) "
             "or an export directory."
         )
     if _export.is_export(path):
         opened = _open_export(path)
-    elif (path / RUN_FILE).is_file() or _legacy_info(path):
+        if weights:
+            opened = opened.run()
+    elif _is_run(path):
         info = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else _legacy_info(path)
         if info.get("kind") not in _RUN_CLASSES:
             raise ValueError(f"{path / RUN_FILE} names an unknown kind {info.get('kind')!r}.")
-        opened = _RUN_CLASSES[info["kind"]](path, info)
+        opened = _RUN_CLASSES[info["kind"]](path, info, model=model)
     else:
         raise ValueError(
             f"{path} is neither a run directory (no {RUN_FILE}: is training still running, or "
@@ -682,3 +705,7 @@ def load_run(path, kind=None):
                  "lm": "a language model"}
         raise ValueError(f"{path} holds {names[opened.kind]}, not {names[kind]}.")
     return opened
+
+
+def _is_run(path):
+    return (path / RUN_FILE).is_file() or _legacy_info(path) is not None

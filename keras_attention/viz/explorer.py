@@ -52,16 +52,11 @@ def resolve_run(model_or_run, **given):
     """
     run = model_or_run
     if isinstance(run, (str, bytes, os.PathLike)):
-        import keras_attention
+        # The one upward import of viz: a path is opened the way the command
+        # opens it (an export is replaced by the run that holds its weights).
+        from keras_attention.recipes.runs import load_run
 
-        load_run = getattr(keras_attention, "load_run", None)
-        if load_run is None:
-            raise ValueError(
-                f"`model_or_run` is a path ({os.fsdecode(run)!r}), and this version of "
-                "keras_attention has no `load_run` to load it: pass the keras.Model and its "
-                "tokenizers (or class names) instead."
-            )
-        run = load_run(run)
+        run = load_run(os.fsdecode(run), weights=True)
     if isinstance(run, keras.Model):
         model, found = run, {}
     elif isinstance(getattr(run, "model", None), keras.Model):

@@ -118,10 +118,10 @@ def test_long_prompt_is_cut_from_the_left(char_lm):
         ("the cat", dict(top_p=0.0), "`top_p` must be in"),
         ("the cat", dict(top_p=1.5), "`top_p` must be in"),
         ("the cat", dict(top_p=float("nan")), "`top_p` must be in"),
-        ("the cat", dict(temperature=-1.0), "`temperature` must be >= 0"),
-        ("the cat", dict(temperature=float("inf")), "`temperature` must be finite"),
+        ("the cat", dict(temperature=-1.0), "`temperature` must be a finite number >= 0"),
+        ("the cat", dict(temperature=float("inf")), "`temperature` must be a finite number >= 0"),
+        ("the cat", dict(temperature=float("nan")), "`temperature` must be a finite number >= 0"),
         ("the cat", dict(top_k=-1), "`top_k` must be >= 0"),
-        (["the cat", "a dog"], {}, "same number of tokens"),
         ([["the cat"]], {}, "string scalar or a 1-D batch"),
     ],
 )
@@ -132,12 +132,34 @@ def test_bad_arguments_raise_clear_errors(char_lm, prompt, kwargs, message):
     assert _call(module, "the cat")["text"].shape == (1,)  # still serving
 
 
+def test_prompts_of_different_lengths_in_one_batch(char_lm):
+    """Rows are sampled one by one with their own column of the random numbers:
+    the tokens `generate.sample` gives for the same list of prompts."""
+    model, tokenizer, module = char_lm
+    prompts = ["the cat", "a", "the old dog"]
+    out = _call(module, prompts, temperature=0.9, seed=4)
+    ids = [tokenizer.tokenize(tf.constant([p])).to_list()[0] for p in prompts]
+    expected = generate.sample(model, ids, 8, temperature=0.9, seed=4, tokenizer=tokenizer)
+    assert out["tokens"].tolist() == keras.ops.convert_to_numpy(expected["tokens"]).tolist()
+    assert out["lengths"].tolist() == keras.ops.convert_to_numpy(expected["lengths"]).tolist()
+    assert [t[: len(p)] for t, p in zip(out["text"], prompts)] == [p.encode() for p in prompts]
+    # One row alone gives what it gives in a batch of one.
+    alone = _call(module, ["a"], temperature=0.9, seed=4)["text"][0]
+    assert alone == _sample(model, tokenizer, "a", temperature=0.9, seed=4)[0][0]
+
+
+def test_truncated_prompts_are_reported(char_lm):
+    _, _, module = char_lm
+    out = _call(module, ["the old cat that sees a red ball", "a"], max_new_tokens=10)
+    assert out["prompt_truncated"].tolist() == [True, False]
+
+
 def test_constructor_checks(char_lm):
     model, tokenizer, _ = char_lm
-    with pytest.raises(ValueError, match="`max_new_tokens` must be an int in"):
+    with pytest.raises(ValueError, match=r"`max_new_tokens` must be an integer in \[1, max_len - 1=23\]"):
         export.LanguageModel(model, tokenizer, max_new_tokens=MAX_LEN)
     other = corpus.build_lm_tokenizer("abc", "char")
-    with pytest.raises(ValueError, match="`tokenizer` must match the model"):
+    with pytest.raises(ValueError, match="`tokenizer` must have the model's vocabulary size"):
         export.LanguageModel(model, other)
     with pytest.raises(ValueError, match="built by `keras_attention.models.gpt`"):
         export.LanguageModel(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), tokenizer)
@@ -200,7 +222,7 @@ def test_export_loads_in_fresh_process_and_matches_sample(char_lm, tmp_path):
         assert served["tokens"] == tokens.tolist()
         assert bytes.fromhex(served["text"][0]).startswith(b"the cat")
         assert [bytes.fromhex(t)[:7] for t in served["batch"]] == [b"the cat", b"the dog"]
-        assert "`temperature` must be >= 0" in served["error"]
+        assert "`temperature` must be a finite number >= 0" in served["error"]
         assert served["max_len"] == MAX_LEN
     assert results["char"]["max_new_tokens"] == MAX_NEW
     assert results["wordpiece"]["max_new_tokens"] == MAX_LEN - 1

@@ -9,7 +9,8 @@ import keras
 import pytest
 import tensorflow as tf
 
-from keras_attention import export, generate, models, training
+from keras_attention import export, generate, models
+from keras_attention.recipes import training
 from keras_attention.data import load_dates
 
 # One mixed batch: normal dates, empty, whitespace only, unknown words, far

@@ -343,10 +343,10 @@ def test_explore_accepts_a_model_a_run_and_a_path(language_model, tmp_path, monk
     assert page.check_lines() == format_check_report(page.report)
     assert "<iframe srcdoc=" in page._repr_html_()
 
-    monkeypatch.setattr(keras_attention, "load_run", lambda path: run, raising=False)
+    monkeypatch.setattr("keras_attention.recipes.runs.load_run", lambda path, weights: run)
     assert viz.explore(str(tmp_path), [5, 6, 7], max_new_tokens=6, seed=1).html == direct.html
-    monkeypatch.delattr(keras_attention, "load_run")
-    with pytest.raises(ValueError, match=r"this version of keras_attention has no `load_run`"):
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"is neither a run directory .* nor a SavedModel export"):
         viz.explore(str(tmp_path), [5, 6, 7])
 
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import keras
 
-from keras_attention import models, training
+from keras_attention import models
+from keras_attention.recipes import training
 from keras_attention.data import load_dates
 
 EPOCHS = 4
@@ -266,7 +267,7 @@ def test_time_budget_stops_fit_after_the_first_batch():
     import keras
     import numpy as np
 
-    from keras_attention.training import TimeBudget
+    from keras_attention.recipes.training import TimeBudget
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
@@ -280,7 +281,7 @@ def test_time_budget_stops_fit_after_the_first_batch():
 
 @pytest.mark.parametrize("minutes", [0, -1, "5", True])
 def test_time_budget_rejects_bad_minutes(minutes):
-    from keras_attention.training import TimeBudget
+    from keras_attention.recipes.training import TimeBudget
 
     with pytest.raises(ValueError, match="`minutes` must be a positive number"):
         TimeBudget(minutes)
@@ -289,7 +290,7 @@ def test_time_budget_rejects_bad_minutes(minutes):
 def test_time_budget_schedule_warms_up_then_decays_to_zero():
     import math
 
-    from keras_attention.training import TimeBudget
+    from keras_attention.recipes.training import TimeBudget
 
     budget = TimeBudget(10, peak_learning_rate=0.002, warmup=0.1)
     assert budget.learning_rate_at(0.0) == 0.0
@@ -304,7 +305,7 @@ def test_time_budget_schedule_sets_the_optimizer_learning_rate():
     import keras
     import numpy as np
 
-    from keras_attention.training import TimeBudget
+    from keras_attention.recipes.training import TimeBudget
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
@@ -324,7 +325,7 @@ def test_time_budget_schedule_sets_the_optimizer_learning_rate():
     ],
 )
 def test_time_budget_rejects_bad_schedule(kwargs, match):
-    from keras_attention.training import TimeBudget
+    from keras_attention.recipes.training import TimeBudget
 
     with pytest.raises(ValueError, match=match):
         TimeBudget(1, **kwargs)
@@ -348,20 +349,28 @@ def test_use_pooled_cpu_memory_sets_the_bfc_allocator_unless_already_set(monkeyp
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's allocator")
 def test_use_pooled_cpu_memory_takes_effect_after_importing_the_package_and_tutorials(tmp_path):
-    # In a fresh process: import what the command and the training tutorials
-    # import, then call it, as they do. TensorFlow keeps allocator statistics
-    # only for its pooled (BFC) allocator, so they tell which one it uses.
+    # In a fresh process: run what the command and the training tutorials run
+    # before they call it (their imports: a tutorial is a script, importing it
+    # would run it), then call it, as they do. TensorFlow keeps allocator
+    # statistics only for its pooled (BFC) allocator, so they tell which one it uses.
     import subprocess
     import sys
 
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
+    call = "training.use_pooled_cpu_memory()"
+    preludes = []
+    for name in ("large_pretraining_transformers", "vision_transformer"):
+        text = (root / "tutorials" / f"{name}.py").read_text()
+        assert call in text, name
+        preludes.append(text.split(call)[0])
     script = tmp_path / "probe.py"
     script.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(root / 'tutorials')!r})\n"
-        "import _seq2seq, large_pretraining_transformers, vision_transformer\n"
-        "import keras_attention.cli\n"
-        "from keras_attention import training\n"
+        "import _seq2seq\n"
+        + "".join(preludes)
+        + "import keras_attention.cli\n"
+        "from keras_attention.recipes import training\n"
         "training.use_pooled_cpu_memory()\n"
         "import tensorflow as tf\n"
         "x = tf.ones((256, 1024))\n"

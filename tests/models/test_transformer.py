@@ -1,7 +1,5 @@
 """Tests for keras_attention/models/transformer.py: the builder's argument checks.
 
-(Not test_transformer.py: tests/layers has one, and pytest needs unique basenames.)
-
 The model's numbers (training, decoding, padding, export) are tested in
 tests/test_integration.py, tests/test_generate.py and tests/test_export.py.
 """
