@@ -30,6 +30,8 @@ from keras import ops
 
 __all__ = [
     "is_int",
+    "static_size",
+    "sizes_differ",
     "check_int",
     "check_positive_int",
     "check_non_negative_int",
@@ -47,9 +49,13 @@ __all__ = [
     "check_activation",
     "check_initializer",
     "check_sequence",
+    "check_shape",
+    "check_sequence_tensor",
+    "check_features",
     "check_float_tensor",
     "check_int_tensor",
     "check_same_batch",
+    "check_index",
     "concrete_value",
 ]
 
@@ -74,6 +80,21 @@ def is_int(value):
     if isinstance(value, (int, np.integer)):
         return True
     return isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu"
+
+
+def static_size(size):
+    """`size` (an axis of a static shape) as an int when it is known, else `None`.
+
+    `None` (Keras, TensorFlow) and JAX's symbolic sizes (`dynamic_dimension`
+    while Keras traces a functional model) are unknown.
+    """
+    return int(size) if is_int(size) else None
+
+
+def sizes_differ(a, b):
+    """Whether two axis sizes are both known and differ."""
+    a, b = static_size(a), static_size(b)
+    return a is not None and b is not None and a != b
 
 
 def _is_number(value):
@@ -286,11 +307,44 @@ def check_sequence(name, shape, num_hiddens=None, why=" (the residual connection
         raise ValueError(
             f"`{name}` must be 3-D (batch, length, num_hiddens); got {name}.shape={tuple(shape)}."
         )
-    if num_hiddens is not None and shape[-1] is not None and shape[-1] != num_hiddens:
+    if sizes_differ(shape[-1], num_hiddens):
         raise ValueError(
             f"The last axis of `{name}` must equal `num_hiddens`={num_hiddens}{why}; "
             f"got {name}.shape={tuple(shape)}."
         )
+
+
+def check_features(name, shape, width=None, why=" (the width the layer was built with)"):
+    """Checks that `shape` is `(batch, ..., width)`: rank >= 2, the last axis `width` when given.
+
+    For position-wise layers (FFNs, add & norm), which work on any rank.
+    """
+    if len(shape) < 2:
+        raise ValueError(
+            f"`{name}` must have rank >= 2 (batch, ..., features); got {name}.shape={tuple(shape)}."
+        )
+    if sizes_differ(shape[-1], width):
+        raise ValueError(
+            f"The last axis of `{name}` must equal {width}{why}; got {name}.shape={tuple(shape)}."
+        )
+
+
+def check_shape(name, shape, expected, axes):
+    """Raises unless `shape` has the rank of `expected` and its known sizes agree.
+
+    `axes` names the axes in the message, e.g. "batch, num_keys":
+    "`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape=(2, 3)."
+    `None` in either shape matches anything.
+    """
+    shape, expected = tuple(shape), tuple(expected)
+    if len(shape) != len(expected) or any(sizes_differ(a, b) for a, b in zip(shape, expected)):
+        raise ValueError(f"`{name}` must have shape ({axes})={expected}; got {name}.shape={shape}.")
+
+
+def check_sequence_tensor(name, x, num_hiddens=None, why=" (the residual connection adds them)"):
+    """`check_float_tensor` and `check_sequence` of a `(batch, length, num_hiddens)` input."""
+    check_float_tensor(name, x)
+    check_sequence(name, x.shape, num_hiddens, why)
 
 
 def _dtype(x):
@@ -318,11 +372,33 @@ def check_same_batch(*named_shapes):
     A batch-1 tensor is not broadcast over a larger batch: that is an error.
     """
     named_shapes = [(name, tuple(shape)) for name, shape in named_shapes if shape is not None]
-    known = [(name, shape) for name, shape in named_shapes if shape and shape[0] is not None]
-    if len({shape[0] for _, shape in known}) > 1:
+    known = [(name, shape) for name, shape in named_shapes if shape and static_size(shape[0]) is not None]
+    if len({static_size(shape[0]) for _, shape in known}) > 1:
         names = ", ".join(f"`{name}`" for name, _ in named_shapes)
         got = ", ".join(f"{name}.shape={shape}" for name, shape in known)
         raise ValueError(f"{names} must have the same batch size (axis 0); got {got}.")
+
+
+def check_index(name, index):
+    """The value of a position argument (an int or integer scalar tensor), or `None`.
+
+    `index` must be a non-negative Python/numpy integer or an integer
+    scalar tensor; the value comes back where it is known (a tensor's only
+    when it is eager, see `concrete_value`), else `None`.
+    """
+    if ops.is_tensor(index) or isinstance(index, keras.KerasTensor):
+        if len(index.shape) != 0 or "int" not in _dtype(index):
+            raise ValueError(
+                f"`{name}` must be an integer or an integer scalar tensor; got "
+                f"{name}.shape={tuple(index.shape)}, dtype={_dtype(index)}."
+            )
+        value = concrete_value(index)
+        if value is None:
+            return None
+        index = value
+    if not is_int(index):
+        _fail(name, "an integer or an integer scalar tensor", index)
+    return check_non_negative_int(name, index)
 
 
 def concrete_value(x):

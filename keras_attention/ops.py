@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_attention import _checks
+
 __all__ = [
     "sequence_mask",
     "valid_lens_to_mask",
@@ -49,8 +51,23 @@ def mask_value(dtype):
     return -0.7 * finfo_max
 
 
-def _check_valid_lens(valid_lens):
-    """Checks that `valid_lens` is an integer tensor of rank 1 or 2."""
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def _check_valid_lens(valid_lens, num_keys):
+    """`valid_lens` as int32 in `[0, num_keys]`, if it is an integer tensor of rank 1 or 2.
+
+    Lengths are numbers of valid keys: past `num_keys` they mean every key
+    (D2L's semantics), and they are clipped to `num_keys` before the cast to
+    int32, so that no length wraps (int64 `2**32 + 1` is not 1). Negative
+    lengths raise where the values are known (eager); in traced code they
+    are clipped to 0 (no valid key).
+    """
+    values = _checks.concrete_value(valid_lens)
+    if not ops.is_tensor(valid_lens) and values is not None:
+        # Python or numpy: clip before the conversion (JAX has no int64).
+        if values.dtype.kind in "iu" and values.size and values.max() > _INT32_MAX:
+            valid_lens = np.minimum(values, _INT32_MAX).astype(np.int32)
     valid_lens = ops.convert_to_tensor(valid_lens)
     dtype = keras.backend.standardize_dtype(valid_lens.dtype)
     if "int" not in dtype:
@@ -64,7 +81,18 @@ def _check_valid_lens(valid_lens):
             "`valid_lens` must have shape (batch,) or (batch, num_queries); "
             f"got shape={tuple(valid_lens.shape)}."
         )
-    return valid_lens
+    if values is not None and values.size and values.min() < 0:
+        keys = f"num_keys={num_keys}" if _checks.is_int(num_keys) else "num_keys"
+        raise ValueError(
+            f"`valid_lens` must be in [0, {keys}] (a larger length means all keys "
+            f"are valid); got min(valid_lens)={values.min()}."
+        )
+    if dtype not in ("int64", "uint32", "uint64"):
+        valid_lens, dtype = ops.cast(valid_lens, "int32"), "int32"  # exact
+    # (B,) or (B, Q), in [0, K]; clipped in the wide dtype, then cast
+    # (bounds of that dtype: torch's `maximum` of int64 and an int is int32).
+    valid_lens = ops.clip(valid_lens, ops.zeros((), dtype), ops.cast(num_keys, dtype))
+    return ops.cast(valid_lens, "int32")
 
 
 def sequence_mask(X, valid_len, value=0.0):
@@ -86,17 +114,16 @@ def sequence_mask(X, valid_len, value=0.0):
     [[1, 0, 0], [4, 5, 0]]
     """
     X = ops.convert_to_tensor(X)
-    valid_len = _check_valid_lens(valid_len)
+    maxlen = ops.shape(X)[1]
+    valid_len = _check_valid_lens(valid_len, maxlen)
     if len(valid_len.shape) != 1:
         raise ValueError(
             "`valid_len` must have shape (batch,); "
             f"got shape={tuple(valid_len.shape)}."
         )
-    maxlen = ops.shape(X)[1]
+    _checks.check_same_batch(("X", X.shape), ("valid_len", valid_len.shape))
     # (B, T)
-    mask = ops.arange(maxlen, dtype="int32")[None, :] < ops.cast(
-        valid_len, "int32"
-    )[:, None]
+    mask = ops.arange(maxlen, dtype="int32")[None, :] < valid_len[:, None]
     mask = ops.reshape(mask, ops.shape(mask) + (1,) * (len(X.shape) - 2))
     return ops.where(mask, X, ops.cast(value, X.dtype))
 
@@ -113,7 +140,7 @@ def valid_lens_to_mask(valid_lens, num_queries, num_keys):
     Returns:
         A boolean tensor of shape `(B, Q, K)`: True where key `k < valid_len`.
     """
-    valid_lens = ops.cast(_check_valid_lens(valid_lens), "int32")
+    valid_lens = _check_valid_lens(valid_lens, num_keys)
     if len(valid_lens.shape) == 1:
         # (B, 1)
         valid_lens = valid_lens[:, None]
@@ -180,6 +207,7 @@ def masked_softmax(X, valid_lens=None, mask=None):
         Attention weights: a tensor of the shape and dtype of `X`.
     """
     X = ops.convert_to_tensor(X)
+    _checks.check_float_tensor("X", X, what="float scores")
     if valid_lens is not None:
         if len(X.shape) != 3:
             raise ValueError(

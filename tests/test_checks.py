@@ -231,3 +231,51 @@ def test_blocks_and_pad_id():
     assert _checks.check_pad_id(None, sizes, allow_none=True) is None
     with pytest.raises(ValueError, match=_message("pad_id", "an integer in [0, tgt_vocab_size=10)", "10")):
         _checks.check_pad_id(10, sizes)
+
+
+def test_shape_and_sequence_tensor():
+    _checks.check_shape("keys_mask", (None, 5), (2, 5), "batch, num_keys")
+    for shape in ((2, 3), (2, 5, 1)):
+        with pytest.raises(ValueError, match=re.escape(f"`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape={shape}.")):
+            _checks.check_shape("keys_mask", shape, (2, 5), "batch, num_keys")
+    _checks.check_sequence_tensor("X", np.zeros((2, 3, 4), "float32"), 4)
+    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int64.")):
+        _checks.check_sequence_tensor("X", np.zeros((2, 3, 4), "int64"), 4)
+    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal `num_hiddens`=4; got X.shape=(2, 3, 5).")):
+        _checks.check_sequence_tensor("X", np.zeros((2, 3, 5), "float32"), 4, why="")
+
+
+def test_index():
+    assert _checks.check_index("start_index", np.int64(3)) == 3
+    assert _checks.check_index("start_index", ops.convert_to_tensor(2)) == 2
+    assert _checks.check_index("start_index", keras.Input(batch_shape=(), dtype="int32")) is None
+    with pytest.raises(ValueError, match=re.escape("`start_index` must be a non-negative integer; got start_index=-1.")):
+        _checks.check_index("start_index", ops.convert_to_tensor(-1))
+    with pytest.raises(ValueError, match=re.escape("`start_index` must be an integer or an integer scalar tensor; got start_index=True.")):
+        _checks.check_index("start_index", True)
+    with pytest.raises(ValueError, match=re.escape("`start_index` must be an integer or an integer scalar tensor; got start_index.shape=(), dtype=float32.")):
+        _checks.check_index("start_index", ops.convert_to_tensor(1.0))
+
+
+def test_features():
+    _checks.check_features("X", (None, 4), 4)
+    _checks.check_features("X", (2, 3, 5, None), 4)
+    with pytest.raises(ValueError, match=re.escape("`X` must have rank >= 2 (batch, ..., features); got X.shape=(4,).")):
+        _checks.check_features("X", (4,), 4)
+    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal 4 (the width the layer was built with); got X.shape=(2, 5).")):
+        _checks.check_features("X", (2, 5), 4)
+
+
+def test_static_sizes():
+    assert _checks.static_size(np.int64(3)) == 3 and _checks.static_size(None) is None
+    assert _checks.sizes_differ(2, 3) and not _checks.sizes_differ(2, None)
+    assert not _checks.sizes_differ(None, None) and not _checks.sizes_differ(4, np.int32(4))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's symbolic sizes")
+def test_jax_symbolic_sizes_are_unknown():
+    from jax import export
+
+    (size,) = export.symbolic_shape("(n)", constraints=["n>=2"])
+    assert _checks.static_size(size) is None and not _checks.sizes_differ(size, 2)
+    _checks.check_shape("cache", (size, 2, size, 8), (2, 2, None, 8), "batch, 2, cache_length, num_hiddens")

@@ -6,6 +6,8 @@ Functions"), with the package's two documented changes: the softmax runs in
 float32, and a row with no valid key gets all-zero weights.
 """
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -333,3 +335,57 @@ def test_masked_softmax_valid_lens_needs_3d_scores():
 def test_masked_softmax_rejects_bad_valid_lens(bad, message):
     with pytest.raises(ValueError, match=message):
         ka_ops.masked_softmax(np.zeros((2, 3, 4), "float32"), bad)
+
+
+# ---------------------------------------------------------------------------
+# valid_lens values: negative lengths raise, long ones mean every key, none wraps
+# ---------------------------------------------------------------------------
+
+
+NEGATIVE = "`valid_lens` must be in [0, num_keys=4] (a larger length means all keys are valid); got min(valid_lens)=-1."
+
+
+@pytest.mark.parametrize("convert", [np.asarray, ops.convert_to_tensor], ids=["numpy", "tensor"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda vl: ka_ops.valid_lens_to_mask(vl, 2, 4),
+        lambda vl: ka_ops.masked_softmax(np.zeros((2, 2, 4), "float32"), vl),
+        lambda vl: ka_ops.sequence_mask(np.zeros((2, 4), "float32"), vl),
+    ],
+    ids=["valid_lens_to_mask", "masked_softmax", "sequence_mask"],
+)
+def test_negative_valid_lens_raise(call, convert):
+    with pytest.raises(ValueError, match=re.escape(NEGATIVE)):
+        call(convert(np.array([2, -1], "int32")))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint32", "uint8", "int8"])
+def test_long_valid_lens_mean_every_key_and_never_wrap(dtype):
+    big = {"int64": 2**32 + 1, "uint32": 2**32 - 1, "uint8": 255, "int8": 127}[dtype]
+    valid_lens = np.array([big, 1], dtype)  # int64 2**32 + 1 is 1 in int32
+    got = to_np(ka_ops.valid_lens_to_mask(valid_lens, 2, 300))
+    np.testing.assert_array_equal(got, np_valid_lens_to_mask(np.array([min(big, 300), 1]), 2, 300))
+    X = np.arange(6, dtype="float32").reshape(2, 3)
+    np.testing.assert_array_equal(to_np(ka_ops.sequence_mask(X, valid_lens)), np_sequence_mask(X, [3, 1]))
+
+
+@pytest.mark.tensorflow_only(reason="tf.function")
+def test_valid_lens_in_a_graph_are_clipped_not_wrapped():
+    import tensorflow as tf
+
+    to_mask = tf.function(lambda vl: ka_ops.valid_lens_to_mask(vl, 1, 3))
+    got = to_np(to_mask(tf.constant([2**32 + 1, -(2**32) + 2, 2], tf.int64)))
+    np.testing.assert_array_equal(got[:, 0], [[True] * 3, [False] * 3, [True, True, False]])
+
+
+def test_sequence_mask_batches_must_agree():
+    message = "`X`, `valid_len` must have the same batch size (axis 0); got X.shape=(2, 3), valid_len.shape=(1,)."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ka_ops.sequence_mask(np.zeros((2, 3), "float32"), np.array([1], "int32"))
+
+
+def test_masked_softmax_of_integer_scores_is_a_type_error():
+    # (It would return integer weights: all zeros.)
+    with pytest.raises(TypeError, match=re.escape("`X` must be float scores; got X.dtype=int32.")):
+        ka_ops.masked_softmax(np.ones((2, 3, 4), "int32"))

@@ -136,11 +136,107 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
 def _check_keys_values(keys_shape, values_shape):
     """Keys and values pair up one to one along axis 1."""
     k_len, v_len = keys_shape[1], values_shape[1]
-    if k_len is not None and v_len is not None and k_len != v_len:
+    if _checks.sizes_differ(k_len, v_len):
         raise ValueError(
             "`keys` and `values` must have the same length (axis 1); got "
             f"keys.shape={tuple(keys_shape)}, values.shape={tuple(values_shape)}."
         )
+
+
+def _check_3d_inputs(queries_shape, keys_shape, values_shape):
+    """Shapes of the projecting layers' inputs: 3-D, one batch, keys paired with values."""
+    for name, shape in (("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)):
+        if len(shape) != 3:
+            raise ValueError(
+                f"`{name}` must be 3-D (batch, length, features); got "
+                f"{name}.shape={tuple(shape)}."
+            )
+    _checks.check_same_batch(("queries", queries_shape), ("keys", keys_shape), ("values", values_shape))
+    _check_keys_values(keys_shape, values_shape)
+
+
+def _check_float_inputs(queries, keys, values):
+    for name, x in (("queries", queries), ("keys", keys), ("values", values)):
+        _checks.check_float_tensor(name, x)
+
+
+def _check_built_sizes(names, shapes, sizes):
+    """The last axis of each input is the size its projection was built for."""
+    for name, shape, size in zip(names, shapes, sizes):
+        if _checks.sizes_differ(shape[-1], size):
+            raise ValueError(
+                f"`{name}` must have the feature size the layer was built with ({size}); "
+                f"got {name}.shape={tuple(shape)}."
+            )
+
+
+def _check_mask_shapes(
+    queries_shape,
+    keys_length,
+    valid_lens=None,
+    attention_mask=None,
+    queries_mask=None,
+    keys_mask=None,
+    values_mask=None,
+    heads=None,
+    num_keys=None,
+):
+    """Static checks of every mask against queries `(B, Q, ...)` and keys `(B, K, ...)`.
+
+    `valid_lens` is `(B,)` or `(B, Q)`; the Keras masks are `(B, Q)` and
+    `(B, K)` (`K = keys_length`); `attention_mask` is broadcastable to
+    `(B, Q, num_keys)` (or, with `heads`, a 4-D mask to
+    `(B, heads, Q, num_keys)`), where `num_keys` (the cache length with a
+    cache) defaults to `K`. Unknown sizes pass.
+    """
+    batch, num_queries = queries_shape[0], queries_shape[1]
+    num_keys = keys_length if num_keys is None else num_keys
+    if valid_lens is not None:
+        _checks.check_same_batch(("queries", queries_shape), ("valid_lens", valid_lens.shape))
+        if len(valid_lens.shape) == 2 and _checks.sizes_differ(valid_lens.shape[1], num_queries):
+            raise ValueError(
+                "`valid_lens` of shape (batch, num_queries) must have "
+                f"num_queries={num_queries} columns; got valid_lens.shape={tuple(valid_lens.shape)}."
+            )
+    for name, mask, expected, axes in (
+        ("queries_mask", queries_mask, (batch, num_queries), "batch, num_queries"),
+        ("keys_mask", keys_mask, (batch, keys_length), "batch, num_keys"),
+        ("values_mask", values_mask, (batch, keys_length), "batch, num_keys"),
+    ):
+        if mask is not None:
+            _checks.check_shape(name, mask.shape, expected, axes)
+    if attention_mask is not None:
+        shape = tuple(attention_mask.shape)
+        target = (batch, num_queries, num_keys)
+        names = "(batch, num_queries, num_keys)"
+        if heads is not None and len(shape) == 4:
+            target, names = (batch, heads, num_queries, num_keys), "(batch, heads, num_queries, num_keys)"
+        if len(shape) not in (2, len(target)) or any(
+            _checks.sizes_differ(a, b) and _checks.static_size(a) != 1
+            for a, b in zip(shape, target[len(target) - len(shape):])
+        ):
+            raise ValueError(
+                f"`attention_mask` must be broadcastable to {names}={target}; "
+                f"got attention_mask.shape={shape}."
+            )
+
+
+def _to_batch(x, batch, name):
+    """`x` reshaped to the queries' batch size `batch`, so that a batch mismatch fails.
+
+    Where both batch sizes are known (eager, JAX, torch, known shapes) the
+    static check has run and `x` comes back unchanged. Otherwise (a
+    TensorFlow graph with an unknown batch) a reshape, which moves no data,
+    fails at run time when the sizes differ, in an op named
+    `{name}_batch_must_equal_queries_batch`, instead of letting a batch-1
+    `x` broadcast over the queries. It goes through `(batch, 1, ...)`:
+    TensorFlow's graph optimizer drops a reshape that keeps the rank and
+    has one unknown size (it assumes the sizes agree).
+    """
+    if x is None or batch is None or (x.shape[0] is not None and not ops.is_tensor(batch)):
+        return x
+    with keras.name_scope(f"{name}_batch_must_equal_queries_batch"):
+        return ops.reshape(x, (batch, 1) + tuple(ops.shape(x)[1:]))[:, 0]
 
 
 def _attention_mask(
@@ -150,15 +246,19 @@ def _attention_mask(
     queries_mask=None,
     keys_mask=None,
     values_mask=None,
+    batch=None,
 ):
     """Merges D2L's `valid_lens` and the Keras masks into one boolean mask.
 
     `valid_lens` and the Keras masks of queries (`(B, Q)`), keys and values
     (`(B, K)`) are all "may attend" masks; they combine with AND into a mask
     broadcastable to `(B, Q, K)`. Returns None when there is no mask.
+    `batch` is the queries' batch size: `valid_lens` of another batch is an
+    error (see `_to_batch`).
     """
     masks = []
     if valid_lens is not None:
+        valid_lens = _to_batch(ops.convert_to_tensor(valid_lens), batch, "valid_lens")
         masks.append(ka_ops.valid_lens_to_mask(valid_lens, num_queries, num_keys))
     if queries_mask is not None:
         masks.append(ops.expand_dims(ops.cast(queries_mask, "bool"), -1))  # (B, Q, 1)
@@ -195,6 +295,12 @@ class DotProductAttention(keras.layers.Layer):
     Inputs are either D2L's 3-D tensors or 4-D tensors with the heads on
     axis 2 (the layout of `keras.ops.dot_product_attention`), which is how
     `MultiHeadAttention` calls it.
+
+    Under float16 (`mixed_float16`, `dtype="float16"`) the scores, softmax
+    and weighted sum run in float32 on every path (`Q K^T` passes float16's
+    largest value, 65504, for inputs of magnitude ~300, where Keras' own
+    layer gives NaN); the output is float16. bfloat16 has float32's range
+    and runs as it is.
 
     Args:
         dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
@@ -245,9 +351,8 @@ class DotProductAttention(keras.layers.Layer):
         self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
         self.supports_masking = True
 
-    def build(self, queries_shape, keys_shape=None, values_shape=None):
-        keys_shape = queries_shape if keys_shape is None else keys_shape
-        values_shape = keys_shape if values_shape is None else values_shape
+    @staticmethod
+    def _check_shapes(queries_shape, keys_shape, values_shape):
         rank = len(queries_shape)
         if rank not in (3, 4) or len(keys_shape) != rank or len(values_shape) != rank:
             raise ValueError(
@@ -262,7 +367,20 @@ class DotProductAttention(keras.layers.Layer):
                 "`queries` and `keys` must have the same feature size; got "
                 f"queries.shape={tuple(queries_shape)}, keys.shape={tuple(keys_shape)}."
             )
+        heads = {_checks.static_size(s[2]) for s in (queries_shape, keys_shape, values_shape)}
+        if rank == 4 and len(heads - {None}) > 1:
+            raise ValueError(
+                "`queries`, `keys` and `values` must have the same number of heads (axis 2); "
+                f"got queries.shape={tuple(queries_shape)}, keys.shape={tuple(keys_shape)}, "
+                f"values.shape={tuple(values_shape)}."
+            )
+        _checks.check_same_batch(("queries", queries_shape), ("keys", keys_shape), ("values", values_shape))
         _check_keys_values(keys_shape, values_shape)
+
+    def build(self, queries_shape, keys_shape=None, values_shape=None):
+        keys_shape = queries_shape if keys_shape is None else keys_shape
+        values_shape = keys_shape if values_shape is None else values_shape
+        self._check_shapes(queries_shape, keys_shape, values_shape)
         self.attention_dropout = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="attention_dropout"
         )
@@ -282,19 +400,45 @@ class DotProductAttention(keras.layers.Layer):
         keys_mask=None,
         values_mask=None,
     ):
+        _check_float_inputs(queries, keys, values)
+        self._check_shapes(queries.shape, keys.shape, values.shape)
         heads = len(queries.shape) == 4
+        _check_mask_shapes(
+            queries.shape, keys.shape[1], valid_lens, attention_mask, queries_mask, keys_mask,
+            values_mask, heads=queries.shape[2] if heads else None,
+        )
         shape_q, shape_k = ops.shape(queries), ops.shape(keys)
+        keys, values = _to_batch(keys, shape_q[0], "keys"), _to_batch(values, shape_q[0], "values")
         rank = 4 if heads else 3
         mask = ka_ops.merge_masks(
             _mask_to_rank(
                 _attention_mask(
-                    shape_q[1], shape_k[1], valid_lens, queries_mask, keys_mask, values_mask
+                    shape_q[1], shape_k[1], valid_lens, queries_mask, keys_mask, values_mask,
+                    batch=shape_q[0],
                 ),
                 rank,
             ),
             _mask_to_rank(attention_mask, rank),
         )
+        # float16 overflows in `Q K^T` (65504 is reached by inputs of
+        # magnitude ~300): under it the attention runs in float32.
+        # bfloat16 has float32's range and stays as it is.
+        compute_dtype = keras.backend.standardize_dtype(queries.dtype)
+        if compute_dtype == "float16":
+            queries, keys, values = (ops.cast(t, "float32") for t in (queries, keys, values))
+        results = self._attention(
+            queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores
+        )
+        if compute_dtype == "float16":
+            results = tuple(ops.cast(t, compute_dtype) for t in results)
+        return results if return_attention_scores else results[0]
 
+    def _attention(
+        self, queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores
+    ):
+        """The output (and with `return_attention_scores` the weights), as a tuple."""
+        shape_q, shape_k = ops.shape(queries), ops.shape(keys)
+        rank = 4 if heads else 3
         scale = 1.0 / math.sqrt(queries.shape[-1])
         dropout_active = self.dropout > 0 and bool(training)
         use_fused = self.use_fused_op
@@ -305,29 +449,27 @@ class DotProductAttention(keras.layers.Layer):
         fused = use_fused and same_size and not return_attention_scores and not dropout_active
         if fused and use_causal_mask and mask is None:
             # Only causal: the kernel's own causal masking, no mask tensor.
-            return self._fused(queries, keys, values, None, scale, heads, is_causal=True)
+            return (self._fused(queries, keys, values, None, scale, heads, is_causal=True),)
         if use_causal_mask:
             causal = ka_ops.causal_mask(shape_q[1], shape_k[1])  # (Q, K)
             mask = ka_ops.merge_masks(mask, _mask_to_rank(causal, rank))
         if fused:
-            return self._fused(queries, keys, values, mask, scale, heads)
+            return (self._fused(queries, keys, values, mask, scale, heads),)
 
         queries = queries * ops.cast(scale, queries.dtype)
         if not return_attention_scores and keras.backend.backend() in _HAND_GRADIENT_BACKENDS:
-            return self._attend(queries, keys, values, mask, heads, training)
+            return (self._attend(queries, keys, values, mask, heads, training),)
         if heads:
             scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (B, H, Q, K)
         else:
             scores = ops.matmul(queries, ops.swapaxes(keys, -1, -2))  # (B, Q, K)
         weights = ka_ops.masked_softmax(scores, mask=mask)
-        dropped = self.attention_dropout(weights, training=training)
+        dropped = ops.cast(self.attention_dropout(weights, training=training), values.dtype)
         if heads:
             output = ops.einsum("bhqk,bkhv->bqhv", dropped, values)  # (B, Q, H, v)
         else:
             output = ops.matmul(dropped, values)  # (B, Q, v)
-        if return_attention_scores:
-            return output, weights
-        return output
+        return (output, weights)
 
     def _attend(self, queries, keys, values, mask, heads, training):
         """The explicit path through `_attend` (hand-written backward)."""
@@ -420,13 +562,8 @@ class AdditiveAttention(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, queries_shape, keys_shape, values_shape):
-        for name, shape in (("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)):
-            if len(shape) != 3:
-                raise ValueError(
-                    f"`{name}` must be 3-D (batch, length, features); got "
-                    f"{name}.shape={tuple(shape)}."
-                )
-        _check_keys_values(keys_shape, values_shape)
+        _check_3d_inputs(queries_shape, keys_shape, values_shape)
+        self._input_sizes = (queries_shape[-1], keys_shape[-1])
         dense = dict(units=self.num_hiddens, use_bias=False, dtype=self.dtype_policy)
         self.W_q = keras.layers.Dense(**dense, name="W_q")
         self.W_q.build(queries_shape)
@@ -453,7 +590,21 @@ class AdditiveAttention(keras.layers.Layer):
         keys_mask=None,
         values_mask=None,
     ):
+        _check_float_inputs(queries, keys, values)
+        _check_3d_inputs(queries.shape, keys.shape, values.shape)
+        _check_built_sizes(("queries", "keys"), (queries.shape, keys.shape), self._input_sizes)
+        _check_mask_shapes(
+            queries.shape, keys.shape[1], valid_lens, attention_mask, queries_mask, keys_mask,
+            values_mask,
+        )
+        batch = ops.shape(queries)[0]
+        keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
         queries, keys = self.W_q(queries), self.W_k(keys)  # (B, Q, D), (B, K, D)
+        # float16 overflows in a sum of two large projections (inf - inf = NaN)
+        # and in the gradient of the weighted values: those run in float32.
+        float16 = keras.backend.standardize_dtype(queries.dtype) == "float16"
+        if float16:
+            queries, keys = ops.cast(queries, "float32"), ops.cast(keys, "float32")
         # (B, Q, 1, D) + (B, 1, K, D) -> (B, Q, K, D)
         features = ops.tanh(ops.expand_dims(queries, 2) + ops.expand_dims(keys, 1))
         scores = ops.squeeze(self.w_v(features), -1)  # (B, Q, K)
@@ -466,6 +617,7 @@ class AdditiveAttention(keras.layers.Layer):
                     queries_mask,
                     keys_mask,
                     values_mask,
+                    batch=batch,
                 ),
                 3,
             ),
@@ -476,7 +628,9 @@ class AdditiveAttention(keras.layers.Layer):
             dropped = self.attention_dropout(weights, training=training)
         else:
             dropped = weights * ops.cast(dropout_mask, weights.dtype)
-        output = ops.matmul(dropped, values)
+        if float16:
+            dropped, values = ops.cast(dropped, "float32"), ops.cast(values, "float32")
+        output = ops.cast(ops.matmul(dropped, values), weights.dtype)  # (B, Q, v)
         if return_attention_scores:
             return output, weights
         return output
@@ -608,13 +762,8 @@ class MultiHeadAttention(keras.layers.Layer):
     def build(self, queries_shape, keys_shape=None, values_shape=None):
         keys_shape = queries_shape if keys_shape is None else keys_shape
         values_shape = keys_shape if values_shape is None else values_shape
-        for name, shape in (("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)):
-            if len(shape) != 3:
-                raise ValueError(
-                    f"`{name}` must be 3-D (batch, length, features); got "
-                    f"{name}.shape={tuple(shape)}."
-                )
-        _check_keys_values(keys_shape, values_shape)
+        _check_3d_inputs(queries_shape, keys_shape, values_shape)
+        self._input_sizes = (queries_shape[-1], keys_shape[-1], values_shape[-1])
         dense = dict(units=self.num_hiddens, use_bias=self.use_bias, dtype=self.dtype_policy)
         self.W_q = keras.layers.Dense(**dense, name="W_q")
         self.W_q.build(queries_shape)
@@ -690,9 +839,24 @@ class MultiHeadAttention(keras.layers.Layer):
         keys_mask=None,
         values_mask=None,
     ):
-        if cache is not None and cache_update_index is None:
-            raise ValueError("`cache_update_index` is required when `cache` is given.")
+        _check_float_inputs(queries, keys, values)
+        _check_3d_inputs(queries.shape, keys.shape, values.shape)
+        _check_built_sizes(
+            ("queries", "keys", "values"), (queries.shape, keys.shape, values.shape), self._input_sizes
+        )
+        if cache is not None:
+            self._check_cache(queries.shape, keys.shape, values.shape, cache, cache_update_index)
+        _check_mask_shapes(
+            queries.shape, keys.shape[1], valid_lens, attention_mask, queries_mask, keys_mask,
+            values_mask, num_keys=keys.shape[1] if cache is None else cache.shape[2],
+        )
         start = 0 if cache is None else cache_update_index
+        batch = ops.shape(queries)[0]
+        if keys is not queries:  # self-attention has one batch
+            same = keys is values
+            keys = _to_batch(keys, batch, "keys")
+            values = keys if same else _to_batch(values, batch, "values")
+        cache = _to_batch(cache, batch, "cache")
         # One matmul for the projections of the same tensor (see `_project_together`).
         if keys is values and self._can_fuse_projections():
             if queries is keys:
@@ -723,7 +887,9 @@ class MultiHeadAttention(keras.layers.Layer):
         num_keys = ops.shape(k)[1]
 
         mask = ka_ops.merge_masks(
-            _attention_mask(num_queries, num_keys, valid_lens, queries_mask, keys_mask, values_mask),
+            _attention_mask(
+                num_queries, num_keys, valid_lens, queries_mask, keys_mask, values_mask, batch=batch
+            ),
             attention_mask,
             key_valid,
         )
@@ -751,6 +917,31 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache is not None:
             results += (cache,)
         return results[0] if len(results) == 1 else results
+
+    def _check_cache(self, queries_shape, keys_shape, values_shape, cache, cache_update_index):
+        """`cache` `(B, 2, S, D)` and `cache_update_index`, a position with room for the new keys."""
+        shape = tuple(cache.shape)
+        # Axis 1 holds keys and values: fewer than 2 is an error. (More is not
+        # checked: torch traces a functional model with 83 for every unknown
+        # size, this one included; the returned cache has 2.)
+        pairs = _checks.static_size(shape[1]) if len(shape) == 4 else None
+        if len(shape) != 4 or (pairs is not None and pairs < 2) or _checks.sizes_differ(shape[3], self.num_hiddens):
+            raise ValueError(
+                "`cache` must have shape (batch, 2, cache_length, "
+                f"num_hiddens={self.num_hiddens}); got cache.shape={shape}."
+            )
+        _checks.check_same_batch(
+            ("queries", queries_shape), ("keys", keys_shape), ("values", values_shape), ("cache", shape)
+        )
+        if cache_update_index is None:
+            raise ValueError("`cache_update_index` is required when `cache` is given.")
+        start = _checks.check_index("cache_update_index", cache_update_index)
+        num_new, length = _checks.static_size(keys_shape[1]), _checks.static_size(shape[2])
+        if None not in (start, num_new, length) and start + num_new > length:
+            raise ValueError(
+                "`cache_update_index` + the number of new keys must be at most the cache "
+                f"length {length}; got cache_update_index={start}, {num_new} new keys."
+            )
 
     def compute_mask(self, queries, previous_mask=None):
         return previous_mask

@@ -5,7 +5,8 @@ before adding positions ("The Transformer Architecture"). This layer does
 that and also computes the Keras padding mask from `pad_id`, so models take
 bare token ids and every downstream layer sees which positions are padding.
 
-Letters used in shape comments: B batch, T sequence length, D num_hiddens.
+Letters used in shape comments: B batch, T sequence length, D num_hiddens,
+N rows of a table.
 """
 
 import math
@@ -15,7 +16,35 @@ from keras import ops
 
 from keras_attention import _checks
 
-__all__ = ["TokenEmbedding"]
+__all__ = ["TokenEmbedding", "lookup"]
+
+
+def lookup(table, ids, name="ids", size_name="vocab_size"):
+    """Rows of `table` `(N, D)` at integer `ids` `(...)`, never another row for a bad id.
+
+    Ids must be in `[0, N)`. Float ids are a `TypeError` (they would be
+    truncated). Where the ids are known (eager), one out of range is a
+    `ValueError` naming `name` and `[0, size_name=N)`; in traced code
+    (`tf.function`, XLA, `jax.jit`), where no error can be raised, its row
+    is NaN: not the last row (a negative id), not a backend's own error or
+    a clamped row, and the loss shows it.
+
+    Returns:
+        `(..., D)`.
+    """
+    _checks.check_int_tensor(name, ids, what="integer ids")
+    size = table.shape[0]
+    values = _checks.concrete_value(ids)
+    if values is not None:
+        if values.size and (values.min() < 0 or values.max() >= size):
+            raise ValueError(
+                f"`{name}` must be in [0, {size_name}={size}); got {name} from "
+                f"{values.min()} to {values.max()}."
+            )
+        return ops.take(table, ops.cast(ids, "int32"), axis=0)
+    valid = ops.logical_and(ids >= 0, ids < size)  # (...), in the ids' own dtype
+    rows = ops.take(table, ops.cast(ops.where(valid, ids, 0), "int32"), axis=0)  # (..., D)
+    return ops.where(ops.expand_dims(valid, -1), rows, float("nan"))
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -33,7 +62,10 @@ class TokenEmbedding(keras.layers.Layer):
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
-        ids: integer tensor `(B, T)`.
+        ids: integer tensor `(B, T)`, values in `[0, vocab_size)`: float ids
+            are a `TypeError`, ids out of range a `ValueError` where they
+            are known (eager) and a NaN embedding in traced code (see
+            `lookup`).
 
     Returns:
         `(B, T, D)`, carrying the Keras mask `ids != pad_id` (none when
@@ -63,8 +95,7 @@ class TokenEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, ids):
-        ids = ops.cast(ids, "int32")
-        X = ops.take(self.embeddings, ids, axis=0)  # (B, T, D)
+        X = lookup(self.embeddings, ids)  # (B, T, D)
         if self.scale:
             X = X * ops.cast(math.sqrt(self.num_hiddens), X.dtype)
         return X
@@ -74,8 +105,9 @@ class TokenEmbedding(keras.layers.Layer):
             return None
         return ops.not_equal(ids, self.pad_id)
 
-    def compute_output_shape(self, ids_shape):
-        return tuple(ids_shape) + (self.num_hiddens,)
+    def compute_output_spec(self, ids):
+        _checks.check_int_tensor("ids", ids, what="integer ids")
+        return keras.KerasTensor(tuple(ids.shape) + (self.num_hiddens,), self.compute_dtype)
 
     def get_config(self):
         return {

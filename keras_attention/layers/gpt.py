@@ -117,6 +117,7 @@ class GPTBlock(keras.layers.Layer):
         return_attention_scores=False,
         X_mask=None,
     ):
+        _checks.check_sequence_tensor("X", X, self.num_hiddens)
         # 1. Causal self-attention on the normalized inputs, plus the residual.
         Q = self.ln1(X)  # (B, T, D)
         attended = self.attention(

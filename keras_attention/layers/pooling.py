@@ -121,11 +121,12 @@ class NadarayaWatson(keras.layers.Layer):
                 f"value_features); got values.shape={tuple(values_shape)}."
             )
         k_len, v_len = keys_shape[1], values_shape[1]
-        if k_len is not None and v_len is not None and k_len != v_len:
+        if _checks.sizes_differ(k_len, v_len):
             raise ValueError(
                 "`keys` and `values` must have the same length (axis 1); got "
                 f"keys.shape={tuple(keys_shape)}, values.shape={tuple(values_shape)}."
             )
+        _checks.check_same_batch(("queries", queries_shape), ("keys", keys_shape), ("values", values_shape))
 
     def build(self, queries_shape, keys_shape=None, values_shape=None):
         keys_shape = queries_shape if keys_shape is None else keys_shape
@@ -150,6 +151,9 @@ class NadarayaWatson(keras.layers.Layer):
         values_mask=None,
     ):
         self._check_shapes(queries.shape, keys.shape, values.shape)
+        for name, mask in (("keys_mask", keys_mask), ("values_mask", values_mask)):
+            if mask is not None:
+                _checks.check_shape(name, mask.shape, keys.shape[:2], "batch, num_keys")
         queries = ops.cast(queries, "float32")
         keys = ops.cast(keys, "float32")
         values = ops.cast(values, "float32")

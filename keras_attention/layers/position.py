@@ -16,6 +16,7 @@ import numpy as np
 from keras import ops
 
 from keras_attention import _checks
+from keras_attention.layers.embedding import lookup
 
 __all__ = [
     "sinusoidal_encoding",
@@ -31,36 +32,45 @@ __all__ = [
 
 
 
-def _static_int(value):
-    """`value` as a Python int when it is known before run time, else None.
-
-    Python and numpy integers (and 0-d integer numpy arrays) are static;
-    tensors are treated as run-time values, even eager ones, so that eager
-    and traced code behave alike.
-    """
-    return int(value) if _checks.is_int(value) else None
-
-
-def _check_positions(layer_name, max_len, start_index, length):
-    """Raises when positions `start_index .. start_index + length - 1` pass `max_len`.
-
-    Runs only when both numbers are static (see `_static_int`).
-    """
-    start = _static_int(start_index)
-    if start is not None and start < 0:
+def _check_sequence_input(layer_name, num_hiddens, shape):
+    """`X` of the additive position layers: `(B, T, num_hiddens)`."""
+    if len(shape) != 3:
         raise ValueError(
-            f"`start_index` must be >= 0; got start_index={start} in {layer_name}."
+            f"`X` must be 3-D (batch, length, num_hiddens) in {layer_name}; "
+            f"got X.shape={tuple(shape)}."
         )
-    if start is None or length is None:
-        return
-    if start + length > max_len:
+    if _checks.sizes_differ(shape[-1], num_hiddens):
         raise ValueError(
-            f"The sequence is longer than `max_len`: {layer_name} covers "
-            f"positions 0..{max_len - 1} (max_len={max_len}), but "
-            f"start_index={start} + sequence length={length} = "
-            f"{start + length} > max_len. Build the layer with a larger "
-            "`max_len`."
+            "The last axis of `X` must equal `num_hiddens`; got "
+            f"X.shape={tuple(shape)}, num_hiddens={num_hiddens}."
         )
+
+
+def _rows_at_positions(layer_name, table, X, start_index):
+    """Rows `start_index .. start_index + T - 1` of the `(L, D)` `table`, for `X` `(B, T, D)`.
+
+    Where the start and the length `T` are known (Python ints, eager
+    tensors, known shapes), positions past `L = max_len` raise a
+    `ValueError` naming both and the rows are one slice. Where they are
+    not (traced code), the rows are looked up one by one and a position
+    outside `[0, L)` gets a NaN row (`embedding.lookup`): never another
+    position's, as a clamped slice would give.
+    """
+    _checks.check_float_tensor("X", X)
+    max_len, length = table.shape[0], _checks.static_size(X.shape[1])
+    start = _checks.check_index("start_index", start_index)
+    if start is not None and length is not None:
+        if start + length > max_len:
+            raise ValueError(
+                f"The sequence is longer than `max_len`: {layer_name} covers "
+                f"positions 0..{max_len - 1} (max_len={max_len}), but "
+                f"start_index={start} + sequence length={length} = "
+                f"{start + length} > max_len. Build the layer with a larger "
+                "`max_len`."
+            )
+        return ops.slice(table, (start, 0), (length, table.shape[1]))  # (T, D)
+    positions = ops.arange(ops.shape(X)[1], dtype="int32") + ops.cast(start_index, "int32")
+    return lookup(table, positions, "positions", "max_len")  # (T, D)
 
 
 def sinusoidal_encoding(max_len, num_hiddens):
@@ -117,11 +127,13 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
         X: `(B, T, D)`. Token embeddings.
         start_index: int or scalar integer tensor. Position of the first step
             of `X`, for incremental decoding (one step at a time). Defaults
-            to `0`. When it is a Python int and `T` is known, a sequence that
-            runs past `max_len` raises a `ValueError`. When it is a tensor
-            (or `T` is unknown at trace time) the check cannot run: an
-            out-of-range slice then raises the backend's own error
-            (TensorFlow) or is clamped to the last `T` positions (JAX, XLA).
+            to `0`. Where it and `T` are known (a Python int or an eager
+            tensor, a known length), a sequence that runs past `max_len`
+            raises a `ValueError` naming both. In traced code where they are
+            not (`tf.function` with an unknown length, XLA, `jax.jit` with a
+            traced index) no error can be raised: positions at or past
+            `max_len` get NaN encodings, never another position's (nothing
+            is clamped), so the output shows it.
         training: bool. Whether dropout is active.
 
     Returns:
@@ -143,22 +155,16 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        if input_shape[-1] is not None and input_shape[-1] != self.num_hiddens:
-            raise ValueError(
-                "The last axis of `X` must equal `num_hiddens`; got "
-                f"X.shape={tuple(input_shape)}, num_hiddens={self.num_hiddens}."
-            )
+        _check_sequence_input(type(self).__name__, self.num_hiddens, input_shape)
         self.dropout_layer = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="dropout"
         )
         self.built = True
 
     def call(self, X, start_index=0, training=None):
-        _check_positions(type(self).__name__, self.max_len, start_index, X.shape[1])
-        length = ops.shape(X)[1]
+        _check_sequence_input(type(self).__name__, self.num_hiddens, X.shape)
         P = ops.convert_to_tensor(self.P, dtype=X.dtype)  # (L, D)
-        start = ops.cast(start_index, "int32")
-        P = ops.slice(P, (start, 0), (length, self.num_hiddens))  # (T, D)
+        P = _rows_at_positions(type(self).__name__, P, X, start_index)  # (T, D)
         return self.dropout_layer(X + P[None], training=training)
 
     def compute_output_shape(self, input_shape):
@@ -192,9 +198,9 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
     Call arguments:
         X: `(B, T, D)`. Token embeddings.
         start_index: int or scalar integer tensor. Position of the first step
-            of `X`, for incremental decoding. Defaults to `0`. A Python int
-            with a known `T` that runs past `max_len` raises a `ValueError`;
-            tensors are not checked (see `SinusoidalPositionalEncoding`).
+            of `X`, for incremental decoding. Defaults to `0`. Positions past
+            `max_len` raise a `ValueError` where they are known and give NaN
+            in traced code (see `SinusoidalPositionalEncoding`).
 
     Returns:
         `(B, T, D)`, the dtype of `X`. A Keras mask on `X` passes through.
@@ -217,11 +223,7 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        if input_shape[-1] is not None and input_shape[-1] != self.num_hiddens:
-            raise ValueError(
-                "The last axis of `X` must equal `num_hiddens`; got "
-                f"X.shape={tuple(input_shape)}, num_hiddens={self.num_hiddens}."
-            )
+        _check_sequence_input(type(self).__name__, self.num_hiddens, input_shape)
         self.embeddings = self.add_weight(
             name="embeddings",
             shape=(self.max_len, self.num_hiddens),
@@ -231,12 +233,10 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, X, start_index=0):
-        _check_positions(type(self).__name__, self.max_len, start_index, X.shape[1])
-        length = ops.shape(X)[1]
-        start = ops.cast(start_index, "int32")
+        _check_sequence_input(type(self).__name__, self.num_hiddens, X.shape)
         # The Variable's value, not the Variable: JAX's traced slice takes arrays only.
         embeddings = ops.convert_to_tensor(self.embeddings)  # (L, D)
-        E = ops.slice(embeddings, (start, 0), (length, self.num_hiddens))  # (T, D)
+        E = _rows_at_positions(type(self).__name__, embeddings, X, start_index)  # (T, D)
         return X + ops.cast(E, X.dtype)[None]
 
     def compute_output_shape(self, input_shape):
@@ -299,29 +299,31 @@ class RotaryEmbedding(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        if len(input_shape) < 3:
-            raise ValueError(
-                "`inputs` must have rank >= 3, (batch, length, ..., features); "
-                f"got inputs.shape={tuple(input_shape)}."
-            )
-        if input_shape[-1] is None:
-            raise ValueError(
-                "The last axis of `inputs` (features) must be known; got "
-                f"inputs.shape={tuple(input_shape)}."
-            )
-        self._check_features(input_shape[-1], input_shape)
+        self._check_shape(input_shape)
         self.built = True
 
     @staticmethod
-    def _check_features(num_features, shape):
-        if num_features is not None and num_features % 2 != 0:
+    def _check_shape(shape):
+        if len(shape) < 3:
+            raise ValueError(
+                "`inputs` must have rank >= 3, (batch, length, ..., features); "
+                f"got inputs.shape={tuple(shape)}."
+            )
+        if shape[-1] is None:
+            raise ValueError(
+                "The last axis of `inputs` (features) must be known; got "
+                f"inputs.shape={tuple(shape)}."
+            )
+        if shape[-1] % 2 != 0:
             raise ValueError(
                 "The last axis of `inputs` (features) must be even to rotate "
                 f"feature pairs; got inputs.shape={tuple(shape)}."
             )
 
     def call(self, inputs, start_index=0):
-        self._check_features(inputs.shape[-1], inputs.shape)
+        _checks.check_float_tensor("inputs", inputs)
+        _checks.check_index("start_index", start_index)
+        self._check_shape(inputs.shape)
         dim = inputs.shape[-1]
         x = ops.cast(inputs, "float32")
         # (D/2,)

@@ -56,6 +56,7 @@ class PositionWiseFFN(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, X_shape):
+        self._width = X_shape[-1]
         self.dense1 = keras.layers.Dense(
             self.ffn_num_hiddens, activation=self.activation, dtype=self.dtype_policy, name="dense1"
         )
@@ -65,6 +66,8 @@ class PositionWiseFFN(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        _checks.check_float_tensor("X", X)
+        _checks.check_features("X", X.shape, self._width)
         return self.dense2(self.dense1(X))
 
     def compute_output_shape(self, X_shape):
@@ -112,13 +115,20 @@ class AddNorm(keras.layers.Layer):
         self.epsilon = _checks.check_positive_float("epsilon", epsilon)
         self.supports_masking = True
 
+    @staticmethod
+    def _check_shapes(X_shape, Y_shape, width=None):
+        _checks.check_features("X", X_shape, width)
+        if len(X_shape) != len(Y_shape) or any(
+            _checks.sizes_differ(a, b) for a, b in zip(X_shape, Y_shape)
+        ):
+            raise ValueError(
+                "`X` and `Y` must have the same shape to be added; got "
+                f"X.shape={tuple(X_shape)}, Y.shape={tuple(Y_shape)}."
+            )
+
     def build(self, X_shape, Y_shape=None):
-        if Y_shape is not None and tuple(X_shape[1:]) != tuple(Y_shape[1:]):
-            if None not in tuple(X_shape[1:]) + tuple(Y_shape[1:]):
-                raise ValueError(
-                    "`X` and `Y` must have the same shape to be added; got "
-                    f"X.shape={tuple(X_shape)}, Y.shape={tuple(Y_shape)}."
-                )
+        self._check_shapes(X_shape, X_shape if Y_shape is None else Y_shape)
+        self._width = X_shape[-1]
         self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="drop")
         self.ln = keras.layers.LayerNormalization(
             epsilon=self.epsilon, dtype=self.dtype_policy, name="ln"
@@ -127,6 +137,9 @@ class AddNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, X, Y, training=None):
+        _checks.check_float_tensor("X", X)
+        _checks.check_float_tensor("Y", Y)
+        self._check_shapes(X.shape, Y.shape, self._width)
         return self.ln(self.drop(Y, training=training) + X)
 
     def compute_output_shape(self, X_shape, Y_shape=None):
@@ -210,6 +223,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
+        _checks.check_sequence_tensor("X", X, self.num_hiddens)
         # 1. Self-attention over the valid positions.
         Q = self.addnorm1.ln(X) if self.norm_first else X
         attended = self.attention(
@@ -345,6 +359,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self.addnorm1 = addnorm("addnorm1")
         self.attention2 = mha("attention2")
         self.attention2.build(X_shape, enc_outputs_shape, enc_outputs_shape)
+        self._enc_size = enc_outputs_shape[-1]
         self.addnorm2 = addnorm("addnorm2")
         self.ffn = PositionWiseFFN(
             self.ffn_num_hiddens, self.num_hiddens, dtype=self.dtype_policy, name="ffn"
@@ -365,6 +380,15 @@ class TransformerDecoderBlock(keras.layers.Layer):
         X_mask=None,
         enc_outputs_mask=None,
     ):
+        _checks.check_sequence_tensor("X", X, self.num_hiddens)
+        _checks.check_float_tensor("enc_outputs", enc_outputs)
+        _checks.check_sequence("enc_outputs", enc_outputs.shape)
+        if _checks.sizes_differ(enc_outputs.shape[-1], self._enc_size):
+            raise ValueError(
+                f"The last axis of `enc_outputs` must equal the {self._enc_size} features the "
+                f"block was built with; got enc_outputs.shape={tuple(enc_outputs.shape)}."
+            )
+        _checks.check_same_batch(("X", X.shape), ("enc_outputs", enc_outputs.shape))
         # 1. Causal self-attention (with the cache when decoding step by step).
         Q = self.addnorm1.ln(X) if self.norm_first else X
         self_attended = self.attention1(

@@ -90,12 +90,12 @@ class PatchEmbedding(keras.layers.Layer):
                 f"got X.shape={shape}."
             )
         for axis, name in ((1, "height"), (2, "width")):
-            if shape[axis] is not None and shape[axis] != self.img_size[axis - 1]:
+            if _checks.sizes_differ(shape[axis], self.img_size[axis - 1]):
                 raise ValueError(
                     f"The image {name} must match `img_size`={self.img_size} (resize the "
                     f"images first); got X.shape={shape}."
                 )
-        if self.num_channels is not None and shape[3] is not None and shape[3] != self.num_channels:
+        if _checks.sizes_differ(shape[3], self.num_channels):
             raise ValueError(
                 f"The images must have `num_channels`={self.num_channels} channels "
                 f"(last axis); got X.shape={shape}."
@@ -122,6 +122,7 @@ class PatchEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        _checks.check_float_tensor("X", X, what="float images (rescale uint8 pixels first)")
         self._check_images(X.shape)
         Y = self.conv(X)  # (B, h / p_h, w / p_w, D)
         return ops.reshape(Y, (ops.shape(Y)[0], self.num_patches, self.num_hiddens))  # (B, P, D)
@@ -183,6 +184,7 @@ class ClassToken(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        _checks.check_sequence_tensor("X", X, self.token.shape[-1], why=" (the size of the class token)")
         batch = ops.shape(X)[0]
         token = ops.cast(self.token, X.dtype)  # (1, 1, D)
         token = ops.broadcast_to(token, (batch, 1, ops.shape(X)[2]))  # (B, 1, D)
@@ -238,6 +240,12 @@ class TakeClassToken(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        _checks.check_sequence("X", X.shape)
+        if _checks.static_size(X.shape[1]) == 0:
+            raise ValueError(
+                "`X` must have at least one position (the class token); "
+                f"got X.shape={tuple(X.shape)}."
+            )
         return X[:, 0]  # (B, D)
 
     def compute_mask(self, X, previous_mask=None):
@@ -283,6 +291,7 @@ class ViTMLP(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, X_shape):
+        self._width = X_shape[-1]
         self.dense1 = keras.layers.Dense(
             self.mlp_num_hiddens, activation="gelu", dtype=self.dtype_policy, name="dense1"
         )
@@ -296,6 +305,8 @@ class ViTMLP(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        _checks.check_float_tensor("X", X)
+        _checks.check_features("X", X.shape, self._width)
         X = self.dropout1(self.dense1(X), training=training)  # (B, T, mlp_num_hiddens)
         return self.dropout2(self.dense2(X), training=training)  # (B, T, mlp_num_outputs)
 
@@ -385,6 +396,7 @@ class ViTBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
+        _checks.check_sequence_tensor("X", X, self.num_hiddens, why="")
         # 1. Self-attention on the normalized inputs, plus the residual.
         Q = self.ln1(X)  # (B, T, D)
         attended = self.attention(

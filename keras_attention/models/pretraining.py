@@ -39,6 +39,7 @@ from keras_attention.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
+from keras_attention.layers.embedding import lookup
 
 __all__ = [
     "gpt",
@@ -83,6 +84,7 @@ class TiedTokenEmbedding(TokenEmbedding):
     def call(self, inputs, reverse=False):
         if not reverse:
             return super().call(inputs)
+        _checks.check_float_tensor("inputs", inputs, what="float hidden states when reverse=True")
         E = ops.cast(self.embeddings, "float32")  # (V, D)
         X = ops.cast(inputs, "float32")
         return ops.matmul(X, ops.transpose(E))  # (B, T, V)
@@ -95,7 +97,8 @@ class TiedTokenEmbedding(TokenEmbedding):
 
     def compute_output_spec(self, inputs, reverse=False):
         if not reverse:
-            return keras.KerasTensor(tuple(inputs.shape) + (self.num_hiddens,), self.compute_dtype)
+            return super().compute_output_spec(inputs)
+        _checks.check_float_tensor("inputs", inputs, what="float hidden states when reverse=True")
         return keras.KerasTensor(tuple(inputs.shape[:-1]) + (self.vocab_size,), "float32")
 
 
@@ -197,7 +200,8 @@ class SegmentEmbedding(keras.layers.Layer):
 
     Call arguments:
         X: `(B, T, D)`. Token embeddings.
-        segment_ids: integer tensor `(B, T)`, values in `[0, num_segments)`.
+        segment_ids: integer tensor `(B, T)`, values in `[0, num_segments)`
+            (checked as token ids are, see `layers.embedding.lookup`).
 
     Returns:
         `(B, T, D)`, the dtype of `X`. A Keras mask on `X` passes through.
@@ -229,11 +233,16 @@ class SegmentEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, X, segment_ids):
-        E = ops.take(self.embeddings, ops.cast(segment_ids, "int32"), axis=0)  # (B, T, D)
+        _checks.check_float_tensor("X", X)
+        _checks.check_same_batch(("X", X.shape), ("segment_ids", segment_ids.shape))
+        E = lookup(self.embeddings, segment_ids, "segment_ids", "num_segments")  # (B, T, D)
         return X + ops.cast(E, X.dtype)
 
-    def compute_output_shape(self, X_shape, segment_ids_shape=None):
-        return X_shape
+    def compute_output_spec(self, X, segment_ids):
+        _checks.check_float_tensor("X", X)
+        _checks.check_int_tensor("segment_ids", segment_ids, what="integer ids")
+        _checks.check_same_batch(("X", X.shape), ("segment_ids", segment_ids.shape))
+        return keras.KerasTensor(X.shape, X.dtype)
 
     def get_config(self):
         return {

@@ -102,6 +102,29 @@ class BahdanauDecoder(keras.layers.Layer):
             input_size = self.num_hiddens
         self.built = True
 
+    def _check_inputs(self, X, enc_outputs, enc_states):
+        _checks.check_float_tensor("X", X)
+        _checks.check_float_tensor("enc_outputs", enc_outputs)
+        if len(X.shape) != 3:
+            raise ValueError(
+                f"`X` must be 3-D (batch, length, embed_size); got X.shape={tuple(X.shape)}."
+            )
+        _checks.check_sequence("enc_outputs", enc_outputs.shape)
+        if not isinstance(enc_states, (list, tuple)) or len(enc_states) != self.num_layers:
+            got = f"{len(enc_states)} states" if isinstance(enc_states, (list, tuple)) else repr(enc_states)
+            raise ValueError(
+                f"`enc_states` must be a list of num_layers={self.num_layers} states "
+                f"(batch, num_hiddens={self.num_hiddens}); got {got}."
+            )
+        for i, state in enumerate(enc_states):
+            _checks.check_shape(
+                f"enc_states[{i}]", state.shape, (None, self.num_hiddens), "batch, num_hiddens"
+            )
+        _checks.check_same_batch(
+            ("X", X.shape), ("enc_outputs", enc_outputs.shape),
+            *((f"enc_states[{i}]", state.shape) for i, state in enumerate(enc_states)),
+        )
+
     def step(self, x, states, enc_outputs, enc_mask=None, training=None, dropout_mask=None):
         """One decoding step.
 
@@ -143,6 +166,7 @@ class BahdanauDecoder(keras.layers.Layer):
         return_attention_scores=False,
         enc_outputs_mask=None,
     ):
+        self._check_inputs(X, enc_outputs, enc_states)
         X = ops.transpose(X, (1, 0, 2))  # (T, B, E), time-major
         batch, num_keys = ops.shape(enc_outputs)[0], ops.shape(enc_outputs)[1]
         xs = (X,)

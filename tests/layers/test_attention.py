@@ -9,6 +9,8 @@ leak, incremental decoding with a cache, rotary positions, mixed precision
 and the error messages.
 """
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -1291,3 +1293,296 @@ def test_multi_head_self_attention_fast_path_equals_separate_projections(use_bia
                      keys_mask=mask, values_mask=mask)
     assert calls == []  # three different tensors: three projections
     np.testing.assert_allclose(to_np(separate), to_np(fast), atol=1e-6, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Bad inputs: batches that don't agree, valid_lens values, dtypes, shapes
+# ---------------------------------------------------------------------------
+
+
+def make_layer(name):
+    """One layer of each kind (and path) on (B, T, D) inputs."""
+    if name.startswith("dot"):
+        return DotProductAttention(use_fused_op=name == "dot_fused")
+    if name == "additive":
+        return AdditiveAttention(4)
+    return make_mha(use_fused_op=name == "mha_fused")
+
+
+LAYER_NAMES = ["dot", "dot_fused", "additive", "mha", "mha_fused"]
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("keys_batch", [1, 3])
+def test_keys_and_values_of_another_batch_are_an_error_not_a_broadcast(name, keys_batch):
+    layer = make_layer(name)
+    queries, keys = rand(B, Q, D), rand(keys_batch, K, D)
+    message = (
+        "`queries`, `keys`, `values` must have the same batch size (axis 0); got "
+        f"queries.shape=(2, 3, 8), keys.shape=({keys_batch}, 5, 8), values.shape=({keys_batch}, 5, 8)."
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        layer(queries, keys, keys)
+    with pytest.raises(ValueError, match=re.escape("must have the same batch size")):
+        layer(keras.Input((Q, D), batch_size=2), keras.Input((K, D), batch_size=keys_batch),
+              keras.Input((K, D), batch_size=keys_batch))
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("valid_lens", [np.array([2], "int32"), np.array([[1, 2, 3]], "int32"), np.array([1, 2, 3], "int32")], ids=["B1", "B1xQ", "B3"])
+def test_valid_lens_of_another_batch_is_an_error_not_a_broadcast(name, valid_lens):
+    layer = make_layer(name)
+    message = (
+        "`queries`, `valid_lens` must have the same batch size (axis 0); got "
+        f"queries.shape=(2, 3, 8), valid_lens.shape={valid_lens.shape}."
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        layer(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=valid_lens)
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_valid_lens_of_another_number_of_queries(name):
+    message = "`valid_lens` of shape (batch, num_queries) must have num_queries=3 columns; got valid_lens.shape=(2, 2)."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_layer(name)(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=np.ones((B, 2), "int32"))
+
+
+@pytest.mark.tensorflow_only(reason="tf.function with an unknown batch")
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("bad", ["keys", "valid_lens"])
+def test_batches_that_differ_at_run_time_fail_in_a_graph(name, bad):
+    """Batch sizes known only at run time: an error, never a silent broadcast."""
+    import tensorflow as tf
+
+    layer = make_layer(name)
+    spec = tf.TensorSpec((None, None, D), "float32")
+
+    @tf.function(input_signature=[spec, spec, tf.TensorSpec((None,), "int32")])
+    def attend(queries, keys, valid_lens):
+        return layer(queries, keys, keys, valid_lens=valid_lens)
+
+    keys = rand(1 if bad == "keys" else B, K, D)
+    valid_lens = np.array([2] if bad == "valid_lens" else [2, 3], "int32")
+    good = attend(rand(B, Q, D), rand(B, K, D), np.array([2, 3], "int32"))
+    assert tuple(good.shape) == (B, Q, D)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{bad}_batch_must_equal_queries_batch"):
+        attend(rand(B, Q, D), keys, valid_lens)
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("shape", [(0, Q, D, K), (B, 0, D, K), (B, Q, D, 0)], ids=["batch0", "T0", "K0"])
+def test_empty_inputs_still_work(name, shape):
+    batch, num_queries, dim, num_keys = shape
+    layer = make_layer(name)
+    out = layer(rand(batch, num_queries, dim), rand(batch, num_keys, dim), rand(batch, num_keys, dim),
+                valid_lens=np.zeros((batch,), "int32") + min(num_keys, 2))
+    assert tuple(out.shape) == (batch, num_queries, D)
+    if num_keys == 0:  # nothing to attend to: zeros (no bias in these layers)
+        np.testing.assert_array_equal(to_np(out), 0.0)
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("valid_lens", [np.array([-1, 2], "int32"), np.array([[0, 1, 2], [3, -5, 1]], "int64")])
+def test_negative_valid_lens_are_rejected(name, valid_lens):
+    message = "`valid_lens` must be in [0, num_keys=5] (a larger length means all keys are valid); got min(valid_lens)="
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_layer(name)(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=valid_lens)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_layer(name)(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=ops.convert_to_tensor(valid_lens))
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_valid_lens_past_int32_mean_all_keys_and_do_not_wrap(name):
+    if keras.backend.backend() == "jax":
+        pytest.skip("JAX without x64 has no int64: Keras converts the array to int32 before the layer")
+    layer = make_layer(name)
+    queries, keys = rand(B, Q, D, seed=1), rand(B, K, D, seed=2)
+    huge = np.array([2**32 + 1, 2**40], "int64")  # 2**32 + 1 wraps to 1 in int32
+    expected = to_np(layer(queries, keys, keys))  # every key valid
+    np.testing.assert_allclose(to_np(layer(queries, keys, keys, valid_lens=huge)), expected, atol=ATOL)
+
+
+@pytest.mark.tensorflow_only(reason="tf.function")
+def test_valid_lens_past_int32_do_not_wrap_in_a_graph():
+    import tensorflow as tf
+
+    layer = make_layer("dot")
+    queries, keys = rand(B, Q, D, seed=1), rand(B, K, D, seed=2)
+    attend = tf.function(lambda q, k, vl: layer(q, k, k, valid_lens=vl))
+    expected = to_np(layer(queries, keys, keys))
+    out = attend(queries, keys, tf.constant([2**32 + 1, 2**33 + 2], tf.int64))
+    np.testing.assert_allclose(to_np(out), expected, atol=ATOL)
+    # A negative length can't be reported in a graph: it masks every key, as 0 does.
+    out = attend(queries, keys, tf.constant([-(2**32) + 1, 2], tf.int64))
+    np.testing.assert_allclose(to_np(out)[0], 0.0)
+    np.testing.assert_allclose(to_np(out)[1], to_np(layer(queries, keys, keys, valid_lens=np.array([0, 2])))[1], atol=ATOL)
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("which", ["queries", "keys", "values"])
+def test_integer_inputs_are_a_type_error(name, which):
+    inputs = {"queries": rand(B, Q, D), "keys": rand(B, K, D), "values": rand(B, K, D)}
+    inputs[which] = np.ones(inputs[which].shape, "int32")
+    with pytest.raises(TypeError, match=re.escape(f"`{which}` must be a float tensor; got {which}.dtype=int32.")):
+        make_layer(name)(**inputs)
+
+
+@pytest.mark.parametrize("name", ["additive", "mha", "mha_fused"])
+def test_inputs_of_another_size_or_rank_after_build(name):
+    layer = make_layer(name)
+    layer(rand(B, Q, D), rand(B, K, D), rand(B, K, D))
+    with pytest.raises(ValueError, match=re.escape("`keys` must have the feature size the layer was built with (8); got keys.shape=(2, 5, 6).")):
+        layer(rand(B, Q, D), rand(B, K, 6), rand(B, K, D))
+    with pytest.raises(ValueError, match=re.escape("`queries` must be 3-D (batch, length, features); got queries.shape=(2, 3).")):
+        layer(rand(B, Q), rand(B, K, D), rand(B, K, D))
+
+
+def test_dot_product_attention_checks_shapes_on_every_call():
+    layer = DotProductAttention()
+    layer(rand(B, Q, D), rand(B, K, D), rand(B, K, 6))
+    with pytest.raises(ValueError, match=re.escape("`queries` and `keys` must have the same feature size; got queries.shape=(2, 3, 8), keys.shape=(2, 5, 4).")):
+        layer(rand(B, Q, D), rand(B, K, 4), rand(B, K, 6))
+    with pytest.raises(ValueError, match=re.escape("`queries`, `keys` and `values` must have the same number of heads (axis 2); got queries.shape=(2, 3, 2, 4), keys.shape=(2, 5, 1, 4), values.shape=(2, 5, 1, 4).")):
+        layer(rand(B, Q, H, 4), rand(B, K, 1, 4), rand(B, K, 1, 4))
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"attention_mask": np.ones((B, K, Q), bool)},
+         "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(2, 5, 3)."),
+        ({"attention_mask": np.ones((3, Q, K), bool)},
+         "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(3, 3, 5)."),
+        ({"attention_mask": np.ones((K,), bool)},
+         "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(5,)."),
+        ({"queries_mask": np.ones((B, K), bool)},
+         "`queries_mask` must have shape (batch, num_queries)=(2, 3); got queries_mask.shape=(2, 5)."),
+        ({"keys_mask": np.ones((B, Q), bool)},
+         "`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape=(2, 3)."),
+        ({"values_mask": np.ones((1, K), bool)},
+         "`values_mask` must have shape (batch, num_keys)=(2, 5); got values_mask.shape=(1, 5)."),
+    ],
+    ids=["transposed", "batch3", "rank1", "queries_mask", "keys_mask", "values_mask"],
+)
+def test_masks_of_the_wrong_shape(name, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_layer(name)(rand(B, Q, D), rand(B, K, D), rand(B, K, D), **kwargs)
+
+
+def test_attention_masks_that_broadcast_are_accepted():
+    layer = make_layer("mha")
+    queries, keys = rand(B, Q, D), rand(B, K, D)
+    mask = np.tril(np.ones((Q, K), bool))
+    expected = to_np(layer(queries, keys, keys, attention_mask=np.broadcast_to(mask, (B, Q, K))))
+    for m in (mask, mask[None], mask[None, :, :].repeat(B, 0)):
+        np.testing.assert_allclose(to_np(layer(queries, keys, keys, attention_mask=m)), expected, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"cache": np.zeros((B, 2, 4), "float32"), "cache_update_index": 0},
+         "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 2, 4)."),
+        ({"cache": np.zeros((B, 1, 4, D), "float32"), "cache_update_index": 0},
+         "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 1, 4, 8)."),
+        ({"cache": np.zeros((B, 2, 4, 6), "float32"), "cache_update_index": 0},
+         "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 2, 4, 6)."),
+        ({"cache": np.zeros((1, 2, 4, D), "float32"), "cache_update_index": 0},
+         "`queries`, `keys`, `values`, `cache` must have the same batch size (axis 0); got queries.shape=(2, 1, 8), keys.shape=(2, 1, 8), values.shape=(2, 1, 8), cache.shape=(1, 2, 4, 8)."),
+        ({"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": 4},
+         "`cache_update_index` + the number of new keys must be at most the cache length 4; got cache_update_index=4, 1 new keys."),
+        ({"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": -1},
+         "`cache_update_index` must be a non-negative integer; got cache_update_index=-1."),
+        ({"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": 1.0},
+         "`cache_update_index` must be an integer or an integer scalar tensor; got cache_update_index=1.0."),
+    ],
+    ids=["rank3", "one_of_keys_and_values", "width", "batch", "past_end", "negative", "float"],
+)
+def test_bad_cache_arguments(kwargs, message):
+    x = rand(B, 1, D)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_mha()(x, x, x, **kwargs)
+
+
+def test_cache_update_index_tensor_past_the_end_is_checked_eagerly():
+    x = rand(B, 1, D)
+    with pytest.raises(ValueError, match=re.escape("got cache_update_index=4, 1 new keys")):
+        make_mha()(x, x, x, cache=np.zeros((B, 2, 4, D), "float32"), cache_update_index=ops.convert_to_tensor(4))
+
+
+# ---------------------------------------------------------------------------
+# float16: scores that overflow 65504 stay finite, on every path
+# ---------------------------------------------------------------------------
+
+
+FLOAT16_PATHS = ["dot_explicit", "dot_attend", "dot_fused", "additive", "mha", "mha_explicit", "mha_cache"]
+
+
+def _float16_case(path, policy, scale):
+    """A layer on `path` under `policy` and a loss of inputs of magnitude `scale`.
+
+    Returns `(loss_fn, variables)`: `loss_fn()` is the float32 mean of the
+    outputs (and weights; a mean, so that the kernels' own float16 gradients
+    `X^T dY` stay in range, as loss scaling keeps them); `variables` the
+    tensors to differentiate.
+    """
+    queries = keras.Variable(rand(B, Q, D, seed=130, scale=scale), name="queries")
+    keys = keras.Variable(rand(B, K, D, seed=131, scale=scale), name="keys")
+    if path.startswith("dot"):
+        layer = DotProductAttention(use_fused_op=path == "dot_fused", dtype=policy)
+        call = lambda: layer(queries, keys, keys, valid_lens=np.array([3, 5]),
+                             return_attention_scores=path == "dot_explicit")
+        variables = [queries, keys]
+    elif path == "additive":
+        layer = AdditiveAttention(4, dtype=policy)
+        call = lambda: layer(queries, keys, keys, valid_lens=np.array([3, 5]), return_attention_scores=True)
+        variables = [queries, keys]
+    else:
+        layer = MultiHeadAttention(D, H, use_bias=True, use_fused_op=None if path == "mha" else False, dtype=policy)
+        layer(queries, keys, keys)
+        randomize_weights(layer, seed=3, scale=0.3)
+        if path == "mha_cache":
+            cache = np.zeros((B, 2, K, D), "float32")
+            call = lambda: layer(queries[:, :1], queries[:, :1], queries[:, :1], cache=cache, cache_update_index=0,
+                                 use_causal_mask=True)[0]
+        else:
+            call = lambda: layer(queries, keys, keys, use_causal_mask=True,
+                                 return_attention_scores=path == "mha_explicit")
+        # The cache is for decoding: no gradients (TensorFlow has none for its update).
+        variables = [] if path == "mha_cache" else [layer.W_q.kernel, layer.W_k.kernel, layer.W_v.kernel]
+
+    def loss_fn():
+        outputs = call()
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        return sum(ops.mean(ops.cast(t, "float32")) for t in outputs)
+
+    return loss_fn, variables
+
+
+@pytest.mark.parametrize("scale", [300.0, 1e4])
+@pytest.mark.parametrize("policy", ["mixed_float16", "float16"])
+@pytest.mark.parametrize("path", FLOAT16_PATHS)
+def test_float16_large_inputs_give_finite_outputs_and_gradients(path, policy, scale):
+    loss_fn, variables = _float16_case(path, policy, scale)
+    assert np.isfinite(to_np(loss_fn())), f"non-finite output on {path} under {policy}"
+    for variable in variables:
+        assert np.all(np.isfinite(gradient(loss_fn, variable))), f"non-finite gradient of {variable.name}"
+
+
+@pytest.mark.parametrize("path", ["dot_explicit", "dot_attend", "mha"])
+def test_float16_attention_equals_float32_attention(path):
+    """Under float16 the attention core runs in float32: same numbers, to float16 rounding."""
+    loss16, _ = _float16_case(path, "mixed_float16", 1.0)
+    loss32, _ = _float16_case(path, "float32", 1.0)
+    np.testing.assert_allclose(to_np(loss16()), to_np(loss32()), rtol=2e-2, atol=2e-2)
+
+
+def test_keras_multi_head_attention_overflows_where_ours_does_not():
+    """What the float16 handling buys: Keras' own layer gives NaN at magnitude 300."""
+    x = rand(B, K, D, seed=132, scale=300.0)
+    ours = MultiHeadAttention(D, H, dtype="mixed_float16")
+    assert np.all(np.isfinite(to_np(ours(x, x, x))))
+    theirs = keras.layers.MultiHeadAttention(H, D // H, dtype="mixed_float16")
+    if np.all(np.isfinite(to_np(theirs(x, x)))):
+        pytest.skip("this Keras version keeps float16 attention finite at magnitude 300")

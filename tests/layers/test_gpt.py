@@ -107,3 +107,16 @@ def test_inputs_of_the_wrong_width_raise():
         GPTBlock(D, F, H, 0.0)(keras.Input(shape=(None, 6)))
     with pytest.raises(ValueError, match="`X` must be 3-D"):
         GPTBlock(D, F, H, 0.0)(keras.Input(shape=(D,)))
+
+
+def test_gpt_block_checks_inputs_on_every_call():
+    import re
+
+    layer = GPTBlock(D, F, H, 0.0)
+    layer(np.zeros((2, 3, D), "float32"))
+    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+        layer(np.zeros((2, 3, D), "int32"))
+    with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8).")):
+        layer(np.zeros((2, D), "float32"))
+    with pytest.raises(ValueError, match=re.escape("got X.shape=(2, 3, 6).")):
+        layer(np.zeros((2, 3, 6), "float32"))

@@ -257,3 +257,14 @@ def test_wrong_ranks_raise():
         NadarayaWatson()(q[..., None], k, vals)
     with pytest.raises(ValueError, match=r"`values` must have shape \(batch, num_keys\)"):
         NadarayaWatson()(q, k, vals[..., None, None])
+
+
+def test_batches_must_agree_not_broadcast():
+    import re
+
+    q, k, vals = data()
+    message = "`queries`, `keys`, `values` must have the same batch size (axis 0); got queries.shape=(2, 3), keys.shape=(1, 5), values.shape=(1, 5)."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        NadarayaWatson()(q, k[:1], vals[:1])
+    with pytest.raises(ValueError, match=re.escape("`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape=(2, 3).")):
+        NadarayaWatson()(q, k, vals, keys_mask=np.ones((2, 3), bool))

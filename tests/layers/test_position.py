@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -122,9 +124,93 @@ def test_sequence_longer_than_max_len_raises(cls, length, start, match):
         layer(np.zeros((1, length, 4), "float32"), start_index=start)
 
 
-def test_negative_start_index_raises():
-    with pytest.raises(ValueError, match=r"`start_index` must be >= 0; got start_index=-1"):
-        SinusoidalPositionalEncoding(4)(np.zeros((1, 2, 4), "float32"), start_index=-1)
+@pytest.mark.parametrize("cls", ["sinusoidal", "learned", "rotary"])
+@pytest.mark.parametrize(
+    "start, message",
+    [
+        (-1, "`start_index` must be a non-negative integer; got start_index=-1."),
+        (np.int64(-2), "`start_index` must be a non-negative integer; got start_index=-2."),
+        (1.0, "`start_index` must be an integer or an integer scalar tensor; got start_index=1.0."),
+        (np.array([1], "int32"), "`start_index` must be an integer or an integer scalar tensor; got start_index.shape=(1,), dtype=int32."),
+    ],
+)
+def test_bad_start_index_raises(cls, start, message):
+    layer = {"sinusoidal": SinusoidalPositionalEncoding(4), "learned": LearnedPositionalEmbedding(10, 4),
+             "rotary": RotaryEmbedding()}[cls]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        layer(np.zeros((1, 2, 4), "float32"), start_index=start)
+
+
+@pytest.mark.parametrize("cls", ["sinusoidal", "learned"])
+def test_eager_tensor_start_index_past_max_len_raises(cls):
+    layer = SinusoidalPositionalEncoding(4, max_len=10) if cls == "sinusoidal" else LearnedPositionalEmbedding(10, 4)
+    with pytest.raises(ValueError, match=re.escape("start_index=9 + sequence length=2 = 11 > max_len")):
+        layer(np.zeros((1, 2, 4), "float32"), start_index=ops.convert_to_tensor(9))
+
+
+def _position_layer(cls):
+    if cls == "sinusoidal":
+        return SinusoidalPositionalEncoding(4, max_len=6)
+    layer = LearnedPositionalEmbedding(6, 4, embeddings_initializer="random_normal")
+    layer.build((None, None, 4))
+    return layer
+
+
+def _table(layer):
+    return layer.P if isinstance(layer, SinusoidalPositionalEncoding) else ops.convert_to_numpy(layer.embeddings)
+
+
+@pytest.mark.tensorflow_only(reason="tf.function with an unknown length")
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("cls", ["sinusoidal", "learned"])
+def test_positions_past_max_len_in_a_graph_are_nan_never_clamped(cls, jit_compile):
+    """Length known only at run time: no error can be raised; rows past
+    max_len are NaN, the others the right positions (XLA would otherwise
+    clamp the slice to the last rows, TensorFlow raise its own error)."""
+    import tensorflow as tf
+
+    layer = _position_layer(cls)
+    add = tf.function(
+        lambda X, start: layer(X, start_index=start), jit_compile=jit_compile,
+        input_signature=[tf.TensorSpec((None, None, 4), tf.float32), tf.TensorSpec((), tf.int32)],
+    )
+    table = _table(layer)
+    np.testing.assert_allclose(ops.convert_to_numpy(add(np.zeros((1, 6, 4), "float32"), 0))[0], table, atol=1e-6)
+    out = ops.convert_to_numpy(add(np.zeros((2, 8, 4), "float32"), 0))  # 8 > max_len=6
+    np.testing.assert_allclose(out[:, :6], np.broadcast_to(table, (2, 6, 4)), atol=1e-6)
+    assert np.all(np.isnan(out[:, 6:]))
+    out = ops.convert_to_numpy(add(np.zeros((1, 3, 4), "float32"), 4))  # positions 4, 5, 6
+    np.testing.assert_allclose(out[0, :2], table[4:6], atol=1e-6)
+    assert np.all(np.isnan(out[0, 2]))
+
+
+@pytest.mark.xla(reason="jit_compile")
+@pytest.mark.parametrize("cls", ["sinusoidal", "learned"])
+def test_traced_start_index_past_max_len_is_nan_under_jit(cls):
+    layer = _position_layer(cls)
+    x_in = keras.Input((3, 4))
+    s_in = keras.Input(batch_shape=(), dtype="int32")
+    model = keras.Model([x_in, s_in], layer(x_in, start_index=s_in))
+    model.compile(jit_compile=True)
+    run = lambda start: ops.convert_to_numpy(
+        model.predict_on_batch([np.zeros((1, 3, 4), "float32"), np.array(start, "int32")]))
+    np.testing.assert_allclose(run(2)[0], _table(layer)[2:5], atol=1e-6)
+    out = run(4)[0]  # positions 4, 5, 6: the last is past max_len=6
+    np.testing.assert_allclose(out[:2], _table(layer)[4:6], atol=1e-6)
+    assert np.all(np.isnan(out[2]))
+
+
+@pytest.mark.parametrize("cls", ["sinusoidal", "learned", "rotary"])
+def test_integer_inputs_and_wrong_rank_raise(cls):
+    layer = {"sinusoidal": SinusoidalPositionalEncoding(4), "learned": LearnedPositionalEmbedding(10, 4),
+             "rotary": RotaryEmbedding()}[cls]
+    name = "inputs" if cls == "rotary" else "X"
+    with pytest.raises(TypeError, match=re.escape(f"`{name}` must be a float tensor; got {name}.dtype=int32.")):
+        layer(np.zeros((1, 2, 4), "int32"))
+    layer(np.zeros((1, 2, 4), "float32"))
+    rank = "`inputs` must have rank >= 3" if cls == "rotary" else "`X` must be 3-D (batch, length, num_hiddens)"
+    with pytest.raises(ValueError, match=re.escape(rank)):
+        layer(np.zeros((2, 4), "float32"))
 
 
 def test_sinusoidal_dropout_only_in_training():

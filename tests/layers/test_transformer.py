@@ -579,3 +579,79 @@ def test_cache_without_cache_update_index():
         ValueError, match=re.escape("`cache_update_index` is required when `cache` is given.")
     ):
         block(X, rand(2, 3, D), cache=np.zeros((2, 2, 4, D), "float32"))
+
+
+# ---------------------------------------------------------------------------
+# bad inputs on every call (not only the first, which builds)
+# ---------------------------------------------------------------------------
+
+
+def _built(name):
+    """A built layer and a call on `(B, T, D)` floats."""
+    X, enc = rand(2, 3, D), rand(2, 4, D)
+    if name == "encoder":
+        layer = TransformerEncoderBlock(D, F, H, 0.0)
+        call = lambda X, enc=enc: layer(X)
+    elif name == "decoder":
+        layer = TransformerDecoderBlock(D, F, H, 0.0)
+        call = lambda X, enc=enc: layer(X, enc)
+    elif name == "addnorm":
+        layer = AddNorm()
+        call = lambda X, enc=enc: layer(X, X)
+    else:
+        layer = PositionWiseFFN(F, D)
+        call = lambda X, enc=enc: layer(X)
+    call(X)
+    return call
+
+
+@pytest.mark.parametrize("name", ["encoder", "decoder", "addnorm", "ffn"])
+def test_integer_inputs_are_a_type_error(name):
+    call = _built(name)
+    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+        call(np.ones((2, 3, D), "int32"))
+
+
+@pytest.mark.parametrize("name", ["encoder", "decoder", "addnorm", "ffn"])
+def test_rank_and_width_are_checked_on_every_call(name):
+    call = _built(name)
+    if name in ("encoder", "decoder"):
+        with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8).")):
+            call(rand(2, D))
+    else:  # position-wise: any rank >= 2
+        assert tuple(call(rand(2, D)).shape) == (2, D)
+        with pytest.raises(ValueError, match=re.escape("`X` must have rank >= 2 (batch, ..., features); got X.shape=(8,).")):
+            call(rand(D))
+    with pytest.raises(ValueError, match=re.escape("got X.shape=(2, 3, 6).")):
+        call(rand(2, 3, 6))
+
+
+def test_decoder_enc_outputs_are_checked_on_every_call():
+    call = _built("decoder")
+    message = "`X`, `enc_outputs` must have the same batch size (axis 0); got X.shape=(2, 3, 8), enc_outputs.shape=(1, 4, 8)."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(rand(2, 3, D), rand(1, 4, D))
+    message = "The last axis of `enc_outputs` must equal the 8 features the block was built with; got enc_outputs.shape=(2, 4, 6)."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(rand(2, 3, D), rand(2, 4, 6))
+    with pytest.raises(TypeError, match=re.escape("`enc_outputs` must be a float tensor; got enc_outputs.dtype=int32.")):
+        call(rand(2, 3, D), np.ones((2, 4, D), "int32"))
+
+
+def test_addnorm_does_not_broadcast_a_batch_1_sub_layer_output():
+    layer = AddNorm()
+    message = "`X` and `Y` must have the same shape to be added; got X.shape=(2, 3, 8), Y.shape=(1, 3, 8)."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        layer(rand(2, 3, D), rand(1, 3, D))
+    layer(rand(2, 3, D), rand(2, 3, D))
+    with pytest.raises(ValueError, match=re.escape("got X.shape=(2, 3, 8), Y.shape=(2, 4, 8).")):
+        layer(rand(2, 3, D), rand(2, 4, D))
+
+
+@pytest.mark.parametrize("name", ["encoder", "decoder"])
+def test_valid_lens_of_another_batch_are_rejected_by_the_blocks(name):
+    layer = TransformerEncoderBlock(D, F, H, 0.0) if name == "encoder" else TransformerDecoderBlock(D, F, H, 0.0)
+    X = rand(2, 3, D)
+    kwargs = {"valid_lens": np.array([2])} if name == "encoder" else {"enc_valid_lens": np.array([2])}
+    with pytest.raises(ValueError, match=re.escape("must have the same batch size (axis 0)")):
+        layer(X, **kwargs) if name == "encoder" else layer(X, X, **kwargs)

@@ -364,3 +364,28 @@ def test_shape_errors(layer, shape, message):
 def test_argument_errors(build, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         build()
+
+
+def test_vision_layers_check_inputs_on_every_call():
+    block = ViTBlock(D, F, H, 0.0)
+    block(rand(2, 3, D))
+    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+        block(np.ones((2, 3, D), "int32"))
+    with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8).")):
+        block(rand(2, D))
+    token = ClassToken()
+    token(rand(2, 3, D))
+    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal `num_hiddens`=8 (the size of the class token); got X.shape=(2, 3, 6).")):
+        token(rand(2, 3, 6))
+    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+        token(np.ones((2, 3, D), "int32"))
+    with pytest.raises(ValueError, match=re.escape("`X` must have at least one position (the class token); got X.shape=(2, 0, 8).")):
+        TakeClassToken()(rand(2, 0, D))
+    with pytest.raises(TypeError, match=re.escape("`X` must be float images (rescale uint8 pixels first); got X.dtype=uint8.")):
+        PatchEmbedding(8, 4, D)(np.zeros((1, 8, 8, 3), "uint8"))
+    mlp = ViTMLP(F, D)
+    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+        mlp(np.ones((2, 3, D), "int32"))
+    assert tuple(mlp(rand(2, D)).shape) == (2, D)  # position-wise: the class token's (B, D) too
+    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal 8 (the width the layer was built with); got X.shape=(2, 6).")):
+        mlp(rand(2, 6))

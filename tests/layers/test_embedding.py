@@ -1,0 +1,131 @@
+"""Tests for `keras_attention/layers/embedding.py`: `TokenEmbedding` and `lookup`.
+
+Rows against the table itself, the `sqrt(num_hiddens)` scale, the padding
+mask, the shared layer test, and what a bad id does: a float id is a
+`TypeError`, an id outside `[0, vocab_size)` a `ValueError` where it is
+known and a NaN row in traced code, never another row.
+"""
+
+import math
+import re
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from helpers import run_layer_test
+from keras_attention.layers import TokenEmbedding
+from keras_attention.models import SegmentEmbedding, TiedTokenEmbedding
+
+V, D = 6, 4
+IDS = np.array([[1, 2, 0], [5, 0, 0]], "int32")
+
+
+def to_np(x):
+    return ops.convert_to_numpy(ops.cast(x, "float32"))
+
+
+def table(layer):
+    return ops.convert_to_numpy(layer.embeddings)
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_rows_of_the_table_scaled_and_masked(scale):
+    layer = TokenEmbedding(V, D, pad_id=0, scale=scale)
+    out = layer(IDS)
+    expected = table(layer)[IDS] * (math.sqrt(D) if scale else 1.0)
+    np.testing.assert_allclose(to_np(out), expected, rtol=1e-6)
+    np.testing.assert_array_equal(ops.convert_to_numpy(out._keras_mask), IDS != 0)
+    assert TokenEmbedding(V, D, pad_id=None).compute_mask(IDS) is None
+
+
+def test_layer_contract():
+    run_layer_test(TokenEmbedding, {"vocab_size": V, "num_hiddens": D, "pad_id": 0, "scale": True},
+                   [IDS], expected_output_shape=(2, 3, D))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bool"])
+def test_float_or_bool_ids_are_a_type_error(dtype):
+    # (Keras casts float inputs to the layer's float32 before `call`.)
+    message = f"`ids` must be integer ids; got ids.dtype={'bool' if dtype == 'bool' else 'float32'}."
+    with pytest.raises(TypeError, match=re.escape(message)):
+        TokenEmbedding(V, D)(IDS.astype(dtype))
+    if dtype != "bool":  # Keras Inputs of bool are fine, but ours must be int
+        with pytest.raises(TypeError, match=re.escape("`ids` must be integer ids; got ids.dtype=")):
+            TokenEmbedding(V, D)(keras.Input((None,), dtype=dtype))
+
+
+@pytest.mark.parametrize("convert", [np.asarray, ops.convert_to_tensor], ids=["numpy", "tensor"])
+@pytest.mark.parametrize("bad", [-1, V, 2**31 + 3], ids=["negative", "vocab_size", "past_int32"])
+def test_ids_out_of_range_are_rejected_where_known(bad, convert):
+    if bad > 2**31 and keras.backend.backend() == "jax":
+        pytest.skip("JAX without x64 has no int64 ids")
+    ids = convert(np.array([[1, bad]], "int64"))
+    message = f"`ids` must be in [0, vocab_size={V}); got ids from "
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TokenEmbedding(V, D)(ids)
+
+
+@pytest.mark.tensorflow_only(reason="tf.function")
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_ids_out_of_range_give_nan_rows_in_a_graph_never_another_row(jit_compile):
+    import tensorflow as tf
+
+    layer = TokenEmbedding(V, D, scale=True)
+    layer(IDS)
+    embed = tf.function(layer, jit_compile=jit_compile, input_signature=[tf.TensorSpec((None, None), tf.int32)])
+    out = to_np(embed(np.array([[-1, 2, V, 0]], "int32")))
+    assert np.all(np.isnan(out[0, [0, 2]]))  # -1 is not the last row, V not a clamped one
+    np.testing.assert_allclose(out[0, [1, 3]], table(layer)[[2, 0]] * math.sqrt(D), rtol=1e-6)
+
+
+@pytest.mark.xla(reason="jit_compile")
+def test_ids_out_of_range_give_nan_rows_under_jit_on_any_backend():
+    layer = TokenEmbedding(V, D)
+    inputs = keras.Input((None,), dtype="int32")
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(jit_compile=True)
+    out = to_np(model.predict(np.array([[-1, 3, V]], "int32"), verbose=0))
+    assert np.all(np.isnan(out[0, [0, 2]]))
+    np.testing.assert_allclose(out[0, 1], table(layer)[3], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"vocab_size": 0}, "`vocab_size` must be a positive integer; got vocab_size=0."),
+        ({"num_hiddens": 2.0}, "`num_hiddens` must be a positive integer; got num_hiddens=2.0."),
+        ({"pad_id": V}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id={V}."),
+        ({"pad_id": -1}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=-1."),
+        ({"pad_id": True}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=True."),
+        ({"scale": 1}, "`scale` must be True or False; got scale=1."),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TokenEmbedding(**{"vocab_size": V, "num_hiddens": D, **kwargs})
+
+
+def test_numpy_integer_arguments():
+    layer = TokenEmbedding(np.int64(V), np.int32(D), pad_id=np.int64(0))
+    assert layer.get_config()["pad_id"] == 0 and type(layer.get_config()["pad_id"]) is int
+    assert tuple(layer(IDS).shape) == (2, 3, D)
+
+
+def test_tied_and_segment_embeddings_check_ids_the_same_way():
+    tied = TiedTokenEmbedding(V, D)
+    with pytest.raises(ValueError, match=re.escape(f"`ids` must be in [0, vocab_size={V}); got ids from -2 to 1.")):
+        tied(np.array([[-2, 1]], "int32"))
+    with pytest.raises(TypeError, match=re.escape("`ids` must be integer ids; got ids.dtype=float32.")):
+        tied(keras.Input((None,), dtype="float32"))
+    with pytest.raises(TypeError, match=re.escape("`inputs` must be float hidden states when reverse=True; got inputs.dtype=int32.")):
+        tied(keras.Input((None, D), dtype="int32"), reverse=True)
+    segments = SegmentEmbedding(2, D)
+    X = np.zeros((2, 3, D), "float32")
+    with pytest.raises(ValueError, match=re.escape("`segment_ids` must be in [0, num_segments=2); got segment_ids from 0 to 2.")):
+        segments(X, np.array([[0, 1, 2], [0, 0, 0]], "int32"))
+    with pytest.raises(TypeError, match=re.escape("`segment_ids` must be integer ids; got segment_ids.dtype=float32.")):
+        segments(X, np.zeros((2, 3), "float32"))
+    with pytest.raises(ValueError, match=re.escape("`X`, `segment_ids` must have the same batch size (axis 0); got X.shape=(2, 3, 4), segment_ids.shape=(1, 3).")):
+        segments(X, np.zeros((1, 3), "int32"))
