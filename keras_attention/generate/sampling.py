@@ -166,8 +166,8 @@ def sample(
             "seed", seed, rule="None, an integer or a `keras.random.SeedGenerator`"
         )
     use_cache = _checks.check_bool("use_cache", use_cache)
-    groups, batch = _prompt_groups(prompt_ids)
     decoder = decoder_for(model, 1, kinds=("gpt",))
+    groups, batch = _prompt_groups(prompt_ids, decoder.vocab_size)
     longest = max(ids.shape[1] for _, ids in groups)
     _check_fits(longest, num_new, decoder.positional_limit)
     eos_id, fill_id, ban_id = _sampling_ids(decoder, tokenizer, eos_id, pad_id)
@@ -204,7 +204,7 @@ def sample(
     return {"tokens": ops.convert_to_tensor(tokens), "lengths": ops.convert_to_tensor(lengths)}
 
 
-def _prompt_groups(prompt_ids):
+def _prompt_groups(prompt_ids, vocab_size):
     """`([(rows, ids (b, P)), ...], B)`: the prompts grouped by length.
 
     A `(B, P)` array or tensor is one group with `rows=None`; a list of
@@ -219,11 +219,13 @@ def _prompt_groups(prompt_ids):
             groups = []
             for size in sorted(set(sizes)):
                 rows = np.array([b for b, n in enumerate(sizes) if n == size], "int32")
-                ids = check_token_ids("prompt_ids", np.array([list(prompt_ids[b]) for b in rows]))
+                ids = check_token_ids(
+                    "prompt_ids", np.array([list(prompt_ids[b]) for b in rows]), vocab_size
+                )
                 _check_prompt_length(ids)
                 groups.append((rows, ids))
             return groups, len(sizes)
-    ids = check_token_ids("prompt_ids", prompt_ids)
+    ids = check_token_ids("prompt_ids", prompt_ids, vocab_size)
     _check_prompt_length(ids)
     return [(None, ids)], ops.shape(ids)[0]
 

@@ -96,8 +96,9 @@ def _check_nonnegative_number(name, value):
     return float(value)
 
 
-def check_token_ids(name, ids):
-    """`ids` as an int32 tensor `(B, T)`; a clear error for another rank or a float dtype."""
+def check_token_ids(name, ids, vocab_size=None):
+    """`ids` as an int32 tensor `(B, T)`: a clear error for another rank, a float
+    dtype, or (where the values are known) an id outside `[0, vocab_size)`."""
     if not ops.is_tensor(ids):
         ids = np.asarray(ids)
     dtype = str(getattr(ids, "dtype", ""))
@@ -108,6 +109,13 @@ def check_token_ids(name, ids):
             f"`{name}` must have shape (batch, length); got shape {tuple(ids.shape)}. "
             "Wrap a single sequence in a list: [ids]."
         )
+    values = _checks.concrete_value(ids) if vocab_size is not None else None
+    if values is not None and values.size and (values.min() < 0 or values.max() >= vocab_size):
+        bad = values.min() if values.min() < 0 else values.max()
+        raise ValueError(
+            f"`{name}` must hold ids in [0, vocab_size={vocab_size}) (the model's vocabulary); "
+            f"got {int(bad)}."
+        )
     return ops.convert_to_tensor(ids, "int32")
 
 
@@ -117,8 +125,8 @@ def _prepare(model, src_ids, max_len, use_cache, return_attention, tokenizer, bo
     max_len = _check_max_len(max_len)
     use_cache = _checks.check_bool("use_cache", use_cache)
     return_attention = _checks.check_bool("return_attention", return_attention)
-    src_ids = check_token_ids("src_ids", src_ids)
     decoder = decoder_for(model, max_len, return_attention=return_attention, kinds=_SEQ2SEQ)
+    src_ids = check_token_ids("src_ids", src_ids, decoder.src_embedding.vocab_size)
     ids = special_ids(decoder, tokenizer, bos_id, eos_id, pad_id)
     if not use_cache:
         decoder = UncachedSeq2SeqDecoder(model, max_len, bos_id=ids[0], fill_id=ids[2])

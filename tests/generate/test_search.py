@@ -458,6 +458,8 @@ def test_bad_use_cache_raises(models, src):
 @pytest.mark.parametrize("bad, error, match", [
     (np.array([5, 6, 7]), ValueError, r"`src_ids` must have shape \(batch, length\); got shape \(3,\)"),
     (np.array([[5.0, 6.0]]), TypeError, "`src_ids` must hold integer token ids; got dtype float64"),
+    (np.array([[5, -1]]), ValueError, r"`src_ids` must hold ids in \[0, vocab_size=30\) .*got -1"),
+    (np.array([[5, 30]]), ValueError, r"`src_ids` must hold ids in \[0, vocab_size=30\) .*got 30"),
 ])
 def test_bad_src_ids_are_named(models, bad, error, match):
     for search in (greedy_search, beam_search):

@@ -227,12 +227,15 @@ def test_generation_stops_at_eos(model):
         ({"max_new_tokens": 10}, r"positional max_len=12; got prompt length 3 \+ max_new_tokens=10"),
         ({"max_new_tokens": 0}, "`max_new_tokens` must be a positive integer; got max_new_tokens=0"),
         ({"use_cache": "yes"}, "`use_cache` must be True or False"),
+        ({"prompt_ids": [[3, -1, 4]]}, r"`prompt_ids` must hold ids in \[0, vocab_size="),
+        ({"prompt_ids": [[3, 1000, 4]]}, r"`prompt_ids` must hold ids in \[0, vocab_size="),
     ],
 )
 def test_bad_sampling_arguments_raise(model, kwargs, match):
     args = {"max_new_tokens": 4, **kwargs}
+    prompt = args.pop("prompt_ids", PROMPT)
     with pytest.raises(ValueError, match=match):
-        sample(model, PROMPT, **args)
+        sample(model, prompt, **args)
 
 
 GPT_ARGS = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num_blks=1, dropout=0.0, max_len=MAX_LEN)

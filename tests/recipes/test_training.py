@@ -382,3 +382,50 @@ def test_use_pooled_cpu_memory_takes_effect_after_importing_the_package_and_tuto
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) >= 256 * 1024 * 4  # the pool holds the tensor
+
+
+KILLED_WHILE_CHECKPOINTING = r"""
+import os, signal, sys
+import keras
+sys.path.insert(0, sys.argv[2])
+import test_training as t
+from keras_attention.recipes import training
+
+task = t.load_dates(num_train=64, num_val=16)
+train, val = t._data(task)
+real_save = keras.Model.save_weights
+calls = []
+
+def half_then_kill(self, path, *args, **kwargs):
+    calls.append(path)
+    if len(calls) == 2:  # epoch 2's checkpoint: a torn file, then kill -9
+        with open(path, "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n half a file")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(self, path, *args, **kwargs)
+
+keras.Model.save_weights = half_then_kill
+training.fit_with_logs(t._model(task), train, val, epochs=t.EPOCHS, out_dir=sys.argv[1], verbose=0)
+"""
+
+
+def test_kill_9_while_writing_the_checkpoint_resumes_from_the_last_good_one(task, tmp_path):
+    """A process killed (SIGKILL) in the middle of writing epoch 2's checkpoint: the next
+    run resumes from epoch 1 without any error, and the history holds every epoch once."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_CHECKPOINTING, str(out),
+         str(pathlib.Path(__file__).parent)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    names = sorted(p.name for p in (out / "backup").iterdir())
+    assert "epoch-00001" in names and "epoch-00002" not in names  # the torn one is a temporary
+    train, val = _data(task)
+    frame = training.fit_with_logs(_model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0)
+    assert list(frame.index) == list(range(1, EPOCHS + 1))
+    assert not (out / "backup").exists()
