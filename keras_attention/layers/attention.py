@@ -787,7 +787,7 @@ class MultiHeadAttention(keras.layers.Layer):
             values (index 1) of earlier steps.
         cache_update_index: int or scalar tensor. Where the new keys and
             values go in `cache`; required with `cache`.
-        projected_keys_values: optional `(B, 2, K, D)` from
+        projected_keys_values: optional `(2, B, K, D)` from
             `project_keys_values(keys, values)`: keys and values projected
             once (cross-attention over encoder outputs while decoding);
             `keys` and `values` are then not projected again and may be
@@ -900,7 +900,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.split(Y, len(projections), axis=-1)  # n x (B, T, D)
 
     def project_keys_values(self, keys, values=None):
-        """`W_k keys` and `W_v values` stacked as a cache `(B, 2, K, D)`.
+        """`W_k keys` and `W_v values` stacked as a cache `(2, B, K, D)`.
 
         For cross-attention in decoding: the encoder outputs are projected
         once, and every step passes the result as `projected_keys_values`
@@ -911,7 +911,8 @@ class MultiHeadAttention(keras.layers.Layer):
             values: `(B, K, v)`; defaults to `keys`.
 
         Returns:
-            `(B, 2, K, D)`: projected keys (index 0) and values (index 1).
+            `(2, B, K, D)`: projected keys (index 0) and values (index 1), on
+            the first axis, so that taking either is a view, not a copy.
         """
         values = keys if values is None else values
         _check_float_inputs(keys, keys, values)
@@ -920,7 +921,7 @@ class MultiHeadAttention(keras.layers.Layer):
         k, v = self._project_keys_values(keys, values)
         if self.use_rotary:
             k = self.merge_heads(self.rotary(self.split_heads(k), start_index=0))
-        return ops.stack([k, v], axis=1)
+        return ops.stack([k, v], axis=0)
 
     def _project_keys_values(self, keys, values):
         """`(W_k keys, W_v values)`, as one matmul when the keys are the values."""
@@ -1037,22 +1038,25 @@ class MultiHeadAttention(keras.layers.Layer):
         _checks.check_float_tensor("projected_keys_values", projected)
         _check_built_sizes(("queries",), (queries.shape,), self._input_sizes[:1])
         shape = tuple(projected.shape)
-        if len(shape) != 4 or _checks.sizes_differ(shape[1], 2) or _checks.sizes_differ(
-            shape[3], self.num_hiddens
+        if (
+            len(shape) != 4
+            or _checks.sizes_differ(shape[0], 2)
+            or _checks.sizes_differ(shape[1], queries.shape[0])
+            or _checks.sizes_differ(shape[3], self.num_hiddens)
         ):
             raise ValueError(
-                "`projected_keys_values` must have shape (batch, 2, num_keys, "
-                f"num_hiddens={self.num_hiddens}) (from `project_keys_values`); got "
-                f"projected_keys_values.shape={shape}."
+                "`projected_keys_values` must have shape (2, batch, num_keys, "
+                f"num_hiddens={self.num_hiddens}) (from `project_keys_values`) with the batch "
+                f"of `queries`; got projected_keys_values.shape={shape}, "
+                f"queries.shape={tuple(queries.shape)}."
             )
-        _checks.check_same_batch(("queries", queries.shape), ("projected_keys_values", shape))
         _check_mask_shapes(
             queries.shape, shape[2], valid_lens, attention_mask, queries_mask, keys_mask, None
         )
         q = self.split_heads(self.W_q(queries))  # (B, Q, H, d)
         if self.use_rotary:
             q = self.rotary(q, start_index=0)
-        k, v = projected[:, 0], projected[:, 1]  # (B, K, D)
+        k, v = projected[0], projected[1]  # (B, K, D)
         mask = ka_ops.merge_masks(
             _attention_mask(
                 ops.shape(queries)[1], ops.shape(k)[1], valid_lens, queries_mask, keys_mask, None,
