@@ -16,7 +16,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_attention import __version__ as _version
+from keras_attention._version import __version__ as _version
 from keras_attention import _io
 from keras_attention import distribute
 from keras_attention import export as _export
