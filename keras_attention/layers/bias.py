@@ -241,6 +241,10 @@ class RelativePositionBias(keras.layers.Layer):
         keys: optional `(B, K, ...)`; only its length is used. Defaults to `queries`.
         start_index: int or scalar integer tensor. Position of the first
             query (`cache_update_index`). Defaults to `0`.
+        bidirectional: bool or None. Overrides the layer's `bidirectional`
+            for this call (the same table serves both bucketings, e.g. in
+            `MultiHeadAttention(position_bias="t5")`, which follows
+            `use_causal_mask`). Defaults to `None` (the layer's).
 
     Returns:
         `(1, H, Q, K)` in the layer's compute dtype.
@@ -278,12 +282,15 @@ class RelativePositionBias(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, queries, keys=None, start_index=0):
+    def call(self, queries, keys=None, start_index=0, bidirectional=None):
         _checks.check_index("start_index", start_index)
+        bidirectional = _checks.check_bool("bidirectional", bidirectional, allow_none=True)
+        if bidirectional is None:
+            bidirectional = self.bidirectional
         num_queries, num_keys = _lengths(queries, keys)
         buckets = relative_position_bucket(
             relative_positions(num_queries, num_keys, start_index),
-            self.bidirectional, self.num_buckets, self.max_distance,
+            bidirectional, self.num_buckets, self.max_distance,
         )  # (Q, K)
         bias = ops.take(ops.convert_to_tensor(self.embeddings), buckets, axis=0)  # (Q, K, H)
         return ops.cast(ops.transpose(bias, (2, 0, 1))[None], self.compute_dtype)
