@@ -16,7 +16,7 @@ from keras import ops
 from keras_attention import _checks
 from keras_attention import ops as ka_ops
 from keras_attention.layers.bias import ALiBi, RelativePositionBias
-from keras_attention.layers.position import ROTARY_SCALINGS, RotaryEmbedding
+from keras_attention.layers.position import ROTARY_SCALINGS, RotaryEmbedding, check_original_max_len
 
 __all__ = [
     "DotProductAttention",
@@ -920,10 +920,14 @@ class MultiHeadAttention(keras.layers.Layer):
         qk_norm: `None`, `"rms"` or `"layer"`. Defaults to `None`.
         logit_softcap: float or None. `c`. Defaults to `None`.
         position_bias: `None`, `"alibi"` or `"t5"`. Defaults to `None`.
-        rotary_scaling: `None`, `"linear"` or `"ntk"`: `RotaryEmbedding`'s
-            `scaling`, for contexts longer than trained. Defaults to `None`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`:
+            `RotaryEmbedding`'s `scaling`, for contexts longer than trained.
+            Defaults to `None`.
         rotary_scaling_factor: number. `RotaryEmbedding`'s `scaling_factor`.
             Defaults to `1.0`.
+        rotary_original_max_len: int or None. `RotaryEmbedding`'s
+            `original_max_len` (the trained length), for `"yarn"` only.
+            Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -979,6 +983,7 @@ class MultiHeadAttention(keras.layers.Layer):
         position_bias=None,
         rotary_scaling=None,
         rotary_scaling_factor=1.0,
+        rotary_original_max_len=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -995,6 +1000,9 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         self.rotary_scaling_factor = _checks.check_positive_float(
             "rotary_scaling_factor", rotary_scaling_factor
+        )
+        self.rotary_original_max_len = check_original_max_len(
+            self.rotary_scaling, rotary_original_max_len
         )
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
@@ -1036,7 +1044,8 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.use_rotary:
             self.rotary = RotaryEmbedding(
                 max_wavelength=self.rotary_max_wavelength, scaling_factor=self.rotary_scaling_factor,
-                scaling=self.rotary_scaling, dtype=self.dtype_policy, name="rotary",
+                scaling=self.rotary_scaling, original_max_len=self.rotary_original_max_len,
+                dtype=self.dtype_policy, name="rotary",
             )
         if self.qk_norm is not None:
             self.q_norm, self.k_norm = (self._qk_norm_layer(name) for name in ("q_norm", "k_norm"))
@@ -1374,4 +1383,5 @@ class MultiHeadAttention(keras.layers.Layer):
             "position_bias": self.position_bias,
             "rotary_scaling": self.rotary_scaling,
             "rotary_scaling_factor": self.rotary_scaling_factor,
+            "rotary_original_max_len": self.rotary_original_max_len,
         }

@@ -343,7 +343,7 @@ def test_grouped_query_projections_and_cache_hold_only_the_kv_heads():
         ({"qk_norm": "l2"}, "`qk_norm` must be None or one of ['layer', 'rms']; got qk_norm='l2'."),
         ({"logit_softcap": 0.0}, "`logit_softcap` must be None or a positive finite number; got logit_softcap=0.0."),
         ({"position_bias": "rope"}, "`position_bias` must be None or one of ['alibi', 't5']; got position_bias='rope'."),
-        ({"rotary_scaling": "yarn"}, "`rotary_scaling` must be None or one of ['linear', 'ntk']; got rotary_scaling='yarn'."),
+        ({"rotary_scaling": "dynamic"}, "`rotary_scaling` must be None or one of ['linear', 'ntk', 'yarn']; got rotary_scaling='dynamic'."),
     ],
 )
 def test_variant_arguments_are_checked(kwargs, message):
@@ -461,15 +461,26 @@ def test_logit_softcap_bounds_the_logits():
     assert w.max(-1).min() / w.min(-1).min() <= np.exp(2 * cap) * (1 + 1e-5)
 
 
-@pytest.mark.parametrize("rotary_scaling", ["linear", "ntk"])
+@pytest.mark.parametrize("rotary_scaling", ["linear", "ntk", "yarn"])
 def test_multi_head_attention_passes_rotary_scaling_on(rotary_scaling):
-    layer = make_mha(use_rotary=True, rotary_scaling=rotary_scaling, rotary_scaling_factor=4.0)
+    original = 4 if rotary_scaling == "yarn" else None
+    layer = make_mha(
+        use_rotary=True, rotary_scaling=rotary_scaling, rotary_scaling_factor=4.0,
+        rotary_original_max_len=original,
+    )
     assert layer.rotary.scaling == rotary_scaling and layer.rotary.scaling_factor == 4.0
+    assert layer.rotary.original_max_len == original
     plain = make_mha(use_rotary=True)
     x = rand(B, T, D, seed=41)
     assert not np.allclose(to_np(layer(x, x, x)), to_np(plain(x, x, x)))
     config = layer.get_config()
     assert config["rotary_scaling"] == rotary_scaling and config["rotary_scaling_factor"] == 4.0
+    assert config["rotary_original_max_len"] == original
+
+
+def test_yarn_needs_the_trained_length():
+    with pytest.raises(ValueError, match=re.escape("`scaling='yarn'` needs `original_max_len`")):
+        MultiHeadAttention(D, H, use_rotary=True, rotary_scaling="yarn", rotary_scaling_factor=2.0)
 
 
 def test_window_mask_is_the_ops_one():
