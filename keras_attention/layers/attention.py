@@ -606,15 +606,7 @@ class DotProductAttention(keras.layers.Layer):
         )
         keys_values_masks = (queries_mask, keys_mask, values_mask)
         mask = self._mask(queries, keys, valid_lens, attention_mask, keys_values_masks, one_head)
-        if self.window is not None:
-            window = ka_ops.window_mask(
-                ops.shape(queries)[1], ops.shape(keys)[1], self.window, causal=bool(use_causal_mask)
-            )  # (Q, K)
-            mask = ka_ops.merge_masks(mask, _mask_to_rank(window, 3 if one_head else 4))
-        if bias is not None:
-            _checks.check_float_tensor("bias", bias)
-            bias = _bias_to_rank(bias, 3 if one_head else 4, queries.shape, keys.shape)
-            bias = ops.expand_dims(bias, 1) if one_head else bias  # (B|1, H|1, Q, K)
+        mask, bias = self._window_and_bias(queries, keys, mask, bias, use_causal_mask, one_head)
         batch = ops.shape(queries)[0]
         keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
         if one_head:  # D2L's 3-D inputs are one head
@@ -660,6 +652,20 @@ class DotProductAttention(keras.layers.Layer):
             output = ops.cast(output, compute_dtype)
             weights = None if weights is None else ops.cast(weights, compute_dtype)
         return (output, weights) if return_attention_scores else output
+
+    def _window_and_bias(self, queries, keys, mask, bias, causal, one_head):
+        """`mask` ANDed with the window's, and `bias` checked and given the rank `(B|1, H|1, Q, K)`."""
+        rank = 3 if one_head else 4
+        if self.window is not None:
+            window = ka_ops.window_mask(
+                ops.shape(queries)[1], ops.shape(keys)[1], self.window, causal=bool(causal)
+            )  # (Q, K)
+            mask = ka_ops.merge_masks(mask, _mask_to_rank(window, rank))
+        if bias is not None:
+            _checks.check_float_tensor("bias", bias)
+            bias = _bias_to_rank(bias, rank, queries.shape, keys.shape)
+            bias = ops.expand_dims(bias, 1) if one_head else bias  # one head on axis 1
+        return mask, bias
 
     @staticmethod
     def _mask(queries, keys, valid_lens, attention_mask, keras_masks, one_head):

@@ -16,11 +16,16 @@ import re
 import keras
 import numpy as np
 import pytest
+from helpers import gradient, run_layer_test
 from keras import ops
 
-from helpers import gradient, run_layer_test
 from keras_attention import ops as ka_ops
-from keras_attention.layers import ALiBi, DotProductAttention, MultiHeadAttention, RelativePositionBias
+from keras_attention.layers import (
+    ALiBi,
+    DotProductAttention,
+    MultiHeadAttention,
+    RelativePositionBias,
+)
 from tests.layers.test_attention import (
     dense_params,
     np_dense,
@@ -29,6 +34,7 @@ from tests.layers.test_attention import (
     randomize_weights,
     to_np,
 )
+from tests.layers.test_attention_paths import taken  # noqa: F401  (the path spy fixture)
 from tests.layers.test_bias import np_alibi, np_t5_bias
 
 # One-step self-attention (a single key) is expected while decoding.
@@ -137,7 +143,7 @@ def test_variant_matches_numpy(variant, causal, use_fused_op):
         allowed = allowed & np_window(T, T, layer.window, causal=causal)
     allowed = allowed[:, None]  # (B, 1, Q, K)
     ref_out, ref_w = np_mha(layer, x, x, allowed)
-    kwargs = dict(valid_lens=valid_lens, use_causal_mask=causal)
+    kwargs = {"valid_lens": valid_lens, "use_causal_mask": causal}
     out, weights = layer(x, x, x, return_attention_scores=True, **kwargs)
     np.testing.assert_allclose(to_np(out), ref_out, atol=ATOL)
     np.testing.assert_allclose(to_np(weights), ref_w, atol=ATOL)
@@ -496,8 +502,6 @@ def test_window_mask_is_the_ops_one():
 # ---------------------------------------------------------------------------
 # Which attention path each variant takes (the docstrings' statement)
 # ---------------------------------------------------------------------------
-
-from tests.layers.test_attention_paths import taken  # noqa: E402, F401  (the path spy)
 
 FAST_MASKED = {"tensorflow": "hand_gradient", "jax": "fused", "torch": "fused"}
 FAST_CAUSAL = {"tensorflow": "hand_gradient", "jax": "fused_causal", "torch": "fused_causal"}
