@@ -543,3 +543,35 @@ def test_keys_values_projected_once_equal_the_projecting_call(variant):
     ref, ref_w = layer(queries, keys, keys, valid_lens=valid_lens, return_attention_scores=True)
     np.testing.assert_allclose(to_np(out), to_np(ref), atol=ATOL)
     np.testing.assert_allclose(to_np(weights), to_np(ref_w), atol=ATOL)
+
+
+@pytest.mark.parametrize("bias_layer", ["alibi", "t5"])
+def test_a_bias_layer_shared_by_two_blocks_in_a_functional_model_saves_and_loads(bias_layer, tmp_path):
+    """As a builder would: one bias computed once, added in every block (T5's way)."""
+    from keras_attention.layers import GPTBlock
+
+    X = keras.Input(shape=(None, D))
+    shared = ALiBi(H, name="bias") if bias_layer == "alibi" else RelativePositionBias(
+        H, bidirectional=False, name="bias"
+    )
+    bias = shared(X)
+    assert tuple(bias.shape) == (1, H, None, None)
+    Y = GPTBlock(D, 2 * D, H, 0.0, name="block_0")(X, bias=bias)
+    Y = GPTBlock(D, 2 * D, H, 0.0, name="block_1")(Y, bias=bias)
+    model = keras.Model(X, Y)
+    x = rand(B, T, D, seed=60)
+    out = to_np(model(x))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(to_np(restored(x)), out)
+    # The bias is the layer's, added before the softmax: no bias gives other outputs.
+    plain = GPTBlock(D, 2 * D, H, 0.0)
+    plain(x)
+    plain.set_weights(model.get_layer("block_0").get_weights())
+    biased = model.get_layer("block_0")(x, bias=shared(x))
+    assert not np.allclose(to_np(plain(x)), to_np(biased), atol=1e-4)
+    # And causal: later positions do not leak through the shared bias.
+    x2 = x.copy()
+    x2[:, 4:] = rand(B, T - 4, D, seed=61, scale=3.0)
+    np.testing.assert_allclose(to_np(model(x2))[:, :4], out[:, :4], atol=1e-5)
