@@ -83,7 +83,7 @@ def np_heads_attention(q, k, v, allowed, bias=None, softcap=None):
     return np.einsum("bhqk,bkhd->bqhd", weights, v), weights
 
 
-def np_mha(layer, queries, keys, allowed, bias=None):
+def np_mha(layer, queries, keys, allowed, bias=None, causal=False):
     """`MultiHeadAttention` with its variants, from the layer's weights (self or cross)."""
     params = dense_params(layer, ("W_q", "W_k", "W_v", "W_o"))
     heads, kv_heads = layer.num_heads, layer.num_kv_heads
@@ -98,6 +98,9 @@ def np_mha(layer, queries, keys, allowed, bias=None):
             q, k = (out, k) if name == "q_norm" else (q, out)
     if layer.position_bias == "alibi":
         bias = np_alibi(heads, queries.shape[1], keys.shape[1])
+    elif layer.position_bias == "t5":
+        table = ops.convert_to_numpy(layer.relative_bias.embeddings).astype(np.float64)
+        bias = np_t5_bias(table, queries.shape[1], keys.shape[1], bidirectional=not causal)
     out, weights = np_heads_attention(q, k, v, allowed, bias, layer.logit_softcap)
     out = out.reshape(out.shape[0], out.shape[1], -1)
     return np_dense(out, params["W_o"]), weights
@@ -117,6 +120,7 @@ VARIANTS = {
     "gqa": {"num_kv_heads": 2},
     "mqa": {"num_kv_heads": 1},
     "alibi": {"position_bias": "alibi"},
+    "t5": {"position_bias": "t5"},
     "qk_rms": {"qk_norm": "rms"},
     "qk_layer": {"qk_norm": "layer"},
     "softcap": {"logit_softcap": 2.0},
@@ -142,7 +146,7 @@ def test_variant_matches_numpy(variant, causal, use_fused_op):
     if layer.window is not None:
         allowed = allowed & np_window(T, T, layer.window, causal=causal)
     allowed = allowed[:, None]  # (B, 1, Q, K)
-    ref_out, ref_w = np_mha(layer, x, x, allowed)
+    ref_out, ref_w = np_mha(layer, x, x, allowed, causal=causal)
     kwargs = {"valid_lens": valid_lens, "use_causal_mask": causal}
     out, weights = layer(x, x, x, return_attention_scores=True, **kwargs)
     np.testing.assert_allclose(to_np(out), ref_out, atol=ATOL)
@@ -514,6 +518,7 @@ VARIANT_PATHS = {
     "qk_rms": FAST_CAUSAL,  # normalised before the kernel
     "qk_layer": FAST_CAUSAL,
     "alibi": REFERENCE,  # an additive bias needs the scores
+    "t5": REFERENCE,
     "softcap": REFERENCE,  # so does soft-capping
     "all": REFERENCE,
 }
