@@ -42,6 +42,7 @@ __all__ = [
     "check_dropout",
     "check_bool",
     "check_choice",
+    "check_options",
     "check_string",
     "check_pair",
     "check_heads",
@@ -222,6 +223,24 @@ def check_choice(name, value, choices, allow_none=False):
     if not isinstance(value, str) or value not in choices:
         _fail(name, f"one of {sorted(choices)}", value, allow_none)
     return value
+
+
+def check_options(name, value, reserved=()):
+    """`value` as a plain `dict` of keyword arguments (`None`: `{}`).
+
+    Keys must be strings and none of `reserved` (the arguments the caller
+    sets itself). The values are the receiver's to check.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        _fail(name, "a dict of keyword arguments (string keys) or None", value)
+    taken = sorted(set(value) & set(reserved))
+    if taken:
+        raise ValueError(
+            f"`{name}` must not set {taken}: the layer sets them itself; got {name}={value!r}."
+        )
+    return dict(value)
 
 
 def check_string(name, value):

@@ -120,6 +120,11 @@ def _optional_layer(model, name, names):
     return model.get_layer(name) if name is not None and name in names else None
 
 
+def _add_positions(layer, X, index):
+    """`X` `(B, T, D)` plus the positions from `index` on, if the model has a position layer."""
+    return X if layer is None else layer(X, start_index=index, training=False)
+
+
 class TransformerStepDecoder(StepDecoder):
     """Steps a model built by `models.transformer` or `models.t5`.
 
@@ -146,8 +151,9 @@ class TransformerStepDecoder(StepDecoder):
         self.num_blks = sum(n.startswith("decoder_block_") for n in names)
         self.src_embedding = model.get_layer(layout.src_embedding)
         self.tgt_embedding = model.get_layer(layout.tgt_embedding)
-        self.src_positions = model.get_layer(layout.src_positions)
-        self.tgt_positions = model.get_layer(layout.tgt_positions)
+        # None where the positions live in the attention (rotary, ALiBi).
+        self.src_positions = _optional_layer(model, layout.src_positions, names)
+        self.tgt_positions = _optional_layer(model, layout.tgt_positions, names)
         self.encoder_blocks = [model.get_layer(f"encoder_block_{i}") for i in range(self.num_blks)]
         self.decoder_blocks = [model.get_layer(f"decoder_block_{i}") for i in range(self.num_blks)]
         self.encoder_norm = _optional_layer(model, layout.encoder_norm, names)
@@ -171,7 +177,7 @@ class TransformerStepDecoder(StepDecoder):
         """The state: encoder outputs `(B, S, D)`, source mask `(B, S)`, an empty cache."""
         src_ids = ops.convert_to_tensor(src_ids, "int32")
         src_mask = ops.not_equal(src_ids, self.pad_id)  # (B, S)
-        X = self.src_positions(self.src_embedding(src_ids), training=False)  # (B, S, D)
+        X = _add_positions(self.src_positions, self.src_embedding(src_ids), 0)  # (B, S, D)
         for block in self.encoder_blocks:
             X = block(X, training=False, X_mask=src_mask)
         if self.encoder_norm is not None:
@@ -184,7 +190,7 @@ class TransformerStepDecoder(StepDecoder):
     def step(self, tokens, state, index):
         tokens = ops.convert_to_tensor(tokens, "int32")
         Y = self.tgt_embedding(ops.expand_dims(tokens, 1))  # (B, 1, D)
-        Y = self.tgt_positions(Y, start_index=index, training=False)
+        Y = _add_positions(self.tgt_positions, Y, index)
         caches, cross_weights = [], None
         for i, block in enumerate(self.decoder_blocks):
             want_weights = self.return_attention and i == self.num_blks - 1
@@ -280,14 +286,14 @@ class GPTStepDecoder(StepDecoder):
         self.max_len = _checks.check_positive_int("max_len", max_len)
         self.num_blks = sum(n.startswith("gpt_block_") for n in names)
         self.token_embedding = model.get_layer("token_embedding")
-        self.positions = model.get_layer("positions")
+        self.positions = _optional_layer(model, "positions", names)  # None: rotary, ALiBi
         self.blocks = [model.get_layer(f"gpt_block_{i}") for i in range(self.num_blks)]
         self.final_norm = model.get_layer("final_norm")
         self.lm_head = model.get_layer("lm_head") if "lm_head" in names else None
         self.pad_id = self.token_embedding.pad_id
         self.vocab_size = self.token_embedding.vocab_size
         self.num_hiddens = self.token_embedding.num_hiddens
-        if self.max_len > self.positional_limit:
+        if self.positional_limit is not None and self.max_len > self.positional_limit:
             raise ValueError(
                 f"`max_len` must be at most the model's positional max_len="
                 f"{self.positional_limit}; got max_len={max_len}."
@@ -295,11 +301,12 @@ class GPTStepDecoder(StepDecoder):
 
     @property
     def positional_limit(self):
-        return self.positions.max_len
+        """The positional `max_len`, or None (rotary, ALiBi: no table, no limit)."""
+        return None if self.positions is None else self.positions.max_len
 
     def _run(self, token_ids, cache, index):
         """`(B, T)` ids at positions `index ..` through the blocks, with the cache."""
-        X = self.positions(self.token_embedding(token_ids), start_index=index)  # (B, T, D)
+        X = _add_positions(self.positions, self.token_embedding(token_ids), index)  # (B, T, D)
         caches = []
         for i, block in enumerate(self.blocks):
             X, block_cache = block(X, training=False, cache=cache[i], cache_update_index=index)
@@ -453,7 +460,7 @@ _DECODERS = (
      lambda m, n, a: TransformerStepDecoder(m, n, TRANSFORMER_LAYOUT, return_attention=a)),
     ("bahdanau_seq2seq", {"src_embedding", "decoder", "encoder_gru_0", "output_dense"},
      lambda m, n, a: BahdanauStepDecoder(m, n, return_attention=a)),
-    ("gpt", {"token_embedding", "positions", "gpt_block_0", "final_norm"},
+    ("gpt", {"token_embedding", "gpt_block_0", "final_norm"},
      lambda m, n, a: GPTStepDecoder(m, n)),
 )
 

@@ -13,6 +13,7 @@ H heads, L cache length.
 import keras
 
 from keras_attention import _checks
+from keras_attention.layers._attention_options import check_attention_options
 from keras_attention.layers.attention import MultiHeadAttention
 from keras_attention.layers.transformer import PositionWiseFFN
 
@@ -47,6 +48,10 @@ class GPTBlock(keras.layers.Layer):
             sub-layer outputs.
         use_bias: bool. Biases in the attention projections. Defaults to
             `True` (GPT-2).
+        attention_options: dict or None. Extra `MultiHeadAttention`
+            arguments of the self-attention, e.g. `{"use_rotary": True}`
+            (rotary positions, rotated at the cache index while decoding).
+            Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -69,13 +74,25 @@ class GPTBlock(keras.layers.Layer):
     (None, None, 24)
     """
 
-    def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, use_bias=True, **kwargs):
+    def __init__(
+        self,
+        num_hiddens,
+        ffn_num_hiddens,
+        num_heads,
+        dropout,
+        use_bias=True,
+        attention_options=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
         self.ffn_num_hiddens = _checks.check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
         self.num_heads = _checks.check_heads(num_hiddens, num_heads)
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
+        self.attention_options = check_attention_options(
+            attention_options, self.num_hiddens, self.num_heads, self.dropout, self.use_bias
+        )
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -89,6 +106,7 @@ class GPTBlock(keras.layers.Layer):
             self.num_heads,
             self.dropout,
             use_bias=self.use_bias,
+            **self.attention_options,
             dtype=self.dtype_policy,
             name="attention",
         )
@@ -163,4 +181,5 @@ class GPTBlock(keras.layers.Layer):
             "num_heads": self.num_heads,
             "dropout": self.dropout,
             "use_bias": self.use_bias,
+            "attention_options": self.attention_options,
         }

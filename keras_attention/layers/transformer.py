@@ -12,6 +12,7 @@ S source length, D num_hiddens, H heads, L cache length.
 import keras
 
 from keras_attention import _checks
+from keras_attention.layers._attention_options import check_attention_options
 from keras_attention.layers.attention import MultiHeadAttention
 
 __all__ = [
@@ -164,6 +165,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         dropout: float. Dropout on attention weights and sub-layer outputs.
         use_bias: bool. Biases in the attention projections. Defaults to `False`.
         norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
+        attention_options: dict or None. Extra `MultiHeadAttention`
+            arguments of the self-attention, e.g. `{"use_rotary": True}`.
+            Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -190,6 +194,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         dropout,
         use_bias=False,
         norm_first=False,
+        attention_options=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -199,6 +204,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.norm_first = _checks.check_bool("norm_first", norm_first)
+        self.attention_options = check_attention_options(
+            attention_options, self.num_hiddens, self.num_heads, self.dropout, self.use_bias
+        )
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -208,6 +216,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             self.num_heads,
             self.dropout,
             use_bias=self.use_bias,
+            **self.attention_options,
             dtype=self.dtype_policy,
             name="attention",
         )
@@ -265,6 +274,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             "dropout": self.dropout,
             "use_bias": self.use_bias,
             "norm_first": self.norm_first,
+            "attention_options": self.attention_options,
         }
 
 
@@ -290,6 +300,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         dropout: float. Dropout on attention weights and sub-layer outputs.
         norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
         use_bias: bool. Biases in the attention projections. Defaults to `False`.
+        attention_options: dict or None. Extra `MultiHeadAttention`
+            arguments of the causal self-attention (not the
+            cross-attention), e.g. `{"use_rotary": True}`. Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -323,6 +336,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         dropout,
         norm_first=False,
         use_bias=False,
+        attention_options=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -332,6 +346,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.norm_first = _checks.check_bool("norm_first", norm_first)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
+        self.attention_options = check_attention_options(
+            attention_options, self.num_hiddens, self.num_heads, self.dropout, self.use_bias
+        )
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape=None):
@@ -339,12 +356,13 @@ class TransformerDecoderBlock(keras.layers.Layer):
         enc_outputs_shape = X_shape if enc_outputs_shape is None else enc_outputs_shape
         _checks.check_sequence("enc_outputs", enc_outputs_shape)
 
-        def mha(name):
+        def mha(name, options=None):
             return MultiHeadAttention(
                 self.num_hiddens,
                 self.num_heads,
                 self.dropout,
                 use_bias=self.use_bias,
+                **(options or {}),
                 dtype=self.dtype_policy,
                 name=name,
             )
@@ -354,7 +372,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
             layer.build(X_shape)
             return layer
 
-        self.attention1 = mha("attention1")
+        self.attention1 = mha("attention1", self.attention_options)
         self.attention1.build(X_shape, X_shape, X_shape)
         self.addnorm1 = addnorm("addnorm1")
         self.attention2 = mha("attention2")
@@ -456,4 +474,5 @@ class TransformerDecoderBlock(keras.layers.Layer):
             "dropout": self.dropout,
             "norm_first": self.norm_first,
             "use_bias": self.use_bias,
+            "attention_options": self.attention_options,
         }
