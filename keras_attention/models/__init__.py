@@ -8,6 +8,9 @@ docstring lists them): that naming contract is how
 import importlib
 import warnings
 
+from keras_attention.models.lora import DEFAULT_LORA_TARGETS
+from keras_attention.models.lora import enable_lora
+from keras_attention.models.quantization import quantize
 from keras_attention.models.pretraining import SegmentEmbedding
 from keras_attention.models.pretraining import TiedTokenEmbedding
 from keras_attention.models.pretraining import bert
