@@ -42,10 +42,10 @@ __all__ = [
     "check_dropout",
     "check_bool",
     "check_choice",
-    "check_options",
     "check_string",
     "check_pair",
     "check_heads",
+    "check_kv_heads",
     "check_blocks",
     "check_activation",
     "check_initializer",
@@ -225,24 +225,6 @@ def check_choice(name, value, choices, allow_none=False):
     return value
 
 
-def check_options(name, value, reserved=()):
-    """`value` as a plain `dict` of keyword arguments (`None`: `{}`).
-
-    Keys must be strings and none of `reserved` (the arguments the caller
-    sets itself). The values are the receiver's to check.
-    """
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        _fail(name, "a dict of keyword arguments (string keys) or None", value)
-    taken = sorted(set(value) & set(reserved))
-    if taken:
-        raise ValueError(
-            f"`{name}` must not set {taken}: the layer sets them itself; got {name}={value!r}."
-        )
-    return dict(value)
-
-
 def check_string(name, value):
     """`value`, if it is a non-empty string."""
     if not isinstance(value, str) or not value:
@@ -274,6 +256,19 @@ def check_heads(num_hiddens, num_heads):
             f"num_hiddens={num_hiddens}, num_heads={num_heads}."
         )
     return num_heads
+
+
+def check_kv_heads(num_heads, num_kv_heads):
+    """`num_kv_heads` as an `int` (`num_heads` where it is None), if it divides `num_heads`."""
+    num_kv_heads = check_positive_int("num_kv_heads", num_kv_heads, allow_none=True)
+    if num_kv_heads is None:
+        return num_heads
+    if num_heads % num_kv_heads:
+        raise ValueError(
+            "`num_heads` must be divisible by `num_kv_heads`; got "
+            f"num_heads={num_heads}, num_kv_heads={num_kv_heads}."
+        )
+    return num_kv_heads
 
 
 def check_blocks(

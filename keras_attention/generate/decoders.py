@@ -120,6 +120,11 @@ def _optional_layer(model, name, names):
     return model.get_layer(name) if name is not None and name in names else None
 
 
+def _kv_width(attention, num_hiddens):
+    """The width `D_kv` of an attention layer's key/value cache (`D` without kv heads)."""
+    return getattr(attention, "kv_hiddens", num_hiddens)
+
+
 def _add_positions(layer, X, index):
     """`X` `(B, T, D)` plus the positions from `index` on, if the model has a position layer."""
     return X if layer is None else layer(X, start_index=index, training=False)
@@ -131,7 +136,7 @@ class TransformerStepDecoder(StepDecoder):
     `encode` runs the embedding, the positions and every encoder block once
     (and the encoder's final norm, T5); `step` runs the decoder blocks on
     one token per row with each block's self-attention key/value cache
-    `(N, B, 2, L, D)`.
+    `(N, B, 2, L, D_kv)` (`D_kv = D` unless the blocks use grouped-query heads).
 
     Args:
         model: a `keras.Model` built by `transformer` or `t5`.
@@ -161,6 +166,8 @@ class TransformerStepDecoder(StepDecoder):
         self.output_layer = model.get_layer(layout.output)
         self.pad_id = self.src_embedding.pad_id
         self.num_hiddens = self.tgt_embedding.num_hiddens
+        # D_kv: the self-attention's key/value width (smaller with grouped-query heads).
+        self.cache_width = _kv_width(self.decoder_blocks[0].attention1, self.num_hiddens)
         limit = self.positional_limit
         if limit is not None and self.max_len > limit:
             raise ValueError(
@@ -183,8 +190,8 @@ class TransformerStepDecoder(StepDecoder):
         if self.encoder_norm is not None:
             X = self.encoder_norm(X)
         cache = ops.zeros(
-            (self.num_blks, ops.shape(src_ids)[0], 2, self.max_len, self.num_hiddens), X.dtype
-        )  # (N, B, 2, L, D)
+            (self.num_blks, ops.shape(src_ids)[0], 2, self.max_len, self.cache_width), X.dtype
+        )  # (N, B, 2, L, D_kv)
         return {"enc_outputs": X, "src_mask": src_mask, "cache": cache}
 
     def step(self, tokens, state, index):
@@ -269,7 +276,8 @@ class BahdanauStepDecoder(StepDecoder):
 
 class GPTStepDecoder(StepDecoder):
     """Steps a model built by `models.gpt`: the prompt in one chunk, then one token
-    per step, with each block's key/value cache `(N, B, 2, L, D)`.
+    per step, with each block's key/value cache `(N, B, 2, L, D_kv)`
+    (`D_kv = num_kv_heads * D / H`, `D` without grouped-query heads).
 
     Args:
         model: a `keras.Model` built by `gpt`.
@@ -293,6 +301,7 @@ class GPTStepDecoder(StepDecoder):
         self.pad_id = self.token_embedding.pad_id
         self.vocab_size = self.token_embedding.vocab_size
         self.num_hiddens = self.token_embedding.num_hiddens
+        self.cache_width = _kv_width(self.blocks[0].attention, self.num_hiddens)  # D_kv
         if self.positional_limit is not None and self.max_len > self.positional_limit:
             raise ValueError(
                 f"`max_len` must be at most the model's positional max_len="
@@ -335,9 +344,9 @@ class GPTStepDecoder(StepDecoder):
         prompt_ids = ops.convert_to_tensor(prompt_ids, "int32")
         length = self.max_len if max_len is None else max_len
         cache = ops.zeros(
-            (self.num_blks, ops.shape(prompt_ids)[0], 2, length, self.num_hiddens),
+            (self.num_blks, ops.shape(prompt_ids)[0], 2, length, self.cache_width),
             dtype=self.blocks[0].compute_dtype,
-        )  # (N, B, 2, L, D)
+        )  # (N, B, 2, L, D_kv)
         logits, cache = self._run(prompt_ids, cache, 0)
         return logits[:, -1], {"cache": cache}
 

@@ -15,9 +15,43 @@ from keras import ops
 
 from keras_attention import _checks
 from keras_attention import ops as ka_ops
-from keras_attention.layers.position import RotaryEmbedding
+from keras_attention.layers.bias import ALiBi, RelativePositionBias
+from keras_attention.layers.position import ROTARY_SCALINGS, RotaryEmbedding
 
-__all__ = ["DotProductAttention", "AdditiveAttention", "MultiHeadAttention"]
+__all__ = [
+    "DotProductAttention",
+    "AdditiveAttention",
+    "MultiHeadAttention",
+    "check_attention_variants",
+    "QK_NORMS",
+    "POSITION_BIASES",
+]
+
+# `MultiHeadAttention(qk_norm=...)`: RMS or layer normalisation per head.
+QK_NORMS = ("rms", "layer")
+# `MultiHeadAttention(position_bias=...)`: the additive biases of `layers/bias.py`.
+POSITION_BIASES = ("alibi", "t5")
+# Epsilon of the per-head query and key normalisation (as in Gemma, Qwen3).
+_QK_NORM_EPSILON = 1e-6
+
+
+def check_attention_variants(
+    num_heads, num_kv_heads=None, window=None, qk_norm=None, logit_softcap=None, position_bias=None
+):
+    """The variant arguments of `MultiHeadAttention` (and the blocks that pass them on), checked.
+
+    Returns them as a dict of plain Python values, `num_kv_heads` resolved
+    to `num_heads` where it is None.
+    """
+    return {
+        "num_kv_heads": _checks.check_kv_heads(num_heads, num_kv_heads),
+        "window": _checks.check_positive_int("window", window, allow_none=True),
+        "qk_norm": _checks.check_choice("qk_norm", qk_norm, QK_NORMS, allow_none=True),
+        "logit_softcap": _checks.check_positive_float("logit_softcap", logit_softcap, allow_none=True),
+        "position_bias": _checks.check_choice(
+            "position_bias", position_bias, POSITION_BIASES, allow_none=True
+        ),
+    }
 
 
 # Backends whose `keras.ops.dot_product_attention` is a fused kernel.
@@ -284,6 +318,31 @@ def _mask_to_rank(mask, rank):
     return mask
 
 
+def _bias_to_rank(bias, rank, queries_shape, keys_shape):
+    """An additive score bias broadcastable to `(B, Q, K)` (rank 3) or `(B, H, Q, K)` (rank 4).
+
+    A `(Q, K)` bias is shared by the batch (and heads); a 3-D bias with 4-D
+    scores is shared by the heads. Static sizes that cannot broadcast raise.
+    """
+    shape = tuple(bias.shape)
+    target = (queries_shape[0], queries_shape[1], keys_shape[1])
+    if rank == 4:
+        target = (queries_shape[0], queries_shape[2], queries_shape[1], keys_shape[1])
+    if len(shape) not in (2, 3, rank) or any(
+        _checks.sizes_differ(a, b) and 1 not in (_checks.static_size(a), _checks.static_size(b))
+        for a, b in zip(shape[::-1], target[::-1])
+    ):
+        names = "(batch, heads, num_queries, num_keys)" if rank == 4 else "(batch, num_queries, num_keys)"
+        raise ValueError(
+            f"`bias` must be broadcastable to {names}={target}; got bias.shape={shape}."
+        )
+    if len(shape) == 2:
+        bias = bias[None]
+    if rank == 4 and len(bias.shape) == 3:
+        bias = ops.expand_dims(bias, 1)  # (B, 1, Q, K)
+    return bias
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class DotProductAttention(keras.layers.Layer):
     """Scaled dot-product attention.
@@ -315,6 +374,15 @@ class DotProductAttention(keras.layers.Layer):
             hand-written backward pass (`_attend`) when the weights are not
             returned, measured 1.1-1.9x faster than Keras' own layer in float32
             (`benchmarks/attention.py`).
+        window: int or None. Sliding-window (local) attention: query `i`
+            sees keys `i - window < j <= i` with `use_causal_mask`, else
+            `|i - j| < window` (`keras_attention.ops.window_mask`, ANDed with
+            the other masks). A window is a mask: the fused kernel still
+            applies, in its masked form. Defaults to `None`.
+        logit_softcap: float or None. Soft-capping (Gemma 2): scores
+            `s = c * tanh(q k^T / (sqrt(d) c))` with `c = logit_softcap`,
+            before any `bias`. Needs the scores: the reference path (op by
+            op, no fused kernel, no hand-written backward). Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -330,6 +398,11 @@ class DotProductAttention(keras.layers.Layer):
             (e.g. cuDNN flash attention on a GPU), which builds no mask.
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the attention weights.
+        bias: optional float tensor broadcastable to `(B, Q, K)` (or
+            `(B, H, Q, K)` for 4-D inputs): added to the scaled (and capped)
+            scores before the softmax, `softmax(s + bias)`, e.g. from
+            `layers.ALiBi` or `layers.RelativePositionBias`. Masked keys stay
+            masked. Needs the scores: the reference path.
 
     Returns:
         `(B, Q, v)` (or `(B, Q, H, v)`); with `return_attention_scores=True`
@@ -345,10 +418,12 @@ class DotProductAttention(keras.layers.Layer):
     (None, None, 4)
     """
 
-    def __init__(self, dropout=0.0, use_fused_op=None, **kwargs):
+    def __init__(self, dropout=0.0, use_fused_op=None, window=None, logit_softcap=None, **kwargs):
         super().__init__(**kwargs)
         self.dropout = _checks.check_dropout(dropout)
         self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
+        self.window = _checks.check_positive_int("window", window, allow_none=True)
+        self.logit_softcap = _checks.check_positive_float("logit_softcap", logit_softcap, allow_none=True)
         self.supports_masking = True
 
     @staticmethod
@@ -396,6 +471,7 @@ class DotProductAttention(keras.layers.Layer):
         use_causal_mask=False,
         training=None,
         return_attention_scores=False,
+        bias=None,
         queries_mask=None,
         keys_mask=None,
         values_mask=None,
@@ -420,6 +496,14 @@ class DotProductAttention(keras.layers.Layer):
             ),
             _mask_to_rank(attention_mask, rank),
         )
+        if self.window is not None:
+            window = ka_ops.window_mask(
+                shape_q[1], shape_k[1], self.window, causal=bool(use_causal_mask)
+            )  # (Q, K)
+            mask = ka_ops.merge_masks(mask, _mask_to_rank(window, rank))
+        if bias is not None:
+            _checks.check_float_tensor("bias", bias)
+            bias = _bias_to_rank(bias, rank, queries.shape, keys.shape)
         # float16 overflows in `Q K^T` (65504 is reached by inputs of
         # magnitude ~300): under it the attention runs in float32.
         # bfloat16 has float32's range and stays as it is.
@@ -427,16 +511,20 @@ class DotProductAttention(keras.layers.Layer):
         if compute_dtype == "float16":
             queries, keys, values = (ops.cast(t, "float32") for t in (queries, keys, values))
         results = self._attention(
-            queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores
+            queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores,
+            bias,
         )
         if compute_dtype == "float16":
             results = tuple(ops.cast(t, compute_dtype) for t in results)
         return results if return_attention_scores else results[0]
 
     def _attention(
-        self, queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores
+        self, queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores,
+        bias=None,
     ):
         """The output (and with `return_attention_scores` the weights), as a tuple."""
+        # An additive bias or soft-capping changes the scores: the reference path.
+        needs_scores = return_attention_scores or bias is not None or self.logit_softcap is not None
         shape_q, shape_k = ops.shape(queries), ops.shape(keys)
         rank = 4 if heads else 3
         scale = 1.0 / math.sqrt(queries.shape[-1])
@@ -446,7 +534,7 @@ class DotProductAttention(keras.layers.Layer):
             use_fused = keras.backend.backend() in _FUSED_BACKENDS
         # JAX's kernel needs values of the size of queries and keys.
         same_size = values.shape[-1] is not None and values.shape[-1] == queries.shape[-1]
-        fused = use_fused and same_size and not return_attention_scores and not dropout_active
+        fused = use_fused and same_size and not needs_scores and not dropout_active
         if fused and use_causal_mask and mask is None:
             # Only causal: the kernel's own causal masking, no mask tensor.
             return (self._fused(queries, keys, values, None, scale, heads, is_causal=True),)
@@ -457,12 +545,13 @@ class DotProductAttention(keras.layers.Layer):
             return (self._fused(queries, keys, values, mask, scale, heads),)
 
         queries = queries * ops.cast(scale, queries.dtype)
-        if not return_attention_scores and keras.backend.backend() in _HAND_GRADIENT_BACKENDS:
+        if not needs_scores and keras.backend.backend() in _HAND_GRADIENT_BACKENDS:
             return (self._attend(queries, keys, values, mask, heads, training),)
         if heads:
             scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (B, H, Q, K)
         else:
             scores = ops.matmul(queries, ops.swapaxes(keys, -1, -2))  # (B, Q, K)
+        scores = self._capped_and_biased(scores, bias)
         weights = ka_ops.masked_softmax(scores, mask=mask)
         dropped = ops.cast(self.attention_dropout(weights, training=training), values.dtype)
         if heads:
@@ -470,6 +559,17 @@ class DotProductAttention(keras.layers.Layer):
         else:
             output = ops.matmul(dropped, values)  # (B, Q, v)
         return (output, weights)
+
+    def _capped_and_biased(self, scores, bias):
+        """`cap * tanh(scores / cap) + bias`, in float32 where either applies (softmax's dtype)."""
+        if self.logit_softcap is None and bias is None:
+            return scores
+        scores = ops.cast(scores, "float32")
+        if self.logit_softcap is not None:
+            scores = self.logit_softcap * ops.tanh(scores / self.logit_softcap)
+        if bias is not None:
+            scores = scores + ops.cast(bias, "float32")
+        return scores
 
     def _attend(self, queries, keys, values, mask, heads, training):
         """The explicit path through `_attend` (hand-written backward)."""
@@ -511,6 +611,8 @@ class DotProductAttention(keras.layers.Layer):
             **super().get_config(),
             "dropout": self.dropout,
             "use_fused_op": self.use_fused_op,
+            "window": self.window,
+            "logit_softcap": self.logit_softcap,
         }
 
 
@@ -683,9 +785,43 @@ class MultiHeadAttention(keras.layers.Layer):
     keys and values all combine with AND, as in `keras.layers.MultiHeadAttention`.
 
     Incremental decoding: with `cache` (the projected keys and values of
-    earlier steps, `(B, 2, S, D)`) and `cache_update_index`, the new keys and
-    values are written into the cache at that index and the queries attend
-    over every filled position; the updated cache is returned.
+    earlier steps, `(B, 2, S, D_kv)`) and `cache_update_index`, the new keys
+    and values are written into the cache at that index and the queries
+    attend over every filled position; the updated cache is returned.
+
+    Variants beyond the chapter (each off by default; they combine):
+
+    * Grouped-query attention (Ainslie et al., 2023; multi-query attention,
+      Shazeer, 2019, is `num_kv_heads=1`): `W_k` and `W_v` project to
+      `G = num_kv_heads` heads only, `D_kv = G * d` features, and query head
+      `h` attends with kv head `h // (H / G)`:
+      `head_h = softmax(Q_h K_{h // (H/G)}^T / sqrt(d)) V_{h // (H/G)}`.
+      The cache holds the `G` kv heads (`H / G` times smaller); the kv
+      heads are repeated for the attention itself. Same numbers as
+      `keras.layers.GroupQueryAttention` with the same weights.
+    * Sliding window (`window=w`; Beltagy et al., 2020, Mistral): query `i`
+      (at position `p = i + cache_update_index`) sees keys
+      `p - w < j <= p` when causal, `|p - j| < w` otherwise, the mask of
+      `keras_attention.ops.window_mask`, ANDed with every other mask. The
+      cache keeps every position (the mask hides those out of the window).
+    * QK normalisation (`qk_norm="rms"` or `"layer"`; Dehghani et al., 2023,
+      as in Gemma 3, Qwen3, OLMo 2): `q_h <- norm(q_h)`, `k_h <- norm(k_h)`
+      over each head's `d` features (weights of size `d` shared by the
+      heads), before the rotary embedding and the cache.
+    * Logit soft-capping (`logit_softcap=c`; Gemma 2): scores
+      `s = c * tanh(q k^T / (sqrt(d) c))`, in `(-c, c)`.
+    * Additive position biases (`position_bias="alibi"` or `"t5"`, or any
+      `bias` given at call): `A = softmax(s + b)` with `b` from
+      `layers.ALiBi` (no weights) or `layers.RelativePositionBias` (a
+      learned T5 table per layer, bidirectional buckets unless
+      `use_causal_mask`), offset by `cache_update_index`. Masked keys stay
+      masked whatever the bias.
+
+    Which path computes the attention (`DotProductAttention`): windows and
+    grouped-query attention keep the fused kernel where the backend has one
+    (a window is a mask, so it takes the kernel's masked rather than its
+    `is_causal` form); an additive bias or soft-capping needs the scores,
+    so they take the reference path.
 
     Args:
         num_hiddens: int. Output size and total size of the heads.
@@ -700,6 +836,18 @@ class MultiHeadAttention(keras.layers.Layer):
         use_fused_op: bool or None. Use `keras.ops.dot_product_attention`
             when the weights are not needed; same numbers. `None` (the
             default): only on backends with a fused kernel (JAX, PyTorch).
+        num_kv_heads: int or None. `G`, the number of key/value heads; must
+            divide `num_heads`. `None` (the default): `num_heads` (plain
+            multi-head attention).
+        window: int or None. Sliding-window size `w`. Defaults to `None`
+            (every key).
+        qk_norm: `None`, `"rms"` or `"layer"`. Defaults to `None`.
+        logit_softcap: float or None. `c`. Defaults to `None`.
+        position_bias: `None`, `"alibi"` or `"t5"`. Defaults to `None`.
+        rotary_scaling: `None`, `"linear"` or `"ntk"`: `RotaryEmbedding`'s
+            `scaling`, for contexts longer than trained. Defaults to `None`.
+        rotary_scaling_factor: number. `RotaryEmbedding`'s `scaling_factor`.
+            Defaults to `1.0`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -712,15 +860,19 @@ class MultiHeadAttention(keras.layers.Layer):
             `cache_update_index` when decoding with a cache).
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the attention weights.
-        cache: optional `(B, 2, S, D)` tensor of projected keys (index 0) and
-            values (index 1) of earlier steps.
+        cache: optional `(B, 2, S, D_kv)` tensor of projected keys (index 0)
+            and values (index 1) of earlier steps (`D_kv = num_kv_heads * d`,
+            `D` without grouped-query attention).
         cache_update_index: int or scalar tensor. Where the new keys and
             values go in `cache`; required with `cache`.
+        bias: optional float tensor broadcastable to `(B, H, Q, K)` (`K = S`
+            with a cache): added to the scaled scores before the softmax
+            (e.g. `ALiBi` or `RelativePositionBias` output shared by blocks).
 
     Returns:
         `(B, Q, D)`; with `return_attention_scores=True` also the weights
         `(B, H, Q, K)` (`K = S` with a cache); with `cache` also the updated
-        cache `(B, 2, S, D)`. Order: output, weights, cache.
+        cache `(B, 2, S, D_kv)`. Order: output, weights, cache.
 
     Example:
     >>> X = keras.Input(shape=(None, 16))
@@ -739,11 +891,30 @@ class MultiHeadAttention(keras.layers.Layer):
         use_rotary=False,
         rotary_max_wavelength=10000,
         use_fused_op=None,
+        num_kv_heads=None,
+        window=None,
+        qk_norm=None,
+        logit_softcap=None,
+        position_bias=None,
+        rotary_scaling=None,
+        rotary_scaling_factor=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
         self.num_heads = _checks.check_heads(num_hiddens, num_heads)
+        variants = check_attention_variants(
+            num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
+        )
+        self.num_kv_heads, self.window = variants["num_kv_heads"], variants["window"]
+        self.qk_norm, self.logit_softcap = variants["qk_norm"], variants["logit_softcap"]
+        self.position_bias = variants["position_bias"]
+        self.rotary_scaling = _checks.check_choice(
+            "rotary_scaling", rotary_scaling, ROTARY_SCALINGS, allow_none=True
+        )
+        self.rotary_scaling_factor = _checks.check_positive_float(
+            "rotary_scaling_factor", rotary_scaling_factor
+        )
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.use_rotary = _checks.check_bool("use_rotary", use_rotary)
@@ -752,6 +923,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
         self.head_dim = num_hiddens // num_heads
+        self.kv_hiddens = self.num_kv_heads * self.head_dim  # D_kv, the cache's width
         if use_rotary and self.head_dim % 2:
             raise ValueError(
                 "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
@@ -767,32 +939,68 @@ class MultiHeadAttention(keras.layers.Layer):
         dense = dict(units=self.num_hiddens, use_bias=self.use_bias, dtype=self.dtype_policy)
         self.W_q = keras.layers.Dense(**dense, name="W_q")
         self.W_q.build(queries_shape)
-        self.W_k = keras.layers.Dense(**dense, name="W_k")
+        kv_dense = dict(dense, units=self.kv_hiddens)
+        self.W_k = keras.layers.Dense(**kv_dense, name="W_k")
         self.W_k.build(keys_shape)
-        self.W_v = keras.layers.Dense(**dense, name="W_v")
+        self.W_v = keras.layers.Dense(**kv_dense, name="W_v")
         self.W_v.build(values_shape)
         self.W_o = keras.layers.Dense(**dense, name="W_o")
         self.W_o.build((None, None, self.num_hiddens))
         self.attention = DotProductAttention(
-            self.dropout, use_fused_op=self.use_fused_op, dtype=self.dtype_policy, name="attention"
+            self.dropout, use_fused_op=self.use_fused_op, logit_softcap=self.logit_softcap,
+            dtype=self.dtype_policy, name="attention",
         )
         head_shape = (None, None, self.num_heads, self.head_dim)
         self.attention.build(head_shape, head_shape, head_shape)
         if self.use_rotary:
             self.rotary = RotaryEmbedding(
-                max_wavelength=self.rotary_max_wavelength, dtype=self.dtype_policy, name="rotary"
+                max_wavelength=self.rotary_max_wavelength, scaling_factor=self.rotary_scaling_factor,
+                scaling=self.rotary_scaling, dtype=self.dtype_policy, name="rotary",
             )
+        if self.qk_norm is not None:
+            self.q_norm, self.k_norm = (self._qk_norm_layer(name) for name in ("q_norm", "k_norm"))
+        if self.position_bias == "alibi":
+            self.alibi = ALiBi(self.num_heads, dtype=self.dtype_policy, name="alibi")
+        elif self.position_bias == "t5":
+            self.relative_bias = RelativePositionBias(
+                self.num_heads, dtype=self.dtype_policy, name="relative_bias"
+            )
+            self.relative_bias.build(queries_shape)
         self.built = True
 
-    def split_heads(self, X):
-        """`(B, T, D)` -> `(B, T, H, D / H)`: D2L's `transpose_qkv`, heads on axis 2."""
+    def _qk_norm_layer(self, name):
+        """A per-head RMS or layer normalisation over the `d` features, built.
+
+        Under float16 it computes in float32 (the squares of large
+        projections overflow float16); its weights are float32 anyway.
+        """
+        policy = self.dtype_policy
+        if self.compute_dtype == "float16":
+            policy = "float32"
+        if self.qk_norm == "rms":
+            norm = keras.layers.RMSNormalization(epsilon=_QK_NORM_EPSILON, dtype=policy, name=name)
+        else:
+            norm = keras.layers.LayerNormalization(epsilon=_QK_NORM_EPSILON, dtype=policy, name=name)
+        norm.build((None, None, None, self.head_dim))
+        return norm
+
+    def _normalize(self, norm, X):
+        """`norm` of `(B, T, heads, d)` per head, in the dtype of `X`."""
+        return ops.cast(norm(X), X.dtype)
+
+    def split_heads(self, X, num_heads=None):
+        """`(B, T, D)` -> `(B, T, H, D / H)`: D2L's `transpose_qkv`, heads on axis 2.
+
+        `num_heads` defaults to `H` (the kv heads have `num_kv_heads`).
+        """
         shape = ops.shape(X)
-        return ops.reshape(X, (shape[0], shape[1], self.num_heads, self.head_dim))
+        heads = self.num_heads if num_heads is None else num_heads
+        return ops.reshape(X, (shape[0], shape[1], heads, self.head_dim))
 
     def merge_heads(self, X):
         """`(B, T, H, D / H)` -> `(B, T, D)`: D2L's `transpose_output`."""
         shape = ops.shape(X)
-        return ops.reshape(X, (shape[0], shape[1], self.num_hiddens))
+        return ops.reshape(X, (shape[0], shape[1], X.shape[2] * self.head_dim))
 
     def _can_fuse_projections(self):
         """Whether `W_q`, `W_k`, `W_v` are plain kernels (no quantization, no LoRA)."""
@@ -821,7 +1029,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 [ops.cast(dense.bias, self.compute_dtype) for dense in projections], axis=-1
             )  # (n D,)
             Y = Y + bias
-        return ops.split(Y, len(projections), axis=-1)  # n x (B, T, D)
+        sizes = [dense.units for dense in projections]  # D, D_kv, D_kv
+        return ops.split(Y, [sum(sizes[:i]) for i in range(1, len(sizes))], axis=-1)
 
     def call(
         self,
@@ -835,6 +1044,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return_attention_scores=False,
         cache=None,
         cache_update_index=None,
+        bias=None,
         queries_mask=None,
         keys_mask=None,
         values_mask=None,
@@ -866,10 +1076,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 k_new, v_new = self._project_together(keys, (self.W_k, self.W_v))  # 2 x (B, K, D)
         else:
             q, k_new, v_new = self.W_q(queries), self.W_k(keys), self.W_v(values)
-        q = self.split_heads(q)  # (B, Q, H, d)
-        if self.use_rotary:
-            q = self.rotary(q, start_index=start)
-            k_new = self.merge_heads(self.rotary(self.split_heads(k_new), start_index=start))
+        q, k_new = self._queries_and_keys(q, k_new, start)  # (B, Q, H, d), (B, K, D_kv)
 
         num_queries = ops.shape(queries)[1]
         if cache is None:
@@ -877,9 +1084,9 @@ class MultiHeadAttention(keras.layers.Layer):
             key_valid = None
         else:
             # Write this step's keys and values at `cache_update_index`.
-            k = ops.slice_update(cache[:, 0], (0, start, 0), k_new)  # (B, S, D)
-            v = ops.slice_update(cache[:, 1], (0, start, 0), v_new)  # (B, S, D)
-            cache = ops.stack([k, v], axis=1)  # (B, 2, S, D)
+            k = ops.slice_update(cache[:, 0], (0, start, 0), k_new)  # (B, S, D_kv)
+            v = ops.slice_update(cache[:, 1], (0, start, 0), v_new)  # (B, S, D_kv)
+            cache = ops.stack([k, v], axis=1)  # (B, 2, S, D_kv)
             key_valid = _cache_key_mask(
                 ops.shape(k)[1], start, ops.shape(keys)[1], ka_ops.merge_masks(keys_mask, values_mask)
             )  # (B or 1, 1, S)
@@ -893,19 +1100,25 @@ class MultiHeadAttention(keras.layers.Layer):
             attention_mask,
             key_valid,
         )
+        if self.window is not None:
+            mask = ka_ops.merge_masks(mask, ka_ops.window_mask(
+                num_queries, num_keys, self.window, offset=start, causal=use_causal_mask
+            ))  # (Q, K)
         # Causal and nothing else (e.g. packed language-model training): the
         # attention layer can use a kernel's own causal masking.
         causal_only = use_causal_mask and cache is None and mask is None
         if use_causal_mask and not causal_only:
             mask = ka_ops.merge_masks(mask, ka_ops.causal_mask(num_queries, num_keys, offset=start))
+        k, v = self._kv_for_every_head(k), self._kv_for_every_head(v)  # (B, S, H, d)
         attended = self.attention(
             q,
-            self.split_heads(k),
-            self.split_heads(v),
+            k,
+            v,
             attention_mask=mask,
             use_causal_mask=causal_only,
             training=training,
             return_attention_scores=return_attention_scores,
+            bias=self._scores_bias(bias, q, k, start, use_causal_mask),
         )
         if return_attention_scores:
             attended, weights = attended  # (B, Q, H, d), (B, H, Q, K)
@@ -918,17 +1131,49 @@ class MultiHeadAttention(keras.layers.Layer):
             results += (cache,)
         return results[0] if len(results) == 1 else results
 
+    def _queries_and_keys(self, q, k_new, start):
+        """Per-head normalisation and rotation of queries `(B, Q, D)` and new keys `(B, K, D_kv)`.
+
+        Returns the queries as heads `(B, Q, H, d)` and the keys as they are
+        cached, `(B, K, D_kv)`.
+        """
+        q, k = self.split_heads(q), self.split_heads(k_new, self.num_kv_heads)  # (B, T, H|G, d)
+        if self.qk_norm is not None:
+            q, k = self._normalize(self.q_norm, q), self._normalize(self.k_norm, k)
+        if self.use_rotary:
+            q, k = self.rotary(q, start_index=start), self.rotary(k, start_index=start)
+        return q, self.merge_heads(k)
+
+    def _kv_for_every_head(self, X):
+        """Cached keys or values `(B, S, D_kv)` as `(B, S, H, d)`: kv head `g` serves heads `g H/G ..`."""
+        X = self.split_heads(X, self.num_kv_heads)  # (B, S, G, d)
+        if self.num_kv_heads == self.num_heads:
+            return X
+        return ops.repeat(X, self.num_heads // self.num_kv_heads, axis=2)  # (B, S, H, d)
+
+    def _scores_bias(self, bias, q, k, start, causal):
+        """The call's `bias` plus the layer's own position bias, `(B|1, H, Q, K)`, or None."""
+        if self.position_bias == "alibi":
+            own = self.alibi(q, k, start_index=start)
+        elif self.position_bias == "t5":
+            own = self.relative_bias(q, k, start_index=start, bidirectional=not causal)
+        else:
+            return bias
+        return own if bias is None else ops.cast(bias, own.dtype) + own
+
     def _check_cache(self, queries_shape, keys_shape, values_shape, cache, cache_update_index):
-        """`cache` `(B, 2, S, D)` and `cache_update_index`, a position with room for the new keys."""
+        """`cache` `(B, 2, S, D_kv)` and `cache_update_index`, a position with room for the new keys."""
         shape = tuple(cache.shape)
         # Axis 1 holds keys and values: fewer than 2 is an error. (More is not
         # checked: torch traces a functional model with 83 for every unknown
         # size, this one included; the returned cache has 2.)
         pairs = _checks.static_size(shape[1]) if len(shape) == 4 else None
-        if len(shape) != 4 or (pairs is not None and pairs < 2) or _checks.sizes_differ(shape[3], self.num_hiddens):
+        if len(shape) != 4 or (pairs is not None and pairs < 2) or _checks.sizes_differ(shape[3], self.kv_hiddens):
+            width = f"num_hiddens={self.num_hiddens}"
+            if self.kv_hiddens != self.num_hiddens:
+                width = f"kv_hiddens={self.kv_hiddens}"
             raise ValueError(
-                "`cache` must have shape (batch, 2, cache_length, "
-                f"num_hiddens={self.num_hiddens}); got cache.shape={shape}."
+                f"`cache` must have shape (batch, 2, cache_length, {width}); got cache.shape={shape}."
             )
         _checks.check_same_batch(
             ("queries", queries_shape), ("keys", keys_shape), ("values", values_shape), ("cache", shape)
@@ -956,4 +1201,11 @@ class MultiHeadAttention(keras.layers.Layer):
             "use_rotary": self.use_rotary,
             "rotary_max_wavelength": self.rotary_max_wavelength,
             "use_fused_op": self.use_fused_op,
+            "num_kv_heads": self.num_kv_heads,
+            "window": self.window,
+            "qk_norm": self.qk_norm,
+            "logit_softcap": self.logit_softcap,
+            "position_bias": self.position_bias,
+            "rotary_scaling": self.rotary_scaling,
+            "rotary_scaling_factor": self.rotary_scaling_factor,
         }

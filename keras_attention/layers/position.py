@@ -23,7 +23,11 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "RotaryEmbedding",
+    "ROTARY_SCALINGS",
 ]
+
+# How `RotaryEmbedding` applies its `scaling_factor`.
+ROTARY_SCALINGS = ("linear", "ntk")
 
 
 
@@ -260,19 +264,33 @@ class RotaryEmbedding(keras.layers.Layer):
     RoFormer (Su et al., 2021); a relative-position counterpart of D2L
     section "Self-Attention and Positional Encoding". Feature pairs
     `(x[i], x[i + D/2])` are rotated by the angle `p * theta_i` with position
-    `p = (t + start_index) / scaling_factor` and frequency
-    `theta_i = max_wavelength^(-2i/D)` ("rotate half" convention, as in
-    keras_hub's `RotaryEmbedding`):
+    `p = t + start_index` and frequency `theta_i = base^(-2i/D)`, `base =
+    max_wavelength` ("rotate half" convention, as in keras_hub's
+    `RotaryEmbedding`):
     `out = x * cos + rotate_half(x) * sin`, `rotate_half(x) = [-x2, x1]`.
     The dot product of a query rotated at position `m` and a key rotated at
     position `n` then depends on `m - n` only. Computed in float32; no
     weights.
 
+    Scaling, to run at a longer context than trained (factor `s`, e.g.
+    `s = 4` for 4x the trained length):
+
+    * `"linear"`, position interpolation (Chen et al., 2023): `p -> p / s`,
+      so that `s` times longer sequences span the trained angles;
+    * `"ntk"`, NTK-aware scaling (bloc97, 2023, "NTK-aware scaled RoPE"):
+      positions are kept and the base grows, `base -> base * s^(D / (D - 2))`,
+      so that `theta_i` is divided by `s^(2i / (D - 2))`: the lowest
+      frequency (`i = D/2 - 1`) by exactly `s`, as with interpolation, the
+      highest one (`theta_0 = 1`) unchanged; needs `D > 2`.
+
     Args:
-        max_wavelength: number. The longest wavelength of the rotations.
-            Defaults to `10000`.
-        scaling_factor: number. Positions are divided by it (position
-            interpolation for longer contexts). Defaults to `1.0`.
+        max_wavelength: number. The longest wavelength of the rotations
+            (`base`). Defaults to `10000`.
+        scaling_factor: number. `s`. Defaults to `1.0` (no scaling).
+        scaling: `None`, `"linear"` or `"ntk"`. How `scaling_factor`
+            applies. `None` (the default) is `"linear"`, the meaning
+            `scaling_factor` had before this argument existed; with the
+            default factor 1 every choice is plain RoPE.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -292,18 +310,18 @@ class RotaryEmbedding(keras.layers.Layer):
     (None, None, 4, 16)
     """
 
-    def __init__(self, max_wavelength=10000, scaling_factor=1.0, **kwargs):
+    def __init__(self, max_wavelength=10000, scaling_factor=1.0, scaling=None, **kwargs):
         super().__init__(**kwargs)
         self.max_wavelength = _checks.check_positive_float("max_wavelength", max_wavelength)
         self.scaling_factor = _checks.check_positive_float("scaling_factor", scaling_factor)
+        self.scaling = _checks.check_choice("scaling", scaling, ROTARY_SCALINGS, allow_none=True)
         self.supports_masking = True
 
     def build(self, input_shape):
         self._check_shape(input_shape)
         self.built = True
 
-    @staticmethod
-    def _check_shape(shape):
+    def _check_shape(self, shape):
         if len(shape) < 3:
             raise ValueError(
                 "`inputs` must have rank >= 3, (batch, length, ..., features); "
@@ -319,6 +337,11 @@ class RotaryEmbedding(keras.layers.Layer):
                 "The last axis of `inputs` (features) must be even to rotate "
                 f"feature pairs; got inputs.shape={tuple(shape)}."
             )
+        if self.scaling == "ntk" and shape[-1] <= 2:
+            raise ValueError(
+                "`scaling='ntk'` needs more than 2 features (base * s^(D / (D - 2))); "
+                f"got inputs.shape={tuple(shape)}."
+            )
 
     def call(self, inputs, start_index=0):
         _checks.check_float_tensor("inputs", inputs)
@@ -326,16 +349,18 @@ class RotaryEmbedding(keras.layers.Layer):
         self._check_shape(inputs.shape)
         dim = inputs.shape[-1]
         x = ops.cast(inputs, "float32")
+        base, position_scale = self.max_wavelength, self.scaling_factor
+        if self.scaling == "ntk":
+            base, position_scale = base * self.scaling_factor ** (dim / (dim - 2)), 1.0
         # (D/2,)
         inv_freq = 1.0 / ops.power(
-            ops.cast(self.max_wavelength, "float32"),
-            ops.arange(0, dim, 2, dtype="float32") / float(dim),
+            ops.cast(base, "float32"), ops.arange(0, dim, 2, dtype="float32") / float(dim)
         )
         # (T,)
         positions = ops.arange(ops.shape(inputs)[1], dtype="float32") + ops.cast(
             start_index, "float32"
         )
-        positions = positions / ops.cast(self.scaling_factor, "float32")
+        positions = positions / ops.cast(position_scale, "float32")
         angles = positions[:, None] * inv_freq[None, :]  # (T, D/2)
         angles = ops.concatenate([angles, angles], axis=-1)  # (T, D)
         # (1, T, 1, ..., 1, D): broadcast over batch and any middle axes
@@ -353,4 +378,5 @@ class RotaryEmbedding(keras.layers.Layer):
             **super().get_config(),
             "max_wavelength": self.max_wavelength,
             "scaling_factor": self.scaling_factor,
+            "scaling": self.scaling,
         }

@@ -12,8 +12,7 @@ S source length, D num_hiddens, H heads, L cache length.
 import keras
 
 from keras_attention import _checks
-from keras_attention.layers._attention_options import check_attention_options
-from keras_attention.layers.attention import MultiHeadAttention
+from keras_attention.layers.attention import MultiHeadAttention, check_attention_variants
 
 __all__ = [
     "PositionWiseFFN",
@@ -165,10 +164,21 @@ class TransformerEncoderBlock(keras.layers.Layer):
         dropout: float. Dropout on attention weights and sub-layer outputs.
         use_bias: bool. Biases in the attention projections. Defaults to `False`.
         norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
-        attention_options: dict or None. Extra `MultiHeadAttention`
-            arguments of the self-attention, e.g. `{"use_rotary": True}`.
+        num_kv_heads: int or None. Key/value heads of the self-attention
+            (grouped-query attention). Defaults to `None` (`num_heads`).
+        window: int or None. Sliding window of the self-attention.
             Defaults to `None`.
+        qk_norm: `None`, `"rms"` or `"layer"` (self-attention). Defaults to `None`.
+        logit_softcap: float or None (self-attention). Defaults to `None`.
+        position_bias: `None`, `"alibi"` or `"t5"` (self-attention).
+            Defaults to `None`.
+        use_rotary: bool. Rotary positions in the self-attention (queries
+            and keys rotated by their positions, at the cache index while
+            decoding). Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments.
+
+    The variant arguments are those of `MultiHeadAttention`, for the
+    self-attention.
 
     Call arguments:
         X: `(B, T, D)`.
@@ -176,6 +186,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             are padding, never attended to.
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the self-attention weights.
+        bias: optional float tensor broadcastable to `(B, H, T, T)`, added to
+            the self-attention scores (e.g. a T5 bias shared by the blocks).
 
     Returns:
         `(B, T, D)`; with `return_attention_scores=True` also `(B, H, T, T)`.
@@ -194,7 +206,12 @@ class TransformerEncoderBlock(keras.layers.Layer):
         dropout,
         use_bias=False,
         norm_first=False,
-        attention_options=None,
+        num_kv_heads=None,
+        window=None,
+        qk_norm=None,
+        logit_softcap=None,
+        position_bias=None,
+        use_rotary=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -204,9 +221,15 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.norm_first = _checks.check_bool("norm_first", norm_first)
-        self.attention_options = check_attention_options(
-            attention_options, self.num_hiddens, self.num_heads, self.dropout, self.use_bias
+        self.attention_variants = check_attention_variants(
+            self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
         )
+        self.attention_variants["use_rotary"] = _checks.check_bool("use_rotary", use_rotary)
+        if use_rotary and (self.num_hiddens // self.num_heads) % 2:
+            raise ValueError(
+                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
+                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -216,7 +239,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             self.num_heads,
             self.dropout,
             use_bias=self.use_bias,
-            **self.attention_options,
+            **self.attention_variants,
             dtype=self.dtype_policy,
             name="attention",
         )
@@ -231,7 +254,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.addnorm2.build(X_shape)
         self.built = True
 
-    def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
+    def call(
+        self, X, valid_lens=None, training=None, return_attention_scores=False, bias=None, X_mask=None
+    ):
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
         # 1. Self-attention over the valid positions.
         Q = self.addnorm1.ln(X) if self.norm_first else X
@@ -240,6 +265,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             Q,
             Q,
             valid_lens=valid_lens,
+            bias=bias,
             training=training,
             return_attention_scores=return_attention_scores,
             queries_mask=X_mask,
@@ -274,7 +300,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             "dropout": self.dropout,
             "use_bias": self.use_bias,
             "norm_first": self.norm_first,
-            "attention_options": self.attention_options,
+            **self.attention_variants,
         }
 
 
@@ -300,10 +326,22 @@ class TransformerDecoderBlock(keras.layers.Layer):
         dropout: float. Dropout on attention weights and sub-layer outputs.
         norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
         use_bias: bool. Biases in the attention projections. Defaults to `False`.
-        attention_options: dict or None. Extra `MultiHeadAttention`
-            arguments of the causal self-attention (not the
-            cross-attention), e.g. `{"use_rotary": True}`. Defaults to `None`.
+        num_kv_heads: int or None. Key/value heads of the self-attention
+            (grouped-query attention). Defaults to `None` (`num_heads`).
+        window: int or None. Sliding window of the self-attention.
+            Defaults to `None`.
+        qk_norm: `None`, `"rms"` or `"layer"` (self-attention). Defaults to `None`.
+        logit_softcap: float or None (self-attention). Defaults to `None`.
+        position_bias: `None`, `"alibi"` or `"t5"` (self-attention).
+            Defaults to `None`.
+        use_rotary: bool. Rotary positions in the self-attention (queries
+            and keys rotated by their positions, at the cache index while
+            decoding). Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments.
+
+    The variant arguments are those of `MultiHeadAttention`, for the causal
+    self-attention (`attention1`; with `num_kv_heads` the cache is
+    `num_kv_heads * D / H` wide); the cross-attention stays plain.
 
     Call arguments:
         X: `(B, T, D)`. Decoder inputs.
@@ -315,6 +353,8 @@ class TransformerDecoderBlock(keras.layers.Layer):
             cross-attention weights.
         cache: optional `(B, 2, L, D)` self-attention cache.
         cache_update_index: int or scalar tensor; required with `cache`.
+        bias: optional float tensor broadcastable to `(B, H, T, T or L)`,
+            added to the self-attention scores.
 
     Returns:
         `(B, T, D)`; then, with `return_attention_scores=True`, the
@@ -336,7 +376,12 @@ class TransformerDecoderBlock(keras.layers.Layer):
         dropout,
         norm_first=False,
         use_bias=False,
-        attention_options=None,
+        num_kv_heads=None,
+        window=None,
+        qk_norm=None,
+        logit_softcap=None,
+        position_bias=None,
+        use_rotary=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -346,9 +391,15 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.norm_first = _checks.check_bool("norm_first", norm_first)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
-        self.attention_options = check_attention_options(
-            attention_options, self.num_hiddens, self.num_heads, self.dropout, self.use_bias
+        self.attention_variants = check_attention_variants(
+            self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
         )
+        self.attention_variants["use_rotary"] = _checks.check_bool("use_rotary", use_rotary)
+        if use_rotary and (self.num_hiddens // self.num_heads) % 2:
+            raise ValueError(
+                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
+                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape=None):
@@ -356,13 +407,13 @@ class TransformerDecoderBlock(keras.layers.Layer):
         enc_outputs_shape = X_shape if enc_outputs_shape is None else enc_outputs_shape
         _checks.check_sequence("enc_outputs", enc_outputs_shape)
 
-        def mha(name, options=None):
+        def mha(name, **variants):
             return MultiHeadAttention(
                 self.num_hiddens,
                 self.num_heads,
                 self.dropout,
                 use_bias=self.use_bias,
-                **(options or {}),
+                **variants,
                 dtype=self.dtype_policy,
                 name=name,
             )
@@ -372,7 +423,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
             layer.build(X_shape)
             return layer
 
-        self.attention1 = mha("attention1", self.attention_options)
+        self.attention1 = mha("attention1", **self.attention_variants)
         self.attention1.build(X_shape, X_shape, X_shape)
         self.addnorm1 = addnorm("addnorm1")
         self.attention2 = mha("attention2")
@@ -395,6 +446,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         return_attention_scores=False,
         cache=None,
         cache_update_index=None,
+        bias=None,
         X_mask=None,
         enc_outputs_mask=None,
     ):
@@ -418,6 +470,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
             return_attention_scores=True,
             cache=cache,
             cache_update_index=cache_update_index,
+            bias=bias,
             queries_mask=X_mask,
             keys_mask=X_mask,
             values_mask=X_mask,
@@ -474,5 +527,5 @@ class TransformerDecoderBlock(keras.layers.Layer):
             "dropout": self.dropout,
             "norm_first": self.norm_first,
             "use_bias": self.use_bias,
-            "attention_options": self.attention_options,
+            **self.attention_variants,
         }

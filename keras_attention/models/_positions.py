@@ -37,14 +37,29 @@ def position_layer(positions, max_len, num_hiddens, dropout, name):
     return None
 
 
-def self_attention_options(positions, options=None):
-    """`attention_options` of the self-attention for `positions`, merged with `options`."""
-    options = dict(options or {})
+def position_variants(positions, rotary_scaling=None, rotary_scaling_factor=1.0):
+    """The block arguments of `positions`: `use_rotary` (with its scaling) or `position_bias`.
+
+    Rotary scaling (`"linear"` position interpolation, `"ntk"`-aware base
+    change) is for `positions="rotary"` only.
+    """
+    if positions != "rotary" and (rotary_scaling is not None or rotary_scaling_factor != 1.0):
+        raise ValueError(
+            "`rotary_scaling` and `rotary_scaling_factor` need positions='rotary'; got "
+            f"positions={positions!r}, rotary_scaling={rotary_scaling!r}, "
+            f"rotary_scaling_factor={rotary_scaling_factor!r}."
+        )
+    if positions == "rotary" and rotary_scaling is None and rotary_scaling_factor == 1.0:
+        return {"use_rotary": True}
     if positions == "rotary":
-        options.setdefault("use_rotary", True)
-    elif positions == "alibi":
-        options.setdefault("position_bias", "alibi")
-    return options
+        return {
+            "use_rotary": True,
+            "rotary_scaling": rotary_scaling,
+            "rotary_scaling_factor": rotary_scaling_factor,
+        }
+    if positions == "alibi":
+        return {"position_bias": "alibi"}
+    return {}
 
 
 def add_positions(X, layer, dropout_layer=None):

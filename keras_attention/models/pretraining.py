@@ -114,7 +114,12 @@ def gpt(
     pad_id=0,
     tie_embeddings=False,
     positions="learned",
-    attention_options=None,
+    num_kv_heads=None,
+    window=None,
+    qk_norm=None,
+    logit_softcap=None,
+    rotary_scaling=None,
+    rotary_scaling_factor=1.0,
     name="gpt",
 ):
     """Builds a decoder-only GPT language model.
@@ -144,9 +149,21 @@ def gpt(
             per-head linear distance penalty on the scores). The additive
             kinds cover `max_len` positions; rotary and ALiBi have no
             table and no positional limit. Defaults to `"learned"`.
-        attention_options: dict or None. Extra `MultiHeadAttention`
-            arguments of every block's self-attention (see `GPTBlock`).
+        num_kv_heads: int or None. Key/value heads of every block
+            (grouped-query attention; `1`: multi-query): the cache holds
+            `num_kv_heads * D / H` features per position instead of `D`.
+            Defaults to `None` (`num_heads`).
+        window: int or None. Sliding window: position `t` attends to
+            `t - window < j <= t` only. Defaults to `None` (all earlier).
+        qk_norm: `None`, `"rms"` or `"layer"`. Normalise queries and keys
+            per head before the dot product. Defaults to `None`.
+        logit_softcap: float or None. Soft-cap the scores,
+            `c tanh(s / c)`. Defaults to `None`.
+        rotary_scaling: `None`, `"linear"` or `"ntk"` (positions="rotary"
+            only): stretch the rotations for contexts longer than trained.
             Defaults to `None`.
+        rotary_scaling_factor: number. The stretch `s` (e.g. 2 to read
+            twice the trained length). Defaults to `1.0`.
         name: str. Model name.
 
     Returns:
@@ -169,7 +186,10 @@ def gpt(
     pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size}, allow_none=True)
     tie_embeddings = _checks.check_bool("tie_embeddings", tie_embeddings)
     positions = _positions.check_positions(positions)
-    attention_options = _positions.self_attention_options(positions, attention_options)
+    variants = dict(
+        num_kv_heads=num_kv_heads, window=window, qk_norm=qk_norm, logit_softcap=logit_softcap,
+        **_positions.position_variants(positions, rotary_scaling, rotary_scaling_factor),
+    )
     name = _checks.check_string("name", name)
 
     # Layers.
@@ -180,7 +200,7 @@ def gpt(
     blocks = [
         GPTBlock(
             num_hiddens, ffn_num_hiddens, num_heads, dropout,
-            attention_options=attention_options, name=f"gpt_block_{i}",
+            **variants, name=f"gpt_block_{i}",
         )
         for i in range(num_blks)
     ]

@@ -39,7 +39,6 @@ def transformer(
     norm_first=False,
     return_attention_scores=False,
     positions="sinusoidal",
-    attention_options=None,
     name="transformer",
 ):
     """Builds D2L's Transformer encoder-decoder.
@@ -64,9 +63,6 @@ def transformer(
             self-attention rotated) or `"alibi"` (distance penalties on
             every self-attention's scores; the cross-attention gets none).
             Defaults to `"sinusoidal"` (D2L).
-        attention_options: dict or None. Extra `MultiHeadAttention`
-            arguments of every self-attention (encoder and decoder).
-            Defaults to `None`.
         name: str. Model name.
 
     Returns:
@@ -92,9 +88,8 @@ def transformer(
     norm_first = _checks.check_bool("norm_first", norm_first)
     return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
     positions = _positions.check_positions(positions)
-    attention_options = _positions.self_attention_options(positions, attention_options)
     name = _checks.check_string("name", name)
-    block_options = dict(norm_first=norm_first, attention_options=attention_options)
+    block_options = dict(norm_first=norm_first, **_positions.position_variants(positions))
 
     # Layers.
     src_embedding = TokenEmbedding(

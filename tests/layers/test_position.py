@@ -27,12 +27,19 @@ def np_P(max_len, d):
     return P
 
 
-def np_rotary(x, start_index=0, max_wavelength=10000, scaling_factor=1.0):
-    """RoPE, rotate-half convention, on x of shape (B, T, ..., D)."""
+def np_rotary(x, start_index=0, max_wavelength=10000, scaling_factor=1.0, scaling=None):
+    """RoPE, rotate-half convention, on x of shape (B, T, ..., D).
+
+    Scaling: linear interpolation divides positions by the factor; NTK-aware
+    scaling multiplies the base by factor ** (D / (D - 2)) (bloc97's formula).
+    """
     x = np.asarray(x, np.float64)
     T, D = x.shape[1], x.shape[-1]
-    inv_freq = 1.0 / max_wavelength ** (np.arange(0, D, 2) / D)
-    pos = (np.arange(T) + start_index) / scaling_factor
+    base, divisor = max_wavelength, scaling_factor
+    if scaling == "ntk":
+        base, divisor = max_wavelength * scaling_factor ** (D / (D - 2)), 1.0
+    inv_freq = 1.0 / base ** (np.arange(0, D, 2) / D)
+    pos = (np.arange(T) + start_index) / divisor
     ang = np.concatenate([np.outer(pos, inv_freq)] * 2, axis=-1)  # (T, D)
     ang = ang.reshape((1, T) + (1,) * (x.ndim - 3) + (D,))
     x1, x2 = x[..., : D // 2], x[..., D // 2 :]
@@ -308,6 +315,8 @@ def test_learned_embeddings_get_gradients_only_at_used_positions():
          r"`scaling_factor` must be a positive finite number; got scaling_factor=inf"),
         (RotaryEmbedding, {"scaling_factor": None},
          r"`scaling_factor` must be a positive finite number; got scaling_factor=None"),
+        (RotaryEmbedding, {"scaling": "yarn"},
+         r"`scaling` must be None or one of \['linear', 'ntk'\]; got scaling='yarn'"),
     ],
 )
 def test_bad_arguments(cls, kwargs, match):
@@ -349,6 +358,10 @@ def test_rotary_shared_layer_checks(shape):
         ((2, 6, 8), {}),
         ((2, 6, 3, 4), {}),  # (B, T, H, d): what MultiHeadAttention passes
         ((1, 5, 2, 2, 6), {"max_wavelength": 50, "scaling_factor": 4.0}),
+        ((2, 6, 8), {"scaling_factor": 4.0, "scaling": "linear"}),
+        ((2, 6, 3, 8), {"scaling_factor": 4.0, "scaling": "ntk"}),
+        ((1, 9, 16), {"max_wavelength": 500, "scaling_factor": 2.5, "scaling": "ntk"}),
+        ((1, 9, 4), {"scaling_factor": 1.0, "scaling": "ntk"}),
     ],
 )
 def test_rotary_matches_numpy(shape, kwargs):
@@ -357,6 +370,59 @@ def test_rotary_matches_numpy(shape, kwargs):
     np.testing.assert_allclose(
         ops.convert_to_numpy(out), np_rotary(x, **kwargs), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("scaling", ["linear", "ntk"])
+def test_rotary_scaling_shared_layer_checks(scaling):
+    run_layer_test(
+        RotaryEmbedding,
+        {"scaling_factor": 4.0, "scaling": scaling},
+        rand(2, 5, 3, 8),
+        call_kwargs={"start_index": 2},
+        expected_output_shape=(2, 5, 3, 8),
+    )
+
+
+def test_rotary_scaling_none_is_linear_and_factor_1_is_plain():
+    x = rand(1, 7, 8)
+    plain = ops.convert_to_numpy(RotaryEmbedding()(x))
+    for scaling in (None, "linear", "ntk"):
+        same = ops.convert_to_numpy(RotaryEmbedding(scaling=scaling)(x))
+        np.testing.assert_allclose(same, plain, atol=1e-6)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(RotaryEmbedding(scaling_factor=3.0)(x)),
+        ops.convert_to_numpy(RotaryEmbedding(scaling_factor=3.0, scaling="linear")(x)),
+    )
+
+
+def test_rotary_linear_scaling_is_the_unscaled_rotation_at_divided_positions():
+    # Position 4 under factor 4 rotates like position 1 unscaled.
+    x = rand(1, 1, 8)
+    scaled = RotaryEmbedding(scaling_factor=4.0, scaling="linear")(x, start_index=4)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(scaled), ops.convert_to_numpy(RotaryEmbedding()(x, start_index=1)), atol=1e-6
+    )
+
+
+def test_rotary_ntk_scaling_keeps_the_highest_and_divides_the_lowest_frequency():
+    # One pair per frequency: x = e_i (and 0 in its partner) rotates at theta_i.
+    D, s, t = 8, 4.0, 5
+    angles = {}
+    for scaling in (None, "ntk"):
+        layer = RotaryEmbedding(scaling_factor=s if scaling else 1.0, scaling=scaling)
+        x = np.eye(D, dtype="float32")[None, None, : D // 2]  # (1, 1, D/2, D): head i is e_i
+        out = ops.convert_to_numpy(layer(x, start_index=t))[0, 0]  # (D/2, D)
+        angles[scaling] = np.arctan2(out[np.arange(D // 2), np.arange(D // 2) + D // 2],
+                                     out[np.arange(D // 2), np.arange(D // 2)])
+    np.testing.assert_allclose(angles["ntk"][0], angles[None][0], atol=1e-6)  # theta_0 = 1
+    theta_low = 10000.0 ** (-(D - 2) / D)
+    np.testing.assert_allclose(angles[None][-1], t * theta_low, atol=1e-5)
+    np.testing.assert_allclose(angles["ntk"][-1], t * theta_low / s, atol=1e-5)
+
+
+def test_rotary_ntk_needs_more_than_2_features():
+    with pytest.raises(ValueError, match=re.escape("`scaling='ntk'` needs more than 2 features")):
+        RotaryEmbedding(scaling_factor=2.0, scaling="ntk")(rand(1, 3, 2))
 
 
 def test_rotary_on_heads_equals_rotary_per_head():

@@ -19,7 +19,7 @@ from keras_attention.models import gpt, transformer
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
 
 V, D, F, H, N, MAX_LEN = 20, 8, 16, 2, 2, 12
-POSITIONS = ["learned", "sinusoidal", "rotary"]
+POSITIONS = ["learned", "sinusoidal", "rotary", "alibi"]
 IDS = np.array([[3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14]], "int32")
 
 
@@ -41,13 +41,14 @@ def numpy(x):
 def test_gpt_layers_of_each_choice(positions):
     model = build_gpt(positions)
     names = {layer.name for layer in model.layers}
-    assert ("positions" in names) is (positions != "rotary")
+    assert ("positions" in names) is (positions in ("learned", "sinusoidal"))
     kind = {"learned": layers.LearnedPositionalEmbedding,
             "sinusoidal": layers.SinusoidalPositionalEncoding}.get(positions)
     if kind is not None:
         assert isinstance(model.get_layer("positions"), kind)
     block = model.get_layer("gpt_block_0")
     assert block.attention.use_rotary is (positions == "rotary")
+    assert block.attention.position_bias == ("alibi" if positions == "alibi" else None)
 
 
 def test_defaults_are_unchanged():
@@ -87,8 +88,9 @@ def test_gpt_cached_decoding_equals_the_full_pass(positions):
         np.testing.assert_array_equal(numpy(cached["tokens"]), numpy(uncached["tokens"]))
 
 
-def test_rotary_gpt_has_no_positional_limit():
-    model = build_gpt("rotary")
+@pytest.mark.parametrize("positions", ["rotary", "alibi"])
+def test_relative_gpt_has_no_positional_limit(positions):
+    model = build_gpt(positions)
     decoder = GPTStepDecoder(model, max_len=3 * MAX_LEN)
     assert decoder.positional_limit is None
     long_ids = np.tile(IDS, (1, 4))  # 24 > max_len positions
@@ -126,11 +128,49 @@ def test_bad_positions_raise(builder):
         builder("relative")
 
 
-def test_attention_options_reach_every_self_attention():
-    model = build_transformer("sinusoidal", attention_options={"use_rotary": True})
-    for i in range(N):
-        assert model.get_layer(f"encoder_block_{i}").attention.use_rotary
-        block = model.get_layer(f"decoder_block_{i}")
-        assert block.attention1.use_rotary and not block.attention2.use_rotary
-    with pytest.raises(ValueError, match=re.escape("`attention_options` must not set ['num_heads']")):
-        build_gpt("learned", attention_options={"num_heads": 4})
+def test_transformer_positions_reach_every_self_attention_only():
+    for positions, attribute, value in (("rotary", "use_rotary", True), ("alibi", "position_bias", "alibi")):
+        model = build_transformer(positions)
+        for i in range(N):
+            assert getattr(model.get_layer(f"encoder_block_{i}").attention, attribute) == value
+            block = model.get_layer(f"decoder_block_{i}")
+            assert getattr(block.attention1, attribute) == value
+            assert getattr(block.attention2, attribute) != value
+
+
+VARIANTS = [
+    {"num_kv_heads": 1},
+    {"window": 3},
+    {"qk_norm": "rms"},
+    {"logit_softcap": 5.0},
+    {"positions": "rotary", "rotary_scaling": "ntk", "rotary_scaling_factor": 2.0},
+    {"positions": "alibi", "num_kv_heads": 1, "window": 4},
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={v[k]}" for k in v))
+def test_gpt_variants_round_trip_and_decode_with_the_cache(variant, tmp_path):
+    variant = dict(variant)
+    model = build_gpt(variant.pop("positions", "learned"), **variant)
+    attention = model.get_layer("gpt_block_0").attention
+    for key, value in variant.items():
+        assert getattr(attention, key, None) == value or key.startswith("rotary_")
+    assert_keras_round_trip(model, IDS, tmp_path / "gpt.keras")
+    assert_causal(model, IDS, 3)
+    full = numpy(model(IDS))
+    decoder = GPTStepDecoder(model, max_len=8)
+    logits, state = decoder.start(IDS[:, :2])
+    np.testing.assert_allclose(numpy(logits), full[:, 1], atol=1e-5)
+    for t in range(2, 6):
+        logits, state, _ = decoder.step(IDS[:, t], state, t)
+        np.testing.assert_allclose(numpy(logits), full[:, t], atol=1e-5)
+    kv_heads = variant.get("num_kv_heads", H)
+    assert tuple(state["cache"].shape) == (N, 2, 2, 8, kv_heads * D // H)
+
+
+def test_rotary_scaling_needs_rotary_positions():
+    message = "`rotary_scaling` and `rotary_scaling_factor` need positions='rotary'; got positions='learned'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_gpt("learned", rotary_scaling="linear")
+    with pytest.raises(ValueError, match=re.escape("`window` must be None or a positive integer; got window=0.")):
+        build_gpt("learned", window=0)
