@@ -174,3 +174,13 @@ def test_rotary_scaling_needs_rotary_positions():
         build_gpt("learned", rotary_scaling="linear")
     with pytest.raises(ValueError, match=re.escape("`window` must be None or a positive integer; got window=0.")):
         build_gpt("learned", window=0)
+
+
+@pytest.mark.tensorflow_only(reason="SavedModel export")
+def test_exporting_a_gpt_without_a_position_table_is_a_clear_error():
+    from types import SimpleNamespace
+
+    from keras_attention.export import LanguageModel
+
+    with pytest.raises(ValueError, match=re.escape("Exporting a language model needs a positional max_len")):
+        LanguageModel(build_gpt("rotary"), SimpleNamespace(vocab_size=V))
