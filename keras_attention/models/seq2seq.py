@@ -173,8 +173,8 @@ class BahdanauDecoder(keras.layers.Layer):
         # The attention dropout of every step, drawn before the loop: JAX
         # can't draw random numbers (update a seed) inside a traced loop.
         if training and self.dropout > 0:
-            dropout_masks = self.attention.attention_dropout(
-                ops.ones((ops.shape(X)[0], batch, num_keys), self.compute_dtype), training=True
+            dropout_masks = self.attention.dropout_mask(
+                (ops.shape(X)[0], batch, num_keys)
             )  # (T, B, S): 0 or 1 / (1 - dropout)
             xs = (X, dropout_masks)
 

@@ -480,3 +480,51 @@ def test_window_mask_is_the_ops_one():
     allowed = to_np(ka_ops.window_mask(T, T, 2))
     assert np.all(to_np(weights)[0][:, ~allowed.astype(bool)] == 0)
     assert np.all(to_np(weights)[0][:, allowed.astype(bool)] > 0)
+
+
+# ---------------------------------------------------------------------------
+# Which attention path each variant takes (the docstrings' statement)
+# ---------------------------------------------------------------------------
+
+from tests.layers.test_attention_paths import taken  # noqa: E402, F401  (the path spy)
+
+FAST_MASKED = {"tensorflow": "hand_gradient", "jax": "fused", "torch": "fused"}
+FAST_CAUSAL = {"tensorflow": "hand_gradient", "jax": "fused_causal", "torch": "fused_causal"}
+REFERENCE = {"tensorflow": "reference", "jax": "reference", "torch": "reference"}
+# variant -> path of a causal self-attention in inference, by backend
+VARIANT_PATHS = {
+    "window": FAST_MASKED,  # a window is a mask: the kernel in its masked form
+    "gqa": FAST_CAUSAL,  # kv heads repeated, then the same kernel
+    "mqa": FAST_CAUSAL,
+    "qk_rms": FAST_CAUSAL,  # normalised before the kernel
+    "qk_layer": FAST_CAUSAL,
+    "alibi": REFERENCE,  # an additive bias needs the scores
+    "softcap": REFERENCE,  # so does soft-capping
+    "all": REFERENCE,
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANT_PATHS))
+def test_each_variant_takes_the_stated_path_here(taken, variant):  # noqa: F811
+    layer = make_mha(**VARIANTS[variant])
+    x = rand(B, T, D, seed=50)
+    taken.clear()  # the build's call
+    layer(x, x, x, use_causal_mask=True)
+    assert taken == [VARIANT_PATHS[variant][keras.backend.backend()]]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_keys_values_projected_once_equal_the_projecting_call(variant):
+    """Cross-attention while decoding: `project_keys_values` then `projected_keys_values`."""
+    layer = make_mha(use_bias=True, use_rotary=True, **VARIANTS[variant])
+    queries, keys = rand(B, 3, D, seed=51), rand(B, T, D, seed=52)
+    valid_lens = np.array([4, 6], "int32")
+    projected = layer.project_keys_values(keys)
+    assert tuple(projected.shape) == (B, 2, T, layer.kv_hiddens)
+    out, weights = layer(
+        queries, None, None, valid_lens=valid_lens, projected_keys_values=projected,
+        return_attention_scores=True,
+    )
+    ref, ref_w = layer(queries, keys, keys, valid_lens=valid_lens, return_attention_scores=True)
+    np.testing.assert_allclose(to_np(out), to_np(ref), atol=ATOL)
+    np.testing.assert_allclose(to_np(weights), to_np(ref_w), atol=ATOL)
