@@ -70,7 +70,9 @@ def test_enable_lora_counts_outputs_training_and_round_trip(kind, tmp_path):
         for layer in chosen
     )
     assert count(model.trainable_weights) == expected < full / 4
-    np.testing.assert_array_equal(first_output(model, inputs), before)  # B starts at zero
+    # B starts at zero. (Not bit for bit: with LoRA the attention projects
+    # queries, keys and values separately instead of in one fused matmul.)
+    np.testing.assert_allclose(first_output(model, inputs), before, atol=1e-5)
 
     # One SGD step moves only the trainable weights; LoRA's B leaves zero.
     frozen = {id(w): ops.convert_to_numpy(w).copy() for w in model.non_trainable_weights}
@@ -82,8 +84,12 @@ def test_enable_lora_counts_outputs_training_and_round_trip(kind, tmp_path):
     assert any(np.abs(ops.convert_to_numpy(b)).max() > 0 for b in lora_b)
     tuned = first_output(model, inputs)
 
-    restored = assert_keras_round_trip(model, inputs, tmp_path / f"{kind}.keras")
+    # The file holds the merged kernels W + A B: the same outputs up to float
+    # rounding (the loaded attention fuses its projections again).
+    model.save(str(tmp_path / f"{kind}.keras"))
+    restored = keras.saving.load_model(str(tmp_path / f"{kind}.keras"), safe_mode=True)
     np.testing.assert_allclose(first_output(restored, inputs), tuned, atol=1e-5)
+    assert_keras_round_trip(restored, inputs, tmp_path / f"{kind}_merged.keras")
     # The loaded model holds the merged kernels; LoRA can be switched on again.
     assert len(models.enable_lora(restored, rank)) == num_targets
 
