@@ -16,7 +16,7 @@ from keras import ops
 from keras_attention import _checks
 from keras_attention import ops as ka_ops
 from keras_attention.layers.bias import ALiBi, RelativePositionBias
-from keras_attention.layers.position import ROTARY_SCALINGS, RotaryEmbedding
+from keras_attention.layers.position import ROTARY_SCALINGS, RotaryEmbedding, check_original_max_len
 
 __all__ = [
     "DotProductAttention",
@@ -606,15 +606,7 @@ class DotProductAttention(keras.layers.Layer):
         )
         keys_values_masks = (queries_mask, keys_mask, values_mask)
         mask = self._mask(queries, keys, valid_lens, attention_mask, keys_values_masks, one_head)
-        if self.window is not None:
-            window = ka_ops.window_mask(
-                ops.shape(queries)[1], ops.shape(keys)[1], self.window, causal=bool(use_causal_mask)
-            )  # (Q, K)
-            mask = ka_ops.merge_masks(mask, _mask_to_rank(window, 3 if one_head else 4))
-        if bias is not None:
-            _checks.check_float_tensor("bias", bias)
-            bias = _bias_to_rank(bias, 3 if one_head else 4, queries.shape, keys.shape)
-            bias = ops.expand_dims(bias, 1) if one_head else bias  # (B|1, H|1, Q, K)
+        mask, bias = self._window_and_bias(queries, keys, mask, bias, use_causal_mask, one_head)
         batch = ops.shape(queries)[0]
         keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
         if one_head:  # D2L's 3-D inputs are one head
@@ -660,6 +652,20 @@ class DotProductAttention(keras.layers.Layer):
             output = ops.cast(output, compute_dtype)
             weights = None if weights is None else ops.cast(weights, compute_dtype)
         return (output, weights) if return_attention_scores else output
+
+    def _window_and_bias(self, queries, keys, mask, bias, causal, one_head):
+        """`mask` ANDed with the window's, and `bias` checked and given the rank `(B|1, H|1, Q, K)`."""
+        rank = 3 if one_head else 4
+        if self.window is not None:
+            window = ka_ops.window_mask(
+                ops.shape(queries)[1], ops.shape(keys)[1], self.window, causal=bool(causal)
+            )  # (Q, K)
+            mask = ka_ops.merge_masks(mask, _mask_to_rank(window, rank))
+        if bias is not None:
+            _checks.check_float_tensor("bias", bias)
+            bias = _bias_to_rank(bias, rank, queries.shape, keys.shape)
+            bias = ops.expand_dims(bias, 1) if one_head else bias  # one head on axis 1
+        return mask, bias
 
     @staticmethod
     def _mask(queries, keys, valid_lens, attention_mask, keras_masks, one_head):
@@ -920,10 +926,14 @@ class MultiHeadAttention(keras.layers.Layer):
         qk_norm: `None`, `"rms"` or `"layer"`. Defaults to `None`.
         logit_softcap: float or None. `c`. Defaults to `None`.
         position_bias: `None`, `"alibi"` or `"t5"`. Defaults to `None`.
-        rotary_scaling: `None`, `"linear"` or `"ntk"`: `RotaryEmbedding`'s
-            `scaling`, for contexts longer than trained. Defaults to `None`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`:
+            `RotaryEmbedding`'s `scaling`, for contexts longer than trained.
+            Defaults to `None`.
         rotary_scaling_factor: number. `RotaryEmbedding`'s `scaling_factor`.
             Defaults to `1.0`.
+        rotary_original_max_len: int or None. `RotaryEmbedding`'s
+            `original_max_len` (the trained length), for `"yarn"` only.
+            Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -979,6 +989,7 @@ class MultiHeadAttention(keras.layers.Layer):
         position_bias=None,
         rotary_scaling=None,
         rotary_scaling_factor=1.0,
+        rotary_original_max_len=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -995,6 +1006,9 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         self.rotary_scaling_factor = _checks.check_positive_float(
             "rotary_scaling_factor", rotary_scaling_factor
+        )
+        self.rotary_original_max_len = check_original_max_len(
+            self.rotary_scaling, rotary_original_max_len
         )
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
@@ -1036,7 +1050,8 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.use_rotary:
             self.rotary = RotaryEmbedding(
                 max_wavelength=self.rotary_max_wavelength, scaling_factor=self.rotary_scaling_factor,
-                scaling=self.rotary_scaling, dtype=self.dtype_policy, name="rotary",
+                scaling=self.rotary_scaling, original_max_len=self.rotary_original_max_len,
+                dtype=self.dtype_policy, name="rotary",
             )
         if self.qk_norm is not None:
             self.q_norm, self.k_norm = (self._qk_norm_layer(name) for name in ("q_norm", "k_norm"))
@@ -1374,4 +1389,5 @@ class MultiHeadAttention(keras.layers.Layer):
             "position_bias": self.position_bias,
             "rotary_scaling": self.rotary_scaling,
             "rotary_scaling_factor": self.rotary_scaling_factor,
+            "rotary_original_max_len": self.rotary_original_max_len,
         }

@@ -74,7 +74,7 @@ def alibi_slopes(num_heads):
     def power_of_2(n):
         return [2.0 ** (-8.0 * h / n) for h in range(1, n + 1)]
 
-    n = 2 ** int(math.floor(math.log2(num_heads)))
+    n = 2 ** math.floor(math.log2(num_heads))
     slopes = power_of_2(n)
     if n < num_heads:
         slopes += power_of_2(2 * n)[0::2][: num_heads - n]

@@ -14,7 +14,7 @@ import keras
 
 from keras_attention import _checks
 from keras_attention.layers.attention import MultiHeadAttention, check_attention_variants
-from keras_attention.layers.position import ROTARY_SCALINGS
+from keras_attention.layers.position import ROTARY_SCALINGS, check_original_max_len
 from keras_attention.layers.transformer import PositionWiseFFN, residual
 
 __all__ = ["GPTBlock"]
@@ -62,8 +62,10 @@ class GPTBlock(keras.layers.Layer):
         logit_softcap: float or None. Defaults to `None`.
         position_bias: `None`, `"alibi"` or `"t5"`. Defaults to `None`.
         use_rotary: bool. Rotary positions in the attention. Defaults to `False`.
-        rotary_scaling: `None`, `"linear"` or `"ntk"`. Defaults to `None`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`. Defaults to `None`.
         rotary_scaling_factor: number. Defaults to `1.0`.
+        rotary_original_max_len: int or None. The trained length, for
+            `"yarn"` only. Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -104,6 +106,7 @@ class GPTBlock(keras.layers.Layer):
         use_rotary=False,
         rotary_scaling=None,
         rotary_scaling_factor=1.0,
+        rotary_original_max_len=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -125,6 +128,9 @@ class GPTBlock(keras.layers.Layer):
                 "rotary_scaling_factor", rotary_scaling_factor
             ),
         }
+        self.attention_variants["rotary_original_max_len"] = check_original_max_len(
+            rotary_scaling, rotary_original_max_len
+        )
         if use_rotary and (num_hiddens // self.num_heads) % 2:
             raise ValueError(
                 "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "

@@ -16,11 +16,16 @@ import re
 import keras
 import numpy as np
 import pytest
+from helpers import gradient, run_layer_test
 from keras import ops
 
-from helpers import gradient, run_layer_test
 from keras_attention import ops as ka_ops
-from keras_attention.layers import ALiBi, DotProductAttention, MultiHeadAttention, RelativePositionBias
+from keras_attention.layers import (
+    ALiBi,
+    DotProductAttention,
+    MultiHeadAttention,
+    RelativePositionBias,
+)
 from tests.layers.test_attention import (
     dense_params,
     np_dense,
@@ -29,6 +34,7 @@ from tests.layers.test_attention import (
     randomize_weights,
     to_np,
 )
+from tests.layers.test_attention_paths import taken  # noqa: F401  (the path spy fixture)
 from tests.layers.test_bias import np_alibi, np_t5_bias
 
 # One-step self-attention (a single key) is expected while decoding.
@@ -77,7 +83,7 @@ def np_heads_attention(q, k, v, allowed, bias=None, softcap=None):
     return np.einsum("bhqk,bkhd->bqhd", weights, v), weights
 
 
-def np_mha(layer, queries, keys, allowed, bias=None):
+def np_mha(layer, queries, keys, allowed, bias=None, causal=False):
     """`MultiHeadAttention` with its variants, from the layer's weights (self or cross)."""
     params = dense_params(layer, ("W_q", "W_k", "W_v", "W_o"))
     heads, kv_heads = layer.num_heads, layer.num_kv_heads
@@ -92,6 +98,9 @@ def np_mha(layer, queries, keys, allowed, bias=None):
             q, k = (out, k) if name == "q_norm" else (q, out)
     if layer.position_bias == "alibi":
         bias = np_alibi(heads, queries.shape[1], keys.shape[1])
+    elif layer.position_bias == "t5":
+        table = ops.convert_to_numpy(layer.relative_bias.embeddings).astype(np.float64)
+        bias = np_t5_bias(table, queries.shape[1], keys.shape[1], bidirectional=not causal)
     out, weights = np_heads_attention(q, k, v, allowed, bias, layer.logit_softcap)
     out = out.reshape(out.shape[0], out.shape[1], -1)
     return np_dense(out, params["W_o"]), weights
@@ -111,6 +120,7 @@ VARIANTS = {
     "gqa": {"num_kv_heads": 2},
     "mqa": {"num_kv_heads": 1},
     "alibi": {"position_bias": "alibi"},
+    "t5": {"position_bias": "t5"},
     "qk_rms": {"qk_norm": "rms"},
     "qk_layer": {"qk_norm": "layer"},
     "softcap": {"logit_softcap": 2.0},
@@ -136,8 +146,8 @@ def test_variant_matches_numpy(variant, causal, use_fused_op):
     if layer.window is not None:
         allowed = allowed & np_window(T, T, layer.window, causal=causal)
     allowed = allowed[:, None]  # (B, 1, Q, K)
-    ref_out, ref_w = np_mha(layer, x, x, allowed)
-    kwargs = dict(valid_lens=valid_lens, use_causal_mask=causal)
+    ref_out, ref_w = np_mha(layer, x, x, allowed, causal=causal)
+    kwargs = {"valid_lens": valid_lens, "use_causal_mask": causal}
     out, weights = layer(x, x, x, return_attention_scores=True, **kwargs)
     np.testing.assert_allclose(to_np(out), ref_out, atol=ATOL)
     np.testing.assert_allclose(to_np(weights), ref_w, atol=ATOL)
@@ -343,7 +353,7 @@ def test_grouped_query_projections_and_cache_hold_only_the_kv_heads():
         ({"qk_norm": "l2"}, "`qk_norm` must be None or one of ['layer', 'rms']; got qk_norm='l2'."),
         ({"logit_softcap": 0.0}, "`logit_softcap` must be None or a positive finite number; got logit_softcap=0.0."),
         ({"position_bias": "rope"}, "`position_bias` must be None or one of ['alibi', 't5']; got position_bias='rope'."),
-        ({"rotary_scaling": "yarn"}, "`rotary_scaling` must be None or one of ['linear', 'ntk']; got rotary_scaling='yarn'."),
+        ({"rotary_scaling": "dynamic"}, "`rotary_scaling` must be None or one of ['linear', 'ntk', 'yarn']; got rotary_scaling='dynamic'."),
     ],
 )
 def test_variant_arguments_are_checked(kwargs, message):
@@ -461,15 +471,26 @@ def test_logit_softcap_bounds_the_logits():
     assert w.max(-1).min() / w.min(-1).min() <= np.exp(2 * cap) * (1 + 1e-5)
 
 
-@pytest.mark.parametrize("rotary_scaling", ["linear", "ntk"])
+@pytest.mark.parametrize("rotary_scaling", ["linear", "ntk", "yarn"])
 def test_multi_head_attention_passes_rotary_scaling_on(rotary_scaling):
-    layer = make_mha(use_rotary=True, rotary_scaling=rotary_scaling, rotary_scaling_factor=4.0)
+    original = 4 if rotary_scaling == "yarn" else None
+    layer = make_mha(
+        use_rotary=True, rotary_scaling=rotary_scaling, rotary_scaling_factor=4.0,
+        rotary_original_max_len=original,
+    )
     assert layer.rotary.scaling == rotary_scaling and layer.rotary.scaling_factor == 4.0
+    assert layer.rotary.original_max_len == original
     plain = make_mha(use_rotary=True)
     x = rand(B, T, D, seed=41)
     assert not np.allclose(to_np(layer(x, x, x)), to_np(plain(x, x, x)))
     config = layer.get_config()
     assert config["rotary_scaling"] == rotary_scaling and config["rotary_scaling_factor"] == 4.0
+    assert config["rotary_original_max_len"] == original
+
+
+def test_yarn_needs_the_trained_length():
+    with pytest.raises(ValueError, match=re.escape("`scaling='yarn'` needs `original_max_len`")):
+        MultiHeadAttention(D, H, use_rotary=True, rotary_scaling="yarn", rotary_scaling_factor=2.0)
 
 
 def test_window_mask_is_the_ops_one():
@@ -486,8 +507,6 @@ def test_window_mask_is_the_ops_one():
 # Which attention path each variant takes (the docstrings' statement)
 # ---------------------------------------------------------------------------
 
-from tests.layers.test_attention_paths import taken  # noqa: E402, F401  (the path spy)
-
 FAST_MASKED = {"tensorflow": "hand_gradient", "jax": "fused", "torch": "fused"}
 FAST_CAUSAL = {"tensorflow": "hand_gradient", "jax": "fused_causal", "torch": "fused_causal"}
 REFERENCE = {"tensorflow": "reference", "jax": "reference", "torch": "reference"}
@@ -499,6 +518,7 @@ VARIANT_PATHS = {
     "qk_rms": FAST_CAUSAL,  # normalised before the kernel
     "qk_layer": FAST_CAUSAL,
     "alibi": REFERENCE,  # an additive bias needs the scores
+    "t5": REFERENCE,
     "softcap": REFERENCE,  # so does soft-capping
     "all": REFERENCE,
 }
@@ -528,3 +548,35 @@ def test_keys_values_projected_once_equal_the_projecting_call(variant):
     ref, ref_w = layer(queries, keys, keys, valid_lens=valid_lens, return_attention_scores=True)
     np.testing.assert_allclose(to_np(out), to_np(ref), atol=ATOL)
     np.testing.assert_allclose(to_np(weights), to_np(ref_w), atol=ATOL)
+
+
+@pytest.mark.parametrize("bias_layer", ["alibi", "t5"])
+def test_a_bias_layer_shared_by_two_blocks_in_a_functional_model_saves_and_loads(bias_layer, tmp_path):
+    """As a builder would: one bias computed once, added in every block (T5's way)."""
+    from keras_attention.layers import GPTBlock
+
+    X = keras.Input(shape=(None, D))
+    shared = ALiBi(H, name="bias") if bias_layer == "alibi" else RelativePositionBias(
+        H, bidirectional=False, name="bias"
+    )
+    bias = shared(X)
+    assert tuple(bias.shape) == (1, H, None, None)
+    Y = GPTBlock(D, 2 * D, H, 0.0, name="block_0")(X, bias=bias)
+    Y = GPTBlock(D, 2 * D, H, 0.0, name="block_1")(Y, bias=bias)
+    model = keras.Model(X, Y)
+    x = rand(B, T, D, seed=60)
+    out = to_np(model(x))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(to_np(restored(x)), out)
+    # The bias is the layer's, added before the softmax: no bias gives other outputs.
+    plain = GPTBlock(D, 2 * D, H, 0.0)
+    plain(x)
+    plain.set_weights(model.get_layer("block_0").get_weights())
+    biased = model.get_layer("block_0")(x, bias=shared(x))
+    assert not np.allclose(to_np(plain(x)), to_np(biased), atol=1e-4)
+    # And causal: later positions do not leak through the shared bias.
+    x2 = x.copy()
+    x2[:, 4:] = rand(B, T - 4, D, seed=61, scale=3.0)
+    np.testing.assert_allclose(to_np(model(x2))[:, :4], out[:, :4], atol=1e-5)

@@ -9,14 +9,17 @@ of T5's `_relative_position_bucket` (mesh_tensorflow / HF transformers'
 import math
 import re
 
-import keras
 import numpy as np
 import pytest
+from helpers import run_layer_test
 from keras import ops
 
-from helpers import run_layer_test
 from keras_attention.layers import ALiBi, RelativePositionBias
-from keras_attention.layers.bias import alibi_slopes, relative_position_bucket, relative_positions
+from keras_attention.layers.bias import (
+    alibi_slopes,
+    relative_position_bucket,
+    relative_positions,
+)
 
 
 def rand(*shape, seed=0):

@@ -128,6 +128,9 @@ VARIANTS = {
     "gqa_window": {"num_kv_heads": 1, "window": 2},
     "alibi_qk_norm": {"position_bias": "alibi", "qk_norm": "rms", "logit_softcap": 4.0},
     "rotary_ntk": {"use_rotary": True, "rotary_scaling": "ntk", "rotary_scaling_factor": 2.0},
+    "rotary_yarn": {
+        "use_rotary": True, "rotary_scaling": "yarn", "rotary_scaling_factor": 2.0, "rotary_original_max_len": 4,
+    },
     "t5": {"position_bias": "t5", "qk_norm": "layer"},
 }
 
@@ -149,6 +152,7 @@ def test_gpt_block_passes_variants_to_its_attention(variant):
     block(inputs())
     for name, value in VARIANTS[variant].items():
         assert getattr(block.attention, name) == value, name
+    assert block.attention.kv_hiddens == D // H * block.attention.num_kv_heads
     assert GPTBlock.from_config(block.get_config()).get_config() == block.get_config()
 
 
@@ -214,7 +218,7 @@ def test_gpt_block_bias_argument_equals_its_alibi_option():
         ({"logit_softcap": -1.0}, "`logit_softcap` must be None or a positive finite number; got logit_softcap=-1.0."),
         ({"position_bias": True}, "`position_bias` must be None or one of ['alibi', 't5']; got position_bias=True."),
         ({"use_rotary": "yes"}, "`use_rotary` must be True or False; got use_rotary='yes'."),
-        ({"rotary_scaling": "yarn"}, "`rotary_scaling` must be None or one of ['linear', 'ntk']; got rotary_scaling='yarn'."),
+        ({"rotary_scaling": "dynamic"}, "`rotary_scaling` must be None or one of ['linear', 'ntk', 'yarn']; got rotary_scaling='dynamic'."),
         ({"num_hiddens": 6, "num_heads": 2, "use_rotary": True}, "`use_rotary=True` needs an even head size"),
     ],
 )
