@@ -18,9 +18,9 @@ number of steps on the same batches, then measures:
   window's cache here still holds every position, masked);
 * `params`, `trainable_params`, `model_bytes` (the variables' bytes).
 
-Rows: `learned` (baseline), `sinusoidal`, `rotary`, `rotary+linear2x` and
-`rotary+ntk2x` (the rotary weights, read with position interpolation or
-NTK-aware scaling by 2: no training of their own), `alibi`, `gqa_kv2`,
+Rows: `learned` (baseline), `sinusoidal`, `rotary`, `rotary+linear2x`,
+`rotary+ntk2x` and `rotary+yarn2x` (the rotary weights, read with position
+interpolation, NTK-aware or YaRN scaling by 2: no training of their own), `alibi`, `gqa_kv2`,
 `mqa_kv1`, `window` (`T / 4`), `qk_norm` (RMS), `softcap` (10), `lora_r4`
 (the trained baseline fine-tuned `steps / 4` more steps with LoRA on
 `W_q`, `W_v`: what LoRA trains and how fast) and, unless `--no-quantize`,
@@ -59,7 +59,7 @@ MODEL = dict(num_hiddens=64, ffn_num_hiddens=256, num_heads=4, num_blks=2, seq_l
 QUICK_MODEL = dict(num_hiddens=32, ffn_num_hiddens=64, num_heads=4, num_blks=1, seq_len=16, batch_size=16,
                    steps=10, val_batches=2, decode_batch=2, learning_rate=3e-3, repeats=1)
 TRAINED = ("learned", "sinusoidal", "rotary", "alibi", "gqa_kv2", "mqa_kv1", "window", "qk_norm", "softcap")
-DERIVED = ("rotary+linear2x", "rotary+ntk2x", "lora_r4", "int8")
+DERIVED = ("rotary+linear2x", "rotary+ntk2x", "rotary+yarn2x", "lora_r4", "int8")
 ROWS = TRAINED + DERIVED
 
 
@@ -71,6 +71,8 @@ def variant_kwargs(row, seq_len):
         "rotary": {"positions": "rotary"},
         "rotary+linear2x": {"positions": "rotary", "rotary_scaling": "linear", "rotary_scaling_factor": 2.0},
         "rotary+ntk2x": {"positions": "rotary", "rotary_scaling": "ntk", "rotary_scaling_factor": 2.0},
+        "rotary+yarn2x": {"positions": "rotary", "rotary_scaling": "yarn", "rotary_scaling_factor": 2.0,
+                          "rotary_original_max_len": seq_len},
         "alibi": {"positions": "alibi"},
         "gqa_kv2": {"num_kv_heads": 2},
         "mqa_kv1": {"num_kv_heads": 1},

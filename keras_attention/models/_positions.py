@@ -37,25 +37,30 @@ def position_layer(positions, max_len, num_hiddens, dropout, name):
     return None
 
 
-def position_variants(positions, rotary_scaling=None, rotary_scaling_factor=1.0):
+def position_variants(positions, rotary_scaling=None, rotary_scaling_factor=1.0,
+                      rotary_original_max_len=None):
     """The block arguments of `positions`: `use_rotary` (with its scaling) or `position_bias`.
 
     Rotary scaling (`"linear"` position interpolation, `"ntk"`-aware base
-    change) is for `positions="rotary"` only.
+    change, `"yarn"` with the trained length `rotary_original_max_len`) is
+    for `positions="rotary"` only.
     """
-    if positions != "rotary" and (rotary_scaling is not None or rotary_scaling_factor != 1.0):
+    scaled = (rotary_scaling is not None or rotary_scaling_factor != 1.0
+              or rotary_original_max_len is not None)
+    if positions != "rotary" and scaled:
         raise ValueError(
-            "`rotary_scaling` and `rotary_scaling_factor` need positions='rotary'; got "
-            f"positions={positions!r}, rotary_scaling={rotary_scaling!r}, "
+            "`rotary_scaling`, `rotary_scaling_factor` and `rotary_original_max_len` need "
+            f"positions='rotary'; got positions={positions!r}, rotary_scaling={rotary_scaling!r}, "
             f"rotary_scaling_factor={rotary_scaling_factor!r}."
         )
-    if positions == "rotary" and rotary_scaling is None and rotary_scaling_factor == 1.0:
+    if positions == "rotary" and not scaled:
         return {"use_rotary": True}
     if positions == "rotary":
         return {
             "use_rotary": True,
             "rotary_scaling": rotary_scaling,
             "rotary_scaling_factor": rotary_scaling_factor,
+            "rotary_original_max_len": rotary_original_max_len,
         }
     if positions == "alibi":
         return {"position_bias": "alibi"}

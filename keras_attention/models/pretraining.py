@@ -120,6 +120,7 @@ def gpt(
     logit_softcap=None,
     rotary_scaling=None,
     rotary_scaling_factor=1.0,
+    rotary_original_max_len=None,
     name="gpt",
 ):
     """Builds a decoder-only GPT language model.
@@ -159,11 +160,13 @@ def gpt(
             per head before the dot product. Defaults to `None`.
         logit_softcap: float or None. Soft-cap the scores,
             `c tanh(s / c)`. Defaults to `None`.
-        rotary_scaling: `None`, `"linear"` or `"ntk"` (positions="rotary"
-            only): stretch the rotations for contexts longer than trained.
-            Defaults to `None`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`
+            (positions="rotary" only): stretch the rotations for contexts
+            longer than trained. Defaults to `None`.
         rotary_scaling_factor: number. The stretch `s` (e.g. 2 to read
             twice the trained length). Defaults to `1.0`.
+        rotary_original_max_len: int or None. The trained length, for
+            `"yarn"`. Defaults to `None`.
         name: str. Model name.
 
     Returns:
@@ -188,7 +191,9 @@ def gpt(
     positions = _positions.check_positions(positions)
     variants = dict(
         num_kv_heads=num_kv_heads, window=window, qk_norm=qk_norm, logit_softcap=logit_softcap,
-        **_positions.position_variants(positions, rotary_scaling, rotary_scaling_factor),
+        **_positions.position_variants(
+            positions, rotary_scaling, rotary_scaling_factor, rotary_original_max_len
+        ),
     )
     name = _checks.check_string("name", name)
 

@@ -144,6 +144,7 @@ VARIANTS = [
     {"qk_norm": "rms"},
     {"logit_softcap": 5.0},
     {"positions": "rotary", "rotary_scaling": "ntk", "rotary_scaling_factor": 2.0},
+    {"positions": "rotary", "rotary_scaling": "yarn", "rotary_scaling_factor": 2.0, "rotary_original_max_len": 6},
     {"positions": "alibi", "num_kv_heads": 1, "window": 4},
 ]
 
@@ -169,7 +170,7 @@ def test_gpt_variants_round_trip_and_decode_with_the_cache(variant, tmp_path):
 
 
 def test_rotary_scaling_needs_rotary_positions():
-    message = "`rotary_scaling` and `rotary_scaling_factor` need positions='rotary'; got positions='learned'"
+    message = "`rotary_scaling`, `rotary_scaling_factor` and `rotary_original_max_len` need positions='rotary'; got positions='learned'"
     with pytest.raises(ValueError, match=re.escape(message)):
         build_gpt("learned", rotary_scaling="linear")
     with pytest.raises(ValueError, match=re.escape("`window` must be None or a positive integer; got window=0.")):
