@@ -33,9 +33,8 @@ import _notebook  # noqa: E402  (tutorials/_notebook.py)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_attention import models  # noqa: E402
+from keras_attention import models, viz  # noqa: E402
 from keras_attention import ops as ka_ops  # noqa: E402
-from keras_attention import viz  # noqa: E402
 from keras_attention.layers import ALiBi, DotProductAttention, RotaryEmbedding  # noqa: E402
 from keras_attention.layers.bias import relative_position_bucket  # noqa: E402
 from keras_attention.viz.heatmaps import new_figure, save_figure  # noqa: E402
@@ -167,7 +166,7 @@ fig
 # %% tags=["figure"]
 H = 8
 groups = [np.eye(G)[np.arange(H) * G // H] for G in (8, 2, 1)]  # (H, G): which kv head
-for G, assignment in zip((8, 2, 1), groups):
+for G in (8, 2, 1):
     model = models.gpt(50, 64, 128, H, 2, 0.0, max_len=32, num_kv_heads=G)
     width = model.get_layer("gpt_block_0").attention.kv_hiddens
     print(f"num_kv_heads={G}: kv width {width} of 64, cache {2 * 2 * width * 4} bytes per token "

@@ -10,7 +10,6 @@ import warnings
 
 from keras_attention.models.lora import DEFAULT_LORA_TARGETS
 from keras_attention.models.lora import enable_lora
-from keras_attention.models.quantization import quantize
 from keras_attention.models.pretraining import SegmentEmbedding
 from keras_attention.models.pretraining import TiedTokenEmbedding
 from keras_attention.models.pretraining import bert
@@ -18,6 +17,7 @@ from keras_attention.models.pretraining import bert_classifier
 from keras_attention.models.pretraining import bert_mlm
 from keras_attention.models.pretraining import gpt
 from keras_attention.models.pretraining import t5
+from keras_attention.models.quantization import quantize
 from keras_attention.models.seq2seq import BahdanauDecoder
 from keras_attention.models.seq2seq import bahdanau_seq2seq
 from keras_attention.models.transformer import transformer

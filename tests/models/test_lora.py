@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import assert_keras_round_trip
 from keras_attention import models
+
+from helpers import assert_keras_round_trip
 
 V, D, F, H, N, T = 20, 16, 32, 2, 2, 12
 IDS = np.array([[3, 4, 5, 6, 7, 0], [8, 9, 10, 11, 12, 13]], "int32")

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import assert_causal, assert_keras_round_trip
 from keras_attention import layers
 from keras_attention.generate import GPTStepDecoder, TransformerStepDecoder, sample
 from keras_attention.models import gpt, transformer
+
+from helpers import assert_causal, assert_keras_round_trip
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
 
