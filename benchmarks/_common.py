@@ -35,6 +35,30 @@ def set_cpu_allocator(name):
     os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true" if name == "bfc" else "false"
 
 
+_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "neon")
+
+
+def cpu_info():
+    """`{"cpu": model name, "cpu_flags": the vector flags it has, "cpus": count}` of this machine.
+
+    Read from /proc/cpuinfo (Linux); `platform.processor()` elsewhere, flags unknown.
+    """
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    name = value.strip()
+                elif key.strip() in ("flags", "Features"):
+                    flags.update(value.split())
+    except OSError:
+        pass
+    return {"cpu": name, "cpu_flags": " ".join(f for f in _CPU_FLAGS if f in flags), "cpus": os.cpu_count()}
+
+
 def write_csv_atomic(frame, path):
     """Writes a pandas frame as CSV to `path` atomically (`keras_attention._io`)."""
     # Imported here: importing the package imports Keras, and this module

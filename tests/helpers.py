@@ -247,3 +247,30 @@ BAD_BLOCK_ARGUMENTS = [
     ({"name": ""}, "`name` must be a non-empty string; got name=''."),
     ({"name": 3}, "`name` must be a non-empty string; got name=3."),
 ]
+
+
+def assert_keras_round_trip(model, inputs, path):
+    """Saves `model` to `path` (.keras), loads it with `safe_mode=True`; returns the copy.
+
+    The loaded model gives the same outputs bit for bit on `inputs`.
+    """
+    model.save(str(path))
+    restored = keras.saving.load_model(str(path), safe_mode=True)
+    expected, got = model(inputs, training=False), restored(inputs, training=False)
+    for a, b in zip(keras.tree.flatten(expected), keras.tree.flatten(got)):
+        np.testing.assert_array_equal(ops.convert_to_numpy(b), ops.convert_to_numpy(a))
+    return restored
+
+
+def assert_causal(call, ids, split, atol=1e-6):
+    """Changing the ids at and after `split` leaves `call(ids)[:, :split]` alone.
+
+    `call` maps `(B, T)` int ids to `(B, T, ...)` outputs (a decoder's logits).
+    """
+    changed = np.array(ids, copy=True)
+    changed[:, split:] = (changed[:, split:] % 7) + 1
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(call(changed))[:, :split],
+        ops.convert_to_numpy(call(ids))[:, :split],
+        atol=atol,
+    )

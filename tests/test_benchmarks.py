@@ -48,8 +48,16 @@ CASES = {
          "peak_tflops", "peak_source", "mfu_pct", "matmul_bf16_tflops", "pct_of_matmul"],
         ["step_ms", "achieved_tflops", "peak_tflops", "mfu_pct"],
     ),
+    "variants": (
+        ["--rows", "learned,rotary,rotary+ntk2x,mqa_kv1,lora_r4,int8", "--data", "corpus"],
+        ["variant", "val_loss", "val_ppl", "loss_2x", "train_tokens_per_s", "decode_tokens_per_s",
+         "infer_tokens_per_s", "kv_bytes_per_token", "params", "trainable_params", "model_bytes",
+         "cpu", "cpu_flags"],
+        ["val_loss", "val_ppl", "loss_2x", "train_tokens_per_s", "decode_tokens_per_s",
+         "kv_bytes_per_token", "params", "trainable_params", "model_bytes"],
+    ),
 }
-SLOW = {"attention", "throughput", "mixed_precision", "gpu_mfu"}
+SLOW = {"attention", "throughput", "mixed_precision", "gpu_mfu", "variants"}
 
 
 def run_quick(name, tmp_path):
@@ -65,16 +73,34 @@ def run_quick(name, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in CASES]
+    "name",
+    [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in CASES if n != "variants"],
 )
 def test_quick_run_writes_csv(name, tmp_path):
-    frame = run_quick(name, tmp_path)
+    check_quick_run(name, run_quick(name, tmp_path), tmp_path)
+
+
+def check_quick_run(name, frame, tmp_path):
     _, columns, positive = CASES[name]
     assert len(frame) >= 1
     assert set(columns) <= set(frame.columns), sorted(set(columns) - set(frame.columns))
     values = frame[positive].to_numpy(dtype=float)
     assert np.all(np.isfinite(values)) and np.all(values > 0)
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_variants_card_rows_measure_what_they_claim(tmp_path):
+    frame = run_quick("variants", tmp_path)
+    check_quick_run("variants", frame, tmp_path)
+    frame = frame.set_index("variant")
+    assert list(frame.index) == ["learned", "rotary", "mqa_kv1", "rotary+ntk2x", "lora_r4", "int8"]
+    # Multi-query attention caches one head of the four: a quarter of the bytes.
+    assert frame.loc["mqa_kv1", "kv_bytes_per_token"] * 4 == frame.loc["learned", "kv_bytes_per_token"]
+    assert frame.loc["lora_r4", "trainable_params"] < frame.loc["learned", "trainable_params"] / 4
+    assert frame.loc["int8", "model_bytes"] < frame.loc["learned", "model_bytes"] / 2
+    assert frame.loc["int8", "logit_cosine"] > 0.99
+    assert frame.loc["rotary+ntk2x", "params"] == frame.loc["rotary", "params"]
 
 
 def test_attention_flops_formula():

@@ -132,6 +132,12 @@ class LanguageModel(tf.Module):
                 "`tokenizer` must have the model's vocabulary size; got model "
                 f"vocab_size={decoder.vocab_size} and tokenizer vocab_size={tokenizer.vocab_size}."
             )
+        if limit is None:
+            raise ValueError(
+                "Exporting a language model needs a positional max_len (the cache length of "
+                "the SavedModel): build it with positions='learned' or 'sinusoidal'; got a "
+                "model without a position table (rotary or ALiBi)."
+            )
         if limit < 2:
             raise ValueError(
                 "The model's positional max_len must be at least 2 (one prompt token and "

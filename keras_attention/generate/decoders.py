@@ -120,14 +120,25 @@ def _optional_layer(model, name, names):
     return model.get_layer(name) if name is not None and name in names else None
 
 
+def _kv_width(attention, num_hiddens):
+    """The width `D_kv` of an attention layer's key/value cache (`D` without kv heads)."""
+    return getattr(attention, "kv_hiddens", num_hiddens)
+
+
+def _add_positions(layer, X, index):
+    """`X` `(B, T, D)` plus the positions from `index` on, if the model has a position layer."""
+    return X if layer is None else layer(X, start_index=index, training=False)
+
+
 class TransformerStepDecoder(StepDecoder):
     """Steps a model built by `models.transformer` or `models.t5`.
 
     `encode` runs the embedding, the positions and every encoder block once
     (and the encoder's final norm, T5), and projects the encoder outputs
     into each decoder block's cross-attention keys and values once
-    (`(N, 2, B, S, D)`); `step` runs the decoder blocks on one token per row
-    with each block's self-attention key/value cache `(N, B, 2, L, D)`.
+    (`(N, 2, B, S, D_kv)`); `step` runs the decoder blocks on one token per row
+    with each block's self-attention key/value cache `(N, B, 2, L, D_kv)`
+    (`D_kv = D` unless the blocks use grouped-query heads).
 
     Args:
         model: a `keras.Model` built by `transformer` or `t5`.
@@ -147,8 +158,9 @@ class TransformerStepDecoder(StepDecoder):
         self.num_blks = sum(n.startswith("decoder_block_") for n in names)
         self.src_embedding = model.get_layer(layout.src_embedding)
         self.tgt_embedding = model.get_layer(layout.tgt_embedding)
-        self.src_positions = model.get_layer(layout.src_positions)
-        self.tgt_positions = model.get_layer(layout.tgt_positions)
+        # None where the positions live in the attention (rotary, ALiBi).
+        self.src_positions = _optional_layer(model, layout.src_positions, names)
+        self.tgt_positions = _optional_layer(model, layout.tgt_positions, names)
         self.encoder_blocks = [model.get_layer(f"encoder_block_{i}") for i in range(self.num_blks)]
         self.decoder_blocks = [model.get_layer(f"decoder_block_{i}") for i in range(self.num_blks)]
         self.encoder_norm = _optional_layer(model, layout.encoder_norm, names)
@@ -156,6 +168,8 @@ class TransformerStepDecoder(StepDecoder):
         self.output_layer = model.get_layer(layout.output)
         self.pad_id = self.src_embedding.pad_id
         self.num_hiddens = self.tgt_embedding.num_hiddens
+        # D_kv: the self-attention's key/value width (smaller with grouped-query heads).
+        self.cache_width = _kv_width(self.decoder_blocks[0].attention1, self.num_hiddens)
         limit = self.positional_limit
         if limit is not None and self.max_len > limit:
             raise ValueError(
@@ -172,14 +186,14 @@ class TransformerStepDecoder(StepDecoder):
         """The state: encoder outputs `(B, S, D)`, source mask `(B, S)`, an empty cache."""
         src_ids = ops.convert_to_tensor(src_ids, "int32")
         src_mask = ops.not_equal(src_ids, self.pad_id)  # (B, S)
-        X = self.src_positions(self.src_embedding(src_ids), training=False)  # (B, S, D)
+        X = _add_positions(self.src_positions, self.src_embedding(src_ids), 0)  # (B, S, D)
         for block in self.encoder_blocks:
             X = block(X, training=False, X_mask=src_mask)
         if self.encoder_norm is not None:
             X = self.encoder_norm(X)
         cache = ops.zeros(
-            (self.num_blks, ops.shape(src_ids)[0], 2, self.max_len, self.num_hiddens), X.dtype
-        )  # (N, B, 2, L, D)
+            (self.num_blks, ops.shape(src_ids)[0], 2, self.max_len, self.cache_width), X.dtype
+        )  # (N, B, 2, L, D_kv)
         # Each block's cross-attention keys and values, projected once.
         cross_cache = ops.stack([block.project_encoder(X) for block in self.decoder_blocks])
         return {"enc_outputs": X, "src_mask": src_mask, "cache": cache, "cross_cache": cross_cache}
@@ -187,7 +201,7 @@ class TransformerStepDecoder(StepDecoder):
     def step(self, tokens, state, index):
         tokens = ops.convert_to_tensor(tokens, "int32")
         Y = self.tgt_embedding(ops.expand_dims(tokens, 1))  # (B, 1, D)
-        Y = self.tgt_positions(Y, start_index=index, training=False)
+        Y = _add_positions(self.tgt_positions, Y, index)
         caches, cross_weights = [], None
         for i, block in enumerate(self.decoder_blocks):
             want_weights = self.return_attention and i == self.num_blks - 1
@@ -267,7 +281,8 @@ class BahdanauStepDecoder(StepDecoder):
 
 class GPTStepDecoder(StepDecoder):
     """Steps a model built by `models.gpt`: the prompt in one chunk, then one token
-    per step, with each block's key/value cache `(N, B, 2, L, D)`.
+    per step, with each block's key/value cache `(N, B, 2, L, D_kv)`
+    (`D_kv = num_kv_heads * D / H`, `D` without grouped-query heads).
 
     Args:
         model: a `keras.Model` built by `gpt`.
@@ -284,14 +299,15 @@ class GPTStepDecoder(StepDecoder):
         self.max_len = _checks.check_positive_int("max_len", max_len)
         self.num_blks = sum(n.startswith("gpt_block_") for n in names)
         self.token_embedding = model.get_layer("token_embedding")
-        self.positions = model.get_layer("positions")
+        self.positions = _optional_layer(model, "positions", names)  # None: rotary, ALiBi
         self.blocks = [model.get_layer(f"gpt_block_{i}") for i in range(self.num_blks)]
         self.final_norm = model.get_layer("final_norm")
         self.lm_head = model.get_layer("lm_head") if "lm_head" in names else None
         self.pad_id = self.token_embedding.pad_id
         self.vocab_size = self.token_embedding.vocab_size
         self.num_hiddens = self.token_embedding.num_hiddens
-        if self.max_len > self.positional_limit:
+        self.cache_width = _kv_width(self.blocks[0].attention, self.num_hiddens)  # D_kv
+        if self.positional_limit is not None and self.max_len > self.positional_limit:
             raise ValueError(
                 f"`max_len` must be at most the model's positional max_len="
                 f"{self.positional_limit}; got max_len={max_len}."
@@ -299,11 +315,12 @@ class GPTStepDecoder(StepDecoder):
 
     @property
     def positional_limit(self):
-        return self.positions.max_len
+        """The positional `max_len`, or None (rotary, ALiBi: no table, no limit)."""
+        return None if self.positions is None else self.positions.max_len
 
     def _run(self, token_ids, cache, index):
         """`(B, T)` ids at positions `index ..` through the blocks, with the cache."""
-        X = self.positions(self.token_embedding(token_ids), start_index=index)  # (B, T, D)
+        X = _add_positions(self.positions, self.token_embedding(token_ids), index)  # (B, T, D)
         caches = []
         for i, block in enumerate(self.blocks):
             X, block_cache = block(X, training=False, cache=cache[i], cache_update_index=index)
@@ -332,9 +349,9 @@ class GPTStepDecoder(StepDecoder):
         prompt_ids = ops.convert_to_tensor(prompt_ids, "int32")
         length = self.max_len if max_len is None else max_len
         cache = ops.zeros(
-            (self.num_blks, ops.shape(prompt_ids)[0], 2, length, self.num_hiddens),
+            (self.num_blks, ops.shape(prompt_ids)[0], 2, length, self.cache_width),
             dtype=self.blocks[0].compute_dtype,
-        )  # (N, B, 2, L, D)
+        )  # (N, B, 2, L, D_kv)
         logits, cache = self._run(prompt_ids, cache, 0)
         return logits[:, -1], {"cache": cache}
 
@@ -457,7 +474,7 @@ _DECODERS = (
      lambda m, n, a: TransformerStepDecoder(m, n, TRANSFORMER_LAYOUT, return_attention=a)),
     ("bahdanau_seq2seq", {"src_embedding", "decoder", "encoder_gru_0", "output_dense"},
      lambda m, n, a: BahdanauStepDecoder(m, n, return_attention=a)),
-    ("gpt", {"token_embedding", "positions", "gpt_block_0", "final_norm"},
+    ("gpt", {"token_embedding", "gpt_block_0", "final_norm"},
      lambda m, n, a: GPTStepDecoder(m, n)),
 )
 

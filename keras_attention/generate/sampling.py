@@ -239,8 +239,11 @@ def _check_prompt_length(ids):
 
 
 def _check_fits(prompt_len, num_new, limit):
-    """Prompt plus new tokens must fit the model's positions: a clear error, never a cut."""
-    if prompt_len + num_new > limit:
+    """Prompt plus new tokens must fit the model's positions: a clear error, never a cut.
+
+    `limit` None: the model has no positional table (rotary, ALiBi), anything fits.
+    """
+    if limit is not None and prompt_len + num_new > limit:
         raise ValueError(
             "The prompt length plus `max_new_tokens` must be at most the model's "
             f"positional max_len={limit}; got prompt length {prompt_len} + "

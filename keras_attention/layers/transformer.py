@@ -214,6 +214,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         logit_softcap: float or None (self-attention). Defaults to `None`.
         position_bias: `None`, `"alibi"` or `"t5"` (self-attention).
             Defaults to `None`.
+        use_rotary: bool. Rotary positions in the self-attention (queries
+            and keys rotated by their positions, at the cache index while
+            decoding). Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     The variant arguments are those of `MultiHeadAttention`, for the
@@ -250,6 +253,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         qk_norm=None,
         logit_softcap=None,
         position_bias=None,
+        use_rotary=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -262,6 +266,12 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.attention_variants = check_attention_variants(
             self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
         )
+        self.attention_variants["use_rotary"] = _checks.check_bool("use_rotary", use_rotary)
+        if use_rotary and (self.num_hiddens // self.num_heads) % 2:
+            raise ValueError(
+                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
+                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -352,6 +362,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         logit_softcap: float or None (self-attention). Defaults to `None`.
         position_bias: `None`, `"alibi"` or `"t5"` (self-attention).
             Defaults to `None`.
+        use_rotary: bool. Rotary positions in the self-attention (queries
+            and keys rotated by their positions, at the cache index while
+            decoding). Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -399,6 +412,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         qk_norm=None,
         logit_softcap=None,
         position_bias=None,
+        use_rotary=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -411,6 +425,12 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self.attention_variants = check_attention_variants(
             self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
         )
+        self.attention_variants["use_rotary"] = _checks.check_bool("use_rotary", use_rotary)
+        if use_rotary and (self.num_hiddens // self.num_heads) % 2:
+            raise ValueError(
+                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
+                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape=None):

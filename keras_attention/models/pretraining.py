@@ -40,6 +40,7 @@ from keras_attention.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
+from keras_attention.models import _positions
 
 __all__ = [
     "gpt",
@@ -60,6 +61,14 @@ def gpt(
     max_len,
     pad_id=0,
     tie_embeddings=False,
+    positions="learned",
+    num_kv_heads=None,
+    window=None,
+    qk_norm=None,
+    logit_softcap=None,
+    rotary_scaling=None,
+    rotary_scaling_factor=1.0,
+    rotary_original_max_len=None,
     name="gpt",
 ):
     """Builds a decoder-only GPT language model.
@@ -82,13 +91,38 @@ def gpt(
         tie_embeddings: bool. Compute the logits with the transposed token
             embedding matrix instead of a separate `lm_head` Dense layer.
             Defaults to `False`.
+        positions: str. How order enters: `"learned"` (GPT-2's trained
+            table `E[t]` added to the embeddings), `"sinusoidal"` (D2L's
+            fixed `P[t]` added), `"rotary"` (queries and keys rotated by
+            their positions in every block, RoFormer) or `"alibi"` (a
+            per-head linear distance penalty on the scores). The additive
+            kinds cover `max_len` positions; rotary and ALiBi have no
+            table and no positional limit. Defaults to `"learned"`.
+        num_kv_heads: int or None. Key/value heads of every block
+            (grouped-query attention; `1`: multi-query): the cache holds
+            `num_kv_heads * D / H` features per position instead of `D`.
+            Defaults to `None` (`num_heads`).
+        window: int or None. Sliding window: position `t` attends to
+            `t - window < j <= t` only. Defaults to `None` (all earlier).
+        qk_norm: `None`, `"rms"` or `"layer"`. Normalise queries and keys
+            per head before the dot product. Defaults to `None`.
+        logit_softcap: float or None. Soft-cap the scores,
+            `c tanh(s / c)`. Defaults to `None`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`
+            (positions="rotary" only): stretch the rotations for contexts
+            longer than trained. Defaults to `None`.
+        rotary_scaling_factor: number. The stretch `s` (e.g. 2 to read
+            twice the trained length). Defaults to `1.0`.
+        rotary_original_max_len: int or None. The trained length, for
+            `"yarn"`. Defaults to `None`.
         name: str. Model name.
 
     Returns:
         A `keras.Model` with input `token_ids` `(B, T)` (int32) and output
         logits `(B, T, V)` (float32): position `t` scores the token at
-        `t + 1`. Layers: `token_embedding`, `positions`, `gpt_block_{i}`,
-        `final_norm`, and `lm_head` unless `tie_embeddings`.
+        `t + 1`. Layers: `token_embedding`, `positions` (learned and
+        sinusoidal only), `gpt_block_{i}`, `final_norm`, and `lm_head`
+        unless `tie_embeddings`.
 
     Example:
     >>> model = gpt(100, 32, 128, 4, 2, 0.1, max_len=64)
@@ -102,15 +136,25 @@ def gpt(
     max_len = _checks.check_positive_int("max_len", max_len)
     pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size}, allow_none=True)
     tie_embeddings = _checks.check_bool("tie_embeddings", tie_embeddings)
+    positions = _positions.check_positions(positions)
+    variants = dict(
+        num_kv_heads=num_kv_heads, window=window, qk_norm=qk_norm, logit_softcap=logit_softcap,
+        **_positions.position_variants(
+            positions, rotary_scaling, rotary_scaling_factor, rotary_original_max_len
+        ),
+    )
     name = _checks.check_string("name", name)
 
     # Layers.
     embedding_cls = TiedTokenEmbedding if tie_embeddings else TokenEmbedding
     token_embedding = embedding_cls(vocab_size, num_hiddens, pad_id=pad_id, name="token_embedding")
-    positions = LearnedPositionalEmbedding(max_len, num_hiddens, name="positions")
+    position_layer = _positions.position_layer(positions, max_len, num_hiddens, 0.0, "positions")
     embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
     blocks = [
-        GPTBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout, name=f"gpt_block_{i}")
+        GPTBlock(
+            num_hiddens, ffn_num_hiddens, num_heads, dropout,
+            **variants, name=f"gpt_block_{i}",
+        )
         for i in range(num_blks)
     ]
     final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
@@ -120,7 +164,8 @@ def gpt(
 
     # Functional graph.
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    X = embedding_dropout(positions(token_embedding(token_ids)))  # (B, T, D), masked at pad_id
+    X = _positions.add_positions(token_embedding(token_ids), position_layer, embedding_dropout)
+    # X: (B, T, D), masked at pad_id
     for block in blocks:
         X = block(X)  # (B, T, D)
     X = final_norm(X)

@@ -17,11 +17,11 @@ import keras
 
 from keras_attention import _checks
 from keras_attention.layers import (
-    SinusoidalPositionalEncoding,
     TokenEmbedding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
+from keras_attention.models import _positions
 
 __all__ = ["transformer"]
 
@@ -38,6 +38,7 @@ def transformer(
     pad_id=0,
     norm_first=False,
     return_attention_scores=False,
+    positions="sinusoidal",
     name="transformer",
 ):
     """Builds D2L's Transformer encoder-decoder.
@@ -56,11 +57,21 @@ def transformer(
         norm_first: bool. Pre-norm blocks. Defaults to `False` (D2L).
         return_attention_scores: bool. Also output every block's attention
             weights (the D2L heatmaps). Defaults to `False`.
+        positions: str. How order enters, on both sides: `"sinusoidal"`
+            (D2L's fixed `P`, with dropout), `"learned"` (trained tables
+            plus dropout), `"rotary"` (queries and keys of every
+            self-attention rotated) or `"alibi"` (distance penalties on
+            every self-attention's scores; the cross-attention gets none).
+            Defaults to `"sinusoidal"` (D2L).
         name: str. Model name.
 
     Returns:
         A `keras.Model` with inputs `src_ids` `(B, S)` and `tgt_in_ids`
-        `(B, T)` (int32) and output `logits` `(B, T, V)` (float32). With
+        `(B, T)` (int32) and output `logits` `(B, T, V)` (float32). Layers:
+        `src_embedding`, `src_positions` (sinusoidal and learned),
+        `src_dropout` (not sinusoidal), `encoder_block_{i}`, the same with
+        `tgt_`, `decoder_block_{i}`, `final_norm` (pre-norm) and
+        `output_dense`. With
         `return_attention_scores=True` the output is a dict: `logits`,
         `encoder_attention_{i}` `(B, H, S, S)`, `decoder_self_attention_{i}`
         `(B, H, T, T)` and `decoder_cross_attention_{i}` `(B, H, T, S)`.
@@ -76,18 +87,21 @@ def transformer(
     )
     norm_first = _checks.check_bool("norm_first", norm_first)
     return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
+    positions = _positions.check_positions(positions)
     name = _checks.check_string("name", name)
+    block_options = dict(norm_first=norm_first, **_positions.position_variants(positions))
 
     # Layers.
     src_embedding = TokenEmbedding(
         src_vocab_size, num_hiddens, pad_id=pad_id, scale=True, name="src_embedding"
     )
-    src_positions = SinusoidalPositionalEncoding(
-        num_hiddens, dropout, max_len=max_len, name="src_positions"
+    src_positions = _positions.position_layer(
+        positions, max_len, num_hiddens, dropout, "src_positions"
     )
+    src_dropout = _positions.embedding_dropout(positions, dropout, "src_dropout")
     encoder_blocks = [
         TransformerEncoderBlock(
-            num_hiddens, ffn_num_hiddens, num_heads, dropout, norm_first=norm_first,
+            num_hiddens, ffn_num_hiddens, num_heads, dropout, **block_options,
             name=f"encoder_block_{i}",
         )
         for i in range(num_blks)
@@ -95,12 +109,13 @@ def transformer(
     tgt_embedding = TokenEmbedding(
         tgt_vocab_size, num_hiddens, pad_id=pad_id, scale=True, name="tgt_embedding"
     )
-    tgt_positions = SinusoidalPositionalEncoding(
-        num_hiddens, dropout, max_len=max_len, name="tgt_positions"
+    tgt_positions = _positions.position_layer(
+        positions, max_len, num_hiddens, dropout, "tgt_positions"
     )
+    tgt_dropout = _positions.embedding_dropout(positions, dropout, "tgt_dropout")
     decoder_blocks = [
         TransformerDecoderBlock(
-            num_hiddens, ffn_num_hiddens, num_heads, dropout, norm_first=norm_first,
+            num_hiddens, ffn_num_hiddens, num_heads, dropout, **block_options,
             name=f"decoder_block_{i}",
         )
         for i in range(num_blks)
@@ -114,12 +129,13 @@ def transformer(
     src_ids = keras.Input(shape=(None,), dtype="int32", name="src_ids")
     tgt_in_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_in_ids")
     scores = {}
-    X = src_positions(src_embedding(src_ids))  # (B, S, D), masked where src == pad
+    X = _positions.add_positions(src_embedding(src_ids), src_positions, src_dropout)
+    # X: (B, S, D), masked where src == pad
     for i, block in enumerate(encoder_blocks):
         X = block(X, return_attention_scores=return_attention_scores)
         if return_attention_scores:
             X, scores[f"encoder_attention_{i}"] = X
-    Y = tgt_positions(tgt_embedding(tgt_in_ids))  # (B, T, D)
+    Y = _positions.add_positions(tgt_embedding(tgt_in_ids), tgt_positions, tgt_dropout)  # (B, T, D)
     for i, block in enumerate(decoder_blocks):
         Y = block(Y, X, return_attention_scores=return_attention_scores)
         if return_attention_scores:

@@ -372,12 +372,14 @@ def _gpt_cached_rows(model, token_ids, prompt_len):
     total = token_ids.shape[1]
     inference = generate.GPTStepDecoder(model, total)
     cache = keras.ops.zeros(
-        (inference.num_blks, 1, 2, total, inference.num_hiddens),
+        (inference.num_blks, 1, 2, total, inference.cache_width),
         dtype=inference.blocks[0].compute_dtype,
     )  # (N, 1, 2, L, D)
 
     def run(ids, index, cache):
-        X = inference.positions(inference.token_embedding(ids), start_index=index)
+        X = inference.token_embedding(ids)
+        if inference.positions is not None:  # None: rotary, ALiBi (in the attention)
+            X = inference.positions(X, start_index=index)
         rows, caches = [], []
         for i, block in enumerate(inference.blocks):
             X, weights, block_cache = block(
@@ -569,11 +571,12 @@ def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k
         prompt = _ids(item, tokenizer, "tokenizer")
         if not prompt:
             prompt = [eos_id if eos_id is not None else 0]  # an empty prompt starts a text
-        limit = model.get_layer("positions").max_len - len(prompt)
+        max_len = generate.decoder_for(model, 1, kinds=("gpt",)).positional_limit
+        limit = max_new_tokens if max_len is None else max_len - len(prompt)  # None: rotary, ALiBi
         if limit < 1:
             raise ValueError(
                 f"The prompt must be shorter than the model's positional max_len="
-                f"{model.get_layer('positions').max_len}; got {len(prompt)} tokens."
+                f"{max_len}; got {len(prompt)} tokens."
             )
         result = generate.sample(
             model, np.array([prompt], np.int32), max_new_tokens=min(max_new_tokens, limit),

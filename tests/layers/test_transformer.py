@@ -779,3 +779,32 @@ def test_encoder_bias_argument_is_added_to_the_self_attention_scores():
 def test_blocks_check_variant_arguments(cls, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         cls(D, F, H, 0.0, **kwargs)
+
+
+def test_blocks_with_rotary_self_attention_pass_the_layer_test_and_decode_with_the_cache():
+    rng = np.random.RandomState(0)
+    X, enc = rng.normal(size=(2, 5, D)).astype("float32"), rng.normal(size=(2, 4, D)).astype("float32")
+    init = {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.0, "use_rotary": True}
+    run_layer_test(TransformerEncoderBlock, init, X, expected_output_shape=(2, 5, D))
+    run_layer_test(TransformerDecoderBlock, init, [X, enc], expected_output_shape=(2, 5, D),
+                   check_mixed_precision=False)
+    block = TransformerDecoderBlock(**init)
+    full = ops.convert_to_numpy(block(X, enc))
+    assert block.attention1.use_rotary and not block.attention2.use_rotary
+    assert block.get_config()["use_rotary"] is True
+    cache = np.zeros((2, 2, 5, D), "float32")
+    for t in range(5):
+        out, cache = block(X[:, t : t + 1], enc, cache=cache, cache_update_index=t)
+        np.testing.assert_allclose(ops.convert_to_numpy(out)[:, 0], full[:, t], atol=1e-5)
+    # Rotary changes the numbers (positions matter), unlike a plain block.
+    changed = X.copy()
+    changed[:, [0, 1]] = changed[:, [1, 0]]
+    assert not np.allclose(ops.convert_to_numpy(block(changed, enc))[:, 2:], full[:, 2:])
+
+
+@pytest.mark.parametrize("block_cls", [TransformerEncoderBlock, TransformerDecoderBlock])
+def test_rotary_blocks_check_their_arguments(block_cls):
+    with pytest.raises(ValueError, match=re.escape("`use_rotary` must be True or False; got use_rotary=1.")):
+        block_cls(D, F, H, 0.0, use_rotary=1)
+    with pytest.raises(ValueError, match=re.escape("`use_rotary=True` needs an even head size")):
+        block_cls(6, F, 2, 0.0, use_rotary=True)

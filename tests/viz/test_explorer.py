@@ -145,6 +145,14 @@ def test_gpt_step_rows_from_the_cache_equal_the_causal_rows(language_model):
     assert check_attention(exploration).ok
 
 
+@pytest.mark.parametrize("variant", [{"positions": "rotary", "num_kv_heads": 1}, {"positions": "alibi"}])
+def test_gpt_variants_step_rows_equal_the_causal_rows(variant):
+    keras.utils.set_random_seed(3)
+    model = models.gpt(30, 16, 32, 2, 2, 0.0, max_len=24, **variant)
+    full, steps = viz.collect(model, [5, 6, 7], max_new_tokens=6, seed=1).examples[0].maps
+    np.testing.assert_allclose(steps.weights, full.weights[:, :, 3:, :], atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def vision():
     keras.utils.set_random_seed(4)
