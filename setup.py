@@ -15,7 +15,7 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(
     r'__version__ = "([^"]+)"',
-    (HERE / "keras_attention" / "__init__.py").read_text(),
+    (HERE / "keras_attention" / "_version.py").read_text(),
 ).group(1)
 
 TENSORFLOW = "tensorflow>=2.21,<2.22"
@@ -40,6 +40,8 @@ EXTRAS_REQUIRE = {
         # Drives Debian's chromium through its chromium-driver in the
         # explorer page tests (`make browser` installs both).
         "selenium>=4.50,<5",
+        # Formatter and linter (`make lint`, part of `make test`); configured in pyproject.toml.
+        "ruff>=0.17,<0.18",
     ],
     # Build the tutorials as notebooks (`make notebooks`) and run them in a
     # Jupyter kernel (tests/test_notebooks.py).

@@ -954,7 +954,7 @@ class MultiHeadAttention(keras.layers.Layer):
         bias: optional float tensor broadcastable to `(B, H, Q, K)` (`K = S`
             with a cache): added to the scaled scores before the softmax
             (e.g. an `ALiBi` or `RelativePositionBias` output shared by blocks).
-        projected_keys_values: optional `(B, 2, K, D_kv)` from
+        projected_keys_values: optional `(2, B, K, D_kv)` from
             `project_keys_values(keys, values)`: keys and values projected
             once (cross-attention over encoder outputs while decoding);
             `keys` and `values` are then not projected again and may be
@@ -1129,7 +1129,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.split(Y, [sum(sizes[:i]) for i in range(1, len(sizes))], axis=-1)
 
     def project_keys_values(self, keys, values=None):
-        """`W_k keys` and `W_v values` stacked as a cache `(B, 2, K, D_kv)`.
+        """`W_k keys` and `W_v values` stacked as a cache `(2, B, K, D_kv)`.
 
         For cross-attention in decoding: the encoder outputs are projected
         once, and every step passes the result as `projected_keys_values`
@@ -1140,7 +1140,8 @@ class MultiHeadAttention(keras.layers.Layer):
             values: `(B, K, v)`; defaults to `keys`.
 
         Returns:
-            `(B, 2, K, D_kv)`: projected keys (index 0) and values (index 1),
+            `(2, B, K, D_kv)`: projected keys (index 0) and values (index 1)
+            on the first axis (so that taking either is a view, not a copy),
             the keys normalised and rotated as the attention uses them.
         """
         values = keys if values is None else values
@@ -1148,7 +1149,7 @@ class MultiHeadAttention(keras.layers.Layer):
         _check_3d_inputs(keys.shape, keys.shape, values.shape)
         _check_built_sizes(("keys", "values"), (keys.shape, values.shape), self._input_sizes[1:])
         k, v = self._project_keys_values(keys, values)
-        return ops.stack([self._keys(k, 0), v], axis=1)
+        return ops.stack([self._keys(k, 0), v], axis=0)
 
     def _project_keys_values(self, keys, values):
         """`(W_k keys, W_v values)`, as one matmul when the keys are the values."""
@@ -1288,20 +1289,23 @@ class MultiHeadAttention(keras.layers.Layer):
         _checks.check_float_tensor("projected_keys_values", projected)
         _check_built_sizes(("queries",), (queries.shape,), self._input_sizes[:1])
         shape = tuple(projected.shape)
-        if len(shape) != 4 or _checks.sizes_differ(shape[1], 2) or _checks.sizes_differ(
-            shape[3], self.kv_hiddens
+        if (
+            len(shape) != 4
+            or _checks.sizes_differ(shape[0], 2)
+            or _checks.sizes_differ(shape[1], queries.shape[0])
+            or _checks.sizes_differ(shape[3], self.kv_hiddens)
         ):
             raise ValueError(
-                "`projected_keys_values` must have shape (batch, 2, num_keys, "
-                f"{self._width_name()}) (from `project_keys_values`); got "
-                f"projected_keys_values.shape={shape}."
+                "`projected_keys_values` must have shape (2, batch, num_keys, "
+                f"{self._width_name()}) (from `project_keys_values`) with the batch of "
+                f"`queries`; got projected_keys_values.shape={shape}, "
+                f"queries.shape={tuple(queries.shape)}."
             )
-        _checks.check_same_batch(("queries", queries.shape), ("projected_keys_values", shape))
         _check_mask_shapes(
             queries.shape, shape[2], valid_lens, attention_mask, queries_mask, keys_mask, None
         )
         q = self._queries(self.W_q(queries), 0)  # (B, Q, H, d)
-        k, v = projected[:, 0], projected[:, 1]  # (B, K, D_kv)
+        k, v = projected[0], projected[1]  # (B, K, D_kv)
         num_queries, num_keys = ops.shape(queries)[1], ops.shape(k)[1]
         mask = ka_ops.merge_masks(
             _attention_mask(

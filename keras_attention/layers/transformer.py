@@ -377,7 +377,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
             cross-attention weights.
         cache: optional `(B, 2, L, D)` self-attention cache.
         cache_update_index: int or scalar tensor; required with `cache`.
-        cross_cache: optional `(B, 2, S, D)` from `project_encoder(enc_outputs)`:
+        cross_cache: optional `(2, B, S, D)` from `project_encoder(enc_outputs)`:
             the cross-attention keys and values, projected once per decoding
             instead of at every step.
         bias: optional float tensor broadcastable to `(B, H, T, T or L)`,
@@ -520,7 +520,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         return results[0] if len(results) == 1 else results
 
     def project_encoder(self, enc_outputs):
-        """The cross-attention keys and values of `enc_outputs` `(B, S, D)`, `(B, 2, S, D)`.
+        """The cross-attention keys and values of `enc_outputs` `(B, S, D)`, `(2, B, S, D)`.
 
         Computed once per decoding and passed to every step as `cross_cache`.
         """

@@ -540,7 +540,7 @@ def test_keys_values_projected_once_equal_the_projecting_call(variant):
     queries, keys = rand(B, 3, D, seed=51), rand(B, T, D, seed=52)
     valid_lens = np.array([4, 6], "int32")
     projected = layer.project_keys_values(keys)
-    assert tuple(projected.shape) == (B, 2, T, layer.kv_hiddens)
+    assert tuple(projected.shape) == (2, B, T, layer.kv_hiddens)
     out, weights = layer(
         queries, None, None, valid_lens=valid_lens, projected_keys_values=projected,
         return_attention_scores=True,
