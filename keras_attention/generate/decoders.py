@@ -136,7 +136,7 @@ class TransformerStepDecoder(StepDecoder):
     `encode` runs the embedding, the positions and every encoder block once
     (and the encoder's final norm, T5), and projects the encoder outputs
     into each decoder block's cross-attention keys and values once
-    (`(N, 2, B, S, D_kv)`); `step` runs the decoder blocks on one token per row
+    (`(N, 2, B, S, D)`); `step` runs the decoder blocks on one token per row
     with each block's self-attention key/value cache `(N, B, 2, L, D_kv)`
     (`D_kv = D` unless the blocks use grouped-query heads).
 

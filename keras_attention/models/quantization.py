@@ -10,6 +10,11 @@ on those layers only: the package's own layers hold their weights directly
 gives for each layer it cannot quantize. Every attention projection (`W_q`,
 `W_k`, `W_v`, `W_o`), FFN and output layer is a `Dense`, so nearly all
 matmul weights are int8.
+
+Saving: a quantized model does not load back from `.keras` (the package's
+layers rebuild their `Dense` sub-layers in float, which then refuse the
+stored int8 kernel and scale). Save the float model and quantize after
+loading; quantization is deterministic.
 """
 
 import keras

@@ -492,7 +492,8 @@ def _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len):
     src_ids = _pad(rows, pad_id)  # (B, S)
     if max_len is None:
         max_len = 2 * src_ids.shape[1] + 2
-        if family != "bahdanau":
+        names = {layer.name for layer in model.layers}
+        if family != "bahdanau" and "tgt_positions" in names:  # none: rotary, ALiBi
             max_len = min(max_len, model.get_layer("tgt_positions").max_len)
     result = generate.greedy_search(model, src_ids, max_len=max_len, bos_id=bos_id,
                                     eos_id=eos_id, pad_id=pad_id)

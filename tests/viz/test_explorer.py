@@ -32,6 +32,13 @@ def _ids(tokens):
     return np.array([[int(t) for t in tokens]], np.int32)
 
 
+def test_translation_without_a_position_table_is_explored():
+    keras.utils.set_random_seed(1)
+    model = models.transformer(20, 22, 16, 32, 2, 2, 0.0, max_len=16, positions="rotary")
+    exploration = viz.collect(model, SOURCES)  # max_len from the source, no table to cap it
+    assert exploration.family == "transformer" and exploration.examples
+
+
 def test_translation_maps_equal_the_builders_returned_weights(translation):
     model, exploration = translation
     reference = models.transformer(20, 22, 16, 32, 2, 2, 0.0, max_len=16,
