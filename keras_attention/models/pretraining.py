@@ -373,6 +373,7 @@ def t5(
     dropout,
     max_len,
     pad_id=0,
+    position_bias=None,
     name="t5",
 ):
     """Builds a T5-style encoder-decoder.
@@ -381,9 +382,13 @@ def t5(
     Transformers"): one token embedding `shared_embedding` (not scaled)
     read by both the encoder and the decoder, pre-norm blocks
     (`norm_first=True`), dropout on the embeddings, and a final layer norm
-    after each stack. Simplifications: positions are learned absolute
-    embeddings (`src_positions`, `tgt_positions`) instead of T5's relative
-    position bias in the attention scores, and the layer norms are
+    after each stack. Positions: learned absolute embeddings
+    (`src_positions`, `tgt_positions`) by default; with
+    `position_bias="t5"`, T5's own bucketed relative position bias
+    (`layers.RelativePositionBias`) added to the scores of every
+    self-attention (bidirectional in the encoder, causal in the decoder; one
+    bias per block, where T5 shares the first block's), and no absolute
+    positions. The layer norms are
     `LayerNormalization` (T5 uses RMS norm without bias). The logits come
     from a separate `lm_head` Dense layer, untied from the embedding (as in
     T5.1.1).
@@ -398,6 +403,9 @@ def t5(
         max_len: int. Longest source or target sequence the learned
             positions cover.
         pad_id: int. Padding id. Defaults to `0`.
+        position_bias: None or `"t5"`. T5's relative position bias instead
+            of the learned positions (`max_len` then only bounds nothing:
+            relative buckets cover any length). Defaults to `None`.
         name: str. Model name.
 
     Returns:
@@ -419,26 +427,28 @@ def t5(
     )
     max_len = _checks.check_positive_int("max_len", max_len)
     pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size})
+    position_bias = _checks.check_choice("position_bias", position_bias, ("t5",), allow_none=True)
     name = _checks.check_string("name", name)
+    relative = {"position_bias": position_bias} if position_bias else {}
 
     # Layers.
     shared_embedding = TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, name="shared_embedding")
-    src_positions = LearnedPositionalEmbedding(max_len, num_hiddens, name="src_positions")
+    src_positions = None if relative else LearnedPositionalEmbedding(max_len, num_hiddens, name="src_positions")
     encoder_dropout = keras.layers.Dropout(dropout, name="encoder_dropout")
     encoder_blocks = [
         TransformerEncoderBlock(
             num_hiddens, ffn_num_hiddens, num_heads, dropout, norm_first=True,
-            name=f"encoder_block_{i}",
+            name=f"encoder_block_{i}", **relative,
         )
         for i in range(num_blks)
     ]
     encoder_final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_final_norm")
-    tgt_positions = LearnedPositionalEmbedding(max_len, num_hiddens, name="tgt_positions")
+    tgt_positions = None if relative else LearnedPositionalEmbedding(max_len, num_hiddens, name="tgt_positions")
     decoder_dropout = keras.layers.Dropout(dropout, name="decoder_dropout")
     decoder_blocks = [
         TransformerDecoderBlock(
             num_hiddens, ffn_num_hiddens, num_heads, dropout, norm_first=True,
-            name=f"decoder_block_{i}",
+            name=f"decoder_block_{i}", **relative,
         )
         for i in range(num_blks)
     ]
@@ -448,11 +458,13 @@ def t5(
     # Functional graph.
     src_ids = keras.Input(shape=(None,), dtype="int32", name="src_ids")
     tgt_in_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_in_ids")
-    X = encoder_dropout(src_positions(shared_embedding(src_ids)))  # (B, S, D), masked at pad_id
+    X = shared_embedding(src_ids)  # (B, S, D), masked at pad_id
+    X = encoder_dropout(X if src_positions is None else src_positions(X))
     for block in encoder_blocks:
         X = block(X)
     X = encoder_final_norm(X)
-    Y = decoder_dropout(tgt_positions(shared_embedding(tgt_in_ids)))  # (B, T, D)
+    Y = shared_embedding(tgt_in_ids)  # (B, T, D)
+    Y = decoder_dropout(Y if tgt_positions is None else tgt_positions(Y))
     for block in decoder_blocks:
         Y = block(Y, X)
     logits = lm_head(decoder_final_norm(Y))  # (B, T, V)

@@ -369,3 +369,24 @@ def test_module_doctest_examples_run():
 
     results = doctest.testmod(pretraining, optionflags=doctest.ELLIPSIS)
     assert results.attempted > 0 and results.failed == 0
+
+
+def test_t5_with_its_relative_position_bias_saves_loads_and_decodes_with_the_cache(tmp_path):
+    model = t5(30, 16, 32, 2, 2, 0.0, max_len=8, position_bias="t5")
+    names = [layer.name for layer in model.layers]
+    assert "src_positions" not in names and "tgt_positions" not in names
+    assert model.get_layer("encoder_block_0").attention.position_bias == "t5"
+    assert model.get_layer("decoder_block_0").attention1.position_bias == "t5"
+    src = np.array([[5, 6, 7, 8, 0], [9, 10, 0, 0, 0]], "int32")
+    tgt = np.array([[1, 5, 6], [1, 9, 0]], "int32")
+    path = tmp_path / "t5.keras"
+    model.save(path)
+    again = keras.saving.load_model(path, safe_mode=True)
+    feed = {"src_ids": src, "tgt_in_ids": tgt}
+    np.testing.assert_array_equal(ops.convert_to_numpy(again(feed)), ops.convert_to_numpy(model(feed)))
+    # Longer than max_len: relative buckets have no table to run out of.
+    cached = greedy_search(model, src, max_len=12, eos_id=-1)
+    uncached = greedy_search(model, src, max_len=12, eos_id=-1, use_cache=False)
+    np.testing.assert_array_equal(ops.convert_to_numpy(cached["tokens"]), ops.convert_to_numpy(uncached["tokens"]))
+    with pytest.raises(ValueError, match="position_bias"):
+        t5(30, 16, 32, 2, 2, 0.0, max_len=8, position_bias="alibi")
