@@ -26,6 +26,15 @@ from keras_attention.models import _positions
 __all__ = ["transformer"]
 
 
+def _embedding_layers(side, vocab_size, num_hiddens, pad_id, positions, max_len, dropout):
+    """One side's (`"src"` or `"tgt"`) scaled token embedding, positions and embedding dropout."""
+    return (
+        TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, scale=True, name=f"{side}_embedding"),
+        _positions.position_layer(positions, max_len, num_hiddens, dropout, f"{side}_positions"),
+        _positions.embedding_dropout(positions, dropout, f"{side}_dropout"),
+    )
+
+
 def transformer(
     src_vocab_size,
     tgt_vocab_size,
@@ -92,13 +101,9 @@ def transformer(
     block_options = dict(norm_first=norm_first, **_positions.position_variants(positions))
 
     # Layers.
-    src_embedding = TokenEmbedding(
-        src_vocab_size, num_hiddens, pad_id=pad_id, scale=True, name="src_embedding"
+    src_embedding, src_positions, src_dropout = _embedding_layers(
+        "src", src_vocab_size, num_hiddens, pad_id, positions, max_len, dropout
     )
-    src_positions = _positions.position_layer(
-        positions, max_len, num_hiddens, dropout, "src_positions"
-    )
-    src_dropout = _positions.embedding_dropout(positions, dropout, "src_dropout")
     encoder_blocks = [
         TransformerEncoderBlock(
             num_hiddens, ffn_num_hiddens, num_heads, dropout, **block_options,
@@ -106,13 +111,9 @@ def transformer(
         )
         for i in range(num_blks)
     ]
-    tgt_embedding = TokenEmbedding(
-        tgt_vocab_size, num_hiddens, pad_id=pad_id, scale=True, name="tgt_embedding"
+    tgt_embedding, tgt_positions, tgt_dropout = _embedding_layers(
+        "tgt", tgt_vocab_size, num_hiddens, pad_id, positions, max_len, dropout
     )
-    tgt_positions = _positions.position_layer(
-        positions, max_len, num_hiddens, dropout, "tgt_positions"
-    )
-    tgt_dropout = _positions.embedding_dropout(positions, dropout, "tgt_dropout")
     decoder_blocks = [
         TransformerDecoderBlock(
             num_hiddens, ffn_num_hiddens, num_heads, dropout, **block_options,
