@@ -6,7 +6,7 @@ number of steps on the same batches, then measures:
 
 * `val_loss` / `val_ppl`: held-out next-character loss (nats) and
   perplexity, on windows of the trained length `T`;
-* `loss_2x`: the same on windows of `2 T` (length extrapolation: the models
+* `loss_2x`, `loss_4x`: the same on windows of `2 T` and `4 T` (length extrapolation: the models
   are built with `max_len = 2 T`, so learned positions past `T` are the
   untrained rows of the table);
 * `train_tokens_per_s`: training throughput (timed after a warm-up fit);
@@ -19,8 +19,8 @@ number of steps on the same batches, then measures:
 * `params`, `trainable_params`, `model_bytes` (the variables' bytes).
 
 Rows: `learned` (baseline), `sinusoidal`, `rotary`, `rotary+linear2x`,
-`rotary+ntk2x` and `rotary+yarn2x` (the rotary weights, read with position
-interpolation, NTK-aware or YaRN scaling by 2: no training of their own), `alibi`, `gqa_kv2`,
+`rotary+ntk2x`, `rotary+yarn2x` and the same at 4x (the rotary weights, read with position
+interpolation, NTK-aware or YaRN scaling by 2 or 4: no training of their own), `alibi`, `gqa_kv2`,
 `mqa_kv1`, `window` (`T / 4`), `qk_norm` (RMS), `softcap` (10), `lora_r4`
 (the trained baseline fine-tuned `steps / 4` more steps with LoRA on
 `W_q`, `W_v`: what LoRA trains and how fast) and, unless `--no-quantize`,
@@ -59,7 +59,8 @@ MODEL = dict(num_hiddens=64, ffn_num_hiddens=256, num_heads=4, num_blks=2, seq_l
 QUICK_MODEL = dict(num_hiddens=32, ffn_num_hiddens=64, num_heads=4, num_blks=1, seq_len=16, batch_size=16,
                    steps=10, val_batches=2, decode_batch=2, learning_rate=3e-3, repeats=1)
 TRAINED = ("learned", "sinusoidal", "rotary", "alibi", "gqa_kv2", "mqa_kv1", "window", "qk_norm", "softcap")
-DERIVED = ("rotary+linear2x", "rotary+ntk2x", "rotary+yarn2x", "lora_r4", "int8")
+DERIVED = ("rotary+linear2x", "rotary+ntk2x", "rotary+yarn2x", "rotary+linear4x", "rotary+ntk4x",
+           "rotary+yarn4x", "lora_r4", "int8")
 ROWS = TRAINED + DERIVED
 
 
@@ -72,6 +73,10 @@ def variant_kwargs(row, seq_len):
         "rotary+linear2x": {"positions": "rotary", "rotary_scaling": "linear", "rotary_scaling_factor": 2.0},
         "rotary+ntk2x": {"positions": "rotary", "rotary_scaling": "ntk", "rotary_scaling_factor": 2.0},
         "rotary+yarn2x": {"positions": "rotary", "rotary_scaling": "yarn", "rotary_scaling_factor": 2.0,
+                          "rotary_original_max_len": seq_len},
+        "rotary+linear4x": {"positions": "rotary", "rotary_scaling": "linear", "rotary_scaling_factor": 4.0},
+        "rotary+ntk4x": {"positions": "rotary", "rotary_scaling": "ntk", "rotary_scaling_factor": 4.0},
+        "rotary+yarn4x": {"positions": "rotary", "rotary_scaling": "yarn", "rotary_scaling_factor": 4.0,
                           "rotary_original_max_len": seq_len},
         "alibi": {"positions": "alibi"},
         "gqa_kv2": {"num_kv_heads": 2},
@@ -111,7 +116,7 @@ def parse_args(argv=None):
 
 
 def load_data(args):
-    """`(name, data at T, data at 2 T)` from `recipes.lm.lm_data`, one tokenizer."""
+    """`(name, data at T, {2: data at 2 T, 4: data at 4 T})` from `recipes.lm.lm_data`, one tokenizer."""
     from keras_attention.recipes import lm
 
     cfg = args.cfg
@@ -129,8 +134,11 @@ def load_data(args):
                 raise
             print(f"{name} not used ({str(error).splitlines()[0]}); falling back", flush=True)
             continue
-        long = lm.lm_data(name, short.tokenizer, seq_len=2 * cfg["seq_len"], batch_size=cfg["batch_size"],
-                          data_dir=data_dir, seed=args.seed)
+        long = {
+            factor: lm.lm_data(name, short.tokenizer, seq_len=factor * cfg["seq_len"],
+                               batch_size=cfg["batch_size"], data_dir=data_dir, seed=args.seed)
+            for factor in (2, 4)
+        }
         return name, short, long
     raise AssertionError("unreachable")
 
@@ -140,7 +148,7 @@ def build(row, vocab_size, cfg):
 
     return models.gpt(
         vocab_size, cfg["num_hiddens"], cfg["ffn_num_hiddens"], cfg["num_heads"], cfg["num_blks"], 0.0,
-        max_len=2 * cfg["seq_len"], pad_id=None, **variant_kwargs(row, cfg["seq_len"]),
+        max_len=4 * cfg["seq_len"], pad_id=None, **variant_kwargs(row, cfg["seq_len"]),
     )
 
 
@@ -224,7 +232,8 @@ def measure(row, model, short, long, cfg, train_rate, note=""):
     trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
     return {
         "variant": row, "val_loss": round(val_loss, 4), "val_ppl": round(math.exp(val_loss), 3),
-        "loss_2x": round(evaluate(model, long, cfg), 4), "train_tokens_per_s": round(train_rate, 1),
+        "loss_2x": round(evaluate(model, long[2], cfg), 4),
+        "loss_4x": round(evaluate(model, long[4], cfg), 4), "train_tokens_per_s": round(train_rate, 1),
         "decode_tokens_per_s": round(decode_rate, 1), "infer_tokens_per_s": round(infer_rate, 1),
         "kv_bytes_per_token": kv_bytes, "params": model.count_params(), "trainable_params": trainable,
         "model_bytes": model_bytes(model), "note": note,
@@ -283,7 +292,8 @@ def main(argv=None):
         trained[row] = (model, rate)
         if row in args.rows:
             rows.append(measure(row, model, short, long, cfg, rate))
-            print(f"  {row}: val loss {rows[-1]['val_loss']}, 2x {rows[-1]['loss_2x']}", flush=True)
+            print(f"  {row}: val loss {rows[-1]['val_loss']}, 2x {rows[-1]['loss_2x']}, "
+                  f"4x {rows[-1]['loss_4x']}", flush=True)
     rows += derived_rows([r for r in args.rows if r in DERIVED], trained, short, long, cfg, vocab_size)
     frame = pd.DataFrame(rows)
     frame = frame.assign(data=name, steps=cfg["steps"], seq_len=cfg["seq_len"], batch_size=cfg["batch_size"],
