@@ -17,6 +17,8 @@ import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
+# The machine columns every benchmark CSV has (benchmarks/_common.py: machine).
+MACHINE = ["cpu", "cpu_flags", "cores", "load_start", "load_end"]
 CASES = {
     "attention": (
         ["--shapes", "2x16x32x4", "--repeats", "1", "--warmup", "1", "--cpu-allocator", "bfc"],
@@ -33,7 +35,7 @@ CASES = {
     "decoding": (
         ["--tokens", "4"],
         ["search", "compile", "batch", "output_tokens", "cached_sent_per_s", "uncached_sent_per_s",
-         "cache_speedup", "token_agreement"],
+         "cache_speedup", "token_agreement", *MACHINE],
         ["cached_sent_per_s", "uncached_sent_per_s", "cache_speedup"],
     ),
     "mixed_precision": (
