@@ -16,6 +16,19 @@ CPU_ALLOCATORS = ("malloc", "bfc")
 _LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def _cpu_module():
+    """`keras_attention/recipes/cpu.py` of this checkout, loaded alone (standard library only:
+    importing the package would import Keras and fix the backend)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "keras_attention", "recipes", "cpu.py")
+    spec = importlib.util.spec_from_file_location("_keras_attention_cpu", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def machine():
     """The machine a benchmark ran on: CPU model, its fast-path flags, cores, load.
 
@@ -26,10 +39,7 @@ def machine():
     `load_end` (the 1-minute load average when the script started and now;
     the machine may be shared, so compare ratios measured in the same run).
     """
-    # Imported here: importing the package imports Keras (see the module docstring).
-    from keras_attention.recipes import cpu
-
-    info = cpu.cpu_info()
+    info = _cpu_module().cpu_info()
     flags = "unknown" if info["flags"] is None else " ".join(info["flags"]) or "none"
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {"cpu": info["model"], "cpu_flags": flags, "cores": info["cores"],
