@@ -64,9 +64,15 @@ FORMAT_VERSION = 1
 _LEGACY_FILES = {"task.json": "translation", "vision.json": "vision", "lm.json": "lm"}
 
 
-def jit_compile(distribute_kind, default=True):
+def jit_compile(distribute_kind, default="auto"):
     """`default`, or `False` under data-parallel training: XLA cannot reach the
-    variables that `MirroredStrategy` keeps on other logical CPU devices."""
+    variables that `MirroredStrategy` keeps on other logical CPU devices.
+
+    The default `"auto"` is Keras' choice: XLA on TensorFlow only where a GPU
+    is present, always on JAX, never on PyTorch (`torch.compile`). On a CPU,
+    XLA's compile time and per-step cost outweigh what it saves for the
+    recipes' small models (`benchmarks/small_models.py --levers`).
+    """
     return default if distribute_kind == "none" else False
 
 
