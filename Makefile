@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KERAS_BACKEND ?= tensorflow
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test test-slow test-backends install check-python notebooks clean browser
+.PHONY: demo test lint format test-slow test-backends install check-python notebooks clean browser
 
 # Create the virtual environment and install the package at the exact versions
 # of constraints.txt (setup.py states only ranges), with the test tools, the
@@ -47,9 +47,20 @@ browser:
 		{ (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium chromium-driver) || echo "chromium not installed: the browser tests will skip"; }
 
-# The suite CI runs: everything not marked slow.
-test: $(STAMP) browser
+# The suite CI runs: the linter and the formatter's check (seconds), then
+# every test not marked slow.
+test: $(STAMP) browser lint
 	$(PY) -m pytest -m "not slow" -n 2 -q tests
+
+# ruff (pinned in constraints.txt, configured in pyproject.toml): `make lint`
+# checks, `make format` rewrites.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 # Long training tests, kept out of CI.
 test-slow: $(STAMP)

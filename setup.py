@@ -40,6 +40,8 @@ EXTRAS_REQUIRE = {
         # Drives Debian's chromium through its chromium-driver in the
         # explorer page tests (`make browser` installs both).
         "selenium>=4.50,<5",
+        # Formatter and linter (`make lint`, part of `make test`); configured in pyproject.toml.
+        "ruff>=0.17,<0.18",
     ],
     # Build the tutorials as notebooks (`make notebooks`) and run them in a
     # Jupyter kernel (tests/test_notebooks.py).

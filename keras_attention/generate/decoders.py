@@ -124,9 +124,10 @@ class TransformerStepDecoder(StepDecoder):
     """Steps a model built by `models.transformer` or `models.t5`.
 
     `encode` runs the embedding, the positions and every encoder block once
-    (and the encoder's final norm, T5); `step` runs the decoder blocks on
-    one token per row with each block's self-attention key/value cache
-    `(N, B, 2, L, D)`.
+    (and the encoder's final norm, T5), and projects the encoder outputs
+    into each decoder block's cross-attention keys and values once
+    (`(N, 2, B, S, D)`); `step` runs the decoder blocks on one token per row
+    with each block's self-attention key/value cache `(N, B, 2, L, D)`.
 
     Args:
         model: a `keras.Model` built by `transformer` or `t5`.
@@ -179,7 +180,9 @@ class TransformerStepDecoder(StepDecoder):
         cache = ops.zeros(
             (self.num_blks, ops.shape(src_ids)[0], 2, self.max_len, self.num_hiddens), X.dtype
         )  # (N, B, 2, L, D)
-        return {"enc_outputs": X, "src_mask": src_mask, "cache": cache}
+        # Each block's cross-attention keys and values, projected once.
+        cross_cache = ops.stack([block.project_encoder(X) for block in self.decoder_blocks])
+        return {"enc_outputs": X, "src_mask": src_mask, "cache": cache, "cross_cache": cross_cache}
 
     def step(self, tokens, state, index):
         tokens = ops.convert_to_tensor(tokens, "int32")
@@ -195,6 +198,7 @@ class TransformerStepDecoder(StepDecoder):
                 return_attention_scores=want_weights,
                 cache=state["cache"][i],
                 cache_update_index=index,
+                cross_cache=state["cross_cache"][i],
                 enc_outputs_mask=state["src_mask"],
             )
             if want_weights:
@@ -209,7 +213,7 @@ class TransformerStepDecoder(StepDecoder):
         return logits, {**state, "cache": ops.stack(caches, axis=0)}, attention  # attention (B, S)
 
     def batch_axes(self):
-        return {"enc_outputs": 0, "src_mask": 0, "cache": 1}
+        return {"enc_outputs": 0, "src_mask": 0, "cache": 1, "cross_cache": 2}
 
 
 class BahdanauStepDecoder(StepDecoder):

@@ -249,6 +249,40 @@ def _check_fits(prompt_len, num_new, limit):
         )
 
 
+def _token_chooser(temperature, top_k, top_p, ban_id, uniforms, prompt_len, vocab_size):
+    """`choose(logits, i)`: the tokens `(B,)` at position `i` from logits `(B, V)`.
+
+    Options given as Python numbers that switch a step off skip its work;
+    tensors are selected with `ops.where`, so one trace serves every value.
+    """
+    greedy_only = isinstance(temperature, (int, float)) and temperature == 0
+    skip_top_k = isinstance(top_k, int) and top_k <= 0
+    skip_top_p = isinstance(top_p, (int, float)) and top_p >= 1
+    temperature = ops.convert_to_tensor(temperature, "float32")
+    top_k = ops.convert_to_tensor(top_k, "int32")
+    top_p = ops.convert_to_tensor(top_p, "float32")
+    sampling = temperature > 0
+    safe_temperature = ops.where(sampling, temperature, 1.0)
+    k = ops.where(top_k > 0, ops.minimum(top_k, vocab_size), vocab_size)
+
+    def choose(logits, i):
+        logits = ops.cast(logits, "float32")
+        if ban_id is not None:
+            logits = _mask_token(logits, ban_id)
+        greedy = ops.cast(ops.argmax(logits, axis=-1), "int32")
+        if greedy_only:
+            return greedy
+        scaled = logits / safe_temperature
+        if not skip_top_k:
+            scaled = ops.where(top_k > 0, _top_k_filter(scaled, k), scaled)
+        if not skip_top_p:
+            scaled = ops.where(top_p < 1, _top_p_filter(scaled, top_p), scaled)
+        u = ops.take(uniforms, i - prompt_len, axis=0)  # (B,)
+        return ops.where(sampling, _inverse_cdf_sample(scaled, u, greedy), greedy)
+
+    return choose
+
+
 def sample_loop(
     inference,
     prompt_ids,
@@ -302,40 +336,15 @@ def sample_loop(
     prompt_ids = ops.convert_to_tensor(prompt_ids, "int32")
     batch, prompt_len = ops.shape(prompt_ids)
     total = prompt_len + num_new  # L
-    # Options given as Python numbers that switch a step off skip its work;
-    # tensors are selected with `ops.where`, so one trace serves every value.
-    greedy_only = isinstance(temperature, (int, float)) and temperature == 0
-    skip_top_k = isinstance(top_k, int) and top_k <= 0
-    skip_top_p = isinstance(top_p, (int, float)) and top_p >= 1
-    temperature = ops.convert_to_tensor(temperature, "float32")
-    top_k = ops.convert_to_tensor(top_k, "int32")
-    top_p = ops.convert_to_tensor(top_p, "float32")
-    sampling = temperature > 0
-    safe_temperature = ops.where(sampling, temperature, 1.0)
     positions = ops.arange(total, dtype="int32")[None, :]  # (1, L)
     # The prompt, then the fill id.
     tokens = ops.concatenate(
         [prompt_ids, ops.full((batch, num_new), fill_id, "int32")], axis=1
     )  # (B, L)
     logits, state = inference.start(prompt_ids, total)  # (B, V) scoring position P
-    vocab_size = ops.shape(logits)[-1]
-    k = ops.where(top_k > 0, ops.minimum(top_k, vocab_size), vocab_size)
-
-    def choose(logits, i):
-        """Picks the tokens at position `i`, `(B,)`, from logits `(B, V)`."""
-        logits = ops.cast(logits, "float32")
-        if ban_id is not None:
-            logits = _mask_token(logits, ban_id)
-        greedy = ops.cast(ops.argmax(logits, axis=-1), "int32")
-        if greedy_only:
-            return greedy
-        scaled = logits / safe_temperature
-        if not skip_top_k:
-            scaled = ops.where(top_k > 0, _top_k_filter(scaled, k), scaled)
-        if not skip_top_p:
-            scaled = ops.where(top_p < 1, _top_p_filter(scaled, top_p), scaled)
-        u = ops.take(uniforms, i - prompt_len, axis=0)  # (B,)
-        return ops.where(sampling, _inverse_cdf_sample(scaled, u, greedy), greedy)
+    choose = _token_chooser(
+        temperature, top_k, top_p, ban_id, uniforms, prompt_len, ops.shape(logits)[-1]
+    )
 
     def cond(i, logits, finished, tokens, lengths, state):
         return ops.logical_and(i < total, ops.logical_not(ops.all(finished)))

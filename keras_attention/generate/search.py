@@ -245,6 +245,70 @@ def greedy_search(
     return {"tokens": tokens, "lengths": lengths, "attention": attention}
 
 
+def _gnmt_penalty(lengths, alpha):
+    """GNMT's length normalizer `((5 + |y|) / 6) ** alpha`."""
+    return ops.power((5.0 + ops.cast(lengths, "float32")) / 6.0, alpha)
+
+
+def _best_extensions(log_probs, step_log_probs, finished, lengths, i, pad_id, alpha):
+    """The `K` best one-token extensions of each row's `K` hypotheses.
+
+    Candidates are the live hypotheses extended by every token and the
+    finished ones extended by `pad_id` only, at their own score; they are
+    ranked by length-normalized score.
+
+    Args:
+        log_probs: `(B, K)` float32. Each hypothesis' log-probability.
+        step_log_probs: `(B, K, V)` float32. The next token's log-probabilities.
+        finished: `(B, K)` bool. Hypotheses that produced `<eos>`.
+        lengths: `(B, K)` int32. Their lengths.
+        i: the step (a live hypothesis extended now has length `i + 1`).
+        pad_id: int. The extension of a finished hypothesis.
+        alpha: float. GNMT's length penalty.
+
+    Returns:
+        `(parents, next_tokens, log_probs)`, each `(B, K)`: the beam index of
+        each survivor's parent, its new token and its log-probability.
+    """
+    batch, K, vocab_size = ops.shape(step_log_probs)
+    is_pad = (ops.arange(vocab_size, dtype="int32") == pad_id)[None, None, :]  # (1, 1, V)
+    candidates = ops.where(
+        finished[:, :, None],
+        ops.where(is_pad, log_probs[:, :, None], -np.inf),
+        log_probs[:, :, None] + step_log_probs,
+    )  # (B, K, V)
+    candidate_lengths = ops.where(finished, lengths, i + 1)  # (B, K)
+    normalized = candidates / _gnmt_penalty(candidate_lengths, alpha)[:, :, None]  # (B, K, V)
+    _, best = ops.top_k(ops.reshape(normalized, (batch, K * vocab_size)), K)  # (B, K)
+    best = ops.cast(best, "int32")
+    candidates = ops.reshape(candidates, (batch, K * vocab_size))
+    return best // vocab_size, best % vocab_size, ops.take_along_axis(candidates, best, axis=1)
+
+
+def _write_step(tokens, attention, next_tokens, step_attention, live, i):
+    """Writes step `i`'s tokens `(B*K,)` and attention `(B*K, S)` (zeros where not `live`)."""
+    write = ops.arange(ops.shape(tokens)[1], dtype="int32")[None, :] == i  # (1, L)
+    tokens = ops.where(write, next_tokens[:, None], tokens)
+    step_attention = ops.where(live[:, None], step_attention, 0.0)  # (B*K, S)
+    return tokens, ops.where(write[:, :, None], step_attention[:, None, :], attention)
+
+
+def _initial_beams(batch, K, max_len, num_keys, bos_id, pad_id):
+    """The loop variables of `beam_search` before its first step (the state aside)."""
+    # Only hypothesis 0 is live at first, so the first step does not pick K
+    # copies of the same token.
+    first = ops.arange(K, dtype="int32")[None, :] == 0  # (1, K)
+    return (
+        ops.convert_to_tensor(0, "int32"),
+        ops.full((batch * K,), bos_id, "int32"),  # decoder inputs
+        ops.where(first, 0.0, -np.inf) + ops.zeros((batch, 1), "float32"),  # log-probs (B, K)
+        ops.zeros((batch, K), "bool"),  # finished
+        ops.full((batch * K, max_len), pad_id, "int32"),  # tokens
+        ops.full((batch, K), max_len, "int32"),  # lengths
+        ops.zeros((batch * K, max_len, num_keys), "float32"),  # attention
+    )
+
+
 def beam_search(
     model,
     src_ids,
@@ -315,7 +379,6 @@ def beam_search(
     K = beam_size
     batch, num_keys = ops.shape(src_ids)[0], ops.shape(src_ids)[1]
     max_len = inference.max_len
-    positions = ops.arange(max_len, dtype="int32")[None, :]  # (1, L)
 
     # Encode once, then copy every state entry K times along its batch axis:
     # hypothesis k of row b lives at flat index b * K + k.
@@ -324,9 +387,6 @@ def beam_search(
     state = {name: ops.repeat(value, K, axis=axes[name]) for name, value in state.items()}
     # Row offsets of the flat index, (B, 1).
     row_offsets = ops.arange(batch, dtype="int32")[:, None] * K
-
-    def penalty(lengths):
-        return ops.power((5.0 + ops.cast(lengths, "float32")) / 6.0, alpha)
 
     def cond(i, inputs, log_probs, finished, tokens, lengths, attention, state):
         alive = ops.logical_and(ops.logical_not(finished), log_probs > -np.inf)  # (B, K)
@@ -338,22 +398,9 @@ def beam_search(
         step_log_probs = _mask_token(ops.log_softmax(ops.cast(logits, "float32"), axis=-1), pad_id)
         vocab_size = ops.shape(step_log_probs)[-1]
         step_log_probs = ops.reshape(step_log_probs, (batch, K, vocab_size))  # (B, K, V)
-        # Candidates: live hypotheses extended by every token; a finished one
-        # extended by pad_id only, at its own score.
-        is_pad = (ops.arange(vocab_size, dtype="int32") == pad_id)[None, None, :]  # (1, 1, V)
-        candidates = ops.where(
-            finished[:, :, None],
-            ops.where(is_pad, log_probs[:, :, None], -np.inf),
-            log_probs[:, :, None] + step_log_probs,
-        )  # (B, K, V)
-        candidate_lengths = ops.where(finished, lengths, i + 1)  # (B, K)
-        normalized = candidates / penalty(candidate_lengths)[:, :, None]  # (B, K, V)
-        _, best = ops.top_k(ops.reshape(normalized, (batch, K * vocab_size)), K)  # (B, K)
-        best = ops.cast(best, "int32")
-        parents = best // vocab_size  # (B, K) beam index of each survivor's parent
-        next_tokens = best % vocab_size  # (B, K)
-        candidates = ops.reshape(candidates, (batch, K * vocab_size))
-        log_probs = ops.take_along_axis(candidates, best, axis=1)  # (B, K)
+        parents, next_tokens, log_probs = _best_extensions(
+            log_probs, step_log_probs, finished, lengths, i, pad_id, alpha
+        )
 
         # Reorder everything by parent.
         flat_parents = ops.reshape(parents + row_offsets, (-1,))  # (B*K,)
@@ -366,11 +413,8 @@ def beam_search(
 
         # Write step i of the survivors.
         flat_next = ops.reshape(next_tokens, (-1,))  # (B*K,)
-        write = positions == i  # (1, L)
-        tokens = ops.where(write, flat_next[:, None], tokens)
         live = ops.reshape(ops.logical_not(parent_finished), (-1,))  # (B*K,)
-        step_attention = ops.where(live[:, None], step_attention, 0.0)  # (B*K, S)
-        attention = ops.where(write[:, :, None], step_attention[:, None, :], attention)
+        tokens, attention = _write_step(tokens, attention, flat_next, step_attention, live, i)
         just_finished = ops.logical_and(ops.logical_not(parent_finished), next_tokens == eos_id)
         lengths = ops.where(parent_finished, lengths, i + 1)
         finished = ops.logical_or(parent_finished, just_finished)
@@ -378,25 +422,19 @@ def beam_search(
         inputs = ops.where(ops.reshape(finished, (-1,)), eos_id, flat_next)
         return i + 1, inputs, log_probs, finished, tokens, lengths, attention, state
 
-    # Only hypothesis 0 is live at first, so the first step does not pick K
-    # copies of the same token.
-    first = ops.arange(K, dtype="int32")[None, :] == 0  # (1, K)
-    loop_vars = (
-        ops.convert_to_tensor(0, "int32"),
-        ops.full((batch * K,), bos_id, "int32"),  # decoder inputs
-        ops.where(first, 0.0, -np.inf) + ops.zeros((batch, 1), "float32"),  # log-probs (B, K)
-        ops.zeros((batch, K), "bool"),  # finished
-        ops.full((batch * K, max_len), pad_id, "int32"),  # tokens
-        ops.full((batch, K), max_len, "int32"),  # lengths
-        ops.zeros((batch * K, max_len, num_keys), "float32"),  # attention
-        state,
-    )
+    loop_vars = _initial_beams(batch, K, max_len, num_keys, bos_id, pad_id) + (state,)
     _, _, log_probs, _, tokens, lengths, attention, _ = ops.while_loop(
         cond, body, loop_vars, maximum_iterations=max_len
     )
+    return _beam_results(log_probs, tokens, lengths, attention, K, alpha)
+
+
+def _beam_results(log_probs, tokens, lengths, attention, K, alpha):
+    """`beam_search`'s dict from the loop's final `(B, K)` and `(B*K, ...)` hypotheses."""
     # The last top_k sorted the hypotheses best first by the score each has
     # now (live ones were scored with length i + 1, which is their length).
-    scores = log_probs / penalty(lengths)  # (B, K)
+    scores = log_probs / _gnmt_penalty(lengths, alpha)  # (B, K)
+    batch, max_len, num_keys = ops.shape(lengths)[0], ops.shape(tokens)[1], ops.shape(attention)[2]
     all_tokens = ops.reshape(tokens, (batch, K, max_len))
     attention = ops.reshape(attention, (batch, K, max_len, num_keys))
     return {

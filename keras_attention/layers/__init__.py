@@ -11,6 +11,8 @@ from keras_attention.layers.transformer import AddNorm
 from keras_attention.layers.transformer import PositionWiseFFN
 from keras_attention.layers.transformer import TransformerDecoderBlock
 from keras_attention.layers.transformer import TransformerEncoderBlock
+from keras_attention.layers.embedding import SegmentEmbedding
+from keras_attention.layers.embedding import TiedTokenEmbedding
 from keras_attention.layers.embedding import TokenEmbedding
 from keras_attention.layers.vision import ClassToken
 from keras_attention.layers.vision import PatchEmbedding
@@ -18,3 +20,4 @@ from keras_attention.layers.vision import TakeClassToken
 from keras_attention.layers.vision import ViTBlock
 from keras_attention.layers.vision import ViTMLP
 from keras_attention.layers.gpt import GPTBlock
+from keras_attention.layers.recurrent import BahdanauDecoder

@@ -284,6 +284,112 @@ def _mask_to_rank(mask, rank):
     return mask
 
 
+def reference_attention(queries, keys, values, mask=None, dropout_mask=None):
+    """The equation as D2L writes it: `softmax(Q K^T / sqrt(d)) V`.
+
+    Scores for every query-key pair, masked keys at weight 0 (a query with
+    no valid key gets all-zero weights), optional dropout on the weights,
+    then the weighted sum of the values. Differentiated op by op.
+
+    Args:
+        queries: `(B, Q, H, d)`.
+        keys: `(B, K, H, d)`.
+        values: `(B, K, H, v)`.
+        mask: optional boolean tensor broadcastable to `(B, H, Q, K)`, True
+            where a query may attend.
+        dropout_mask: optional tensor broadcastable to `(B, H, Q, K)`: 0 for
+            dropped weights, `1 / (1 - rate)` for kept ones.
+
+    Returns:
+        The output `(B, Q, H, v)` and the weights `(B, H, Q, K)` (before dropout).
+    """
+    queries = queries * ops.cast(1.0 / math.sqrt(queries.shape[-1]), queries.dtype)
+    scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (B, H, Q, K)
+    weights = ka_ops.masked_softmax(scores, mask=mask)
+    dropped = weights if dropout_mask is None else weights * ops.cast(dropout_mask, weights.dtype)
+    output = ops.einsum("bhqk,bkhv->bqhv", ops.cast(dropped, values.dtype), values)
+    return output, weights
+
+
+def fused_attention(queries, keys, values, mask=None, is_causal=False):
+    """`keras.ops.dot_product_attention`: the backend's fused kernel.
+
+    The same numbers as `reference_attention` without dropout and without
+    the weights (a fused kernel never materialises them). With `is_causal`
+    and no `mask`, the kernel masks later keys itself (e.g. cuDNN flash
+    attention on a GPU) and no mask tensor is built. A query with no valid
+    key gets output 0, as in the reference.
+
+    Args:
+        queries: `(B, Q, H, d)`.
+        keys: `(B, K, H, d)`.
+        values: `(B, K, H, d)` (the kernels need values of the queries' size).
+        mask: optional boolean tensor broadcastable to `(B, H, Q, K)`.
+        is_causal: bool. Query `i` attends to keys `j <= i`.
+
+    Returns:
+        `(B, Q, H, d)`.
+    """
+    scale = 1.0 / math.sqrt(queries.shape[-1])
+    output = ops.dot_product_attention(
+        queries, keys, values, mask=mask, scale=scale, is_causal=is_causal
+    )
+    if mask is not None:
+        has_key = ops.transpose(ops.any(mask, axis=-1), (0, 2, 1))  # (B, Q, H)
+        output = ops.where(ops.expand_dims(has_key, -1), output, 0)
+    return output
+
+
+def hand_gradient_attention(queries, keys, values, mask=None, dropout_mask=None):
+    """`reference_attention`'s output with a hand-written backward pass (`_attend`).
+
+    Args and shapes as `reference_attention`; returns only the output
+    `(B, Q, H, v)`.
+    """
+    queries = queries * ops.cast(1.0 / math.sqrt(queries.shape[-1]), queries.dtype)
+    return _attend(queries, keys, values, mask, dropout_mask)
+
+
+def attention_path(
+    backend, use_fused_op=None, needs_weights=False, dropout_active=False, causal_only=False,
+    same_size=True,
+):
+    """Which of the four paths `DotProductAttention` takes.
+
+    * `"fused_causal"` / `"fused"`: `fused_attention` (with the kernel's own
+      causal masking when causality is the only mask), where the backend has
+      a fused kernel (JAX, PyTorch; or `use_fused_op=True`), nobody needs the
+      weights, no attention dropout is active and values have the queries' size;
+    * `"hand_gradient"`: `hand_gradient_attention` on TensorFlow when the
+      weights are not returned (its own op-by-op backward is slower);
+    * `"reference"`: `reference_attention`, the equation, op by op.
+
+    Args:
+        backend: str. `"tensorflow"`, `"jax"` or `"torch"`.
+        use_fused_op: bool or None. The layer's argument (None: by backend).
+        needs_weights: bool. The caller asked for the attention weights.
+        dropout_active: bool. Attention dropout in training.
+        causal_only: bool. The only mask is causal.
+        same_size: bool. Values have the feature size of queries and keys.
+
+    Returns:
+        One of `"reference"`, `"fused"`, `"fused_causal"`, `"hand_gradient"`.
+    """
+    if use_fused_op is None:
+        use_fused_op = backend in _FUSED_BACKENDS
+    if use_fused_op and same_size and not needs_weights and not dropout_active:
+        return "fused_causal" if causal_only else "fused"
+    if not needs_weights and backend in _HAND_GRADIENT_BACKENDS:
+        return "hand_gradient"
+    return "reference"
+
+
+def dropout_mask(rate, shape, seed_generator, dtype):
+    """A dropout keep-mask drawn at `shape`: 0 where dropped, `1 / (1 - rate)` where kept."""
+    keep = keras.random.uniform(shape, seed=seed_generator) >= rate
+    return ops.where(keep, ops.cast(1.0 / (1.0 - rate), dtype), ops.cast(0.0, dtype))
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class DotProductAttention(keras.layers.Layer):
     """Scaled dot-product attention.
@@ -296,25 +402,25 @@ class DotProductAttention(keras.layers.Layer):
     axis 2 (the layout of `keras.ops.dot_product_attention`), which is how
     `MultiHeadAttention` calls it.
 
+    What runs (`attention_path`): `reference_attention`, the equation op
+    by op, whenever the weights are returned; otherwise the backend's fused
+    kernel (`fused_attention`, JAX and PyTorch, not with attention dropout
+    in training) or, on TensorFlow, `hand_gradient_attention`, the same
+    forward with a hand-written backward pass. All give the same numbers.
+
     Under float16 (`mixed_float16`, `dtype="float16"`) the scores, softmax
     and weighted sum run in float32 on every path (`Q K^T` passes float16's
-    largest value, 65504, for inputs of magnitude ~300, where Keras' own
-    layer gives NaN); the output is float16. bfloat16 has float32's range
-    and runs as it is.
+    largest value, 65504, for inputs of magnitude ~300); the output is
+    float16. bfloat16 has float32's range and runs as it is.
 
     Args:
         dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
-        use_fused_op: bool or None. Compute the output with
-            `keras.ops.dot_product_attention` when the weights are not needed
-            (no `return_attention_scores`, no attention dropout in training)
-            and values have the feature size of queries and keys (as in
-            `MultiHeadAttention`); it gives the same numbers. `None` (the
-            default) uses it where the backend has a fused kernel (JAX,
-            PyTorch) and not on TensorFlow, whose version is plain einsum +
-            softmax, differentiated op by op. There the explicit path has a
-            hand-written backward pass (`_attend`) when the weights are not
-            returned, measured 1.1-1.9x faster than Keras' own layer in float32
-            (`benchmarks/attention.py`).
+        use_fused_op: bool or None. Use the fused path when the weights are
+            not needed (see above) and values have the feature size of
+            queries and keys. `None` (the default): where the backend has a
+            fused kernel (JAX, PyTorch), not on TensorFlow, whose version is
+            einsum + softmax differentiated op by op.
+        seed: int or None. Seed of the attention dropout.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -326,8 +432,7 @@ class DotProductAttention(keras.layers.Layer):
         attention_mask: optional boolean tensor broadcastable to `(B, Q, K)`
             (or `(B, H, Q, K)` for 4-D inputs): True where a query may attend.
         use_causal_mask: bool. Query `i` attends to keys `j <= i`. With no
-            other mask and the fused op, this is the kernel's `is_causal`
-            (e.g. cuDNN flash attention on a GPU), which builds no mask.
+            other mask and the fused path, this is the kernel's `is_causal`.
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the attention weights.
 
@@ -345,10 +450,13 @@ class DotProductAttention(keras.layers.Layer):
     (None, None, 4)
     """
 
-    def __init__(self, dropout=0.0, use_fused_op=None, **kwargs):
+    def __init__(self, dropout=0.0, use_fused_op=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.dropout = _checks.check_dropout(dropout)
         self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
+        self.seed = _checks.check_int("seed", seed, allow_none=True)
+        # As Keras' Dropout: no generator (and no draw of a default seed) without dropout.
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
         self.supports_masking = True
 
     @staticmethod
@@ -381,9 +489,6 @@ class DotProductAttention(keras.layers.Layer):
         keys_shape = queries_shape if keys_shape is None else keys_shape
         values_shape = keys_shape if values_shape is None else values_shape
         self._check_shapes(queries_shape, keys_shape, values_shape)
-        self.attention_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="attention_dropout"
-        )
         self.built = True
 
     def call(
@@ -402,106 +507,67 @@ class DotProductAttention(keras.layers.Layer):
     ):
         _check_float_inputs(queries, keys, values)
         self._check_shapes(queries.shape, keys.shape, values.shape)
-        heads = len(queries.shape) == 4
+        one_head = len(queries.shape) == 3
         _check_mask_shapes(
             queries.shape, keys.shape[1], valid_lens, attention_mask, queries_mask, keys_mask,
-            values_mask, heads=queries.shape[2] if heads else None,
+            values_mask, heads=None if one_head else queries.shape[2],
         )
+        keys_values_masks = (queries_mask, keys_mask, values_mask)
+        mask = self._mask(queries, keys, valid_lens, attention_mask, keys_values_masks, one_head)
+        batch = ops.shape(queries)[0]
+        keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
+        if one_head:  # D2L's 3-D inputs are one head
+            queries, keys, values, mask = _as_one_head(queries, keys, values, mask)
+        # float16 overflows in `Q K^T`: the attention runs in float32 under it.
+        compute_dtype = keras.backend.standardize_dtype(queries.dtype)
+        if compute_dtype == "float16":
+            queries, keys, values = (ops.cast(t, "float32") for t in (queries, keys, values))
+
+        dropout_active = self.dropout > 0 and bool(training)
+        path = attention_path(
+            keras.backend.backend(), self.use_fused_op, return_attention_scores, dropout_active,
+            causal_only=use_causal_mask and mask is None,
+            same_size=values.shape[-1] is not None and values.shape[-1] == queries.shape[-1],
+        )
+        if use_causal_mask and path != "fused_causal":
+            causal = ka_ops.causal_mask(ops.shape(queries)[1], ops.shape(keys)[1])  # (Q, K)
+            mask = ka_ops.merge_masks(mask, causal[None, None])
+        drop = None
+        if dropout_active:
+            shape_q, shape_k = ops.shape(queries), ops.shape(keys)
+            shape = (shape_q[0], shape_q[2], shape_q[1], shape_k[1])  # (B, H, Q, K)
+            drop = dropout_mask(self.dropout, shape, self.seed_generator, queries.dtype)
+
+        weights = None
+        if path == "fused_causal":
+            output = fused_attention(queries, keys, values, is_causal=True)
+        elif path == "fused":
+            output = fused_attention(queries, keys, values, mask)
+        elif path == "hand_gradient":
+            output = hand_gradient_attention(queries, keys, values, mask, drop)
+        else:
+            output, weights = reference_attention(queries, keys, values, mask, drop)
+
+        if one_head:
+            output = ops.squeeze(output, 2)  # (B, Q, v)
+            weights = None if weights is None else ops.squeeze(weights, 1)  # (B, Q, K)
+        if compute_dtype == "float16":
+            output = ops.cast(output, compute_dtype)
+            weights = None if weights is None else ops.cast(weights, compute_dtype)
+        return (output, weights) if return_attention_scores else output
+
+    @staticmethod
+    def _mask(queries, keys, valid_lens, attention_mask, keras_masks, one_head):
+        """The padding, `valid_lens` and explicit masks merged, `(B|1, [H|1,] Q, K)` or None."""
         shape_q, shape_k = ops.shape(queries), ops.shape(keys)
-        keys, values = _to_batch(keys, shape_q[0], "keys"), _to_batch(values, shape_q[0], "values")
-        rank = 4 if heads else 3
-        mask = ka_ops.merge_masks(
+        rank = 3 if one_head else 4
+        return ka_ops.merge_masks(
             _mask_to_rank(
-                _attention_mask(
-                    shape_q[1], shape_k[1], valid_lens, queries_mask, keys_mask, values_mask,
-                    batch=shape_q[0],
-                ),
+                _attention_mask(shape_q[1], shape_k[1], valid_lens, *keras_masks, batch=shape_q[0]),
                 rank,
             ),
             _mask_to_rank(attention_mask, rank),
         )
-        # float16 overflows in `Q K^T` (65504 is reached by inputs of
-        # magnitude ~300): under it the attention runs in float32.
-        # bfloat16 has float32's range and stays as it is.
-        compute_dtype = keras.backend.standardize_dtype(queries.dtype)
-        if compute_dtype == "float16":
-            queries, keys, values = (ops.cast(t, "float32") for t in (queries, keys, values))
-        results = self._attention(
-            queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores
-        )
-        if compute_dtype == "float16":
-            results = tuple(ops.cast(t, compute_dtype) for t in results)
-        return results if return_attention_scores else results[0]
-
-    def _attention(
-        self, queries, keys, values, mask, heads, use_causal_mask, training, return_attention_scores
-    ):
-        """The output (and with `return_attention_scores` the weights), as a tuple."""
-        shape_q, shape_k = ops.shape(queries), ops.shape(keys)
-        rank = 4 if heads else 3
-        scale = 1.0 / math.sqrt(queries.shape[-1])
-        dropout_active = self.dropout > 0 and bool(training)
-        use_fused = self.use_fused_op
-        if use_fused is None:
-            use_fused = keras.backend.backend() in _FUSED_BACKENDS
-        # JAX's kernel needs values of the size of queries and keys.
-        same_size = values.shape[-1] is not None and values.shape[-1] == queries.shape[-1]
-        fused = use_fused and same_size and not return_attention_scores and not dropout_active
-        if fused and use_causal_mask and mask is None:
-            # Only causal: the kernel's own causal masking, no mask tensor.
-            return (self._fused(queries, keys, values, None, scale, heads, is_causal=True),)
-        if use_causal_mask:
-            causal = ka_ops.causal_mask(shape_q[1], shape_k[1])  # (Q, K)
-            mask = ka_ops.merge_masks(mask, _mask_to_rank(causal, rank))
-        if fused:
-            return (self._fused(queries, keys, values, mask, scale, heads),)
-
-        queries = queries * ops.cast(scale, queries.dtype)
-        if not return_attention_scores and keras.backend.backend() in _HAND_GRADIENT_BACKENDS:
-            return (self._attend(queries, keys, values, mask, heads, training),)
-        if heads:
-            scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (B, H, Q, K)
-        else:
-            scores = ops.matmul(queries, ops.swapaxes(keys, -1, -2))  # (B, Q, K)
-        weights = ka_ops.masked_softmax(scores, mask=mask)
-        dropped = ops.cast(self.attention_dropout(weights, training=training), values.dtype)
-        if heads:
-            output = ops.einsum("bhqk,bkhv->bqhv", dropped, values)  # (B, Q, H, v)
-        else:
-            output = ops.matmul(dropped, values)  # (B, Q, v)
-        return (output, weights)
-
-    def _attend(self, queries, keys, values, mask, heads, training):
-        """The explicit path through `_attend` (hand-written backward)."""
-        if not heads:
-            queries, keys, values, mask = _as_one_head(queries, keys, values, mask)
-        dropout_mask = None
-        if self.dropout > 0 and training:
-            # The Dropout layer's own mask (same random stream), drawn outside
-            # the differentiated function.
-            shape_q, shape_k = ops.shape(queries), ops.shape(keys)
-            shape = (shape_q[0], shape_q[2], shape_q[1], shape_k[1])  # (B, H, Q, K)
-            dropout_mask = self.attention_dropout(ops.ones(shape, self.compute_dtype), training=True)
-        output = _attend(queries, keys, values, mask, dropout_mask)  # (B, Q, H, v)
-        if not heads:
-            output = ops.squeeze(output, 2)
-        return output
-
-    def _fused(self, queries, keys, values, mask, scale, heads, is_causal=False):
-        """`keras.ops.dot_product_attention`, with all-masked rows zeroed."""
-        if not heads:
-            queries, keys, values, mask = _as_one_head(queries, keys, values, mask)
-        # (B, Q, H, v)
-        output = ops.dot_product_attention(
-            queries, keys, values, mask=mask, scale=scale, is_causal=is_causal
-        )
-        if mask is not None:
-            # A query with no valid key gets output 0, as in the explicit path.
-            has_key = ops.transpose(ops.any(mask, axis=-1), (0, 2, 1))  # (B, Q, H)
-            output = ops.where(ops.expand_dims(has_key, -1), output, 0)
-        if not heads:
-            output = ops.squeeze(output, 2)
-        return output
 
     def compute_mask(self, queries, previous_mask=None):
         return previous_mask
@@ -511,9 +577,8 @@ class DotProductAttention(keras.layers.Layer):
             **super().get_config(),
             "dropout": self.dropout,
             "use_fused_op": self.use_fused_op,
+            "seed": self.seed,
         }
-
-
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -527,6 +592,7 @@ class AdditiveAttention(keras.layers.Layer):
     Args:
         num_hiddens: int. Size of the hidden layer of the scoring MLP.
         dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
+        seed: int or None. Seed of the attention dropout.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -555,10 +621,13 @@ class AdditiveAttention(keras.layers.Layer):
     (None, None, 4)
     """
 
-    def __init__(self, num_hiddens, dropout=0.0, **kwargs):
+    def __init__(self, num_hiddens, dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
         self.dropout = _checks.check_dropout(dropout)
+        self.seed = _checks.check_int("seed", seed, allow_none=True)
+        # As Keras' Dropout: no generator (and no draw of a default seed) without dropout.
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
         self.supports_masking = True
 
     def build(self, queries_shape, keys_shape, values_shape):
@@ -571,9 +640,6 @@ class AdditiveAttention(keras.layers.Layer):
         self.W_k.build(keys_shape)
         self.w_v = keras.layers.Dense(1, use_bias=False, dtype=self.dtype_policy, name="w_v")
         self.w_v.build((None, None, None, self.num_hiddens))
-        self.attention_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="attention_dropout"
-        )
         self.built = True
 
     def call(
@@ -624,16 +690,20 @@ class AdditiveAttention(keras.layers.Layer):
             _mask_to_rank(attention_mask, 3),
         )
         weights = ka_ops.masked_softmax(scores, mask=mask)  # (B, Q, K)
-        if dropout_mask is None:
-            dropped = self.attention_dropout(weights, training=training)
-        else:
-            dropped = weights * ops.cast(dropout_mask, weights.dtype)
+        if dropout_mask is None and self.dropout > 0 and training:
+            dropout_mask = self.dropout_mask(ops.shape(weights))
+        dropped = weights if dropout_mask is None else weights * ops.cast(dropout_mask, weights.dtype)
         if float16:
             dropped, values = ops.cast(dropped, "float32"), ops.cast(values, "float32")
         output = ops.cast(ops.matmul(dropped, values), weights.dtype)  # (B, Q, v)
         if return_attention_scores:
             return output, weights
         return output
+
+    def dropout_mask(self, shape):
+        """A keep-mask for the weights at `shape` (`(B, Q, K)`, or `(T, B, K)` for a loop
+        over `T` steps): 0 where dropped, `1 / (1 - dropout)` where kept."""
+        return dropout_mask(self.dropout, shape, self.seed_generator, self.compute_dtype)
 
     def compute_mask(self, queries, previous_mask=None):
         return previous_mask
@@ -643,6 +713,7 @@ class AdditiveAttention(keras.layers.Layer):
             **super().get_config(),
             "num_hiddens": self.num_hiddens,
             "dropout": self.dropout,
+            "seed": self.seed,
         }
 
 
@@ -716,6 +787,11 @@ class MultiHeadAttention(keras.layers.Layer):
             values (index 1) of earlier steps.
         cache_update_index: int or scalar tensor. Where the new keys and
             values go in `cache`; required with `cache`.
+        projected_keys_values: optional `(2, B, K, D)` from
+            `project_keys_values(keys, values)`: keys and values projected
+            once (cross-attention over encoder outputs while decoding);
+            `keys` and `values` are then not projected again and may be
+            `None` (their Keras masks still mask keys).
 
     Returns:
         `(B, Q, D)`; with `return_attention_scores=True` also the weights
@@ -823,6 +899,49 @@ class MultiHeadAttention(keras.layers.Layer):
             Y = Y + bias
         return ops.split(Y, len(projections), axis=-1)  # n x (B, T, D)
 
+    def project_keys_values(self, keys, values=None):
+        """`W_k keys` and `W_v values` stacked as a cache `(2, B, K, D)`.
+
+        For cross-attention in decoding: the encoder outputs are projected
+        once, and every step passes the result as `projected_keys_values`
+        instead of projecting them again.
+
+        Args:
+            keys: `(B, K, k)`.
+            values: `(B, K, v)`; defaults to `keys`.
+
+        Returns:
+            `(2, B, K, D)`: projected keys (index 0) and values (index 1), on
+            the first axis, so that taking either is a view, not a copy.
+        """
+        values = keys if values is None else values
+        _check_float_inputs(keys, keys, values)
+        _check_3d_inputs(keys.shape, keys.shape, values.shape)
+        _check_built_sizes(("keys", "values"), (keys.shape, values.shape), self._input_sizes[1:])
+        k, v = self._project_keys_values(keys, values)
+        if self.use_rotary:
+            k = self.merge_heads(self.rotary(self.split_heads(k), start_index=0))
+        return ops.stack([k, v], axis=0)
+
+    def _project_keys_values(self, keys, values):
+        """`(W_k keys, W_v values)`, as one matmul when the keys are the values."""
+        if keys is values and self._can_fuse_projections():
+            return self._project_together(keys, (self.W_k, self.W_v))  # 2 x (B, K, D)
+        return self.W_k(keys), self.W_v(values)
+
+    def _project(self, queries, keys, values, start):
+        """Queries `(B, Q, H, d)` and new keys and values `(B, K, D)`, rotated if `use_rotary`."""
+        if queries is keys and keys is values and self._can_fuse_projections():
+            q, k, v = self._project_together(queries, (self.W_q, self.W_k, self.W_v))
+        else:
+            q = self.W_q(queries)  # (B, Q, D)
+            k, v = self._project_keys_values(keys, values)
+        q = self.split_heads(q)  # (B, Q, H, d)
+        if self.use_rotary:
+            q = self.rotary(q, start_index=start)
+            k = self.merge_heads(self.rotary(self.split_heads(k), start_index=start))
+        return q, k, v
+
     def call(
         self,
         queries,
@@ -835,10 +954,16 @@ class MultiHeadAttention(keras.layers.Layer):
         return_attention_scores=False,
         cache=None,
         cache_update_index=None,
+        projected_keys_values=None,
         queries_mask=None,
         keys_mask=None,
         values_mask=None,
     ):
+        if projected_keys_values is not None:
+            return self._call_projected(
+                queries, projected_keys_values, valid_lens, attention_mask, training,
+                return_attention_scores, queries_mask, ka_ops.merge_masks(keys_mask, values_mask),
+            )
         _check_float_inputs(queries, keys, values)
         _check_3d_inputs(queries.shape, keys.shape, values.shape)
         _check_built_sizes(
@@ -856,36 +981,20 @@ class MultiHeadAttention(keras.layers.Layer):
             same = keys is values
             keys = _to_batch(keys, batch, "keys")
             values = keys if same else _to_batch(values, batch, "values")
-        cache = _to_batch(cache, batch, "cache")
-        # One matmul for the projections of the same tensor (see `_project_together`).
-        if keys is values and self._can_fuse_projections():
-            if queries is keys:
-                q, k_new, v_new = self._project_together(queries, (self.W_q, self.W_k, self.W_v))
-            else:
-                q = self.W_q(queries)  # (B, Q, D)
-                k_new, v_new = self._project_together(keys, (self.W_k, self.W_v))  # 2 x (B, K, D)
-        else:
-            q, k_new, v_new = self.W_q(queries), self.W_k(keys), self.W_v(values)
-        q = self.split_heads(q)  # (B, Q, H, d)
-        if self.use_rotary:
-            q = self.rotary(q, start_index=start)
-            k_new = self.merge_heads(self.rotary(self.split_heads(k_new), start_index=start))
-
-        num_queries = ops.shape(queries)[1]
-        if cache is None:
-            k, v = k_new, v_new
-            key_valid = None
-        else:
+        q, k, v = self._project(queries, keys, values, start)
+        key_valid = None
+        if cache is not None:
             # Write this step's keys and values at `cache_update_index`.
-            k = ops.slice_update(cache[:, 0], (0, start, 0), k_new)  # (B, S, D)
-            v = ops.slice_update(cache[:, 1], (0, start, 0), v_new)  # (B, S, D)
+            cache = _to_batch(cache, batch, "cache")
+            k = ops.slice_update(cache[:, 0], (0, start, 0), k)  # (B, S, D)
+            v = ops.slice_update(cache[:, 1], (0, start, 0), v)  # (B, S, D)
             cache = ops.stack([k, v], axis=1)  # (B, 2, S, D)
             key_valid = _cache_key_mask(
                 ops.shape(k)[1], start, ops.shape(keys)[1], ka_ops.merge_masks(keys_mask, values_mask)
             )  # (B or 1, 1, S)
             keys_mask = values_mask = None  # now part of `key_valid`
-        num_keys = ops.shape(k)[1]
 
+        num_queries, num_keys = ops.shape(queries)[1], ops.shape(k)[1]
         mask = ka_ops.merge_masks(
             _attention_mask(
                 num_queries, num_keys, valid_lens, queries_mask, keys_mask, values_mask, batch=batch
@@ -898,6 +1007,13 @@ class MultiHeadAttention(keras.layers.Layer):
         causal_only = use_causal_mask and cache is None and mask is None
         if use_causal_mask and not causal_only:
             mask = ka_ops.merge_masks(mask, ka_ops.causal_mask(num_queries, num_keys, offset=start))
+        results = self._attend_and_merge(q, k, v, mask, causal_only, training, return_attention_scores)
+        if cache is not None:
+            results += (cache,)
+        return results[0] if len(results) == 1 else results
+
+    def _attend_and_merge(self, q, k, v, mask, causal_only, training, return_attention_scores):
+        """Heads `q` `(B, Q, H, d)` over `k`, `v` `(B, K, D)`, merged by `W_o`: `(output[, weights])`."""
         attended = self.attention(
             q,
             self.split_heads(k),
@@ -907,15 +1023,48 @@ class MultiHeadAttention(keras.layers.Layer):
             training=training,
             return_attention_scores=return_attention_scores,
         )
+        weights = None
         if return_attention_scores:
             attended, weights = attended  # (B, Q, H, d), (B, H, Q, K)
         output = self.W_o(self.merge_heads(attended))  # (B, Q, D)
+        return (output, weights) if return_attention_scores else (output,)
 
-        results = (output,)
-        if return_attention_scores:
-            results += (weights,)
-        if cache is not None:
-            results += (cache,)
+    def _call_projected(
+        self, queries, projected, valid_lens, attention_mask, training, return_attention_scores,
+        queries_mask, keys_mask,
+    ):
+        """Attention over keys and values projected before (`project_keys_values`)."""
+        _checks.check_float_tensor("queries", queries)
+        _checks.check_float_tensor("projected_keys_values", projected)
+        _check_built_sizes(("queries",), (queries.shape,), self._input_sizes[:1])
+        shape = tuple(projected.shape)
+        if (
+            len(shape) != 4
+            or _checks.sizes_differ(shape[0], 2)
+            or _checks.sizes_differ(shape[1], queries.shape[0])
+            or _checks.sizes_differ(shape[3], self.num_hiddens)
+        ):
+            raise ValueError(
+                "`projected_keys_values` must have shape (2, batch, num_keys, "
+                f"num_hiddens={self.num_hiddens}) (from `project_keys_values`) with the batch "
+                f"of `queries`; got projected_keys_values.shape={shape}, "
+                f"queries.shape={tuple(queries.shape)}."
+            )
+        _check_mask_shapes(
+            queries.shape, shape[2], valid_lens, attention_mask, queries_mask, keys_mask, None
+        )
+        q = self.split_heads(self.W_q(queries))  # (B, Q, H, d)
+        if self.use_rotary:
+            q = self.rotary(q, start_index=0)
+        k, v = projected[0], projected[1]  # (B, K, D)
+        mask = ka_ops.merge_masks(
+            _attention_mask(
+                ops.shape(queries)[1], ops.shape(k)[1], valid_lens, queries_mask, keys_mask, None,
+                batch=ops.shape(queries)[0],
+            ),
+            attention_mask,
+        )
+        results = self._attend_and_merge(q, k, v, mask, False, training, return_attention_scores)
         return results[0] if len(results) == 1 else results
 
     def _check_cache(self, queries_shape, keys_shape, values_shape, cache, cache_update_index):

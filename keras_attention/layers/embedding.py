@@ -16,7 +16,7 @@ from keras import ops
 
 from keras_attention import _checks
 
-__all__ = ["TokenEmbedding", "lookup"]
+__all__ = ["TokenEmbedding", "TiedTokenEmbedding", "SegmentEmbedding", "lookup"]
 
 
 def lookup(table, ids, name="ids", size_name="vocab_size"):
@@ -116,4 +116,124 @@ class TokenEmbedding(keras.layers.Layer):
             "num_hiddens": self.num_hiddens,
             "pad_id": self.pad_id,
             "scale": self.scale,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class TiedTokenEmbedding(TokenEmbedding):
+    """A `TokenEmbedding` that also maps hidden states back to vocabulary logits.
+
+    Weight tying (Press & Wolf, 2017; GPT-2): the output layer's weight is
+    the transposed token-embedding matrix `E` `(V, D)`, so the model holds
+    one matrix and calls this one layer twice, first on ids, then with
+    `reverse=True` on the final hidden states: `logits = X @ E^T`.
+
+    Args:
+        Those of `TokenEmbedding`.
+
+    Call arguments:
+        inputs: ids `(B, T)` (int), or with `reverse=True` hidden states
+            `(B, T, D)`.
+        reverse: bool. Map hidden states to logits. Defaults to `False`.
+
+    Returns:
+        `(B, T, D)` embeddings carrying the mask `ids != pad_id`; with
+        `reverse=True` float32 logits `(B, T, V)` (a Keras mask on the
+        inputs passes through).
+
+    Example:
+    >>> ids = keras.Input(shape=(None,), dtype="int32")
+    >>> embedding = TiedTokenEmbedding(100, 16)
+    >>> embedding(embedding(ids), reverse=True).shape
+    (None, None, 100)
+    """
+
+    def call(self, inputs, reverse=False):
+        if not reverse:
+            return super().call(inputs)
+        _checks.check_float_tensor("inputs", inputs, what="float hidden states when reverse=True")
+        E = ops.cast(self.embeddings, "float32")  # (V, D)
+        X = ops.cast(inputs, "float32")
+        return ops.matmul(X, ops.transpose(E))  # (B, T, V)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        # Hidden states (reverse call) are 3-D; ids are 2-D.
+        if len(inputs.shape) == 3:
+            return previous_mask
+        return super().compute_mask(inputs, previous_mask)
+
+    def compute_output_spec(self, inputs, reverse=False):
+        if not reverse:
+            return super().compute_output_spec(inputs)
+        _checks.check_float_tensor("inputs", inputs, what="float hidden states when reverse=True")
+        return keras.KerasTensor(tuple(inputs.shape[:-1]) + (self.vocab_size,), "float32")
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class SegmentEmbedding(keras.layers.Layer):
+    """Adds the embedding of each token's segment (sentence A or B) to `X`.
+
+    D2L section "BERT": the input of a sentence pair is
+    `<cls> A <sep> B <sep>`, and every token gets the embedding of its
+    segment id (0 for A, 1 for B) added. A layer of its own rather than
+    `keras.layers.Embedding` plus `Add`, because segment id 0 is a real
+    segment (not padding) and `Add` would drop the token embedding's
+    padding mask; this layer passes the mask of `X` through.
+
+    Args:
+        num_segments: int. Number of segment ids. Defaults to `2`.
+        num_hiddens: int. Feature size `D` of `X`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        X: `(B, T, D)`. Token embeddings.
+        segment_ids: integer tensor `(B, T)`, values in `[0, num_segments)`
+            (checked as token ids are, see `layers.embedding.lookup`).
+
+    Returns:
+        `(B, T, D)`, the dtype of `X`. A Keras mask on `X` passes through.
+
+    Example:
+    >>> X = keras.Input(shape=(None, 16))
+    >>> segments = keras.Input(shape=(None,), dtype="int32")
+    >>> SegmentEmbedding(2, 16)(X, segments).shape
+    (None, None, 16)
+    """
+
+    def __init__(self, num_segments, num_hiddens, **kwargs):
+        super().__init__(**kwargs)
+        self.num_segments = _checks.check_positive_int("num_segments", num_segments)
+        self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
+        self.supports_masking = True
+
+    def build(self, X_shape, segment_ids_shape=None):
+        if X_shape[-1] is not None and X_shape[-1] != self.num_hiddens:
+            raise ValueError(
+                "The last axis of `X` must equal `num_hiddens`; got "
+                f"X.shape={tuple(X_shape)}, num_hiddens={self.num_hiddens}."
+            )
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.num_segments, self.num_hiddens),
+            initializer="uniform",
+        )
+        self.built = True
+
+    def call(self, X, segment_ids):
+        _checks.check_float_tensor("X", X)
+        _checks.check_same_batch(("X", X.shape), ("segment_ids", segment_ids.shape))
+        E = lookup(self.embeddings, segment_ids, "segment_ids", "num_segments")  # (B, T, D)
+        return X + ops.cast(E, X.dtype)
+
+    def compute_output_spec(self, X, segment_ids):
+        _checks.check_float_tensor("X", X)
+        _checks.check_int_tensor("segment_ids", segment_ids, what="integer ids")
+        _checks.check_same_batch(("X", X.shape), ("segment_ids", segment_ids.shape))
+        return keras.KerasTensor(X.shape, X.dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_segments": self.num_segments,
+            "num_hiddens": self.num_hiddens,
         }

@@ -14,7 +14,7 @@ import keras
 
 from keras_attention import _checks
 from keras_attention.layers.attention import MultiHeadAttention
-from keras_attention.layers.transformer import PositionWiseFFN
+from keras_attention.layers.transformer import PositionWiseFFN, residual
 
 __all__ = ["GPTBlock"]
 
@@ -118,39 +118,20 @@ class GPTBlock(keras.layers.Layer):
         X_mask=None,
     ):
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
-        # 1. Causal self-attention on the normalized inputs, plus the residual.
-        Q = self.ln1(X)  # (B, T, D)
-        attended = self.attention(
-            Q,
-            Q,
-            Q,
-            use_causal_mask=True,
-            training=training,
-            return_attention_scores=return_attention_scores,
-            cache=cache,
-            cache_update_index=cache_update_index,
-            queries_mask=X_mask,
-            keys_mask=X_mask,
-            values_mask=X_mask,
-        )
-        weights = None
-        if return_attention_scores and cache is not None:
-            attended, weights, cache = attended  # (B, T, D), (B, H, T, L), (B, 2, L, D)
-        elif return_attention_scores:
-            attended, weights = attended  # (B, T, D), (B, H, T, T)
-        elif cache is not None:
-            attended, cache = attended
-        X = X + self.drop(attended, training=training)
 
-        # 2. Position-wise GELU FFN on the normalized sum, plus the residual.
-        output = X + self.drop(self.ffn(self.ln2(X)), training=training)  # (B, T, D)
+        def self_attention(Q):  # causal, with the cache when decoding step by step
+            return self.attention(
+                Q, Q, Q, use_causal_mask=True, training=training,
+                return_attention_scores=return_attention_scores,
+                cache=cache, cache_update_index=cache_update_index,
+                queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
+            )
 
-        results = (output,)
-        if return_attention_scores:
-            results += (weights,)
-        if cache is not None:
-            results += (cache,)
-        return results[0] if len(results) == 1 else results
+        # Pre-norm: X + dropout(MHA(LN1(X))), then X + dropout(FFN(LN2(X))).
+        X, extras = residual(X, self_attention, self.ln1, self.drop, True, training)
+        output, _ = residual(X, self.ffn, self.ln2, self.drop, True, training)  # (B, T, D)
+        # extras: the weights (B, H, T, T or L) and/or the updated cache (B, 2, L, D)
+        return (output, *extras) if extras else output
 
     def compute_mask(self, X, previous_mask=None):
         return previous_mask

@@ -23,6 +23,48 @@ __all__ = [
 
 
 
+def residual(X, sublayer, norm, dropout=None, norm_first=False, training=None):
+    """A sub-layer inside its residual connection, pre-norm or post-norm.
+
+    The one place the blocks write the idiom (as keras_hub does):
+
+        residual = X
+        if norm_first: X = norm(X)
+        X = sublayer(X)
+        X = residual + dropout(X)
+        if not norm_first: X = norm(X)
+
+    Post-norm is D2L's `AddNorm`, `LN(X + dropout(f(X)))`; pre-norm
+    (ViT, GPT) keeps the residual path un-normalized, `X + dropout(f(LN(X)))`.
+
+    Args:
+        X: `(B, T, D)`.
+        sublayer: callable on `(B, T, D)`, returning `(B, T, D)` or a tuple
+            whose first element is (the rest, e.g. attention weights and a
+            cache, is passed through).
+        norm: the layer normalization.
+        dropout: optional dropout layer on the sub-layer output.
+        norm_first: bool. Pre-norm instead of post-norm.
+        training: bool. Whether dropout is active.
+
+    Returns:
+        The output `(B, T, D)` and a tuple of the sub-layer's other outputs.
+    """
+    residual_X = X
+    if norm_first:
+        X = norm(X)
+    X = sublayer(X)
+    extras = ()
+    if isinstance(X, (tuple, list)):
+        X, *extras = X
+    if dropout is not None:
+        X = dropout(X, training=training)
+    X = residual_X + X
+    if not norm_first:
+        X = norm(X)
+    return X, tuple(extras)
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class PositionWiseFFN(keras.layers.Layer):
     """The position-wise feed-forward network: `dense2(activation(dense1(X)))`.
@@ -224,34 +266,21 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
     def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
-        # 1. Self-attention over the valid positions.
-        Q = self.addnorm1.ln(X) if self.norm_first else X
-        attended = self.attention(
-            Q,
-            Q,
-            Q,
-            valid_lens=valid_lens,
-            training=training,
-            return_attention_scores=return_attention_scores,
-            queries_mask=X_mask,
-            keys_mask=X_mask,
-            values_mask=X_mask,
-        )
-        if return_attention_scores:
-            attended, weights = attended  # (B, T, D), (B, H, T, T)
-        if self.norm_first:
-            Y = X + self.addnorm1.drop(attended, training=training)
-        else:
-            Y = self.addnorm1(X, attended, training=training)
 
-        # 2. Position-wise FFN.
-        if self.norm_first:
-            output = Y + self.addnorm2.drop(self.ffn(self.addnorm2.ln(Y)), training=training)
-        else:
-            output = self.addnorm2(Y, self.ffn(Y), training=training)
-        if return_attention_scores:
-            return output, weights
-        return output
+        def self_attention(Q):  # over the valid positions
+            return self.attention(
+                Q, Q, Q, valid_lens=valid_lens, training=training,
+                return_attention_scores=return_attention_scores,
+                queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
+            )
+
+        Y, weights = self._residual(1, X, self_attention, training)
+        output, _ = self._residual(2, Y, self.ffn, training)
+        return (output, *weights) if return_attention_scores else output
+
+    def _residual(self, i, X, sublayer, training):
+        addnorm = getattr(self, f"addnorm{i}")
+        return residual(X, sublayer, addnorm.ln, addnorm.drop, self.norm_first, training)
 
     def compute_mask(self, X, previous_mask=None):
         return previous_mask
@@ -288,8 +317,8 @@ class TransformerDecoderBlock(keras.layers.Layer):
         ffn_num_hiddens: int. Hidden width of the FFN.
         num_heads: int. Attention heads; must divide `num_hiddens`.
         dropout: float. Dropout on attention weights and sub-layer outputs.
-        norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
         use_bias: bool. Biases in the attention projections. Defaults to `False`.
+        norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -302,6 +331,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
             cross-attention weights.
         cache: optional `(B, 2, L, D)` self-attention cache.
         cache_update_index: int or scalar tensor; required with `cache`.
+        cross_cache: optional `(2, B, S, D)` from `project_encoder(enc_outputs)`:
+            the cross-attention keys and values, projected once per decoding
+            instead of at every step.
 
     Returns:
         `(B, T, D)`; then, with `return_attention_scores=True`, the
@@ -321,8 +353,8 @@ class TransformerDecoderBlock(keras.layers.Layer):
         ffn_num_hiddens,
         num_heads,
         dropout,
-        norm_first=False,
         use_bias=False,
+        norm_first=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -330,8 +362,8 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self.ffn_num_hiddens = _checks.check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
         self.num_heads = _checks.check_heads(num_hiddens, num_heads)
         self.dropout = _checks.check_dropout(dropout)
-        self.norm_first = _checks.check_bool("norm_first", norm_first)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
+        self.norm_first = _checks.check_bool("norm_first", norm_first)
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape=None):
@@ -377,6 +409,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         return_attention_scores=False,
         cache=None,
         cache_update_index=None,
+        cross_cache=None,
         X_mask=None,
         enc_outputs_mask=None,
     ):
@@ -389,60 +422,44 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 f"block was built with; got enc_outputs.shape={tuple(enc_outputs.shape)}."
             )
         _checks.check_same_batch(("X", X.shape), ("enc_outputs", enc_outputs.shape))
-        # 1. Causal self-attention (with the cache when decoding step by step).
-        Q = self.addnorm1.ln(X) if self.norm_first else X
-        self_attended = self.attention1(
-            Q,
-            Q,
-            Q,
-            use_causal_mask=True,
-            training=training,
-            return_attention_scores=True,
-            cache=cache,
-            cache_update_index=cache_update_index,
-            queries_mask=X_mask,
-            keys_mask=X_mask,
-            values_mask=X_mask,
-        )
-        if cache is None:
-            attended, self_weights = self_attended
-        else:
-            attended, self_weights, cache = self_attended
-        if self.norm_first:
-            Y = X + self.addnorm1.drop(attended, training=training)
-        else:
-            Y = self.addnorm1(X, attended, training=training)
 
-        # 2. Cross-attention over the encoder outputs.
-        Q = self.addnorm2.ln(Y) if self.norm_first else Y
-        attended, cross_weights = self.attention2(
-            Q,
-            enc_outputs,
-            enc_outputs,
-            valid_lens=enc_valid_lens,
-            training=training,
-            return_attention_scores=True,
-            queries_mask=X_mask,
-            keys_mask=enc_outputs_mask,
-            values_mask=enc_outputs_mask,
-        )
-        if self.norm_first:
-            Z = Y + self.addnorm2.drop(attended, training=training)
-        else:
-            Z = self.addnorm2(Y, attended, training=training)
+        def self_attention(Q):  # causal, with the cache when decoding step by step
+            return self.attention1(
+                Q, Q, Q, use_causal_mask=True, training=training,
+                return_attention_scores=return_attention_scores,
+                cache=cache, cache_update_index=cache_update_index,
+                queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
+            )
 
-        # 3. Position-wise FFN.
-        if self.norm_first:
-            output = Z + self.addnorm3.drop(self.ffn(self.addnorm3.ln(Z)), training=training)
-        else:
-            output = self.addnorm3(Z, self.ffn(Z), training=training)
+        def cross_attention(Q):  # over the valid encoder positions
+            return self.attention2(
+                Q, enc_outputs, enc_outputs, valid_lens=enc_valid_lens, training=training,
+                return_attention_scores=return_attention_scores,
+                projected_keys_values=cross_cache,
+                queries_mask=X_mask, keys_mask=enc_outputs_mask, values_mask=enc_outputs_mask,
+            )
 
+        Y, self_extras = self._residual(1, X, self_attention, training)
+        Z, cross_extras = self._residual(2, Y, cross_attention, training)
+        output, _ = self._residual(3, Z, self.ffn, training)
+        # self_extras: (weights, cache), (weights,), (cache,) or ()
         results = (output,)
         if return_attention_scores:
-            results += (self_weights, cross_weights)
+            results += (self_extras[0], cross_extras[0])
         if cache is not None:
-            results += (cache,)
+            results += (self_extras[-1],)
         return results[0] if len(results) == 1 else results
+
+    def project_encoder(self, enc_outputs):
+        """The cross-attention keys and values of `enc_outputs` `(B, S, D)`, `(2, B, S, D)`.
+
+        Computed once per decoding and passed to every step as `cross_cache`.
+        """
+        return self.attention2.project_keys_values(enc_outputs)
+
+    def _residual(self, i, X, sublayer, training):
+        addnorm = getattr(self, f"addnorm{i}")
+        return residual(X, sublayer, addnorm.ln, addnorm.drop, self.norm_first, training)
 
     def compute_mask(self, X, previous_mask=None):
         return previous_mask
@@ -454,6 +471,6 @@ class TransformerDecoderBlock(keras.layers.Layer):
             "ffn_num_hiddens": self.ffn_num_hiddens,
             "num_heads": self.num_heads,
             "dropout": self.dropout,
-            "norm_first": self.norm_first,
             "use_bias": self.use_bias,
+            "norm_first": self.norm_first,
         }

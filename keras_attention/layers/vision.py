@@ -17,6 +17,7 @@ from keras import ops
 
 from keras_attention import _checks
 from keras_attention.layers.attention import MultiHeadAttention
+from keras_attention.layers.transformer import residual
 
 __all__ = [
     "PatchEmbedding",
@@ -397,28 +398,20 @@ class ViTBlock(keras.layers.Layer):
 
     def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
         _checks.check_sequence_tensor("X", X, self.num_hiddens, why="")
-        # 1. Self-attention on the normalized inputs, plus the residual.
-        Q = self.ln1(X)  # (B, T, D)
-        attended = self.attention(
-            Q,
-            Q,
-            Q,
-            valid_lens=valid_lens,
-            training=training,
-            return_attention_scores=return_attention_scores,
-            queries_mask=X_mask,
-            keys_mask=X_mask,
-            values_mask=X_mask,
-        )
-        if return_attention_scores:
-            attended, weights = attended  # (B, T, D), (B, H, T, T)
-        X = X + attended
 
-        # 2. MLP on the normalized sum, plus the residual.
-        output = X + self.mlp(self.ln2(X), training=training)  # (B, T, D)
-        if return_attention_scores:
-            return output, weights
-        return output
+        def self_attention(Q):
+            return self.attention(
+                Q, Q, Q, valid_lens=valid_lens, training=training,
+                return_attention_scores=return_attention_scores,
+                queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
+            )
+
+        # Pre-norm, no dropout on the residual branch: X + MHA(LN1(X)), then X + MLP(LN2(X)).
+        X, weights = residual(X, self_attention, self.ln1, norm_first=True, training=training)
+        output, _ = residual(
+            X, lambda Y: self.mlp(Y, training=training), self.ln2, norm_first=True, training=training
+        )  # (B, T, D)
+        return (output, *weights) if return_attention_scores else output
 
     def compute_mask(self, X, previous_mask=None):
         return previous_mask

@@ -8,14 +8,11 @@ docstring lists them): that naming contract is how
 import importlib
 import warnings
 
-from keras_attention.models.pretraining import SegmentEmbedding
-from keras_attention.models.pretraining import TiedTokenEmbedding
 from keras_attention.models.pretraining import bert
 from keras_attention.models.pretraining import bert_classifier
 from keras_attention.models.pretraining import bert_mlm
 from keras_attention.models.pretraining import gpt
 from keras_attention.models.pretraining import t5
-from keras_attention.models.seq2seq import BahdanauDecoder
 from keras_attention.models.seq2seq import bahdanau_seq2seq
 from keras_attention.models.transformer import transformer
 from keras_attention.models.vit import vision_transformer
@@ -29,9 +26,19 @@ _MOVED = {
     "GPTInference": "GPTStepDecoder",
     "inference_for": "decoder_for",
 }
+# Layers that lived here in 0.2.0; they moved to `keras_attention.layers`.
+_MOVED_LAYERS = ("TiedTokenEmbedding", "SegmentEmbedding", "BahdanauDecoder")
 
 
 def __getattr__(name):
+    if name in _MOVED_LAYERS:
+        warnings.warn(
+            f"keras_attention.models.{name} moved to keras_attention.layers.{name}; the old "
+            "name goes away in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module("keras_attention.layers"), name)
     if name not in _MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     new = _MOVED[name]

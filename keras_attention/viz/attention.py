@@ -40,6 +40,7 @@ import keras
 import numpy as np
 
 from keras_attention import ops as ka_ops
+from keras_attention import generate
 
 __all__ = [
     "AttentionMap",
@@ -362,16 +363,14 @@ def _stack(outputs, prefix, b, j=0):
 
 
 def _gpt_cached_rows(model, token_ids, prompt_len):
-    """The rows of decoding with the key/value cache, as `GPTInference` runs it.
+    """The rows of decoding with the key/value cache, as `GPTStepDecoder` runs it.
 
     The prompt `(1, P)` goes through every block in one chunk (filling cache
     slots `0 .. P-1`), then each later token one step at a time at its
     position; returns the step rows `(N, H, T - P, L)` with `L = T`.
     """
-    from keras_attention.models import GPTInference
-
     total = token_ids.shape[1]
-    inference = GPTInference(model, total)
+    inference = generate.GPTStepDecoder(model, total)
     cache = keras.ops.zeros(
         (inference.num_blks, 1, 2, total, inference.num_hiddens),
         dtype=inference.blocks[0].compute_dtype,
@@ -475,8 +474,6 @@ def _valid(ids, pad_id):
 
 
 def _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len):
-    from keras_attention import generate
-
     if family == "t5":
         embedding = model.get_layer("shared_embedding")
     else:
@@ -516,38 +513,9 @@ def _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len):
             text = _numpy(text)[0]
             translation = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         source = item if isinstance(item, str) else _join(src_tokenizer, src_tokens)
-        if family == "bahdanau":
-            maps = [
-                AttentionMap(
-                    "cross", "attention (Bahdanau)", tgt_tokens, src_tokens,
-                    _stack_bahdanau(outputs, b),
-                    effective_mask(None, src_valid[b], query_positions=np.arange(outputs_len)),
-                    note="additive attention of each decoder step over the encoder outputs; "
-                    "padded source positions masked",
-                )
-            ]
-        else:
-            maps = [
-                AttentionMap(
-                    "encoder", "encoder self-attention", src_tokens, src_tokens,
-                    _stack(outputs, "encoder_block_", b),
-                    effective_mask(src_valid[b], src_valid[b]),
-                    note="source padding masked (queries and keys)",
-                ),
-                AttentionMap(
-                    "decoder_self", "decoder self-attention", tgt_tokens, tgt_tokens,
-                    _stack(outputs, "decoder_block_", b, 0),
-                    effective_mask(tgt_valid[b], tgt_valid[b], causal=True),
-                    causal=True,
-                    note="causal AND target padding; teacher-forced on the decoded output",
-                ),
-                AttentionMap(
-                    "cross", "cross-attention", tgt_tokens, src_tokens,
-                    _stack(outputs, "decoder_block_", b, 1),
-                    effective_mask(tgt_valid[b], src_valid[b]),
-                    note="target padding (queries) AND source padding (keys)",
-                ),
-            ]
+        maps = _translation_maps(
+            family, outputs, b, src_tokens, tgt_tokens, src_valid[b], tgt_valid[b], outputs_len
+        )
         examples.append(Example(
             f"{source} \u2192 {translation}", maps,
             {"source": source, "output": translation, "predicted": predicted,
@@ -556,9 +524,42 @@ def _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len):
     return examples
 
 
-def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k, top_p, seed):
-    from keras_attention import generate
+def _translation_maps(family, outputs, b, src_tokens, tgt_tokens, src_valid, tgt_valid, num_steps):
+    """The attention maps of example `b`: Bahdanau's one, or the Transformer's three."""
+    if family == "bahdanau":
+        return [
+            AttentionMap(
+                "cross", "attention (Bahdanau)", tgt_tokens, src_tokens,
+                _stack_bahdanau(outputs, b),
+                effective_mask(None, src_valid, query_positions=np.arange(num_steps)),
+                note="additive attention of each decoder step over the encoder outputs; "
+                "padded source positions masked",
+            )
+        ]
+    return [
+        AttentionMap(
+            "encoder", "encoder self-attention", src_tokens, src_tokens,
+            _stack(outputs, "encoder_block_", b),
+            effective_mask(src_valid, src_valid),
+            note="source padding masked (queries and keys)",
+        ),
+        AttentionMap(
+            "decoder_self", "decoder self-attention", tgt_tokens, tgt_tokens,
+            _stack(outputs, "decoder_block_", b, 0),
+            effective_mask(tgt_valid, tgt_valid, causal=True),
+            causal=True,
+            note="causal AND target padding; teacher-forced on the decoded output",
+        ),
+        AttentionMap(
+            "cross", "cross-attention", tgt_tokens, src_tokens,
+            _stack(outputs, "decoder_block_", b, 1),
+            effective_mask(tgt_valid, src_valid),
+            note="target padding (queries) AND source padding (keys)",
+        ),
+    ]
 
+
+def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k, top_p, seed):
     embedding = model.get_layer("token_embedding")
     pad_id = embedding.pad_id
     eos_id = getattr(tokenizer, "eos_id", None)

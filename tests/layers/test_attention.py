@@ -1586,3 +1586,47 @@ def test_keras_multi_head_attention_overflows_where_ours_does_not():
     theirs = keras.layers.MultiHeadAttention(H, D // H, dtype="mixed_float16")
     if np.all(np.isfinite(to_np(theirs(x, x)))):
         pytest.skip("this Keras version keeps float16 attention finite at magnitude 300")
+
+
+# ---------------------------------------------------------------------------
+# Cross-attention over keys and values projected once
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("use_rotary", [False, True])
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_projected_keys_values_give_the_numbers_of_projecting_each_call(use_bias, use_rotary):
+    layer = make_mha(use_bias=use_bias, use_rotary=use_rotary)
+    queries, keys = rand(B, Q, D, seed=300), rand(B, K, D, seed=301)
+    valid_lens = np.array([2, 5], "int32")
+    keys_mask = np.array([[True] * 4 + [False], [True] * 5])
+    projected = layer.project_keys_values(keys)
+    assert tuple(projected.shape) == (2, B, K, D)
+    # Index 0 is W_k keys (rotated at positions 0.. with use_rotary), index 1 is W_v values.
+    if not use_rotary:
+        np.testing.assert_allclose(to_np(projected[0]), to_np(layer.W_k(keys)), atol=1e-6)
+    np.testing.assert_allclose(to_np(projected[1]), to_np(layer.W_v(keys)), atol=1e-6)
+    for kwargs in ({}, {"valid_lens": valid_lens}, {"keys_mask": keys_mask}):
+        want_out, want_w = layer(queries, keys, keys, return_attention_scores=True, **kwargs)
+        got_out, got_w = layer(
+            queries, None, None, projected_keys_values=projected, return_attention_scores=True,
+            **kwargs,
+        )
+        np.testing.assert_allclose(to_np(got_out), to_np(want_out), atol=1e-5)
+        np.testing.assert_allclose(to_np(got_w), to_np(want_w), atol=1e-6)
+        fast = layer(queries, keys, keys, projected_keys_values=projected, **kwargs)
+        np.testing.assert_allclose(to_np(fast), to_np(want_out), atol=1e-5)
+
+
+def test_projected_keys_values_of_the_wrong_shape_or_batch_are_refused():
+    layer = make_mha()
+    queries = rand(B, Q, D, seed=302)
+    projected = layer.project_keys_values(rand(B, K, D, seed=303))
+    with pytest.raises(ValueError, match=re.escape("`projected_keys_values` must have shape (2, batch, num_keys, num_hiddens=8)")):
+        layer(queries, None, None, projected_keys_values=projected[..., :4])
+    with pytest.raises(ValueError, match=re.escape("got projected_keys_values.shape=(2, 5, 8)")):
+        layer(queries, None, None, projected_keys_values=projected[0])
+    with pytest.raises(ValueError, match=re.escape("with the batch of `queries`; got projected_keys_values.shape=(2, 1, 5, 8)")):
+        layer(queries, None, None, projected_keys_values=projected[:, :1])
+    with pytest.raises(TypeError, match="`projected_keys_values` must be a float tensor"):
+        layer(queries, None, None, projected_keys_values=np.zeros((2, B, K, D), "int32"))

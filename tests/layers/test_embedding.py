@@ -1,4 +1,5 @@
-"""Tests for `keras_attention/layers/embedding.py`: `TokenEmbedding` and `lookup`.
+"""Tests for `keras_attention/layers/embedding.py`: `TokenEmbedding`, `TiedTokenEmbedding`,
+`SegmentEmbedding` and `lookup`.
 
 Rows against the table itself, the `sqrt(num_hiddens)` scale, the padding
 mask, the shared layer test, and what a bad id does: a float id is a
@@ -15,8 +16,7 @@ import pytest
 from keras import ops
 
 from helpers import run_layer_test
-from keras_attention.layers import TokenEmbedding
-from keras_attention.models import SegmentEmbedding, TiedTokenEmbedding
+from keras_attention.layers import SegmentEmbedding, TiedTokenEmbedding, TokenEmbedding
 
 V, D = 6, 4
 IDS = np.array([[1, 2, 0], [5, 0, 0]], "int32")
@@ -43,6 +43,37 @@ def test_rows_of_the_table_scaled_and_masked(scale):
 def test_layer_contract():
     run_layer_test(TokenEmbedding, {"vocab_size": V, "num_hiddens": D, "pad_id": 0, "scale": True},
                    [IDS], expected_output_shape=(2, 3, D))
+
+
+def test_tied_embedding_layer_contract_and_logits_are_the_transposed_table():
+    run_layer_test(TiedTokenEmbedding, {"vocab_size": V, "num_hiddens": D, "pad_id": 0},
+                   [IDS], expected_output_shape=(2, 3, D))
+    layer = TiedTokenEmbedding(V, D, pad_id=0)
+    X = np.random.default_rng(0).normal(size=(2, 3, D)).astype("float32")
+    layer(IDS)
+    np.testing.assert_allclose(to_np(layer(X, reverse=True)), X @ table(layer).T, rtol=1e-5, atol=1e-6)
+    run_layer_test(TiedTokenEmbedding, {"vocab_size": V, "num_hiddens": D},
+                   [X], call_kwargs={"reverse": True}, expected_output_shape=(2, 3, V),
+                   check_mixed_precision=False)
+
+
+def test_segment_embedding_layer_contract_adds_the_segment_rows_and_keeps_the_mask():
+    X = np.random.default_rng(1).normal(size=(2, 3, D)).astype("float32")
+    segment_ids = np.array([[0, 1, 1], [0, 0, 1]], "int32")
+    run_layer_test(SegmentEmbedding, {"num_segments": 2, "num_hiddens": D},
+                   [X, segment_ids], expected_output_shape=(2, 3, D),
+                   input_mask=IDS != 0)
+    layer = SegmentEmbedding(2, D)
+    out = to_np(layer(X, segment_ids))
+    np.testing.assert_allclose(out, X + table(layer)[segment_ids], rtol=1e-6)
+
+
+def test_the_old_import_paths_still_work_with_a_deprecation_warning():
+    import keras_attention.models as models
+
+    for name, cls in (("TiedTokenEmbedding", TiedTokenEmbedding), ("SegmentEmbedding", SegmentEmbedding)):
+        with pytest.warns(DeprecationWarning, match=f"moved to keras_attention.layers.{name}"):
+            assert getattr(models, name) is cls
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bool"])

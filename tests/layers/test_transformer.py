@@ -655,3 +655,23 @@ def test_valid_lens_of_another_batch_are_rejected_by_the_blocks(name):
     kwargs = {"valid_lens": np.array([2])} if name == "encoder" else {"enc_valid_lens": np.array([2])}
     with pytest.raises(ValueError, match=re.escape("must have the same batch size (axis 0)")):
         layer(X, **kwargs) if name == "encoder" else layer(X, X, **kwargs)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_block_cross_cache_gives_the_numbers_of_re_projecting(norm_first):
+    block = TransformerDecoderBlock(D, F, H, 0.0, norm_first=norm_first)
+    X, enc = rand(2, 1, D, seed=40), rand(2, 4, D, seed=41)
+    cache = np.zeros((2, 2, 3, D), "float32")
+    block(X, enc, cache=cache, cache_update_index=0)
+    randomize(block, seed=42)
+    enc_valid_lens = np.array([2, 4], "int32")
+    cross_cache = block.project_encoder(enc)
+    assert tuple(cross_cache.shape) == (2, 2, 4, D)
+    for index in range(3):
+        want = block(X, enc, enc_valid_lens=enc_valid_lens, cache=cache, cache_update_index=index,
+                     return_attention_scores=True)
+        got = block(X, enc, enc_valid_lens=enc_valid_lens, cache=cache, cache_update_index=index,
+                    return_attention_scores=True, cross_cache=cross_cache)
+        for w, g in zip(want, got):
+            np.testing.assert_allclose(to_np(g), to_np(w), atol=1e-5)
+        cache = want[-1]

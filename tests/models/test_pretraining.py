@@ -10,7 +10,8 @@ from keras import ops
 from helpers import BAD_BLOCK_ARGUMENTS
 from keras_attention.generate import sample
 from keras_attention.generate import GPTStepDecoder, decoder_for
-from keras_attention.models import TiedTokenEmbedding, gpt
+from keras_attention.layers import TiedTokenEmbedding
+from keras_attention.models import gpt
 
 # One-step self-attention (a single key) is expected while decoding.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")

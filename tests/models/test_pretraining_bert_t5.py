@@ -12,8 +12,8 @@ from keras import ops
 
 from helpers import BAD_BLOCK_ARGUMENTS
 from keras_attention.generate import beam_search, greedy_search
+from keras_attention.layers import SegmentEmbedding
 from keras_attention.models import (
-    SegmentEmbedding,
     bert,
     bert_classifier,
     bert_mlm,
