@@ -165,7 +165,9 @@ def prepare_translators(args, folder):
                                     num_eval=64, out=folder / "run", export=folder / "ours",
                                     verbose=0)
     task, model = run.task, run.model
-    sentences = [src for src, _ in task.val_pairs[:256]]
+    # The held-out pairs are not kept in the run directory: the same split again.
+    pairs = recipes.translation_data("dates", num_train=args.num_train).val_pairs
+    sentences = [src for src, _ in pairs[:256]]
     (folder / "sentences.json").write_text(json.dumps(sentences))
     paths = {"ours": str(folder / "ours"),
              "tutorial": save_module(tutorial_translator(model, task), folder / "tutorial"),
@@ -219,7 +221,7 @@ def translator_worker(spec):
     sentences = json.loads(pathlib.Path(spec["sentences"]).read_text())
     out = []
     for batch in spec["batches"]:
-        x = tf.constant((sentences * batch)[:batch])
+        x = tf.constant((sentences * batch)[:batch], dtype=tf.string)
         p50, p99 = latencies(lambda: serve(sentences=x)["translation"].numpy(), spec["repeats"])
         out.append({"batch": batch, "p50_ms": 1e3 * p50, "p99_ms": 1e3 * p99,
                     "per_s": batch / p50, "load_s": load_s})

@@ -36,12 +36,14 @@ after it, epoch ends left out), `total_s` (the process's wall time, Python's
 start-up included), `other_s` (what is left: validation, files, samples),
 `val_loss` (held-out loss per character after training), `load` (the
 1-minute load average when the run started), and `ratio` = total_s / the
-PyTorch loop's total_s (below 1: faster than the loop). The loop runs first
-and again last (`torch-loop#2`): its time swings with the load of a shared
-machine, and the ratios are against the faster of its two runs.
+PyTorch loop's total_s (below 1: faster than the loop). `torch-loop-1t` is
+the same loop with `torch.set_num_threads(1)`: on a shared, oversubscribed
+CPU PyTorch's OpenMP threads wait for each other at every op's barrier
+(seen in gdb: `gomp_team_barrier_wait_end`), and the ratios are against the
+faster of the loops run.
 
-    python benchmarks/small_models.py                    # recipe on 3 backends + torch loop
-    python benchmarks/small_models.py --levers --runs recipe-tensorflow,torch-loop
+    python benchmarks/small_models.py                    # recipe on 3 backends + torch loops
+    python benchmarks/small_models.py --levers all --runs recipe-tensorflow
     python benchmarks/small_models.py --quick
 
 Writes `outputs/benchmarks/small_models.csv` (`small_models_quick.csv` with
@@ -66,7 +68,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402  (standard library only at import)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RUNS = ("recipe-tensorflow", "recipe-jax", "recipe-torch", "torch-loop")
+RUNS = ("recipe-tensorflow", "recipe-jax", "recipe-torch", "torch-loop", "torch-loop-1t")
 LEVERS = {
     "jit": {"jit_compile": True},
     "spe8": {"steps_per_execution": 8},
@@ -85,8 +87,9 @@ SEQ_LEN, DROPOUT, VAL_FRACTION, RESERVED = 64, 0.1, 0.1, 4
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", default=",".join(RUNS), help=f"Subset of {','.join(RUNS)}.")
-    parser.add_argument("--levers", action="store_true",
-                        help=f"Also the recipe on TensorFlow with each of {', '.join(LEVERS)}.")
+    parser.add_argument("--levers", default="",
+                        help=f"Also the recipe on TensorFlow with each of these changes, a subset "
+                             f"of {','.join(LEVERS)} (or all). Defaults to none.")
     parser.add_argument("--size", default="small", choices=("small", "medium"),
                         help="small: the issue's GPT (batch 12); medium: 256 hiddens, batch 32.")
     parser.add_argument("--steps", type=int, default=None,
@@ -101,6 +104,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     try:
         args.runs = _common.split_list(args.runs, RUNS, "--runs")
+        args.levers = (list(LEVERS) if args.levers == "all" else
+                       _common.split_list(args.levers, tuple(LEVERS), "--levers") if args.levers
+                       else [])
     except ValueError as error:
         parser.error(str(error))
     if args.quick:
@@ -243,6 +249,8 @@ def torch_worker(spec):
     from torch.nn import functional as F
 
     imported = time.perf_counter()
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
     size = SIZES[spec["size"]]
     torch.manual_seed(0)
     train_text, val_text = loop_text(spec["text_file"])
@@ -404,23 +412,21 @@ def specs(args, text_file, epochs):
     """`(spec, backend)` of every run asked for, levers last."""
     common = {"size": args.size, "epochs": epochs, "lr": args.lr, "text_file": text_file}
     out = []
-    for run in args.runs:
-        if run == "torch-loop":
+    for run in sorted(args.runs, key=lambda r: not r.startswith("torch-loop")):  # loops first
+        if run.startswith("torch-loop"):
             if not text_file:
-                print("torch-loop skipped: it reads The Time Machine, not found in ../shared/data")
+                print(f"{run} skipped: it reads The Time Machine, not found in ../shared/data")
                 continue
-            out.append(({**common, "kind": run, "name": run, "lever": ""}, "torch"))
-            # And once more at the end: the peer's time swings with the machine's load.
-            again = ({**common, "kind": run, "name": f"{run}#2", "lever": ""}, "torch")
+            threads = {"threads": 1} if run.endswith("-1t") else {}
+            out.append(({**common, **threads, "kind": "torch-loop", "name": run, "lever": ""},
+                        "torch"))
         else:
             backend = run.split("-", 1)[1]
             out.append(({**common, "kind": "recipe", "name": run, "lever": ""}, backend))
     if args.levers:
-        for lever, change in LEVERS.items():
+        for lever, change in ((name, LEVERS[name]) for name in args.levers):
             out.append(({**common, **change, "kind": "recipe", "name": f"recipe-tensorflow+{lever}",
                          "lever": lever}, "tensorflow"))
-    if "torch-loop" in args.runs and text_file and len(out) > 1:
-        out.append(again)
     return out
 
 

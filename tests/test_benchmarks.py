@@ -45,7 +45,7 @@ CASES = {
         ["float32_step_ms", "mixed_step_ms", "speedup", "float32_final_loss", "mixed_final_loss"],
     ),
     "small_models": (
-        ["--runs", "recipe-tensorflow,torch-loop", "--steps", "8"],
+        ["--runs", "recipe-tensorflow,torch-loop-1t", "--steps", "8"],
         ["run", "backend", "steps", "import_s", "setup_s", "first_step_s", "steady_ms", "total_s",
          "val_loss", "ratio", *MACHINE],
         ["import_s", "total_s", "val_loss", "ratio"],
