@@ -194,6 +194,18 @@ def split_times(begin, stamps):
     return first, 1e3 * statistics.median(per_step) if per_step else float("nan")
 
 
+def steps_done(stamps):
+    """Steps trained, from `[(batch index or "epoch", time)]`: the last index + 1 of each epoch
+    (with `steps_per_execution` Keras reports one batch end per execution, at its last index)."""
+    total, last = 0, -1
+    for b, _ in stamps + [("epoch", None)]:
+        if b == "epoch":
+            total, last = total + last + 1, -1
+        else:
+            last = max(last, b)
+    return total
+
+
 def recipe_worker(spec):
     """Runs `keras-attention train lm` in this process with `spec`'s changes; returns timings."""
     start = time.perf_counter()
@@ -234,7 +246,7 @@ def recipe_worker(spec):
     finally:
         shutil.rmtree(out, ignore_errors=True)
     first, steady = split_times(clock.begin, clock.batches)
-    steps = sum(1 for b, _ in clock.batches if b != "epoch")
+    steps = steps_done(clock.batches)
     return {"import_s": imported - start, "setup_s": clock.begin - imported,
             "first_step_s": first, "steady_ms": steady, "in_process_s": time.perf_counter() - start,
             "val_loss": scores["val_loss"], "callback_calls": steps,

@@ -134,6 +134,9 @@ def test_small_models_split_times_and_schedule():
     stamps += [("epoch", 6.0)] + [(i, 6.5 + 0.1 * i) for i in range(6, 12)]
     first, steady = small_models.split_times(0.0, stamps)
     assert first == 5.0 and steady == pytest.approx(100.0)
+    assert small_models.steps_done(stamps) == 12
+    # steps_per_execution=4: one batch end per execution, at its last step's index.
+    assert small_models.steps_done([("epoch", 0.0), (3, 1.0), (7, 2.0), (9, 3.0)]) == 10
     lr_at = small_models.cosine_schedule(1.0, 100)  # 5 warmup steps, then cosine to 0
     assert lr_at(0) == 0.0 and lr_at(5) == 1.0 and lr_at(100) == pytest.approx(0.0)
     assert lr_at(52) == pytest.approx(0.5, abs=0.02)
