@@ -15,7 +15,7 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(
     r'__version__ = "([^"]+)"',
-    (HERE / "keras_attention" / "__init__.py").read_text(),
+    (HERE / "keras_attention" / "_version.py").read_text(),
 ).group(1)
 
 TENSORFLOW = "tensorflow>=2.21,<2.22"

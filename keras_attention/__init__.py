@@ -27,7 +27,7 @@ import importlib
 import os
 import sys
 
-__version__ = "0.2.0"
+from keras_attention._version import __version__
 
 __all__ = ["__version__", "load_run", "register_all", "layers", "ops"]
 

@@ -45,6 +45,7 @@ __all__ = [
     "check_string",
     "check_pair",
     "check_heads",
+    "check_kv_heads",
     "check_blocks",
     "check_activation",
     "check_initializer",
@@ -255,6 +256,19 @@ def check_heads(num_hiddens, num_heads):
             f"num_hiddens={num_hiddens}, num_heads={num_heads}."
         )
     return num_heads
+
+
+def check_kv_heads(num_heads, num_kv_heads):
+    """`num_kv_heads` as an `int` (`num_heads` where it is None), if it divides `num_heads`."""
+    num_kv_heads = check_positive_int("num_kv_heads", num_kv_heads, allow_none=True)
+    if num_kv_heads is None:
+        return num_heads
+    if num_heads % num_kv_heads:
+        raise ValueError(
+            "`num_heads` must be divisible by `num_kv_heads`; got "
+            f"num_heads={num_heads}, num_kv_heads={num_kv_heads}."
+        )
+    return num_kv_heads
 
 
 def check_blocks(

@@ -27,7 +27,7 @@ import os
 import sys
 import warnings
 
-from keras_attention import __version__
+from keras_attention._version import __version__
 from keras_attention.recipes import configs
 
 LR_SCHEDULES = ("constant", "warmup-rsqrt", "cosine")

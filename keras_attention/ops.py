@@ -7,7 +7,7 @@ softmax then turns scores into weights in float32, whatever the compute dtype,
 and gives a row with no valid key all-zero weights instead of NaN.
 
 Letters used in shape comments: B batch, Q queries, K keys (key-value pairs),
-T sequence length.
+T sequence length, w window.
 """
 
 import keras
@@ -20,6 +20,7 @@ __all__ = [
     "sequence_mask",
     "valid_lens_to_mask",
     "causal_mask",
+    "window_mask",
     "merge_masks",
     "masked_softmax",
     "mask_value",
@@ -172,6 +173,49 @@ def causal_mask(num_queries, num_keys, offset=0):
     )
     cols = ops.arange(num_keys, dtype="int32")[None, :]
     return cols <= rows
+
+
+def window_mask(num_queries, num_keys, window, offset=0, causal=True):
+    """A sliding-window (local attention) "may attend" mask.
+
+    Local attention (Child et al., 2019; Beltagy et al., 2020, Longformer;
+    Mistral, Jiang et al., 2023): query `i`, at position `p = i + offset` of
+    the key sequence, sees only the `window` nearest keys:
+
+    * `causal=True`: `p - window < j <= p`, the query's own position and the
+      `window - 1` before it (Mistral's convention: `window=1` is each
+      token alone; the upper bound is the causal mask's, so this mask needs
+      no separate causal mask, and AND with one changes nothing);
+    * `causal=False`: `|p - j| < window`, `window - 1` keys on each side
+      (`2 window - 1` in all).
+
+    With a key/value cache, `offset` is the cache position of the first
+    query (`cache_update_index`), as in `causal_mask`. Combine with other
+    masks (padding, `valid_lens`) by AND (`merge_masks`). A window at least
+    as long as the sequence is the causal (or no) mask.
+
+    Args:
+        num_queries: int or scalar tensor. `Q`.
+        num_keys: int or scalar tensor. `K`.
+        window: int or scalar tensor `>= 1`. `w`.
+        offset: int or scalar tensor. The position of the first query in the
+            key sequence. Defaults to `0`.
+        causal: bool. One-sided (past) window, or two-sided. Defaults to `True`.
+
+    Returns:
+        A boolean tensor of shape `(Q, K)`.
+    """
+    if not ops.is_tensor(window) and not isinstance(window, keras.KerasTensor):
+        window = _checks.check_positive_int("window", window)
+    causal = _checks.check_bool("causal", causal)
+    # (Q, 1) against (1, K): the distance p - j
+    rows = ops.arange(num_queries, dtype="int32")[:, None] + ops.cast(offset, "int32")
+    cols = ops.arange(num_keys, dtype="int32")[None, :]
+    distance = rows - cols
+    window = ops.cast(window, "int32")
+    if causal:
+        return ops.logical_and(distance >= 0, distance < window)
+    return ops.abs(distance) < window
 
 
 def merge_masks(*masks):

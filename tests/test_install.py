@@ -59,7 +59,7 @@ def dry_run(tmp_path, python_version, requirements):
     """pip's resolution of `requirements` for `python_version`: (result, name -> version)."""
     project = tmp_path / "project"  # what pip reads of the project, outside the checkout
     (project / "keras_attention").mkdir(parents=True)
-    for name in ("setup.py", "README.md", "keras_attention/__init__.py"):
+    for name in ("setup.py", "README.md", "keras_attention/__init__.py", "keras_attention/_version.py"):
         shutil.copy(ROOT / name, project / name)
     pins = tmp_path / "constraints.txt"
     pins.write_text("".join(f"{n}=={v}\n" for n, v in constraints(python_version).items()))

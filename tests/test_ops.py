@@ -155,6 +155,55 @@ def test_causal_mask_accepts_tensor_offset():
     np.testing.assert_array_equal(got, [[True, True, True, False]])
 
 
+def np_window_mask(num_queries, num_keys, window, offset=0, causal=True):
+    """Loops: query i (position p = i + offset) sees key j when it lies in p's window."""
+    out = np.zeros((num_queries, num_keys), bool)
+    for i in range(num_queries):
+        p = i + offset
+        for j in range(num_keys):
+            out[i, j] = (p - window < j <= p) if causal else abs(p - j) < window
+    return out
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(
+    "num_queries, num_keys, window, offset",
+    [(6, 6, 1, 0), (6, 6, 3, 0), (2, 7, 2, 5), (1, 8, 3, 7), (5, 5, 9, 0), (3, 6, 2, 1)],
+)
+def test_window_mask_matches_numpy(num_queries, num_keys, window, offset, causal):
+    got = to_np(ka_ops.window_mask(num_queries, num_keys, window, offset=offset, causal=causal))
+    assert got.dtype == bool and got.shape == (num_queries, num_keys)
+    np.testing.assert_array_equal(got, np_window_mask(num_queries, num_keys, window, offset, causal))
+
+
+def test_window_mask_causal_is_banded_causal_and_wide_window_is_causal():
+    band = to_np(ka_ops.window_mask(6, 6, 3))
+    np.testing.assert_array_equal(band, np.tril(np.ones((6, 6), bool)) & ~np.tril(np.ones((6, 6), bool), -3))
+    # Each query sees min(window, i + 1) keys; AND with causal changes nothing.
+    np.testing.assert_array_equal(band.sum(-1), [1, 2, 3, 3, 3, 3])
+    np.testing.assert_array_equal(to_np(ka_ops.merge_masks(band, ka_ops.causal_mask(6, 6))), band)
+    np.testing.assert_array_equal(to_np(ka_ops.window_mask(6, 6, 6)), to_np(ka_ops.causal_mask(6, 6)))
+    assert to_np(ka_ops.window_mask(4, 4, 4, causal=False)).all()
+
+
+def test_window_mask_accepts_tensor_window_and_offset():
+    got = to_np(ka_ops.window_mask(1, 5, ops.convert_to_tensor(2), offset=ops.convert_to_tensor(3)))
+    np.testing.assert_array_equal(got, [[False, False, True, True, False]])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"window": 0}, "`window` must be a positive integer; got window=0"),
+        ({"window": 2.0}, "`window` must be a positive integer; got window=2.0"),
+        ({"window": 2, "causal": "yes"}, "`causal` must be True or False; got causal='yes'"),
+    ],
+)
+def test_window_mask_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ka_ops.window_mask(3, 3, **kwargs)
+
+
 def test_merge_masks_is_broadcast_logical_and():
     rng = np.random.default_rng(2)
     a = rng.random((2, 3, 4)) > 0.3

@@ -15,9 +15,43 @@ from keras import ops
 
 from keras_attention import _checks
 from keras_attention import ops as ka_ops
-from keras_attention.layers.position import RotaryEmbedding
+from keras_attention.layers.bias import ALiBi, RelativePositionBias
+from keras_attention.layers.position import ROTARY_SCALINGS, RotaryEmbedding, check_original_max_len
 
-__all__ = ["DotProductAttention", "AdditiveAttention", "MultiHeadAttention"]
+__all__ = [
+    "DotProductAttention",
+    "AdditiveAttention",
+    "MultiHeadAttention",
+    "check_attention_variants",
+    "QK_NORMS",
+    "POSITION_BIASES",
+]
+
+# `MultiHeadAttention(qk_norm=...)`: RMS or layer normalisation per head.
+QK_NORMS = ("rms", "layer")
+# `MultiHeadAttention(position_bias=...)`: the additive biases of `layers/bias.py`.
+POSITION_BIASES = ("alibi", "t5")
+# Epsilon of the per-head query and key normalisation (as in Gemma, Qwen3).
+_QK_NORM_EPSILON = 1e-6
+
+
+def check_attention_variants(
+    num_heads, num_kv_heads=None, window=None, qk_norm=None, logit_softcap=None, position_bias=None
+):
+    """The variant arguments of `MultiHeadAttention` (and the blocks that pass them on), checked.
+
+    Returns them as a dict of plain Python values, `num_kv_heads` resolved
+    to `num_heads` where it is None.
+    """
+    return {
+        "num_kv_heads": _checks.check_kv_heads(num_heads, num_kv_heads),
+        "window": _checks.check_positive_int("window", window, allow_none=True),
+        "qk_norm": _checks.check_choice("qk_norm", qk_norm, QK_NORMS, allow_none=True),
+        "logit_softcap": _checks.check_positive_float("logit_softcap", logit_softcap, allow_none=True),
+        "position_bias": _checks.check_choice(
+            "position_bias", position_bias, POSITION_BIASES, allow_none=True
+        ),
+    }
 
 
 # Backends whose `keras.ops.dot_product_attention` is a fused kernel.
@@ -284,12 +318,42 @@ def _mask_to_rank(mask, rank):
     return mask
 
 
-def reference_attention(queries, keys, values, mask=None, dropout_mask=None):
+def _bias_to_rank(bias, rank, queries_shape, keys_shape):
+    """An additive score bias broadcastable to `(B, Q, K)` (rank 3) or `(B, H, Q, K)` (rank 4).
+
+    A `(Q, K)` bias is shared by the batch (and heads); a 3-D bias with 4-D
+    scores is shared by the heads. Static sizes that cannot broadcast raise.
+    """
+    shape = tuple(bias.shape)
+    target = (queries_shape[0], queries_shape[1], keys_shape[1])
+    if rank == 4:
+        target = (queries_shape[0], queries_shape[2], queries_shape[1], keys_shape[1])
+    if len(shape) not in (2, 3, rank) or any(
+        _checks.sizes_differ(a, b) and 1 not in (_checks.static_size(a), _checks.static_size(b))
+        for a, b in zip(shape[::-1], target[::-1])
+    ):
+        names = "(batch, heads, num_queries, num_keys)" if rank == 4 else "(batch, num_queries, num_keys)"
+        raise ValueError(
+            f"`bias` must be broadcastable to {names}={target}; got bias.shape={shape}."
+        )
+    if len(shape) == 2:
+        bias = bias[None]
+    if rank == 4 and len(bias.shape) == 3:
+        bias = ops.expand_dims(bias, 1)  # (B, 1, Q, K)
+    return bias
+
+
+def reference_attention(
+    queries, keys, values, mask=None, dropout_mask=None, bias=None, logit_softcap=None
+):
     """The equation as D2L writes it: `softmax(Q K^T / sqrt(d)) V`.
 
     Scores for every query-key pair, masked keys at weight 0 (a query with
     no valid key gets all-zero weights), optional dropout on the weights,
-    then the weighted sum of the values. Differentiated op by op.
+    then the weighted sum of the values. Differentiated op by op. The
+    variants that change the scores run here only: soft-capping
+    `s = c * tanh(s / c)` and an additive `bias`, `softmax(s + bias)`,
+    computed in float32 (the softmax's dtype).
 
     Args:
         queries: `(B, Q, H, d)`.
@@ -299,12 +363,20 @@ def reference_attention(queries, keys, values, mask=None, dropout_mask=None):
             where a query may attend.
         dropout_mask: optional tensor broadcastable to `(B, H, Q, K)`: 0 for
             dropped weights, `1 / (1 - rate)` for kept ones.
+        bias: optional float tensor broadcastable to `(B, H, Q, K)`.
+        logit_softcap: float or None. `c`.
 
     Returns:
         The output `(B, Q, H, v)` and the weights `(B, H, Q, K)` (before dropout).
     """
     queries = queries * ops.cast(1.0 / math.sqrt(queries.shape[-1]), queries.dtype)
     scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (B, H, Q, K)
+    if logit_softcap is not None or bias is not None:
+        scores = ops.cast(scores, "float32")
+    if logit_softcap is not None:
+        scores = logit_softcap * ops.tanh(scores / logit_softcap)
+    if bias is not None:
+        scores = scores + ops.cast(bias, "float32")
     weights = ka_ops.masked_softmax(scores, mask=mask)
     dropped = weights if dropout_mask is None else weights * ops.cast(dropout_mask, weights.dtype)
     output = ops.einsum("bhqk,bkhv->bqhv", ops.cast(dropped, values.dtype), values)
@@ -407,6 +479,9 @@ class DotProductAttention(keras.layers.Layer):
     kernel (`fused_attention`, JAX and PyTorch, not with attention dropout
     in training) or, on TensorFlow, `hand_gradient_attention`, the same
     forward with a hand-written backward pass. All give the same numbers.
+    A `window` is a mask and keeps every path (the fused kernel in its
+    masked form); an additive `bias` or `logit_softcap` changes the scores,
+    which only the reference path computes, so they take it.
 
     Under float16 (`mixed_float16`, `dtype="float16"`) the scores, softmax
     and weighted sum run in float32 on every path (`Q K^T` passes float16's
@@ -421,6 +496,13 @@ class DotProductAttention(keras.layers.Layer):
             fused kernel (JAX, PyTorch), not on TensorFlow, whose version is
             einsum + softmax differentiated op by op.
         seed: int or None. Seed of the attention dropout.
+        window: int or None. Sliding-window (local) attention: query `i`
+            sees keys `i - window < j <= i` with `use_causal_mask`, else
+            `|i - j| < window` (`keras_attention.ops.window_mask`, ANDed with
+            the other masks). Defaults to `None`.
+        logit_softcap: float or None. Soft-capping (Gemma 2): scores
+            `s = c * tanh(q k^T / (sqrt(d) c))` with `c = logit_softcap`,
+            before any `bias`. Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -435,6 +517,11 @@ class DotProductAttention(keras.layers.Layer):
             other mask and the fused path, this is the kernel's `is_causal`.
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the attention weights.
+        bias: optional float tensor broadcastable to `(B, Q, K)` (or
+            `(B, H, Q, K)` for 4-D inputs): added to the scaled (and capped)
+            scores before the softmax, `softmax(s + bias)`, e.g. from
+            `layers.ALiBi` or `layers.RelativePositionBias`. Masked keys stay
+            masked.
 
     Returns:
         `(B, Q, v)` (or `(B, Q, H, v)`); with `return_attention_scores=True`
@@ -450,11 +537,15 @@ class DotProductAttention(keras.layers.Layer):
     (None, None, 4)
     """
 
-    def __init__(self, dropout=0.0, use_fused_op=None, seed=None, **kwargs):
+    def __init__(
+        self, dropout=0.0, use_fused_op=None, seed=None, window=None, logit_softcap=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.dropout = _checks.check_dropout(dropout)
         self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
         self.seed = _checks.check_int("seed", seed, allow_none=True)
+        self.window = _checks.check_positive_int("window", window, allow_none=True)
+        self.logit_softcap = _checks.check_positive_float("logit_softcap", logit_softcap, allow_none=True)
         # As Keras' Dropout: no generator (and no draw of a default seed) without dropout.
         self.seed_generator = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
         self.supports_masking = True
@@ -501,6 +592,7 @@ class DotProductAttention(keras.layers.Layer):
         use_causal_mask=False,
         training=None,
         return_attention_scores=False,
+        bias=None,
         queries_mask=None,
         keys_mask=None,
         values_mask=None,
@@ -514,6 +606,7 @@ class DotProductAttention(keras.layers.Layer):
         )
         keys_values_masks = (queries_mask, keys_mask, values_mask)
         mask = self._mask(queries, keys, valid_lens, attention_mask, keys_values_masks, one_head)
+        mask, bias = self._window_and_bias(queries, keys, mask, bias, use_causal_mask, one_head)
         batch = ops.shape(queries)[0]
         keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
         if one_head:  # D2L's 3-D inputs are one head
@@ -524,8 +617,10 @@ class DotProductAttention(keras.layers.Layer):
             queries, keys, values = (ops.cast(t, "float32") for t in (queries, keys, values))
 
         dropout_active = self.dropout > 0 and bool(training)
+        # An additive bias or soft-capping changes the scores: the reference path.
+        needs_scores = return_attention_scores or bias is not None or self.logit_softcap is not None
         path = attention_path(
-            keras.backend.backend(), self.use_fused_op, return_attention_scores, dropout_active,
+            keras.backend.backend(), self.use_fused_op, needs_scores, dropout_active,
             causal_only=use_causal_mask and mask is None,
             same_size=values.shape[-1] is not None and values.shape[-1] == queries.shape[-1],
         )
@@ -546,7 +641,9 @@ class DotProductAttention(keras.layers.Layer):
         elif path == "hand_gradient":
             output = hand_gradient_attention(queries, keys, values, mask, drop)
         else:
-            output, weights = reference_attention(queries, keys, values, mask, drop)
+            output, weights = reference_attention(
+                queries, keys, values, mask, drop, bias=bias, logit_softcap=self.logit_softcap
+            )
 
         if one_head:
             output = ops.squeeze(output, 2)  # (B, Q, v)
@@ -555,6 +652,20 @@ class DotProductAttention(keras.layers.Layer):
             output = ops.cast(output, compute_dtype)
             weights = None if weights is None else ops.cast(weights, compute_dtype)
         return (output, weights) if return_attention_scores else output
+
+    def _window_and_bias(self, queries, keys, mask, bias, causal, one_head):
+        """`mask` ANDed with the window's, and `bias` checked and given the rank `(B|1, H|1, Q, K)`."""
+        rank = 3 if one_head else 4
+        if self.window is not None:
+            window = ka_ops.window_mask(
+                ops.shape(queries)[1], ops.shape(keys)[1], self.window, causal=bool(causal)
+            )  # (Q, K)
+            mask = ka_ops.merge_masks(mask, _mask_to_rank(window, rank))
+        if bias is not None:
+            _checks.check_float_tensor("bias", bias)
+            bias = _bias_to_rank(bias, rank, queries.shape, keys.shape)
+            bias = ops.expand_dims(bias, 1) if one_head else bias  # one head on axis 1
+        return mask, bias
 
     @staticmethod
     def _mask(queries, keys, valid_lens, attention_mask, keras_masks, one_head):
@@ -578,6 +689,8 @@ class DotProductAttention(keras.layers.Layer):
             "dropout": self.dropout,
             "use_fused_op": self.use_fused_op,
             "seed": self.seed,
+            "window": self.window,
+            "logit_softcap": self.logit_softcap,
         }
 
 
@@ -754,9 +867,43 @@ class MultiHeadAttention(keras.layers.Layer):
     keys and values all combine with AND, as in `keras.layers.MultiHeadAttention`.
 
     Incremental decoding: with `cache` (the projected keys and values of
-    earlier steps, `(B, 2, S, D)`) and `cache_update_index`, the new keys and
-    values are written into the cache at that index and the queries attend
-    over every filled position; the updated cache is returned.
+    earlier steps, `(B, 2, S, D_kv)`) and `cache_update_index`, the new keys
+    and values are written into the cache at that index and the queries
+    attend over every filled position; the updated cache is returned.
+
+    Variants beyond the chapter (each off by default; they combine):
+
+    * Grouped-query attention (Ainslie et al., 2023; multi-query attention,
+      Shazeer, 2019, is `num_kv_heads=1`): `W_k` and `W_v` project to
+      `G = num_kv_heads` heads only, `D_kv = G * d` features, and query head
+      `h` attends with kv head `h // (H / G)`:
+      `head_h = softmax(Q_h K_{h // (H/G)}^T / sqrt(d)) V_{h // (H/G)}`.
+      The cache holds the `G` kv heads (`H / G` times smaller); the kv
+      heads are repeated for the attention itself. Same numbers as
+      `keras.layers.GroupQueryAttention` with the same weights.
+    * Sliding window (`window=w`; Beltagy et al., 2020, Mistral): query `i`
+      (at position `p = i + cache_update_index`) sees keys
+      `p - w < j <= p` when causal, `|p - j| < w` otherwise, the mask of
+      `keras_attention.ops.window_mask`, ANDed with every other mask. The
+      cache keeps every position (the mask hides those out of the window).
+    * QK normalisation (`qk_norm="rms"` or `"layer"`; Dehghani et al., 2023,
+      as in Gemma 3, Qwen3, OLMo 2): `q_h <- norm(q_h)`, `k_h <- norm(k_h)`
+      over each head's `d` features (weights of size `d` shared by the
+      heads), before the rotary embedding and the cache.
+    * Logit soft-capping (`logit_softcap=c`; Gemma 2): scores
+      `s = c * tanh(q k^T / (sqrt(d) c))`, in `(-c, c)`.
+    * Additive position biases (`position_bias="alibi"` or `"t5"`, or any
+      `bias` given at call): `A = softmax(s + b)` with `b` from
+      `layers.ALiBi` (no weights) or `layers.RelativePositionBias` (a
+      learned T5 table per layer, bidirectional buckets unless
+      `use_causal_mask`), offset by `cache_update_index`. Masked keys stay
+      masked whatever the bias.
+
+    Which path computes the attention (`DotProductAttention`): windows and
+    grouped-query attention keep the fused kernel where the backend has one
+    (a window is a mask, so it takes the kernel's masked rather than its
+    `is_causal` form); an additive bias or soft-capping needs the scores,
+    so they take the reference path.
 
     Args:
         num_hiddens: int. Output size and total size of the heads.
@@ -771,6 +918,22 @@ class MultiHeadAttention(keras.layers.Layer):
         use_fused_op: bool or None. Use `keras.ops.dot_product_attention`
             when the weights are not needed; same numbers. `None` (the
             default): only on backends with a fused kernel (JAX, PyTorch).
+        num_kv_heads: int or None. `G`, the number of key/value heads; must
+            divide `num_heads`. `None` (the default): `num_heads` (plain
+            multi-head attention).
+        window: int or None. Sliding-window size `w`. Defaults to `None`
+            (every key).
+        qk_norm: `None`, `"rms"` or `"layer"`. Defaults to `None`.
+        logit_softcap: float or None. `c`. Defaults to `None`.
+        position_bias: `None`, `"alibi"` or `"t5"`. Defaults to `None`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`:
+            `RotaryEmbedding`'s `scaling`, for contexts longer than trained.
+            Defaults to `None`.
+        rotary_scaling_factor: number. `RotaryEmbedding`'s `scaling_factor`.
+            Defaults to `1.0`.
+        rotary_original_max_len: int or None. `RotaryEmbedding`'s
+            `original_max_len` (the trained length), for `"yarn"` only.
+            Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -783,11 +946,15 @@ class MultiHeadAttention(keras.layers.Layer):
             `cache_update_index` when decoding with a cache).
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the attention weights.
-        cache: optional `(B, 2, S, D)` tensor of projected keys (index 0) and
-            values (index 1) of earlier steps.
+        cache: optional `(B, 2, S, D_kv)` tensor of projected keys (index 0)
+            and values (index 1) of earlier steps (`D_kv = num_kv_heads * d`,
+            `D` without grouped-query attention).
         cache_update_index: int or scalar tensor. Where the new keys and
             values go in `cache`; required with `cache`.
-        projected_keys_values: optional `(2, B, K, D)` from
+        bias: optional float tensor broadcastable to `(B, H, Q, K)` (`K = S`
+            with a cache): added to the scaled scores before the softmax
+            (e.g. an `ALiBi` or `RelativePositionBias` output shared by blocks).
+        projected_keys_values: optional `(2, B, K, D_kv)` from
             `project_keys_values(keys, values)`: keys and values projected
             once (cross-attention over encoder outputs while decoding);
             `keys` and `values` are then not projected again and may be
@@ -796,7 +963,7 @@ class MultiHeadAttention(keras.layers.Layer):
     Returns:
         `(B, Q, D)`; with `return_attention_scores=True` also the weights
         `(B, H, Q, K)` (`K = S` with a cache); with `cache` also the updated
-        cache `(B, 2, S, D)`. Order: output, weights, cache.
+        cache `(B, 2, S, D_kv)`. Order: output, weights, cache.
 
     Example:
     >>> X = keras.Input(shape=(None, 16))
@@ -815,11 +982,34 @@ class MultiHeadAttention(keras.layers.Layer):
         use_rotary=False,
         rotary_max_wavelength=10000,
         use_fused_op=None,
+        num_kv_heads=None,
+        window=None,
+        qk_norm=None,
+        logit_softcap=None,
+        position_bias=None,
+        rotary_scaling=None,
+        rotary_scaling_factor=1.0,
+        rotary_original_max_len=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
         self.num_heads = _checks.check_heads(num_hiddens, num_heads)
+        variants = check_attention_variants(
+            num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
+        )
+        self.num_kv_heads, self.window = variants["num_kv_heads"], variants["window"]
+        self.qk_norm, self.logit_softcap = variants["qk_norm"], variants["logit_softcap"]
+        self.position_bias = variants["position_bias"]
+        self.rotary_scaling = _checks.check_choice(
+            "rotary_scaling", rotary_scaling, ROTARY_SCALINGS, allow_none=True
+        )
+        self.rotary_scaling_factor = _checks.check_positive_float(
+            "rotary_scaling_factor", rotary_scaling_factor
+        )
+        self.rotary_original_max_len = check_original_max_len(
+            self.rotary_scaling, rotary_original_max_len
+        )
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.use_rotary = _checks.check_bool("use_rotary", use_rotary)
@@ -828,6 +1018,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
         self.head_dim = num_hiddens // num_heads
+        self.kv_hiddens = self.num_kv_heads * self.head_dim  # D_kv, the cache's width
         if use_rotary and self.head_dim % 2:
             raise ValueError(
                 "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
@@ -843,32 +1034,69 @@ class MultiHeadAttention(keras.layers.Layer):
         dense = dict(units=self.num_hiddens, use_bias=self.use_bias, dtype=self.dtype_policy)
         self.W_q = keras.layers.Dense(**dense, name="W_q")
         self.W_q.build(queries_shape)
-        self.W_k = keras.layers.Dense(**dense, name="W_k")
+        kv_dense = dict(dense, units=self.kv_hiddens)
+        self.W_k = keras.layers.Dense(**kv_dense, name="W_k")
         self.W_k.build(keys_shape)
-        self.W_v = keras.layers.Dense(**dense, name="W_v")
+        self.W_v = keras.layers.Dense(**kv_dense, name="W_v")
         self.W_v.build(values_shape)
         self.W_o = keras.layers.Dense(**dense, name="W_o")
         self.W_o.build((None, None, self.num_hiddens))
         self.attention = DotProductAttention(
-            self.dropout, use_fused_op=self.use_fused_op, dtype=self.dtype_policy, name="attention"
+            self.dropout, use_fused_op=self.use_fused_op, logit_softcap=self.logit_softcap,
+            dtype=self.dtype_policy, name="attention",
         )
         head_shape = (None, None, self.num_heads, self.head_dim)
         self.attention.build(head_shape, head_shape, head_shape)
         if self.use_rotary:
             self.rotary = RotaryEmbedding(
-                max_wavelength=self.rotary_max_wavelength, dtype=self.dtype_policy, name="rotary"
+                max_wavelength=self.rotary_max_wavelength, scaling_factor=self.rotary_scaling_factor,
+                scaling=self.rotary_scaling, original_max_len=self.rotary_original_max_len,
+                dtype=self.dtype_policy, name="rotary",
             )
+        if self.qk_norm is not None:
+            self.q_norm, self.k_norm = (self._qk_norm_layer(name) for name in ("q_norm", "k_norm"))
+        if self.position_bias == "alibi":
+            self.alibi = ALiBi(self.num_heads, dtype=self.dtype_policy, name="alibi")
+        elif self.position_bias == "t5":
+            self.relative_bias = RelativePositionBias(
+                self.num_heads, dtype=self.dtype_policy, name="relative_bias"
+            )
+            self.relative_bias.build(queries_shape)
         self.built = True
 
-    def split_heads(self, X):
-        """`(B, T, D)` -> `(B, T, H, D / H)`: D2L's `transpose_qkv`, heads on axis 2."""
+    def _qk_norm_layer(self, name):
+        """A per-head RMS or layer normalisation over the `d` features, built.
+
+        Under float16 it computes in float32 (the squares of large
+        projections overflow float16); its weights are float32 anyway.
+        """
+        policy = self.dtype_policy
+        if self.compute_dtype == "float16":
+            policy = "float32"
+        if self.qk_norm == "rms":
+            norm = keras.layers.RMSNormalization(epsilon=_QK_NORM_EPSILON, dtype=policy, name=name)
+        else:
+            norm = keras.layers.LayerNormalization(epsilon=_QK_NORM_EPSILON, dtype=policy, name=name)
+        norm.build((None, None, None, self.head_dim))
+        return norm
+
+    def _normalize(self, norm, X):
+        """`norm` of `(B, T, heads, d)` per head, in the dtype of `X`."""
+        return ops.cast(norm(X), X.dtype)
+
+    def split_heads(self, X, num_heads=None):
+        """`(B, T, D)` -> `(B, T, H, D / H)`: D2L's `transpose_qkv`, heads on axis 2.
+
+        `num_heads` defaults to `H` (the kv heads have `num_kv_heads`).
+        """
         shape = ops.shape(X)
-        return ops.reshape(X, (shape[0], shape[1], self.num_heads, self.head_dim))
+        heads = self.num_heads if num_heads is None else num_heads
+        return ops.reshape(X, (shape[0], shape[1], heads, self.head_dim))
 
     def merge_heads(self, X):
         """`(B, T, H, D / H)` -> `(B, T, D)`: D2L's `transpose_output`."""
         shape = ops.shape(X)
-        return ops.reshape(X, (shape[0], shape[1], self.num_hiddens))
+        return ops.reshape(X, (shape[0], shape[1], X.shape[2] * self.head_dim))
 
     def _can_fuse_projections(self):
         """Whether `W_q`, `W_k`, `W_v` are plain kernels (no quantization, no LoRA)."""
@@ -897,10 +1125,11 @@ class MultiHeadAttention(keras.layers.Layer):
                 [ops.cast(dense.bias, self.compute_dtype) for dense in projections], axis=-1
             )  # (n D,)
             Y = Y + bias
-        return ops.split(Y, len(projections), axis=-1)  # n x (B, T, D)
+        sizes = [dense.units for dense in projections]  # D, D_kv, D_kv
+        return ops.split(Y, [sum(sizes[:i]) for i in range(1, len(sizes))], axis=-1)
 
     def project_keys_values(self, keys, values=None):
-        """`W_k keys` and `W_v values` stacked as a cache `(2, B, K, D)`.
+        """`W_k keys` and `W_v values` stacked as a cache `(2, B, K, D_kv)`.
 
         For cross-attention in decoding: the encoder outputs are projected
         once, and every step passes the result as `projected_keys_values`
@@ -911,36 +1140,49 @@ class MultiHeadAttention(keras.layers.Layer):
             values: `(B, K, v)`; defaults to `keys`.
 
         Returns:
-            `(2, B, K, D)`: projected keys (index 0) and values (index 1), on
-            the first axis, so that taking either is a view, not a copy.
+            `(2, B, K, D_kv)`: projected keys (index 0) and values (index 1)
+            on the first axis (so that taking either is a view, not a copy),
+            the keys normalised and rotated as the attention uses them.
         """
         values = keys if values is None else values
         _check_float_inputs(keys, keys, values)
         _check_3d_inputs(keys.shape, keys.shape, values.shape)
         _check_built_sizes(("keys", "values"), (keys.shape, values.shape), self._input_sizes[1:])
         k, v = self._project_keys_values(keys, values)
-        if self.use_rotary:
-            k = self.merge_heads(self.rotary(self.split_heads(k), start_index=0))
-        return ops.stack([k, v], axis=0)
+        return ops.stack([self._keys(k, 0), v], axis=0)
 
     def _project_keys_values(self, keys, values):
         """`(W_k keys, W_v values)`, as one matmul when the keys are the values."""
         if keys is values and self._can_fuse_projections():
-            return self._project_together(keys, (self.W_k, self.W_v))  # 2 x (B, K, D)
+            return self._project_together(keys, (self.W_k, self.W_v))  # 2 x (B, K, D_kv)
         return self.W_k(keys), self.W_v(values)
 
     def _project(self, queries, keys, values, start):
-        """Queries `(B, Q, H, d)` and new keys and values `(B, K, D)`, rotated if `use_rotary`."""
+        """Queries `(B, Q, H, d)` and new keys and values `(B, K, D_kv)`, normalised and rotated."""
         if queries is keys and keys is values and self._can_fuse_projections():
             q, k, v = self._project_together(queries, (self.W_q, self.W_k, self.W_v))
         else:
             q = self.W_q(queries)  # (B, Q, D)
             k, v = self._project_keys_values(keys, values)
-        q = self.split_heads(q)  # (B, Q, H, d)
+        return self._queries(q, start), self._keys(k, start), v
+
+    def _queries(self, q, start):
+        """Projected queries `(B, Q, D)` as heads `(B, Q, H, d)`, normalised (`qk_norm`) and rotated."""
+        q = self.split_heads(q)
+        if self.qk_norm is not None:
+            q = self._normalize(self.q_norm, q)
+        return self.rotary(q, start_index=start) if self.use_rotary else q
+
+    def _keys(self, k, start):
+        """Projected keys `(B, K, D_kv)`, normalised and rotated per kv head, as they are cached."""
+        if self.qk_norm is None and not self.use_rotary:
+            return k
+        k = self.split_heads(k, self.num_kv_heads)  # (B, K, G, d)
+        if self.qk_norm is not None:
+            k = self._normalize(self.k_norm, k)
         if self.use_rotary:
-            q = self.rotary(q, start_index=start)
-            k = self.merge_heads(self.rotary(self.split_heads(k), start_index=start))
-        return q, k, v
+            k = self.rotary(k, start_index=start)
+        return self.merge_heads(k)
 
     def call(
         self,
@@ -954,6 +1196,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return_attention_scores=False,
         cache=None,
         cache_update_index=None,
+        bias=None,
         projected_keys_values=None,
         queries_mask=None,
         keys_mask=None,
@@ -963,6 +1206,7 @@ class MultiHeadAttention(keras.layers.Layer):
             return self._call_projected(
                 queries, projected_keys_values, valid_lens, attention_mask, training,
                 return_attention_scores, queries_mask, ka_ops.merge_masks(keys_mask, values_mask),
+                bias,
             )
         _check_float_inputs(queries, keys, values)
         _check_3d_inputs(queries.shape, keys.shape, values.shape)
@@ -986,9 +1230,9 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache is not None:
             # Write this step's keys and values at `cache_update_index`.
             cache = _to_batch(cache, batch, "cache")
-            k = ops.slice_update(cache[:, 0], (0, start, 0), k)  # (B, S, D)
-            v = ops.slice_update(cache[:, 1], (0, start, 0), v)  # (B, S, D)
-            cache = ops.stack([k, v], axis=1)  # (B, 2, S, D)
+            k = ops.slice_update(cache[:, 0], (0, start, 0), k)  # (B, S, D_kv)
+            v = ops.slice_update(cache[:, 1], (0, start, 0), v)  # (B, S, D_kv)
+            cache = ops.stack([k, v], axis=1)  # (B, 2, S, D_kv)
             key_valid = _cache_key_mask(
                 ops.shape(k)[1], start, ops.shape(keys)[1], ka_ops.merge_masks(keys_mask, values_mask)
             )  # (B or 1, 1, S)
@@ -1001,27 +1245,34 @@ class MultiHeadAttention(keras.layers.Layer):
             ),
             attention_mask,
             key_valid,
+            self._window_mask(num_queries, num_keys, start, use_causal_mask),
         )
         # Causal and nothing else (e.g. packed language-model training): the
         # attention layer can use a kernel's own causal masking.
         causal_only = use_causal_mask and cache is None and mask is None
         if use_causal_mask and not causal_only:
             mask = ka_ops.merge_masks(mask, ka_ops.causal_mask(num_queries, num_keys, offset=start))
-        results = self._attend_and_merge(q, k, v, mask, causal_only, training, return_attention_scores)
+        bias = self._scores_bias(bias, q, k, start, use_causal_mask)
+        results = self._attend_and_merge(
+            q, k, v, mask, causal_only, training, return_attention_scores, bias
+        )
         if cache is not None:
             results += (cache,)
         return results[0] if len(results) == 1 else results
 
-    def _attend_and_merge(self, q, k, v, mask, causal_only, training, return_attention_scores):
-        """Heads `q` `(B, Q, H, d)` over `k`, `v` `(B, K, D)`, merged by `W_o`: `(output[, weights])`."""
+    def _attend_and_merge(
+        self, q, k, v, mask, causal_only, training, return_attention_scores, bias=None
+    ):
+        """Heads `q` `(B, Q, H, d)` over `k`, `v` `(B, K, D_kv)`, merged by `W_o`: `(output[, weights])`."""
         attended = self.attention(
             q,
-            self.split_heads(k),
-            self.split_heads(v),
+            self._kv_for_every_head(k),  # (B, K, H, d)
+            self._kv_for_every_head(v),
             attention_mask=mask,
             use_causal_mask=causal_only,
             training=training,
             return_attention_scores=return_attention_scores,
+            bias=bias,
         )
         weights = None
         if return_attention_scores:
@@ -1031,7 +1282,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _call_projected(
         self, queries, projected, valid_lens, attention_mask, training, return_attention_scores,
-        queries_mask, keys_mask,
+        queries_mask, keys_mask, bias=None,
     ):
         """Attention over keys and values projected before (`project_keys_values`)."""
         _checks.check_float_tensor("queries", queries)
@@ -1042,42 +1293,72 @@ class MultiHeadAttention(keras.layers.Layer):
             len(shape) != 4
             or _checks.sizes_differ(shape[0], 2)
             or _checks.sizes_differ(shape[1], queries.shape[0])
-            or _checks.sizes_differ(shape[3], self.num_hiddens)
+            or _checks.sizes_differ(shape[3], self.kv_hiddens)
         ):
             raise ValueError(
                 "`projected_keys_values` must have shape (2, batch, num_keys, "
-                f"num_hiddens={self.num_hiddens}) (from `project_keys_values`) with the batch "
-                f"of `queries`; got projected_keys_values.shape={shape}, "
+                f"{self._width_name()}) (from `project_keys_values`) with the batch of "
+                f"`queries`; got projected_keys_values.shape={shape}, "
                 f"queries.shape={tuple(queries.shape)}."
             )
         _check_mask_shapes(
             queries.shape, shape[2], valid_lens, attention_mask, queries_mask, keys_mask, None
         )
-        q = self.split_heads(self.W_q(queries))  # (B, Q, H, d)
-        if self.use_rotary:
-            q = self.rotary(q, start_index=0)
-        k, v = projected[0], projected[1]  # (B, K, D)
+        q = self._queries(self.W_q(queries), 0)  # (B, Q, H, d)
+        k, v = projected[0], projected[1]  # (B, K, D_kv)
+        num_queries, num_keys = ops.shape(queries)[1], ops.shape(k)[1]
         mask = ka_ops.merge_masks(
             _attention_mask(
-                ops.shape(queries)[1], ops.shape(k)[1], valid_lens, queries_mask, keys_mask, None,
+                num_queries, num_keys, valid_lens, queries_mask, keys_mask, None,
                 batch=ops.shape(queries)[0],
             ),
             attention_mask,
+            self._window_mask(num_queries, num_keys, 0, False),
         )
-        results = self._attend_and_merge(q, k, v, mask, False, training, return_attention_scores)
+        bias = self._scores_bias(bias, q, k, 0, False)
+        results = self._attend_and_merge(q, k, v, mask, False, training, return_attention_scores, bias)
         return results[0] if len(results) == 1 else results
 
+    def _window_mask(self, num_queries, num_keys, start, causal):
+        """`ops.window_mask` for queries at `start ..`, `(Q, K)`, or None without a window."""
+        if self.window is None:
+            return None
+        return ka_ops.window_mask(num_queries, num_keys, self.window, offset=start, causal=bool(causal))
+
+    def _kv_for_every_head(self, X):
+        """Cached keys or values `(B, S, D_kv)` as `(B, S, H, d)`: kv head `g` serves heads `g H/G ..`."""
+        X = self.split_heads(X, self.num_kv_heads)  # (B, S, G, d)
+        if self.num_kv_heads == self.num_heads:
+            return X
+        return ops.repeat(X, self.num_heads // self.num_kv_heads, axis=2)  # (B, S, H, d)
+
+    def _scores_bias(self, bias, q, k, start, causal):
+        """The call's `bias` plus the layer's own position bias, `(B|1, H, Q, K)`, or None."""
+        if self.position_bias == "alibi":
+            own = self.alibi(q, k, start_index=start)
+        elif self.position_bias == "t5":
+            own = self.relative_bias(q, k, start_index=start, bidirectional=not causal)
+        else:
+            return bias
+        return own if bias is None else ops.cast(bias, own.dtype) + own
+
+    def _width_name(self):
+        """The cache's width in messages: `num_hiddens=D`, or `kv_hiddens=D_kv` with fewer kv heads."""
+        if self.kv_hiddens == self.num_hiddens:
+            return f"num_hiddens={self.num_hiddens}"
+        return f"kv_hiddens={self.kv_hiddens}"
+
     def _check_cache(self, queries_shape, keys_shape, values_shape, cache, cache_update_index):
-        """`cache` `(B, 2, S, D)` and `cache_update_index`, a position with room for the new keys."""
+        """`cache` `(B, 2, S, D_kv)` and `cache_update_index`, a position with room for the new keys."""
         shape = tuple(cache.shape)
         # Axis 1 holds keys and values: fewer than 2 is an error. (More is not
         # checked: torch traces a functional model with 83 for every unknown
         # size, this one included; the returned cache has 2.)
         pairs = _checks.static_size(shape[1]) if len(shape) == 4 else None
-        if len(shape) != 4 or (pairs is not None and pairs < 2) or _checks.sizes_differ(shape[3], self.num_hiddens):
+        if len(shape) != 4 or (pairs is not None and pairs < 2) or _checks.sizes_differ(shape[3], self.kv_hiddens):
             raise ValueError(
-                "`cache` must have shape (batch, 2, cache_length, "
-                f"num_hiddens={self.num_hiddens}); got cache.shape={shape}."
+                f"`cache` must have shape (batch, 2, cache_length, {self._width_name()}); "
+                f"got cache.shape={shape}."
             )
         _checks.check_same_batch(
             ("queries", queries_shape), ("keys", keys_shape), ("values", values_shape), ("cache", shape)
@@ -1105,4 +1386,12 @@ class MultiHeadAttention(keras.layers.Layer):
             "use_rotary": self.use_rotary,
             "rotary_max_wavelength": self.rotary_max_wavelength,
             "use_fused_op": self.use_fused_op,
+            "num_kv_heads": self.num_kv_heads,
+            "window": self.window,
+            "qk_norm": self.qk_norm,
+            "logit_softcap": self.logit_softcap,
+            "position_bias": self.position_bias,
+            "rotary_scaling": self.rotary_scaling,
+            "rotary_scaling_factor": self.rotary_scaling_factor,
+            "rotary_original_max_len": self.rotary_original_max_len,
         }

@@ -13,7 +13,8 @@ H heads, L cache length.
 import keras
 
 from keras_attention import _checks
-from keras_attention.layers.attention import MultiHeadAttention
+from keras_attention.layers.attention import MultiHeadAttention, check_attention_variants
+from keras_attention.layers.position import ROTARY_SCALINGS, check_original_max_len
 from keras_attention.layers.transformer import PositionWiseFFN, residual
 
 __all__ = ["GPTBlock"]
@@ -39,6 +40,13 @@ class GPTBlock(keras.layers.Layer):
     A whole prompt can be written in one call (`cache_update_index=0`) and
     then one token per call; the outputs equal those of the full causal pass.
 
+    Attention variants (see `MultiHeadAttention`): grouped-query attention
+    (`num_kv_heads`; the cache is then `(B, 2, L, num_kv_heads * D / H)`),
+    a sliding window (`window`), QK normalisation (`qk_norm`), logit
+    soft-capping (`logit_softcap`), a position bias (`position_bias`, or a
+    `bias` given at call, e.g. one shared by every block) and rotary
+    positions (`use_rotary`, with `rotary_scaling` for longer contexts).
+
     Args:
         num_hiddens: int. Model width `D`.
         ffn_num_hiddens: int. Hidden width of the FFN (GPT: `4 * D`).
@@ -47,6 +55,17 @@ class GPTBlock(keras.layers.Layer):
             sub-layer outputs.
         use_bias: bool. Biases in the attention projections. Defaults to
             `True` (GPT-2).
+        num_kv_heads: int or None. Key/value heads (grouped-query
+            attention); must divide `num_heads`. Defaults to `None` (`num_heads`).
+        window: int or None. Sliding-window size. Defaults to `None`.
+        qk_norm: `None`, `"rms"` or `"layer"`. Defaults to `None`.
+        logit_softcap: float or None. Defaults to `None`.
+        position_bias: `None`, `"alibi"` or `"t5"`. Defaults to `None`.
+        use_rotary: bool. Rotary positions in the attention. Defaults to `False`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`. Defaults to `None`.
+        rotary_scaling_factor: number. Defaults to `1.0`.
+        rotary_original_max_len: int or None. The trained length, for
+            `"yarn"` only. Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -56,12 +75,15 @@ class GPTBlock(keras.layers.Layer):
         cache_update_index: int or scalar integer tensor; required with
             `cache`.
         return_attention_scores: bool. Also return the attention weights.
+        bias: optional float tensor broadcastable to `(B, H, T, T)` (`T` by
+            `L` with a cache), added to the attention scores.
 
     Returns:
         `(B, T, D)`; with `return_attention_scores=True` also the weights
         `(B, H, T, T)` (`(B, H, T, L)` with a cache); with `cache` also the
-        updated cache `(B, 2, L, D)`. Order: output, weights, cache. A Keras
-        mask on `X` passes through (and masks keys).
+        updated cache `(B, 2, L, D)` (`num_kv_heads * D / H` wide with
+        `num_kv_heads`). Order: output, weights, cache. A Keras mask on `X`
+        passes through (and masks keys).
 
     Example:
     >>> X = keras.Input(shape=(None, 24))
@@ -69,13 +91,51 @@ class GPTBlock(keras.layers.Layer):
     (None, None, 24)
     """
 
-    def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, use_bias=True, **kwargs):
+    def __init__(
+        self,
+        num_hiddens,
+        ffn_num_hiddens,
+        num_heads,
+        dropout,
+        use_bias=True,
+        num_kv_heads=None,
+        window=None,
+        qk_norm=None,
+        logit_softcap=None,
+        position_bias=None,
+        use_rotary=False,
+        rotary_scaling=None,
+        rotary_scaling_factor=1.0,
+        rotary_original_max_len=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
         self.ffn_num_hiddens = _checks.check_positive_int("ffn_num_hiddens", ffn_num_hiddens)
         self.num_heads = _checks.check_heads(num_hiddens, num_heads)
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
+        # The attention's variant arguments, checked here and passed on as they are.
+        self.attention_variants = {
+            **check_attention_variants(
+                self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
+            ),
+            "use_rotary": _checks.check_bool("use_rotary", use_rotary),
+            "rotary_scaling": _checks.check_choice(
+                "rotary_scaling", rotary_scaling, ROTARY_SCALINGS, allow_none=True
+            ),
+            "rotary_scaling_factor": _checks.check_positive_float(
+                "rotary_scaling_factor", rotary_scaling_factor
+            ),
+        }
+        self.attention_variants["rotary_original_max_len"] = check_original_max_len(
+            rotary_scaling, rotary_original_max_len
+        )
+        if use_rotary and (num_hiddens // self.num_heads) % 2:
+            raise ValueError(
+                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
+                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
+            )
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -89,6 +149,7 @@ class GPTBlock(keras.layers.Layer):
             self.num_heads,
             self.dropout,
             use_bias=self.use_bias,
+            **self.attention_variants,
             dtype=self.dtype_policy,
             name="attention",
         )
@@ -115,6 +176,7 @@ class GPTBlock(keras.layers.Layer):
         cache=None,
         cache_update_index=None,
         return_attention_scores=False,
+        bias=None,
         X_mask=None,
     ):
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
@@ -123,14 +185,14 @@ class GPTBlock(keras.layers.Layer):
             return self.attention(
                 Q, Q, Q, use_causal_mask=True, training=training,
                 return_attention_scores=return_attention_scores,
-                cache=cache, cache_update_index=cache_update_index,
+                cache=cache, cache_update_index=cache_update_index, bias=bias,
                 queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
             )
 
         # Pre-norm: X + dropout(MHA(LN1(X))), then X + dropout(FFN(LN2(X))).
         X, extras = residual(X, self_attention, self.ln1, self.drop, True, training)
         output, _ = residual(X, self.ffn, self.ln2, self.drop, True, training)  # (B, T, D)
-        # extras: the weights (B, H, T, T or L) and/or the updated cache (B, 2, L, D)
+        # extras: the weights (B, H, T, T or L) and/or the updated cache (B, 2, L, D_kv)
         return (output, *extras) if extras else output
 
     def compute_mask(self, X, previous_mask=None):
@@ -144,4 +206,5 @@ class GPTBlock(keras.layers.Layer):
             "num_heads": self.num_heads,
             "dropout": self.dropout,
             "use_bias": self.use_bias,
+            **self.attention_variants,
         }

@@ -11,6 +11,8 @@ Letters used in shape comments: B batch, T sequence length (positions),
 D features (`num_hiddens`), L `max_len`.
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -23,7 +25,62 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "RotaryEmbedding",
+    "ROTARY_SCALINGS",
+    "rotary_frequencies",
 ]
+
+# How `RotaryEmbedding` applies its `scaling_factor`.
+ROTARY_SCALINGS = ("linear", "ntk", "yarn")
+# YaRN's ramp: dimensions turning fewer than BETA_SLOW times over the trained
+# length are interpolated, more than BETA_FAST times kept (Peng et al., 2023).
+_YARN_BETA_FAST, _YARN_BETA_SLOW = 32.0, 1.0
+
+
+def rotary_frequencies(dim, max_wavelength=10000.0, scaling=None, scaling_factor=1.0, original_max_len=None):
+    """RoPE's inverse frequencies `theta_i`, `i < D/2`, under a context scaling, and YaRN's factor.
+
+    * no scaling: `theta_i = base^(-2i/D)`;
+    * `"linear"` (or `None` with a factor): `theta_i / s` (position interpolation);
+    * `"ntk"`: `(base s^(D/(D-2)))^(-2i/D)`;
+    * `"yarn"` (Peng et al., 2023, "YaRN"): per dimension, a ramp between
+      interpolation `theta_i / s` (long wavelengths) and the unscaled
+      `theta_i` (short ones): with `r_i = L / (2 pi / theta_i)` the turns of
+      dimension `i` over the trained length `L = original_max_len`, and the
+      dimension bounds `lo`, `hi` where `r = beta_fast = 32` and
+      `r = beta_slow = 1` (floored, ceiled), `gamma_i = clip((i - lo) /
+      (hi - lo), 0, 1)` and `theta'_i = theta_i / s * gamma_i + theta_i (1 -
+      gamma_i)`; the rotated vectors are also scaled by `0.1 ln(s) + 1`
+      (the attention temperature). This is transformers' `rope_type="yarn"`.
+
+    Args:
+        dim: int. `D`, even.
+        max_wavelength: float. `base`.
+        scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`.
+        scaling_factor: float. `s`.
+        original_max_len: int or None. `L`, for `"yarn"`.
+
+    Returns:
+        `(theta, attention_factor)`: a float32 numpy array `(D/2,)` and a float.
+    """
+    exponents = np.arange(0, dim, 2, dtype=np.float64) / dim  # 2i / D
+    base, s = float(max_wavelength), float(scaling_factor)
+    if scaling == "ntk":
+        return ((base * s ** (dim / (dim - 2))) ** -exponents).astype("float32"), 1.0
+    theta = base**-exponents
+    if scaling != "yarn":
+        return (theta / s).astype("float32"), 1.0
+
+    def correction_dim(turns):  # the dimension i that turns `turns` times over L
+        return dim * math.log(original_max_len / (turns * 2 * math.pi)) / (2 * math.log(base))
+
+    low = max(math.floor(correction_dim(_YARN_BETA_FAST)), 0)
+    high = min(math.ceil(correction_dim(_YARN_BETA_SLOW)), dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = np.clip((np.arange(dim // 2) - low) / (high - low), 0.0, 1.0)  # 0: keep, 1: interpolate
+    theta = theta / s * ramp + theta * (1.0 - ramp)
+    attention_factor = 0.1 * math.log(s) + 1.0 if s > 1 else 1.0
+    return theta.astype("float32"), attention_factor
 
 
 
@@ -253,6 +310,20 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
         }
 
 
+def check_original_max_len(scaling, original_max_len):
+    """`original_max_len` as an `int` for YaRN, which needs it, or None (the other scalings)."""
+    if scaling == "yarn":
+        if original_max_len is None:
+            raise ValueError("`scaling='yarn'` needs `original_max_len`, the trained context length.")
+        return _checks.check_positive_int("original_max_len", original_max_len)
+    if original_max_len is not None:
+        raise ValueError(
+            "`original_max_len` is used by `scaling='yarn'` only; got "
+            f"scaling={scaling!r}, original_max_len={original_max_len!r}."
+        )
+    return None
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class RotaryEmbedding(keras.layers.Layer):
     """Rotary position embedding (RoPE) of queries or keys.
@@ -260,19 +331,39 @@ class RotaryEmbedding(keras.layers.Layer):
     RoFormer (Su et al., 2021); a relative-position counterpart of D2L
     section "Self-Attention and Positional Encoding". Feature pairs
     `(x[i], x[i + D/2])` are rotated by the angle `p * theta_i` with position
-    `p = (t + start_index) / scaling_factor` and frequency
-    `theta_i = max_wavelength^(-2i/D)` ("rotate half" convention, as in
-    keras_hub's `RotaryEmbedding`):
+    `p = t + start_index` and frequency `theta_i = base^(-2i/D)`, `base =
+    max_wavelength` ("rotate half" convention, as in keras_hub's
+    `RotaryEmbedding`):
     `out = x * cos + rotate_half(x) * sin`, `rotate_half(x) = [-x2, x1]`.
     The dot product of a query rotated at position `m` and a key rotated at
     position `n` then depends on `m - n` only. Computed in float32; no
     weights.
 
+    Scaling, to run at a longer context than trained (factor `s`, e.g.
+    `s = 4` for 4x the trained length):
+
+    * `"linear"`, position interpolation (Chen et al., 2023): `p -> p / s`,
+      so that `s` times longer sequences span the trained angles;
+    * `"ntk"`, NTK-aware scaling (bloc97, 2023, "NTK-aware scaled RoPE"):
+      positions are kept and the base grows, `base -> base * s^(D / (D - 2))`,
+      so that `theta_i` is divided by `s^(2i / (D - 2))`: the lowest
+      frequency (`i = D/2 - 1`) by exactly `s`, as with interpolation, the
+      highest one (`theta_0 = 1`) unchanged; needs `D > 2`;
+    * `"yarn"` (Peng et al., 2023): interpolates the long wavelengths,
+      keeps the short ones, ramps between them by how often each turns
+      over the trained length `original_max_len`, and scales the rotated
+      vectors by `0.1 ln(s) + 1` (`rotary_frequencies` has the equations).
+
     Args:
-        max_wavelength: number. The longest wavelength of the rotations.
-            Defaults to `10000`.
-        scaling_factor: number. Positions are divided by it (position
-            interpolation for longer contexts). Defaults to `1.0`.
+        max_wavelength: number. The longest wavelength of the rotations
+            (`base`). Defaults to `10000`.
+        scaling_factor: number. `s`. Defaults to `1.0` (no scaling).
+        scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`. How
+            `scaling_factor` applies. `None` (the default) is `"linear"`, the
+            meaning `scaling_factor` had before this argument existed; with
+            the default factor 1 every choice is plain RoPE.
+        original_max_len: int or None. The trained context length `L`;
+            required by (and only for) `scaling="yarn"`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -292,18 +383,21 @@ class RotaryEmbedding(keras.layers.Layer):
     (None, None, 4, 16)
     """
 
-    def __init__(self, max_wavelength=10000, scaling_factor=1.0, **kwargs):
+    def __init__(
+        self, max_wavelength=10000, scaling_factor=1.0, scaling=None, original_max_len=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.max_wavelength = _checks.check_positive_float("max_wavelength", max_wavelength)
         self.scaling_factor = _checks.check_positive_float("scaling_factor", scaling_factor)
+        self.scaling = _checks.check_choice("scaling", scaling, ROTARY_SCALINGS, allow_none=True)
+        self.original_max_len = check_original_max_len(self.scaling, original_max_len)
         self.supports_masking = True
 
     def build(self, input_shape):
         self._check_shape(input_shape)
         self.built = True
 
-    @staticmethod
-    def _check_shape(shape):
+    def _check_shape(self, shape):
         if len(shape) < 3:
             raise ValueError(
                 "`inputs` must have rank >= 3, (batch, length, ..., features); "
@@ -319,6 +413,11 @@ class RotaryEmbedding(keras.layers.Layer):
                 "The last axis of `inputs` (features) must be even to rotate "
                 f"feature pairs; got inputs.shape={tuple(shape)}."
             )
+        if self.scaling == "ntk" and shape[-1] <= 2:
+            raise ValueError(
+                "`scaling='ntk'` needs more than 2 features (base * s^(D / (D - 2))); "
+                f"got inputs.shape={tuple(shape)}."
+            )
 
     def call(self, inputs, start_index=0):
         _checks.check_float_tensor("inputs", inputs)
@@ -326,16 +425,14 @@ class RotaryEmbedding(keras.layers.Layer):
         self._check_shape(inputs.shape)
         dim = inputs.shape[-1]
         x = ops.cast(inputs, "float32")
-        # (D/2,)
-        inv_freq = 1.0 / ops.power(
-            ops.cast(self.max_wavelength, "float32"),
-            ops.arange(0, dim, 2, dtype="float32") / float(dim),
+        theta, attention_factor = rotary_frequencies(
+            dim, self.max_wavelength, self.scaling, self.scaling_factor, self.original_max_len
         )
+        inv_freq = ops.convert_to_tensor(np.asarray(theta, "float32"))  # (D/2,)
         # (T,)
         positions = ops.arange(ops.shape(inputs)[1], dtype="float32") + ops.cast(
             start_index, "float32"
         )
-        positions = positions / ops.cast(self.scaling_factor, "float32")
         angles = positions[:, None] * inv_freq[None, :]  # (T, D/2)
         angles = ops.concatenate([angles, angles], axis=-1)  # (T, D)
         # (1, T, 1, ..., 1, D): broadcast over batch and any middle axes
@@ -343,6 +440,8 @@ class RotaryEmbedding(keras.layers.Layer):
         x1, x2 = ops.split(x, 2, axis=-1)  # (B, T, ..., D/2) each
         rotated = ops.concatenate([-x2, x1], axis=-1)  # rotate_half(x)
         out = x * ops.cos(angles) + rotated * ops.sin(angles)
+        if attention_factor != 1.0:
+            out = out * attention_factor
         return ops.cast(out, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
@@ -353,4 +452,6 @@ class RotaryEmbedding(keras.layers.Layer):
             **super().get_config(),
             "max_wavelength": self.max_wavelength,
             "scaling_factor": self.scaling_factor,
+            "scaling": self.scaling,
+            "original_max_len": self.original_max_len,
         }

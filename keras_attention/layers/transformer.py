@@ -12,7 +12,7 @@ S source length, D num_hiddens, H heads, L cache length.
 import keras
 
 from keras_attention import _checks
-from keras_attention.layers.attention import MultiHeadAttention
+from keras_attention.layers.attention import MultiHeadAttention, check_attention_variants
 
 __all__ = [
     "PositionWiseFFN",
@@ -206,7 +206,18 @@ class TransformerEncoderBlock(keras.layers.Layer):
         dropout: float. Dropout on attention weights and sub-layer outputs.
         use_bias: bool. Biases in the attention projections. Defaults to `False`.
         norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
+        num_kv_heads: int or None. Key/value heads of the self-attention
+            (grouped-query attention). Defaults to `None` (`num_heads`).
+        window: int or None. Sliding window of the self-attention.
+            Defaults to `None`.
+        qk_norm: `None`, `"rms"` or `"layer"` (self-attention). Defaults to `None`.
+        logit_softcap: float or None (self-attention). Defaults to `None`.
+        position_bias: `None`, `"alibi"` or `"t5"` (self-attention).
+            Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
+
+    The variant arguments are those of `MultiHeadAttention`, for the
+    self-attention.
 
     Call arguments:
         X: `(B, T, D)`.
@@ -214,6 +225,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             are padding, never attended to.
         training: bool. Whether dropout is active.
         return_attention_scores: bool. Also return the self-attention weights.
+        bias: optional float tensor broadcastable to `(B, H, T, T)`, added to
+            the self-attention scores (e.g. a T5 bias shared by the blocks).
 
     Returns:
         `(B, T, D)`; with `return_attention_scores=True` also `(B, H, T, T)`.
@@ -232,6 +245,11 @@ class TransformerEncoderBlock(keras.layers.Layer):
         dropout,
         use_bias=False,
         norm_first=False,
+        num_kv_heads=None,
+        window=None,
+        qk_norm=None,
+        logit_softcap=None,
+        position_bias=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -241,6 +259,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.norm_first = _checks.check_bool("norm_first", norm_first)
+        self.attention_variants = check_attention_variants(
+            self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
+        )
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -250,6 +271,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             self.num_heads,
             self.dropout,
             use_bias=self.use_bias,
+            **self.attention_variants,
             dtype=self.dtype_policy,
             name="attention",
         )
@@ -264,12 +286,14 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.addnorm2.build(X_shape)
         self.built = True
 
-    def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
+    def call(
+        self, X, valid_lens=None, training=None, return_attention_scores=False, bias=None, X_mask=None
+    ):
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
 
         def self_attention(Q):  # over the valid positions
             return self.attention(
-                Q, Q, Q, valid_lens=valid_lens, training=training,
+                Q, Q, Q, valid_lens=valid_lens, training=training, bias=bias,
                 return_attention_scores=return_attention_scores,
                 queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
             )
@@ -294,6 +318,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             "dropout": self.dropout,
             "use_bias": self.use_bias,
             "norm_first": self.norm_first,
+            **self.attention_variants,
         }
 
 
@@ -319,6 +344,14 @@ class TransformerDecoderBlock(keras.layers.Layer):
         dropout: float. Dropout on attention weights and sub-layer outputs.
         use_bias: bool. Biases in the attention projections. Defaults to `False`.
         norm_first: bool. Pre-norm instead of post-norm. Defaults to `False`.
+        num_kv_heads: int or None. Key/value heads of the self-attention
+            (grouped-query attention). Defaults to `None` (`num_heads`).
+        window: int or None. Sliding window of the self-attention.
+            Defaults to `None`.
+        qk_norm: `None`, `"rms"` or `"layer"` (self-attention). Defaults to `None`.
+        logit_softcap: float or None (self-attention). Defaults to `None`.
+        position_bias: `None`, `"alibi"` or `"t5"` (self-attention).
+            Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -334,6 +367,12 @@ class TransformerDecoderBlock(keras.layers.Layer):
         cross_cache: optional `(2, B, S, D)` from `project_encoder(enc_outputs)`:
             the cross-attention keys and values, projected once per decoding
             instead of at every step.
+        bias: optional float tensor broadcastable to `(B, H, T, T or L)`,
+            added to the self-attention scores.
+
+    The variant arguments are those of `MultiHeadAttention`, for the causal
+    self-attention (`attention1`; with `num_kv_heads` the cache is
+    `num_kv_heads * D / H` wide); the cross-attention stays plain.
 
     Returns:
         `(B, T, D)`; then, with `return_attention_scores=True`, the
@@ -355,6 +394,11 @@ class TransformerDecoderBlock(keras.layers.Layer):
         dropout,
         use_bias=False,
         norm_first=False,
+        num_kv_heads=None,
+        window=None,
+        qk_norm=None,
+        logit_softcap=None,
+        position_bias=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -364,6 +408,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.norm_first = _checks.check_bool("norm_first", norm_first)
+        self.attention_variants = check_attention_variants(
+            self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
+        )
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape=None):
@@ -371,12 +418,13 @@ class TransformerDecoderBlock(keras.layers.Layer):
         enc_outputs_shape = X_shape if enc_outputs_shape is None else enc_outputs_shape
         _checks.check_sequence("enc_outputs", enc_outputs_shape)
 
-        def mha(name):
+        def mha(name, **variants):
             return MultiHeadAttention(
                 self.num_hiddens,
                 self.num_heads,
                 self.dropout,
                 use_bias=self.use_bias,
+                **variants,
                 dtype=self.dtype_policy,
                 name=name,
             )
@@ -386,7 +434,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
             layer.build(X_shape)
             return layer
 
-        self.attention1 = mha("attention1")
+        self.attention1 = mha("attention1", **self.attention_variants)
         self.attention1.build(X_shape, X_shape, X_shape)
         self.addnorm1 = addnorm("addnorm1")
         self.attention2 = mha("attention2")
@@ -410,6 +458,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         cache=None,
         cache_update_index=None,
         cross_cache=None,
+        bias=None,
         X_mask=None,
         enc_outputs_mask=None,
     ):
@@ -427,7 +476,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
             return self.attention1(
                 Q, Q, Q, use_causal_mask=True, training=training,
                 return_attention_scores=return_attention_scores,
-                cache=cache, cache_update_index=cache_update_index,
+                cache=cache, cache_update_index=cache_update_index, bias=bias,
                 queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
             )
 
@@ -473,4 +522,5 @@ class TransformerDecoderBlock(keras.layers.Layer):
             "dropout": self.dropout,
             "use_bias": self.use_bias,
             "norm_first": self.norm_first,
+            **self.attention_variants,
         }

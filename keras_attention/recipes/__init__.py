@@ -6,9 +6,14 @@
 - `translation.py`, `vision.py`, `lm.py`: one recipe per task: its data
   (named sets, embedded defaults, the user's own files) as `tf.data`
   pipelines, its model, `train_*` (what `keras-attention train ...` runs),
-  evaluation.
-- `runs.py`: the run directory a recipe writes, and `load_run`, which opens
-  it (or an export) with the task's natural methods.
+  evaluation, and its run class (`TranslationRun`, `VisionRun`,
+  `LanguageModelRun`: the task's natural methods on a trained run).
+- `rundir.py`: what every run directory shares: `run.json`, the model file,
+  the base `Run`, `run_recipe` (the frame every training recipe runs in).
+- `runs.py`: `load_run`, which opens a run directory or an export, and the
+  exports' run-like classes.
+
+Imports run one way: `rundir` <- the task recipes <- `runs`.
 
 The names below are imported on first use (like `keras_attention.data`), so
 that `recipes.training` works where TensorFlow is not installed.

@@ -9,11 +9,16 @@ import dataclasses
 import math
 import pathlib
 
+import numpy as np
+
 from keras_attention import _checks
 from keras_attention import data
+from keras_attention import export as _export
+from keras_attention import generate
 from keras_attention import models
 from keras_attention.recipes import configs
-from keras_attention.recipes import runs
+from keras_attention.recipes import rundir
+from keras_attention.recipes.rundir import Run, check_strings, warn_truncated
 from keras_attention.recipes import training
 
 __all__ = ["LMData", "load_lm_text", "split_held_out", "lm_data", "train_lm"]
@@ -187,9 +192,9 @@ def train_lm(
     (`training.precision_scope`; a warning where the CPU has no bfloat16 units).
 
     Returns:
-        The run (`runs.LanguageModelRun`), as `keras_attention.load_run(out)` returns it.
+        The run (`LanguageModelRun`), as `keras_attention.load_run(out)` returns it.
     """
-    return runs.run_recipe(_train_lm, dict(locals()))
+    return rundir.run_recipe(_train_lm, dict(locals()))
 
 
 def _train_lm(options, out):
@@ -210,7 +215,7 @@ def _train_lm(options, out):
         ), clipnorm=1.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
-        jit_compile=runs.jit_compile(o["distribute"]),
+        jit_compile=rundir.jit_compile(o["distribute"]),
     )
     data_spec = _single(o["data"])
     name = data_spec if isinstance(data_spec, str) else ", ".join(map(str, data_spec))
@@ -224,7 +229,7 @@ def _train_lm(options, out):
         verbose=o["verbose"], keep_backup=True,
         log_perplexity=True,
     )
-    run = runs.LanguageModelRun.write(out, model, tokenizer, {"seq_len": o["seq_len"]}, options=o)
+    run = LanguageModelRun.write(out, model, tokenizer, {"seq_len": o["seq_len"]}, options=o)
     val_loss, val_accuracy = model.evaluate(prepared.val, verbose=0)
     scores = {"val_loss": float(val_loss), "val_perplexity": math.exp(val_loss),
               "val_accuracy": float(val_accuracy), "epochs": len(history),
@@ -259,3 +264,90 @@ def _print_samples(run, options):
         sample = run.generate(prompt, max_new_tokens, temperature=temperature,
                               seed=options["seed"])
         print(f"sample (temperature {temperature}): {sample!r}")
+
+
+class LanguageModelRun(Run):
+    """A run of `recipes.train_lm`: generate, evaluate, export."""
+
+    kind = "lm"
+
+    @classmethod
+    def write(cls, out, model, tokenizer, info, options=None):
+        tokenizer.save(pathlib.Path(out) / "tokenizer")
+        run = cls._write_common(out, model, info, options)
+        run._tokenizer = tokenizer
+        return run
+
+    @property
+    def tokenizer(self):
+        if getattr(self, "_tokenizer", None) is None:
+            self._tokenizer = data.load_tokenizer(self.path / "tokenizer")
+        return self._tokenizer
+
+    @property
+    def max_len(self):
+        """The model's positional `max_len`: prompt plus new tokens fit in it."""
+        return generate.decoder_for(self.model, 1, kinds=("gpt",)).positional_limit
+
+    def prompt_length(self, prompt):
+        """Tokens the model reads for `prompt` (at least 1: an empty one starts from `<eos>`)."""
+        import tensorflow as tf
+
+        return max(int(self.tokenizer.tokenize(tf.constant([prompt])).row_lengths()[0]), 1)
+
+    def generate(self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None,
+                 seed=None):
+        """Continues one prompt or a list of prompts (of any lengths).
+
+        The exported model's policy (`export.encode_prompts`): the
+        tokenizer's normalisation, `<eos>` for an empty prompt, a prompt too
+        long for `max_len - max_new_tokens` cut from the left with a warning.
+        `max_new_tokens` is at most `max_len - 1` (each position needs an
+        embedding and the prompt at least one token); there is no other cap.
+        With an int `seed`, the text equals the export's for the same batch.
+
+        Returns:
+            str (prompt and continuation) for a str, list of str for a list.
+        """
+        import tensorflow as tf
+
+        single = isinstance(prompt, str)
+        prompts = check_strings("prompt", prompt)
+        limit = self.max_len
+        max_new_tokens = _checks.check_int_in_range(
+            "max_new_tokens", max_new_tokens, 1, limit - 1, high_name="max_len - 1", closed=True
+        )
+        ids, lengths, truncated, empty = _export.encode_prompts(
+            self.tokenizer, tf.constant(prompts, tf.string), max_new_tokens, limit
+        )
+        warn_truncated(np.asarray(truncated), limit - max_new_tokens)
+        rows = [list(r[:n]) for r, n in zip(ids.numpy().tolist(), lengths.numpy().tolist())]
+        result = generate.sample(self.model, rows, max_new_tokens, temperature=temperature,
+                                 top_k=top_k, top_p=top_p, seed=seed, tokenizer=self.tokenizer)
+        tokens = np.asarray(result["tokens"])
+        out_lengths = np.asarray(result["lengths"])
+        first = np.asarray(empty).astype(int)  # an empty prompt's <eos> is not text
+        pieces = [tokens[b, first[b]:out_lengths[b]] for b in range(len(rows))]
+        texts = self.tokenizer.detokenize(tf.ragged.constant(pieces, dtype=tf.int32)).numpy()
+        texts = [t.decode("utf-8", errors="replace") for t in texts]
+        return texts[0] if single else texts
+
+    def evaluate(self):
+        """Loss, perplexity and accuracy on the run's held-out text (rebuilt)."""
+        from keras_attention.recipes.lm import lm_data
+
+        o = self.options
+        prepared = lm_data(o.get("data", "timemachine"), tokenizer=self.tokenizer,
+                           seq_len=self.info["seq_len"], batch_size=o.get("batch_size", 64),
+                           val_fraction=o.get("val_fraction", 0.1), data_dir=o.get("data_dir"),
+                           num_sentences=o.get("num_sentences", 2000), seed=o.get("seed", 0))
+        loss, accuracy = self.model.evaluate(prepared.val, verbose=0)
+        return {"val_loss": float(loss), "val_perplexity": float(np.exp(loss)),
+                "val_accuracy": float(accuracy)}
+
+    def export(self, path=None, overwrite=True, max_new_tokens=None):
+        """Exports the language-model SavedModel; returns its path."""
+        return _export.export_language_model(
+            self.model, self.tokenizer, path=path, max_new_tokens=max_new_tokens,
+            overwrite=overwrite, metadata={"run": str(self.path.resolve())},
+        )

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from keras_attention import _checks
+from keras_attention import export as _export
 from keras_attention import data
 from keras_attention import generate
 from keras_attention import metrics
@@ -25,7 +26,8 @@ from keras_attention import models
 from keras_attention import viz
 from keras_attention.data.tokenizers import preprocess_d2l, split_words
 from keras_attention.recipes import configs
-from keras_attention.recipes import runs
+from keras_attention.recipes import rundir
+from keras_attention.recipes.rundir import Run, check_strings
 from keras_attention.recipes import training
 
 __all__ = [
@@ -226,10 +228,10 @@ def train_translation(
 
     Returns:
         The run, as `keras_attention.load_run(out)` returns it (a
-        `runs.TranslationRun`).
+        `TranslationRun`).
     """
     options = dict(locals())
-    return runs.run_recipe(_train_translation, options)
+    return rundir.run_recipe(_train_translation, options)
 
 
 def _train_translation(options, out):
@@ -249,7 +251,7 @@ def _train_translation(options, out):
         total_steps=max(steps, 2), warmup_steps=o["warmup_steps"],
     )
     training.compile_seq2seq(model, learning_rate=learning_rate,
-                             jit_compile=runs.jit_compile(o["distribute"]))
+                             jit_compile=rundir.jit_compile(o["distribute"]))
     print(f"task {task.name}: {len(task.train_pairs)} train / {len(task.val_pairs)} held-out "
           f"pairs, num_steps {task.num_steps}; model {model.name}: "
           f"{model.count_params():,} parameters")
@@ -261,7 +263,7 @@ def _train_translation(options, out):
         validation_data=task.val_dataset(o["batch_size"]),
         epochs=o["epochs"], out_dir=out, verbose=o["verbose"], keep_backup=True,
     )
-    run = runs.TranslationRun.write(out, model, task, options=o)
+    run = TranslationRun.write(out, model, task, options=o)
     scores, hypotheses = evaluate_translation(model, task, task.val_pairs[: o["num_eval"]],
                                               progress=o["verbose"] == 1)
     print(f"held-out: exact match {scores['exact_match']:.4f}, D2L BLEU "
@@ -274,3 +276,88 @@ def _train_translation(options, out):
     print(f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'attention.png'}, "
           f"{out / 'model.keras'}; final loss {history['loss'].iloc[-1]:.4f}")
     return run
+
+
+class TranslationRun(Run):
+    """A run of `recipes.train_translation`: translate, evaluate, export."""
+
+    kind = "translation"
+
+    @classmethod
+    def write(cls, out, model, task, options=None):
+        out = pathlib.Path(out)
+        task.src_tokenizer.save(out / "src_tokenizer")
+        task.tgt_tokenizer.save(out / "tgt_tokenizer")
+        run = cls._write_common(out, model, {"task": task.name, "num_steps": task.num_steps},
+                                options)
+        run._tokenizers = (task.src_tokenizer, task.tgt_tokenizer)
+        return run
+
+    @property
+    def num_steps(self):
+        return int(self.info["num_steps"])
+
+    def _load_tokenizers(self):
+        if getattr(self, "_tokenizers", None) is None:
+            self._tokenizers = (data.load_tokenizer(self.path / "src_tokenizer"),
+                                data.load_tokenizer(self.path / "tgt_tokenizer"))
+        return self._tokenizers
+
+    @property
+    def src_tokenizer(self):
+        return self._load_tokenizers()[0]
+
+    @property
+    def tgt_tokenizer(self):
+        return self._load_tokenizers()[1]
+
+    @property
+    def task(self):
+        """A `data.TranslationTask` with the run's tokenizers (no pairs)."""
+        return data.TranslationTask(self.info.get("task", "run"), [], [], self.src_tokenizer,
+                                    self.tgt_tokenizer, self.num_steps)
+
+    def translate(self, sentences, beam_size=1, max_len=None, batch_size=256):
+        """Translates raw sentences.
+
+        Args:
+            sentences: str or list of str.
+            beam_size: int. `1`: greedy search (what the export serves);
+                more: beam search with that many hypotheses.
+            max_len: int or None. Longest translation in tokens. Defaults to
+                the run's `num_steps`.
+            batch_size: int. Sentences decoded at once.
+
+        Returns:
+            str for a str, list of str for a list.
+        """
+        from keras_attention.recipes.translation import translate_pairs
+
+        single = isinstance(sentences, str)
+        sentences = check_strings("sentences", sentences)
+        batch_size = _checks.check_positive_int("batch_size", batch_size)
+        texts = []
+        starts = range(0, len(sentences), batch_size)
+        for start in tqdm(starts, desc="translating", unit="batch", disable=len(starts) < 2):
+            texts += translate_pairs(self.model, self.task, sentences[start:start + batch_size],
+                                     max_len=max_len, beam_size=beam_size)[0]
+        return texts[0] if single else texts
+
+    def evaluate(self, pairs=None, beam_size=1):
+        """Exact match and BLEU on `pairs` (default: the run's held-out pairs, rebuilt)."""
+        from keras_attention.recipes.translation import evaluate_translation, translation_data
+
+        if pairs is None:
+            o = self.options
+            task = translation_data(o.get("data", self.info.get("task", "dates")),
+                                    o.get("num_train"), o.get("data_dir"), o.get("tokenizer"),
+                                    o.get("vocab_size"), o.get("num_steps"),
+                                    o.get("val_fraction", 0.1), o.get("seed", 0))
+            pairs = task.val_pairs[: o.get("num_eval", 1000)]
+        return evaluate_translation(self.model, self.task, list(pairs), beam_size=beam_size)[0]
+
+    def export(self, path=None, overwrite=True):
+        """Exports the translator SavedModel (`export.export_translator`); returns its path."""
+        return _export.export_translator(self.model, self.src_tokenizer, self.tgt_tokenizer,
+                                         self.num_steps, path=path, overwrite=overwrite,
+                                         metadata={"run": str(self.path.resolve())})

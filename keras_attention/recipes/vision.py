@@ -14,9 +14,11 @@ import numpy as np
 from keras_attention import _checks
 from keras_attention import _io
 from keras_attention import data
+from keras_attention import export as _export
 from keras_attention import models
 from keras_attention.recipes import configs
-from keras_attention.recipes import runs
+from keras_attention.recipes import rundir
+from keras_attention.recipes.rundir import Run, read_images, to_channels
 from keras_attention.recipes import training
 
 __all__ = ["VisionData", "vision_data", "build_vision_model", "train_vision"]
@@ -199,9 +201,9 @@ def train_vision(
     (`training.precision_scope`; a warning where the CPU has no bfloat16 units).
 
     Returns:
-        The run (`runs.VisionRun`), as `keras_attention.load_run(out)` returns it.
+        The run (`VisionRun`), as `keras_attention.load_run(out)` returns it.
     """
-    return runs.run_recipe(_train_vision, dict(locals()))
+    return rundir.run_recipe(_train_vision, dict(locals()))
 
 
 def _train_vision(options, out):
@@ -220,7 +222,7 @@ def _train_vision(options, out):
         )),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
-        jit_compile=runs.jit_compile(o["distribute"], "auto"),
+        jit_compile=rundir.jit_compile(o["distribute"], "auto"),
     )
     print(f"{o['data']}: {prepared.num_train} train / {prepared.num_test} test images, "
           f"{len(prepared.class_names)} classes, {prepared.num_channels} channel(s); model "
@@ -229,7 +231,7 @@ def _train_vision(options, out):
         model, prepared.train, validation_data=prepared.test, epochs=o["epochs"], out_dir=out,
         verbose=o["verbose"], keep_backup=True,
     )
-    run = runs.VisionRun.write(out, model, prepared.class_names, prepared.num_channels, config,
+    run = VisionRun.write(out, model, prepared.class_names, prepared.num_channels, config,
                                options=o)
     test_loss, test_accuracy = model.evaluate(prepared.test, verbose=0)
     scores = {"test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
@@ -243,3 +245,63 @@ def _train_vision(options, out):
           f"{out / 'scores.json'}")
     return run
 
+
+class VisionRun(Run):
+    """A run of `recipes.train_vision`: classify, evaluate, export."""
+
+    kind = "vision"
+
+    @classmethod
+    def write(cls, out, model, class_names, num_channels, config, options=None):
+        info = {"class_names": list(class_names), "num_channels": int(num_channels),
+                "config": config}
+        return cls._write_common(out, model, info, options)
+
+    @property
+    def class_names(self):
+        return list(self.info["class_names"])
+
+    @property
+    def num_channels(self):
+        return int(self.info.get("num_channels", 1))
+
+    def classify(self, images, top_k=1):
+        """Classifies images: files, or uint8 arrays `(H, W)`, `(H, W, C)` or a batch.
+
+        Channels are converted as the export converts them (alpha dropped,
+        RGB to gray with ITU-R 601 weights or gray repeated into RGB); the
+        model resizes itself.
+
+        Returns:
+            One list per image of `top_k` `(label, probability)` pairs, best first.
+        """
+        top_k = _checks.check_int_in_range("top_k", top_k, 1, len(self.class_names),
+                                           high_name="the number of classes", closed=True)
+        results = []
+        for image in read_images(images):
+            x = to_channels(image, self.num_channels)[None].astype("float32")  # (1, H, W, C)
+            logits = np.asarray(self.model.predict(x, verbose=0), "float64")[0]
+            probabilities = np.exp(logits - logits.max())
+            probabilities /= probabilities.sum()
+            best = np.argsort(-probabilities, kind="stable")[:top_k]
+            results.append([(self.class_names[i], float(probabilities[i])) for i in best])
+        return results
+
+    def evaluate(self):
+        """Test loss and accuracy on the run's held-out images (rebuilt)."""
+        from keras_attention.recipes.vision import vision_data
+
+        o = self.options
+        prepared = vision_data(o.get("data", "shapes"), batch_size=o.get("batch_size", 128),
+                               num_train=o.get("num_train"), num_test=o.get("num_test"),
+                               data_dir=o.get("data_dir"), seed=o.get("seed", 0),
+                               img_size=self.info.get("config", {}).get("img_size"))
+        loss, accuracy = self.model.evaluate(prepared.test, verbose=0)
+        return {"test_loss": float(loss), "test_accuracy": float(accuracy)}
+
+    def export(self, path=None, overwrite=True):
+        """Exports the image-classifier SavedModel; returns its path."""
+        return _export.export_image_classifier(
+            self.model, self.class_names, path=path, num_channels=self.num_channels,
+            overwrite=overwrite, metadata={"run": str(self.path.resolve())},
+        )

@@ -42,8 +42,8 @@ def resolve_run(model_or_run, **given):
         model_or_run: a `keras.Model`; an object with a `.model` attribute
             (a run: its `src_tokenizer`, `tgt_tokenizer`, `tokenizer`,
             `class_names` and `num_steps` attributes are used where
-            present); or a str / path-like, loaded with
-            `keras_attention.load_run`.
+            present). A path is not opened here: pass
+            `keras_attention.load_run(path, weights=True)`.
         **given: `src_tokenizer=`, `tgt_tokenizer=`, `tokenizer=`,
             `class_names=`, `max_len=`: what is not None wins over the run's.
 
@@ -52,11 +52,12 @@ def resolve_run(model_or_run, **given):
     """
     run = model_or_run
     if isinstance(run, (str, bytes, os.PathLike)):
-        # The one upward import of viz: a path is opened the way the command
-        # opens it (an export is replaced by the run that holds its weights).
-        from keras_attention.recipes.runs import load_run
-
-        run = load_run(os.fsdecode(run), weights=True)
+        # Opening a path is the recipes' job (a floor above this one).
+        raise TypeError(
+            "`model_or_run` must be a keras.Model or a run, not a path; open the path with "
+            f"`keras_attention.load_run({os.fsdecode(run)!r}, weights=True)` and pass the run "
+            "(`keras-attention explore PATH` does this)."
+        )
     if isinstance(run, keras.Model):
         model, found = run, {}
     elif isinstance(getattr(run, "model", None), keras.Model):
@@ -102,8 +103,8 @@ def explore(model_or_run, inputs, path=None, check=False, atol=1e-3, **options):
     Args:
         model_or_run: a `keras.Model` built by `keras_attention.models`; a
             run (any object with `.model` and the tokenizer attributes
-            below); or the path of a run directory or export, loaded with
-            `keras_attention.load_run`.
+            below), e.g. `keras_attention.load_run(path, weights=True)` of a
+            run directory or an export.
         inputs: one example or a list of them (one page, an example
             selector; translation and BERT batches are padded to the longest,
             so the masks show the padding). Translation, GPT, BERT: strings

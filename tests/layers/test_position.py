@@ -27,16 +27,64 @@ def np_P(max_len, d):
     return P
 
 
-def np_rotary(x, start_index=0, max_wavelength=10000, scaling_factor=1.0):
-    """RoPE, rotate-half convention, on x of shape (B, T, ..., D)."""
+def np_rotary(x, start_index=0, max_wavelength=10000, scaling_factor=1.0, scaling=None):
+    """RoPE, rotate-half convention, on x of shape (B, T, ..., D).
+
+    Scaling: linear interpolation divides positions by the factor; NTK-aware
+    scaling multiplies the base by factor ** (D / (D - 2)) (bloc97's formula).
+    """
     x = np.asarray(x, np.float64)
     T, D = x.shape[1], x.shape[-1]
-    inv_freq = 1.0 / max_wavelength ** (np.arange(0, D, 2) / D)
-    pos = (np.arange(T) + start_index) / scaling_factor
+    base, divisor = max_wavelength, scaling_factor
+    if scaling == "ntk":
+        base, divisor = max_wavelength * scaling_factor ** (D / (D - 2)), 1.0
+    inv_freq = 1.0 / base ** (np.arange(0, D, 2) / D)
+    pos = (np.arange(T) + start_index) / divisor
     ang = np.concatenate([np.outer(pos, inv_freq)] * 2, axis=-1)  # (T, D)
     ang = ang.reshape((1, T) + (1,) * (x.ndim - 3) + (D,))
     x1, x2 = x[..., : D // 2], x[..., D // 2 :]
     return x * np.cos(ang) + np.concatenate([-x2, x1], -1) * np.sin(ang)
+
+
+def hf_yarn_inv_freq(dim, base, factor, original_max_position_embeddings, beta_fast=32, beta_slow=1):
+    """transformers' `_compute_yarn_parameters` (rope_type="yarn"), transcribed to numpy."""
+    import math
+
+    def find_correction_dim(num_rotations, dim, base, max_position_embeddings):
+        return (dim * math.log(max_position_embeddings / (num_rotations * 2 * math.pi))) / (2 * math.log(base))
+
+    def find_correction_range(low_rot, high_rot, dim, base, max_position_embeddings):
+        low = math.floor(find_correction_dim(low_rot, dim, base, max_position_embeddings))
+        high = math.ceil(find_correction_dim(high_rot, dim, base, max_position_embeddings))
+        return max(low, 0), min(high, dim - 1)
+
+    def linear_ramp_factor(min, max, dim):
+        if min == max:
+            max += 0.001
+        linear_func = (np.arange(dim, dtype=np.float32) - min) / (max - min)
+        return np.clip(linear_func, 0, 1)
+
+    pos_freqs = base ** (np.arange(0, dim, 2).astype(np.float32) / dim)
+    inv_freq_extrapolation = 1.0 / pos_freqs
+    inv_freq_interpolation = 1.0 / (factor * pos_freqs)
+    low, high = find_correction_range(beta_fast, beta_slow, dim, base, original_max_position_embeddings)
+    inv_freq_extrapolation_factor = 1 - linear_ramp_factor(low, high, dim // 2)
+    inv_freq = (
+        inv_freq_interpolation * (1 - inv_freq_extrapolation_factor)
+        + inv_freq_extrapolation * inv_freq_extrapolation_factor
+    )
+    attention_factor = 0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0
+    return inv_freq, attention_factor
+
+
+def np_rotary_yarn(x, factor, original_max_len, start_index=0, max_wavelength=10000.0):
+    x = np.asarray(x, np.float64)
+    T, D = x.shape[1], x.shape[-1]
+    inv_freq, attention_factor = hf_yarn_inv_freq(D, max_wavelength, factor, original_max_len)
+    ang = np.concatenate([np.outer(np.arange(T) + start_index, inv_freq)] * 2, axis=-1)
+    ang = ang.reshape((1, T) + (1,) * (x.ndim - 3) + (D,))
+    x1, x2 = x[..., : D // 2], x[..., D // 2 :]
+    return (x * np.cos(ang) + np.concatenate([-x2, x1], -1) * np.sin(ang)) * attention_factor
 
 
 def rand(*shape, seed=0):
@@ -308,6 +356,14 @@ def test_learned_embeddings_get_gradients_only_at_used_positions():
          r"`scaling_factor` must be a positive finite number; got scaling_factor=inf"),
         (RotaryEmbedding, {"scaling_factor": None},
          r"`scaling_factor` must be a positive finite number; got scaling_factor=None"),
+        (RotaryEmbedding, {"scaling": "dynamic"},
+         r"`scaling` must be None or one of \['linear', 'ntk', 'yarn'\]; got scaling='dynamic'"),
+        (RotaryEmbedding, {"scaling": "yarn", "scaling_factor": 2.0},
+         r"`scaling='yarn'` needs `original_max_len`, the trained context length."),
+        (RotaryEmbedding, {"scaling": "yarn", "original_max_len": 0},
+         r"`original_max_len` must be a positive integer; got original_max_len=0"),
+        (RotaryEmbedding, {"scaling": "ntk", "original_max_len": 64},
+         r"`original_max_len` is used by `scaling='yarn'` only; got scaling='ntk', original_max_len=64"),
     ],
 )
 def test_bad_arguments(cls, kwargs, match):
@@ -349,6 +405,10 @@ def test_rotary_shared_layer_checks(shape):
         ((2, 6, 8), {}),
         ((2, 6, 3, 4), {}),  # (B, T, H, d): what MultiHeadAttention passes
         ((1, 5, 2, 2, 6), {"max_wavelength": 50, "scaling_factor": 4.0}),
+        ((2, 6, 8), {"scaling_factor": 4.0, "scaling": "linear"}),
+        ((2, 6, 3, 8), {"scaling_factor": 4.0, "scaling": "ntk"}),
+        ((1, 9, 16), {"max_wavelength": 500, "scaling_factor": 2.5, "scaling": "ntk"}),
+        ((1, 9, 4), {"scaling_factor": 1.0, "scaling": "ntk"}),
     ],
 )
 def test_rotary_matches_numpy(shape, kwargs):
@@ -357,6 +417,97 @@ def test_rotary_matches_numpy(shape, kwargs):
     np.testing.assert_allclose(
         ops.convert_to_numpy(out), np_rotary(x, **kwargs), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("scaling", ["linear", "ntk"])
+def test_rotary_scaling_shared_layer_checks(scaling):
+    run_layer_test(
+        RotaryEmbedding,
+        {"scaling_factor": 4.0, "scaling": scaling},
+        rand(2, 5, 3, 8),
+        call_kwargs={"start_index": 2},
+        expected_output_shape=(2, 5, 3, 8),
+    )
+
+
+def test_rotary_scaling_none_is_linear_and_factor_1_is_plain():
+    x = rand(1, 7, 8)
+    plain = ops.convert_to_numpy(RotaryEmbedding()(x))
+    for scaling in (None, "linear", "ntk"):
+        same = ops.convert_to_numpy(RotaryEmbedding(scaling=scaling)(x))
+        np.testing.assert_allclose(same, plain, atol=1e-6)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(RotaryEmbedding(scaling_factor=3.0)(x)),
+        ops.convert_to_numpy(RotaryEmbedding(scaling_factor=3.0, scaling="linear")(x)),
+    )
+
+
+def test_rotary_linear_scaling_is_the_unscaled_rotation_at_divided_positions():
+    # Position 4 under factor 4 rotates like position 1 unscaled.
+    x = rand(1, 1, 8)
+    scaled = RotaryEmbedding(scaling_factor=4.0, scaling="linear")(x, start_index=4)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(scaled), ops.convert_to_numpy(RotaryEmbedding()(x, start_index=1)), atol=1e-6
+    )
+
+
+def test_rotary_ntk_scaling_keeps_the_highest_and_divides_the_lowest_frequency():
+    # One pair per frequency: x = e_i (and 0 in its partner) rotates at theta_i.
+    D, s, t = 8, 4.0, 5
+    angles = {}
+    for scaling in (None, "ntk"):
+        layer = RotaryEmbedding(scaling_factor=s if scaling else 1.0, scaling=scaling)
+        x = np.eye(D, dtype="float32")[None, None, : D // 2]  # (1, 1, D/2, D): head i is e_i
+        out = ops.convert_to_numpy(layer(x, start_index=t))[0, 0]  # (D/2, D)
+        angles[scaling] = np.arctan2(out[np.arange(D // 2), np.arange(D // 2) + D // 2],
+                                     out[np.arange(D // 2), np.arange(D // 2)])
+    np.testing.assert_allclose(angles["ntk"][0], angles[None][0], atol=1e-6)  # theta_0 = 1
+    theta_low = 10000.0 ** (-(D - 2) / D)
+    np.testing.assert_allclose(angles[None][-1], t * theta_low, atol=1e-5)
+    np.testing.assert_allclose(angles["ntk"][-1], t * theta_low / s, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape, factor, original_max_len, max_wavelength",
+    [((2, 9, 3, 16), 4.0, 32, 10000.0), ((1, 7, 64), 2.0, 512, 10000.0), ((1, 5, 8), 8.0, 16, 500.0),
+     ((1, 5, 2, 8), 1.0, 16, 10000.0)],
+)
+def test_rotary_yarn_equals_the_transformers_formula(shape, factor, original_max_len, max_wavelength):
+    x = rand(*shape)
+    layer = RotaryEmbedding(
+        max_wavelength=max_wavelength, scaling_factor=factor, scaling="yarn", original_max_len=original_max_len
+    )
+    out = ops.convert_to_numpy(layer(x, start_index=3))
+    expected = np_rotary_yarn(x, factor, original_max_len, start_index=3, max_wavelength=max_wavelength)
+    np.testing.assert_allclose(out, expected, atol=1e-4, rtol=1e-5)
+
+
+def test_rotary_yarn_interpolates_long_and_keeps_short_wavelengths():
+    from keras_attention.layers.position import rotary_frequencies
+
+    plain, _ = rotary_frequencies(64)
+    yarn, factor = rotary_frequencies(64, scaling="yarn", scaling_factor=4.0, original_max_len=4096)
+    # Over 4096 positions pairs 0..10 turn >= 32 times (kept), pairs 23.. less than once (interpolated).
+    turns = 4096 * plain / (2 * np.pi)
+    assert np.all(turns[:10] > 32) and np.all(turns[23:] < 1.5)
+    np.testing.assert_allclose(yarn[:11], plain[:11], rtol=1e-6)
+    np.testing.assert_allclose(yarn[23:], plain[23:] / 4.0, rtol=1e-6)
+    assert np.all(yarn <= plain * (1 + 1e-6)) and np.all(yarn >= plain / 4.0 * (1 - 1e-6))
+    np.testing.assert_allclose(factor, 0.1 * np.log(4.0) + 1.0)
+
+
+def test_rotary_yarn_shared_layer_checks():
+    run_layer_test(
+        RotaryEmbedding,
+        {"scaling_factor": 4.0, "scaling": "yarn", "original_max_len": 16},
+        rand(2, 5, 3, 8),
+        expected_output_shape=(2, 5, 3, 8),
+    )
+
+
+def test_rotary_ntk_needs_more_than_2_features():
+    with pytest.raises(ValueError, match=re.escape("`scaling='ntk'` needs more than 2 features")):
+        RotaryEmbedding(scaling_factor=2.0, scaling="ntk")(rand(1, 3, 2))
 
 
 def test_rotary_on_heads_equals_rotary_per_head():

@@ -675,3 +675,107 @@ def test_decoder_block_cross_cache_gives_the_numbers_of_re_projecting(norm_first
         for w, g in zip(want, got):
             np.testing.assert_allclose(to_np(g), to_np(w), atol=1e-5)
         cache = want[-1]
+
+
+# ---------------------------------------------------------------------------
+# attention variants on the self-attention
+# ---------------------------------------------------------------------------
+
+BLOCK_VARIANTS = {
+    "window_gqa": {"window": 2, "num_kv_heads": 1},
+    "t5_qk_norm": {"position_bias": "t5", "qk_norm": "rms"},
+    "alibi_softcap": {"position_bias": "alibi", "logit_softcap": 3.0},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(BLOCK_VARIANTS))
+def test_blocks_with_variants_pass_the_layer_test(variant):
+    args = {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.1, **BLOCK_VARIANTS[variant]}
+    run_layer_test(
+        TransformerEncoderBlock, args, rand(2, 5, D),
+        call_kwargs={"valid_lens": np.array([3, 5], "int32")}, expected_output_shape=(2, 5, D),
+        input_mask=MASK,
+    )
+    run_layer_test(
+        TransformerDecoderBlock, args, [rand(2, 4, D), rand(2, 6, D, seed=1)],
+        call_kwargs={"enc_valid_lens": np.array([6, 2], "int32")}, expected_output_shape=(2, 4, D),
+    )
+
+
+@pytest.mark.parametrize("variant", sorted(BLOCK_VARIANTS))
+def test_blocks_pass_variants_to_the_self_attention_only(variant):
+    encoder = TransformerEncoderBlock(D, F, H, 0.0, **BLOCK_VARIANTS[variant])
+    encoder(rand(2, 5, D))
+    decoder = TransformerDecoderBlock(D, F, H, 0.0, **BLOCK_VARIANTS[variant])
+    decoder(rand(2, 4, D), rand(2, 6, D, seed=1))
+    for name, value in BLOCK_VARIANTS[variant].items():
+        assert getattr(encoder.attention, name) == value
+        assert getattr(decoder.attention1, name) == value
+        assert getattr(decoder.attention2, name) in (None, H)  # plain cross-attention
+    for block in (encoder, decoder):
+        assert type(block).from_config(block.get_config()).get_config() == block.get_config()
+
+
+@pytest.mark.parametrize("variant", sorted(BLOCK_VARIANTS))
+def test_decoder_with_variants_never_sees_a_later_position_and_caches_equal_the_full_pass(variant):
+    X, enc = rand(2, 5, D), rand(2, 4, D, seed=1)
+    enc_lens = np.array([4, 2], "int32")
+    block = TransformerDecoderBlock(D, F, H, 0.0, **BLOCK_VARIANTS[variant])
+    full = to_np(block(X, enc, enc_valid_lens=enc_lens))
+    X2 = X.copy()
+    X2[:, 3:] = rand(2, 2, D, seed=9, scale=3.0)
+    out2 = to_np(block(X2, enc, enc_valid_lens=enc_lens))
+    np.testing.assert_allclose(out2[:, :3], full[:, :3], atol=1e-6)
+    assert not np.allclose(out2[:, 3], full[:, 3], atol=1e-3)
+    width = block.attention1.kv_hiddens
+    cache = np.zeros((2, 2, 6, width), "float32")
+    outputs = []
+    for start, size in ((0, 2), (2, 1), (3, 1), (4, 1)):
+        out, cache = block(X[:, start:start + size], enc, enc_valid_lens=enc_lens,
+                           cache=cache, cache_update_index=start)
+        outputs.append(to_np(out))
+    assert tuple(cache.shape) == (2, 2, 6, width)
+    np.testing.assert_allclose(np.concatenate(outputs, axis=1), full, atol=1e-5)
+
+
+def test_encoder_window_is_two_sided_and_padding_invariant():
+    block = TransformerEncoderBlock(D, F, H, 0.0, window=2)
+    X = rand(2, 6, D)
+    valid_lens = np.array([4, 6], "int32")
+    out, weights = block(X, valid_lens=valid_lens, return_attention_scores=True)
+    allowed = np.abs(np.arange(6)[:, None] - np.arange(6)[None, :]) < 2
+    assert np.all(to_np(weights)[:, :, ~allowed] == 0)
+    assert np.all(to_np(weights)[1][:, allowed] > 0)
+    X2 = X.copy()
+    X2[0, 4:] = rand(2, D, seed=3, scale=10.0)
+    np.testing.assert_allclose(to_np(block(X2, valid_lens=valid_lens))[0, :4], to_np(out)[0, :4], atol=1e-6)
+
+
+def test_encoder_bias_argument_is_added_to_the_self_attention_scores():
+    from keras_attention.layers import RelativePositionBias
+
+    with_option = TransformerEncoderBlock(D, F, H, 0.0, position_bias="t5")
+    plain = TransformerEncoderBlock(D, F, H, 0.0)
+    X = rand(2, 5, D)
+    with_option(X)
+    plain(X)
+    shared = RelativePositionBias(H)
+    shared(X)
+    shared.embeddings.assign(with_option.attention.relative_bias.embeddings)
+    weights = [w for w in with_option.get_weights() if w.shape != (32, H)]
+    plain.set_weights(weights)
+    np.testing.assert_allclose(to_np(plain(X, bias=shared(X))), to_np(with_option(X)), atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [TransformerEncoderBlock, TransformerDecoderBlock])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_kv_heads": 3}, "`num_heads` must be divisible by `num_kv_heads`; got num_heads=2, num_kv_heads=3."),
+        ({"window": 1.5}, "`window` must be None or a positive integer; got window=1.5."),
+        ({"position_bias": "relative"}, "`position_bias` must be None or one of ['alibi', 't5']; got position_bias='relative'."),
+    ],
+)
+def test_blocks_check_variant_arguments(cls, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cls(D, F, H, 0.0, **kwargs)
