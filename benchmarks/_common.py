@@ -12,6 +12,54 @@ import time
 
 
 CPU_ALLOCATORS = ("malloc", "bfc")
+# The load average when the script started (other processes share the CPU).
+_LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def _cpu_module():
+    """`keras_attention/recipes/cpu.py` of this checkout, loaded alone (standard library only:
+    importing the package would import Keras and fix the backend)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "keras_attention", "recipes", "cpu.py")
+    spec = importlib.util.spec_from_file_location("_keras_attention_cpu", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def machine():
+    """The machine a benchmark ran on: CPU model, its fast-path flags, cores, load.
+
+    Every CSV gets these columns (`write_csv_atomic`) and every table this
+    line (`print_table`): `cpu` (model name), `cpu_flags` (the AVX2 /
+    AVX-512 / bfloat16 / AMX flags present, `unknown` where `/proc/cpuinfo`
+    cannot be read), `cores` (CPUs this process may use), `load_start` and
+    `load_end` (the 1-minute load average when the script started and now;
+    the machine may be shared, so compare ratios measured in the same run).
+    """
+    info = _cpu_module().cpu_info()
+    flags = "unknown" if info["flags"] is None else " ".join(info["flags"]) or "none"
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"cpu": info["model"], "cpu_flags": flags, "cores": info["cores"],
+            "load_start": round(_LOAD_AT_START, 2), "load_end": round(load_end, 2)}
+
+
+def machine_line():
+    """`machine()` as one line, printed with every table."""
+    m = machine()
+    return (f"machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} cores, load average "
+            f"{m['load_start']:.2f} at start, {m['load_end']:.2f} now")
+
+
+def with_machine(frame):
+    """`frame` with the `machine()` columns added (those it has already are kept)."""
+    frame = frame.copy()
+    for key, value in machine().items():
+        if key not in frame.columns:
+            frame[key] = value
+    return frame
 
 
 def add_cpu_allocator_argument(parser):
@@ -65,17 +113,20 @@ def write_csv_atomic(frame, path):
     # must not fix the backend at import time (see the module docstring).
     from keras_attention import _io
 
+    frame = with_machine(frame)
     with _io.atomic_write(path, "w") as f:
         frame.to_csv(f, index=False)
-    print(f"wrote {path}", flush=True)
+    print(f"wrote {path} ({machine_line()})", flush=True)
 
 
 def print_table(frame, drop=()):
-    """Prints `frame` without its index (and without the columns in `drop`)."""
+    """Prints `frame` without its index (and without the columns in `drop`), then the machine."""
     import pandas as pd
 
+    drop = (*drop, *machine())
     with pd.option_context("display.width", 250, "display.max_columns", 40):
-        print(frame.drop(columns=[c for c in drop if c in frame.columns]).to_string(index=False), flush=True)
+        print(frame.drop(columns=[c for c in drop if c in frame.columns]).to_string(index=False))
+    print(machine_line(), flush=True)
 
 
 def split_list(text, allowed, name):

@@ -1,6 +1,6 @@
-"""Mixed precision training: speed and final loss against float32.
+"""Mixed precision training and inference: speed and final loss against float32.
 
-Two models, each trained twice from the same initial weights (the same
+Three models, each trained twice from the same initial weights (the same
 seed; mixed precision keeps float32 variables) on the same batches with
 the same optimizer and compile mode (`jit_compile="auto"`: no XLA on a
 CPU-only machine):
@@ -13,7 +13,11 @@ CPU-only machine):
   batch 128, Adam 1e-3;
 * `vit`: `keras_attention.models.vision_transformer` (28 px, 4x4 patches,
   128 hiddens, MLP 256, 4 heads, 4 blocks) on generated shape images
-  (`keras_attention.data.generate_shapes`), batch 128, Adam 1e-3.
+  (`keras_attention.data.generate_shapes`), batch 128, Adam 1e-3;
+* `gpt`: `keras_attention.models.gpt`, the small character GPT of
+  `benchmarks/small_models.py` (128 hiddens, FFN 512, 4 heads, 4 blocks,
+  64 characters, causal only) on the generated corpus's characters
+  (random ids without TensorFlow), batch 128, Adam 1e-3.
 
 Policies: `float32` against, on a CPU, `mixed_bfloat16`; with a GPU
 present, `mixed_float16` (with a `keras.optimizers.LossScaleOptimizer`)
@@ -22,7 +26,9 @@ in chunks of `--chunk` steps, so that load changes hit them alike. The
 table gives the median step time of each policy (the first chunk, which
 traces, left out), `speedup` = float32 time / mixed time, and
 the final loss of each (mean of the last `--chunk` steps) and their
-difference.
+difference; then the inference (`predict_on_batch` of one training batch,
+compiled like training) time of each trained model, alternating, median
+of `--chunk` calls, and `infer_speedup`.
 
     python benchmarks/mixed_precision.py
     python benchmarks/mixed_precision.py --quick
@@ -48,13 +54,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 
-MODELS = ("transformer", "vit")
+MODELS = ("transformer", "vit", "gpt")
 POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="transformer,vit", help="Subset of transformer,vit. Defaults to both.")
+    parser.add_argument("--models", default="transformer,vit,gpt",
+                        help="Subset of transformer,vit,gpt. Defaults to all three.")
     parser.add_argument(
         "--policies", default=None,
         help="Mixed policies to compare with float32, a subset of mixed_float16,mixed_bfloat16. "
@@ -157,6 +164,34 @@ def vit_setup(args):
     return build, batches, "sparse", "shapes"
 
 
+def gpt_setup(args, seq_len=64):
+    """The small character GPT and next-character batches of the generated corpus."""
+    import numpy as np
+
+    from keras_attention import models
+
+    need = args.steps * args.batch_size * (seq_len + 1)
+    if have_tensorflow():
+        from keras_attention.data import generate_corpus
+
+        text = " ".join(generate_corpus(2000, seed=args.seed))
+        chars = sorted(set(text))
+        ids = np.array([chars.index(c) for c in text], "int32")
+        ids = np.resize(ids, need)  # repeats the corpus as often as the steps need
+        vocab, task = len(chars), "corpus-chars"
+    else:
+        vocab, task = 64, "random-ids"
+        ids = np.random.default_rng(args.seed).integers(0, vocab, need).astype("int32")
+    windows = ids.reshape(args.steps * args.batch_size, seq_len + 1)
+    batches = [(w[:, :-1], w[:, 1:]) for w in np.split(windows, args.steps)]
+    width = (32, 64, 2) if args.quick else (128, 512, 4)
+
+    def build():
+        return models.gpt(vocab, width[0], width[1], 4, width[2], 0.1, max_len=seq_len, pad_id=None)
+
+    return build, batches, "sparse", task
+
+
 def compile_model(model, loss_kind, mixed_float16):
     import keras
 
@@ -177,7 +212,8 @@ def bench_model(name, args, mixed_policies):
     """One row per mixed policy: its step time and final loss against float32's."""
     import keras
 
-    build, batches, loss_kind, task = {"transformer": transformer_setup, "vit": vit_setup}[name](args)
+    setups = {"transformer": transformer_setup, "vit": vit_setup, "gpt": gpt_setup}
+    build, batches, loss_kind, task = setups[name](args)
     runs = {}
     for policy in ("float32", *mixed_policies):
         with _common.dtype_policy(policy):
@@ -197,6 +233,7 @@ def bench_model(name, args, mixed_policies):
                 times[policy].append((time.perf_counter() - start) / args.chunk)
     step_ms = {p: 1e3 * statistics.median(t) for p, t in times.items()}
     final = {p: statistics.fmean(v[-args.chunk :]) for p, v in losses.items()}
+    infer_ms = inference_ms(runs, batches[0][0], args.chunk)
     rows = []
     for mixed_policy in mixed_policies:
         rows.append({
@@ -211,10 +248,26 @@ def bench_model(name, args, mixed_policies):
             "float32_final_loss": round(final["float32"], 4),
             "mixed_final_loss": round(final[mixed_policy], 4),
             "loss_difference": round(final[mixed_policy] - final["float32"], 4),
+            "float32_infer_ms": round(infer_ms["float32"], 2),
+            "mixed_infer_ms": round(infer_ms[mixed_policy], 2),
+            "infer_speedup": round(infer_ms["float32"] / infer_ms[mixed_policy], 3),
         })
         print(f"  {name}: float32 {step_ms['float32']:.2f} ms/step, {mixed_policy} {step_ms[mixed_policy]:.2f} "
               f"ms/step, losses {final['float32']:.4f} / {final[mixed_policy]:.4f}", flush=True)
     return rows
+
+
+def inference_ms(runs, x, repeats):
+    """Median ms of `predict_on_batch(x)` per policy, the policies alternating (after a warmup)."""
+    times = {policy: [] for policy in runs}
+    for policy, model in runs.items():
+        model.predict_on_batch(x)  # traces
+    for _ in range(max(repeats, 3)):
+        for policy, model in runs.items():
+            start = time.perf_counter()
+            model.predict_on_batch(x)
+            times[policy].append(time.perf_counter() - start)
+    return {p: 1e3 * statistics.median(t) for p, t in times.items()}
 
 
 def gpu_present():

@@ -441,6 +441,7 @@ def main(argv=None):
                "pretrain_minutes", "train_examples", "test_examples"]
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(frame[columns].to_string(index=False))
+        print(_common.machine_line())
     print(f"\ntotal {(time.perf_counter() - start) / 60:.1f} min")
     _common.write_csv_atomic(frame, out / f"pretraining{suffix}.csv")
 

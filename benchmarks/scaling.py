@@ -316,6 +316,7 @@ def main(argv=None):
     exponents = exponent_table(fits_params, fits_tokens)
     print()
     print(exponents.to_string(index=False))
+    print(_common.machine_line())
     print(f"\nwhole study: {minutes:.1f} min; effective {frame.gflops_per_s.median():.1f} GFLOP/s "
           "(median over runs)")
     print(NOTE)

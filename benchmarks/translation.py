@@ -90,6 +90,7 @@ def run_full(args):
         ]
     )
     print(frame.T.to_string(header=False))
+    print(_common.machine_line())
     _common.write_csv_atomic(frame, pathlib.Path(args.out) / "translation_full.csv")
 
 
@@ -118,6 +119,7 @@ def run_throughput(args):
         ]
     )
     print(frame.to_string(index=False))
+    print(_common.machine_line())
     _common.write_csv_atomic(frame, pathlib.Path(args.out) / "translation_throughput.csv")
 
 

@@ -117,6 +117,7 @@ def main(argv=None):
         print(rows[-1])
     frame = pd.DataFrame(rows)
     print(frame.to_string(index=False))
+    print(_common.machine_line())
     _common.write_csv_atomic(frame, out / ("vision_d2l.csv" if args.d2l else "vision.csv"))
     return 0
 

@@ -32,6 +32,7 @@ from keras_attention.recipes import configs
 
 LR_SCHEDULES = ("constant", "warmup-rsqrt", "cosine")
 DISTRIBUTE = ("none", "mirrored", "multiworker", "jax-dp")
+PRECISIONS = ("float32", "bf16")
 
 
 # Argument types: every numeric flag is checked by argparse, so a bad value
@@ -113,6 +114,9 @@ def _add_common_training(parser, epochs=10, batch_size=128, lr=None, out="output
                              "backend, jax-dp jax")
     parser.add_argument("--num-cpu-devices", type=POSITIVE_INT, default=None,
                         help="mirrored or jax-dp: split the CPU into N devices")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="bf16: Keras' mixed_bfloat16 (fast where the CPU has AVX512_BF16 or "
+                             "AMX, or on a GPU; a warning where it has neither)")
 
 
 def _size_flags(parser, names, defaults=None):

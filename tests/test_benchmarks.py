@@ -17,6 +17,8 @@ import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
+# The machine columns every benchmark CSV has (benchmarks/_common.py: machine).
+MACHINE = ["cpu", "cpu_flags", "cores", "load_start", "load_end"]
 CASES = {
     "attention": (
         ["--shapes", "2x16x32x4", "--repeats", "1", "--warmup", "1", "--cpu-allocator", "bfc"],
@@ -33,7 +35,7 @@ CASES = {
     "decoding": (
         ["--tokens", "4"],
         ["search", "compile", "batch", "output_tokens", "cached_sent_per_s", "uncached_sent_per_s",
-         "cache_speedup", "token_agreement"],
+         "cache_speedup", "token_agreement", *MACHINE],
         ["cached_sent_per_s", "uncached_sent_per_s", "cache_speedup"],
     ),
     "mixed_precision": (
@@ -41,6 +43,17 @@ CASES = {
         ["model", "mixed_policy", "float32_step_ms", "mixed_step_ms", "speedup", "float32_final_loss",
          "mixed_final_loss", "loss_difference"],
         ["float32_step_ms", "mixed_step_ms", "speedup", "float32_final_loss", "mixed_final_loss"],
+    ),
+    "small_models": (
+        ["--runs", "recipe-tensorflow,torch-loop-1t", "--steps", "8"],
+        ["run", "backend", "steps", "import_s", "setup_s", "first_step_s", "steady_ms", "total_s",
+         "val_loss", "ratio", *MACHINE],
+        ["import_s", "total_s", "val_loss", "ratio"],
+    ),
+    "serving": (
+        ["--repeats", "1", "--batches", "1,2"],
+        ["case", "unit", "batch", "p50_ms", "p99_ms", "per_s", *MACHINE],
+        ["p50_ms", "p99_ms", "per_s"],
     ),
     "gpu_mfu": (
         ["--steps", "2"],
@@ -57,7 +70,7 @@ CASES = {
          "kv_bytes_per_token", "params", "trainable_params", "model_bytes"],
     ),
 }
-SLOW = {"attention", "throughput", "mixed_precision", "gpu_mfu", "variants"}
+SLOW = {"attention", "throughput", "mixed_precision", "gpu_mfu", "variants", "small_models", "serving"}
 
 
 def run_quick(name, tmp_path):
@@ -119,3 +132,52 @@ def test_attention_flops_formula():
     assert attention.mha_flops(2, 4, 8, 2) == 3 * (4096 + 1024)
     # One block, D4 F8 V10 T2 B1: per token 2 * (64 + 64 + 40) + 2*2*2*4 = 368.
     assert gpu_mfu.step_flops(10, 4, 8, 1, 2, 1) == 3 * 368 * 2
+
+
+def _import_benchmark(name):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_machine_columns_name_the_cpu_and_its_flags():
+    common = _import_benchmark("_common")
+    machine = common.machine()
+    assert set(MACHINE) == set(machine)
+    assert machine["cores"] >= 1 and machine["cpu"]
+    frame = common.with_machine(pd.DataFrame({"x": [1.0, 2.0]}))
+    assert list(frame.columns) == ["x", *MACHINE] and frame["cpu"].nunique() == 1
+    assert machine["cpu"] in common.machine_line() and "load average" in common.machine_line()
+
+
+def test_small_models_split_times_and_schedule():
+    small_models = _import_benchmark("small_models")
+    # Fit starts at 0; the first batch ends at 5 (compile), then 0.1 s per step; an epoch
+    # boundary at 6.0 (validation) is not counted as a step; 2 epochs of 6 steps.
+    stamps = [("epoch", 0.0)] + [(i, 5.0 + 0.1 * i) for i in range(6)]
+    stamps += [("epoch", 6.0)] + [(i, 6.5 + 0.1 * i) for i in range(6)]  # Keras counts from 0
+    first, steady = small_models.split_times(0.0, stamps)
+    assert first == 5.0 and steady == pytest.approx(100.0)
+    assert small_models.steps_done(stamps) == 12
+    # steps_per_execution=4: one batch end per execution, at its last step's index.
+    assert small_models.steps_done([("epoch", 0.0), (3, 1.0), (7, 2.0), (9, 3.0)]) == 10
+    lr_at = small_models.cosine_schedule(1.0, 100)  # 5 warmup steps, then cosine to 0
+    assert lr_at(0) == 0.0 and lr_at(5) == 1.0 and lr_at(100) == pytest.approx(0.0)
+    assert lr_at(52) == pytest.approx(0.5, abs=0.02)
+
+
+def test_small_models_torch_loop_matches_the_keras_gpt_size():
+    pytest.importorskip("torch")
+    import torch
+
+    from keras_attention import models
+
+    small_models = _import_benchmark("small_models")
+    size = small_models.SIZES["small"]
+    ours = models.gpt(31, size["num_hiddens"], size["ffn_num_hiddens"], size["num_heads"],
+                      size["num_blks"], 0.1, max_len=small_models.SEQ_LEN, pad_id=None)
+    loop = small_models.TorchGPT(torch, 31, size)
+    assert sum(p.numel() for p in loop.parameters()) == ours.count_params()
+    assert loop(torch.zeros(2, 5, dtype=torch.long)).shape == (2, 5, 31)

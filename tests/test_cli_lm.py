@@ -122,3 +122,35 @@ def test_train_lm_wordpiece(tmp_path, capsys):
     assert "wordpiece tokens" in printed and "validation perplexity" in printed
     lines = _generate(capsys, tmp_path / "run", "the cat", "--max-new-tokens", "4")
     assert lines[0].startswith("the cat")
+
+
+def test_train_lm_bf16_on_a_cpu_without_bf16_units_warns_in_one_line(tmp_path, capsys,
+                                                                    monkeypatch):
+    """`--precision bf16` trains in mixed_bfloat16; without bf16 units one warning line."""
+    from keras_attention.recipes import cpu
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("model name\t: Old CPU\nflags\t\t: fpu sse2 avx2 fma\n")
+    monkeypatch.setattr(cpu, "CPUINFO", str(fake))
+    out, sm = tmp_path / "run", tmp_path / "sm"
+    assert cli.main(["train", "lm", "--data", "corpus", "--num-sentences", "150", *TINY,
+                     "--precision", "bf16", "--out", str(out), "--export", str(sm)]) == 0
+    captured = capsys.readouterr()
+    warned = [ln for ln in captured.err.splitlines() if "bfloat16 units" in ln]
+    assert len(warned) == 1 and warned[0].startswith("warning: --precision bf16: this CPU "
+                                                     "(Old CPU) has no bfloat16 units")
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert "bfloat16" in {layer.compute_dtype for layer in model.layers}
+    assert json.loads((out / "run.json").read_text())["options"]["precision"] == "bf16"
+    scores = json.loads((out / "scores.json").read_text())
+    assert math.isfinite(scores["val_loss"])
+    for source in (out, sm):
+        assert _generate(capsys, source, "the cat", "--max-new-tokens", "4")[0].startswith("the cat")
+
+
+def test_train_bad_precision_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["train", "lm", "--precision", "fp16", "--out", str(tmp_path)])
+    assert exit.value.code == 2
+    assert "--precision: invalid choice: 'fp16'" in capsys.readouterr().err

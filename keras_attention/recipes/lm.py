@@ -182,11 +182,14 @@ def train_lm(
     verbose=1,
     distribute="none",
     num_cpu_devices=None,
+    precision="float32",
 ):
     """Trains a GPT language model, reports held-out perplexity, prints samples, writes a run.
 
     The recipe of `keras-attention train lm` (same arguments as its flags).
     Validation loss (and so perplexity, `exp(loss)`) is reported every epoch.
+    `precision="bf16"` builds and trains in Keras' `mixed_bfloat16`
+    (`training.precision_scope`; a warning where the CPU has no bfloat16 units).
 
     Returns:
         The run (`LanguageModelRun`), as `keras_attention.load_run(out)` returns it.

@@ -43,9 +43,15 @@ FORMAT_VERSION = 1
 _LEGACY_FILES = {"task.json": "translation", "vision.json": "vision", "lm.json": "lm"}
 
 
-def jit_compile(distribute_kind, default=True):
+def jit_compile(distribute_kind, default="auto"):
     """`default`, or `False` under data-parallel training: XLA cannot reach the
-    variables that `MirroredStrategy` keeps on other logical CPU devices."""
+    variables that `MirroredStrategy` keeps on other logical CPU devices.
+
+    The default `"auto"` is Keras' choice: XLA on TensorFlow only where a GPU
+    is present, always on JAX, never on PyTorch (`torch.compile`). On a CPU,
+    XLA's compile time and per-step cost outweigh what it saves for the
+    recipes' small models (`benchmarks/small_models.py --levers`).
+    """
     return default if distribute_kind == "none" else False
 
 
@@ -54,7 +60,8 @@ def run_recipe(train, options):
 
     The data-parallel strategy is made first (splitting the CPU into logical
     devices must come before any tensor exists); the seed is set; the model
-    is built, trained and saved inside the strategy's scope. A worker of a
+    is built, trained and saved inside the strategy's scope, at the options'
+    `precision` (`training.precision_scope`: `"float32"` or `"bf16"`). A worker of a
     multi-worker run that is not the chief writes `out` and `export` to a
     temporary directory, removed at the end. The training backup is removed
     only once every file of the run (and the export) is written, so that a
@@ -72,7 +79,8 @@ def run_recipe(train, options):
         export = export and distribute.chief_path(export)
     keras.utils.set_random_seed(options["seed"])
     try:
-        with distribute.distribution_scope(strategy):
+        with distribute.distribution_scope(strategy), \
+                training.precision_scope(options.get("precision", "float32")):
             run = train(options, out)
             if export:
                 print(f"exported SavedModel to {run.export(export)}")

@@ -8,6 +8,7 @@ stopped), the best checkpoint by validation loss (written atomically), and
 the history as a pandas DataFrame, a CSV file and a loss-curve PNG.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import keras
 from keras_attention import _checks
 from keras_attention import _io
 from keras_attention import viz
+from keras_attention.recipes import cpu
 from keras_attention.recipes.cpu import use_pooled_cpu_memory
 from keras_attention.metrics import MaskedAccuracy, MaskedSparseCategoricalCrossentropy
 
@@ -36,6 +38,7 @@ __all__ = [
     "fit_with_logs",
     "remove_backup",
     "use_pooled_cpu_memory",
+    "precision_scope",
 ]
 
 
@@ -103,6 +106,61 @@ def learning_rate_schedule(kind, learning_rate, total_steps=None, warmup_steps=N
         0.0, decay_steps=max(total_steps - warmup, 1), warmup_target=learning_rate,
         warmup_steps=warmup,
     )
+
+
+def _has_accelerator():
+    """Whether the Keras backend sees a GPU or TPU (bfloat16 then runs there, not on the CPU)."""
+    backend = keras.config.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return any(tf.config.list_physical_devices(kind) for kind in ("GPU", "TPU"))
+        if backend == "jax":
+            import jax
+
+            return jax.default_backend() != "cpu"
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.is_available()
+    except (ImportError, RuntimeError):
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def precision_scope(precision="float32", cpuinfo=None):
+    """Builds and trains the models made inside at `precision`; the previous policy after.
+
+    `"bf16"` sets Keras' `mixed_bfloat16` dtype policy (float32 variables,
+    bfloat16 matmuls, float32 softmax and loss). On a Linux CPU without
+    bfloat16 units (neither `avx512_bf16` nor `amx_bf16` in `/proc/cpuinfo`)
+    and no GPU, it warns once that the run will be slow and goes on: the
+    numbers are right, only slower, and the same run on a machine with
+    the units (or a GPU behind this CPU) is what the flag is for, so it is
+    not an error. Where the CPU cannot be read (not Linux) it is allowed
+    without a word.
+
+    Args:
+        precision: str. `"float32"` or `"bf16"` (or `"mixed_bfloat16"`).
+            Defaults to `"float32"`.
+        cpuinfo: str or path. Where the CPU's flags are read. Defaults to
+            `None`: `/proc/cpuinfo` (`cpu.CPUINFO`).
+
+    Raises:
+        ValueError: for another `precision`.
+    """
+    policy = cpu.precision_policy(precision)
+    message = cpu.bf16_warning(cpuinfo) if policy == "mixed_bfloat16" else None
+    if message and not _has_accelerator():
+        warnings.warn(message, stacklevel=3)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield policy
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def compile_seq2seq(model, learning_rate=0.005, clipnorm=1.0, pad_id=0, jit_compile=True):

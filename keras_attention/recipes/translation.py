@@ -212,6 +212,7 @@ def train_translation(
     verbose=1,
     distribute="none",
     num_cpu_devices=None,
+    precision="float32",
 ):
     """Trains an encoder-decoder, scores it on held-out pairs and writes a run directory.
 
@@ -222,6 +223,8 @@ def train_translation(
     checkpoint, history), then `evaluate_translation` on `num_eval` held-out
     pairs and an attention heatmap; `export` also writes a SavedModel.
     Data-parallel with `distribute` (`keras_attention.distribute`).
+    `precision="bf16"` builds and trains in Keras' `mixed_bfloat16`
+    (`training.precision_scope`; a warning where the CPU has no bfloat16 units).
 
     Returns:
         The run, as `keras_attention.load_run(out)` returns it (a

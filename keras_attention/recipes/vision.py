@@ -190,12 +190,15 @@ def train_vision(
     verbose=1,
     distribute="none",
     num_cpu_devices=None,
+    precision="float32",
 ):
     """Trains a vision transformer, reports test accuracy and writes a run directory.
 
     The recipe of `keras-attention train vision` (same arguments as its
     flags); `model_config` overrides `configs.VISION_CONFIGS[data]` (e.g.
     `configs.D2L_VISION_CONFIG` for D2L's size).
+    `precision="bf16"` builds and trains in Keras' `mixed_bfloat16`
+    (`training.precision_scope`; a warning where the CPU has no bfloat16 units).
 
     Returns:
         The run (`VisionRun`), as `keras_attention.load_run(out)` returns it.
