@@ -35,8 +35,17 @@ TESTS = [
     "tests/test_export.py",
     "tests/test_notebooks.py::test_notebook_runs_in_a_kernel_and_shows_its_figures[attention_cues]",
 ]
-REPORTED = ["tensorflow", "tensorflow-text", "keras", "numpy", "pandas", "matplotlib",
-            "jupytext", "nbclient", "ipykernel"]
+REPORTED = [
+    "tensorflow",
+    "tensorflow-text",
+    "keras",
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "jupytext",
+    "nbclient",
+    "ipykernel",
+]
 SMOKE = (
     "import sys, keras, tensorflow as tf, tensorflow_text, keras_attention; "
     "print(sys.version.split()[0], 'keras', keras.__version__, 'tensorflow', tf.__version__, "
@@ -47,11 +56,16 @@ SMOKE = (
 def find_python(version):
     """The path of a working `python<version>`, or None."""
     candidates = [shutil.which(f"python{version}")]
-    candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")))
+    candidates += sorted(
+        glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}"))
+    )
     for path in filter(None, candidates):
-        probe = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2])"],
-                               capture_output=True, text=True)
-        if probe.returncode == 0 and probe.stdout.strip() == str(tuple(map(int, version.split(".")))):
+        probe = subprocess.run(
+            [path, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == str(
+            tuple(map(int, version.split(".")))
+        ):
             return path
     return None
 
@@ -76,13 +90,23 @@ def check(version, python, fresh):
         if run(cmd) != 0:
             return f"install failed ({time.time() - start:.0f} s)"
     installed = time.time() - start
-    frozen = subprocess.run([py, "-m", "pip", "list", "--format=freeze"], capture_output=True,
-                            text=True).stdout.splitlines()
+    frozen = subprocess.run(
+        [py, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
+    ).stdout.splitlines()
     wanted = {name.replace("-", "_") for name in REPORTED}
-    print("installed: " + ", ".join(
-        line for line in frozen if line.split("==")[0].lower().replace("-", "_") in wanted))
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+    print(
+        "installed: "
+        + ", ".join(
+            line for line in frozen if line.split("==")[0].lower().replace("-", "_") in wanted
+        )
+    )
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": str(ROOT),
+    }
     if run([py, "-c", SMOKE], env=env) != 0:
         return "import failed"
     if run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS], env=env) != 0:
@@ -93,10 +117,14 @@ def check(version, python, fresh):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("versions", nargs="*", default=["3.12", "3.13"])
-    parser.add_argument("--fresh", action="store_true",
-                        help="remove .venv-check/<version> first, for an install from nothing")
-    parser.add_argument("--require", action="store_true",
-                        help="fail when a version is not on this machine")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="remove .venv-check/<version> first, for an install from nothing",
+    )
+    parser.add_argument(
+        "--require", action="store_true", help="fail when a version is not on this machine"
+    )
     args = parser.parse_args(argv)
     results = {}
     for version in args.versions:
@@ -108,8 +136,11 @@ def main(argv=None):
     print("\ncheck-python:")
     for version, result in results.items():
         print(f"  Python {version}: {result}")
-    failed = [v for v, r in results.items()
-              if not r.startswith("ok") and (args.require or r != "not on this machine")]
+    failed = [
+        v
+        for v, r in results.items()
+        if not r.startswith("ok") and (args.require or r != "not on this machine")
+    ]
     return 1 if failed else 0
 
 

@@ -10,7 +10,6 @@ import os
 import statistics
 import time
 
-
 CPU_ALLOCATORS = ("malloc", "bfc")
 # The load average when the script started (other processes share the CPU).
 _LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -21,8 +20,12 @@ def _cpu_module():
     importing the package would import Keras and fix the backend)."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "keras_attention", "recipes", "cpu.py")
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        "keras_attention",
+        "recipes",
+        "cpu.py",
+    )
     spec = importlib.util.spec_from_file_location("_keras_attention_cpu", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -42,15 +45,22 @@ def machine():
     info = _cpu_module().cpu_info()
     flags = "unknown" if info["flags"] is None else " ".join(info["flags"]) or "none"
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return {"cpu": info["model"], "cpu_flags": flags, "cores": info["cores"],
-            "load_start": round(_LOAD_AT_START, 2), "load_end": round(load_end, 2)}
+    return {
+        "cpu": info["model"],
+        "cpu_flags": flags,
+        "cores": info["cores"],
+        "load_start": round(_LOAD_AT_START, 2),
+        "load_end": round(load_end, 2),
+    }
 
 
 def machine_line():
     """`machine()` as one line, printed with every table."""
     m = machine()
-    return (f"machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} cores, load average "
-            f"{m['load_start']:.2f} at start, {m['load_end']:.2f} now")
+    return (
+        f"machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} cores, load average "
+        f"{m['load_start']:.2f} at start, {m['load_end']:.2f} now"
+    )
 
 
 def with_machine(frame):
@@ -83,7 +93,16 @@ def set_cpu_allocator(name):
     os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true" if name == "bfc" else "false"
 
 
-_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "neon")
+_CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "neon",
+)
 
 
 def cpu_info():
@@ -104,7 +123,11 @@ def cpu_info():
                     flags.update(value.split())
     except OSError:
         pass
-    return {"cpu": name, "cpu_flags": " ".join(f for f in _CPU_FLAGS if f in flags), "cpus": os.cpu_count()}
+    return {
+        "cpu": name,
+        "cpu_flags": " ".join(f for f in _CPU_FLAGS if f in flags),
+        "cpus": os.cpu_count(),
+    }
 
 
 def write_csv_atomic(frame, path):
@@ -134,7 +157,9 @@ def split_list(text, allowed, name):
     items = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in items if t not in allowed]
     if not items or bad:
-        raise ValueError(f"`{name}` must be a comma-separated subset of {','.join(allowed)}; got {text!r}.")
+        raise ValueError(
+            f"`{name}` must be a comma-separated subset of {','.join(allowed)}; got {text!r}."
+        )
     return items
 
 

@@ -93,7 +93,9 @@ def parse_args(argv=None):
         ),
     )
     parser.add_argument(
-        "--modes", default="eager,jit", help="Comma-separated subset of eager,jit. Defaults to 'eager,jit'."
+        "--modes",
+        default="eager,jit",
+        help="Comma-separated subset of eager,jit. Defaults to 'eager,jit'.",
     )
     parser.add_argument(
         "--dtypes",
@@ -115,10 +117,16 @@ def parse_args(argv=None):
         "--peers", default="keras,keras_hub", help="Subset of keras,keras_hub. Defaults to both."
     )
     parser.add_argument(
-        "--repeats", type=int, default=None, help="Timed runs per case (median reported). Defaults to 10 (2 with --quick)."
+        "--repeats",
+        type=int,
+        default=None,
+        help="Timed runs per case (median reported). Defaults to 10 (2 with --quick).",
     )
     parser.add_argument(
-        "--warmup", type=int, default=None, help="Untimed runs per case first. Defaults to 3 (1 with --quick)."
+        "--warmup",
+        type=int,
+        default=None,
+        help="Untimed runs per case first. Defaults to 3 (1 with --quick).",
     )
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny shapes, few repeats.")
     parser.add_argument(
@@ -245,7 +253,9 @@ def build_layers(num_hiddens, num_heads, x, dtype, variants, peers):
     # Ours: W (D, D) on (B, T, D), heads split from the last axis as (H, d).
     # Keras: query/key/value kernels (D, H, d), output kernel (H, d, D).
     first = layers[variants[0]][1]
-    kernels = [keras.ops.convert_to_numpy(d.kernel) for d in (first.W_q, first.W_k, first.W_v, first.W_o)]
+    kernels = [
+        keras.ops.convert_to_numpy(d.kernel) for d in (first.W_q, first.W_k, first.W_v, first.W_o)
+    ]
     for variant in variants[1:]:
         layers[variant][1].set_weights(first.get_weights())
     for peer in peers:
@@ -286,14 +296,20 @@ def bench_shape(shape, dtype, args, peak):
     import tensorflow as tf
 
     batch, length, num_hiddens, num_heads = shape
-    x = tf.cast(tf.random.stateless_normal((batch, length, num_hiddens), seed=(args.seed, 0)), dtype)
-    dy = tf.cast(tf.random.stateless_normal((batch, length, num_hiddens), seed=(args.seed, 1)), dtype)
+    x = tf.cast(
+        tf.random.stateless_normal((batch, length, num_hiddens), seed=(args.seed, 0)), dtype
+    )
+    dy = tf.cast(
+        tf.random.stateless_normal((batch, length, num_hiddens), seed=(args.seed, 1)), dtype
+    )
     layers = build_layers(num_hiddens, num_heads, x, dtype, args.variants, args.peers)
     flops = mha_flops(*shape)
     label = f"B{batch} T{length} D{num_hiddens} H{num_heads}"
     rows = []
     for mode in args.modes:
-        steps = {name: make_step(fn, layer, jit=(mode == "jit")) for name, (fn, layer) in layers.items()}
+        steps = {
+            name: make_step(fn, layer, jit=(mode == "jit")) for name, (fn, layer) in layers.items()
+        }
         for name, step in steps.items():
             for _ in range(args.warmup if mode == "eager" else max(args.warmup, 1)):  # jit: compile
                 time_call(lambda: step(x, dy))
@@ -320,7 +336,10 @@ def bench_shape(shape, dtype, args, peak):
                     "pct_of_peak": round(100 * gflops / peak, 1),
                 }
             )
-        print(f"  {label} {dtype} {mode}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()), flush=True)
+        print(
+            f"  {label} {dtype} {mode}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()),
+            flush=True,
+        )
     return rows
 
 
@@ -364,7 +383,10 @@ def main(argv=None):
     frame["threads"] = args.threads or "default"
     _common.print_table(frame, drop=("peak_gflops", "clock", "threads"))
     worst = frame.groupby("ours")["ratio"].max()
-    print("worst ratio to the fastest peer per variant: " + ", ".join(f"{k} {v}" for k, v in worst.items()))
+    print(
+        "worst ratio to the fastest peer per variant: "
+        + ", ".join(f"{k} {v}" for k, v in worst.items())
+    )
     _common.write_csv_atomic(frame, args.out)
     return 0
 

@@ -41,23 +41,55 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 
-MODEL = dict(vocab=8000, num_hiddens=256, ffn_num_hiddens=1024, num_heads=4, num_blks=2, src_len=32,
-             greedy_batch=32, beam_batch=8)
-QUICK_MODEL = dict(vocab=500, num_hiddens=32, ffn_num_hiddens=64, num_heads=4, num_blks=2, src_len=8,
-                   greedy_batch=4, beam_batch=2)
+MODEL = dict(
+    vocab=8000,
+    num_hiddens=256,
+    ffn_num_hiddens=1024,
+    num_heads=4,
+    num_blks=2,
+    src_len=32,
+    greedy_batch=32,
+    beam_batch=8,
+)
+QUICK_MODEL = dict(
+    vocab=500,
+    num_hiddens=32,
+    ffn_num_hiddens=64,
+    num_heads=4,
+    num_blks=2,
+    src_len=8,
+    greedy_batch=4,
+    beam_batch=2,
+)
 COMPILE_MODES = ("graph", "xla", "eager")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tokens", type=int, default=None, help="Output tokens per sentence. Defaults to 64 (8 with --quick).")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=None,
+        help="Output tokens per sentence. Defaults to 64 (8 with --quick).",
+    )
     parser.add_argument("--beam-size", type=int, default=4, help="Beam size. Defaults to 4.")
-    parser.add_argument("--searches", default="greedy,beam", help="Subset of greedy,beam. Defaults to both.")
-    parser.add_argument("--compile", default="graph", help="Subset of graph,xla,eager. Defaults to 'graph'.")
-    parser.add_argument("--repeats", type=int, default=None, help="Timed calls per case. Defaults to 3 (1 with --quick).")
+    parser.add_argument(
+        "--searches", default="greedy,beam", help="Subset of greedy,beam. Defaults to both."
+    )
+    parser.add_argument(
+        "--compile", default="graph", help="Subset of graph,xla,eager. Defaults to 'graph'."
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="Timed calls per case. Defaults to 3 (1 with --quick).",
+    )
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny model, 8 tokens.")
     parser.add_argument("--seed", type=int, default=0, help="Random seed. Defaults to 0.")
-    parser.add_argument("--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/decoding.csv.")
+    parser.add_argument(
+        "--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/decoding.csv."
+    )
     args = parser.parse_args(argv)
     try:
         args.searches = _common.split_list(args.searches, ("greedy", "beam"), "--searches")
@@ -69,7 +101,9 @@ def parse_args(argv=None):
     if args.tokens < 1 or args.repeats < 1 or args.beam_size < 1:
         parser.error("--tokens, --repeats and --beam-size must be >= 1.")
     if args.out is None:
-        args.out = os.path.join("outputs", "benchmarks", "decoding_quick.csv" if args.quick else "decoding.csv")
+        args.out = os.path.join(
+            "outputs", "benchmarks", "decoding_quick.csv" if args.quick else "decoding.csv"
+        )
     return args
 
 
@@ -81,10 +115,17 @@ def make_search(model, search, use_cache, args, mode):
 
     def run(src_ids):
         if search == "greedy":
-            out = generate.greedy_search(model, src_ids, max_len=args.tokens, eos_id=-1, use_cache=use_cache)
+            out = generate.greedy_search(
+                model, src_ids, max_len=args.tokens, eos_id=-1, use_cache=use_cache
+            )
         else:
             out = generate.beam_search(
-                model, src_ids, max_len=args.tokens, beam_size=args.beam_size, eos_id=-1, use_cache=use_cache
+                model,
+                src_ids,
+                max_len=args.tokens,
+                beam_size=args.beam_size,
+                eos_id=-1,
+                use_cache=use_cache,
             )
         return out["tokens"]
 
@@ -103,19 +144,30 @@ def main(argv=None):
     from keras_attention import models
 
     tf.get_logger().setLevel("ERROR")
-    print(f"tensorflow {tf.__version__}, keras {keras.__version__}, cpus: {os.cpu_count()}", flush=True)
+    print(
+        f"tensorflow {tf.__version__}, keras {keras.__version__}, cpus: {os.cpu_count()}",
+        flush=True,
+    )
     cfg = QUICK_MODEL if args.quick else MODEL
     keras.utils.set_random_seed(args.seed)
     model = models.transformer(
-        cfg["vocab"], cfg["vocab"], cfg["num_hiddens"], cfg["ffn_num_hiddens"], cfg["num_heads"],
-        cfg["num_blks"], 0.0, max_len=max(args.tokens, cfg["src_len"]) + 1,
+        cfg["vocab"],
+        cfg["vocab"],
+        cfg["num_hiddens"],
+        cfg["ffn_num_hiddens"],
+        cfg["num_heads"],
+        cfg["num_blks"],
+        0.0,
+        max_len=max(args.tokens, cfg["src_len"]) + 1,
     )
     rng = np.random.default_rng(args.seed)
     rows = []
     for mode in args.compile:
         for search in args.searches:
             batch = cfg["greedy_batch"] if search == "greedy" else cfg["beam_batch"]
-            src_ids = tf.constant(rng.integers(3, cfg["vocab"], size=(batch, cfg["src_len"])), "int32")
+            src_ids = tf.constant(
+                rng.integers(3, cfg["vocab"], size=(batch, cfg["src_len"])), "int32"
+            )
             rates, outputs = {}, {}
             for use_cache in (True, False):
                 run = make_search(model, search, use_cache, args, mode)
@@ -140,8 +192,11 @@ def main(argv=None):
                     "token_agreement": round(agree, 3),
                 }
             )
-            print(f"  {rows[-1]['search']} {mode}: cached {rates[True]:.2f} sent/s, "
-                  f"uncached {rates[False]:.2f} sent/s", flush=True)
+            print(
+                f"  {rows[-1]['search']} {mode}: cached {rates[True]:.2f} sent/s, "
+                f"uncached {rates[False]:.2f} sent/s",
+                flush=True,
+            )
     frame = pd.DataFrame(rows)
     _common.print_table(frame)
     _common.write_csv_atomic(frame, args.out)

@@ -58,7 +58,9 @@ KNOWN_PEAKS = (
     ("A100", 312.0),
     ("L4", 121.0),
 )
-DEFAULTS = dict(vocab=32768, num_hiddens=1024, num_heads=16, num_blks=8, seq_len=1024, batch_size=16)
+DEFAULTS = dict(
+    vocab=32768, num_hiddens=1024, num_heads=16, num_blks=8, seq_len=1024, batch_size=16
+)
 QUICK = dict(vocab=1024, num_hiddens=128, num_heads=4, num_blks=2, seq_len=64, batch_size=8)
 
 
@@ -66,20 +68,36 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name in DEFAULTS:
         parser.add_argument(
-            "--" + name.replace("_", "-"), type=int, default=None,
+            "--" + name.replace("_", "-"),
+            type=int,
+            default=None,
             help=f"Defaults to {DEFAULTS[name]} ({QUICK[name]} with --quick).",
         )
-    parser.add_argument("--ffn-num-hiddens", type=int, default=None, help="Defaults to 4 * num_hiddens.")
-    parser.add_argument("--steps", type=int, default=None, help="Timed steps. Defaults to 20 (3 with --quick).")
-    parser.add_argument("--warmup", type=int, default=None, help="Untimed steps (the first compiles). Defaults to 3 (1 with --quick).")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="Peak to compute MFU against (TFLOP/s).")
     parser.add_argument(
-        "--padding-mask", action="store_true",
+        "--ffn-num-hiddens", type=int, default=None, help="Defaults to 4 * num_hiddens."
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="Timed steps. Defaults to 20 (3 with --quick)."
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="Untimed steps (the first compiles). Defaults to 3 (1 with --quick).",
+    )
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="Peak to compute MFU against (TFLOP/s)."
+    )
+    parser.add_argument(
+        "--padding-mask",
+        action="store_true",
         help="Build with pad_id=0 (padding mask + causal mask) instead of pad_id=None (causal only).",
     )
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny model, few steps.")
     parser.add_argument("--seed", type=int, default=0, help="Random seed. Defaults to 0.")
-    parser.add_argument("--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/gpu_mfu.csv.")
+    parser.add_argument(
+        "--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/gpu_mfu.csv."
+    )
     args = parser.parse_args(argv)
     base = QUICK if args.quick else DEFAULTS
     for name, value in base.items():
@@ -88,15 +106,31 @@ def parse_args(argv=None):
     args.ffn_num_hiddens = args.ffn_num_hiddens or 4 * args.num_hiddens
     args.steps = args.steps or (3 if args.quick else 20)
     args.warmup = args.warmup or (1 if args.quick else 3)
-    if min(args.vocab, args.num_hiddens, args.num_heads, args.num_blks, args.seq_len, args.batch_size,
-           args.ffn_num_hiddens, args.steps, args.warmup) < 1:
+    if (
+        min(
+            args.vocab,
+            args.num_hiddens,
+            args.num_heads,
+            args.num_blks,
+            args.seq_len,
+            args.batch_size,
+            args.ffn_num_hiddens,
+            args.steps,
+            args.warmup,
+        )
+        < 1
+    ):
         parser.error("sizes, --steps and --warmup must be >= 1.")
     if args.num_hiddens % args.num_heads:
-        parser.error(f"--num-hiddens must be divisible by --num-heads; got {args.num_hiddens}, {args.num_heads}.")
+        parser.error(
+            f"--num-hiddens must be divisible by --num-heads; got {args.num_hiddens}, {args.num_heads}."
+        )
     if args.peak_tflops is not None and not args.peak_tflops > 0:
         parser.error("--peak-tflops must be > 0.")
     if args.out is None:
-        args.out = os.path.join("outputs", "benchmarks", "gpu_mfu_quick.csv" if args.quick else "gpu_mfu.csv")
+        args.out = os.path.join(
+            "outputs", "benchmarks", "gpu_mfu_quick.csv" if args.quick else "gpu_mfu.csv"
+        )
     return args
 
 
@@ -142,8 +176,11 @@ def main(argv=None):
 
     device = jax.devices()[0]
     on_gpu = device.platform == "gpu"
-    print(f"jax {jax.__version__}, keras {keras.__version__}, backend {keras.backend.backend()}, "
-          f"device: {device.platform} {device.device_kind}", flush=True)
+    print(
+        f"jax {jax.__version__}, keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"device: {device.platform} {device.device_kind}",
+        flush=True,
+    )
     size = 8192 if on_gpu else (512 if args.quick else 2048)
     matmul_bf16 = jax_matmul_tflops(size, "bfloat16")
     print(f"matmul {size}x{size} bfloat16 (jit): {matmul_bf16:.3f} TFLOP/s", flush=True)
@@ -157,8 +194,14 @@ def main(argv=None):
     with _common.dtype_policy("mixed_bfloat16"):
         keras.utils.set_random_seed(args.seed)
         model = models.gpt(
-            args.vocab, args.num_hiddens, args.ffn_num_hiddens, args.num_heads, args.num_blks, 0.0,
-            max_len=args.seq_len, pad_id=0 if args.padding_mask else None,
+            args.vocab,
+            args.num_hiddens,
+            args.ffn_num_hiddens,
+            args.num_heads,
+            args.num_blks,
+            0.0,
+            max_len=args.seq_len,
+            pad_id=0 if args.padding_mask else None,
         )
     model.compile(
         optimizer=keras.optimizers.AdamW(1e-4),
@@ -176,8 +219,14 @@ def main(argv=None):
         loss = model.train_on_batch(x, y)  # returns host numbers: waits for the step
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    flops = step_flops(args.vocab, args.num_hiddens, args.ffn_num_hiddens, args.num_blks, args.seq_len,
-                       args.batch_size)
+    flops = step_flops(
+        args.vocab,
+        args.num_hiddens,
+        args.ffn_num_hiddens,
+        args.num_blks,
+        args.seq_len,
+        args.batch_size,
+    )
     achieved = flops / seconds / 1e12
     frame = pd.DataFrame(
         [

@@ -60,19 +60,42 @@ POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="transformer,vit,gpt",
-                        help="Subset of transformer,vit,gpt. Defaults to all three.")
     parser.add_argument(
-        "--policies", default=None,
+        "--models",
+        default="transformer,vit,gpt",
+        help="Subset of transformer,vit,gpt. Defaults to all three.",
+    )
+    parser.add_argument(
+        "--policies",
+        default=None,
         help="Mixed policies to compare with float32, a subset of mixed_float16,mixed_bfloat16. "
         "Defaults to both on a GPU, mixed_bfloat16 on a CPU.",
     )
-    parser.add_argument("--steps", type=int, default=None, help="Training steps per policy. Defaults to 200 (6 with --quick).")
-    parser.add_argument("--chunk", type=int, default=None, help="Steps per alternation chunk. Defaults to 20 (2 with --quick).")
-    parser.add_argument("--batch-size", type=int, default=None, help="Batch size. Defaults to 128 (16 with --quick).")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="Training steps per policy. Defaults to 200 (6 with --quick).",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="Steps per alternation chunk. Defaults to 20 (2 with --quick).",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="Batch size. Defaults to 128 (16 with --quick).",
+    )
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny models, few steps.")
     parser.add_argument("--seed", type=int, default=0, help="Random seed. Defaults to 0.")
-    parser.add_argument("--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/mixed_precision.csv.")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="CSV destination. Defaults to outputs/benchmarks/mixed_precision.csv.",
+    )
     args = parser.parse_args(argv)
     try:
         args.models = _common.split_list(args.models, MODELS, "--models")
@@ -141,7 +164,9 @@ def transformer_setup(args):
     src_vocab, tgt_vocab, max_len, batches = make_batches(args)
 
     def build():
-        return models.transformer(src_vocab, tgt_vocab, width[0], width[1], 4, 2, 0.1, max_len=max_len)
+        return models.transformer(
+            src_vocab, tgt_vocab, width[0], width[1], 4, 2, 0.1, max_len=max_len
+        )
 
     return build, batches, "masked", task
 
@@ -236,24 +261,29 @@ def bench_model(name, args, mixed_policies):
     infer_ms = inference_ms(runs, batches[0][0], args.chunk)
     rows = []
     for mixed_policy in mixed_policies:
-        rows.append({
-            "model": name,
-            "task": task,
-            "mixed_policy": mixed_policy,
-            "steps": num_chunks * args.chunk,
-            "batch": args.batch_size,
-            "float32_step_ms": round(step_ms["float32"], 2),
-            "mixed_step_ms": round(step_ms[mixed_policy], 2),
-            "speedup": round(step_ms["float32"] / step_ms[mixed_policy], 3),
-            "float32_final_loss": round(final["float32"], 4),
-            "mixed_final_loss": round(final[mixed_policy], 4),
-            "loss_difference": round(final[mixed_policy] - final["float32"], 4),
-            "float32_infer_ms": round(infer_ms["float32"], 2),
-            "mixed_infer_ms": round(infer_ms[mixed_policy], 2),
-            "infer_speedup": round(infer_ms["float32"] / infer_ms[mixed_policy], 3),
-        })
-        print(f"  {name}: float32 {step_ms['float32']:.2f} ms/step, {mixed_policy} {step_ms[mixed_policy]:.2f} "
-              f"ms/step, losses {final['float32']:.4f} / {final[mixed_policy]:.4f}", flush=True)
+        rows.append(
+            {
+                "model": name,
+                "task": task,
+                "mixed_policy": mixed_policy,
+                "steps": num_chunks * args.chunk,
+                "batch": args.batch_size,
+                "float32_step_ms": round(step_ms["float32"], 2),
+                "mixed_step_ms": round(step_ms[mixed_policy], 2),
+                "speedup": round(step_ms["float32"] / step_ms[mixed_policy], 3),
+                "float32_final_loss": round(final["float32"], 4),
+                "mixed_final_loss": round(final[mixed_policy], 4),
+                "loss_difference": round(final[mixed_policy] - final["float32"], 4),
+                "float32_infer_ms": round(infer_ms["float32"], 2),
+                "mixed_infer_ms": round(infer_ms[mixed_policy], 2),
+                "infer_speedup": round(infer_ms["float32"] / infer_ms[mixed_policy], 3),
+            }
+        )
+        print(
+            f"  {name}: float32 {step_ms['float32']:.2f} ms/step, {mixed_policy} {step_ms[mixed_policy]:.2f} "
+            f"ms/step, losses {final['float32']:.4f} / {final[mixed_policy]:.4f}",
+            flush=True,
+        )
     return rows
 
 
@@ -297,8 +327,11 @@ def main(argv=None):
 
     gpu = gpu_present()
     policies = args.policies or (list(POLICIES) if gpu else ["mixed_bfloat16"])
-    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, gpu: {gpu}, cpus: {os.cpu_count()}, "
-          f"comparing float32 with {', '.join(policies)}", flush=True)
+    print(
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, gpu: {gpu}, cpus: {os.cpu_count()}, "
+        f"comparing float32 with {', '.join(policies)}",
+        flush=True,
+    )
     frame = pd.DataFrame([row for name in args.models for row in bench_model(name, args, policies)])
     _common.print_table(frame)
     _common.write_csv_atomic(frame, args.out)

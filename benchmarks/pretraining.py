@@ -58,10 +58,9 @@ import _common  # noqa: E402  (benchmarks/_common.py)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 import scaling as scaling_benchmark  # noqa: E402  (benchmarks/scaling.py)
+
 from keras_attention import generate  # noqa: E402
-from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import (  # noqa: E402
     build_lm_tokenizer,
     causal_lm_dataset,
@@ -75,17 +74,36 @@ from keras_attention.data import (  # noqa: E402
 from keras_attention.data.tokenizers import BOS_ID, EOS_ID, PAD_ID  # noqa: E402
 from keras_attention.metrics import MaskedSparseCategoricalCrossentropy  # noqa: E402
 from keras_attention.models import bert, bert_classifier, bert_mlm, gpt, t5  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 
 NUM_SENTINELS = 16
 EXTRA_TOKENS = ["<mask>", "<cls>", "<sep>"] + [f"<extra_id_{i}>" for i in range(NUM_SENTINELS)]
 FULL = {
-    "d": 128, "blks": 2, "heads": 4, "ffn": 256, "vocab": 2000, "max_len": 28,
-    "bert_epochs": 30, "t5_epochs": 40, "seeds": 3, "t5_seeds": 2, "swaps_per_sentence": 4,
+    "d": 128,
+    "blks": 2,
+    "heads": 4,
+    "ffn": 256,
+    "vocab": 2000,
+    "max_len": 28,
+    "bert_epochs": 30,
+    "t5_epochs": 40,
+    "seeds": 3,
+    "t5_seeds": 2,
+    "swaps_per_sentence": 4,
     "gpt": {"d": 128, "blks": 4, "seq_len": 128, "batch": 32},
 }
 QUICK = {
-    "d": 32, "blks": 1, "heads": 2, "ffn": 64, "vocab": 600, "max_len": 20,
-    "bert_epochs": 3, "t5_epochs": 3, "seeds": 1, "t5_seeds": 1, "swaps_per_sentence": 2,
+    "d": 32,
+    "blks": 1,
+    "heads": 2,
+    "ffn": 64,
+    "vocab": 600,
+    "max_len": 20,
+    "bert_epochs": 3,
+    "t5_epochs": 3,
+    "seeds": 1,
+    "t5_seeds": 1,
+    "swaps_per_sentence": 2,
     "gpt": {"d": 32, "blks": 1, "seq_len": 64, "batch": 16},
 }
 
@@ -183,14 +201,23 @@ def prepare(corpus, config, seed=0):
     num_pretrain = int(0.75 * len(sentences))
     pretrain, held = sentences[:num_pretrain], sentences[num_pretrain:]
     num_train = int(0.6 * len(held))
-    tokenizer = build_lm_tokenizer(pretrain, kind="wordpiece", vocab_size=config["vocab"],
-                                   extra_tokens=EXTRA_TOKENS)
+    tokenizer = build_lm_tokenizer(
+        pretrain, kind="wordpiece", vocab_size=config["vocab"], extra_tokens=EXTRA_TOKENS
+    )
     vocabulary = sorted({w for s in pretrain for w in s.split()})
-    print(f"corpus {name}: {len(sentences)} sentences of 4-20 words; {len(pretrain)} for "
-          f"pretraining, {num_train} / {len(held) - num_train} held-out for the task's "
-          f"train / test; WordPiece vocabulary {tokenizer.vocab_size}")
-    return {"name": name, "pretrain": pretrain, "task_train": held[:num_train],
-            "task_test": held[num_train:], "tokenizer": tokenizer, "vocabulary": vocabulary}
+    print(
+        f"corpus {name}: {len(sentences)} sentences of 4-20 words; {len(pretrain)} for "
+        f"pretraining, {num_train} / {len(held) - num_train} held-out for the task's "
+        f"train / test; WordPiece vocabulary {tokenizer.vocab_size}"
+    )
+    return {
+        "name": name,
+        "pretrain": pretrain,
+        "task_train": held[:num_train],
+        "task_test": held[num_train:],
+        "tokenizer": tokenizer,
+        "vocabulary": vocabulary,
+    }
 
 
 def special_ids(tokenizer):
@@ -207,8 +234,13 @@ def pretrain_for(model, dataset, minutes, steps_per_epoch=50, peak_learning_rate
         `(history DataFrame, minutes taken)`; each row is `steps_per_epoch` steps.
     """
     start = time.perf_counter()
-    history = model.fit(dataset.repeat(), epochs=100_000, steps_per_epoch=steps_per_epoch,
-                        callbacks=[training.TimeBudget(minutes, peak_learning_rate)], verbose=0)
+    history = model.fit(
+        dataset.repeat(),
+        epochs=100_000,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[training.TimeBudget(minutes, peak_learning_rate)],
+        verbose=0,
+    )
     return pd.DataFrame(history.history), (time.perf_counter() - start) / 60
 
 
@@ -236,8 +268,15 @@ def comparison_row(part, metric, results, chance, pre_minutes, pretrain_loss, nu
 
 
 def build_bert(config, vocab_size):
-    return bert(vocab_size, config["d"], config["ffn"], config["heads"], config["blks"], 0.1,
-                max_len=config["max_len"])
+    return bert(
+        vocab_size,
+        config["d"],
+        config["ffn"],
+        config["heads"],
+        config["blks"],
+        0.1,
+        max_len=config["max_len"],
+    )
 
 
 def run_bert(data, config, minutes, jit_compile, seed=0):
@@ -246,15 +285,28 @@ def run_bert(data, config, minutes, jit_compile, seed=0):
     keras.utils.set_random_seed(seed)
     encoder = build_bert(config, V)
     mlm = bert_mlm(encoder)
-    mlm.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.01, clipnorm=1.0),
-                loss=MaskedSparseCategoricalCrossentropy(pad_id=0), jit_compile=jit_compile)
+    mlm.compile(
+        optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.01, clipnorm=1.0),
+        loss=MaskedSparseCategoricalCrossentropy(pad_id=0),
+        jit_compile=jit_compile,
+    )
     sequences = with_cls(tokenizer, data["pretrain"], T)
-    ds = mlm_dataset(sequences, 64, V, tokenizer.vocab.index("<mask>"),
-                     special_ids=special_ids(tokenizer), seed=seed, drop_remainder=True)
+    ds = mlm_dataset(
+        sequences,
+        64,
+        V,
+        tokenizer.vocab.index("<mask>"),
+        special_ids=special_ids(tokenizer),
+        seed=seed,
+        drop_remainder=True,
+    )
     history, pre_minutes = pretrain_for(mlm, ds, minutes)
     mlm_loss = float(history["loss"].iloc[-1])
-    print(f"(a) BERT: {encoder.count_params():,} encoder parameters; MLM loss "
-          f"{mlm_loss:.3f} after {pre_minutes:.1f} min ({len(history)} x 50 steps)", flush=True)
+    print(
+        f"(a) BERT: {encoder.count_params():,} encoder parameters; MLM loss "
+        f"{mlm_loss:.3f} after {pre_minutes:.1f} min ({len(history)} x 50 steps)",
+        flush=True,
+    )
     pretrained_weights = encoder.get_weights()
 
     train_texts, train_labels = acceptability_task(data["task_train"], data["vocabulary"], seed)
@@ -274,14 +326,30 @@ def run_bert(data, config, minutes, jit_compile, seed=0):
             classifier.compile(
                 optimizer=keras.optimizers.AdamW(3e-4, weight_decay=0.01, clipnorm=1.0),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"], jit_compile=jit_compile)
-            classifier.fit(x_train, train_labels, batch_size=32, epochs=config["bert_epochs"],
-                           shuffle=True, verbose=0)
+                metrics=["accuracy"],
+                jit_compile=jit_compile,
+            )
+            classifier.fit(
+                x_train,
+                train_labels,
+                batch_size=32,
+                epochs=config["bert_epochs"],
+                shuffle=True,
+                verbose=0,
+            )
             _, accuracy = classifier.evaluate(x_test, test_labels, batch_size=128, verbose=0)
             results[variant].append(float(accuracy))
             print(f"    seed {s} {variant:10s} test accuracy {accuracy:.3f}", flush=True)
-    return comparison_row("BERT acceptability (orig vs swapped/replaced word)", "test accuracy",
-                          results, 0.5, pre_minutes, mlm_loss, len(train_texts), len(test_texts))
+    return comparison_row(
+        "BERT acceptability (orig vs swapped/replaced word)",
+        "test accuracy",
+        results,
+        0.5,
+        pre_minutes,
+        mlm_loss,
+        len(train_texts),
+        len(test_texts),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -290,8 +358,15 @@ def run_bert(data, config, minutes, jit_compile, seed=0):
 
 
 def build_t5(config, vocab_size):
-    return t5(vocab_size, config["d"], config["ffn"], config["heads"], config["blks"], 0.1,
-              max_len=config["max_len"] + 1)
+    return t5(
+        vocab_size,
+        config["d"],
+        config["ffn"],
+        config["heads"],
+        config["blks"],
+        0.1,
+        max_len=config["max_len"] + 1,
+    )
 
 
 def exact_match(model, sources, targets, max_len):
@@ -300,7 +375,8 @@ def exact_match(model, sources, targets, max_len):
     width = min(predicted.shape[1], targets.shape[1])
     same = np.all(predicted[:, :width] == targets[:, :width], axis=1)
     tail_ok = np.all(targets[:, width:] == PAD_ID, axis=1) & np.all(
-        predicted[:, width:] == PAD_ID, axis=1)
+        predicted[:, width:] == PAD_ID, axis=1
+    )
     return float(np.mean(same & tail_ok))
 
 
@@ -310,14 +386,20 @@ def run_t5(data, config, minutes, jit_compile, seed=0):
     sentinels = [tokenizer.vocab.index(f"<extra_id_{i}>") for i in range(NUM_SENTINELS)]
     keras.utils.set_random_seed(seed)
     model = build_t5(config, V)
-    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.01, clipnorm=1.0),
-                  loss=MaskedSparseCategoricalCrossentropy(pad_id=0), jit_compile=jit_compile)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.01, clipnorm=1.0),
+        loss=MaskedSparseCategoricalCrossentropy(pad_id=0),
+        jit_compile=jit_compile,
+    )
     sequences = encode_lines(tokenizer, data["pretrain"], T)
     ds = span_corruption_dataset(sequences, 64, sentinels, seed=seed, drop_remainder=True)
     history, pre_minutes = pretrain_for(model, ds, minutes)
     span_loss = float(history["loss"].iloc[-1])
-    print(f"(b) T5: {model.count_params():,} parameters; span-corruption loss {span_loss:.3f} "
-          f"after {pre_minutes:.1f} min ({len(history)} x 50 steps)", flush=True)
+    print(
+        f"(b) T5: {model.count_params():,} parameters; span-corruption loss {span_loss:.3f} "
+        f"after {pre_minutes:.1f} min ({len(history)} x 50 steps)",
+        flush=True,
+    )
     pretrained_weights = model.get_weights()
 
     train_src, train_tgt = swap_task(data["task_train"], config["swaps_per_sentence"], seed)
@@ -334,22 +416,40 @@ def run_t5(data, config, minutes, jit_compile, seed=0):
             model = build_t5(config, V)
             if variant == "pretrained":
                 model.set_weights(pretrained_weights)
-            model.compile(optimizer=keras.optimizers.AdamW(5e-4, weight_decay=0.01, clipnorm=1.0),
-                          loss=MaskedSparseCategoricalCrossentropy(pad_id=0),
-                          jit_compile=jit_compile)
-            model.fit({"src_ids": src, "tgt_in_ids": tgt_in}, tgt_out, batch_size=32,
-                      epochs=config["t5_epochs"], shuffle=True, verbose=0)
+            model.compile(
+                optimizer=keras.optimizers.AdamW(5e-4, weight_decay=0.01, clipnorm=1.0),
+                loss=MaskedSparseCategoricalCrossentropy(pad_id=0),
+                jit_compile=jit_compile,
+            )
+            model.fit(
+                {"src_ids": src, "tgt_in_ids": tgt_in},
+                tgt_out,
+                batch_size=32,
+                epochs=config["t5_epochs"],
+                shuffle=True,
+                verbose=0,
+            )
             accuracy = exact_match(model, test_src_ids, test_tgt_ids, T + 1)
             results[variant].append(accuracy)
             print(f"    seed {s} {variant:10s} exact match {accuracy:.3f}", flush=True)
     example = generate.greedy_search(model, test_src_ids[:1], max_len=T + 1)["tokens"]
-    print(f"    e.g. {test_src[0]!r} -> "
-          f"{tokenizer.detokenize(keras.ops.convert_to_numpy(example)).numpy()[0].decode()!r} "
-          f"(from scratch, last seed; target {test_tgt[0]!r})")
+    print(
+        f"    e.g. {test_src[0]!r} -> "
+        f"{tokenizer.detokenize(keras.ops.convert_to_numpy(example)).numpy()[0].decode()!r} "
+        f"(from scratch, last seed; target {test_tgt[0]!r})"
+    )
     # Chance: naming a random adjacent pair in a random order.
     chance = float(np.mean([1 / (2 * (len(t.split()) - 1)) for t in test_src]))
-    return comparison_row("T5 find-the-swap (text-to-text)", "test exact match", results, chance,
-                          pre_minutes, span_loss, len(train_src), len(test_src))
+    return comparison_row(
+        "T5 find-the-swap (text-to-text)",
+        "test exact match",
+        results,
+        chance,
+        pre_minutes,
+        span_loss,
+        len(train_src),
+        len(test_src),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -362,26 +462,41 @@ def run_gpt(corpus, config, minutes, jit_compile, seed=0):
     text, name = scaling_benchmark.load_corpus(corpus)
     tokenizer, train_ids, val_ids = scaling_benchmark.char_ids(text)
     keras.utils.set_random_seed(seed)
-    model = gpt(tokenizer.vocab_size, cfg["d"], 4 * cfg["d"], max(1, cfg["d"] // 16), cfg["blks"],
-                0.1, max_len=cfg["seq_len"])
-    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.01, clipnorm=1.0),
-                  loss=MaskedSparseCategoricalCrossentropy(pad_id=0), jit_compile=jit_compile)
+    model = gpt(
+        tokenizer.vocab_size,
+        cfg["d"],
+        4 * cfg["d"],
+        max(1, cfg["d"] // 16),
+        cfg["blks"],
+        0.1,
+        max_len=cfg["seq_len"],
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.01, clipnorm=1.0),
+        loss=MaskedSparseCategoricalCrossentropy(pad_id=0),
+        jit_compile=jit_compile,
+    )
     ds = causal_lm_dataset(train_ids, cfg["seq_len"], cfg["batch"], seed=seed, drop_remainder=True)
     history, train_minutes = pretrain_for(model, ds, minutes)
     val = causal_lm_dataset(val_ids, cfg["seq_len"], cfg["batch"], shuffle=False)
     val_loss = float(model.evaluate(val, verbose=0))
     tokens = len(history) * 50 * cfg["batch"] * cfg["seq_len"]
-    print(f"(c) GPT: {model.count_params():,} parameters, {tokens:,} training characters in "
-          f"{train_minutes:.1f} min; validation loss {val_loss:.3f} nats/char, perplexity "
-          f"{math.exp(val_loss):.2f} per char", flush=True)
+    print(
+        f"(c) GPT: {model.count_params():,} parameters, {tokens:,} training characters in "
+        f"{train_minutes:.1f} min; validation loss {val_loss:.3f} nats/char, perplexity "
+        f"{math.exp(val_loss):.2f} per char",
+        flush=True,
+    )
     prompt = "the time traveller "
     prompt_ids = np.asarray(tokenizer.tokenize([prompt]).to_tensor(), np.int32)
     samples = {}
     for temperature in (0.5, 1.0):
-        out_ids = generate.sample(model, prompt_ids, cfg["seq_len"] - prompt_ids.shape[1],
-                                  temperature=temperature, seed=0)["tokens"]
-        samples[temperature] = tokenizer.detokenize(
-            keras.ops.convert_to_numpy(out_ids)).numpy()[0].decode()
+        out_ids = generate.sample(
+            model, prompt_ids, cfg["seq_len"] - prompt_ids.shape[1], temperature=temperature, seed=0
+        )["tokens"]
+        samples[temperature] = (
+            tokenizer.detokenize(keras.ops.convert_to_numpy(out_ids)).numpy()[0].decode()
+        )
         print(f"    temperature {temperature}, seed 0: {samples[temperature]!r}")
     return {
         "part": f"GPT char-level LM ({name})",
@@ -437,8 +552,17 @@ def main(argv=None):
         rows.append(run_gpt(args.corpus, config, minutes["gpt"], jit_compile, args.seed))
     frame = pd.DataFrame(rows)
     print()
-    columns = ["part", "metric", "pretrained", "from_scratch", "chance", "seeds",
-               "pretrain_minutes", "train_examples", "test_examples"]
+    columns = [
+        "part",
+        "metric",
+        "pretrained",
+        "from_scratch",
+        "chance",
+        "seeds",
+        "pretrain_minutes",
+        "train_examples",
+        "test_examples",
+    ]
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(frame[columns].to_string(index=False))
         print(_common.machine_line())

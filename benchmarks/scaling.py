@@ -95,8 +95,9 @@ def load_corpus(corpus="auto", max_chars=None):
         except (FileNotFoundError, OSError) as error:
             if corpus == "timemachine":
                 raise
-            print(f"The Time Machine not found ({type(error).__name__}); "
-                  "using the generated corpus.")
+            print(
+                f"The Time Machine not found ({type(error).__name__}); using the generated corpus."
+            )
             corpus = "generated"
     if corpus == "generated":
         text, name = generate_corpus(num_sentences=8000, seed=0), "generated"
@@ -120,21 +121,36 @@ def kaplan_learning_rate(non_embedding_params):
 
 def count_non_embedding(model):
     """Exact non-embedding parameters: the blocks and the final layer norm."""
-    return int(sum(
-        np.prod(w.shape) for layer in model.layers
-        if layer.name.startswith("gpt_block_") or layer.name == "final_norm"
-        for w in layer.weights
-    ))
+    return int(
+        sum(
+            np.prod(w.shape)
+            for layer in model.layers
+            if layer.name.startswith("gpt_block_") or layer.name == "final_norm"
+            for w in layer.weights
+        )
+    )
 
 
 def build_gpt(vocab_size, num_hiddens, num_blks, seq_len, dropout=0.0):
     num_heads = max(1, num_hiddens // 16)
-    return gpt(vocab_size, num_hiddens, 4 * num_hiddens, num_heads, num_blks, dropout,
-               max_len=seq_len)
+    return gpt(
+        vocab_size, num_hiddens, 4 * num_hiddens, num_heads, num_blks, dropout, max_len=seq_len
+    )
 
 
-def train_run(train_ids, val_ids, vocab_size, num_hiddens, num_blks, tokens, batch_size,
-              seq_len, seed=0, jit_compile=True, learning_rate=None):
+def train_run(
+    train_ids,
+    val_ids,
+    vocab_size,
+    num_hiddens,
+    num_blks,
+    tokens,
+    batch_size,
+    seq_len,
+    seed=0,
+    jit_compile=True,
+    learning_rate=None,
+):
     """Trains one fresh GPT on `tokens` training tokens; returns a dict of results."""
     keras.utils.set_random_seed(seed)
     model = build_gpt(vocab_size, num_hiddens, num_blks, seq_len)
@@ -150,8 +166,9 @@ def train_run(train_ids, val_ids, vocab_size, num_hiddens, num_blks, tokens, bat
         loss=MaskedSparseCategoricalCrossentropy(pad_id=0),
         jit_compile=jit_compile,
     )
-    train = causal_lm_dataset(train_ids, seq_len, batch_size, seed=seed,
-                              drop_remainder=True).repeat()
+    train = causal_lm_dataset(
+        train_ids, seq_len, batch_size, seed=seed, drop_remainder=True
+    ).repeat()
     val = causal_lm_dataset(val_ids, seq_len, batch_size, shuffle=False)
     start = time.perf_counter()
     history = model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -182,12 +199,14 @@ def estimate_flops(config):
     total = 0.0
     seq_len = config["seq_len"]
     for d, L in config["sizes"]:
-        total += scaling.gpt_training_flops(scaling.gpt_non_embedding_params(d, L),
-                                            config["tokens"], L, seq_len, d)
+        total += scaling.gpt_training_flops(
+            scaling.gpt_non_embedding_params(d, L), config["tokens"], L, seq_len, d
+        )
     d, L = config["data_size"]
     for fraction in DATA_FRACTIONS[:-1]:
-        total += scaling.gpt_training_flops(scaling.gpt_non_embedding_params(d, L),
-                                            config["tokens"] * fraction, L, seq_len, d)
+        total += scaling.gpt_training_flops(
+            scaling.gpt_non_embedding_params(d, L), config["tokens"] * fraction, L, seq_len, d
+        )
     return total
 
 
@@ -208,29 +227,49 @@ def run_study(config, corpus="auto", seed=0, jit_compile=True, verbose=True, max
     text, corpus_name = load_corpus(corpus, max_chars=max_chars)
     tokenizer, train_ids, val_ids = char_ids(text)
     if verbose:
-        print(f"corpus {corpus_name}: {len(train_ids):,} train / {len(val_ids):,} held-out "
-              f"characters, vocabulary {tokenizer.vocab_size}")
+        print(
+            f"corpus {corpus_name}: {len(train_ids):,} train / {len(val_ids):,} held-out "
+            f"characters, vocabulary {tokenizer.vocab_size}"
+        )
     rows = []
-    common = dict(batch_size=config["batch_size"], seq_len=config["seq_len"], seed=seed,
-                  jit_compile=jit_compile, learning_rate=config.get("learning_rate"))
+    common = dict(
+        batch_size=config["batch_size"],
+        seq_len=config["seq_len"],
+        seed=seed,
+        jit_compile=jit_compile,
+        learning_rate=config.get("learning_rate"),
+    )
     for d, L in config["sizes"]:
         row = train_run(train_ids, val_ids, tokenizer.vocab_size, d, L, config["tokens"], **common)
         rows.append({"sweep": "params", **row})
         if verbose:
-            print(f"  params d={d} L={L}: N={row['non_embedding_params']:,} "
-                  f"val_loss={row['val_loss']:.4f} ({row['seconds']:.0f} s)", flush=True)
+            print(
+                f"  params d={d} L={L}: N={row['non_embedding_params']:,} "
+                f"val_loss={row['val_loss']:.4f} ({row['seconds']:.0f} s)",
+                flush=True,
+            )
     d, L = config["data_size"]
     for fraction in DATA_FRACTIONS:
         if fraction == 1.0 and (d, L) in config["sizes"]:
             row = next(r for r in rows if (r["num_hiddens"], r["num_blks"]) == (d, L))
             rows.append({**row, "sweep": "tokens"})
             continue
-        row = train_run(train_ids, val_ids, tokenizer.vocab_size, d, L,
-                        int(config["tokens"] * fraction), **common)
+        row = train_run(
+            train_ids,
+            val_ids,
+            tokenizer.vocab_size,
+            d,
+            L,
+            int(config["tokens"] * fraction),
+            **common,
+        )
         rows.append({"sweep": "tokens", **row})
         if verbose:
-            print(f"  tokens d={d} L={L}: D={row['tokens']:,} val_loss={row['val_loss']:.4f} "
-                  f"({row['seconds']:.0f} s)", flush=True)
+            print(
+                f"  tokens d={d} L={L}: D={row['tokens']:,} val_loss={row['val_loss']:.4f} "
+                f"({row['seconds']:.0f} s)",
+                flush=True,
+            )
     frame = pd.DataFrame(rows)
     frame.insert(1, "corpus", corpus_name)
     params = frame[frame.sweep == "params"]
@@ -246,11 +285,25 @@ def plot_study(frame, fits_params, fits_tokens, path, title=""):
     ax1, ax2 = fig.subplots(1, 2)
     params = frame[frame.sweep == "params"]
     tokens = frame[frame.sweep == "tokens"]
-    scaling.plot_power_law(ax1, params.non_embedding_params, params.val_loss, fits_params,
-                           "non-embedding parameters N", scaling.KAPLAN_ALPHA_N, "C0")
+    scaling.plot_power_law(
+        ax1,
+        params.non_embedding_params,
+        params.val_loss,
+        fits_params,
+        "non-embedding parameters N",
+        scaling.KAPLAN_ALPHA_N,
+        "C0",
+    )
     size = f"d={tokens.num_hiddens.iloc[0]}, {tokens.num_blks.iloc[0]} blocks"
-    scaling.plot_power_law(ax2, tokens.tokens, tokens.val_loss, fits_tokens,
-                           f"training tokens D ({size})", scaling.KAPLAN_ALPHA_D, "C1")
+    scaling.plot_power_law(
+        ax2,
+        tokens.tokens,
+        tokens.val_loss,
+        fits_tokens,
+        f"training tokens D ({size})",
+        scaling.KAPLAN_ALPHA_D,
+        "C1",
+    )
     if title:
         fig.suptitle(title, fontsize=10)
     viz.save_figure(fig, path)
@@ -260,12 +313,22 @@ def plot_study(frame, fits_params, fits_tokens, path, title=""):
 
 def exponent_table(fits_params, fits_tokens):
     rows = []
-    for axis, fits, kaplan in (("N (params)", fits_params, scaling.KAPLAN_ALPHA_N),
-                               ("D (tokens)", fits_tokens, scaling.KAPLAN_ALPHA_D)):
+    for axis, fits, kaplan in (
+        ("N (params)", fits_params, scaling.KAPLAN_ALPHA_N),
+        ("D (tokens)", fits_tokens, scaling.KAPLAN_ALPHA_D),
+    ):
         for label, fit in fits.items():
-            rows.append({"law": f"L({axis[0]})", "fit": label, "alpha": round(fit["alpha"], 4),
-                         "a": round(fit["a"], 4), "c": round(fit["c"], 4),
-                         "rmse_log": round(fit["rmse_log"], 4), "kaplan_2020": kaplan})
+            rows.append(
+                {
+                    "law": f"L({axis[0]})",
+                    "fit": label,
+                    "alpha": round(fit["alpha"], 4),
+                    "a": round(fit["a"], 4),
+                    "c": round(fit["c"], 4),
+                    "rmse_log": round(fit["rmse_log"], 4),
+                    "kaplan_2020": kaplan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -283,14 +346,20 @@ the same order", not as a measurement of Kaplan's constants."""
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny models, ~1-2 min")
-    parser.add_argument("--tokens", type=int, default=None,
-                        help="training tokens per run of the size sweep")
+    parser.add_argument(
+        "--tokens", type=int, default=None, help="training tokens per run of the size sweep"
+    )
     parser.add_argument("--corpus", choices=["auto", "timemachine", "generated"], default="auto")
-    parser.add_argument("--no-jit", action="store_true",
-                        help="compile without XLA (always so with --quick)")
+    parser.add_argument(
+        "--no-jit", action="store_true", help="compile without XLA (always so with --quick)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gflops", type=float, default=25.0,
-                        help="assumed effective GFLOP/s for the time estimate printed first")
+    parser.add_argument(
+        "--gflops",
+        type=float,
+        default=25.0,
+        help="assumed effective GFLOP/s for the time estimate printed first",
+    )
     parser.add_argument("--out", default="outputs/benchmarks")
     args = parser.parse_args(argv)
 
@@ -299,31 +368,52 @@ def main(argv=None):
     if args.tokens:
         config["tokens"] = args.tokens
     flops = estimate_flops(config)
-    print(f"study: sizes {config['sizes']}, {config['tokens']:,} tokens each, token sweep on "
-          f"{config['data_size']}; ~{flops:.2e} training FLOPs = ~{flops / args.gflops / 6e10:.1f} "
-          f"min at {args.gflops:g} GFLOP/s (plus compilation and evaluation)")
+    print(
+        f"study: sizes {config['sizes']}, {config['tokens']:,} tokens each, token sweep on "
+        f"{config['data_size']}; ~{flops:.2e} training FLOPs = ~{flops / args.gflops / 6e10:.1f} "
+        f"min at {args.gflops:g} GFLOP/s (plus compilation and evaluation)"
+    )
     start = time.perf_counter()
     frame, fits_params, fits_tokens, corpus_name = run_study(
-        config, args.corpus, args.seed, jit_compile=jit_compile)
+        config, args.corpus, args.seed, jit_compile=jit_compile
+    )
     minutes = (time.perf_counter() - start) / 60
     suffix = "_quick" if args.quick else ""
     out = pathlib.Path(args.out)
-    columns = ["sweep", "num_hiddens", "num_blks", "non_embedding_params", "kaplan_12Ld2",
-               "tokens", "steps", "train_loss", "val_loss", "val_bits_per_char", "seconds",
-               "gflops_per_s"]
+    columns = [
+        "sweep",
+        "num_hiddens",
+        "num_blks",
+        "non_embedding_params",
+        "kaplan_12Ld2",
+        "tokens",
+        "steps",
+        "train_loss",
+        "val_loss",
+        "val_bits_per_char",
+        "seconds",
+        "gflops_per_s",
+    ]
     print()
     print(frame[columns].to_string(index=False))
     exponents = exponent_table(fits_params, fits_tokens)
     print()
     print(exponents.to_string(index=False))
     print(_common.machine_line())
-    print(f"\nwhole study: {minutes:.1f} min; effective {frame.gflops_per_s.median():.1f} GFLOP/s "
-          "(median over runs)")
+    print(
+        f"\nwhole study: {minutes:.1f} min; effective {frame.gflops_per_s.median():.1f} GFLOP/s "
+        "(median over runs)"
+    )
     print(NOTE)
     _common.write_csv_atomic(frame, out / f"scaling{suffix}.csv")
     _common.write_csv_atomic(exponents, out / f"scaling_exponents{suffix}.csv")
-    plot_study(frame, fits_params, fits_tokens, out / f"scaling{suffix}.png",
-               title=f"GPT, char-level {corpus_name}")
+    plot_study(
+        frame,
+        fits_params,
+        fits_tokens,
+        out / f"scaling{suffix}.png",
+        title=f"GPT, char-level {corpus_name}",
+    )
 
 
 if __name__ == "__main__":

@@ -66,22 +66,31 @@ PROMPT_LEN, NEW_TOKENS, TOP_K = 8, 56, 10
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=1, help="Training epochs. Defaults to 1.")
-    parser.add_argument("--num-train", type=int, default=None,
-                        help="Training pairs. Defaults to 20000 (quick: 512).")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="Timed calls per case. Defaults to 30 (quick: 3).")
+    parser.add_argument(
+        "--num-train",
+        type=int,
+        default=None,
+        help="Training pairs. Defaults to 20000 (quick: 512).",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="Timed calls per case. Defaults to 30 (quick: 3)."
+    )
     parser.add_argument("--batches", default="1,32", help="Batch sizes. Defaults to 1,32.")
-    parser.add_argument("--quick", action="store_true", help="Smoke run: little training, few calls.")
-    parser.add_argument("--out", default=None,
-                        help="CSV destination. Defaults to outputs/benchmarks/serving.csv.")
+    parser.add_argument(
+        "--quick", action="store_true", help="Smoke run: little training, few calls."
+    )
+    parser.add_argument(
+        "--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/serving.csv."
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.num_train = args.num_train or (512 if args.quick else 20000)
     args.repeats = args.repeats or (3 if args.quick else 30)
     args.batches = [int(b) for b in args.batches.split(",")]
     if args.out is None:
-        args.out = os.path.join("outputs", "benchmarks",
-                                "serving_quick.csv" if args.quick else "serving.csv")
+        args.out = os.path.join(
+            "outputs", "benchmarks", "serving_quick.csv" if args.quick else "serving.csv"
+        )
     return args
 
 
@@ -136,14 +145,22 @@ def beam_translator(model, task, beam_size=4):
         def __init__(self):
             super().__init__()
             self.model, self.src_tokenizer, self.tgt_tokenizer = (
-                model, task.src_tokenizer, task.tgt_tokenizer)
+                model,
+                task.src_tokenizer,
+                task.tgt_tokenizer,
+            )
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def translate(self, sentences):
             src_ids = encode_source_ids(self.src_tokenizer, sentences, task.num_steps)
-            result = generate.beam_search(self.model, src_ids, max_len=task.num_steps,
-                                          beam_size=beam_size, tokenizer=self.tgt_tokenizer,
-                                          return_attention=False)
+            result = generate.beam_search(
+                self.model,
+                src_ids,
+                max_len=task.num_steps,
+                beam_size=beam_size,
+                tokenizer=self.tgt_tokenizer,
+                return_attention=False,
+            )
             tokens = tf.cast(result["tokens"], tf.int32)
             return {"translation": self.tgt_tokenizer.detokenize(tokens), "tokens": tokens}
 
@@ -161,17 +178,25 @@ def prepare_translators(args, folder):
     """Trains, exports ours, saves the peers; returns `(paths by name, sentences file, notes)`."""
     from keras_attention import recipes
 
-    run = recipes.train_translation(data="dates", epochs=args.epochs, num_train=args.num_train,
-                                    num_eval=64, out=folder / "run", export=folder / "ours",
-                                    verbose=0)
+    run = recipes.train_translation(
+        data="dates",
+        epochs=args.epochs,
+        num_train=args.num_train,
+        num_eval=64,
+        out=folder / "run",
+        export=folder / "ours",
+        verbose=0,
+    )
     task, model = run.task, run.model
     # The held-out pairs are not kept in the run directory: the same split again.
     pairs = recipes.translation_data("dates", num_train=args.num_train).val_pairs
     sentences = [src for src, _ in pairs[:256]]
     (folder / "sentences.json").write_text(json.dumps(sentences))
-    paths = {"ours": str(folder / "ours"),
-             "tutorial": save_module(tutorial_translator(model, task), folder / "tutorial"),
-             "ours-beam4": save_module(beam_translator(model, task), folder / "ours_beam4")}
+    paths = {
+        "ours": str(folder / "ours"),
+        "tutorial": save_module(tutorial_translator(model, task), folder / "tutorial"),
+        "ours-beam4": save_module(beam_translator(model, task), folder / "ours_beam4"),
+    }
     exact = run.scores.get("exact_match")
     return paths, str(folder / "sentences.json"), f"dates Transformer, exact match {exact:.3f}"
 
@@ -185,8 +210,16 @@ def prepare_lm(folder):
 
     tokenizer = data.build_lm_tokenizer("the quick brown fox jumps over a lazy dog", "char")
     keras.utils.set_random_seed(0)
-    model = models.gpt(tokenizer.vocab_size, LM["num_hiddens"], LM["ffn_num_hiddens"],
-                       LM["num_heads"], LM["num_blks"], 0.1, max_len=LM["max_len"], pad_id=None)
+    model = models.gpt(
+        tokenizer.vocab_size,
+        LM["num_hiddens"],
+        LM["ffn_num_hiddens"],
+        LM["num_heads"],
+        LM["num_blks"],
+        0.1,
+        max_len=LM["max_len"],
+        pad_id=None,
+    )
     head = model.get_layer("lm_head")
     bias = np.array(head.bias.numpy())
     bias[tokenizer.eos_id] = -1e4  # no row stops early: the same work as keras_hub's
@@ -223,16 +256,26 @@ def translator_worker(spec):
     for batch in spec["batches"]:
         x = tf.constant((sentences * batch)[:batch], dtype=tf.string)
         p50, p99 = latencies(lambda: serve(sentences=x)["translation"].numpy(), spec["repeats"])
-        out.append({"batch": batch, "p50_ms": 1e3 * p50, "p99_ms": 1e3 * p99,
-                    "per_s": batch / p50, "load_s": load_s})
+        out.append(
+            {
+                "batch": batch,
+                "p50_ms": 1e3 * p50,
+                "p99_ms": 1e3 * p99,
+                "per_s": batch / p50,
+                "load_s": load_s,
+            }
+        )
     return out
 
 
 def lm_worker(spec):
     import numpy as np
 
-    prompt_ids = np.random.default_rng(0).integers(5, spec["vocab"], (max(spec["batches"]),
-                                                                      PROMPT_LEN)).astype("int32")
+    prompt_ids = (
+        np.random.default_rng(0)
+        .integers(5, spec["vocab"], (max(spec["batches"]), PROMPT_LEN))
+        .astype("int32")
+    )
     greedy = spec["sampler"] == "greedy"
     if spec["kind"] == "lm-ours":
         import tensorflow as tf
@@ -241,17 +284,27 @@ def lm_worker(spec):
 
         def run(batch):
             prompts = tf.constant(["the quick brown"] * batch)
-            return lambda: generate(prompt=prompts, max_new_tokens=tf.constant(NEW_TOKENS),
-                                    temperature=tf.constant(0.0 if greedy else 1.0),
-                                    top_k=tf.constant(0 if greedy else TOP_K),
-                                    top_p=tf.constant(1.0), seed=tf.constant(0))["tokens"].numpy()
+            return lambda: generate(
+                prompt=prompts,
+                max_new_tokens=tf.constant(NEW_TOKENS),
+                temperature=tf.constant(0.0 if greedy else 1.0),
+                top_k=tf.constant(0 if greedy else TOP_K),
+                top_p=tf.constant(1.0),
+                seed=tf.constant(0),
+            )["tokens"].numpy()
     else:
         run = keras_hub_generator(spec, prompt_ids, greedy)
     out = []
     for batch in spec["batches"]:
         p50, p99 = latencies(run(batch), spec["repeats"])
-        out.append({"batch": batch, "p50_ms": 1e3 * p50, "p99_ms": 1e3 * p99,
-                    "per_s": batch * NEW_TOKENS / p50})
+        out.append(
+            {
+                "batch": batch,
+                "p50_ms": 1e3 * p50,
+                "p99_ms": 1e3 * p99,
+                "per_s": batch * NEW_TOKENS / p50,
+            }
+        )
     return out
 
 
@@ -263,9 +316,14 @@ def keras_hub_generator(spec, prompt_ids, greedy):
 
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=spec["vocab"], num_layers=LM["num_blks"], num_heads=LM["num_heads"],
-        hidden_dim=LM["num_hiddens"], intermediate_dim=LM["ffn_num_hiddens"], dropout=0.1,
-        max_sequence_length=LM["max_len"])
+        vocabulary_size=spec["vocab"],
+        num_layers=LM["num_blks"],
+        num_heads=LM["num_heads"],
+        hidden_dim=LM["num_hiddens"],
+        intermediate_dim=LM["ffn_num_hiddens"],
+        dropout=0.1,
+        max_sequence_length=LM["max_len"],
+    )
     lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
     lm.compile(sampler="greedy" if greedy else keras_hub.samplers.TopKSampler(k=TOP_K, seed=0))
     length = PROMPT_LEN + NEW_TOKENS
@@ -289,20 +347,32 @@ def worker_main(spec_json):
 
 
 def run_worker(spec):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     load = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         print(f"  {spec['name']} failed: {tail[0][:300]}", flush=True)
         return []
-    rows = json.loads(lines[-1][len("RESULT "):])
+    rows = json.loads(lines[-1][len("RESULT ") :])
     for row in rows:
-        print(f"  {spec['name']} batch {row['batch']}: p50 {row['p50_ms']:.1f} ms, "
-              f"{row['per_s']:.1f}/s (load {load:.2f})", flush=True)
+        print(
+            f"  {spec['name']} batch {row['batch']}: p50 {row['p50_ms']:.1f} ms, "
+            f"{row['per_s']:.1f}/s (load {load:.2f})",
+            flush=True,
+        )
     return [{"case": spec["name"], "unit": spec["unit"], "load": load, **row} for row in rows]
 
 
@@ -318,18 +388,35 @@ def main(argv=None):
         print(f"{note}; {_common.machine_line()}", flush=True)
         rows = []
         for name in ("ours", "tutorial", "ours-beam4"):
-            rows += run_worker({"kind": "translator", "name": f"translate-{name}", "unit": "sentences",
-                                "path": paths[name], "sentences": sentences,
-                                "batches": args.batches, "repeats": args.repeats})
+            rows += run_worker(
+                {
+                    "kind": "translator",
+                    "name": f"translate-{name}",
+                    "unit": "sentences",
+                    "path": paths[name],
+                    "sentences": sentences,
+                    "batches": args.batches,
+                    "repeats": args.repeats,
+                }
+            )
         lm_path, vocab = prepare_lm(folder)
         have_hub = importlib.util.find_spec("keras_hub") is not None
         if not have_hub:
             print("keras_hub is not installed: the language-model peer is skipped")
         for sampler in ("greedy", "top_k"):
             for kind in ("lm-ours", "lm-keras-hub") if have_hub else ("lm-ours",):
-                rows += run_worker({"kind": kind, "name": f"{kind}-{sampler}", "unit": "tokens",
-                                    "path": lm_path, "vocab": vocab, "sampler": sampler,
-                                    "batches": args.batches, "repeats": args.repeats})
+                rows += run_worker(
+                    {
+                        "kind": kind,
+                        "name": f"{kind}-{sampler}",
+                        "unit": "tokens",
+                        "path": lm_path,
+                        "vocab": vocab,
+                        "sampler": sampler,
+                        "batches": args.batches,
+                        "repeats": args.repeats,
+                    }
+                )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     frame = add_ratios(pd.DataFrame(rows))
@@ -343,11 +430,16 @@ def add_ratios(frame):
     if frame.empty:
         return frame
     rate = {(r.case, r.batch): r.per_s for r in frame.itertuples()}
-    peer_of = lambda case: ("translate-tutorial" if case.startswith("translate-") else  # noqa: E731
-                            case.replace("lm-ours", "lm-keras-hub"))
+    peer_of = lambda case: (
+        "translate-tutorial"
+        if case.startswith("translate-")
+        # noqa: E731
+        else case.replace("lm-ours", "lm-keras-hub")
+    )
     frame["vs_peer"] = [
         round(r.per_s / rate[(peer_of(r.case), r.batch)], 3)
-        if (peer_of(r.case), r.batch) in rate and peer_of(r.case) != r.case else float("nan")
+        if (peer_of(r.case), r.batch) in rate and peer_of(r.case) != r.case
+        else float("nan")
         for r in frame.itertuples()
     ]
     for column in ("p50_ms", "p99_ms", "per_s", "load_s"):

@@ -87,26 +87,46 @@ SEQ_LEN, DROPOUT, VAL_FRACTION, RESERVED = 64, 0.1, 0.1, 4
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", default=",".join(RUNS), help=f"Subset of {','.join(RUNS)}.")
-    parser.add_argument("--levers", default="",
-                        help=f"Also the recipe on TensorFlow with each of these changes, a subset "
-                             f"of {','.join(LEVERS)} (or all). Defaults to none.")
-    parser.add_argument("--size", default="small", choices=("small", "medium"),
-                        help="small: the issue's GPT (batch 12); medium: 256 hiddens, batch 32.")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="Training steps in all: the text is cut to give --steps / --epochs "
-                             "batches per epoch. Defaults to 300 (quick: 20).")
+    parser.add_argument(
+        "--levers",
+        default="",
+        help=f"Also the recipe on TensorFlow with each of these changes, a subset "
+        f"of {','.join(LEVERS)} (or all). Defaults to none.",
+    )
+    parser.add_argument(
+        "--size",
+        default="small",
+        choices=("small", "medium"),
+        help="small: the issue's GPT (batch 12); medium: 256 hiddens, batch 32.",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="Training steps in all: the text is cut to give --steps / --epochs "
+        "batches per epoch. Defaults to 300 (quick: 20).",
+    )
     parser.add_argument("--epochs", type=int, default=1, help="Epochs. Defaults to 1.")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Peak learning rate. Defaults to 2e-3.")
+    parser.add_argument(
+        "--lr", type=float, default=2e-3, help="Peak learning rate. Defaults to 2e-3."
+    )
     parser.add_argument("--quick", action="store_true", help="Smoke run: a tiny model, few steps.")
-    parser.add_argument("--out", default=None,
-                        help="CSV destination. Defaults to outputs/benchmarks/small_models.csv.")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="CSV destination. Defaults to outputs/benchmarks/small_models.csv.",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         args.runs = _common.split_list(args.runs, RUNS, "--runs")
-        args.levers = (list(LEVERS) if args.levers == "all" else
-                       _common.split_list(args.levers, tuple(LEVERS), "--levers") if args.levers
-                       else [])
+        args.levers = (
+            list(LEVERS)
+            if args.levers == "all"
+            else _common.split_list(args.levers, tuple(LEVERS), "--levers")
+            if args.levers
+            else []
+        )
     except ValueError as error:
         parser.error(str(error))
     if args.quick:
@@ -234,12 +254,37 @@ def recipe_worker(spec):
     out = tempfile.mkdtemp(prefix="small_models_")
     size = SIZES[spec["size"]]
     data = ["--data", spec["text_file"]] if spec["text_file"] else ["--data", "corpus"]
-    argv = ["train", "lm", *data, "--num-hiddens", str(size["num_hiddens"]),
-            "--ffn-num-hiddens", str(size["ffn_num_hiddens"]), "--num-heads", str(size["num_heads"]),
-            "--num-blks", str(size["num_blks"]), "--dropout", str(DROPOUT), "--seq-len", str(SEQ_LEN),
-            "--batch-size", str(size["batch_size"]), "--epochs", str(spec["epochs"]),
-            "--lr", str(spec["lr"]), "--lr-schedule", "cosine", "--verbose", str(spec.get("verbose", 1)),
-            "--max-new-tokens", "20", "--out", out]
+    argv = [
+        "train",
+        "lm",
+        *data,
+        "--num-hiddens",
+        str(size["num_hiddens"]),
+        "--ffn-num-hiddens",
+        str(size["ffn_num_hiddens"]),
+        "--num-heads",
+        str(size["num_heads"]),
+        "--num-blks",
+        str(size["num_blks"]),
+        "--dropout",
+        str(DROPOUT),
+        "--seq-len",
+        str(SEQ_LEN),
+        "--batch-size",
+        str(size["batch_size"]),
+        "--epochs",
+        str(spec["epochs"]),
+        "--lr",
+        str(spec["lr"]),
+        "--lr-schedule",
+        "cosine",
+        "--verbose",
+        str(spec.get("verbose", 1)),
+        "--max-new-tokens",
+        "20",
+        "--out",
+        out,
+    ]
     try:
         assert cli.main(argv) == 0
         scores = json.loads((pathlib.Path(out) / "scores.json").read_text())
@@ -247,10 +292,17 @@ def recipe_worker(spec):
         shutil.rmtree(out, ignore_errors=True)
     first, steady = split_times(clock.begin, clock.batches)
     steps = steps_done(clock.batches)
-    return {"import_s": imported - start, "setup_s": clock.begin - imported,
-            "first_step_s": first, "steady_ms": steady, "in_process_s": time.perf_counter() - start,
-            "val_loss": scores["val_loss"], "callback_calls": steps,
-            "epochs": scores["epochs"], "train_tokens": scores["train_tokens"]}
+    return {
+        "import_s": imported - start,
+        "setup_s": clock.begin - imported,
+        "first_step_s": first,
+        "steady_ms": steady,
+        "in_process_s": time.perf_counter() - start,
+        "val_loss": scores["val_loss"],
+        "callback_calls": steps,
+        "epochs": scores["epochs"],
+        "train_tokens": scores["train_tokens"],
+    }
 
 
 def torch_worker(spec):
@@ -285,7 +337,7 @@ def torch_worker(spec):
         offset = int(rng.integers(0, SEQ_LEN))
         windows = windows_of(train_ids[offset:], shuffle=True, rng=rng)
         for b in range(per_epoch):
-            chunk = torch.from_numpy(windows[b * batch:(b + 1) * batch])
+            chunk = torch.from_numpy(windows[b * batch : (b + 1) * batch])
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
             loss = F.cross_entropy(model(chunk[:, :-1]).flatten(0, 1), chunk[:, 1:].flatten())
@@ -298,10 +350,17 @@ def torch_worker(spec):
             stamps.append((step, time.perf_counter()))
         val_loss = torch_val_loss(torch, F, model, val_ids, batch)
     first, steady = split_times(setup_done, stamps)
-    return {"import_s": imported - start, "setup_s": setup_done - imported, "first_step_s": first,
-            "steady_ms": steady, "in_process_s": time.perf_counter() - start,
-            "val_loss": val_loss, "callback_calls": step, "epochs": spec["epochs"],
-            "train_tokens": len(train_ids)}
+    return {
+        "import_s": imported - start,
+        "setup_s": setup_done - imported,
+        "first_step_s": first,
+        "steady_ms": steady,
+        "in_process_s": time.perf_counter() - start,
+        "val_loss": val_loss,
+        "callback_calls": step,
+        "epochs": spec["epochs"],
+        "train_tokens": len(train_ids),
+    }
 
 
 def windows_of(ids, shuffle, rng=None):
@@ -312,7 +371,7 @@ def windows_of(ids, shuffle, rng=None):
     starts = np.arange(n) * SEQ_LEN
     if shuffle:
         starts = rng.permutation(starts)
-    return np.stack([ids[s:s + SEQ_LEN + 1] for s in starts])
+    return np.stack([ids[s : s + SEQ_LEN + 1] for s in starts])
 
 
 def cosine_schedule(peak, total_steps):
@@ -336,7 +395,7 @@ def torch_val_loss(torch, F, model, val_ids, batch):
     losses, counts = [], []
     with torch.no_grad():
         for b in range(0, len(windows), batch):
-            chunk = torch.from_numpy(windows[b:b + batch])
+            chunk = torch.from_numpy(windows[b : b + batch])
             logits = model(chunk[:, :-1])
             losses.append(float(F.cross_entropy(logits.flatten(0, 1), chunk[:, 1:].flatten())))
             counts.append(len(chunk))
@@ -362,8 +421,12 @@ def TorchGPT(torch, vocab_size, size):
         def forward(self, X):
             Q = self.ln1(X)
             heads = F.scaled_dot_product_attention(
-                self.split(self.W_q(Q)), self.split(self.W_k(Q)), self.split(self.W_v(Q)),
-                dropout_p=DROPOUT if self.training else 0.0, is_causal=True)
+                self.split(self.W_q(Q)),
+                self.split(self.W_k(Q)),
+                self.split(self.W_v(Q)),
+                dropout_p=DROPOUT if self.training else 0.0,
+                is_causal=True,
+            )
             X = X + self.drop(self.W_o(heads.transpose(1, 2).flatten(2)))
             return X + self.drop(self.ffn2(F.gelu(self.ffn1(self.ln2(X)))))
 
@@ -374,8 +437,10 @@ def TorchGPT(torch, vocab_size, size):
             self.token_embedding = nn.Embedding(vocab_size, d)
             self.positions = nn.Parameter(torch.empty(SEQ_LEN, d).uniform_(-0.05, 0.05))
             self.drop = nn.Dropout(DROPOUT)
-            self.blocks = nn.ModuleList(Block(d, size["ffn_num_hiddens"], size["num_heads"])
-                                        for _ in range(size["num_blks"]))
+            self.blocks = nn.ModuleList(
+                Block(d, size["ffn_num_hiddens"], size["num_heads"])
+                for _ in range(size["num_blks"])
+            )
             self.final_norm = nn.LayerNorm(d, eps=1e-5)
             self.lm_head = nn.Linear(d, vocab_size)
             nn.init.uniform_(self.token_embedding.weight, -0.05, 0.05)  # Keras' "uniform"
@@ -398,19 +463,28 @@ def TorchGPT(torch, vocab_size, size):
 
 def run_worker(spec, backend):
     """Runs `spec` in a fresh Python process with `KERAS_BACKEND=backend`: its result dict."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     total = time.perf_counter() - start
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         print(f"  {spec['name']} failed: {tail[0][:300]}", flush=True)
         return {"error": tail[0][:300], "total_s": total, "load": load}
-    return {**json.loads(lines[-1][len("RESULT "):]), "total_s": total, "load": load}
+    return {**json.loads(lines[-1][len("RESULT ") :]), "total_s": total, "load": load}
 
 
 def worker_main(spec_json):
@@ -430,24 +504,46 @@ def specs(args, text_file, epochs):
                 print(f"{run} skipped: it reads The Time Machine, not found in ../shared/data")
                 continue
             threads = {"threads": 1} if run.endswith("-1t") else {}
-            out.append(({**common, **threads, "kind": "torch-loop", "name": run, "lever": ""},
-                        "torch"))
+            out.append(
+                ({**common, **threads, "kind": "torch-loop", "name": run, "lever": ""}, "torch")
+            )
         else:
             backend = run.split("-", 1)[1]
             out.append(({**common, "kind": "recipe", "name": run, "lever": ""}, backend))
     if args.levers:
         for lever, change in ((name, LEVERS[name]) for name in args.levers):
-            out.append(({**common, **change, "kind": "recipe", "name": f"recipe-tensorflow+{lever}",
-                         "lever": lever}, "tensorflow"))
+            out.append(
+                (
+                    {
+                        **common,
+                        **change,
+                        "kind": "recipe",
+                        "name": f"recipe-tensorflow+{lever}",
+                        "lever": lever,
+                    },
+                    "tensorflow",
+                )
+            )
     return out
 
 
 def row_of(spec, backend, result, steps):
-    row = {"run": spec["name"], "backend": backend, "lever": spec["lever"], "size": spec["size"],
-           "steps": steps, "epochs": spec["epochs"], **result}
+    row = {
+        "run": spec["name"],
+        "backend": backend,
+        "lever": spec["lever"],
+        "size": spec["size"],
+        "steps": steps,
+        "epochs": spec["epochs"],
+        **result,
+    }
     if "error" not in result:
-        busy = (result["import_s"] + result["setup_s"] + result["first_step_s"]
-                + result["steady_ms"] * (steps - 1) / 1e3)
+        busy = (
+            result["import_s"]
+            + result["setup_s"]
+            + result["first_step_s"]
+            + result["steady_ms"] * (steps - 1) / 1e3
+        )
         row["other_s"] = result["total_s"] - busy
     return row
 
@@ -469,16 +565,21 @@ def main(argv=None):
         data = f"the first {chars:,} characters of The Time Machine"
     else:
         data = "the generated corpus (The Time Machine not found in ../shared/data)"
-    print(f"{args.size} GPT {size}, seq_len {SEQ_LEN}, data {data}: {args.epochs} epoch(s) of "
-          f"{per_epoch or 'the corpus'} steps; {_common.machine_line()}", flush=True)
+    print(
+        f"{args.size} GPT {size}, seq_len {SEQ_LEN}, data {data}: {args.epochs} epoch(s) of "
+        f"{per_epoch or 'the corpus'} steps; {_common.machine_line()}",
+        flush=True,
+    )
     rows = []
     for spec, backend in specs(args, text_file, args.epochs):
         result = run_worker(spec, backend)
         rows.append(row_of(spec, backend, result, result.get("callback_calls", 0)))
         if "error" not in result:
-            print(f"  {spec['name']}: {result['total_s']:.1f} s total, {result['steady_ms']:.1f} "
-                  f"ms/step, val_loss {result['val_loss']:.4f} (load {result['load']:.2f})",
-                  flush=True)
+            print(
+                f"  {spec['name']}: {result['total_s']:.1f} s total, {result['steady_ms']:.1f} "
+                f"ms/step, val_loss {result['val_loss']:.4f} (load {result['load']:.2f})",
+                flush=True,
+            )
     shutil.rmtree(folder, ignore_errors=True)
     frame = pd.DataFrame(rows)
     ok = frame[frame["run"].str.startswith("torch-loop")]

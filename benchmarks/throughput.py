@@ -68,38 +68,78 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 CONFIGS = {
-    "d2l": dict(vocab=200, num_steps=9, num_hiddens=256, ffn_num_hiddens=64, num_heads=4, num_blks=2,
-                dropout=0.2, batch_size=128),
-    "large": dict(vocab=8000, num_steps=32, num_hiddens=256, ffn_num_hiddens=1024, num_heads=4,
-                  num_blks=2, dropout=0.2, batch_size=128),
+    "d2l": dict(
+        vocab=200,
+        num_steps=9,
+        num_hiddens=256,
+        ffn_num_hiddens=64,
+        num_heads=4,
+        num_blks=2,
+        dropout=0.2,
+        batch_size=128,
+    ),
+    "large": dict(
+        vocab=8000,
+        num_steps=32,
+        num_hiddens=256,
+        ffn_num_hiddens=1024,
+        num_heads=4,
+        num_blks=2,
+        dropout=0.2,
+        batch_size=128,
+    ),
 }
 QUICK_CONFIGS = {
     "d2l": dict(CONFIGS["d2l"], num_hiddens=32, batch_size=16),
-    "large": dict(CONFIGS["large"], vocab=500, num_steps=16, num_hiddens=32, ffn_num_hiddens=64,
-                  batch_size=16),
+    "large": dict(
+        CONFIGS["large"], vocab=500, num_steps=16, num_hiddens=32, ffn_num_hiddens=64, batch_size=16
+    ),
 }
 COMPILE_MODES = ("auto", "xla0")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", default="d2l,large", help="Subset of d2l,large. Defaults to both.")
+    parser.add_argument(
+        "--configs", default="d2l,large", help="Subset of d2l,large. Defaults to both."
+    )
     parser.add_argument(
         "--compile",
         default=None,
         help="Subset of auto,xla0 (see the docstring). Defaults to both ('auto' with --quick).",
     )
-    parser.add_argument("--steps", type=int, default=None, help="Timed steps per model per round. Defaults to 20 (3 with --quick).")
-    parser.add_argument("--rounds", type=int, default=None, help="Timed rounds (median reported). Defaults to 3 (2 with --quick).")
-    parser.add_argument("--warmup-steps", type=int, default=None, help="Untimed steps first. Defaults to 5 (2 with --quick).")
     parser.add_argument(
-        "--policy", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        "--steps",
+        type=int,
+        default=None,
+        help="Timed steps per model per round. Defaults to 20 (3 with --quick).",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="Timed rounds (median reported). Defaults to 3 (2 with --quick).",
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="Untimed steps first. Defaults to 5 (2 with --quick).",
+    )
+    parser.add_argument(
+        "--policy",
+        default="float32",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
         help="Dtype policy of both models. Defaults to float32.",
     )
     parser.add_argument("--quick", action="store_true", help="Smoke run: tiny models, few steps.")
     parser.add_argument("--seed", type=int, default=0, help="Random seed. Defaults to 0.")
     _common.add_cpu_allocator_argument(parser)
-    parser.add_argument("--out", default=None, help="CSV destination. Defaults to outputs/benchmarks/throughput.csv.")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="CSV destination. Defaults to outputs/benchmarks/throughput.csv.",
+    )
     args = parser.parse_args(argv)
     if args.compile is None:
         args.compile = "auto" if args.quick else "auto,xla0"
@@ -110,7 +150,9 @@ def parse_args(argv=None):
         parser.error(str(error))
     args.steps = args.steps or (3 if args.quick else 20)
     args.rounds = args.rounds or (2 if args.quick else 3)
-    args.warmup_steps = args.warmup_steps if args.warmup_steps is not None else (2 if args.quick else 5)
+    args.warmup_steps = (
+        args.warmup_steps if args.warmup_steps is not None else (2 if args.quick else 5)
+    )
     if min(args.steps, args.rounds) < 1 or args.warmup_steps < 1:
         parser.error("--steps, --rounds and --warmup-steps must be >= 1.")
     if args.out is None:
@@ -137,12 +179,17 @@ def make_batches(config, num_batches, seed):
         tgt_in = np.concatenate([np.ones((batch, 1), np.int64), labels[:, :-1]], axis=1)
         tgt_in = np.where(positions < tgt_len, tgt_in, 0)
         batches.append(
-            ({"src_ids": src.astype("int32"), "tgt_in_ids": tgt_in.astype("int32")}, labels.astype("int32"))
+            (
+                {"src_ids": src.astype("int32"), "tgt_in_ids": tgt_in.astype("int32")},
+                labels.astype("int32"),
+            )
         )
     return batches
 
 
-def keras_hub_transformer(vocab, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout, max_len):
+def keras_hub_transformer(
+    vocab, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout, max_len
+):
     """The same encoder-decoder from keras_hub's layers (post-norm, like D2L)."""
     import keras
     import keras_hub
@@ -151,20 +198,26 @@ def keras_hub_transformer(vocab, num_hiddens, ffn_num_hiddens, num_heads, num_bl
     tgt_in_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_in_ids")
     src_mask = keras.ops.not_equal(src_ids, 0)
     tgt_mask = keras.ops.not_equal(tgt_in_ids, 0)
-    X = keras_hub.layers.TokenAndPositionEmbedding(vocab, max_len, num_hiddens, name="src_embedding")(src_ids)
+    X = keras_hub.layers.TokenAndPositionEmbedding(
+        vocab, max_len, num_hiddens, name="src_embedding"
+    )(src_ids)
     X = keras.layers.Dropout(dropout)(X)
     for i in range(num_blks):
         X = keras_hub.layers.TransformerEncoder(
             ffn_num_hiddens, num_heads, dropout=dropout, name=f"encoder_{i}"
         )(X, padding_mask=src_mask)
-    Y = keras_hub.layers.TokenAndPositionEmbedding(vocab, max_len, num_hiddens, name="tgt_embedding")(tgt_in_ids)
+    Y = keras_hub.layers.TokenAndPositionEmbedding(
+        vocab, max_len, num_hiddens, name="tgt_embedding"
+    )(tgt_in_ids)
     Y = keras.layers.Dropout(dropout)(Y)
     for i in range(num_blks):
         Y = keras_hub.layers.TransformerDecoder(
             ffn_num_hiddens, num_heads, dropout=dropout, name=f"decoder_{i}"
         )(Y, X, decoder_padding_mask=tgt_mask, encoder_padding_mask=src_mask)
     logits = keras.layers.Dense(vocab, dtype="float32", name="output_dense")(Y)
-    return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, logits, name="keras_hub_transformer")
+    return keras.Model(
+        {"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, logits, name="keras_hub_transformer"
+    )
 
 
 def build_models(config, dropout, jit_compile, seed, policy="float32"):
@@ -252,10 +305,15 @@ def main(argv=None):
 
     tf.get_logger().setLevel("ERROR")
     devices = ", ".join(d.device_type for d in tf.config.list_logical_devices())
-    print(f"tensorflow {tf.__version__}, keras {keras.__version__}, backend {keras.backend.backend()}, "
-          f"devices: {devices}, cpus: {os.cpu_count()}", flush=True)
+    print(
+        f"tensorflow {tf.__version__}, keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"devices: {devices}, cpus: {os.cpu_count()}",
+        flush=True,
+    )
     configs = QUICK_CONFIGS if args.quick else CONFIGS
-    rows = [bench(name, configs[name], mode, args) for name in args.configs for mode in args.compile]
+    rows = [
+        bench(name, configs[name], mode, args) for name in args.configs for mode in args.compile
+    ]
     frame = pd.DataFrame(rows)
     frame["cpu_allocator"] = args.cpu_allocator
     _common.print_table(frame, drop=("ours_params", "keras_hub_params", "vocab", "ffn_num_hiddens"))

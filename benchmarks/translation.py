@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from keras_attention import _io, recipes  # noqa: E402
-from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import load_fra_eng, load_fra_eng_full  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 
 
 def count_target_tokens(dataset):
@@ -49,9 +49,11 @@ def run_full(args):
         tokenizer="wordpiece", vocab_size=args.vocab_size, num_steps=args.num_steps, num_val=5000
     )
     prep_minutes = (time.perf_counter() - t0) / 60
-    print(f"{len(task.train_pairs)} train / {len(task.val_pairs)} held-out pairs; vocab "
-          f"{task.src_tokenizer.vocab_size}/{task.tgt_tokenizer.vocab_size}; "
-          f"prepared in {prep_minutes:.1f} min")
+    print(
+        f"{len(task.train_pairs)} train / {len(task.val_pairs)} held-out pairs; vocab "
+        f"{task.src_tokenizer.vocab_size}/{task.tgt_tokenizer.vocab_size}; "
+        f"prepared in {prep_minutes:.1f} min"
+    )
     model = recipes.build_translation_model("transformer", task, data_name="fra-eng-full")
     training.compile_seq2seq(model, learning_rate=args.lr, jit_compile=True)
     print(f"Transformer: {model.count_params():,} parameters")
@@ -60,7 +62,12 @@ def run_full(args):
     budget = training.TimeBudget(args.minutes)
     start = time.perf_counter()
     history = training.fit_with_logs(
-        model, train, epochs=args.max_epochs, out_dir=args.out, verbose=2, callbacks=[budget],
+        model,
+        train,
+        epochs=args.max_epochs,
+        out_dir=args.out,
+        verbose=2,
+        callbacks=[budget],
         resume=False,
     )
     train_minutes = (time.perf_counter() - start) / 60

@@ -36,16 +36,28 @@ import keras  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from keras_attention import models  # noqa: E402
-from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import image_dataset, load_fashion_mnist  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 
 CPU_VIT = dict(
-    img_size=28, patch_size=7, num_hiddens=128, mlp_num_hiddens=256, num_heads=4, num_blks=4,
-    emb_dropout=0.1, blk_dropout=0.1,
+    img_size=28,
+    patch_size=7,
+    num_hiddens=128,
+    mlp_num_hiddens=256,
+    num_heads=4,
+    num_blks=4,
+    emb_dropout=0.1,
+    blk_dropout=0.1,
 )
 D2L_VIT = dict(
-    img_size=96, patch_size=16, num_hiddens=512, mlp_num_hiddens=2048, num_heads=8, num_blks=2,
-    emb_dropout=0.1, blk_dropout=0.1,
+    img_size=96,
+    patch_size=16,
+    num_hiddens=512,
+    mlp_num_hiddens=2048,
+    num_heads=8,
+    num_blks=2,
+    emb_dropout=0.1,
+    blk_dropout=0.1,
 )
 
 
@@ -74,8 +86,14 @@ def train_and_test(model, train, test, minutes, lr, out_dir):
     )
     start = time.perf_counter()
     history = training.fit_with_logs(
-        model, train, validation_data=test, epochs=1000, out_dir=out_dir, verbose=2,
-        callbacks=[training.TimeBudget(minutes, peak_learning_rate=lr)], resume=False,
+        model,
+        train,
+        validation_data=test,
+        epochs=1000,
+        out_dir=out_dir,
+        verbose=2,
+        callbacks=[training.TimeBudget(minutes, peak_learning_rate=lr)],
+        resume=False,
     )
     train_minutes = (time.perf_counter() - start) / 60
     _, accuracy = model.evaluate(test, verbose=0)
@@ -103,17 +121,27 @@ def main(argv=None):
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
     config = D2L_VIT if args.d2l else CPU_VIT
     resize = config["img_size"] if config["img_size"] != 28 else None
-    train = image_dataset(x_train, y_train, args.batch_size, shuffle=True, seed=args.seed, resize=resize)
+    train = image_dataset(
+        x_train, y_train, args.batch_size, shuffle=True, seed=args.seed, resize=resize
+    )
     test = image_dataset(x_test, y_test, 256, shuffle=False, resize=resize)
     rows = []
     vit = models.vision_transformer(num_classes=10, **config)
-    rows.append({"config": "D2L" if args.d2l else "CPU-sized",
-                 **train_and_test(vit, train, test, args.minutes, args.lr, out / "vit")})
+    rows.append(
+        {
+            "config": "D2L" if args.d2l else "CPU-sized",
+            **train_and_test(vit, train, test, args.minutes, args.lr, out / "vit"),
+        }
+    )
     print(rows[-1])
     if not args.d2l:
         keras.utils.set_random_seed(args.seed)
-        rows.append({"config": "baseline",
-                     **train_and_test(small_cnn(), train, test, args.minutes, args.lr, out / "cnn")})
+        rows.append(
+            {
+                "config": "baseline",
+                **train_and_test(small_cnn(), train, test, args.minutes, args.lr, out / "cnn"),
+            }
+        )
         print(rows[-1])
     frame = pd.DataFrame(rows)
     print(frame.to_string(index=False))

@@ -46,8 +46,19 @@ def load_run(path, kind=None, weights=False):
 
 
 def __getattr__(name):
-    if name in ("data", "export", "recipes", "generate", "models", "viz", "metrics", "distribute",
-                "scaling", "layers", "ops"):
+    if name in (
+        "data",
+        "export",
+        "recipes",
+        "generate",
+        "models",
+        "viz",
+        "metrics",
+        "distribute",
+        "scaling",
+        "layers",
+        "ops",
+    ):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -194,7 +194,12 @@ def check_float_in_range(
 def check_positive_float(name, value, allow_none=False):
     """`value` as a `float`, if it is a positive finite number (not 0, nan or inf)."""
     return check_float_in_range(
-        name, value, 0.0, math.inf, low_closed=False, rule="a positive finite number",
+        name,
+        value,
+        0.0,
+        math.inf,
+        low_closed=False,
+        rule="a positive finite number",
         allow_none=allow_none,
     )
 
@@ -272,8 +277,13 @@ def check_kv_heads(num_heads, num_kv_heads):
 
 
 def check_blocks(
-    num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
-    ffn_name="ffn_num_hiddens", dropout_name="dropout",
+    num_hiddens,
+    ffn_num_hiddens,
+    num_heads,
+    num_blks,
+    dropout,
+    ffn_name="ffn_num_hiddens",
+    dropout_name="dropout",
 ):
     """The sizes every Transformer builder takes, as `int`s and a `float`, in this order.
 
@@ -386,7 +396,9 @@ def check_same_batch(*named_shapes):
     A batch-1 tensor is not broadcast over a larger batch: that is an error.
     """
     named_shapes = [(name, tuple(shape)) for name, shape in named_shapes if shape is not None]
-    known = [(name, shape) for name, shape in named_shapes if shape and static_size(shape[0]) is not None]
+    known = [
+        (name, shape) for name, shape in named_shapes if shape and static_size(shape[0]) is not None
+    ]
     if len({static_size(shape[0]) for _, shape in known}) > 1:
         names = ", ".join(f"`{name}`" for name, _ in named_shapes)
         got = ", ".join(f"{name}.shape={shape}" for name, shape in known)

@@ -118,7 +118,7 @@ def sweep(path):
         name = entry.name
         if not name.startswith(prefix):
             continue
-        rest = name[len(prefix):]
+        rest = name[len(prefix) :]
         for tag in (_OLD, _TMP):
             if rest.startswith(tag):
                 pid = _writer_pid(rest, tag)

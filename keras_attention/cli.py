@@ -94,29 +94,58 @@ VERBOSE = _number(int, low=0, high=2)
 def _add_common_training(parser, epochs=10, batch_size=128, lr=None, out="outputs/run"):
     """The flags every `train` command has."""
     parser.add_argument("--epochs", type=POSITIVE_INT, default=epochs)
-    parser.add_argument("--batch-size", type=POSITIVE_INT, default=batch_size,
-                        help="the global batch under --distribute")
-    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=lr,
-                        help="Adam learning rate (the peak of a schedule)")
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
-                        help="warmup-rsqrt: the Transformer paper's; cosine: warmup then cosine")
-    parser.add_argument("--warmup-steps", type=POSITIVE_INT, default=None,
-                        help="schedule warmup (warmup-rsqrt: 4000; cosine: 5%% of the steps)")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder searched first for the named data sets' files")
+    parser.add_argument(
+        "--batch-size",
+        type=POSITIVE_INT,
+        default=batch_size,
+        help="the global batch under --distribute",
+    )
+    parser.add_argument(
+        "--lr", type=POSITIVE_FLOAT, default=lr, help="Adam learning rate (the peak of a schedule)"
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="warmup-rsqrt: the Transformer paper's; cosine: warmup then cosine",
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=POSITIVE_INT,
+        default=None,
+        help="schedule warmup (warmup-rsqrt: 4000; cosine: 5%% of the steps)",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="folder searched first for the named data sets' files"
+    )
     parser.add_argument("--out", default=out, help="run directory (resumes when started again)")
     parser.add_argument("--export", default=None, help="also export a SavedModel here")
     parser.add_argument("--seed", type=SEED, default=0)
-    parser.add_argument("--verbose", type=VERBOSE, default=1,
-                        help="Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch")
-    parser.add_argument("--distribute", default="none", choices=DISTRIBUTE,
-                        help="data-parallel training; mirrored/multiworker need the tensorflow "
-                             "backend, jax-dp jax")
-    parser.add_argument("--num-cpu-devices", type=POSITIVE_INT, default=None,
-                        help="mirrored or jax-dp: split the CPU into N devices")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
-                        help="bf16: Keras' mixed_bfloat16 (fast where the CPU has AVX512_BF16 or "
-                             "AMX, or on a GPU; a warning where it has neither)")
+    parser.add_argument(
+        "--verbose",
+        type=VERBOSE,
+        default=1,
+        help="Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch",
+    )
+    parser.add_argument(
+        "--distribute",
+        default="none",
+        choices=DISTRIBUTE,
+        help="data-parallel training; mirrored/multiworker need the tensorflow backend, jax-dp jax",
+    )
+    parser.add_argument(
+        "--num-cpu-devices",
+        type=POSITIVE_INT,
+        default=None,
+        help="mirrored or jax-dp: split the CPU into N devices",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="bf16: Keras' mixed_bfloat16 (fast where the CPU has AVX512_BF16 or "
+        "AMX, or on a GPU; a warning where it has neither)",
+    )
 
 
 def _size_flags(parser, names, defaults=None):
@@ -125,53 +154,94 @@ def _size_flags(parser, names, defaults=None):
     for name in names:
         kind = DROPOUT if name == "dropout" else POSITIVE_INT
         default = defaults.get(name)
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default,
-                            help=None if default is not None else "default: per --data")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            default=default,
+            help=None if default is not None else "default: per --data",
+        )
 
 
 def _add_train_translation(train_kinds):
     p = train_kinds.add_parser(
-        "translation", help="train an encoder-decoder", formatter_class=_Formatter,
+        "translation",
+        help="train an encoder-decoder",
+        formatter_class=_Formatter,
         description="Train a Transformer or Bahdanau translator (recipes.train_translation).",
     )
-    p.add_argument("--data", default="dates", type=_data(("dates", "fra-eng", "fra-eng-full"),
-                                                       "a file of sentence pairs"),
-                   help="dates (generated), fra-eng (D2L's), fra-eng-full, or a file of pairs: "
-                        ".tsv/.txt (source TAB target) or .csv (source,target columns)")
+    p.add_argument(
+        "--data",
+        default="dates",
+        type=_data(("dates", "fra-eng", "fra-eng-full"), "a file of sentence pairs"),
+        help="dates (generated), fra-eng (D2L's), fra-eng-full, or a file of pairs: "
+        ".tsv/.txt (source TAB target) or .csv (source,target columns)",
+    )
     p.add_argument("--model", default="transformer", choices=["transformer", "bahdanau"])
-    p.add_argument("--tokenizer", default=None, choices=["word", "char", "wordpiece"],
-                   help="for a file of pairs (default: word)")
-    p.add_argument("--vocab-size", type=_number(int, low=8), default=None,
-                   help="WordPiece vocabulary size (file)")
-    p.add_argument("--num-steps", type=POSITIVE_INT, default=None,
-                   help="tokens per sequence (file; default: 95th percentile of the lengths)")
-    p.add_argument("--val-fraction", type=FRACTION, default=0.1,
-                   help="held-out share of a file's pairs")
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        choices=["word", "char", "wordpiece"],
+        help="for a file of pairs (default: word)",
+    )
+    p.add_argument(
+        "--vocab-size",
+        type=_number(int, low=8),
+        default=None,
+        help="WordPiece vocabulary size (file)",
+    )
+    p.add_argument(
+        "--num-steps",
+        type=POSITIVE_INT,
+        default=None,
+        help="tokens per sequence (file; default: 95th percentile of the lengths)",
+    )
+    p.add_argument(
+        "--val-fraction", type=FRACTION, default=0.1, help="held-out share of a file's pairs"
+    )
     p.add_argument("--num-train", type=POSITIVE_INT, default=None)
     p.add_argument("--num-eval", type=POSITIVE_INT, default=1000, help="held-out pairs to score")
-    _size_flags(p, ["num_hiddens", "ffn_num_hiddens", "num_heads", "num_blks", "dropout",
-                    "max_len"])
+    _size_flags(
+        p, ["num_hiddens", "ffn_num_hiddens", "num_heads", "num_blks", "dropout", "max_len"]
+    )
     _add_common_training(p, out="outputs/translation")
     p.set_defaults(run=_train_translation)
 
 
 def _add_train_vision(train_kinds):
     p = train_kinds.add_parser(
-        "vision", help="train a vision transformer", formatter_class=_Formatter,
+        "vision",
+        help="train a vision transformer",
+        formatter_class=_Formatter,
         description="Train a ViT (recipes.train_vision). Fashion-MNIST gets a CPU-sized model "
-                    "(about 15 min for 10 epochs on 2 cores); D2L's is --img-size 96 "
-                    "--patch-size 16 --num-hiddens 512 --mlp-num-hiddens 2048 --num-heads 8 "
-                    "--num-blks 2 (hours on a CPU).",
+        "(about 15 min for 10 epochs on 2 cores); D2L's is --img-size 96 "
+        "--patch-size 16 --num-hiddens 512 --mlp-num-hiddens 2048 --num-heads 8 "
+        "--num-blks 2 (hours on a CPU).",
     )
-    p.add_argument("--data", default="shapes",
-                   type=_data(("shapes", "fashion-mnist"), "a folder of class sub-folders"),
-                   help="shapes (generated), fashion-mnist, or a folder with one sub-folder of "
-                        "images per class")
-    _size_flags(p, ["img_size", "patch_size", "num_hiddens", "mlp_num_hiddens", "num_heads",
-                    "num_blks", "dropout"])
-    p.add_argument("--num-train", type=POSITIVE_INT, default=None,
-                   help="training images (shapes: generated, default 10000; fashion-mnist: the "
-                        "first N)")
+    p.add_argument(
+        "--data",
+        default="shapes",
+        type=_data(("shapes", "fashion-mnist"), "a folder of class sub-folders"),
+        help="shapes (generated), fashion-mnist, or a folder with one sub-folder of "
+        "images per class",
+    )
+    _size_flags(
+        p,
+        [
+            "img_size",
+            "patch_size",
+            "num_hiddens",
+            "mlp_num_hiddens",
+            "num_heads",
+            "num_blks",
+            "dropout",
+        ],
+    )
+    p.add_argument(
+        "--num-train",
+        type=POSITIVE_INT,
+        default=None,
+        help="training images (shapes: generated, default 10000; fashion-mnist: the first N)",
+    )
     p.add_argument("--num-test", type=POSITIVE_INT, default=None)
     p.add_argument("--val-fraction", type=FRACTION, default=0.2, help="held-out share of a folder")
     _add_common_training(p, lr=0.001, out="outputs/vision")
@@ -180,56 +250,95 @@ def _add_train_vision(train_kinds):
 
 def _add_train_lm(train_kinds):
     p = train_kinds.add_parser(
-        "lm", help="train a GPT language model", formatter_class=_Formatter,
+        "lm",
+        help="train a GPT language model",
+        formatter_class=_Formatter,
         description="Train a GPT on text (recipes.train_lm); the last --val-fraction of the "
-                    "text is held out and perplexity is reported every epoch.",
+        "text is held out and perplexity is reported every epoch.",
     )
-    p.add_argument("--data", nargs="+", default=["timemachine"],
-                   type=_data(("timemachine", "corpus"), "text files or folders of .txt"),
-                   help="timemachine, corpus (generated), or text files / folders of .txt")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=["timemachine"],
+        type=_data(("timemachine", "corpus"), "text files or folders of .txt"),
+        help="timemachine, corpus (generated), or text files / folders of .txt",
+    )
     p.add_argument("--tokenizer", default="char", choices=["char", "wordpiece"])
-    p.add_argument("--vocab-size", type=_number(int, low=8), default=1000,
-                   help="largest vocabulary (WordPiece; characters take what the text has)")
-    p.add_argument("--num-sentences", type=POSITIVE_INT, default=2000,
-                   help="corpus: sentences generated")
-    _size_flags(p, ["num_hiddens", "ffn_num_hiddens", "num_heads", "num_blks", "dropout"],
-                configs.LM_CONFIG)
-    p.add_argument("--seq-len", type=_number(int, low=2), default=64,
-                   help="tokens per training window; also the model's positional max_len")
-    p.add_argument("--val-fraction", type=FRACTION, default=0.1,
-                   help="held-out tail of the text for validation")
+    p.add_argument(
+        "--vocab-size",
+        type=_number(int, low=8),
+        default=1000,
+        help="largest vocabulary (WordPiece; characters take what the text has)",
+    )
+    p.add_argument(
+        "--num-sentences", type=POSITIVE_INT, default=2000, help="corpus: sentences generated"
+    )
+    _size_flags(
+        p, ["num_hiddens", "ffn_num_hiddens", "num_heads", "num_blks", "dropout"], configs.LM_CONFIG
+    )
+    p.add_argument(
+        "--seq-len",
+        type=_number(int, low=2),
+        default=64,
+        help="tokens per training window; also the model's positional max_len",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=FRACTION,
+        default=0.1,
+        help="held-out tail of the text for validation",
+    )
     p.add_argument("--prompt", default=None, help="prompt of the printed samples")
-    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=50,
-                   help="tokens per printed sample (at most --seq-len - 1)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=POSITIVE_INT,
+        default=50,
+        help="tokens per printed sample (at most --seq-len - 1)",
+    )
     _add_common_training(p, batch_size=64, lr=0.001, out="outputs/lm")
     p.set_defaults(run=_train_lm)
 
 
 def _add_use_commands(commands):
-    p = commands.add_parser("translate", help="translate with a run directory or an export",
-                            formatter_class=_Formatter)
+    p = commands.add_parser(
+        "translate", help="translate with a run directory or an export", formatter_class=_Formatter
+    )
     p.add_argument("source", help="a `train translation` --out directory or its export")
     p.add_argument("sentences", nargs="*", help="sentences (default: one per stdin line)")
-    p.add_argument("--beam-size", type=POSITIVE_INT, default=1,
-                   help="beam search (run directories; exports serve greedy search)")
+    p.add_argument(
+        "--beam-size",
+        type=POSITIVE_INT,
+        default=1,
+        help="beam search (run directories; exports serve greedy search)",
+    )
     p.set_defaults(run=_translate)
 
-    p = commands.add_parser("classify", help="classify images with a run directory or an export",
-                            formatter_class=_Formatter)
+    p = commands.add_parser(
+        "classify",
+        help="classify images with a run directory or an export",
+        formatter_class=_Formatter,
+    )
     p.add_argument("source", help="a `train vision` --out directory or its export")
     p.add_argument("images", nargs="+", help="PNG, JPEG, GIF or BMP files")
     p.add_argument("--top-k", type=POSITIVE_INT, default=1, help="labels to print per image")
     p.set_defaults(run=_classify)
 
-    p = commands.add_parser("generate", help="continue prompts with a language model",
-                            formatter_class=_Formatter)
+    p = commands.add_parser(
+        "generate", help="continue prompts with a language model", formatter_class=_Formatter
+    )
     p.add_argument("source", help="a `train lm` --out directory or its export")
-    p.add_argument("prompts", nargs="+",
-                   help="prompts, each continued on its own (its text does not depend on the "
-                        "others)")
-    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=None,
-                   help="at most the model's max_len - 1 (default: 50, or what fits after the "
-                        "whole prompt; more cuts the prompt, with a warning)")
+    p.add_argument(
+        "prompts",
+        nargs="+",
+        help="prompts, each continued on its own (its text does not depend on the others)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=POSITIVE_INT,
+        default=None,
+        help="at most the model's max_len - 1 (default: 50, or what fits after the "
+        "whole prompt; more cuts the prompt, with a warning)",
+    )
     p.add_argument("--temperature", type=NONNEGATIVE_FLOAT, default=1.0, help="0: greedy")
     p.add_argument("--top-k", type=NONNEGATIVE_INT, default=0, help="0: off")
     p.add_argument("--top-p", type=TOP_P, default=1.0, help="1.0: off")
@@ -237,29 +346,48 @@ def _add_use_commands(commands):
     p.set_defaults(run=_generate)
 
     p = commands.add_parser(
-        "explore", help="write the attention explorer page of a run", formatter_class=_Formatter,
+        "explore",
+        help="write the attention explorer page of a run",
+        formatter_class=_Formatter,
         description="One self-contained HTML page (no network) with every block's and head's "
-                    "attention and the mask each query really saw (viz.explore).",
+        "attention and the mask each query really saw (viz.explore).",
     )
-    p.add_argument("source", help="a run directory, a .keras file in one, or an export (the "
-                                  "run it came from is opened)")
-    p.add_argument("--input", action="append", required=True,
-                   help="a sentence or prompt (vision: an image file); repeat for several")
+    p.add_argument(
+        "source",
+        help="a run directory, a .keras file in one, or an export (the run it came from is opened)",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        help="a sentence or prompt (vision: an image file); repeat for several",
+    )
     p.add_argument("--out", default="explorer.html", help="the page to write")
-    p.add_argument("--check", action="store_true",
-                   help="report weight on masked keys, causal leaks and rows not summing to 1 "
-                        "(exit code 1 when any is found)")
-    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=32,
-                   help="language models: tokens generated after the prompt")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="report weight on masked keys, causal leaks and rows not summing to 1 "
+        "(exit code 1 when any is found)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=POSITIVE_INT,
+        default=32,
+        help="language models: tokens generated after the prompt",
+    )
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(run=_explore)
 
-    p = commands.add_parser("export", help="export a trained run as a SavedModel",
-                            formatter_class=_Formatter)
+    p = commands.add_parser(
+        "export", help="export a trained run as a SavedModel", formatter_class=_Formatter
+    )
     p.add_argument("run_dir", help="the --out directory of a `train` command")
-    p.add_argument("--to", default=None,
-                   help="destination (default: saved_models/translator, image_classifier or "
-                        "language_model); only a previous export there is replaced")
+    p.add_argument(
+        "--to",
+        default=None,
+        help="destination (default: saved_models/translator, image_classifier or "
+        "language_model); only a previous export there is replaced",
+    )
     p.set_defaults(run=_export)
 
 
@@ -269,13 +397,18 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def make_parser():
     parser = argparse.ArgumentParser(
-        prog="keras-attention", formatter_class=_Formatter,
+        prog="keras-attention",
+        formatter_class=_Formatter,
         description="Train, use and export the attention models of D2L's chapter "
-                    "'Attention Mechanisms and Transformers'.",
+        "'Attention Mechanisms and Transformers'.",
     )
     parser.add_argument("--version", action="version", version=f"keras-attention {__version__}")
-    parser.add_argument("--verbose", dest="show_logs", action="store_true",
-                        help="show TensorFlow's start-up lines and Keras' warnings")
+    parser.add_argument(
+        "--verbose",
+        dest="show_logs",
+        action="store_true",
+        help="show TensorFlow's start-up lines and Keras' warnings",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a model", formatter_class=_Formatter)
@@ -310,8 +443,15 @@ def _train_translation(args):
 def _train_vision(args):
     from keras_attention import recipes
 
-    sizes = ["img_size", "patch_size", "num_hiddens", "mlp_num_hiddens", "num_heads",
-             "num_blks", "dropout"]
+    sizes = [
+        "img_size",
+        "patch_size",
+        "num_hiddens",
+        "mlp_num_hiddens",
+        "num_heads",
+        "num_blks",
+        "dropout",
+    ]
     recipes.train_vision(**_recipe_options(args, sizes))
 
 
@@ -352,9 +492,16 @@ def _generate(args):
         max_new_tokens = args.max_new_tokens or max(
             1, min(50, run.max_len - run.prompt_length(prompt), run.max_len - 1)
         )
-        print(run.generate(prompt, max_new_tokens=max_new_tokens,
-                           temperature=args.temperature, top_k=args.top_k or None,
-                           top_p=args.top_p, seed=args.seed))
+        print(
+            run.generate(
+                prompt,
+                max_new_tokens=max_new_tokens,
+                temperature=args.temperature,
+                top_k=args.top_k or None,
+                top_p=args.top_p,
+                seed=args.seed,
+            )
+        )
 
 
 def _explore(args):
@@ -440,7 +587,9 @@ def main(argv=None):
     try:
         args.run(args)
     except KeyboardInterrupt:
-        raise SystemExit("interrupted (a `train` run resumes when started again with its --out)")
+        raise SystemExit(
+            "interrupted (a `train` run resumes when started again with its --out)"
+        ) from None
     except USER_ERRORS as err:
         if args.debug:
             raise

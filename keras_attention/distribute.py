@@ -124,8 +124,10 @@ def _check_kind(kind):
         )
     needed, current = _BACKENDS.get(kind), keras.backend.backend()
     if needed is not None and current != needed:
-        hint = {"jax": ", or use kind='jax-dp'",
-                "tensorflow": ", or use kind='mirrored' or 'multiworker'"}.get(current, "")
+        hint = {
+            "jax": ", or use kind='jax-dp'",
+            "tensorflow": ", or use kind='mirrored' or 'multiworker'",
+        }.get(current, "")
         raise ValueError(
             f"`kind={kind!r}` needs the {needed} backend, but Keras runs on {current!r}; "
             f"set KERAS_BACKEND={needed} before importing keras{hint}."
@@ -136,8 +138,10 @@ def _check_kind(kind):
 def _check_num_devices(num_cpu_devices):
     if num_cpu_devices is None:
         return None
-    if isinstance(num_cpu_devices, bool) or not isinstance(num_cpu_devices, int) or (
-        num_cpu_devices < 1
+    if (
+        isinstance(num_cpu_devices, bool)
+        or not isinstance(num_cpu_devices, int)
+        or (num_cpu_devices < 1)
     ):
         raise ValueError(
             "`num_cpu_devices` must be a positive int or None; "
@@ -256,9 +260,9 @@ def make_strategy(kind, num_cpu_devices=None):
     if config is None:
         raise ValueError(
             "kind='multiworker' needs the TF_CONFIG environment variable (the cluster's "
-            "workers and this process's index), e.g. TF_CONFIG='{\"cluster\": {\"worker\": "
-            "[\"127.0.0.1:12345\", \"127.0.0.1:12346\"]}, \"task\": {\"type\": \"worker\", "
-            "\"index\": 0}}'."
+            'workers and this process\'s index), e.g. TF_CONFIG=\'{"cluster": {"worker": '
+            '["127.0.0.1:12345", "127.0.0.1:12346"]}, "task": {"type": "worker", '
+            '"index": 0}}\'.'
         )
     _fix_keras_multiworker_fit()
     return tf.distribute.MultiWorkerMirroredStrategy()
@@ -303,8 +307,11 @@ def _fix_keras_multiworker_fit():
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = self._distribute_strategy
-        if (iterator is not None and strategy is not None
-                and trainer._collective_all_reduce_multi_worker(strategy)):
+        if (
+            iterator is not None
+            and strategy is not None
+            and trainer._collective_all_reduce_multi_worker(strategy)
+        ):
             for _, _, it in iterator:
                 data_batch = tree.map_structure(local_value, next(it))
                 break

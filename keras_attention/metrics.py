@@ -81,9 +81,7 @@ def corpus_bleu(hypotheses, references, tokenize="13a", **kwargs):
     else:
         num_refs = max((len(r) for r in references), default=0)
         # sacrebleu takes one stream per reference position; None marks a gap.
-        streams = [
-            [r[j] if j < len(r) else None for r in references] for j in range(num_refs)
-        ]
+        streams = [[r[j] if j < len(r) else None for r in references] for j in range(num_refs)]
     return float(sacrebleu.corpus_bleu(hypotheses, streams, tokenize=tokenize, **kwargs).score)
 
 
@@ -133,8 +131,14 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         2.302...
     """
 
-    def __init__(self, pad_id=0, from_logits=True, name="masked_sparse_categorical_crossentropy",
-                 reduction="sum_over_batch_size", dtype=None):
+    def __init__(
+        self,
+        pad_id=0,
+        from_logits=True,
+        name="masked_sparse_categorical_crossentropy",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
         if reduction != "sum_over_batch_size":
             raise ValueError(
                 "`reduction` must be 'sum_over_batch_size' (the mean over non-padding "

@@ -42,9 +42,7 @@ def mask_value(dtype):
     """
     dtype = keras.backend.standardize_dtype(dtype)
     if dtype not in ("float16", "bfloat16", "float32", "float64"):
-        raise ValueError(
-            f"`dtype` must be a floating dtype; got dtype={dtype}."
-        )
+        raise ValueError(f"`dtype` must be a floating dtype; got dtype={dtype}.")
     if dtype == "bfloat16":
         finfo_max = 3.38953e38
     else:
@@ -73,8 +71,7 @@ def _check_valid_lens(valid_lens, num_keys):
     dtype = keras.backend.standardize_dtype(valid_lens.dtype)
     if "int" not in dtype:
         raise ValueError(
-            "`valid_lens` must hold integers (the number of valid keys); "
-            f"got dtype={dtype}."
+            f"`valid_lens` must hold integers (the number of valid keys); got dtype={dtype}."
         )
     rank = len(valid_lens.shape)
     if rank not in (1, 2):
@@ -119,8 +116,7 @@ def sequence_mask(X, valid_len, value=0.0):
     valid_len = _check_valid_lens(valid_len, maxlen)
     if len(valid_len.shape) != 1:
         raise ValueError(
-            "`valid_len` must have shape (batch,); "
-            f"got shape={tuple(valid_len.shape)}."
+            f"`valid_len` must have shape (batch,); got shape={tuple(valid_len.shape)}."
         )
     _checks.check_same_batch(("X", X.shape), ("valid_len", valid_len.shape))
     # (B, T)
@@ -146,12 +142,8 @@ def valid_lens_to_mask(valid_lens, num_queries, num_keys):
         # (B, 1)
         valid_lens = valid_lens[:, None]
     # (B, Q or 1, 1) against (1, 1, K)
-    mask = ops.arange(num_keys, dtype="int32")[None, None, :] < (
-        valid_lens[:, :, None]
-    )
-    return ops.broadcast_to(
-        mask, (ops.shape(valid_lens)[0], num_queries, num_keys)
-    )
+    mask = ops.arange(num_keys, dtype="int32")[None, None, :] < (valid_lens[:, :, None])
+    return ops.broadcast_to(mask, (ops.shape(valid_lens)[0], num_queries, num_keys))
 
 
 def causal_mask(num_queries, num_keys, offset=0):
@@ -168,9 +160,7 @@ def causal_mask(num_queries, num_keys, offset=0):
         A boolean tensor of shape `(Q, K)`.
     """
     # (Q, 1) against (1, K)
-    rows = ops.arange(num_queries, dtype="int32")[:, None] + ops.cast(
-        offset, "int32"
-    )
+    rows = ops.arange(num_queries, dtype="int32")[:, None] + ops.cast(offset, "int32")
     cols = ops.arange(num_keys, dtype="int32")[None, :]
     return cols <= rows
 
@@ -259,9 +249,7 @@ def masked_softmax(X, valid_lens=None, mask=None):
                 f"`valid_lens` is given; got shape={tuple(X.shape)}."
             )
         shape = ops.shape(X)
-        mask = merge_masks(
-            mask, valid_lens_to_mask(valid_lens, shape[1], shape[2])
-        )
+        mask = merge_masks(mask, valid_lens_to_mask(valid_lens, shape[1], shape[2]))
     logits = ops.cast(X, "float32")
     if mask is None:
         return ops.cast(ops.softmax(logits, axis=-1), X.dtype)

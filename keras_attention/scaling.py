@@ -161,8 +161,13 @@ def plot_power_law(ax, x, y, fits, xlabel, reference_alpha=None, color="C0"):
         text = f"{label}: $\\alpha$={fit['alpha']:.3f}"
         if fit["c"]:
             text += f", c={fit['c']:.2f}"
-        ax.loglog(grid, power_law(grid, fit["a"], fit["alpha"], fit["c"]),
-                  "-" if i == 0 else "--", color="k" if i == 0 else "gray", label=text)
+        ax.loglog(
+            grid,
+            power_law(grid, fit["a"], fit["alpha"], fit["c"]),
+            "-" if i == 0 else "--",
+            color="k" if i == 0 else "gray",
+            label=text,
+        )
     from matplotlib import ticker
 
     low, high = y.min(), y.max()

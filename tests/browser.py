@@ -36,8 +36,10 @@ FLAGS = (
 def skip_reason():
     """Why the browser tests cannot run here, or None."""
     if not os.path.exists(CHROMIUM) or not os.path.exists(CHROMEDRIVER):
-        return (f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
-                "run `make browser` (apt-get install chromium chromium-driver)")
+        return (
+            f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
+            "run `make browser` (apt-get install chromium chromium-driver)"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -87,9 +89,13 @@ def open_page(driver, path, timeout=60):
         if state[0] == "1":
             return time.perf_counter() - started
         if state[1]:
-            raise AssertionError(f"the page failed: {state[1]}; console: {console_messages(driver)}")
+            raise AssertionError(
+                f"the page failed: {state[1]}; console: {console_messages(driver)}"
+            )
         time.sleep(0.02)
-    raise AssertionError(f"the page was not ready after {timeout} s; console: {console_messages(driver)}")
+    raise AssertionError(
+        f"the page was not ready after {timeout} s; console: {console_messages(driver)}"
+    )
 
 
 def console_messages(driver, level=None):

@@ -15,7 +15,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-
 # Markers that skip a test on some backends (registered in pytest.ini):
 # marker -> (backends that skip it, what the test needs).
 _BACKEND_MARKERS = {

@@ -77,7 +77,7 @@ def run_layer_test(
     # 1. Config round trip.
     layer = layer_cls(**init_kwargs)
     config = layer.get_config()
-    for key, value in init_kwargs.items():
+    for key in init_kwargs:
         assert key in config, f"get_config() lacks constructor argument {key!r}"
     clone = layer_cls.from_config(config)
     assert clone.get_config() == config
@@ -93,15 +93,13 @@ def run_layer_test(
 
     # 3. Functional model on symbolic inputs with unknown batch and lengths.
     sym_inputs = [
-        _symbolic_input(
-            x, f"input_{i}", None if symbolic_shapes is None else symbolic_shapes[i]
-        )
+        _symbolic_input(x, f"input_{i}", None if symbolic_shapes is None else symbolic_shapes[i])
         for i, x in enumerate(inputs)
     ]
     sym_kwargs = {
-        k: _symbolic_input(v, k) if v.ndim > 1 else keras.Input(
-            shape=(), dtype=str(v.dtype), name=k
-        )
+        k: _symbolic_input(v, k)
+        if v.ndim > 1
+        else keras.Input(shape=(), dtype=str(v.dtype), name=k)
         for k, v in array_kwargs.items()
     }
     layer_inputs = list(sym_inputs)
@@ -123,9 +121,7 @@ def run_layer_test(
     feed = list(inputs) + list(array_kwargs.values())
     if input_mask is not None:
         feed.append(np.asarray(input_mask, bool))
-    functional = [
-        ops.convert_to_numpy(t) for t in _as_list(model(feed, training=False))
-    ]
+    functional = [ops.convert_to_numpy(t) for t in _as_list(model(feed, training=False))]
     if input_mask is None:
         for e, f in zip(eager, functional):
             np.testing.assert_allclose(f, e, atol=atol, rtol=1e-5)
@@ -152,8 +148,7 @@ def run_layer_test(
         for policy in ("mixed_float16", "mixed_bfloat16"):
             mp_layer = layer_cls(**init_kwargs, dtype=policy)
             mp_inputs = [
-                x.astype("float32") if np.asarray(x).dtype.kind == "f" else x
-                for x in inputs
+                x.astype("float32") if np.asarray(x).dtype.kind == "f" else x for x in inputs
             ]
             mp_out = mp_layer(*mp_inputs, **call_kwargs)
             for t in _as_list(mp_out):
@@ -236,8 +231,14 @@ BAD_BLOCK_ARGUMENTS = [
     ({"num_blks": True}, "`num_blks` must be a positive integer; got num_blks=True."),
     ({"num_hiddens": 0}, "`num_hiddens` must be a positive integer; got num_hiddens=0."),
     ({"num_hiddens": 8.0}, "`num_hiddens` must be a positive integer; got num_hiddens=8.0."),
-    ({"ffn_num_hiddens": -4}, "`ffn_num_hiddens` must be a positive integer; got ffn_num_hiddens=-4."),
-    ({"num_heads": 3}, "`num_hiddens` must be divisible by `num_heads`; got num_hiddens=8, num_heads=3."),
+    (
+        {"ffn_num_hiddens": -4},
+        "`ffn_num_hiddens` must be a positive integer; got ffn_num_hiddens=-4.",
+    ),
+    (
+        {"num_heads": 3},
+        "`num_hiddens` must be divisible by `num_heads`; got num_hiddens=8, num_heads=3.",
+    ),
     ({"num_heads": 0}, "`num_heads` must be a positive integer; got num_heads=0."),
     ({"dropout": 1.0}, "`dropout` must be a float in [0, 1); got dropout=1.0."),
     ({"dropout": float("nan")}, "`dropout` must be a float in [0, 1); got dropout=nan."),

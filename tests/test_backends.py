@@ -74,23 +74,46 @@ def build_models():
     return {
         "every_layer": (build_model(seed=0), make_batch(with_empty_row=True)),
         "transformer": (
-            seeded(1, ka_models.transformer, V, V, D, F, H, BLKS, 0.1, max_len=MAX_LEN,
-                   return_attention_scores=True),
+            seeded(
+                1,
+                ka_models.transformer,
+                V,
+                V,
+                D,
+                F,
+                H,
+                BLKS,
+                0.1,
+                max_len=MAX_LEN,
+                return_attention_scores=True,
+            ),
             seq2seq_batch,
         ),
         "transformer_norm_first": (
-            seeded(2, ka_models.transformer, V, V, D, F, H, BLKS, 0.1, max_len=MAX_LEN,
-                   norm_first=True),
+            seeded(
+                2, ka_models.transformer, V, V, D, F, H, BLKS, 0.1, max_len=MAX_LEN, norm_first=True
+            ),
             seq2seq_batch,
         ),
         "bahdanau_seq2seq": (
-            seeded(3, ka_models.bahdanau_seq2seq, V, V, D, D, 2, 0.1,
-                   return_attention_scores=True),
+            seeded(3, ka_models.bahdanau_seq2seq, V, V, D, D, 2, 0.1, return_attention_scores=True),
             seq2seq_batch,
         ),
         "vision_transformer": (
-            seeded(4, ka_models.vision_transformer, 8, 4, D, F, H, BLKS, 0.1, 0.1, 3,
-                   return_attention_scores=True),
+            seeded(
+                4,
+                ka_models.vision_transformer,
+                8,
+                4,
+                D,
+                F,
+                H,
+                BLKS,
+                0.1,
+                0.1,
+                3,
+                return_attention_scores=True,
+            ),
             images,
         ),
         "bert": (encoder, bert_batch),
@@ -254,8 +277,16 @@ def _unflatten(flat):
 # xdist worker).
 
 MODEL_NAMES = [
-    "every_layer", "transformer", "transformer_norm_first", "bahdanau_seq2seq",
-    "vision_transformer", "bert", "bert_mlm", "bert_classifier", "gpt", "t5",
+    "every_layer",
+    "transformer",
+    "transformer_norm_first",
+    "bahdanau_seq2seq",
+    "vision_transformer",
+    "bert",
+    "bert_mlm",
+    "bert_classifier",
+    "gpt",
+    "t5",
 ]
 OTHER_BACKENDS = [b for b in BACKENDS if b != keras.backend.backend()]
 
@@ -265,7 +296,8 @@ def test_every_public_layer_and_builder_is_covered():
 
     assert set(public_layer_classes()) <= layers_used(build_model())
     builders = {
-        name for name, obj in vars(ka_models).items()
+        name
+        for name, obj in vars(ka_models).items()
         if callable(obj) and not isinstance(obj, type) and not name.startswith("_")
     }
     assert builders <= set(MODEL_NAMES), builders - set(MODEL_NAMES)
@@ -297,7 +329,10 @@ def run_worker(backend, work_dir, out_dir):
     )
     result = subprocess.run(
         [sys.executable, "-c", code, TESTS_DIR, str(work_dir), str(out_dir)],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, f"{backend} worker failed:\n{result.stderr[-5000:]}"
     outputs = dict(np.load(out_dir / "outputs.npz"))
@@ -349,8 +384,11 @@ def test_same_numbers_training_and_export_error_on(backend, reference, tmp_path)
     # 3. SavedModel export is TensorFlow's: a clear error elsewhere.
     if backend != "tensorflow":
         assert sorted(report["export_errors"]) == [
-            "ImageClassifier", "Translator",
-            "export_image_classifier", "export_language_model", "export_translator",
+            "ImageClassifier",
+            "Translator",
+            "export_image_classifier",
+            "export_language_model",
+            "export_translator",
         ]
         for name, message in report["export_errors"].items():
             assert message is not None, f"{name} raised no error on {backend}"
@@ -359,9 +397,13 @@ def test_same_numbers_training_and_export_error_on(backend, reference, tmp_path)
         assert not report["export_dir_exists"]
 
 
-@pytest.mark.parametrize("kind,use_tf_data", [("transformer", False), ("transformer", True), ("bahdanau", False)])
+@pytest.mark.parametrize(
+    "kind,use_tf_data", [("transformer", False), ("transformer", True), ("bahdanau", False)]
+)
 def test_fit_a_tiny_seq2seq_model_here(kind, use_tf_data):
-    _check_losses(fit_losses(use_tf_data, kind), f"{keras.backend.backend()}, {kind}, tf_data={use_tf_data}")
+    _check_losses(
+        fit_losses(use_tf_data, kind), f"{keras.backend.backend()}, {kind}, tf_data={use_tf_data}"
+    )
 
 
 WITHOUT_TENSORFLOW = r"""
@@ -405,6 +447,10 @@ def test_layers_fit_and_numpy_data_work_without_tensorflow(backend):
     # What `benchmarks/gpu.sh` relies on: a machine with JAX and no TensorFlow.
     env = {**os.environ, "KERAS_BACKEND": backend}
     result = subprocess.run(
-        [sys.executable, "-c", WITHOUT_TENSORFLOW], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", WITHOUT_TENSORFLOW],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]

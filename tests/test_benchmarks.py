@@ -22,32 +22,94 @@ MACHINE = ["cpu", "cpu_flags", "cores", "load_start", "load_end"]
 CASES = {
     "attention": (
         ["--shapes", "2x16x32x4", "--repeats", "1", "--warmup", "1", "--cpu-allocator", "bfc"],
-        ["shape", "dtype", "mode", "ours", "ours_ms", "keras_ms", "keras_hub_ms", "fastest_peer",
-         "ratio", "gflops", "peak_gflops", "pct_of_peak", "cpu_allocator"],
+        [
+            "shape",
+            "dtype",
+            "mode",
+            "ours",
+            "ours_ms",
+            "keras_ms",
+            "keras_hub_ms",
+            "fastest_peer",
+            "ratio",
+            "gflops",
+            "peak_gflops",
+            "pct_of_peak",
+            "cpu_allocator",
+        ],
         ["ours_ms", "keras_ms", "keras_hub_ms", "ratio", "gflops", "peak_gflops"],
     ),
     "throughput": (
-        ["--configs", "d2l", "--compile", "auto", "--steps", "2", "--rounds", "1", "--warmup-steps", "1"],
-        ["config", "compile", "batch", "num_steps", "ours_tokens_per_s", "keras_hub_tokens_per_s",
-         "ratio", "ours_last_loss", "keras_hub_last_loss", "cpu_allocator"],
+        [
+            "--configs",
+            "d2l",
+            "--compile",
+            "auto",
+            "--steps",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup-steps",
+            "1",
+        ],
+        [
+            "config",
+            "compile",
+            "batch",
+            "num_steps",
+            "ours_tokens_per_s",
+            "keras_hub_tokens_per_s",
+            "ratio",
+            "ours_last_loss",
+            "keras_hub_last_loss",
+            "cpu_allocator",
+        ],
         ["ours_tokens_per_s", "keras_hub_tokens_per_s", "ratio"],
     ),
     "decoding": (
         ["--tokens", "4"],
-        ["search", "compile", "batch", "output_tokens", "cached_sent_per_s", "uncached_sent_per_s",
-         "cache_speedup", "token_agreement", *MACHINE],
+        [
+            "search",
+            "compile",
+            "batch",
+            "output_tokens",
+            "cached_sent_per_s",
+            "uncached_sent_per_s",
+            "cache_speedup",
+            "token_agreement",
+            *MACHINE,
+        ],
         ["cached_sent_per_s", "uncached_sent_per_s", "cache_speedup"],
     ),
     "mixed_precision": (
         ["--steps", "4", "--chunk", "2", "--batch-size", "8"],
-        ["model", "mixed_policy", "float32_step_ms", "mixed_step_ms", "speedup", "float32_final_loss",
-         "mixed_final_loss", "loss_difference"],
+        [
+            "model",
+            "mixed_policy",
+            "float32_step_ms",
+            "mixed_step_ms",
+            "speedup",
+            "float32_final_loss",
+            "mixed_final_loss",
+            "loss_difference",
+        ],
         ["float32_step_ms", "mixed_step_ms", "speedup", "float32_final_loss", "mixed_final_loss"],
     ),
     "small_models": (
         ["--runs", "recipe-tensorflow,torch-loop-1t", "--steps", "8"],
-        ["run", "backend", "steps", "import_s", "setup_s", "first_step_s", "steady_ms", "total_s",
-         "val_loss", "ratio", *MACHINE],
+        [
+            "run",
+            "backend",
+            "steps",
+            "import_s",
+            "setup_s",
+            "first_step_s",
+            "steady_ms",
+            "total_s",
+            "val_loss",
+            "ratio",
+            *MACHINE,
+        ],
         ["import_s", "total_s", "val_loss", "ratio"],
     ),
     "serving": (
@@ -57,20 +119,60 @@ CASES = {
     ),
     "gpu_mfu": (
         ["--steps", "2"],
-        ["device", "policy", "step_ms", "tokens_per_s", "model_tflop_per_step", "achieved_tflops",
-         "peak_tflops", "peak_source", "mfu_pct", "matmul_bf16_tflops", "pct_of_matmul"],
+        [
+            "device",
+            "policy",
+            "step_ms",
+            "tokens_per_s",
+            "model_tflop_per_step",
+            "achieved_tflops",
+            "peak_tflops",
+            "peak_source",
+            "mfu_pct",
+            "matmul_bf16_tflops",
+            "pct_of_matmul",
+        ],
         ["step_ms", "achieved_tflops", "peak_tflops", "mfu_pct"],
     ),
     "variants": (
         ["--rows", "learned,rotary,rotary+ntk2x,mqa_kv1,lora_r4,int8", "--data", "corpus"],
-        ["variant", "val_loss", "val_ppl", "loss_2x", "train_tokens_per_s", "decode_tokens_per_s",
-         "infer_tokens_per_s", "kv_bytes_per_token", "params", "trainable_params", "model_bytes",
-         "cpu", "cpu_flags"],
-        ["val_loss", "val_ppl", "loss_2x", "train_tokens_per_s", "decode_tokens_per_s",
-         "kv_bytes_per_token", "params", "trainable_params", "model_bytes"],
+        [
+            "variant",
+            "val_loss",
+            "val_ppl",
+            "loss_2x",
+            "train_tokens_per_s",
+            "decode_tokens_per_s",
+            "infer_tokens_per_s",
+            "kv_bytes_per_token",
+            "params",
+            "trainable_params",
+            "model_bytes",
+            "cpu",
+            "cpu_flags",
+        ],
+        [
+            "val_loss",
+            "val_ppl",
+            "loss_2x",
+            "train_tokens_per_s",
+            "decode_tokens_per_s",
+            "kv_bytes_per_token",
+            "params",
+            "trainable_params",
+            "model_bytes",
+        ],
     ),
 }
-SLOW = {"attention", "throughput", "mixed_precision", "gpu_mfu", "variants", "small_models", "serving"}
+SLOW = {
+    "attention",
+    "throughput",
+    "mixed_precision",
+    "gpu_mfu",
+    "variants",
+    "small_models",
+    "serving",
+}
 
 
 def run_quick(name, tmp_path):
@@ -79,7 +181,11 @@ def run_quick(name, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--out", str(out), *extra],
-        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return pd.read_csv(out)
@@ -87,7 +193,11 @@ def run_quick(name, tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in CASES if n != "variants"],
+    [
+        pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else [])
+        for n in CASES
+        if n != "variants"
+    ],
 )
 def test_quick_run_writes_csv(name, tmp_path):
     check_quick_run(name, run_quick(name, tmp_path), tmp_path)
@@ -109,7 +219,9 @@ def test_variants_card_rows_measure_what_they_claim(tmp_path):
     frame = frame.set_index("variant")
     assert list(frame.index) == ["learned", "rotary", "mqa_kv1", "rotary+ntk2x", "lora_r4", "int8"]
     # Multi-query attention caches one head of the four: a quarter of the bytes.
-    assert frame.loc["mqa_kv1", "kv_bytes_per_token"] * 4 == frame.loc["learned", "kv_bytes_per_token"]
+    assert (
+        frame.loc["mqa_kv1", "kv_bytes_per_token"] * 4 == frame.loc["learned", "kv_bytes_per_token"]
+    )
     assert frame.loc["lora_r4", "trainable_params"] < frame.loc["learned", "trainable_params"] / 4
     assert frame.loc["int8", "model_bytes"] < frame.loc["learned", "model_bytes"] / 2
     assert frame.loc["int8", "logit_cosine"] > 0.99
@@ -176,8 +288,16 @@ def test_small_models_torch_loop_matches_the_keras_gpt_size():
 
     small_models = _import_benchmark("small_models")
     size = small_models.SIZES["small"]
-    ours = models.gpt(31, size["num_hiddens"], size["ffn_num_hiddens"], size["num_heads"],
-                      size["num_blks"], 0.1, max_len=small_models.SEQ_LEN, pad_id=None)
+    ours = models.gpt(
+        31,
+        size["num_hiddens"],
+        size["ffn_num_hiddens"],
+        size["num_heads"],
+        size["num_blks"],
+        0.1,
+        max_len=small_models.SEQ_LEN,
+        pad_id=None,
+    )
     loop = small_models.TorchGPT(torch, 31, size)
     assert sum(p.numel() for p in loop.parameters()) == ours.count_params()
     assert loop(torch.zeros(2, 5, dtype=torch.long)).shape == (2, 5, 31)

@@ -71,7 +71,9 @@ def test_int_in_range_accepts(value):
     assert _checks.check_int_in_range("pad_id", value, 0, 100, high_name="vocab_size") == int(value)
 
 
-@pytest.mark.parametrize("value, shown", [(-1, "-1"), (100, "100"), (np.int64(100), "100"), (1.0, "1.0"), (True, "True")])
+@pytest.mark.parametrize(
+    "value, shown", [(-1, "-1"), (100, "100"), (np.int64(100), "100"), (1.0, "1.0"), (True, "True")]
+)
 def test_int_in_range_rejects_and_names_the_bound(value, shown):
     rule = "an integer in [0, vocab_size=100)"
     with pytest.raises(ValueError, match=_message("pad_id", rule, shown)):
@@ -86,7 +88,9 @@ def test_int_in_closed_range_includes_the_bound():
         _checks.check_int_in_range("pad_id", 3, 0, 3, allow_none=True)
 
 
-@pytest.mark.parametrize("value", [1e-5, 1, 2.5, np.float32(0.5), np.float64(3.0), np.int64(2), 1e300])
+@pytest.mark.parametrize(
+    "value", [1e-5, 1, 2.5, np.float32(0.5), np.float64(3.0), np.int64(2), 1e300]
+)
 def test_positive_float_accepts_finite_positive_numbers(value):
     got = _checks.check_positive_float("epsilon", value)
     assert got == float(value) and type(got) is float
@@ -94,8 +98,18 @@ def test_positive_float_accepts_finite_positive_numbers(value):
 
 @pytest.mark.parametrize(
     "value, shown",
-    [(0, "0"), (0.0, "0.0"), (-1e-3, "-0.001"), (NAN, "nan"), (INF, "inf"), (-INF, "-inf"),
-     (np.float32("nan"), "nan"), (True, "True"), ("1e-5", "'1e-5'"), (None, "None")],
+    [
+        (0, "0"),
+        (0.0, "0.0"),
+        (-1e-3, "-0.001"),
+        (NAN, "nan"),
+        (INF, "inf"),
+        (-INF, "-inf"),
+        (np.float32("nan"), "nan"),
+        (True, "True"),
+        ("1e-5", "'1e-5'"),
+        (None, "None"),
+    ],
 )
 def test_positive_float_rejects_nan_inf_and_non_positive(value, shown):
     with pytest.raises(ValueError, match=_message("epsilon", "a positive finite number", shown)):
@@ -117,7 +131,19 @@ def test_dropout_accepts_rates(value):
     assert _checks.check_dropout(value) == float(value)
 
 
-@pytest.mark.parametrize("value, shown", [(1.0, "1.0"), (1, "1"), (-0.1, "-0.1"), (NAN, "nan"), (INF, "inf"), ("x", "'x'"), (True, "True"), (None, "None")])
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (1.0, "1.0"),
+        (1, "1"),
+        (-0.1, "-0.1"),
+        (NAN, "nan"),
+        (INF, "inf"),
+        ("x", "'x'"),
+        (True, "True"),
+        (None, "None"),
+    ],
+)
 def test_dropout_rejects(value, shown):
     with pytest.raises(ValueError, match=_message("dropout", "a float in [0, 1)", shown)):
         _checks.check_dropout(value)
@@ -131,7 +157,9 @@ def test_bool_accepts(value):
     assert got == bool(value) and type(got) is bool
 
 
-@pytest.mark.parametrize("value, shown", [(1, "1"), (0, "0"), ("yes", "'yes'"), (None, "None"), (np.int64(1), "1")])
+@pytest.mark.parametrize(
+    "value, shown", [(1, "1"), (0, "0"), ("yes", "'yes'"), (None, "None"), (np.int64(1), "1")]
+)
 def test_bool_rejects(value, shown):
     with pytest.raises(ValueError, match=_message("use_bias", "True or False", shown)):
         _checks.check_bool("use_bias", value)
@@ -140,7 +168,9 @@ def test_bool_rejects(value, shown):
 def test_choice():
     assert _checks.check_choice("kernel", "boxcar", ("gaussian", "boxcar")) == "boxcar"
     for value, shown in (("Boxcar", "'Boxcar'"), (1, "1"), (None, "None")):
-        with pytest.raises(ValueError, match=_message("kernel", "one of ['boxcar', 'gaussian']", shown)):
+        with pytest.raises(
+            ValueError, match=_message("kernel", "one of ['boxcar', 'gaussian']", shown)
+        ):
             _checks.check_choice("kernel", value, ("gaussian", "boxcar"))
 
 
@@ -151,12 +181,26 @@ def test_string():
             _checks.check_string("name", value)
 
 
-@pytest.mark.parametrize("value, expected", [(4, (4, 4)), (np.int64(4), (4, 4)), ((2, 3), (2, 3)), ([np.int32(2), 3], (2, 3))])
+@pytest.mark.parametrize(
+    "value, expected",
+    [(4, (4, 4)), (np.int64(4), (4, 4)), ((2, 3), (2, 3)), ([np.int32(2), 3], (2, 3))],
+)
 def test_pair_accepts(value, expected):
     assert _checks.check_pair("patch_size", value) == expected
 
 
-@pytest.mark.parametrize("value, shown", [(0, "0"), ((2, 0), "(2, 0)"), ((2,), "(2,)"), ((2, 3, 4), "(2, 3, 4)"), ((2, 1.5), "(2, 1.5)"), (2.0, "2.0"), ((True, 2), "(True, 2)")])
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (0, "0"),
+        ((2, 0), "(2, 0)"),
+        ((2,), "(2,)"),
+        ((2, 3, 4), "(2, 3, 4)"),
+        ((2, 1.5), "(2, 1.5)"),
+        (2.0, "2.0"),
+        ((True, 2), "(True, 2)"),
+    ],
+)
 def test_pair_rejects(value, shown):
     rule = "a positive integer or a pair of positive integers"
     with pytest.raises(ValueError, match=_message("patch_size", rule, shown)):
@@ -165,7 +209,12 @@ def test_pair_rejects(value, shown):
 
 def test_heads_must_divide_hiddens():
     assert _checks.check_heads(8, np.int64(2)) == 2
-    with pytest.raises(ValueError, match=re.escape("`num_hiddens` must be divisible by `num_heads`; got num_hiddens=8, num_heads=3.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`num_hiddens` must be divisible by `num_heads`; got num_hiddens=8, num_heads=3."
+        ),
+    ):
         _checks.check_heads(8, 3)
     with pytest.raises(ValueError, match=_message("num_heads", "a positive integer", "0")):
         _checks.check_heads(8, 0)
@@ -174,20 +223,28 @@ def test_heads_must_divide_hiddens():
 def test_activation_and_initializer():
     assert _checks.check_activation("activation", "gelu") == "gelu"
     for value, shown in (("nope", "'nope'"), (None, "None"), (3, "3")):
-        with pytest.raises(ValueError, match=_message("activation", "the name of a Keras activation", shown)):
+        with pytest.raises(
+            ValueError, match=_message("activation", "the name of a Keras activation", shown)
+        ):
             _checks.check_activation("activation", value)
     assert isinstance(_checks.check_initializer("initializer", "zeros"), keras.initializers.Zeros)
     for value, shown in (("nope", "'nope'"), (None, "None"), (3, "3")):
-        with pytest.raises(ValueError, match=_message("initializer", "a Keras initializer or its name", shown)):
+        with pytest.raises(
+            ValueError, match=_message("initializer", "a Keras initializer or its name", shown)
+        ):
             _checks.check_initializer("initializer", value)
 
 
 def test_tensor_dtype_checks_raise_type_errors():
     _checks.check_float_tensor("queries", np.zeros((2,), "float16"))
     _checks.check_int_tensor("ids", ops.zeros((2,), "int32"))
-    with pytest.raises(TypeError, match=re.escape("`queries` must be a float tensor; got queries.dtype=int32.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`queries` must be a float tensor; got queries.dtype=int32.")
+    ):
         _checks.check_float_tensor("queries", ops.zeros((2,), "int32"))
-    with pytest.raises(TypeError, match=re.escape("`ids` must be token ids (integers); got ids.dtype=float32.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`ids` must be token ids (integers); got ids.dtype=float32.")
+    ):
         _checks.check_int_tensor("ids", keras.Input((3,)), what="token ids (integers)")
 
 
@@ -195,7 +252,9 @@ def test_same_batch():
     _checks.check_same_batch(("queries", (2, 3, 4)), ("keys", (None, 5, 4)), ("valid_lens", None))
     message = "`queries`, `keys`, `values` must have the same batch size (axis 0); got queries.shape=(2, 3, 4), keys.shape=(1, 5, 4)."
     with pytest.raises(ValueError, match=re.escape(message)):
-        _checks.check_same_batch(("queries", (2, 3, 4)), ("keys", (1, 5, 4)), ("values", (None, 5, 4)))
+        _checks.check_same_batch(
+            ("queries", (2, 3, 4)), ("keys", (1, 5, 4)), ("values", (None, 5, 4))
+        )
 
 
 def test_concrete_value_of_eager_and_symbolic_tensors():
@@ -229,19 +288,31 @@ def test_blocks_and_pad_id():
     sizes = {"src_vocab_size": 12, "tgt_vocab_size": 10}
     assert _checks.check_pad_id(np.int64(9), sizes) == 9
     assert _checks.check_pad_id(None, sizes, allow_none=True) is None
-    with pytest.raises(ValueError, match=_message("pad_id", "an integer in [0, tgt_vocab_size=10)", "10")):
+    with pytest.raises(
+        ValueError, match=_message("pad_id", "an integer in [0, tgt_vocab_size=10)", "10")
+    ):
         _checks.check_pad_id(10, sizes)
 
 
 def test_shape_and_sequence_tensor():
     _checks.check_shape("keys_mask", (None, 5), (2, 5), "batch, num_keys")
     for shape in ((2, 3), (2, 5, 1)):
-        with pytest.raises(ValueError, match=re.escape(f"`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape={shape}.")):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(
+                f"`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape={shape}."
+            ),
+        ):
             _checks.check_shape("keys_mask", shape, (2, 5), "batch, num_keys")
     _checks.check_sequence_tensor("X", np.zeros((2, 3, 4), "float32"), 4)
-    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int64.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int64.")
+    ):
         _checks.check_sequence_tensor("X", np.zeros((2, 3, 4), "int64"), 4)
-    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal `num_hiddens`=4; got X.shape=(2, 3, 5).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("The last axis of `X` must equal `num_hiddens`=4; got X.shape=(2, 3, 5)."),
+    ):
         _checks.check_sequence_tensor("X", np.zeros((2, 3, 5), "float32"), 4, why="")
 
 
@@ -249,20 +320,41 @@ def test_index():
     assert _checks.check_index("start_index", np.int64(3)) == 3
     assert _checks.check_index("start_index", ops.convert_to_tensor(2)) == 2
     assert _checks.check_index("start_index", keras.Input(batch_shape=(), dtype="int32")) is None
-    with pytest.raises(ValueError, match=re.escape("`start_index` must be a non-negative integer; got start_index=-1.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("`start_index` must be a non-negative integer; got start_index=-1."),
+    ):
         _checks.check_index("start_index", ops.convert_to_tensor(-1))
-    with pytest.raises(ValueError, match=re.escape("`start_index` must be an integer or an integer scalar tensor; got start_index=True.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`start_index` must be an integer or an integer scalar tensor; got start_index=True."
+        ),
+    ):
         _checks.check_index("start_index", True)
-    with pytest.raises(ValueError, match=re.escape("`start_index` must be an integer or an integer scalar tensor; got start_index.shape=(), dtype=float32.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`start_index` must be an integer or an integer scalar tensor; got start_index.shape=(), dtype=float32."
+        ),
+    ):
         _checks.check_index("start_index", ops.convert_to_tensor(1.0))
 
 
 def test_features():
     _checks.check_features("X", (None, 4), 4)
     _checks.check_features("X", (2, 3, 5, None), 4)
-    with pytest.raises(ValueError, match=re.escape("`X` must have rank >= 2 (batch, ..., features); got X.shape=(4,).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("`X` must have rank >= 2 (batch, ..., features); got X.shape=(4,)."),
+    ):
         _checks.check_features("X", (4,), 4)
-    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal 4 (the width the layer was built with); got X.shape=(2, 5).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "The last axis of `X` must equal 4 (the width the layer was built with); got X.shape=(2, 5)."
+        ),
+    ):
         _checks.check_features("X", (2, 5), 4)
 
 
@@ -278,4 +370,6 @@ def test_jax_symbolic_sizes_are_unknown():
 
     (size,) = export.symbolic_shape("(n)", constraints=["n>=2"])
     assert _checks.static_size(size) is None and not _checks.sizes_differ(size, 2)
-    _checks.check_shape("cache", (size, 2, size, 8), (2, 2, None, 8), "batch, 2, cache_length, num_hiddens")
+    _checks.check_shape(
+        "cache", (size, 2, size, 8), (2, 2, None, 8), "batch, 2, cache_length, num_hiddens"
+    )

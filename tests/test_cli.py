@@ -16,19 +16,45 @@ def trained(tmp_path_factory):
     """One tiny `train translation` run with `--export`, shared by the tests below."""
     root = tmp_path_factory.mktemp("cli")
     out, sm = root / "run", root / "sm"
-    rc = cli.main([
-        "train", "translation", "--data", "dates", "--model", "transformer",
-        "--num-train", "256", "--epochs", "1", "--batch-size", "64", "--num-eval", "20",
-        "--out", str(out), "--export", str(sm), "--verbose", "0",
-    ])
+    rc = cli.main(
+        [
+            "train",
+            "translation",
+            "--data",
+            "dates",
+            "--model",
+            "transformer",
+            "--num-train",
+            "256",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--num-eval",
+            "20",
+            "--out",
+            str(out),
+            "--export",
+            str(sm),
+            "--verbose",
+            "0",
+        ]
+    )
     assert rc == 0
     return out, sm
 
 
 def test_train_writes_run_files(trained):
     out, sm = trained
-    for name in ["model.keras", "history.csv", "loss.png", "attention.png", "scores.json",
-                 "run.json", "best.keras"]:
+    for name in [
+        "model.keras",
+        "history.csv",
+        "loss.png",
+        "attention.png",
+        "scores.json",
+        "run.json",
+        "best.keras",
+    ]:
         assert (out / name).is_file(), name
     assert (out / "src_tokenizer").exists() and (out / "tgt_tokenizer").exists()
     assert (out / "loss.png").read_bytes()[:8] == PNG
@@ -72,8 +98,10 @@ def test_export_command_matches_train_export(trained, tmp_path, capsys):
     assert "exported SavedModel" in capsys.readouterr().out
     sentences = tf.constant(["march 3 , 1994", "the first of may , 2001"])
     first, second = tf.saved_model.load(str(sm)), tf.saved_model.load(str(tmp_path / "sm2"))
-    assert (first.translate(sentences)["translation"].numpy().tolist()
-            == second.translate(sentences)["translation"].numpy().tolist())
+    assert (
+        first.translate(sentences)["translation"].numpy().tolist()
+        == second.translate(sentences)["translation"].numpy().tolist()
+    )
 
 
 def test_translate_missing_savedmodel(tmp_path):
@@ -109,8 +137,11 @@ def test_export_refuses_to_replace_a_users_folder(trained, tmp_path):
     out, _ = trained
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years")
-    with pytest.raises(SystemExit, match="error: .*mine exists and is a directory that is not a "
-                                         "SavedModel export; refusing to replace it"):
+    with pytest.raises(
+        SystemExit,
+        match="error: .*mine exists and is a directory that is not a "
+        "SavedModel export; refusing to replace it",
+    ):
         cli.main(["export", str(out), "--to", str(tmp_path / "mine")])
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years"
 
@@ -120,31 +151,34 @@ def test_debug_shows_the_traceback(tmp_path):
         cli.main(["--debug", "translate", str(tmp_path / "nope"), "x"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "translation", "--data", "klingon"],
-    ["train", "translation", "--model", "lstm"],
-    ["train", "translation", "--epochs", "many"],
-    ["train", "translation", "--epochs", "0"],
-    ["train", "translation", "--num-train", "0"],
-    ["train", "translation", "--num-train", "-5"],
-    ["train", "translation", "--batch-size", "0"],
-    ["train", "translation", "--lr", "nan"],
-    ["train", "translation", "--lr", "-0.1"],
-    ["train", "translation", "--num-eval", "0"],
-    ["train", "translation", "--verbose", "3"],
-    ["train", "translation", "--num-cpu-devices", "0"],
-    ["train", "vision", "--dropout", "1.0"],
-    ["train", "vision", "--num-test", "0"],
-    ["train", "vision", "--img-size", "-28"],
-    ["train", "lm", "--seq-len", "1"],
-    ["train", "lm", "--val-fraction", "0"],
-    ["train", "lm", "--val-fraction", "1"],
-    ["train", "lm", "--epochs", "1.5"],
-    ["classify", "x", "y.png", "--top-k", "0"],
-    ["classify", "x", "y.png", "--top-k", "-1"],
-    ["train"],
-    [],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "translation", "--data", "klingon"],
+        ["train", "translation", "--model", "lstm"],
+        ["train", "translation", "--epochs", "many"],
+        ["train", "translation", "--epochs", "0"],
+        ["train", "translation", "--num-train", "0"],
+        ["train", "translation", "--num-train", "-5"],
+        ["train", "translation", "--batch-size", "0"],
+        ["train", "translation", "--lr", "nan"],
+        ["train", "translation", "--lr", "-0.1"],
+        ["train", "translation", "--num-eval", "0"],
+        ["train", "translation", "--verbose", "3"],
+        ["train", "translation", "--num-cpu-devices", "0"],
+        ["train", "vision", "--dropout", "1.0"],
+        ["train", "vision", "--num-test", "0"],
+        ["train", "vision", "--img-size", "-28"],
+        ["train", "lm", "--seq-len", "1"],
+        ["train", "lm", "--val-fraction", "0"],
+        ["train", "lm", "--val-fraction", "1"],
+        ["train", "lm", "--epochs", "1.5"],
+        ["classify", "x", "y.png", "--top-k", "0"],
+        ["classify", "x", "y.png", "--top-k", "-1"],
+        ["train"],
+        [],
+    ],
+)
 def test_bad_arguments_exit_with_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)

@@ -9,9 +9,28 @@ import pytest
 
 from keras_attention import cli
 
-TINY = ["--num-hiddens", "16", "--ffn-num-hiddens", "32", "--num-heads", "2", "--num-blks", "1",
-        "--dropout", "0.0", "--seq-len", "16", "--batch-size", "16", "--epochs", "1",
-        "--max-new-tokens", "8", "--verbose", "0"]
+TINY = [
+    "--num-hiddens",
+    "16",
+    "--ffn-num-hiddens",
+    "32",
+    "--num-heads",
+    "2",
+    "--num-blks",
+    "1",
+    "--dropout",
+    "0.0",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--max-new-tokens",
+    "8",
+    "--verbose",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +43,23 @@ def trained(tmp_path_factory):
     out, sm = root / "run", root / "sm"
     buffer = io.StringIO()
     with redirect_stdout(buffer):
-        rc = cli.main(["train", "lm", "--data", "corpus", "--num-sentences", "150", "--tokenizer",
-                       "char", *TINY, "--out", str(out), "--export", str(sm)])
+        rc = cli.main(
+            [
+                "train",
+                "lm",
+                "--data",
+                "corpus",
+                "--num-sentences",
+                "150",
+                "--tokenizer",
+                "char",
+                *TINY,
+                "--out",
+                str(out),
+                "--export",
+                str(sm),
+            ]
+        )
     assert rc == 0
     return out, sm, buffer.getvalue()
 
@@ -42,7 +76,10 @@ def test_train_lm_writes_run_files_and_reports(trained):
     assert 1.0 < scores["val_perplexity"] < 100.0
     assert f"validation perplexity {scores['val_perplexity']:.3f} per token" in printed
     samples = [ln for ln in printed.splitlines() if ln.startswith("sample (temperature")]
-    assert [ln.split(")")[0] for ln in samples] == ["sample (temperature 0.5", "sample (temperature 1.0"]
+    assert [ln.split(")")[0] for ln in samples] == [
+        "sample (temperature 0.5",
+        "sample (temperature 1.0",
+    ]
     assert all("'the old cat" in ln for ln in samples)
     assert "exported SavedModel to" in printed
     keras.saving.load_model(out / "model.keras", safe_mode=True)
@@ -56,8 +93,18 @@ def _generate(capsys, *argv):
 
 def test_generate_from_run_dir_and_savedmodel_agree(trained, capsys):
     out, sm, _ = trained
-    options = ["--max-new-tokens", "8", "--temperature", "0.8", "--top-k", "5", "--top-p", "0.9",
-               "--seed", "4"]
+    options = [
+        "--max-new-tokens",
+        "8",
+        "--temperature",
+        "0.8",
+        "--top-k",
+        "5",
+        "--top-p",
+        "0.9",
+        "--seed",
+        "4",
+    ]
     from_run = _generate(capsys, out, "the cat", "a", *options)
     from_sm = _generate(capsys, sm, "the cat", "a", *options)
     assert len(from_run) == 2 and from_run[0].startswith("the cat") and from_run[1].startswith("a")
@@ -74,15 +121,18 @@ def test_generate_beyond_the_model_context_exits_with_error(trained):
             cli.main(["generate", str(source), "the cat", "--max-new-tokens", "99"])
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--max-new-tokens", "0"], "--max-new-tokens: must be an integer >= 1; got '0'"),
-    (["--top-p", "1.5"], "--top-p: must be a number > 0 and <= 1; got '1.5'"),
-    (["--top-p", "0"], "--top-p: must be a number > 0 and <= 1"),
-    (["--temperature", "inf"], "--temperature: must be a number >= 0; got 'inf'"),
-    (["--temperature", "-1"], "--temperature: must be a number >= 0"),
-    (["--top-k", "-1"], "--top-k: must be an integer >= 0"),
-    (["--seed", "-3"], "--seed: must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--max-new-tokens", "0"], "--max-new-tokens: must be an integer >= 1; got '0'"),
+        (["--top-p", "1.5"], "--top-p: must be a number > 0 and <= 1; got '1.5'"),
+        (["--top-p", "0"], "--top-p: must be a number > 0 and <= 1"),
+        (["--temperature", "inf"], "--temperature: must be a number >= 0; got 'inf'"),
+        (["--temperature", "-1"], "--temperature: must be a number >= 0"),
+        (["--top-k", "-1"], "--top-k: must be an integer >= 0"),
+        (["--seed", "-3"], "--seed: must be an integer >= 0"),
+    ],
+)
 def test_generate_bad_flags_are_usage_errors(tmp_path, flags, message, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["generate", str(tmp_path), "the cat", *flags])
@@ -105,8 +155,12 @@ def test_capitals_and_punctuation_are_normalised_like_training(tmp_path, capsys)
     if not (download.shared_data_dir() / "timemachine" / "timemachine.txt").is_file():
         pytest.skip("no shared/data/timemachine")
     out, sm = tmp_path / "run", tmp_path / "sm"
-    assert cli.main(["train", "lm", "--data", "timemachine", *TINY, "--out", str(out),
-                     "--export", str(sm)]) == 0
+    assert (
+        cli.main(
+            ["train", "lm", "--data", "timemachine", *TINY, "--out", str(out), "--export", str(sm)]
+        )
+        == 0
+    )
     options = ["--max-new-tokens", "4", "--temperature", "0"]
     upper = _generate(capsys, sm, "The Time, Traveller!", *options)
     lower = _generate(capsys, sm, "the time traveller ", *options)
@@ -116,16 +170,33 @@ def test_capitals_and_punctuation_are_normalised_like_training(tmp_path, capsys)
 
 
 def test_train_lm_wordpiece(tmp_path, capsys):
-    assert cli.main(["train", "lm", "--data", "corpus", "--num-sentences", "150", "--tokenizer",
-                     "wordpiece", "--vocab-size", "100", *TINY, "--out", str(tmp_path / "run")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "lm",
+                "--data",
+                "corpus",
+                "--num-sentences",
+                "150",
+                "--tokenizer",
+                "wordpiece",
+                "--vocab-size",
+                "100",
+                *TINY,
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "wordpiece tokens" in printed and "validation perplexity" in printed
     lines = _generate(capsys, tmp_path / "run", "the cat", "--max-new-tokens", "4")
     assert lines[0].startswith("the cat")
 
 
-def test_train_lm_bf16_on_a_cpu_without_bf16_units_warns_in_one_line(tmp_path, capsys,
-                                                                    monkeypatch):
+def test_train_lm_bf16_on_a_cpu_without_bf16_units_warns_in_one_line(tmp_path, capsys, monkeypatch):
     """`--precision bf16` trains in mixed_bfloat16; without bf16 units one warning line."""
     from keras_attention.recipes import cpu
 
@@ -133,12 +204,31 @@ def test_train_lm_bf16_on_a_cpu_without_bf16_units_warns_in_one_line(tmp_path, c
     fake.write_text("model name\t: Old CPU\nflags\t\t: fpu sse2 avx2 fma\n")
     monkeypatch.setattr(cpu, "CPUINFO", str(fake))
     out, sm = tmp_path / "run", tmp_path / "sm"
-    assert cli.main(["train", "lm", "--data", "corpus", "--num-sentences", "150", *TINY,
-                     "--precision", "bf16", "--out", str(out), "--export", str(sm)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "lm",
+                "--data",
+                "corpus",
+                "--num-sentences",
+                "150",
+                *TINY,
+                "--precision",
+                "bf16",
+                "--out",
+                str(out),
+                "--export",
+                str(sm),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     warned = [ln for ln in captured.err.splitlines() if "bfloat16 units" in ln]
-    assert len(warned) == 1 and warned[0].startswith("warning: --precision bf16: this CPU "
-                                                     "(Old CPU) has no bfloat16 units")
+    assert len(warned) == 1 and warned[0].startswith(
+        "warning: --precision bf16: this CPU (Old CPU) has no bfloat16 units"
+    )
     assert keras.config.dtype_policy().name == "float32"  # restored after the run
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert "bfloat16" in {layer.compute_dtype for layer in model.layers}
@@ -146,7 +236,9 @@ def test_train_lm_bf16_on_a_cpu_without_bf16_units_warns_in_one_line(tmp_path, c
     scores = json.loads((out / "scores.json").read_text())
     assert math.isfinite(scores["val_loss"])
     for source in (out, sm):
-        assert _generate(capsys, source, "the cat", "--max-new-tokens", "4")[0].startswith("the cat")
+        assert _generate(capsys, source, "the cat", "--max-new-tokens", "4")[0].startswith(
+            "the cat"
+        )
 
 
 def test_train_bad_precision_is_a_usage_error(tmp_path, capsys):

@@ -11,8 +11,22 @@ import tensorflow as tf
 from keras_attention import cli
 from keras_attention.data import SHAPE_LABELS, download, generate_shapes
 
-TINY = ["--img-size", "16", "--patch-size", "4", "--num-hiddens", "16", "--mlp-num-hiddens", "32",
-        "--num-heads", "2", "--num-blks", "1", "--dropout", "0.0"]
+TINY = [
+    "--img-size",
+    "16",
+    "--patch-size",
+    "4",
+    "--num-hiddens",
+    "16",
+    "--mlp-num-hiddens",
+    "32",
+    "--num-heads",
+    "2",
+    "--num-blks",
+    "1",
+    "--dropout",
+    "0.0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +34,29 @@ def trained(tmp_path_factory):
     """One tiny `train vision` run with `--export`, shared by the tests below."""
     root = tmp_path_factory.mktemp("cli_vision")
     out, sm = root / "run", root / "sm"
-    rc = cli.main([
-        "train", "vision", "--data", "shapes", *TINY, "--num-train", "128", "--num-test", "40",
-        "--epochs", "1", "--batch-size", "32", "--out", str(out), "--export", str(sm), "--verbose", "0",
-    ])
+    rc = cli.main(
+        [
+            "train",
+            "vision",
+            "--data",
+            "shapes",
+            *TINY,
+            "--num-train",
+            "128",
+            "--num-test",
+            "40",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--out",
+            str(out),
+            "--export",
+            str(sm),
+            "--verbose",
+            "0",
+        ]
+    )
     assert rc == 0
     return out, sm
 
@@ -87,8 +120,11 @@ def test_export_command_exports_vision_run(trained, tmp_path, pngs, capsys):
     assert "exported SavedModel" in capsys.readouterr().out
     image = tf.io.decode_png(tf.io.read_file(str(pngs[1])))[None]
     first, second = tf.saved_model.load(str(sm)), tf.saved_model.load(str(tmp_path / "sm2"))
-    np.testing.assert_allclose(first.classify(image)["probabilities"].numpy(),
-                               second.classify(image)["probabilities"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        first.classify(image)["probabilities"].numpy(),
+        second.classify(image)["probabilities"].numpy(),
+        rtol=1e-5,
+    )
 
 
 def test_classify_errors(trained, tmp_path):
@@ -109,12 +145,15 @@ def test_top_k_larger_than_the_classes_prints_every_class(trained, pngs, capsys)
     assert capsys.readouterr().out.count("(") == len(SHAPE_LABELS)
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "vision", "--data", "cifar"],
-    ["train", "vision", "--patch-size", "big"],
-    ["classify"],
-    ["classify", "sm"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "vision", "--data", "cifar"],
+        ["train", "vision", "--patch-size", "big"],
+        ["classify"],
+        ["classify", "sm"],
+    ],
+)
 def test_bad_arguments_exit_with_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
@@ -128,10 +167,30 @@ REAL = download.shared_data_dir() / "fashion-mnist" / "train-images-idx3-ubyte.g
 @pytest.mark.skipif(not REAL.is_file(), reason="no shared/data/fashion-mnist")
 def test_train_vision_on_fashion_mnist_subset(tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main([
-        "train", "vision", "--data", "fashion-mnist", *TINY, "--num-train", "64", "--num-test", "32",
-        "--epochs", "1", "--batch-size", "32", "--out", str(out), "--verbose", "0",
-    ]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "vision",
+                "--data",
+                "fashion-mnist",
+                *TINY,
+                "--num-train",
+                "64",
+                "--num-test",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--out",
+                str(out),
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "test accuracy" in capsys.readouterr().out
     info = json.loads((out / "run.json").read_text())
     assert info["class_names"][0] == "t-shirt" and info["config"]["img_size"] == 16

@@ -72,8 +72,16 @@ def _dataset():
 def _build():
     from keras_attention import models
 
-    return models.transformer(VOCAB, VOCAB, num_hiddens=16, ffn_num_hiddens=32, num_heads=2,
-                              num_blks=1, dropout=0.0, max_len=8)
+    return models.transformer(
+        VOCAB,
+        VOCAB,
+        num_hiddens=16,
+        ffn_num_hiddens=32,
+        num_heads=2,
+        num_blks=1,
+        dropout=0.0,
+        max_len=8,
+    )
 
 
 def _step_losses(running_means):
@@ -116,9 +124,11 @@ def train_run(kind, out_dir, init_weights, num_cpu_devices=None):
         predictions = keras.ops.convert_to_numpy(model(_probe(), training=False))
         os.makedirs(out_dir, exist_ok=True)
         model.save(distribute.chief_path(os.path.join(out_dir, "model.keras")))
-    result = {"losses": _step_losses(running_means),
-              "num_replicas": distribute.num_replicas(strategy),
-              "predictions": predictions.tolist()}
+    result = {
+        "losses": _step_losses(running_means),
+        "num_replicas": distribute.num_replicas(strategy),
+        "predictions": predictions.tolist(),
+    }
     path = distribute.chief_path(os.path.join(out_dir, "result.json"))
     with open(path + ".tmp", "w") as f:
         json.dump(result, f)
@@ -152,8 +162,9 @@ def _spawn(kind, out_dir, init_weights, env, num_cpu_devices=None):
     args = [sys.executable, __file__, kind, str(out_dir), str(init_weights)]
     if num_cpu_devices:
         args.append(str(num_cpu_devices))
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _wait(processes):
@@ -200,10 +211,8 @@ def _check_against_reference(reference, out_dir, loss_rtol):
     # The distributed checkpoint in a plain single-process run.
     model = keras.saving.load_model(os.path.join(out_dir, "model.keras"), safe_mode=True)
     predictions = keras.ops.convert_to_numpy(model(_probe(), training=False))
-    np.testing.assert_allclose(predictions, np.asarray(result["predictions"]),
-                               atol=PREDICTION_ATOL)
-    np.testing.assert_allclose(predictions, np.asarray(single["predictions"]),
-                               atol=REFERENCE_ATOL)
+    np.testing.assert_allclose(predictions, np.asarray(result["predictions"]), atol=PREDICTION_ATOL)
+    np.testing.assert_allclose(predictions, np.asarray(single["predictions"]), atol=REFERENCE_ATOL)
     return np.max(np.abs(losses / expected - 1))
 
 
@@ -223,8 +232,16 @@ def test_multiworker_two_processes_follow_single_device(reference, tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = [
-        _spawn("multiworker", tmp_path, init_weights, _env(TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}})))
+        _spawn(
+            "multiworker",
+            tmp_path,
+            init_weights,
+            _env(
+                TF_CONFIG=json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                )
+            ),
+        )
         for index in range(2)
     ]
     _wait(workers)
@@ -244,9 +261,15 @@ def test_jax_data_parallel_follows_single_device(reference, tmp_path):
         pytest.skip("jax-dp needs jax (pip install .[backends]); CI installs only .[dev]")
     init_weights, _ = reference
     env = _env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    runs = [_spawn("none", tmp_path / "single", init_weights, env),
-            _spawn("jax-dp", tmp_path / "dp", init_weights,
-                   {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})]
+    runs = [
+        _spawn("none", tmp_path / "single", init_weights, env),
+        _spawn(
+            "jax-dp",
+            tmp_path / "dp",
+            init_weights,
+            {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        ),
+    ]
     _wait(runs)
     single = _read_result(tmp_path / "single")
     assert single["num_replicas"] == 1
@@ -266,10 +289,31 @@ def test_cli_train_translation_mirrored(tmp_path):
     import keras_attention.models  # noqa: F401 (registers the layers)
 
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "keras_attention.cli", "train", "translation",
-               "--data", "dates", "--num-train", "256", "--epochs", "1", "--batch-size", "64",
-               "--num-eval", "8", "--out", str(out), "--verbose", "0",
-               "--distribute", "mirrored", "--num-cpu-devices", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "keras_attention.cli",
+        "train",
+        "translation",
+        "--data",
+        "dates",
+        "--num-train",
+        "256",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--num-eval",
+        "8",
+        "--out",
+        str(out),
+        "--verbose",
+        "0",
+        "--distribute",
+        "mirrored",
+        "--num-cpu-devices",
+        "2",
+    ]
     done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "2 replicas" in done.stdout
@@ -353,11 +397,13 @@ def test_chief_and_worker_paths(monkeypatch, tmp_path):
     assert distribute.is_chief()
     assert distribute.chief_path(tmp_path / "model.keras") == str(tmp_path / "model.keras")
     cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
-                                                "task": {"type": "worker", "index": 0}}))
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    )
     assert distribute.is_chief()
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
-                                                "task": {"type": "worker", "index": 1}}))
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})
+    )
     assert not distribute.is_chief()
     path = distribute.chief_path(tmp_path / "model.keras")
     assert os.path.basename(path) == "model.keras"

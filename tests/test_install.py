@@ -24,16 +24,28 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--timeout", "15",
-       "--retries", "1"]
+PIP = [
+    sys.executable,
+    "-m",
+    "pip",
+    "--disable-pip-version-check",
+    "--timeout",
+    "15",
+    "--retries",
+    "1",
+]
 TIMEOUT = 300  # seconds for one resolution; longer is the network, not the package
 
 
 @pytest.fixture(scope="module")
 def index_reachable():
     try:
-        probe = subprocess.run([*PIP, "index", "versions", "tensorflow-text"],
-                               capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            [*PIP, "index", "versions", "tensorflow-text"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except subprocess.TimeoutExpired:
         pytest.skip("package index too slow to answer")
     if probe.returncode != 0 or "2.21" not in probe.stdout:
@@ -59,18 +71,38 @@ def dry_run(tmp_path, python_version, requirements):
     """pip's resolution of `requirements` for `python_version`: (result, name -> version)."""
     project = tmp_path / "project"  # what pip reads of the project, outside the checkout
     (project / "keras_attention").mkdir(parents=True)
-    for name in ("setup.py", "README.md", "keras_attention/__init__.py", "keras_attention/_version.py"):
+    for name in (
+        "setup.py",
+        "README.md",
+        "keras_attention/__init__.py",
+        "keras_attention/_version.py",
+    ):
         shutil.copy(ROOT / name, project / name)
     pins = tmp_path / "constraints.txt"
     pins.write_text("".join(f"{n}=={v}\n" for n, v in constraints(python_version).items()))
     report = tmp_path / "report.json"
     try:
         result = subprocess.run(
-            [*PIP, "install", "--dry-run", "--ignore-installed", "--quiet",
-             "--python-version", python_version, "--only-binary=:all:",
-             "--target", str(tmp_path / "target"), "--report", str(report),
-             "-c", str(pins), *[r.replace("PROJECT", str(project)) for r in requirements]],
-            capture_output=True, text=True, timeout=TIMEOUT,
+            [
+                *PIP,
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--quiet",
+                "--python-version",
+                python_version,
+                "--only-binary=:all:",
+                "--target",
+                str(tmp_path / "target"),
+                "--report",
+                str(report),
+                "-c",
+                str(pins),
+                *[r.replace("PROJECT", str(project)) for r in requirements],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
         )
     except subprocess.TimeoutExpired:
         pytest.skip(f"package index too slow: no resolution in {TIMEOUT} s")
@@ -86,7 +118,9 @@ def dry_run(tmp_path, python_version, requirements):
 # 3.12 (Colab's) in `make test`, 3.13 in `make test-slow`: about a minute each.
 @pytest.mark.parametrize("python_version", ["3.12", pytest.param("3.13", marks=pytest.mark.slow)])
 def test_resolves_at_the_tested_versions(python_version, tmp_path, index_reachable):
-    result, installs = dry_run(tmp_path, python_version, ["PROJECT[dev,notebooks]", "jax", "jaxlib"])
+    result, installs = dry_run(
+        tmp_path, python_version, ["PROJECT[dev,notebooks]", "jax", "jaxlib"]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for name, version in constraints(python_version).items():
         if name not in ("torch", "keras-hub"):  # not asked for here

@@ -17,26 +17,26 @@ from keras import ops
 # drops the Keras mask; the model keeps the mask on the 3-D values instead.
 pytestmark = pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning")
 
-from keras_attention import layers as ka_layers
-from keras_attention.layers import (
+from keras_attention import layers as ka_layers  # noqa: E402
+from keras_attention.layers import (  # noqa: E402
     AdditiveAttention,
     AddNorm,
     ClassToken,
-    PatchEmbedding,
-    TakeClassToken,
-    ViTBlock,
-    ViTMLP,
     DotProductAttention,
     GPTBlock,
     LearnedPositionalEmbedding,
     MultiHeadAttention,
     NadarayaWatson,
+    PatchEmbedding,
     PositionWiseFFN,
     RotaryEmbedding,
     SinusoidalPositionalEncoding,
+    TakeClassToken,
     TokenEmbedding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
+    ViTBlock,
+    ViTMLP,
 )
 
 VOCAB, D, F, H, MAX_LEN, IMG = 13, 8, 16, 2, 16, 8
@@ -106,7 +106,9 @@ def build_model(seed=0):
     scalar_q = keras.layers.Reshape((-1,), name="scalar_q")(keras.layers.Dense(1, name="to_q")(tgt))
     scalar_k = keras.layers.Reshape((-1,), name="scalar_k")(keras.layers.Dense(1, name="to_k")(src))
     values = keras.layers.Dense(1, name="to_v")(src)
-    pooled = NadarayaWatson(learnable_width=True, name="nadaraya_watson")(scalar_q, scalar_k, values)
+    pooled = NadarayaWatson(learnable_width=True, name="nadaraya_watson")(
+        scalar_q, scalar_k, values
+    )
 
     logits = keras.layers.Dense(VOCAB, name="logits")(tgt)
     outputs = {
@@ -116,7 +118,10 @@ def build_model(seed=0):
         "image_logits": image_logits,
     }
     inputs = {
-        "src_ids": src_ids, "tgt_ids": tgt_ids, "src_valid_lens": valid_lens, "images": images
+        "src_ids": src_ids,
+        "tgt_ids": tgt_ids,
+        "src_valid_lens": valid_lens,
+        "images": images,
     }
     return keras.Model(inputs, outputs, name="every_layer")
 
@@ -147,7 +152,8 @@ def test_model_uses_every_public_layer():
     missing = set(public_layer_classes()) - layers_used(model)
     assert not missing, f"public layers missing from the integration model: {missing}"
     rotary_mhas = [
-        layer for layer in model.layers
+        layer
+        for layer in model.layers
         if isinstance(layer, MultiHeadAttention) and layer.use_rotary
     ]
     assert rotary_mhas
@@ -222,8 +228,12 @@ def test_exported_saved_model_serves_from_a_fresh_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env,
-        cwd=str(tmp_path), timeout=120,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     keys = json.loads(result.stdout.strip().splitlines()[-1])
@@ -248,8 +258,12 @@ def test_mixed_precision_model_is_finite_and_trains(policy):
 
         model.compile(
             optimizer="adam",
-            loss={"logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  "pooled": "mse", "cross_weights": None, "image_logits": None},
+            loss={
+                "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                "pooled": "mse",
+                "cross_weights": None,
+                "image_logits": None,
+            },
             # Eager: tracing this model's mixed-precision train step costs
             # ~25 s on CI's CPUs; the traced (XLA) fit is tested below.
             run_eagerly=True,

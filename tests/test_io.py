@@ -202,8 +202,9 @@ def test_export_killed_between_renames_is_recovered_by_the_next_write(tmp_path):
 
 def test_stale_temporaries_of_killed_writers_are_swept(tmp_path):
     path = tmp_path / "scores.json"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     (tmp_path / f".scores.json.tmp-{dead}-abc").write_text("half")
     (tmp_path / f".scores.json.tmp-{os.getpid()}-live").write_text("in progress")
     (tmp_path / ".other.json.tmp-1-x").write_text("not ours")

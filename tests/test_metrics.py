@@ -55,7 +55,9 @@ def _reference_bleu(pred, label, k):
     p, l = pred.split(" "), label.split(" ")
     score = math.exp(min(0.0, 1 - len(l) / len(p)))
     for n in range(1, min(k, len(p)) + 1):
-        grams = lambda toks: collections.Counter(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
+        grams = lambda toks: collections.Counter(
+            tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)
+        )
         pc, lc = grams(p), grams(l)
         matches = sum(min(c, lc[g]) for g, c in pc.items())
         score *= (matches / (len(p) - n + 1)) ** (0.5**n)
@@ -161,7 +163,9 @@ def test_masked_loss_other_pad_id_and_probabilities():
     labels[0, 0] = 0
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     loss = MaskedSparseCategoricalCrossentropy(pad_id=8, from_logits=False)
-    assert float(loss(labels, probs)) == pytest.approx(_numpy_masked_ce(labels, logits, 8), rel=1e-4)
+    assert float(loss(labels, probs)) == pytest.approx(
+        _numpy_masked_ce(labels, logits, 8), rel=1e-4
+    )
 
 
 def test_masked_loss_sample_weight_is_weighted_token_mean():
@@ -172,7 +176,9 @@ def test_masked_loss_sample_weight_is_weighted_token_mean():
     assert float(loss(labels, logits, sample_weight=weights)) == pytest.approx(expected, rel=1e-5)
     token_weights = np.random.default_rng(2).uniform(size=labels.shape).astype("float32")
     expected = _numpy_masked_ce(labels, logits, 0, token_weights)
-    assert float(loss(labels, logits, sample_weight=token_weights)) == pytest.approx(expected, rel=1e-5)
+    assert float(loss(labels, logits, sample_weight=token_weights)) == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_masked_loss_all_padding_is_zero_not_nan():

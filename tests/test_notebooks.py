@@ -14,7 +14,6 @@ import pathlib
 import shlex
 
 import pytest
-
 from test_tutorials import SLOW, TUTORIALS
 
 jupytext = pytest.importorskip("jupytext")
@@ -66,10 +65,11 @@ def test_tutorial_builds_as_a_notebook(name, tmp_path):
 def execute(name, out_dir, args=""):
     nb = read_notebook(name)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # as a user's Jupyter
-    env.update(TF_CPP_MIN_LOG_LEVEL="3",
-               TUTORIAL_ARGS=f"--out {shlex.quote(str(out_dir))} {args}")
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", TUTORIAL_ARGS=f"--out {shlex.quote(str(out_dir))} {args}")
     client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=600,
+        nb,
+        kernel_name="python3",
+        timeout=600,
         resources={"metadata": {"path": str(TUTORIALS_DIR)}},
     )
     client.execute(env=env)  # raises CellExecutionError, with the traceback, on an error

@@ -27,7 +27,7 @@ def np_sequence_mask(X, valid_len, value=0.0):
     """D2L's `sequence_mask`: along axis 1, positions `t >= valid_len[b]` -> value."""
     X = np.array(X, copy=True)
     for b, n in enumerate(valid_len):
-        X[b, int(n):] = value
+        X[b, int(n) :] = value
     return X
 
 
@@ -115,9 +115,7 @@ def test_sequence_mask_rejects_float_valid_len():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "valid_lens", [np.array([2, 0, 4]), np.array([[1, 3], [0, 2], [4, 4]])]
-)
+@pytest.mark.parametrize("valid_lens", [np.array([2, 0, 4]), np.array([[1, 3], [0, 2], [4, 4]])])
 def test_valid_lens_to_mask_matches_numpy(valid_lens):
     got = to_np(ka_ops.valid_lens_to_mask(valid_lens.astype("int32"), 2, 4))
     assert got.dtype == bool and got.shape == (3, 2, 4)
@@ -127,8 +125,14 @@ def test_valid_lens_to_mask_matches_numpy(valid_lens):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (np.ones((2, 2, 2), "int32"), r"`valid_lens` must have shape \(batch,\) or \(batch, num_queries\); got shape=\(2, 2, 2\)"),
-        (np.ones((), "int32"), r"`valid_lens` must have shape \(batch,\) or \(batch, num_queries\); got shape=\(\)"),
+        (
+            np.ones((2, 2, 2), "int32"),
+            r"`valid_lens` must have shape \(batch,\) or \(batch, num_queries\); got shape=\(2, 2, 2\)",
+        ),
+        (
+            np.ones((), "int32"),
+            r"`valid_lens` must have shape \(batch,\) or \(batch, num_queries\); got shape=\(\)",
+        ),
         (np.array([1.0, 2.0], "float32"), "`valid_lens` must hold integers.*got dtype=float32"),
         (np.array([True, False]), "`valid_lens` must hold integers.*got dtype=bool"),
     ],
@@ -138,7 +142,9 @@ def test_valid_lens_to_mask_rejects_bad_valid_lens(bad, message):
         ka_ops.valid_lens_to_mask(bad, 2, 4)
 
 
-@pytest.mark.parametrize("num_queries, num_keys, offset", [(4, 4, 0), (2, 5, 3), (1, 6, 5), (3, 5, 0)])
+@pytest.mark.parametrize(
+    "num_queries, num_keys, offset", [(4, 4, 0), (2, 5, 3), (1, 6, 5), (3, 5, 0)]
+)
 def test_causal_mask_matches_numpy(num_queries, num_keys, offset):
     expected = np.arange(num_keys)[None, :] <= (np.arange(num_queries)[:, None] + offset)
     got = to_np(ka_ops.causal_mask(num_queries, num_keys, offset=offset))
@@ -173,16 +179,22 @@ def np_window_mask(num_queries, num_keys, window, offset=0, causal=True):
 def test_window_mask_matches_numpy(num_queries, num_keys, window, offset, causal):
     got = to_np(ka_ops.window_mask(num_queries, num_keys, window, offset=offset, causal=causal))
     assert got.dtype == bool and got.shape == (num_queries, num_keys)
-    np.testing.assert_array_equal(got, np_window_mask(num_queries, num_keys, window, offset, causal))
+    np.testing.assert_array_equal(
+        got, np_window_mask(num_queries, num_keys, window, offset, causal)
+    )
 
 
 def test_window_mask_causal_is_banded_causal_and_wide_window_is_causal():
     band = to_np(ka_ops.window_mask(6, 6, 3))
-    np.testing.assert_array_equal(band, np.tril(np.ones((6, 6), bool)) & ~np.tril(np.ones((6, 6), bool), -3))
+    np.testing.assert_array_equal(
+        band, np.tril(np.ones((6, 6), bool)) & ~np.tril(np.ones((6, 6), bool), -3)
+    )
     # Each query sees min(window, i + 1) keys; AND with causal changes nothing.
     np.testing.assert_array_equal(band.sum(-1), [1, 2, 3, 3, 3, 3])
     np.testing.assert_array_equal(to_np(ka_ops.merge_masks(band, ka_ops.causal_mask(6, 6))), band)
-    np.testing.assert_array_equal(to_np(ka_ops.window_mask(6, 6, 6)), to_np(ka_ops.causal_mask(6, 6)))
+    np.testing.assert_array_equal(
+        to_np(ka_ops.window_mask(6, 6, 6)), to_np(ka_ops.causal_mask(6, 6))
+    )
     assert to_np(ka_ops.window_mask(4, 4, 4, causal=False)).all()
 
 
@@ -281,7 +293,11 @@ def test_masked_softmax_d2l_example_per_query_valid_lens():
 
 @pytest.mark.parametrize(
     "valid_lens",
-    [None, np.array([3, 1, 6], "int32"), np.array([[1, 2, 6, 4], [6, 5, 3, 1], [2, 2, 2, 2]], "int64")],
+    [
+        None,
+        np.array([3, 1, 6], "int32"),
+        np.array([[1, 2, 6, 4], [6, 5, 3, 1], [2, 2, 2, 2]], "int64"),
+    ],
 )
 def test_masked_softmax_matches_numpy(valid_lens):
     X = (np.random.default_rng(2).normal(size=(3, 4, 6)) * 3).astype("float32")
@@ -370,14 +386,20 @@ def test_masked_softmax_low_precision_finite_and_normalized(dtype):
 
 
 def test_masked_softmax_valid_lens_needs_3d_scores():
-    with pytest.raises(ValueError, match=r"`X` must have shape \(batch, num_queries, num_keys\) when `valid_lens` is given"):
+    with pytest.raises(
+        ValueError,
+        match=r"`X` must have shape \(batch, num_queries, num_keys\) when `valid_lens` is given",
+    ):
         ka_ops.masked_softmax(np.zeros((2, 2, 3, 4), "float32"), np.array([1, 2], "int32"))
 
 
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (np.ones((2, 3, 1), "int32"), r"`valid_lens` must have shape \(batch,\) or \(batch, num_queries\); got shape=\(2, 3, 1\)"),
+        (
+            np.ones((2, 3, 1), "int32"),
+            r"`valid_lens` must have shape \(batch,\) or \(batch, num_queries\); got shape=\(2, 3, 1\)",
+        ),
         (np.array([1.0, 2.0], "float32"), "`valid_lens` must hold integers.*got dtype=float32"),
     ],
 )
@@ -416,7 +438,9 @@ def test_long_valid_lens_mean_every_key_and_never_wrap(dtype):
     got = to_np(ka_ops.valid_lens_to_mask(valid_lens, 2, 300))
     np.testing.assert_array_equal(got, np_valid_lens_to_mask(np.array([min(big, 300), 1]), 2, 300))
     X = np.arange(6, dtype="float32").reshape(2, 3)
-    np.testing.assert_array_equal(to_np(ka_ops.sequence_mask(X, valid_lens)), np_sequence_mask(X, [3, 1]))
+    np.testing.assert_array_equal(
+        to_np(ka_ops.sequence_mask(X, valid_lens)), np_sequence_mask(X, [3, 1])
+    )
 
 
 @pytest.mark.tensorflow_only(reason="tf.function")

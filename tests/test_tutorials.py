@@ -8,9 +8,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TUTORIALS = sorted(
-    p.stem for p in (ROOT / "tutorials").glob("*.py") if not p.name.startswith("_")
-)
+TUTORIALS = sorted(p.stem for p in (ROOT / "tutorials").glob("*.py") if not p.name.startswith("_"))
 # Training tutorials that take minutes run in the slow suite.
 SLOW = {"bahdanau_attention", "transformer", "vision_transformer", "large_pretraining_transformers"}
 

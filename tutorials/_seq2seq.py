@@ -18,8 +18,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_attention import generate, metrics, recipes  # noqa: E402
-from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import translation  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 
 ENGS = ["go .", "i lost .", "he's calm .", "i'm home ."]
 FRAS = ["va !", "j'ai perdu .", "il est calme .", "je suis chez moi ."]
@@ -30,13 +30,23 @@ DATES_EPOCHS = 5
 def parse_args(name, description, argv=None):
     """The tutorials' arguments (in a notebook, from `$TUTORIAL_ARGS`)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", default=os.path.join("outputs", name),
-                        help="output directory (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"training epochs (default: 30 on fra-eng as in D2L, "
-                             f"{DATES_EPOCHS} on dates)")
-    parser.add_argument("--data", default="auto", choices=["auto", "fra-eng", "dates"],
-                        help="auto: fra-eng when fra.txt is found, else dates")
+    parser.add_argument(
+        "--out",
+        default=os.path.join("outputs", name),
+        help="output directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"training epochs (default: 30 on fra-eng as in D2L, {DATES_EPOCHS} on dates)",
+    )
+    parser.add_argument(
+        "--data",
+        default="auto",
+        choices=["auto", "fra-eng", "dates"],
+        help="auto: fra-eng when fra.txt is found, else dates",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     return _notebook.parse_args(parser, argv)
@@ -77,13 +87,17 @@ def train_and_translate(model_kind, args):
     keras.utils.set_random_seed(args.seed)
 
     task, examples = load_data(args.data)
-    epochs = args.epochs if args.epochs is not None else (30 if task.name == "fra-eng" else DATES_EPOCHS)
+    epochs = (
+        args.epochs if args.epochs is not None else (30 if task.name == "fra-eng" else DATES_EPOCHS)
+    )
     model = recipes.build_translation_model(model_kind, task)
     learning_rate = recipes.LEARNING_RATES[model_kind]
     training.compile_seq2seq(model, learning_rate=learning_rate, jit_compile=True)
-    print(f"task {task.name}: {len(task.train_pairs)} train / {len(task.val_pairs)} val pairs, "
-          f"num_steps {task.num_steps}; config {recipes.CONFIGS[(model_kind, task.name)]}, "
-          f"lr {learning_rate}; {model.count_params():,} parameters; {epochs} epochs")
+    print(
+        f"task {task.name}: {len(task.train_pairs)} train / {len(task.val_pairs)} val pairs, "
+        f"num_steps {task.num_steps}; config {recipes.CONFIGS[(model_kind, task.name)]}, "
+        f"lr {learning_rate}; {model.count_params():,} parameters; {epochs} epochs"
+    )
     history = training.fit_with_logs(
         model,
         # Full batches: static shapes, which XLA needs for the Bahdanau decoder loop.
@@ -104,10 +118,20 @@ def train_and_translate(model_kind, args):
     for (src, ref), hyp in zip(examples, texts):
         scores.append(bleu_of(task, hyp, ref))
         print(f"{src} => {hyp}, bleu,{scores[-1]:.3f}   (reference: {ref})")
-    return dict(task=task, model=model, history=history, examples=examples, epochs=epochs,
-                src_ids=src_ids, tokens=tokens, lengths=np.asarray(result["lengths"]),
-                attention=np.asarray(result["attention"]), texts=texts, scores=scores,
-                start=start)
+    return dict(
+        task=task,
+        model=model,
+        history=history,
+        examples=examples,
+        epochs=epochs,
+        src_ids=src_ids,
+        tokens=tokens,
+        lengths=np.asarray(result["lengths"]),
+        attention=np.asarray(result["attention"]),
+        texts=texts,
+        scores=scores,
+        start=start,
+    )
 
 
 def source_tokens(task, src):
@@ -116,8 +140,10 @@ def source_tokens(task, src):
 
 
 def print_summary(run, written):
-    print(f"\nSummary ({run['task'].name}, {run['epochs']} epochs, "
-          f"{time.time() - run['start']:.0f} s):")
+    print(
+        f"\nSummary ({run['task'].name}, {run['epochs']} epochs, "
+        f"{time.time() - run['start']:.0f} s):"
+    )
     for (src, _), hyp, score in zip(run["examples"], run["texts"], run["scores"]):
         print(f"  {src!r} -> {hyp!r}: BLEU {score:.3f}")
     print("  wrote " + ", ".join(str(p) for p in written))

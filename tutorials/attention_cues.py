@@ -37,13 +37,23 @@ from keras_attention.layers import DotProductAttention  # noqa: E402
 
 NAME = "attention_cues"
 # D2L's toy database: last name (key) -> first name (value).
-RECORDS = [("Zhang", "Aston"), ("Lipton", "Zachary"), ("Li", "Mu"),
-           ("Smola", "Alex"), ("Hu", "Rachel"), ("Werness", "Brent")]
+RECORDS = [
+    ("Zhang", "Aston"),
+    ("Lipton", "Zachary"),
+    ("Li", "Mu"),
+    ("Smola", "Alex"),
+    ("Hu", "Rachel"),
+    ("Werness", "Brent"),
+]
 
-parser = argparse.ArgumentParser(description="D2L \"Queries, Keys, and Values\": "
-                                             "attention weights as heatmaps.")
-parser.add_argument("--out", default=os.path.join("outputs", NAME),
-                    help="directory for the PNG figures (default: %(default)s)")
+parser = argparse.ArgumentParser(
+    description='D2L "Queries, Keys, and Values": attention weights as heatmaps.'
+)
+parser.add_argument(
+    "--out",
+    default=os.path.join("outputs", NAME),
+    help="directory for the PNG figures (default: %(default)s)",
+)
 args = _notebook.parse_args(parser)
 os.makedirs(args.out, exist_ok=True)
 written = []
@@ -55,11 +65,14 @@ written = []
 
 # %% tags=["figure"]
 path = os.path.join(args.out, "identity_attention.png")
-fig = viz.show_heatmaps(np.eye(10).reshape(1, 1, 10, 10), xlabel="Keys",
-                        ylabel="Queries", path=path)
+fig = viz.show_heatmaps(
+    np.eye(10).reshape(1, 1, 10, 10), xlabel="Keys", ylabel="Queries", path=path
+)
 written.append(path)
-print("Identity weights: each of 10 queries puts weight 1 on the key with "
-      "its own index (an exact database lookup).")
+print(
+    "Identity weights: each of 10 queries puts weight 1 on the key with "
+    "its own index (an exact database lookup)."
+)
 fig
 
 # %% [markdown]
@@ -75,32 +88,38 @@ keys = np.eye(num_keys, d, dtype="float32")
 keys[2] = 0.8 * keys[1] + 0.6 * np.eye(num_keys, d, dtype="float32")[2]  # Li ~ Lipton
 values = np.eye(num_keys, dtype="float32")  # value i is one-hot record i
 scale = 12.0  # sharpness of the queries (scores are divided by sqrt(d))
-queries = np.stack([
-    scale * keys[3],                   # exact: "Smola"
-    scale * keys[1],                   # approximate: "Lipton", close to "Li"
-    np.zeros(d, dtype="float32"),      # uninformative: no preference
-])
+queries = np.stack(
+    [
+        scale * keys[3],  # exact: "Smola"
+        scale * keys[1],  # approximate: "Lipton", close to "Li"
+        np.zeros(d, dtype="float32"),  # uninformative: no preference
+    ]
+)
 labels = ["exact ('Smola')", "approximate ('Lipton' ~ 'Li')", "uninformative"]
 attention = DotProductAttention(dropout=0.0)
-output, weights = attention(queries[None], keys[None], values[None],
-                            return_attention_scores=True)
+output, weights = attention(queries[None], keys[None], values[None], return_attention_scores=True)
 weights = keras.ops.convert_to_numpy(weights)[0]  # (Q, K)
 output = keras.ops.convert_to_numpy(output)[0]
 path = os.path.join(args.out, "database_lookup_weights.png")
-fig = viz.show_heatmaps(weights[None, None], xlabel="Keys (records)",
-                        ylabel="Queries", figsize=(3.5, 2.5), path=path)
+fig = viz.show_heatmaps(
+    weights[None, None], xlabel="Keys (records)", ylabel="Queries", figsize=(3.5, 2.5), path=path
+)
 written.append(path)
 names = [last for last, _ in RECORDS]
 print("\nAttention over the database " + ", ".join(names) + ":")
 for label, row, out in zip(labels, weights, output):
     top = int(np.argmax(row))
-    answer = (f"mostly {RECORDS[top][1]!r} (weight {out[top]:.2f})"
-              if np.ptp(row) > 1e-3 else "an even mix of all values")
-    print(f"  {label:<30s} weights " + " ".join(f"{w:.2f}" for w in row)
-          + f" -> {answer}")
-print("  The weights are nonnegative and sum to 1, so the output lies in the "
-      "convex hull of the values; a zero query gets uniform weights "
-      "(average pooling).")
+    answer = (
+        f"mostly {RECORDS[top][1]!r} (weight {out[top]:.2f})"
+        if np.ptp(row) > 1e-3
+        else "an even mix of all values"
+    )
+    print(f"  {label:<30s} weights " + " ".join(f"{w:.2f}" for w in row) + f" -> {answer}")
+print(
+    "  The weights are nonnegative and sum to 1, so the output lies in the "
+    "convex hull of the values; a zero query gets uniform weights "
+    "(average pooling)."
+)
 fig
 
 # %% [markdown]
@@ -112,17 +131,25 @@ fig
 scales = [1.0, 8.0, 64.0]
 rows = []
 for s in scales:
-    _, w = attention((s * keys[1])[None, None], keys[None], values[None],
-                     return_attention_scores=True)
+    _, w = attention(
+        (s * keys[1])[None, None], keys[None], values[None], return_attention_scores=True
+    )
     rows.append(keras.ops.convert_to_numpy(w)[0])
 path = os.path.join(args.out, "query_sharpness.png")
-fig = viz.show_heatmaps(np.stack(rows)[None], xlabel="Keys", ylabel="Query",
-                        titles=[f"scale {s}" for s in scales], figsize=(7, 1.8),
-                        path=path)
+fig = viz.show_heatmaps(
+    np.stack(rows)[None],
+    xlabel="Keys",
+    ylabel="Query",
+    titles=[f"scale {s}" for s in scales],
+    figsize=(7, 1.8),
+    path=path,
+)
 written.append(path)
-print("\nThe 'Lipton' query at growing scale: weight on Lipton = "
-      + ", ".join(f"{r[0, 1]:.2f} (scale {s})" for s, r in zip(scales, rows))
-      + ": a sharper query approaches an exact lookup.")
+print(
+    "\nThe 'Lipton' query at growing scale: weight on Lipton = "
+    + ", ".join(f"{r[0, 1]:.2f} (scale {s})" for s, r in zip(scales, rows))
+    + ": a sharper query approaches an exact lookup."
+)
 fig
 
 # %%

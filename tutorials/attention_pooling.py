@@ -40,13 +40,18 @@ NAME = "attention_pooling"
 KERNEL_NAMES = ("gaussian", "boxcar", "constant", "epanechikov")
 SIGMAS = (0.1, 0.2, 0.5, 1.0)
 
-parser = argparse.ArgumentParser(description="D2L \"Attention Pooling by Similarity\": "
-                                             "Nadaraya-Watson kernel regression.")
-parser.add_argument("--out", default=os.path.join("outputs", NAME),
-                    help="directory for the PNG figures (default: %(default)s)")
+parser = argparse.ArgumentParser(
+    description='D2L "Attention Pooling by Similarity": Nadaraya-Watson kernel regression.'
+)
+parser.add_argument(
+    "--out",
+    default=os.path.join("outputs", NAME),
+    help="directory for the PNG figures (default: %(default)s)",
+)
 parser.add_argument("--seed", type=int, default=0, help="data and weight seed")
-parser.add_argument("--epochs", type=int, default=100,
-                    help="epochs for the learned width (default: %(default)s)")
+parser.add_argument(
+    "--epochs", type=int, default=100, help="epochs for the learned width (default: %(default)s)"
+)
 args = _notebook.parse_args(parser)
 start = time.time()
 keras.utils.set_random_seed(args.seed)
@@ -66,6 +71,7 @@ def out(name):
 # D2L's data: 40 sorted points on `[0, 5)` of `f(x) = 2 sin(x) + x` with unit
 # Gaussian noise, and 50 validation queries on a grid.
 
+
 # %%
 def f(x):
     """The function to recover."""
@@ -83,9 +89,7 @@ def make_data(n=40, seed=0):
 
 def estimate(layer, x_train, y_train, x_val):
     """Queries x_val, keys x_train, values y_train -> (y_hat (Q,), weights (Q, K))."""
-    y_hat, weights = layer(
-        x_val[None], x_train[None], y_train[None], return_attention_scores=True
-    )
+    y_hat, weights = layer(x_val[None], x_train[None], y_train[None], return_attention_scores=True)
     return keras.ops.convert_to_numpy(y_hat)[0], keras.ops.convert_to_numpy(weights)[0]
 
 
@@ -118,8 +122,10 @@ def mse(a, b):
 
 
 x_train, y_train, x_val, y_val = make_data(seed=args.seed)
-print(f"Data: {len(x_train)} noisy training points of f(x) = 2 sin(x) + x on "
-      f"[0, 5); {len(x_val)} validation queries.")
+print(
+    f"Data: {len(x_train)} noisy training points of f(x) = 2 sin(x) + x on "
+    f"[0, 5); {len(x_val)} validation queries."
+)
 
 # %% [markdown]
 # ## 1. The kernels
@@ -134,19 +140,30 @@ plot_kernels(out("kernels.png"))
 results = {}
 for name in KERNEL_NAMES:
     results[name] = estimate(NadarayaWatson(name), x_train, y_train, x_val)
-plot_estimates(x_train, y_train, x_val, y_val,
-               [results[n][0] for n in KERNEL_NAMES],
-               [n.capitalize() for n in KERNEL_NAMES], out("kernel_estimates.png"))
+plot_estimates(
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    [results[n][0] for n in KERNEL_NAMES],
+    [n.capitalize() for n in KERNEL_NAMES],
+    out("kernel_estimates.png"),
+)
 
 # %% tags=["figure"]
 fig = viz.show_heatmaps(
     np.stack([results[n][1] for n in KERNEL_NAMES])[None],
-    xlabel="Sorted training inputs", ylabel="Sorted validation inputs",
-    titles=[n.capitalize() for n in KERNEL_NAMES], figsize=(12, 3.5),
-    path=out("kernel_attention_weights.png"))
-print("Kernels: gaussian, boxcar and epanechikov give similar estimates from "
-      "similar, banded attention weights; the constant kernel averages all "
-      "labels (a flat line).")
+    xlabel="Sorted training inputs",
+    ylabel="Sorted validation inputs",
+    titles=[n.capitalize() for n in KERNEL_NAMES],
+    figsize=(12, 3.5),
+    path=out("kernel_attention_weights.png"),
+)
+print(
+    "Kernels: gaussian, boxcar and epanechikov give similar estimates from "
+    "similar, banded attention weights; the constant kernel averages all "
+    "labels (a flat line)."
+)
 fig
 
 # %% [markdown]
@@ -155,19 +172,31 @@ fig
 # %% tags=["figure"]
 widths = {}
 for sigma in SIGMAS:
-    widths[sigma] = estimate(NadarayaWatson("gaussian", width=sigma),
-                             x_train, y_train, x_val)
+    widths[sigma] = estimate(NadarayaWatson("gaussian", width=sigma), x_train, y_train, x_val)
 names = [f"Sigma {s}" for s in SIGMAS]
-plot_estimates(x_train, y_train, x_val, y_val, [widths[s][0] for s in SIGMAS],
-               names, out("gaussian_width_estimates.png"))
+plot_estimates(
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    [widths[s][0] for s in SIGMAS],
+    names,
+    out("gaussian_width_estimates.png"),
+)
 
 # %% tags=["figure"]
 fig = viz.show_heatmaps(
     np.stack([widths[s][1] for s in SIGMAS])[None],
-    xlabel="Sorted training inputs", ylabel="Sorted validation inputs",
-    titles=names, figsize=(12, 3.5), path=out("gaussian_width_attention_weights.png"))
-print("Widths: the narrower the kernel, the narrower the band of large weights "
-      "and the rougher (more local) the estimate.")
+    xlabel="Sorted training inputs",
+    ylabel="Sorted validation inputs",
+    titles=names,
+    figsize=(12, 3.5),
+    path=out("gaussian_width_attention_weights.png"),
+)
+print(
+    "Widths: the narrower the kernel, the narrower the band of large weights "
+    "and the rougher (more local) the estimate."
+)
 fig
 
 # %% [markdown]
@@ -176,6 +205,7 @@ fig
 # D2L's parametric attention pooling, trained with `model.fit`: each `x_i`
 # queries the other `n - 1` (key, value) pairs (leave-one-out), so that a
 # point cannot simply attend to itself.
+
 
 # %%
 def leave_one_out(x_train, y_train):
@@ -205,8 +235,9 @@ def build_model():
 queries, keys, values, targets = leave_one_out(x_train, y_train)
 model = build_model()
 model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1), loss="mse")
-history = model.fit([queries, keys, values], targets, epochs=args.epochs,
-                    batch_size=len(x_train), verbose=0)
+history = model.fit(
+    [queries, keys, values], targets, epochs=args.epochs, batch_size=len(x_train), verbose=0
+)
 frame = viz.history_to_dataframe(history)
 fig = viz.history_figure(frame, title="Leave-one-out training loss")
 viz.save_figure(fig, out("learned_width_loss.png"))
@@ -215,16 +246,30 @@ fig
 # %% tags=["figure"]
 w = float(keras.ops.convert_to_numpy(model.get_layer("nadaraya_watson").w))
 learned = estimate(model.get_layer("nadaraya_watson"), x_train, y_train, x_val)
-plot_estimates(x_train, y_train, x_val, y_val, [learned[0]],
-               [f"Learned w = {w:.2f}"], out("learned_width_estimate.png"))
+plot_estimates(
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    [learned[0]],
+    [f"Learned w = {w:.2f}"],
+    out("learned_width_estimate.png"),
+)
 
 # %% tags=["figure"]
-fig = viz.show_heatmaps(learned[1][None, None], xlabel="Sorted training inputs",
-                        ylabel="Sorted validation inputs", titles=[f"w = {w:.2f}"],
-                        figsize=(3.5, 3.5), path=out("learned_width_attention_weights.png"))
-print(f"Learned width: w = {w:.3f} (sigma = 1/w = {1 / w:.3f}); leave-one-out "
-      f"train loss {frame['loss'].iloc[0]:.3f} (epoch 1) -> "
-      f"{frame['loss'].iloc[-1]:.3f} (epoch {len(frame)}).")
+fig = viz.show_heatmaps(
+    learned[1][None, None],
+    xlabel="Sorted training inputs",
+    ylabel="Sorted validation inputs",
+    titles=[f"w = {w:.2f}"],
+    figsize=(3.5, 3.5),
+    path=out("learned_width_attention_weights.png"),
+)
+print(
+    f"Learned width: w = {w:.3f} (sigma = 1/w = {1 / w:.3f}); leave-one-out "
+    f"train loss {frame['loss'].iloc[0]:.3f} (epoch 1) -> "
+    f"{frame['loss'].iloc[-1]:.3f} (epoch {len(frame)})."
+)
 fig
 
 # %% [markdown]
@@ -235,8 +280,10 @@ print("\nSummary")
 print(f"  figures written to {args.out}:")
 for path in written:
     print(f"    {path}")
-print(f"  learned width: w = {w:.4f} (sigma = {1 / w:.4f}), final train MSE "
-      f"{frame['loss'].iloc[-1]:.4f}")
+print(
+    f"  learned width: w = {w:.4f} (sigma = {1 / w:.4f}), final train MSE "
+    f"{frame['loss'].iloc[-1]:.4f}"
+)
 print("  MSE of the estimate vs the true f on the validation grid:")
 for name in KERNEL_NAMES:
     print(f"    {name:<22s} {mse(results[name][0], y_val):.4f}")

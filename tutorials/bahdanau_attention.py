@@ -31,16 +31,17 @@
 # %matplotlib inline
 import pathlib
 
+import _seq2seq  # tutorials/_seq2seq.py: data, training and translating
 import numpy as np
 
-import _seq2seq  # tutorials/_seq2seq.py: data, training and translating
 from keras_attention import viz
 
 NAME = "bahdanau_attention"
 MODEL = "bahdanau"
 
-args = _seq2seq.parse_args(NAME, "D2L \"The Bahdanau Attention Mechanism\": an RNN "
-                                 "decoder that attends to the source.")
+args = _seq2seq.parse_args(
+    NAME, 'D2L "The Bahdanau Attention Mechanism": an RNN decoder that attends to the source.'
+)
 
 # %% [markdown]
 # ## Training, then translating
@@ -71,11 +72,18 @@ src_tokens = _seq2seq.source_tokens(task, src)
 out_len = int(lengths[-1])
 weights = attention[-1, :out_len, : len(src_tokens)]
 path = out / "bahdanau_attention.png"
-fig = viz.show_heatmaps(weights[None, None], xlabel="Key positions (source tokens)",
-                        ylabel="Query positions (output steps)",
-                        titles=[f"{src} -> {texts[-1]}"], figsize=(5, 4), path=path)
-print(f"\nsource tokens: {src_tokens}; attention {weights.shape} "
-      f"(rows sum to {np.round(weights.sum(-1), 3).tolist()})")
+fig = viz.show_heatmaps(
+    weights[None, None],
+    xlabel="Key positions (source tokens)",
+    ylabel="Query positions (output steps)",
+    titles=[f"{src} -> {texts[-1]}"],
+    figsize=(5, 4),
+    path=path,
+)
+print(
+    f"\nsource tokens: {src_tokens}; attention {weights.shape} "
+    f"(rows sum to {np.round(weights.sum(-1), 3).tolist()})"
+)
 fig
 
 # %%

@@ -47,15 +47,22 @@ def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-parser = argparse.ArgumentParser(description="Beyond the chapter: attention variants, each "
-                                             "with its idea, equation, picture and card row.")
-parser.add_argument("--out", default=os.path.join("outputs", NAME),
-                    help="directory for the PNG figures (default: %(default)s)")
-parser.add_argument("--card", default=CARD,
-                    help="CSV of benchmarks/variants.py to show; when missing, the quick "
-                         "card runs here (default: %(default)s)")
-parser.add_argument("--seed", type=int, default=0,
-                    help="random seed (default: %(default)s)")
+parser = argparse.ArgumentParser(
+    description="Beyond the chapter: attention variants, each "
+    "with its idea, equation, picture and card row."
+)
+parser.add_argument(
+    "--out",
+    default=os.path.join("outputs", NAME),
+    help="directory for the PNG figures (default: %(default)s)",
+)
+parser.add_argument(
+    "--card",
+    default=CARD,
+    help="CSV of benchmarks/variants.py to show; when missing, the quick "
+    "card runs here (default: %(default)s)",
+)
+parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 args = _notebook.parse_args(parser)
 os.makedirs(args.out, exist_ok=True)
 keras.utils.set_random_seed(args.seed)
@@ -77,14 +84,22 @@ T = 12  # positions in the pictures
 # %% tags=["figure"]
 causal = to_numpy(ka_ops.causal_mask(T, T))
 window = to_numpy(ka_ops.window_mask(T, T, 4))  # causal window of 4
-local = to_numpy(ka_ops.merge_masks(ka_ops.causal_mask(T, T), ka_ops.window_mask(T, T, 4, causal=False)))
+local = to_numpy(
+    ka_ops.merge_masks(ka_ops.causal_mask(T, T), ka_ops.window_mask(T, T, 4, causal=False))
+)
 print(f"keys seen per query: causal {causal.sum(1).tolist()}")
 print(f"                     window 4 {window.sum(1).tolist()}")
 print(f"causal AND two-sided window 4 equals the causal window: {np.array_equal(local, window)}")
 path = os.path.join(args.out, "masks.png")
-fig = viz.show_heatmaps(np.stack([causal, window, local]).astype("float32")[None], "Keys", "Queries",
-                        titles=["causal", "window_mask(w=4)", "causal AND |i-j|<4"],
-                        figsize=(8, 2.8), cmap="Blues", path=path)
+fig = viz.show_heatmaps(
+    np.stack([causal, window, local]).astype("float32")[None],
+    "Keys",
+    "Queries",
+    titles=["causal", "window_mask(w=4)", "causal AND |i-j|<4"],
+    figsize=(8, 2.8),
+    cmap="Blues",
+    path=path,
+)
 written.append(path)
 fig
 
@@ -107,14 +122,25 @@ heads = 4
 bias = to_numpy(ALiBi(heads)(np.zeros((1, T, 8), "float32")))  # (1, H, Q, K)
 print("ALiBi slopes:", np.round(ALiBi(heads).slopes, 4).tolist())
 relative = np.arange(T)[None, :] - np.arange(T)[:, None]  # j - i
-buckets = to_numpy(relative_position_bucket(relative, bidirectional=True, num_buckets=8, max_distance=8))
-print("T5 buckets of j - i = -11..11:",
-      to_numpy(relative_position_bucket(np.arange(-11, 12), True, 8, 8)).tolist())
+buckets = to_numpy(
+    relative_position_bucket(relative, bidirectional=True, num_buckets=8, max_distance=8)
+)
+print(
+    "T5 buckets of j - i = -11..11:",
+    to_numpy(relative_position_bucket(np.arange(-11, 12), True, 8, 8)).tolist(),
+)
 path = os.path.join(args.out, "position_biases.png")
 panels = np.concatenate([bias[0], buckets[None].astype("float32")])[None]
-fig = viz.show_heatmaps(panels, "Keys", "Queries",
-                        titles=[f"ALiBi head {h}" for h in range(heads)] + ["T5 bucket of j-i"],
-                        figsize=(11, 2.6), cmap="viridis", path=path, share_scale=False)
+fig = viz.show_heatmaps(
+    panels,
+    "Keys",
+    "Queries",
+    titles=[f"ALiBi head {h}" for h in range(heads)] + ["T5 bucket of j-i"],
+    figsize=(11, 2.6),
+    cmap="viridis",
+    path=path,
+    share_scale=False,
+)
 written.append(path)
 fig
 
@@ -135,7 +161,9 @@ fig
 
 # %% tags=["figure"]
 d = 16
-q = np.tile(rng.normal(size=(1, 1, d)).astype("float32"), (1, 2 * T, 1))  # one query at every position
+q = np.tile(
+    rng.normal(size=(1, 1, d)).astype("float32"), (1, 2 * T, 1)
+)  # one query at every position
 k = np.tile(rng.normal(size=(1, 1, d)).astype("float32"), (1, 2 * T, 1))
 maps, titles = [], []
 for scaling, factor in ((None, 1.0), ("linear", 2.0), ("ntk", 2.0)):
@@ -143,12 +171,21 @@ for scaling, factor in ((None, 1.0), ("linear", 2.0), ("ntk", 2.0)):
     scores = to_numpy(rope(q))[0] @ to_numpy(rope(k))[0].T / np.sqrt(d)  # (2T, 2T)
     maps.append(scores)
     titles.append("rotary" if scaling is None else f"{scaling} x{factor:g}")
-    print(f"{titles[-1]:>10}: score(m, n) constant along diagonals: "
-          f"{np.allclose(scores[1:, 1:], scores[:-1, :-1], atol=1e-4)}; score at n - m = 0, 4, 8: "
-          + ", ".join(f"{scores[0, j]:.2f}" for j in (0, 4, 8)))
+    print(
+        f"{titles[-1]:>10}: score(m, n) constant along diagonals: "
+        f"{np.allclose(scores[1:, 1:], scores[:-1, :-1], atol=1e-4)}; score at n - m = 0, 4, 8: "
+        + ", ".join(f"{scores[0, j]:.2f}" for j in (0, 4, 8))
+    )
 path = os.path.join(args.out, "rotary_scores.png")
-fig = viz.show_heatmaps(np.stack(maps)[None], "Key position n", "Query position m", titles=titles,
-                        figsize=(9, 3), cmap="coolwarm", path=path)
+fig = viz.show_heatmaps(
+    np.stack(maps)[None],
+    "Key position n",
+    "Query position m",
+    titles=titles,
+    figsize=(9, 3),
+    cmap="coolwarm",
+    path=path,
+)
 written.append(path)
 fig
 
@@ -169,8 +206,10 @@ groups = [np.eye(G)[np.arange(H) * G // H] for G in (8, 2, 1)]  # (H, G): which 
 for G in (8, 2, 1):
     model = models.gpt(50, 64, 128, H, 2, 0.0, max_len=32, num_kv_heads=G)
     width = model.get_layer("gpt_block_0").attention.kv_hiddens
-    print(f"num_kv_heads={G}: kv width {width} of 64, cache {2 * 2 * width * 4} bytes per token "
-          f"(2 blocks, float32), {model.count_params()} parameters")
+    print(
+        f"num_kv_heads={G}: kv width {width} of 64, cache {2 * 2 * width * 4} bytes per token "
+        f"(2 blocks, float32), {model.count_params()} parameters"
+    )
 fig = new_figure((8, 2.6))
 for i, (G, assignment) in enumerate(zip((8, 2, 1), groups)):
     axis = fig.add_subplot(1, 3, i + 1)
@@ -201,22 +240,34 @@ values = rng.normal(size=(1, T, 1, d)).astype("float32")
 
 
 def weights_of(layer, q, k):
-    return to_numpy(layer(q, k, values, use_causal_mask=True, return_attention_scores=True)[1])[0, 0]  # (Q, K)
+    return to_numpy(layer(q, k, values, use_causal_mask=True, return_attention_scores=True)[1])[
+        0, 0
+    ]  # (Q, K)
 
 
 def rms(x):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + 1e-6)
 
 
-panels = [weights_of(DotProductAttention(), queries, keys),
-          weights_of(DotProductAttention(logit_softcap=2.0), queries, keys),
-          weights_of(DotProductAttention(), rms(queries), rms(keys))]
+panels = [
+    weights_of(DotProductAttention(), queries, keys),
+    weights_of(DotProductAttention(logit_softcap=2.0), queries, keys),
+    weights_of(DotProductAttention(), rms(queries), rms(keys)),
+]
 for title, w in zip(("plain", "softcap c=2", "RMS qk-norm"), panels):
-    print(f"{title:>12}: largest weight of the last 6 queries (6 or more keys each), "
-          f"mean {w[6:].max(-1).mean():.2f}")
+    print(
+        f"{title:>12}: largest weight of the last 6 queries (6 or more keys each), "
+        f"mean {w[6:].max(-1).mean():.2f}"
+    )
 path = os.path.join(args.out, "bounded_scores.png")
-fig = viz.show_heatmaps(np.stack(panels)[None], "Keys", "Queries",
-                        titles=["plain", "logit_softcap=2", "qk_norm (RMS)"], figsize=(8, 2.8), path=path)
+fig = viz.show_heatmaps(
+    np.stack(panels)[None],
+    "Keys",
+    "Queries",
+    titles=["plain", "logit_softcap=2", "qk_norm (RMS)"],
+    figsize=(8, 2.8),
+    path=path,
+)
 written.append(path)
 fig
 
@@ -238,14 +289,18 @@ before = to_numpy(model(ids))
 full = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 models.enable_lora(model, rank=4)
 lora = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-print(f"LoRA r=4 on W_q, W_v: {lora} trainable numbers of {full} ({100 * lora / full:.1f}%); "
-      f"outputs unchanged right after: {np.array_equal(to_numpy(model(ids)), before)}")
+print(
+    f"LoRA r=4 on W_q, W_v: {lora} trainable numbers of {full} ({100 * lora / full:.1f}%); "
+    f"outputs unchanged right after: {np.array_equal(to_numpy(model(ids)), before)}"
+)
 model = models.gpt(50, 64, 256, 4, 2, 0.0, max_len=32)
 before = to_numpy(model(ids)).ravel()
 models.quantize(model)
 after = to_numpy(model(ids)).ravel()
 cosine = before @ after / np.linalg.norm(before) / np.linalg.norm(after)
-print(f"int8: logits' cosine to float32 {cosine:.5f}, max |difference| {np.abs(after - before).max():.4f}")
+print(
+    f"int8: logits' cosine to float32 {cosine:.5f}, max |difference| {np.abs(after - before).max():.4f}"
+)
 
 # %% [markdown]
 # ## 7. The card
@@ -267,18 +322,38 @@ elif keras.backend.backend() == "tensorflow":
     import variants  # noqa: E402  (benchmarks/variants.py)
 
     quick = os.path.join(args.out, "variants_quick.csv")
-    variants.main(["--quick", "--data", "corpus", "--out", quick,
-                   "--rows", "learned,rotary,rotary+ntk2x,alibi,mqa_kv1,window,lora_r4,int8"])
+    variants.main(
+        [
+            "--quick",
+            "--data",
+            "corpus",
+            "--out",
+            quick,
+            "--rows",
+            "learned,rotary,rotary+ntk2x,alibi,mqa_kv1,window,lora_r4,int8",
+        ]
+    )
     card = pd.read_csv(quick)
 else:
     card = None
     print("The card needs the TensorFlow backend (tf.data); run benchmarks/variants.py.")
 if card is not None:
-    columns = ["variant", "val_loss", "loss_2x", "train_tokens_per_s", "decode_tokens_per_s",
-               "kv_bytes_per_token", "params", "trainable_params", "model_bytes"]
+    columns = [
+        "variant",
+        "val_loss",
+        "loss_2x",
+        "train_tokens_per_s",
+        "decode_tokens_per_s",
+        "kv_bytes_per_token",
+        "params",
+        "trainable_params",
+        "model_bytes",
+    ]
     print(card[columns].to_string(index=False))
-    print(f"(data {card['data'][0]}, {card['steps'][0]} steps of {card['batch_size'][0]}x"
-          f"{card['seq_len'][0]}; {card['cpu'][0]} x{card['cpus'][0]})")
+    print(
+        f"(data {card['data'][0]}, {card['steps'][0]} steps of {card['batch_size'][0]}x"
+        f"{card['seq_len'][0]}; {card['cpu'][0]} x{card['cpus'][0]})"
+    )
     fig = new_figure((8, 3))
     axis = fig.add_subplot(1, 1, 1)
     x = np.arange(len(card))

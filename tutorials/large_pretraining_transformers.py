@@ -52,10 +52,9 @@ sys.path.insert(0, str(_notebook.ROOT / "benchmarks"))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 import scaling as scaling_benchmark  # noqa: E402  (benchmarks/scaling.py)
+
 from keras_attention import _io, generate, viz  # noqa: E402
-from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import (  # noqa: E402
     build_lm_tokenizer,
     causal_lm_dataset,
@@ -67,6 +66,7 @@ from keras_attention.data import (  # noqa: E402
 from keras_attention.data.tokenizers import PAD_ID  # noqa: E402
 from keras_attention.metrics import MaskedSparseCategoricalCrossentropy  # noqa: E402
 from keras_attention.models import bert, bert_mlm, gpt, t5  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 
 training.use_pooled_cpu_memory()  # faster on a CPU; before the first tensor
 
@@ -82,10 +82,13 @@ SCALING = {  # 4 sizes (3k to 100k non-embedding parameters), 128k tokens each: 
     "seq_len": 64,
 }
 
-parser = argparse.ArgumentParser(description="D2L \"Large-Scale Pretraining with Transformers\": "
-                                             "BERT, T5 and GPT side by side, and scaling.")
-parser.add_argument("--out", default=os.path.join("outputs", NAME),
-                    help="folder for the PNGs and CSV")
+parser = argparse.ArgumentParser(
+    description='D2L "Large-Scale Pretraining with Transformers": '
+    "BERT, T5 and GPT side by side, and scaling."
+)
+parser.add_argument(
+    "--out", default=os.path.join("outputs", NAME), help="folder for the PNGs and CSV"
+)
 parser.add_argument("--corpus", default="auto", choices=["auto", "timemachine", "generated"])
 parser.add_argument("--steps", type=int, default=150, help="training steps per family")
 parser.add_argument("--seed", type=int, default=0)
@@ -96,6 +99,7 @@ start = time.perf_counter()
 
 # %% [markdown]
 # Helpers: lines for BERT and T5, a few steps of training, decoding.
+
 
 # %%
 def lines_of(text, width):
@@ -112,8 +116,10 @@ def lines_of(text, width):
 
 def train(model, dataset, steps, chunk=10, learning_rate=2e-3):
     """`steps` Adam steps on the repeated `dataset`; the loss every `chunk` steps."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
-                  loss=MaskedSparseCategoricalCrossentropy(pad_id=PAD_ID))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
+        loss=MaskedSparseCategoricalCrossentropy(pad_id=PAD_ID),
+    )
     history = model.fit(dataset.repeat(), epochs=steps // chunk, steps_per_epoch=chunk, verbose=0)
     return np.asarray(history.history["loss"])
 
@@ -129,8 +135,9 @@ def decode(tokenizer, ids):
 
 # %%
 text, corpus_name = scaling_benchmark.load_corpus(args.corpus)
-tokenizer = build_lm_tokenizer(text, kind="char", vocab_size=128,
-                               extra_tokens=["<mask>", "<cls>"] + SENTINELS)
+tokenizer = build_lm_tokenizer(
+    text, kind="char", vocab_size=128, extra_tokens=["<mask>", "<cls>"] + SENTINELS
+)
 V = tokenizer.vocab_size
 mask_id, cls_id = tokenizer.vocab.index("<mask>"), tokenizer.vocab.index("<cls>")
 sentinel_ids = [tokenizer.vocab.index(s) for s in SENTINELS]
@@ -138,8 +145,10 @@ specials = list(range(4)) + [mask_id, cls_id] + sentinel_ids
 split = int(0.9 * len(text))
 train_text, held_text = text[:split], text[split:]
 train_lines, held_lines = lines_of(train_text, LINE_LEN - 1), lines_of(held_text, LINE_LEN - 1)
-print(f"corpus {corpus_name}: {len(text):,} characters, vocabulary {V} "
-      f"({len(specials)} special); {len(train_lines)} training lines of <= {LINE_LEN} chars")
+print(
+    f"corpus {corpus_name}: {len(text):,} characters, vocabulary {V} "
+    f"({len(specials)} special); {len(train_lines)} training lines of <= {LINE_LEN} chars"
+)
 
 keras.utils.set_random_seed(args.seed)
 encoder = bert(V, max_len=LINE_LEN, **CONFIG)
@@ -150,13 +159,22 @@ decoder = gpt(V, max_len=LINE_LEN + 16, **CONFIG)
 line_ids = encode_lines(tokenizer, train_lines, LINE_LEN - 1)
 bert_rows = np.concatenate([np.full((len(line_ids), 1), cls_id, np.int32), line_ids], 1)
 datasets = {
-    "BERT (masked LM)": (mlm, mlm_dataset(bert_rows, 32, V, mask_id, special_ids=specials,
-                                          seed=args.seed, drop_remainder=True)),
-    "T5 (span corruption)": (seq2seq, span_corruption_dataset(
-        line_ids, 32, sentinel_ids, seed=args.seed, drop_remainder=True)),
-    "GPT (next token)": (decoder, causal_lm_dataset(
-        encode_text(tokenizer, train_text), LINE_LEN, 32, seed=args.seed,
-        drop_remainder=True)),
+    "BERT (masked LM)": (
+        mlm,
+        mlm_dataset(
+            bert_rows, 32, V, mask_id, special_ids=specials, seed=args.seed, drop_remainder=True
+        ),
+    ),
+    "T5 (span corruption)": (
+        seq2seq,
+        span_corruption_dataset(line_ids, 32, sentinel_ids, seed=args.seed, drop_remainder=True),
+    ),
+    "GPT (next token)": (
+        decoder,
+        causal_lm_dataset(
+            encode_text(tokenizer, train_text), LINE_LEN, 32, seed=args.seed, drop_remainder=True
+        ),
+    ),
 }
 # %% [markdown]
 # Each trains briefly on its own objective:
@@ -166,10 +184,15 @@ rows, curves = [], {}
 for family, (model, dataset) in datasets.items():
     t0 = time.perf_counter()
     curves[family] = train(model, dataset, args.steps)
-    rows.append({"family": family, "parameters": model.count_params(),
-                 "first_loss": round(float(curves[family][0]), 3),
-                 "final_loss": round(float(curves[family][-1]), 3),
-                 "seconds": round(time.perf_counter() - t0, 1)})
+    rows.append(
+        {
+            "family": family,
+            "parameters": model.count_params(),
+            "first_loss": round(float(curves[family][0]), 3),
+            "final_loss": round(float(curves[family][-1]), 3),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    )
 table = pd.DataFrame(rows)
 print(f"\n{args.steps} steps of batch 32 each (losses in nats per predicted character):")
 print(table.to_string(index=False))
@@ -202,18 +225,23 @@ letters = [i for i in range(n) if line[i] != " "]
 positions = np.sort(rng.choice(letters, 3, replace=False))
 masked = np.concatenate([[cls_id], ids]).astype(np.int32)
 masked[positions + 1] = mask_id
-logits = mlm({"token_ids": masked[None], "segment_ids": np.zeros_like(masked)[None]},
-             training=False)
+logits = mlm(
+    {"token_ids": masked[None], "segment_ids": np.zeros_like(masked)[None]}, training=False
+)
 probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits[0], -1))  # (T, V)
 filled = masked.copy()
 filled[positions + 1] = probs[positions + 1].argmax(-1)
 shown = "".join("_" if i in positions else c for i, c in enumerate(line))
-print(f"\nBERT mask-fill:  {shown!r}\n             ->  {decode(tokenizer, filled[1:])!r}"
-      f"\n       original  {line!r}")
+print(
+    f"\nBERT mask-fill:  {shown!r}\n             ->  {decode(tokenizer, filled[1:])!r}"
+    f"\n       original  {line!r}"
+)
 for p in positions:
     top = np.argsort(-probs[p + 1])[:3]
-    print(f"  position {p} ({line[p]!r}): top 3 "
-          + ", ".join(f"{tokenizer.vocab[i]!r} {probs[p + 1, i]:.2f}" for i in top))
+    print(
+        f"  position {p} ({line[p]!r}): top 3 "
+        + ", ".join(f"{tokenizer.vocab[i]!r} {probs[p + 1, i]:.2f}" for i in top)
+    )
 
 # %% [markdown]
 # T5: cut one word, ask for the span behind `<extra_id_0>`.
@@ -221,13 +249,15 @@ for p in positions:
 # %%
 words = line.split()
 k = len(words) // 2
-source = " ".join(words[:k] + [SENTINELS[0]] + words[k + 1:])
+source = " ".join(words[:k] + [SENTINELS[0]] + words[k + 1 :])
 src_ids = encode_lines(tokenizer, [source], LINE_LEN)
 result = generate.greedy_search(seq2seq, src_ids, max_len=12)
 answer = keras.ops.convert_to_numpy(result["tokens"])[0]
-print(f"\nT5 span filling: {source!r}\n             ->  "
-      f"{''.join(tokenizer.vocab[i] for i in answer if i not in (0, 2))!r} "
-      f"(the cut word was {words[k]!r})")
+print(
+    f"\nT5 span filling: {source!r}\n             ->  "
+    f"{''.join(tokenizer.vocab[i] for i in answer if i not in (0, 2))!r} "
+    f"(the cut word was {words[k]!r})"
+)
 
 # %% [markdown]
 # GPT: continue a prompt.
@@ -235,10 +265,13 @@ print(f"\nT5 span filling: {source!r}\n             ->  "
 # %%
 prompt = "the time traveller "
 prompt_ids = np.asarray(tokenizer.tokenize([prompt]).to_tensor(), np.int32)
-sample = generate.sample(decoder, prompt_ids, LINE_LEN + 16 - prompt_ids.shape[1],
-                         temperature=0.8, seed=args.seed)
-print(f"\nGPT sample (temperature 0.8, seed {args.seed}): "
-      f"{decode(tokenizer, keras.ops.convert_to_numpy(sample['tokens'])[0])!r}")
+sample = generate.sample(
+    decoder, prompt_ids, LINE_LEN + 16 - prompt_ids.shape[1], temperature=0.8, seed=args.seed
+)
+print(
+    f"\nGPT sample (temperature 0.8, seed {args.seed}): "
+    f"{decode(tokenizer, keras.ops.convert_to_numpy(sample['tokens'])[0])!r}"
+)
 
 # %% [markdown]
 # ## 3. A tiny scaling study
@@ -250,16 +283,27 @@ print(f"\nGPT sample (temperature 0.8, seed {args.seed}): "
 # %% tags=["figure"]
 print("\nscaling study (tiny GPTs, seconds each):")
 frame, fits_params, fits_tokens, _ = scaling_benchmark.run_study(
-    SCALING, args.corpus, args.seed, jit_compile=False, verbose=False)
-print(frame[["sweep", "num_hiddens", "num_blks", "non_embedding_params", "tokens",
-             "val_loss"]].to_string(index=False))
+    SCALING, args.corpus, args.seed, jit_compile=False, verbose=False
+)
+print(
+    frame[
+        ["sweep", "num_hiddens", "num_blks", "non_embedding_params", "tokens", "val_loss"]
+    ].to_string(index=False)
+)
 print(scaling_benchmark.exponent_table(fits_params, fits_tokens).to_string(index=False))
-fig = scaling_benchmark.plot_study(frame, fits_params, fits_tokens, out / "scaling_laws.png",
-                                   title=f"Tiny GPTs on {corpus_name} (tutorial size)")
+fig = scaling_benchmark.plot_study(
+    frame,
+    fits_params,
+    fits_tokens,
+    out / "scaling_laws.png",
+    title=f"Tiny GPTs on {corpus_name} (tutorial size)",
+)
 fig
 
 # %%
 with _io.atomic_write(out / "families.csv", "w") as f:
     table.to_csv(f, index=False)
-print(f"\nwrote {out / 'pretraining_losses.png'}, {out / 'scaling_laws.png'}; "
-      f"{(time.perf_counter() - start) / 60:.1f} min")
+print(
+    f"\nwrote {out / 'pretraining_losses.png'}, {out / 'scaling_laws.png'}; "
+    f"{(time.perf_counter() - start) / 60:.1f} min"
+)

@@ -46,12 +46,15 @@ def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-parser = argparse.ArgumentParser(description="D2L \"Multi-Head Attention\": parallel heads, "
-                                             "one projection per role.")
-parser.add_argument("--out", default=os.path.join("outputs", NAME),
-                    help="directory for the PNG figures (default: %(default)s)")
-parser.add_argument("--seed", type=int, default=0,
-                    help="random seed (default: %(default)s)")
+parser = argparse.ArgumentParser(
+    description='D2L "Multi-Head Attention": parallel heads, one projection per role.'
+)
+parser.add_argument(
+    "--out",
+    default=os.path.join("outputs", NAME),
+    help="directory for the PNG figures (default: %(default)s)",
+)
+parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 args = _notebook.parse_args(parser)
 os.makedirs(args.out, exist_ok=True)
 keras.utils.set_random_seed(args.seed)
@@ -72,13 +75,17 @@ valid_lens = np.array([3, 2])
 X = np.ones((batch_size, num_queries, num_hiddens), "float32")
 Y = np.ones((batch_size, num_kvpairs, num_hiddens), "float32")
 output = attention(X, Y, Y, valid_lens, training=False)
-print(f"MultiHeadAttention(num_hiddens={num_hiddens}, num_heads={num_heads}, "
-      f"dropout=0.5): queries {X.shape}, keys/values {Y.shape}, valid_lens "
-      f"{valid_lens.tolist()} -> output {tuple(output.shape)}")
+print(
+    f"MultiHeadAttention(num_hiddens={num_hiddens}, num_heads={num_heads}, "
+    f"dropout=0.5): queries {X.shape}, keys/values {Y.shape}, valid_lens "
+    f"{valid_lens.tolist()} -> output {tuple(output.shape)}"
+)
 if tuple(output.shape) != (batch_size, num_queries, num_hiddens):
     raise RuntimeError(f"unexpected output shape {tuple(output.shape)}")
-print(f"  parameters: 4 projections of {num_hiddens} x {num_hiddens} = "
-      f"{attention.count_params()} (no biases, as in D2L)")
+print(
+    f"  parameters: 4 projections of {num_hiddens} x {num_hiddens} = "
+    f"{attention.count_params()} (no biases, as in D2L)"
+)
 
 # %% [markdown]
 # ## 2. The head split
@@ -88,11 +95,13 @@ print(f"  parameters: 4 projections of {num_hiddens} x {num_hiddens} = "
 # %%
 projected = attention.W_q(X)
 heads = attention.split_heads(projected)
-print(f"\nHead split (D2L's transpose_qkv): W_q(X) {tuple(projected.shape)} -> "
-      f"{tuple(heads.shape)} = (batch, queries, heads, "
-      f"num_hiddens / num_heads = {attention.head_dim}); every head attends "
-      "separately, then merge_heads gives back "
-      f"{tuple(attention.merge_heads(heads).shape)} for W_o.")
+print(
+    f"\nHead split (D2L's transpose_qkv): W_q(X) {tuple(projected.shape)} -> "
+    f"{tuple(heads.shape)} = (batch, queries, heads, "
+    f"num_hiddens / num_heads = {attention.head_dim}); every head attends "
+    "separately, then merge_heads gives back "
+    f"{tuple(attention.merge_heads(heads).shape)} for W_o."
+)
 
 # %% [markdown]
 # ## 3. Per-head weights
@@ -103,24 +112,27 @@ print(f"\nHead split (D2L's transpose_qkv): W_q(X) {tuple(projected.shape)} -> "
 # %% tags=["figure"]
 X = rng.normal(size=(batch_size, num_queries, num_hiddens)).astype("float32")
 Y = rng.normal(size=(batch_size, num_kvpairs, num_hiddens)).astype("float32")
-output, weights = attention(X, Y, Y, valid_lens, training=False,
-                            return_attention_scores=True)
+output, weights = attention(X, Y, Y, valid_lens, training=False, return_attention_scores=True)
 weights = to_numpy(weights)  # (B, H, Q, K)
-print(f"\nAttention weights of random inputs: {weights.shape} = "
-      "(batch, heads, queries, keys)")
-print(f"  weight on keys past the valid lengths: "
-      f"{weights[0, :, :, 3:].sum() + weights[1, :, :, 2:].sum():.1f}; "
-      f"each query's weights sum to 1: {np.allclose(weights.sum(-1), 1.0)}")
+print(f"\nAttention weights of random inputs: {weights.shape} = (batch, heads, queries, keys)")
+print(
+    f"  weight on keys past the valid lengths: "
+    f"{weights[0, :, :, 3:].sum() + weights[1, :, :, 2:].sum():.1f}; "
+    f"each query's weights sum to 1: {np.allclose(weights.sum(-1), 1.0)}"
+)
 for h in range(num_heads):
-    print(f"  head {h}, example 0, query 0: "
-          + " ".join(f"{w:.2f}" for w in weights[0, h, 0]))
+    print(f"  head {h}, example 0, query 0: " + " ".join(f"{w:.2f}" for w in weights[0, h, 0]))
 path = os.path.join(args.out, "multihead_weights.png")
-fig = viz.show_heatmaps(weights, xlabel="Keys", ylabel="Queries",
-                        titles=[f"Head {h}" for h in range(num_heads)],
-                        figsize=(9, 3.2), path=path)
+fig = viz.show_heatmaps(
+    weights,
+    xlabel="Keys",
+    ylabel="Queries",
+    titles=[f"Head {h}" for h in range(num_heads)],
+    figsize=(9, 3.2),
+    path=path,
+)
 written.append(path)
-print("  Rows of the figure: the two examples (valid lengths 3 and 2); "
-      "columns: the heads.")
+print("  Rows of the figure: the two examples (valid lengths 3 and 2); columns: the heads.")
 fig
 
 # %% [markdown]
@@ -128,6 +140,7 @@ fig
 #
 # Copy our weights into a Keras layer (`keras_copy` says how the kernels map)
 # and compare outputs and weights.
+
 
 # %%
 def keras_copy(layer):
@@ -139,7 +152,8 @@ def keras_copy(layer):
     """
     D, H, d = layer.num_hiddens, layer.num_heads, layer.head_dim
     theirs = keras.layers.MultiHeadAttention(
-        num_heads=H, key_dim=d, dropout=layer.dropout, use_bias=False)
+        num_heads=H, key_dim=d, dropout=layer.dropout, use_bias=False
+    )
     probe = keras.ops.zeros((1, 2, D))
     theirs(probe, probe, probe)  # build
     theirs._query_dense.kernel.assign(to_numpy(layer.W_q.kernel).reshape(D, H, d))
@@ -151,20 +165,24 @@ def keras_copy(layer):
 
 theirs = keras_copy(attention)
 mask = ka_ops.valid_lens_to_mask(valid_lens, num_queries, num_kvpairs)  # (B, Q, K)
-their_output, their_weights = theirs(X, Y, Y, attention_mask=mask,
-                                     training=False,
-                                     return_attention_scores=True)
+their_output, their_weights = theirs(
+    X, Y, Y, attention_mask=mask, training=False, return_attention_scores=True
+)
 out_diff = np.max(np.abs(to_numpy(output) - to_numpy(their_output)))
 w_diff = np.max(np.abs(weights - to_numpy(their_weights)))
-print("\nkeras.layers.MultiHeadAttention(num_heads=5, key_dim=20, "
-      "use_bias=False) with our weights copied in, valid_lens given as an "
-      "attention_mask:")
+print(
+    "\nkeras.layers.MultiHeadAttention(num_heads=5, key_dim=20, "
+    "use_bias=False) with our weights copied in, valid_lens given as an "
+    "attention_mask:"
+)
 print(f"  max |output difference|  = {out_diff:.2e}")
 print(f"  max |weights difference| = {w_diff:.2e}")
 if not (out_diff < 1e-4 and w_diff < 1e-5):
     raise RuntimeError("our MultiHeadAttention differs from Keras'")
-print("  The same computation: D2L's layer is Keras' layer with the head "
-      "split kept in the activations instead of the kernels.")
+print(
+    "  The same computation: D2L's layer is Keras' layer with the head "
+    "split kept in the activations instead of the kernels."
+)
 
 # %%
 print("\nFigures written:")

@@ -55,9 +55,12 @@ def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-parser = argparse.ArgumentParser(description="D2L \"Self-Attention and Positional Encoding\".")
-parser.add_argument("--out", default=os.path.join("outputs", NAME),
-                    help="directory for the PNG figures (default: %(default)s)")
+parser = argparse.ArgumentParser(description='D2L "Self-Attention and Positional Encoding".')
+parser.add_argument(
+    "--out",
+    default=os.path.join("outputs", NAME),
+    help="directory for the PNG figures (default: %(default)s)",
+)
 parser.add_argument("--seed", type=int, default=0)
 args = _notebook.parse_args(parser)
 keras.utils.set_random_seed(args.seed)
@@ -78,19 +81,27 @@ rng = np.random.RandomState(args.seed)
 X = rng.randn(batch_size, num_queries, num_hiddens).astype("float32")
 X = to_numpy(SinusoidalPositionalEncoding(num_hiddens)(X))  # add positions
 attention = MultiHeadAttention(num_hiddens, num_heads, dropout=0.0, use_bias=False)
-output, weights = attention(X, X, X, valid_lens=valid_lens,
-                            return_attention_scores=True)
+output, weights = attention(X, X, X, valid_lens=valid_lens, return_attention_scores=True)
 weights = to_numpy(weights)  # (B, H, Q, K)
-print(f"Self-attention: X {X.shape} -> output {tuple(output.shape)}, weights "
-      f"{weights.shape} (batch, heads, queries, keys); valid_lens {valid_lens}.")
+print(
+    f"Self-attention: X {X.shape} -> output {tuple(output.shape)}, weights "
+    f"{weights.shape} (batch, heads, queries, keys); valid_lens {valid_lens}."
+)
 for b, n in enumerate(valid_lens):
-    print(f"  sequence {b}: weight on keys past valid_len={n}: "
-          f"{weights[b, :, :, n:].sum():.1f}; each row sums to "
-          f"{weights[b].sum(-1).mean():.3f}")
+    print(
+        f"  sequence {b}: weight on keys past valid_len={n}: "
+        f"{weights[b, :, :, n:].sum():.1f}; each row sums to "
+        f"{weights[b].sum(-1).mean():.3f}"
+    )
 path = os.path.join(args.out, "self_attention_weights.png")
-fig = viz.show_heatmaps(weights, xlabel="Keys", ylabel="Queries",
-                        titles=[f"Head {h + 1}" for h in range(num_heads)],
-                        figsize=(7, 3.5), path=path)
+fig = viz.show_heatmaps(
+    weights,
+    xlabel="Keys",
+    ylabel="Queries",
+    titles=[f"Head {h + 1}" for h in range(num_heads)],
+    figsize=(7, 3.5),
+    path=path,
+)
 written.append(path)
 fig
 
@@ -115,15 +126,22 @@ ax.legend()
 path = os.path.join(args.out, "positional_encoding_columns.png")
 viz.save_figure(fig, path)
 written.append(path)
-print("\nColumns 6-9 of P: sines and cosines whose frequency falls along the "
-      "encoding dimension (columns 6/7 oscillate faster than 8/9).")
+print(
+    "\nColumns 6-9 of P: sines and cosines whose frequency falls along the "
+    "encoding dimension (columns 6/7 oscillate faster than 8/9)."
+)
 fig
 
 # %% tags=["figure"]
 path = os.path.join(args.out, "positional_encoding_heatmap.png")
-fig = viz.show_heatmaps(P[None, None], xlabel="Column (encoding dimension)",
-                        ylabel="Row (position)", figsize=(3.5, 4), cmap="Blues",
-                        path=path)
+fig = viz.show_heatmaps(
+    P[None, None],
+    xlabel="Column (encoding dimension)",
+    ylabel="Row (position)",
+    figsize=(3.5, 4),
+    cmap="Blues",
+    path=path,
+)
 written.append(path)
 fig
 
@@ -133,8 +151,10 @@ fig
 # The discrete analogue of `P`.
 
 # %%
-print("\nBinary representations of 0..7: the lower (rightmost) bits flip "
-      "faster, like the left (high-frequency) columns of P:")
+print(
+    "\nBinary representations of 0..7: the lower (rightmost) bits flip "
+    "faster, like the left (high-frequency) columns of P:"
+)
 for i in range(8):
     print(f"  {i} in binary is {i:>03b}")
 
@@ -154,8 +174,10 @@ sin_i, cos_i = P[:-delta, 0::2], P[:-delta, 1::2]
 rotated[:, 0::2] = c * sin_i + s * cos_i
 rotated[:, 1::2] = -s * sin_i + c * cos_i
 error = np.abs(rotated - P[delta:]).max()
-print(f"\nRelative position: P[i + {delta}] = M({delta}) P[i] for every i, "
-      f"max error {error:.1e}; M depends on the offset only.")
+print(
+    f"\nRelative position: P[i + {delta}] = M({delta}) P[i] for every i, "
+    f"max error {error:.1e}; M depends on the offset only."
+)
 
 # %% [markdown]
 # ## 5. Rotary embedding
@@ -172,13 +194,20 @@ rq = to_numpy(rope(np.tile(q, (1, num_steps, 1))))[0]  # q at every position
 rk = to_numpy(rope(np.tile(k, (1, num_steps, 1))))[0]  # k at every position
 scores = rq @ rk.T  # (T, T): query position m, key position n
 spread = max(np.ptp(np.diagonal(scores, o)) for o in range(-num_steps + 1, num_steps))
-print(f"\nRotary embedding: scores[m, n] of one query and one key at positions "
-      f"m, n are constant along each diagonal m - n (largest spread on a "
-      f"diagonal {spread:.1e}), without RoPE they would all be {q @ k:.2f}.")
+print(
+    f"\nRotary embedding: scores[m, n] of one query and one key at positions "
+    f"m, n are constant along each diagonal m - n (largest spread on a "
+    f"diagonal {spread:.1e}), without RoPE they would all be {q @ k:.2f}."
+)
 path = os.path.join(args.out, "rotary_relative_scores.png")
-fig = viz.show_heatmaps(scores[None, None], xlabel="Key position n",
-                        ylabel="Query position m", figsize=(3.5, 3.5), cmap="RdBu",
-                        path=path)
+fig = viz.show_heatmaps(
+    scores[None, None],
+    xlabel="Key position n",
+    ylabel="Query position m",
+    figsize=(3.5, 3.5),
+    cmap="RdBu",
+    path=path,
+)
 written.append(path)
 fig
 

@@ -34,18 +34,19 @@
 # %matplotlib inline
 import pathlib
 
+import _seq2seq  # tutorials/_seq2seq.py: data, training and translating
 import keras
 import numpy as np
 
-import _seq2seq  # tutorials/_seq2seq.py: data, training and translating
 from keras_attention import recipes, viz
 from keras_attention.data import translation
 
 NAME = "transformer"
 MODEL = "transformer"
 
-args = _seq2seq.parse_args(NAME, "D2L \"The Transformer Architecture\": attention-only "
-                                 "encoder-decoder translation.")
+args = _seq2seq.parse_args(
+    NAME, 'D2L "The Transformer Architecture": attention-only encoder-decoder translation.'
+)
 
 # %% [markdown]
 # ## Training, then translating
@@ -79,10 +80,14 @@ S, out_len = len(src_tokens), int(lengths[i])
 written = []
 
 path = out / "transformer_attention.png"
-fig = viz.show_heatmaps(attention[i, :out_len, :S][None, None],
-                        xlabel="Key positions (source tokens)",
-                        ylabel="Query positions (output steps)",
-                        titles=[f"{src} -> {texts[i]}"], figsize=(5, 4), path=path)
+fig = viz.show_heatmaps(
+    attention[i, :out_len, :S][None, None],
+    xlabel="Key positions (source tokens)",
+    ylabel="Query positions (output steps)",
+    titles=[f"{src} -> {texts[i]}"],
+    figsize=(5, 4),
+    path=path,
+)
 written.append(path)
 fig
 
@@ -99,28 +104,40 @@ scoring.set_weights(model.get_weights())
 tgt_in = np.zeros((1, task.num_steps), "int32")
 tgt_in[0, 0] = translation.BOS_ID
 tgt_in[0, 1:out_len] = tokens[i, : out_len - 1]
-outputs = scoring({"src_ids": np.asarray(src_ids)[i : i + 1], "tgt_in_ids": tgt_in},
-                  training=False)
+outputs = scoring({"src_ids": np.asarray(src_ids)[i : i + 1], "tgt_in_ids": tgt_in}, training=False)
 num_blks = recipes.CONFIGS[(MODEL, task.name)]["num_blks"]
-enc = np.stack([keras.ops.convert_to_numpy(outputs[f"encoder_attention_{b}"])[0]
-                for b in range(num_blks)])[:, :, :S, :S]  # (blks, heads, S, S)
-cross = np.stack([keras.ops.convert_to_numpy(outputs[f"decoder_cross_attention_{b}"])[0]
-                  for b in range(num_blks)])[:, :, :out_len, :S]  # (blks, heads, T, S)
+enc = np.stack(
+    [keras.ops.convert_to_numpy(outputs[f"encoder_attention_{b}"])[0] for b in range(num_blks)]
+)[:, :, :S, :S]  # (blks, heads, S, S)
+cross = np.stack(
+    [
+        keras.ops.convert_to_numpy(outputs[f"decoder_cross_attention_{b}"])[0]
+        for b in range(num_blks)
+    ]
+)[:, :, :out_len, :S]  # (blks, heads, T, S)
 check = keras.ops.convert_to_numpy(keras.ops.argmax(outputs["logits"][0, :out_len], -1))
-print(f"\nattention model reproduces the greedy output: "
-      f"{np.array_equal(check, tokens[i, :out_len])}")
+print(
+    f"\nattention model reproduces the greedy output: {np.array_equal(check, tokens[i, :out_len])}"
+)
 heads = enc.shape[1]
-print(f"encoder self-attention {enc.shape} = (blocks, heads, queries, keys) over {src_tokens}; "
-      f"decoder cross-attention {cross.shape}")
+print(
+    f"encoder self-attention {enc.shape} = (blocks, heads, queries, keys) over {src_tokens}; "
+    f"decoder cross-attention {cross.shape}"
+)
 
 # %% [markdown]
 # The encoder's self-attention, one row per block:
 
 # %% tags=["figure"]
 path = out / "transformer_encoder_attention.png"
-fig = viz.show_heatmaps(enc, xlabel="Key positions", ylabel="Query positions",
-                        titles=[f"Head {h + 1}" for h in range(heads)], figsize=(7, 3.5),
-                        path=path)
+fig = viz.show_heatmaps(
+    enc,
+    xlabel="Key positions",
+    ylabel="Query positions",
+    titles=[f"Head {h + 1}" for h in range(heads)],
+    figsize=(7, 3.5),
+    path=path,
+)
 written.append(path)
 fig
 
@@ -129,9 +146,14 @@ fig
 
 # %% tags=["figure"]
 path = out / "transformer_decoder_cross_attention.png"
-fig = viz.show_heatmaps(cross, xlabel="Key positions (source)", ylabel="Query positions (output)",
-                        titles=[f"Head {h + 1}" for h in range(heads)], figsize=(7, 3.5),
-                        path=path)
+fig = viz.show_heatmaps(
+    cross,
+    xlabel="Key positions (source)",
+    ylabel="Query positions (output)",
+    titles=[f"Head {h + 1}" for h in range(heads)],
+    figsize=(7, 3.5),
+    path=path,
+)
 written.append(path)
 fig
 

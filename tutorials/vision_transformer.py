@@ -37,23 +37,31 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_attention import models, viz  # noqa: E402
-from keras_attention.recipes import training  # noqa: E402
 from keras_attention.data import images as image_data  # noqa: E402
+from keras_attention.recipes import training  # noqa: E402
 
 training.use_pooled_cpu_memory()  # faster on a CPU; before the first tensor
 
 CONFIG = dict(
-    img_size=28, patch_size=4, num_hiddens=64, mlp_num_hiddens=128, num_heads=4, num_blks=2,
-    emb_dropout=0.1, blk_dropout=0.1,
+    img_size=28,
+    patch_size=4,
+    num_hiddens=64,
+    mlp_num_hiddens=128,
+    num_heads=4,
+    num_blks=2,
+    emb_dropout=0.1,
+    blk_dropout=0.1,
 )
 
-parser = argparse.ArgumentParser(description="D2L \"Transformers for Vision\": a ViT trained "
-                                             "with `fit`, and its attention maps.")
+parser = argparse.ArgumentParser(
+    description='D2L "Transformers for Vision": a ViT trained with `fit`, and its attention maps.'
+)
 parser.add_argument("--out", default=os.path.join("outputs", "vision_transformer"))
 parser.add_argument("--data", default="auto", choices=["auto", "fashion-mnist", "shapes"])
 parser.add_argument("--epochs", type=int, default=2)
-parser.add_argument("--num-train", type=int, default=12000,
-                    help="training images used (Fashion-MNIST has 60,000)")
+parser.add_argument(
+    "--num-train", type=int, default=12000, help="training images used (Fashion-MNIST has 60,000)"
+)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--seed", type=int, default=0)
 args = _notebook.parse_args(parser)
@@ -67,20 +75,30 @@ keras.utils.set_random_seed(args.seed)
 #
 # Fashion-MNIST where it is found, else generated images of ten shapes.
 
+
 # %%
 def load_data(which, num_shapes):
     """Train and test arrays and the class names."""
     if which in ("auto", "fashion-mnist"):
         try:
             (x_train, y_train), (x_test, y_test) = image_data.load_fashion_mnist()
-            return "fashion-mnist", (x_train, y_train), (x_test, y_test), image_data.FASHION_MNIST_LABELS
+            return (
+                "fashion-mnist",
+                (x_train, y_train),
+                (x_test, y_test),
+                image_data.FASHION_MNIST_LABELS,
+            )
         except (FileNotFoundError, OSError) as err:
             if which == "fashion-mnist":
                 raise
             print(f"Fashion-MNIST not available ({err}); using generated shapes instead.")
     x, y = image_data.generate_shapes(num_shapes + 1000, seed=0)
-    return ("shapes", (x[:num_shapes], y[:num_shapes]), (x[num_shapes:], y[num_shapes:]),
-            image_data.SHAPE_LABELS)
+    return (
+        "shapes",
+        (x[:num_shapes], y[:num_shapes]),
+        (x[num_shapes:], y[num_shapes:]),
+        image_data.SHAPE_LABELS,
+    )
 
 
 name, (x_train, y_train), (x_test, y_test), labels = load_data(args.data, args.num_train)
@@ -101,10 +119,13 @@ model.compile(
     # numbers make Dropout many times slower.
     jit_compile="auto",
 )
-print(f"{name}: {len(x_train)} train / {len(x_test)} test images; ViT {CONFIG}: "
-      f"{model.count_params():,} parameters")
-history = training.fit_with_logs(model, train, validation_data=test, epochs=args.epochs,
-                                 out_dir=out / "run", verbose=2)
+print(
+    f"{name}: {len(x_train)} train / {len(x_test)} test images; ViT {CONFIG}: "
+    f"{model.count_params():,} parameters"
+)
+history = training.fit_with_logs(
+    model, train, validation_data=test, epochs=args.epochs, out_dir=out / "run", verbose=2
+)
 _, accuracy = model.evaluate(test, verbose=0)
 print(f"test accuracy {accuracy:.4f}")
 
@@ -132,17 +153,24 @@ maps = [
     for b in range(CONFIG["num_blks"])
 ]  # each (grid, grid): class token (query 0) -> patches, averaged over heads
 predicted = int(np.argmax(keras.ops.convert_to_numpy(outputs["logits"])[0]))
-panels = np.stack([image[0] / 255.0] + [np.kron(m / m.max(), np.ones((CONFIG["patch_size"],) * 2))
-                                        for m in maps])[None]  # (1, 1 + blocks, 28, 28)
+panels = np.stack(
+    [image[0] / 255.0] + [np.kron(m / m.max(), np.ones((CONFIG["patch_size"],) * 2)) for m in maps]
+)[None]  # (1, 1 + blocks, 28, 28)
 path = out / "vit_attention_map.png"
 fig = viz.show_heatmaps(
-    panels, xlabel="x", ylabel="y",
+    panels,
+    xlabel="x",
+    ylabel="y",
     titles=[f"{labels[int(y_test[0])]} -> {labels[predicted]}"]
     + [f"block {b + 1} (max {m.max():.2f})" for b, m in enumerate(maps)],
-    figsize=(3 * (1 + CONFIG["num_blks"]), 3), cmap="viridis", path=path,
+    figsize=(3 * (1 + CONFIG["num_blks"]), 3),
+    cmap="viridis",
+    path=path,
 )
 fig
 
 # %%
-print(f"\nSummary ({name}, {args.epochs} epochs, {time.time() - start:.0f} s): test accuracy "
-      f"{accuracy:.4f}; wrote {path}, {out / 'run' / 'history.csv'}, {out / 'run' / 'loss.png'}")
+print(
+    f"\nSummary ({name}, {args.epochs} epochs, {time.time() - start:.0f} s): test accuracy "
+    f"{accuracy:.4f}; wrote {path}, {out / 'run' / 'history.csv'}, {out / 'run' / 'loss.png'}"
+)

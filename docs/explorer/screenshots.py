@@ -15,25 +15,31 @@ import sys
 import time
 
 import keras
-import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from keras_attention import _io, data, models, training, viz  # noqa: E402
 from keras_attention.viz import page as P  # noqa: E402
+
 import browser  # noqa: E402  (tests/browser.py)
 
 
 def translation(out):
     task = data.load_dates(num_train=6000)
-    model = models.transformer(task.src_tokenizer.vocab_size, task.tgt_tokenizer.vocab_size, 64, 128,
-                               4, 2, 0.1, max_len=64)
+    model = models.transformer(
+        task.src_tokenizer.vocab_size, task.tgt_tokenizer.vocab_size, 64, 128, 4, 2, 0.1, max_len=64
+    )
     training.compile_seq2seq(model, learning_rate=0.005)
     model.fit(task.train_dataset(64, drop_remainder=True), epochs=4, verbose=2)
-    return viz.explore(model, ["the third of may , nineteen ninety", "december 25 , 2001"],
-                       out / "translation.html", src_tokenizer=task.src_tokenizer,
-                       tgt_tokenizer=task.tgt_tokenizer, max_len=task.num_steps)
+    return viz.explore(
+        model,
+        ["the third of may , nineteen ninety", "december 25 , 2001"],
+        out / "translation.html",
+        src_tokenizer=task.src_tokenizer,
+        tgt_tokenizer=task.tgt_tokenizer,
+        max_len=task.num_steps,
+    )
 
 
 def language_model(out):
@@ -41,20 +47,40 @@ def language_model(out):
     tokenizer = data.build_lm_tokenizer(text, "char")
     ids = data.encode_text(tokenizer, text)
     model = models.gpt(tokenizer.vocab_size, 64, 256, 4, 2, 0.1, max_len=96)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     model.fit(data.causal_lm_dataset(ids, 64, 32), epochs=3, verbose=2)
-    return viz.explore(model, "some children follow ", out / "gpt.html", tokenizer=tokenizer,
-                       max_new_tokens=40, temperature=0.7, seed=3)
+    return viz.explore(
+        model,
+        "some children follow ",
+        out / "gpt.html",
+        tokenizer=tokenizer,
+        max_new_tokens=40,
+        temperature=0.7,
+        seed=3,
+    )
 
 
 def vision(out):
     images, labels = data.generate_shapes(4000)
-    model = models.vision_transformer(img_size=28, patch_size=4, num_hiddens=64, mlp_num_hiddens=128,
-                                      num_heads=4, num_blks=3, emb_dropout=0.1, blk_dropout=0.1,
-                                      num_classes=10)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = models.vision_transformer(
+        img_size=28,
+        patch_size=4,
+        num_hiddens=64,
+        mlp_num_hiddens=128,
+        num_heads=4,
+        num_blks=3,
+        emb_dropout=0.1,
+        blk_dropout=0.1,
+        num_classes=10,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        metrics=["accuracy"],
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     model.fit(images[..., None], labels, batch_size=64, epochs=6, verbose=2)
     test, _ = data.generate_shapes(8, seed=1)
     return viz.explore(model, test[:3], out / "vit.html", class_names=data.SHAPE_LABELS)
@@ -62,14 +88,15 @@ def vision(out):
 
 def bert(out):
     lines = data.generate_corpus(3000).split("\n")
-    tokenizer = data.build_lm_tokenizer(lines, "wordpiece", vocab_size=600,
-                                        extra_tokens=["<mask>"])
+    tokenizer = data.build_lm_tokenizer(lines, "wordpiece", vocab_size=600, extra_tokens=["<mask>"])
     mask_id = tokenizer.vocab.index("<mask>")
     sequences = data.encode_lines(tokenizer, lines, max_len=24)
     encoder = models.bert(tokenizer.vocab_size, 64, 128, 4, 2, 0.1, max_len=24)
     mlm = models.bert_mlm(encoder)
-    mlm.compile(optimizer=keras.optimizers.Adam(2e-3),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    mlm.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+    )
     mlm.fit(data.mlm_dataset(sequences, 32, tokenizer.vocab_size, mask_id), epochs=6, verbose=2)
     words = lines[0].split()
     words[len(words) // 2] = "<mask>"
@@ -90,14 +117,21 @@ def photograph(path, name, out):
     try:
         browser.open_page(driver, path)
         view = VIEWS[name]
-        driver.execute_script("window.explorer.select(arguments[0])",
-                              {k: v for k, v in view.items() if k != "hover"})
+        driver.execute_script(
+            "window.explorer.select(arguments[0])", {k: v for k, v in view.items() if k != "hover"}
+        )
         if view["hover"]:
             role, index = view["hover"]
-            size = driver.execute_script("return document.querySelectorAll('#query-tokens .tok').length")
-            driver.execute_script("window.explorer.setHover(arguments[0])", {"role": role, role: min(index, size - 1)})
+            size = driver.execute_script(
+                "return document.querySelectorAll('#query-tokens .tok').length"
+            )
+            driver.execute_script(
+                "window.explorer.setHover(arguments[0])", {"role": role, role: min(index, size - 1)}
+            )
         path = browser.save_screenshot(driver, out / f"{name}.png")
-        print(f"{path}: {path.stat().st_size // 1024} KB; console: {browser.console_messages(driver)}")
+        print(
+            f"{path}: {path.stat().st_size // 1024} KB; console: {browser.console_messages(driver)}"
+        )
     finally:
         browser.stop_chromium(driver)
 
@@ -106,8 +140,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "explorer"))
     parser.add_argument("--only", nargs="*", default=list(VIEWS))
-    parser.add_argument("--reuse", action="store_true",
-                        help="photograph the pages a previous run wrote (no training)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="photograph the pages a previous run wrote (no training)",
+    )
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     pages = out / "pages"

@@ -28,7 +28,9 @@ def iter_strings(name, values):
         raise ValueError(f"`{name}` must be a list of str; got {name}={values!r:.80}.")
     for value in values:
         if not isinstance(value, str):
-            raise ValueError(f"`{name}` must hold str only; got {value!r} ({type(value).__name__}).")
+            raise ValueError(
+                f"`{name}` must hold str only; got {value!r} ({type(value).__name__})."
+            )
         yield value
 
 
@@ -49,7 +51,9 @@ def check_ints(name, values):
 def check_text(name, value):
     """`value`, if it is a str (one text, lines separated by line breaks)."""
     if not isinstance(value, str):
-        raise ValueError(f"`{name}` must be a str; got {type(value).__name__} {name}={value!r:.80}.")
+        raise ValueError(
+            f"`{name}` must be a str; got {type(value).__name__} {name}={value!r:.80}."
+        )
     return value
 
 

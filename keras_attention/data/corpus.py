@@ -34,8 +34,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from keras_attention.data import _checks
-from keras_attention.data import download
+from keras_attention.data import _checks, download
 from keras_attention.data.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -92,9 +91,18 @@ def preprocess_time_machine(text):
 # A small grammar: agreement between subject and verb (and inside relative
 # clauses), verbs that take only some kinds of objects, optional adjectives,
 # places and adverbs. Nouns and verbs are (singular, plural) pairs.
-_ANIMATE = [("cat", "cats"), ("dog", "dogs"), ("bird", "birds"), ("child", "children"),
-            ("teacher", "teachers"), ("farmer", "farmers"), ("robot", "robots"),
-            ("king", "kings"), ("girl", "girls"), ("boy", "boys")]
+_ANIMATE = [
+    ("cat", "cats"),
+    ("dog", "dogs"),
+    ("bird", "birds"),
+    ("child", "children"),
+    ("teacher", "teachers"),
+    ("farmer", "farmers"),
+    ("robot", "robots"),
+    ("king", "kings"),
+    ("girl", "girls"),
+    ("boy", "boys"),
+]
 _OBJECTS = {
     "food": [("apple", "apples"), ("bread", "breads"), ("fish", "fish"), ("cake", "cakes")],
     "text": [("book", "books"), ("letter", "letters"), ("story", "stories"), ("map", "maps")],
@@ -110,8 +118,13 @@ _TRANSITIVE = [  # (singular, plural, object kinds)
     (("likes", "like"), ("thing", "food", "text", "animate")),
     (("follows", "follow"), ("animate",)),
 ]
-_INTRANSITIVE = [("sleeps", "sleep"), ("runs", "run"), ("sings", "sing"), ("waits", "wait"),
-                 ("laughs", "laugh")]
+_INTRANSITIVE = [
+    ("sleeps", "sleep"),
+    ("runs", "run"),
+    ("sings", "sing"),
+    ("waits", "wait"),
+    ("laughs", "laugh"),
+]
 _ADJECTIVES = {
     "animate": ["small", "old", "young", "happy", "quiet", "clever"],
     "food": ["fresh", "sweet", "warm", "small"],
@@ -119,8 +132,15 @@ _ADJECTIVES = {
     "thing": ["red", "heavy", "round", "small", "green"],
 }
 _DETERMINERS = (["the", "a", "this", "every"], ["the", "some", "these", "two", "many"])
-_PLACES = ["in the garden", "near the river", "under the tree", "at home", "in the city",
-           "behind the house", "on the hill"]
+_PLACES = [
+    "in the garden",
+    "near the river",
+    "under the tree",
+    "at home",
+    "in the city",
+    "behind the house",
+    "on the hill",
+]
 _ADVERBS = ["quickly", "slowly", "again", "today", "every day", "at night"]
 
 
@@ -236,11 +256,11 @@ def build_lm_tokenizer(text, kind="char", vocab_size=1000, extra_tokens=(), norm
         )
     texts = text.split("\n") if isinstance(text, str) else [t for s in text for t in s.split("\n")]
     if kind == "char":
-        learned = CharTokenizer.build(texts, normalize=normalize).vocab[len(RESERVED_TOKENS):]
+        learned = CharTokenizer.build(texts, normalize=normalize).vocab[len(RESERVED_TOKENS) :]
         learned = [t for t in learned if t not in extra_tokens][: vocab_size - num_fixed]
         return CharTokenizer(list(RESERVED_TOKENS) + extra_tokens + learned, normalize=normalize)
     learned = WordPieceTokenizer.build(texts, vocab_size=vocab_size - len(extra_tokens)).vocab
-    learned = [t for t in learned[len(RESERVED_TOKENS):] if t not in extra_tokens]
+    learned = [t for t in learned[len(RESERVED_TOKENS) :] if t not in extra_tokens]
     return WordPieceTokenizer(list(RESERVED_TOKENS) + extra_tokens + learned)
 
 
@@ -394,8 +414,12 @@ def causal_lm_dataset(token_ids, seq_len, batch_size, shuffle=True, seed=0, drop
             f"({'2 * seq_len' if shuffle else 'seq_len + 1'} ids needed); got {length} ids. "
             f"Lower `seq_len` or pass more text."
         )
-    _check_some_batch(f"`token_ids` gives {num_windows} windows of seq_len={seq_len}",
-                      num_windows, batch_size, drop_remainder)
+    _check_some_batch(
+        f"`token_ids` gives {num_windows} windows of seq_len={seq_len}",
+        num_windows,
+        batch_size,
+        drop_remainder,
+    )
     tokens = tf.constant(token_ids.astype(np.int32))
     offsets = tf.range(seq_len + 1)  # (T + 1,)
 
@@ -410,7 +434,9 @@ def causal_lm_dataset(token_ids, seq_len, batch_size, shuffle=True, seed=0, drop
     if shuffle:
         draw = _element_seeds(seed).take(1)  # one draw per epoch
         ds = draw.flat_map(
-            lambda r: windows(tf.cast(tf.math.floormod(r, seq_len), tf.int32), _stateless_seed(seed, r))
+            lambda r: windows(
+                tf.cast(tf.math.floormod(r, seq_len), tf.int32), _stateless_seed(seed, r)
+            )
         )
         ds = ds.apply(tf.data.experimental.assert_cardinality(num_windows))
     else:
@@ -423,8 +449,9 @@ def causal_lm_dataset(token_ids, seq_len, batch_size, shuffle=True, seed=0, drop
 # --------------------------------------------------------------------------
 
 
-def mask_tokens(token_ids, seed, mask_id, special_ids=RESERVED_IDS, vocab_size=None,
-                mask_prob=0.15):
+def mask_tokens(
+    token_ids, seed, mask_id, special_ids=RESERVED_IDS, vocab_size=None, mask_prob=0.15
+):
     """BERT's masking rule on `(..., T)` ids, with stateless random ops.
 
     Of the positions holding a non-special id (special: `special_ids`,
@@ -471,8 +498,18 @@ def mask_tokens(token_ids, seed, mask_id, special_ids=RESERVED_IDS, vocab_size=N
     return inputs, labels
 
 
-def mlm_dataset(sequences, batch_size, vocab_size, mask_id, special_ids=RESERVED_IDS,
-                mask_prob=0.15, seed=0, segment_ids=None, shuffle=True, drop_remainder=False):
+def mlm_dataset(
+    sequences,
+    batch_size,
+    vocab_size,
+    mask_id,
+    special_ids=RESERVED_IDS,
+    mask_prob=0.15,
+    seed=0,
+    segment_ids=None,
+    shuffle=True,
+    drop_remainder=False,
+):
     """Masked-language-model batches (BERT), masked anew every epoch.
 
     Args:
@@ -603,9 +640,17 @@ def corrupt_spans(tokens, sentinel_ids, noise_density, mean_span_length, rng):
     return np.asarray(source, np.int32), np.asarray(target, np.int32)
 
 
-def span_corruption_dataset(sequences, batch_size, sentinel_ids, noise_density=0.15,
-                            mean_span_length=3.0, seed=0, max_target_len=None, shuffle=True,
-                            drop_remainder=False):
+def span_corruption_dataset(
+    sequences,
+    batch_size,
+    sentinel_ids,
+    noise_density=0.15,
+    mean_span_length=3.0,
+    seed=0,
+    max_target_len=None,
+    shuffle=True,
+    drop_remainder=False,
+):
     """Span-corruption batches (T5), with new spans every epoch.
 
     Each sequence's non-pad ids (those before its first `<pad>`) are cut into
@@ -635,7 +680,9 @@ def span_corruption_dataset(sequences, batch_size, sentinel_ids, noise_density=0
         tgt_out_ids (B, S))`, int32, padded with `<pad>`.
     """
     sequences, batch_size = _check_pipeline(sequences, batch_size, seed, shuffle, drop_remainder)
-    noise_density = _checks.check_float_in_range("noise_density", noise_density, 0, 1, low_closed=False)
+    noise_density = _checks.check_float_in_range(
+        "noise_density", noise_density, 0, 1, low_closed=False
+    )
     mean_span_length = _checks.check_float_in_range(
         "mean_span_length", mean_span_length, 1, math.inf, rule="a number of at least 1"
     )
@@ -655,8 +702,9 @@ def span_corruption_dataset(sequences, batch_size, sentinel_ids, noise_density=0
     def corrupt(tokens, draw):
         rng = np.random.default_rng([seed & (2**63 - 1), int(draw) & (2**64 - 1)])
         length = int(np.argmax(tokens == PAD_ID)) if (tokens == PAD_ID).any() else len(tokens)
-        source, target = corrupt_spans(tokens[:length], sentinel_ids, noise_density,
-                                       mean_span_length, rng)
+        source, target = corrupt_spans(
+            tokens[:length], sentinel_ids, noise_density, mean_span_length, rng
+        )
         target = target[:max_target_len]
         src_ids = np.zeros([seq_len], np.int32)
         src_ids[: len(source)] = source

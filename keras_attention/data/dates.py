@@ -22,23 +22,75 @@ FIRST_DATE = datetime.date(1900, 1, 1)
 LAST_DATE = datetime.date(2099, 12, 31)
 
 MONTHS = (
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 )
 MONTH_ABBREVIATIONS = tuple(m[:3] for m in MONTHS)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 _ONES = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-    "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
-    "seventeen", "eighteen", "nineteen",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
 )
-_TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty", 6: "sixty", 7: "seventy",
-         8: "eighty", 9: "ninety"}
+_TENS = {
+    2: "twenty",
+    3: "thirty",
+    4: "forty",
+    5: "fifty",
+    6: "sixty",
+    7: "seventy",
+    8: "eighty",
+    9: "ninety",
+}
 _ORDINAL_ONES = (
-    "zeroth", "first", "second", "third", "fourth", "fifth", "sixth", "seventh",
-    "eighth", "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth",
-    "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth",
+    "zeroth",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+    "seventeenth",
+    "eighteenth",
+    "nineteenth",
 )
 _ORDINAL_TENS = {2: "twentieth", 3: "thirtieth"}
 
@@ -108,9 +160,7 @@ DATE_FORMS = {
     "abbreviated": lambda d: f"{MONTH_ABBREVIATIONS[d.month - 1]} {d.day} {d.year}",
     "ordinal": lambda d: f"the {ordinal_suffix(d.day)} of {_month(d)} , {d.year}",
     "weekday": lambda d: f"{_weekday(d)} , {_month(d)} {d.day} , {d.year}",
-    "spelled_out": lambda d: (
-        f"the {ordinal_words(d.day)} of {_month(d)} {year_words(d.year)}"
-    ),
+    "spelled_out": lambda d: f"the {ordinal_words(d.day)} of {_month(d)} {year_words(d.year)}",
     "spelled_out_weekday": lambda d: (
         f"{_weekday(d)} {_month(d)} the {ordinal_words(d.day)} , {year_words(d.year)}"
     ),
@@ -147,7 +197,9 @@ def generate_dates(num_examples, seed=0, forms=None):
     seed = _checks.check_int("seed", seed)
     forms = sorted(DATE_FORMS) if forms is None else _checks.check_strings("forms", forms)
     if not forms:
-        raise ValueError(f"`forms` must name at least one form of {sorted(DATE_FORMS)}; got forms=[].")
+        raise ValueError(
+            f"`forms` must name at least one form of {sorted(DATE_FORMS)}; got forms=[]."
+        )
     for form in forms:
         if form not in DATE_FORMS:
             raise ValueError(f"`forms` must hold names from {sorted(DATE_FORMS)}; got {form!r}.")

@@ -152,7 +152,9 @@ def _check_found(path, expected, url):
     if got != expected:  # a file is never refused on the cache's word alone
         got = _hash_and_remember(path)
     if got != expected:
-        again = f"Delete it so that it is downloaded again from {url}, or" if url else "Delete it, or"
+        again = (
+            f"Delete it so that it is downloaded again from {url}, or" if url else "Delete it, or"
+        )
         raise ValueError(
             f"sha256 mismatch for data file {path}: expected {expected}, got {got} "
             f"(a truncated, edited or different file). {again} put the right file at {path}."
@@ -302,8 +304,14 @@ def _fetch(url, out):
     with urllib.request.urlopen(url, timeout=60) as response:
         size = response.headers.get("Content-Length")
         name = url.rstrip("/").rsplit("/", 1)[-1]
-        with tqdm(total=int(size) if size and size.isdigit() else None, unit="B", unit_scale=True,
-                  unit_divisor=1024, desc=f"Downloading {name}", file=sys.stderr) as progress:
+        with tqdm(
+            total=int(size) if size and size.isdigit() else None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=f"Downloading {name}",
+            file=sys.stderr,
+        ) as progress:
             return _copy_hashing(response, out, progress)
 
 
@@ -335,7 +343,9 @@ def _archive_members(fileobj, kind, url):
             infos = [(i.name, i, i.isfile()) for i in archive.getmembers()]
             opener = archive.extractfile
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise ValueError(f"The file downloaded from {url} is not a {kind} archive ({err}).") from err
+        raise ValueError(
+            f"The file downloaded from {url} is not a {kind} archive ({err})."
+        ) from err
     with archive:
         members = {}
         for name, info, regular in infos:

@@ -14,8 +14,7 @@ import math
 
 import numpy as np
 
-from keras_attention.data import _checks
-from keras_attention.data import download
+from keras_attention.data import _checks, download
 
 __all__ = [
     "FASHION_MNIST_FILES",
@@ -39,12 +38,28 @@ FASHION_MNIST_FILES = {
 }
 # D2L's `FashionMNIST.text_labels`.
 FASHION_MNIST_LABELS = [
-    "t-shirt", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
 ]
 SHAPE_LABELS = [
-    "square", "circle", "triangle", "horizontal bar", "vertical bar",
-    "cross", "diagonal", "ring", "two dots", "checker",
+    "square",
+    "circle",
+    "triangle",
+    "horizontal bar",
+    "vertical bar",
+    "cross",
+    "diagonal",
+    "ring",
+    "two dots",
+    "checker",
 ]
 
 # IDX type codes (the third magic byte) -> numpy dtypes, big-endian.
@@ -77,15 +92,16 @@ def read_idx(path, expected_magic=None):
         expected_magic = _checks.check_int("expected_magic", expected_magic)
     gzipped = path.name.endswith(".gz")
     opener = gzip.open if gzipped else open
-    with download.reading(path, "a gzipped IDX file" if gzipped else "an IDX file"), opener(path, "rb") as f:
+    with (
+        download.reading(path, "a gzipped IDX file" if gzipped else "an IDX file"),
+        opener(path, "rb") as f,
+    ):
         raw = f.read()
     if len(raw) < 4:
         raise ValueError(f"{path} is not an IDX file: only {len(raw)} bytes.")
     magic = int.from_bytes(raw[:4], "big")
     if expected_magic is not None and magic != expected_magic:
-        raise ValueError(
-            f"{path} has IDX magic number {magic}; expected {expected_magic}."
-        )
+        raise ValueError(f"{path} has IDX magic number {magic}; expected {expected_magic}.")
     zero, type_code, ndim = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
     if zero != 0 or type_code not in _IDX_DTYPES or ndim == 0:
         raise ValueError(f"{path} has an invalid IDX magic number {magic} (0x{magic:08x}).")
@@ -164,7 +180,9 @@ def _bar(yy, xx, top, left, size, rng, horizontal):
     thick = max(2, size // 4)
     offset = (size - thick) // 2
     if horizontal:
-        return (yy >= top + offset) & (yy < top + offset + thick) & (xx >= left) & (xx < left + size)
+        return (
+            (yy >= top + offset) & (yy < top + offset + thick) & (xx >= left) & (xx < left + size)
+        )
     return (xx >= left + offset) & (xx < left + offset + thick) & (yy >= top) & (yy < top + size)
 
 
@@ -212,7 +230,18 @@ def _checker(yy, xx, top, left, size, rng):
     return _square(yy, xx, top, left, size, rng) & parity
 
 
-_PAINTERS = [_square, _circle, _triangle, _hbar, _vbar, _cross, _diagonal, _ring, _two_dots, _checker]
+_PAINTERS = [
+    _square,
+    _circle,
+    _triangle,
+    _hbar,
+    _vbar,
+    _cross,
+    _diagonal,
+    _ring,
+    _two_dots,
+    _checker,
+]
 
 
 def generate_shapes(num_examples, img_size=28, seed=0):
@@ -253,7 +282,9 @@ def generate_shapes(num_examples, img_size=28, seed=0):
     return images, labels
 
 
-def image_dataset(images, labels, batch_size, shuffle=True, seed=0, resize=None, drop_remainder=False):
+def image_dataset(
+    images, labels, batch_size, shuffle=True, seed=0, resize=None, drop_remainder=False
+):
     """A batched, prefetched `tf.data.Dataset` of `(images, labels)`.
 
     Args:
@@ -297,9 +328,13 @@ def image_dataset(images, labels, batch_size, shuffle=True, seed=0, resize=None,
         images = images[..., None]
     if resize is not None:
         size = (resize, resize) if isinstance(resize, (int, np.integer)) else tuple(resize)
-        bad = [s for s in size if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1]
+        bad = [
+            s for s in size if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
+        ]
         if len(size) != 2 or bad:
-            raise ValueError(f"`resize` must be a positive int or (height, width); got resize={resize!r}.")
+            raise ValueError(
+                f"`resize` must be a positive int or (height, width); got resize={resize!r}."
+            )
     dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)

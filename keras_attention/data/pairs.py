@@ -90,12 +90,23 @@ def _tokenizers(kind, sources, targets, vocab_size):
     if kind == "char":
         return CharTokenizer.build(sources), CharTokenizer.build(targets)
     size = vocab_size or 2000
-    return (WordPieceTokenizer.build(sources, vocab_size=size),
-            WordPieceTokenizer.build(targets, vocab_size=size))
+    return (
+        WordPieceTokenizer.build(sources, vocab_size=size),
+        WordPieceTokenizer.build(targets, vocab_size=size),
+    )
 
 
-def load_pairs_file(path, tokenizer="word", vocab_size=None, num_steps=None, val_fraction=0.1,
-                    num_train=None, seed=0, source_column="source", target_column="target"):
+def load_pairs_file(
+    path,
+    tokenizer="word",
+    vocab_size=None,
+    num_steps=None,
+    val_fraction=0.1,
+    num_train=None,
+    seed=0,
+    source_column="source",
+    target_column="target",
+):
     """A `TranslationTask` from the user's file of sentence pairs.
 
     The held-out pairs (`val_fraction` of them, at least one) never share a
@@ -121,8 +132,9 @@ def load_pairs_file(path, tokenizer="word", vocab_size=None, num_steps=None, val
     tokenizer = _checks.check_choice("tokenizer", tokenizer, TOKENIZERS)
     vocab_size = _checks.check_int("vocab_size", vocab_size, low=8, allow_none=True)
     num_steps = _checks.check_positive_int("num_steps", num_steps, allow_none=True)
-    val_fraction = _checks.check_float_in_range("val_fraction", val_fraction, 0.0, 1.0,
-                                                low_closed=False)
+    val_fraction = _checks.check_float_in_range(
+        "val_fraction", val_fraction, 0.0, 1.0, low_closed=False
+    )
     num_train = _checks.check_positive_int("num_train", num_train, allow_none=True)
     pairs = read_pairs_file(path, source_column, target_column)
     if len(pairs) < 2:
@@ -142,8 +154,10 @@ def load_pairs_file(path, tokenizer="word", vocab_size=None, num_steps=None, val
             tgt_tokenizer.tokenize(tf.constant([t for _, t in train])).row_lengths().numpy(),
         )
         num_steps = max(4, int(np.percentile(lengths, 95)) + 1)
-    print(f"{path}: {len(pairs)} pairs, {len(train)} for training and {len(val)} held out "
-          f"(their sources never occur in training); {tokenizer} tokens, num_steps {num_steps}")
+    print(
+        f"{path}: {len(pairs)} pairs, {len(train)} for training and {len(val)} held out "
+        f"(their sources never occur in training); {tokenizer} tokens, num_steps {num_steps}"
+    )
     return TranslationTask(
         name=pathlib.Path(path).stem,
         train_pairs=train,
@@ -152,4 +166,3 @@ def load_pairs_file(path, tokenizer="word", vocab_size=None, num_steps=None, val
         tgt_tokenizer=tgt_tokenizer,
         num_steps=num_steps,
     )
-

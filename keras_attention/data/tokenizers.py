@@ -32,8 +32,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from keras_attention import _io
-from keras_attention.data import _checks
-from keras_attention.data import download
+from keras_attention.data import _checks, download
 
 RESERVED_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
@@ -274,7 +273,9 @@ class _Tokenizer(tf.Module):
             _io.write_text(folder / VOCAB_FILE, self._vocab_text + "\n")
             _io.write_json(folder / CONFIG_FILE, self._config())
 
-        return _io.replace_dir(path, build, is_previous=_is_tokenizer_dir, what="a tokenizer directory")
+        return _io.replace_dir(
+            path, build, is_previous=_is_tokenizer_dir, what="a tokenizer directory"
+        )
 
     @classmethod
     def load(cls, path):
@@ -307,7 +308,9 @@ class _Tokenizer(tf.Module):
         try:
             config = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{config_path} is not valid JSON ({err}); save the tokenizer again.") from err
+            raise ValueError(
+                f"{config_path} is not valid JSON ({err}); save the tokenizer again."
+            ) from err
         if not isinstance(config, dict):
             raise ValueError(f"{config_path} must hold a JSON object; got {type(config).__name__}.")
         kinds = {k.kind: k for k in (WordTokenizer, CharTokenizer, WordPieceTokenizer)}
@@ -328,7 +331,10 @@ class _Tokenizer(tf.Module):
                 f"{config_path}: unexpected settings {sorted(set(config) - settings)} for a "
                 f"{kind!r} tokenizer."
             )
-        with download.reading(vocab_path, "UTF-8 text"), open(vocab_path, encoding="utf-8", newline="") as f:
+        with (
+            download.reading(vocab_path, "UTF-8 text"),
+            open(vocab_path, encoding="utf-8", newline="") as f,
+        ):
             vocab = f.read().split("\n")
         if vocab and vocab[-1] == "":
             vocab = vocab[:-1]
@@ -463,7 +469,9 @@ class CharTokenizer(_Tokenizer):
     def tokenize(self, strings):
         """`(B,)` strings -> `(B, None)` ragged int32 ids, one per character."""
         if self.normalize == "time_machine":
-            strings = tf.strings.lower(tf.strings.regex_replace(valid_utf8(strings), "[^A-Za-z]+", " "))
+            strings = tf.strings.lower(
+                tf.strings.regex_replace(valid_utf8(strings), "[^A-Za-z]+", " ")
+            )
         chars = tf.strings.unicode_split(
             strings, "UTF-8", errors="replace", replacement_char=0xFFFD
         )
@@ -574,8 +582,13 @@ def learn_wordpiece_vocab(word_counts, vocab_size, slack_ratio=0.05, **learn_par
     counts = sorted(word_counts.values(), reverse=True)
     sizes = {}
     # A bar where learning takes more than a few seconds (a large corpus).
-    with tqdm(desc=f"learning a WordPiece vocabulary from {len(items)} words",
-              unit=" passes", disable=len(items) < 20000, leave=False) as progress:
+    with tqdm(
+        desc=f"learning a WordPiece vocabulary from {len(items)} words",
+        unit=" passes",
+        disable=len(items) < 20000,
+        leave=False,
+    ) as progress:
+
         def at(thresh):
             if thresh not in sizes:
                 progress.update(1)

@@ -23,9 +23,8 @@ import random
 
 import tensorflow as tf
 
-from keras_attention.data import _checks
+from keras_attention.data import _checks, download
 from keras_attention.data import dates as dates_lib
-from keras_attention.data import download
 from keras_attention.data.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -153,8 +152,9 @@ class TranslationTask:
         ds = ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def train_dataset(self, batch_size, shuffle=True, seed=0, drop_remainder=False,
-                      include_valid_len=False):
+    def train_dataset(
+        self, batch_size, shuffle=True, seed=0, drop_remainder=False, include_valid_len=False
+    ):
         """Training batches, reshuffled every epoch.
 
         Args:
@@ -170,8 +170,9 @@ class TranslationTask:
             `tf.data.Dataset` of `({"src_ids", "tgt_in_ids"}, tgt_out_ids)`,
             each `(B, num_steps)` int32.
         """
-        return self._dataset(self.train_pairs, batch_size, shuffle, seed, drop_remainder,
-                             include_valid_len)
+        return self._dataset(
+            self.train_pairs, batch_size, shuffle, seed, drop_remainder, include_valid_len
+        )
 
     def bucketed_train_dataset(self, batch_size, boundaries, seed=0):
         """Full training batches from length buckets: less padding, fewer wasted FLOPs.
@@ -195,7 +196,9 @@ class TranslationTask:
         batch_size = _checks.check_positive_int("batch_size", batch_size)
         seed = _checks.check_int("seed", seed)
         boundaries = list(boundaries)
-        if boundaries != sorted(set(boundaries)) or not all(0 < b < self.num_steps for b in boundaries):
+        if boundaries != sorted(set(boundaries)) or not all(
+            0 < b < self.num_steps for b in boundaries
+        ):
             raise ValueError(
                 "`boundaries` must be increasing lengths between 0 and num_steps="
                 f"{self.num_steps}; got boundaries={boundaries!r}."
@@ -209,7 +212,9 @@ class TranslationTask:
         buckets = [[] for _ in lengths]
         for pair, n in zip(self.train_pairs, needed):
             # The shortest bucket that holds it (the last one holds the rest, cut).
-            index = next((i for i, length in enumerate(lengths[::-1]) if n <= length), len(lengths) - 1)
+            index = next(
+                (i for i, length in enumerate(lengths[::-1]) if n <= length), len(lengths) - 1
+            )
             buckets[len(lengths) - 1 - index].append(pair)
         datasets, choices = [], []
         for length, pairs in zip(lengths, buckets):
@@ -294,7 +299,9 @@ def check_pairs(name, pairs):
         for p in pairs
     ):
         return [tuple(p) for p in pairs]
-    raise ValueError(f"`{name}` must be a list of (source, target) str pairs; got {name}={pairs!r:.80}.")
+    raise ValueError(
+        f"`{name}` must be a list of (source, target) str pairs; got {name}={pairs!r:.80}."
+    )
 
 
 def _read_pairs(path, max_lines=None):
@@ -430,8 +437,9 @@ def split_by_source(pairs, num_val, seed=0):
     return train, val
 
 
-def load_fra_eng_full(num_val=5000, num_steps=32, tokenizer="word", vocab_size=8000,
-                      min_freq=2, seed=0, data_dir=None):
+def load_fra_eng_full(
+    num_val=5000, num_steps=32, tokenizer="word", vocab_size=8000, min_freq=2, seed=0, data_dir=None
+):
     """All English-French pairs, with a held-out validation split.
 
     Args:

@@ -17,19 +17,21 @@ replace anything but a previous export (`atomic_save`).
 TensorFlow only (these modules import it).
 """
 
-from keras_attention.export._save import DEFAULT_EXPORT_DIR
-from keras_attention.export._save import METADATA_FILE
-from keras_attention.export._save import atomic_save
-from keras_attention.export._save import check_tensorflow_backend
-from keras_attention.export._save import error_text
-from keras_attention.export._save import is_export
-from keras_attention.export.classifier import ImageClassifier
-from keras_attention.export.classifier import export_image_classifier
-from keras_attention.export.language_model import LanguageModel
-from keras_attention.export.language_model import encode_prompts
-from keras_attention.export.language_model import export_language_model
-from keras_attention.export.translator import Translator
-from keras_attention.export.translator import export_translator
+from keras_attention.export._save import (
+    DEFAULT_EXPORT_DIR,
+    METADATA_FILE,
+    atomic_save,
+    check_tensorflow_backend,
+    error_text,
+    is_export,
+)
+from keras_attention.export.classifier import ImageClassifier, export_image_classifier
+from keras_attention.export.language_model import (
+    LanguageModel,
+    encode_prompts,
+    export_language_model,
+)
+from keras_attention.export.translator import Translator, export_translator
 
 __all__ = [
     "DEFAULT_EXPORT_DIR",

@@ -42,8 +42,12 @@ class ImageClassifier(tf.Module):
     def __init__(self, model, class_names, num_channels=1):
         check_tensorflow_backend()
         super().__init__(name="image_classifier")
-        if isinstance(class_names, (str, bytes)) or not all(isinstance(c, str) for c in class_names):
-            raise ValueError(f"`class_names` must be a list of str; got class_names={class_names!r}.")
+        if isinstance(class_names, (str, bytes)) or not all(
+            isinstance(c, str) for c in class_names
+        ):
+            raise ValueError(
+                f"`class_names` must be a list of str; got class_names={class_names!r}."
+            )
         class_names = list(class_names)
         if not class_names:
             raise ValueError("`class_names` must not be empty; got class_names=[].")
@@ -59,7 +63,9 @@ class ImageClassifier(tf.Module):
         self.model = model
         self.num_channels = num_channels
         self.num_classes = len(class_names)
-        self.class_names = tf.Variable(class_names, dtype=tf.string, trainable=False, name="class_names")
+        self.class_names = tf.Variable(
+            class_names, dtype=tf.string, trainable=False, name="class_names"
+        )
 
     @tf.function
     def classify(self, images):
@@ -82,7 +88,8 @@ class ImageClassifier(tf.Module):
             )
         rank = tf.rank(images)  # unknown in the signatures, which take any rank
         rank_ok = tf.debugging.assert_equal(
-            tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)), True,
+            tf.logical_or(tf.equal(rank, 3), tf.equal(rank, 4)),
+            True,
             message="`images` must have shape (batch, height, width) or (batch, height, width, "
             "channels)",
         )
@@ -94,10 +101,12 @@ class ImageClassifier(tf.Module):
         shape = tf.shape(images)
         checks = [
             tf.debugging.assert_positive(
-                shape[1:3], message="`images` must have a positive height and width; got a zero-size image"
+                shape[1:3],
+                message="`images` must have a positive height and width; got a zero-size image",
             ),
             tf.debugging.assert_less_equal(
-                shape[3], 4,
+                shape[3],
+                4,
                 message="`images` must have 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels",
             ),
             tf.debugging.assert_positive(
@@ -129,7 +138,9 @@ class ImageClassifier(tf.Module):
         is_rgb = tf.equal(tf.shape(x)[3], 3)
         if self.num_channels == 1:
             weights = tf.constant(RGB_TO_GRAY, tf.float32)
-            x = tf.cond(is_rgb, lambda: tf.reduce_sum(x * weights, axis=-1, keepdims=True), lambda: x)
+            x = tf.cond(
+                is_rgb, lambda: tf.reduce_sum(x * weights, axis=-1, keepdims=True), lambda: x
+            )
         else:
             x = tf.cond(is_rgb, lambda: x, lambda: tf.tile(x, [1, 1, 1, 3]))
         return tf.ensure_shape(x, [None, None, None, self.num_channels])
@@ -174,6 +185,9 @@ def export_image_classifier(
     serve = module.classify.get_concrete_function(IMAGES_SPEC)
     signatures = {"serving_default": serve, "serving_grayscale": serve}
     return atomic_save(
-        module, resolve_path(path, "image_classifier"), signatures=signatures,
-        overwrite=overwrite, metadata=metadata,
+        module,
+        resolve_path(path, "image_classifier"),
+        signatures=signatures,
+        overwrite=overwrite,
+        metadata=metadata,
     )

@@ -18,8 +18,7 @@ TensorFlow only (this module imports it).
 
 import tensorflow as tf
 
-from keras_attention import _checks
-from keras_attention import generate
+from keras_attention import _checks, generate
 from keras_attention.export._save import atomic_save, check_tensorflow_backend, resolve_path
 
 __all__ = ["LanguageModel", "export_language_model", "encode_prompts", "stateless_seed"]
@@ -76,8 +75,11 @@ def encode_prompts(tokenizer, prompts, max_new_tokens, max_len):
     ids = tf.RaggedTensor.from_row_lengths(values, ids.row_lengths() - start)
     dense = ids.to_tensor(default_value=tokenizer.pad_id)  # (B, P)
     # At least one column, also for an empty batch (every row has a token).
-    dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]],
-                   constant_values=tokenizer.pad_id)
+    dense = tf.pad(
+        dense,
+        [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]],
+        constant_values=tokenizer.pad_id,
+    )
     return dense, tf.cast(ids.row_lengths(), tf.int32), truncated, empty
 
 
@@ -144,8 +146,12 @@ class LanguageModel(tf.Module):
                 f"one new token); got max_len={limit}."
             )
         max_new_tokens = _checks.check_int_in_range(
-            "max_new_tokens", limit - 1 if max_new_tokens is None else max_new_tokens, 1, limit - 1,
-            high_name="max_len - 1", closed=True,
+            "max_new_tokens",
+            limit - 1 if max_new_tokens is None else max_new_tokens,
+            1,
+            limit - 1,
+            high_name="max_len - 1",
+            closed=True,
         )
         self.model = model
         self.tokenizer = tokenizer
@@ -164,18 +170,23 @@ class LanguageModel(tf.Module):
             assert_.assert_less_equal(
                 tf.rank(prompt), 1, message="`prompt` must be a string scalar or a 1-D batch"
             ),
-            assert_.assert_greater_equal(max_new_tokens, 1, message="`max_new_tokens` must be >= 1"),
+            assert_.assert_greater_equal(
+                max_new_tokens, 1, message="`max_new_tokens` must be >= 1"
+            ),
             assert_.assert_less_equal(
-                max_new_tokens, limit,
+                max_new_tokens,
+                limit,
                 message=f"`max_new_tokens` must be at most {limit} (set at export)",
             ),
             assert_.assert_equal(
-                tf.logical_and(temperature >= 0.0, temperature < float("inf")), True,
+                tf.logical_and(temperature >= 0.0, temperature < float("inf")),
+                True,
                 message="`temperature` must be a finite number >= 0 (0: greedy)",
             ),
             assert_.assert_greater_equal(top_k, 0, message="`top_k` must be >= 0 (0: off)"),
             assert_.assert_equal(
-                tf.logical_and(top_p > 0.0, top_p <= 1.0), True,
+                tf.logical_and(top_p > 0.0, top_p <= 1.0),
+                True,
                 message="`top_p` must be in (0, 1] (1: off)",
             ),
         ]
@@ -201,7 +212,8 @@ class LanguageModel(tf.Module):
 
         def row_by_row():
             return tf.map_fn(
-                one_row, (ids, lengths, tf.transpose(uniforms)),
+                one_row,
+                (ids, lengths, tf.transpose(uniforms)),
                 fn_output_signature=(tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)),
             )
 
@@ -231,15 +243,20 @@ class LanguageModel(tf.Module):
             `max_len - N` tokens to fit the model's positions). Bad
             arguments raise `InvalidArgumentError` naming the argument.
         """
-        with tf.control_dependencies(self._argument_checks(prompt, max_new_tokens, temperature, top_k, top_p)):
+        with tf.control_dependencies(
+            self._argument_checks(prompt, max_new_tokens, temperature, top_k, top_p)
+        ):
             prompt = tf.reshape(prompt, [-1])  # (B,)
         ids, lengths, truncated, empty = encode_prompts(
             self.tokenizer, prompt, max_new_tokens, self._limits["max_len"]
         )  # (B, P), (B,), (B,), (B,)
         # The uniforms `generate.sample(..., seed=int)` draws: one per row and new token.
         uniforms = tf.random.stateless_uniform(
-            tf.stack([max_new_tokens, tf.shape(ids)[0]]), seed=stateless_seed(seed),
-            minval=0.0, maxval=1.0, dtype=tf.float32,
+            tf.stack([max_new_tokens, tf.shape(ids)[0]]),
+            seed=stateless_seed(seed),
+            minval=0.0,
+            maxval=1.0,
+            dtype=tf.float32,
         )  # (N, B)
         options = dict(temperature=temperature, top_k=top_k, top_p=top_p)
         tokens, out_lengths = self._sample_rows(ids, lengths, max_new_tokens, uniforms, options)

@@ -13,8 +13,7 @@ TensorFlow only (this module imports it).
 
 import tensorflow as tf
 
-from keras_attention import _checks
-from keras_attention import generate
+from keras_attention import _checks, generate
 from keras_attention.data.translation import encode_source_ids
 from keras_attention.export._save import atomic_save, check_tensorflow_backend, resolve_path
 

@@ -11,21 +11,18 @@ Everything is written with `keras.ops` and runs on every backend, eagerly,
 in a `tf.function` or in an exported SavedModel.
 """
 
-from keras_attention.generate.decoders import BahdanauStepDecoder
-from keras_attention.generate.decoders import GPTStepDecoder
-from keras_attention.generate.decoders import StepDecoder
-from keras_attention.generate.decoders import TransformerStepDecoder
-from keras_attention.generate.decoders import UncachedGPTDecoder
-from keras_attention.generate.decoders import UncachedSeq2SeqDecoder
-from keras_attention.generate.decoders import builder_of
-from keras_attention.generate.decoders import decoder_for
-from keras_attention.generate.sampling import check_sampling_options
-from keras_attention.generate.sampling import sample
-from keras_attention.generate.sampling import sample_loop
-from keras_attention.generate.search import beam_search
-from keras_attention.generate.search import decode_to_lists
-from keras_attention.generate.search import greedy_search
-from keras_attention.generate.search import special_ids
+from keras_attention.generate.decoders import (
+    BahdanauStepDecoder,
+    GPTStepDecoder,
+    StepDecoder,
+    TransformerStepDecoder,
+    UncachedGPTDecoder,
+    UncachedSeq2SeqDecoder,
+    builder_of,
+    decoder_for,
+)
+from keras_attention.generate.sampling import check_sampling_options, sample, sample_loop
+from keras_attention.generate.search import beam_search, decode_to_lists, greedy_search, special_ids
 
 __all__ = [
     "BahdanauStepDecoder",

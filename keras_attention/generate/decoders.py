@@ -91,12 +91,22 @@ _Layout = collections.namedtuple(
     "src_embedding tgt_embedding src_positions tgt_positions encoder_norm decoder_norm output",
 )
 TRANSFORMER_LAYOUT = _Layout(
-    "src_embedding", "tgt_embedding", "src_positions", "tgt_positions", None, "final_norm",
+    "src_embedding",
+    "tgt_embedding",
+    "src_positions",
+    "tgt_positions",
+    None,
+    "final_norm",
     "output_dense",
 )
 T5_LAYOUT = _Layout(
-    "shared_embedding", "shared_embedding", "src_positions", "tgt_positions",
-    "encoder_final_norm", "decoder_final_norm", "lm_head",
+    "shared_embedding",
+    "shared_embedding",
+    "src_positions",
+    "tgt_positions",
+    "encoder_final_norm",
+    "decoder_final_norm",
+    "lm_head",
 )
 
 
@@ -468,14 +478,22 @@ def _logits_and_attention(outputs, src_ids, max_len):
 # The builders' naming contract: layers that identify each builder's models,
 # checked in order, and the decoder that steps them.
 _DECODERS = (
-    ("t5", {"shared_embedding", "decoder_block_0", "lm_head"},
-     lambda m, n, a: TransformerStepDecoder(m, n, T5_LAYOUT, return_attention=a)),
-    ("transformer", {"src_embedding", "decoder_block_0", "output_dense"},
-     lambda m, n, a: TransformerStepDecoder(m, n, TRANSFORMER_LAYOUT, return_attention=a)),
-    ("bahdanau_seq2seq", {"src_embedding", "decoder", "encoder_gru_0", "output_dense"},
-     lambda m, n, a: BahdanauStepDecoder(m, n, return_attention=a)),
-    ("gpt", {"token_embedding", "gpt_block_0", "final_norm"},
-     lambda m, n, a: GPTStepDecoder(m, n)),
+    (
+        "t5",
+        {"shared_embedding", "decoder_block_0", "lm_head"},
+        lambda m, n, a: TransformerStepDecoder(m, n, T5_LAYOUT, return_attention=a),
+    ),
+    (
+        "transformer",
+        {"src_embedding", "decoder_block_0", "output_dense"},
+        lambda m, n, a: TransformerStepDecoder(m, n, TRANSFORMER_LAYOUT, return_attention=a),
+    ),
+    (
+        "bahdanau_seq2seq",
+        {"src_embedding", "decoder", "encoder_gru_0", "output_dense"},
+        lambda m, n, a: BahdanauStepDecoder(m, n, return_attention=a),
+    ),
+    ("gpt", {"token_embedding", "gpt_block_0", "final_norm"}, lambda m, n, a: GPTStepDecoder(m, n)),
 )
 
 

@@ -188,7 +188,9 @@ def sample(
     results = []
     for rows, ids in groups:  # one group unless the prompts' lengths differ
         total = ids.shape[1] + num_new
-        inference = GPTStepDecoder(model, total) if use_cache else UncachedGPTDecoder(model, fill_id)
+        inference = (
+            GPTStepDecoder(model, total) if use_cache else UncachedGPTDecoder(model, fill_id)
+        )
         group_uniforms = uniforms if rows is None else ops.take(uniforms, rows, axis=1)
         results.append(sample_loop(inference, ids, num_new, group_uniforms, **options))
     if groups[0][0] is None:
@@ -211,8 +213,10 @@ def _prompt_groups(prompt_ids, vocab_size):
     id lists of several lengths gives one group per length, `rows` the
     numpy indices of its prompts.
     """
-    if isinstance(prompt_ids, (list, tuple)) and prompt_ids and all(
-        isinstance(row, (list, tuple, np.ndarray)) for row in prompt_ids
+    if (
+        isinstance(prompt_ids, (list, tuple))
+        and prompt_ids
+        and all(isinstance(row, (list, tuple, np.ndarray)) for row in prompt_ids)
     ):
         sizes = [len(row) for row in prompt_ids]
         if len(set(sizes)) > 1:
@@ -372,9 +376,7 @@ def sample_loop(
         ops.full((batch,), total, "int32"),  # lengths
         state,
     )
-    _, _, _, tokens, lengths, _ = ops.while_loop(
-        cond, body, loop_vars, maximum_iterations=num_new
-    )
+    _, _, _, tokens, lengths, _ = ops.while_loop(cond, body, loop_vars, maximum_iterations=num_new)
     return tokens, lengths
 
 

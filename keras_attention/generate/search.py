@@ -36,8 +36,8 @@ L max_len (output length), V target vocabulary.
 import numpy as np
 from keras import ops
 
-from keras_attention.generate.decoders import UncachedSeq2SeqDecoder, decoder_for
 from keras_attention import _checks
+from keras_attention.generate.decoders import UncachedSeq2SeqDecoder, decoder_for
 
 __all__ = ["greedy_search", "beam_search", "decode_to_lists", "special_ids"]
 
@@ -119,8 +119,9 @@ def check_token_ids(name, ids, vocab_size=None):
     return ops.convert_to_tensor(ids, "int32")
 
 
-def _prepare(model, src_ids, max_len, use_cache, return_attention, tokenizer, bos_id, eos_id,
-             pad_id):
+def _prepare(
+    model, src_ids, max_len, use_cache, return_attention, tokenizer, bos_id, eos_id, pad_id
+):
     """The checked arguments of a search: its step decoder, source ids and special ids."""
     max_len = _check_max_len(max_len)
     use_cache = _checks.check_bool("use_cache", use_cache)

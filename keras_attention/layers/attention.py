@@ -47,7 +47,9 @@ def check_attention_variants(
         "num_kv_heads": _checks.check_kv_heads(num_heads, num_kv_heads),
         "window": _checks.check_positive_int("window", window, allow_none=True),
         "qk_norm": _checks.check_choice("qk_norm", qk_norm, QK_NORMS, allow_none=True),
-        "logit_softcap": _checks.check_positive_float("logit_softcap", logit_softcap, allow_none=True),
+        "logit_softcap": _checks.check_positive_float(
+            "logit_softcap", logit_softcap, allow_none=True
+        ),
         "position_bias": _checks.check_choice(
             "position_bias", position_bias, POSITION_BIASES, allow_none=True
         ),
@@ -182,10 +184,11 @@ def _check_3d_inputs(queries_shape, keys_shape, values_shape):
     for name, shape in (("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)):
         if len(shape) != 3:
             raise ValueError(
-                f"`{name}` must be 3-D (batch, length, features); got "
-                f"{name}.shape={tuple(shape)}."
+                f"`{name}` must be 3-D (batch, length, features); got {name}.shape={tuple(shape)}."
             )
-    _checks.check_same_batch(("queries", queries_shape), ("keys", keys_shape), ("values", values_shape))
+    _checks.check_same_batch(
+        ("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)
+    )
     _check_keys_values(keys_shape, values_shape)
 
 
@@ -244,10 +247,13 @@ def _check_mask_shapes(
         target = (batch, num_queries, num_keys)
         names = "(batch, num_queries, num_keys)"
         if heads is not None and len(shape) == 4:
-            target, names = (batch, heads, num_queries, num_keys), "(batch, heads, num_queries, num_keys)"
+            target, names = (
+                (batch, heads, num_queries, num_keys),
+                "(batch, heads, num_queries, num_keys)",
+            )
         if len(shape) not in (2, len(target)) or any(
             _checks.sizes_differ(a, b) and _checks.static_size(a) != 1
-            for a, b in zip(shape, target[len(target) - len(shape):])
+            for a, b in zip(shape, target[len(target) - len(shape) :])
         ):
             raise ValueError(
                 f"`attention_mask` must be broadcastable to {names}={target}; "
@@ -332,7 +338,11 @@ def _bias_to_rank(bias, rank, queries_shape, keys_shape):
         _checks.sizes_differ(a, b) and 1 not in (_checks.static_size(a), _checks.static_size(b))
         for a, b in zip(shape[::-1], target[::-1])
     ):
-        names = "(batch, heads, num_queries, num_keys)" if rank == 4 else "(batch, num_queries, num_keys)"
+        names = (
+            "(batch, heads, num_queries, num_keys)"
+            if rank == 4
+            else "(batch, num_queries, num_keys)"
+        )
         raise ValueError(
             f"`bias` must be broadcastable to {names}={target}; got bias.shape={shape}."
         )
@@ -423,7 +433,11 @@ def hand_gradient_attention(queries, keys, values, mask=None, dropout_mask=None)
 
 
 def attention_path(
-    backend, use_fused_op=None, needs_weights=False, dropout_active=False, causal_only=False,
+    backend,
+    use_fused_op=None,
+    needs_weights=False,
+    dropout_active=False,
+    causal_only=False,
     same_size=True,
 ):
     """Which of the four paths `DotProductAttention` takes.
@@ -545,7 +559,9 @@ class DotProductAttention(keras.layers.Layer):
         self.use_fused_op = _checks.check_bool("use_fused_op", use_fused_op, allow_none=True)
         self.seed = _checks.check_int("seed", seed, allow_none=True)
         self.window = _checks.check_positive_int("window", window, allow_none=True)
-        self.logit_softcap = _checks.check_positive_float("logit_softcap", logit_softcap, allow_none=True)
+        self.logit_softcap = _checks.check_positive_float(
+            "logit_softcap", logit_softcap, allow_none=True
+        )
         # As Keras' Dropout: no generator (and no draw of a default seed) without dropout.
         self.seed_generator = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
         self.supports_masking = True
@@ -573,7 +589,9 @@ class DotProductAttention(keras.layers.Layer):
                 f"got queries.shape={tuple(queries_shape)}, keys.shape={tuple(keys_shape)}, "
                 f"values.shape={tuple(values_shape)}."
             )
-        _checks.check_same_batch(("queries", queries_shape), ("keys", keys_shape), ("values", values_shape))
+        _checks.check_same_batch(
+            ("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)
+        )
         _check_keys_values(keys_shape, values_shape)
 
     def build(self, queries_shape, keys_shape=None, values_shape=None):
@@ -601,8 +619,14 @@ class DotProductAttention(keras.layers.Layer):
         self._check_shapes(queries.shape, keys.shape, values.shape)
         one_head = len(queries.shape) == 3
         _check_mask_shapes(
-            queries.shape, keys.shape[1], valid_lens, attention_mask, queries_mask, keys_mask,
-            values_mask, heads=None if one_head else queries.shape[2],
+            queries.shape,
+            keys.shape[1],
+            valid_lens,
+            attention_mask,
+            queries_mask,
+            keys_mask,
+            values_mask,
+            heads=None if one_head else queries.shape[2],
         )
         keys_values_masks = (queries_mask, keys_mask, values_mask)
         mask = self._mask(queries, keys, valid_lens, attention_mask, keys_values_masks, one_head)
@@ -620,7 +644,10 @@ class DotProductAttention(keras.layers.Layer):
         # An additive bias or soft-capping changes the scores: the reference path.
         needs_scores = return_attention_scores or bias is not None or self.logit_softcap is not None
         path = attention_path(
-            keras.backend.backend(), self.use_fused_op, needs_scores, dropout_active,
+            keras.backend.backend(),
+            self.use_fused_op,
+            needs_scores,
+            dropout_active,
             causal_only=use_causal_mask and mask is None,
             same_size=values.shape[-1] is not None and values.shape[-1] == queries.shape[-1],
         )
@@ -773,7 +800,12 @@ class AdditiveAttention(keras.layers.Layer):
         _check_3d_inputs(queries.shape, keys.shape, values.shape)
         _check_built_sizes(("queries", "keys"), (queries.shape, keys.shape), self._input_sizes)
         _check_mask_shapes(
-            queries.shape, keys.shape[1], valid_lens, attention_mask, queries_mask, keys_mask,
+            queries.shape,
+            keys.shape[1],
+            valid_lens,
+            attention_mask,
+            queries_mask,
+            keys_mask,
             values_mask,
         )
         batch = ops.shape(queries)[0]
@@ -805,7 +837,9 @@ class AdditiveAttention(keras.layers.Layer):
         weights = ka_ops.masked_softmax(scores, mask=mask)  # (B, Q, K)
         if dropout_mask is None and self.dropout > 0 and training:
             dropout_mask = self.dropout_mask(ops.shape(weights))
-        dropped = weights if dropout_mask is None else weights * ops.cast(dropout_mask, weights.dtype)
+        dropped = (
+            weights if dropout_mask is None else weights * ops.cast(dropout_mask, weights.dtype)
+        )
         if float16:
             dropped, values = ops.cast(dropped, "float32"), ops.cast(values, "float32")
         output = ops.cast(ops.matmul(dropped, values), weights.dtype)  # (B, Q, v)
@@ -1042,16 +1076,22 @@ class MultiHeadAttention(keras.layers.Layer):
         self.W_o = keras.layers.Dense(**dense, name="W_o")
         self.W_o.build((None, None, self.num_hiddens))
         self.attention = DotProductAttention(
-            self.dropout, use_fused_op=self.use_fused_op, logit_softcap=self.logit_softcap,
-            dtype=self.dtype_policy, name="attention",
+            self.dropout,
+            use_fused_op=self.use_fused_op,
+            logit_softcap=self.logit_softcap,
+            dtype=self.dtype_policy,
+            name="attention",
         )
         head_shape = (None, None, self.num_heads, self.head_dim)
         self.attention.build(head_shape, head_shape, head_shape)
         if self.use_rotary:
             self.rotary = RotaryEmbedding(
-                max_wavelength=self.rotary_max_wavelength, scaling_factor=self.rotary_scaling_factor,
-                scaling=self.rotary_scaling, original_max_len=self.rotary_original_max_len,
-                dtype=self.dtype_policy, name="rotary",
+                max_wavelength=self.rotary_max_wavelength,
+                scaling_factor=self.rotary_scaling_factor,
+                scaling=self.rotary_scaling,
+                original_max_len=self.rotary_original_max_len,
+                dtype=self.dtype_policy,
+                name="rotary",
             )
         if self.qk_norm is not None:
             self.q_norm, self.k_norm = (self._qk_norm_layer(name) for name in ("q_norm", "k_norm"))
@@ -1076,7 +1116,9 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.qk_norm == "rms":
             norm = keras.layers.RMSNormalization(epsilon=_QK_NORM_EPSILON, dtype=policy, name=name)
         else:
-            norm = keras.layers.LayerNormalization(epsilon=_QK_NORM_EPSILON, dtype=policy, name=name)
+            norm = keras.layers.LayerNormalization(
+                epsilon=_QK_NORM_EPSILON, dtype=policy, name=name
+            )
         norm.build((None, None, None, self.head_dim))
         return norm
 
@@ -1204,20 +1246,34 @@ class MultiHeadAttention(keras.layers.Layer):
     ):
         if projected_keys_values is not None:
             return self._call_projected(
-                queries, projected_keys_values, valid_lens, attention_mask, training,
-                return_attention_scores, queries_mask, ka_ops.merge_masks(keys_mask, values_mask),
+                queries,
+                projected_keys_values,
+                valid_lens,
+                attention_mask,
+                training,
+                return_attention_scores,
+                queries_mask,
+                ka_ops.merge_masks(keys_mask, values_mask),
                 bias,
             )
         _check_float_inputs(queries, keys, values)
         _check_3d_inputs(queries.shape, keys.shape, values.shape)
         _check_built_sizes(
-            ("queries", "keys", "values"), (queries.shape, keys.shape, values.shape), self._input_sizes
+            ("queries", "keys", "values"),
+            (queries.shape, keys.shape, values.shape),
+            self._input_sizes,
         )
         if cache is not None:
             self._check_cache(queries.shape, keys.shape, values.shape, cache, cache_update_index)
         _check_mask_shapes(
-            queries.shape, keys.shape[1], valid_lens, attention_mask, queries_mask, keys_mask,
-            values_mask, num_keys=keys.shape[1] if cache is None else cache.shape[2],
+            queries.shape,
+            keys.shape[1],
+            valid_lens,
+            attention_mask,
+            queries_mask,
+            keys_mask,
+            values_mask,
+            num_keys=keys.shape[1] if cache is None else cache.shape[2],
         )
         start = 0 if cache is None else cache_update_index
         batch = ops.shape(queries)[0]
@@ -1234,7 +1290,10 @@ class MultiHeadAttention(keras.layers.Layer):
             v = ops.slice_update(cache[:, 1], (0, start, 0), v)  # (B, S, D_kv)
             cache = ops.stack([k, v], axis=1)  # (B, 2, S, D_kv)
             key_valid = _cache_key_mask(
-                ops.shape(k)[1], start, ops.shape(keys)[1], ka_ops.merge_masks(keys_mask, values_mask)
+                ops.shape(k)[1],
+                start,
+                ops.shape(keys)[1],
+                ka_ops.merge_masks(keys_mask, values_mask),
             )  # (B or 1, 1, S)
             keys_mask = values_mask = None  # now part of `key_valid`
 
@@ -1281,8 +1340,16 @@ class MultiHeadAttention(keras.layers.Layer):
         return (output, weights) if return_attention_scores else (output,)
 
     def _call_projected(
-        self, queries, projected, valid_lens, attention_mask, training, return_attention_scores,
-        queries_mask, keys_mask, bias=None,
+        self,
+        queries,
+        projected,
+        valid_lens,
+        attention_mask,
+        training,
+        return_attention_scores,
+        queries_mask,
+        keys_mask,
+        bias=None,
     ):
         """Attention over keys and values projected before (`project_keys_values`)."""
         _checks.check_float_tensor("queries", queries)
@@ -1309,21 +1376,30 @@ class MultiHeadAttention(keras.layers.Layer):
         num_queries, num_keys = ops.shape(queries)[1], ops.shape(k)[1]
         mask = ka_ops.merge_masks(
             _attention_mask(
-                num_queries, num_keys, valid_lens, queries_mask, keys_mask, None,
+                num_queries,
+                num_keys,
+                valid_lens,
+                queries_mask,
+                keys_mask,
+                None,
                 batch=ops.shape(queries)[0],
             ),
             attention_mask,
             self._window_mask(num_queries, num_keys, 0, False),
         )
         bias = self._scores_bias(bias, q, k, 0, False)
-        results = self._attend_and_merge(q, k, v, mask, False, training, return_attention_scores, bias)
+        results = self._attend_and_merge(
+            q, k, v, mask, False, training, return_attention_scores, bias
+        )
         return results[0] if len(results) == 1 else results
 
     def _window_mask(self, num_queries, num_keys, start, causal):
         """`ops.window_mask` for queries at `start ..`, `(Q, K)`, or None without a window."""
         if self.window is None:
             return None
-        return ka_ops.window_mask(num_queries, num_keys, self.window, offset=start, causal=bool(causal))
+        return ka_ops.window_mask(
+            num_queries, num_keys, self.window, offset=start, causal=bool(causal)
+        )
 
     def _kv_for_every_head(self, X):
         """Cached keys or values `(B, S, D_kv)` as `(B, S, H, d)`: kv head `g` serves heads `g H/G ..`."""
@@ -1355,13 +1431,20 @@ class MultiHeadAttention(keras.layers.Layer):
         # checked: torch traces a functional model with 83 for every unknown
         # size, this one included; the returned cache has 2.)
         pairs = _checks.static_size(shape[1]) if len(shape) == 4 else None
-        if len(shape) != 4 or (pairs is not None and pairs < 2) or _checks.sizes_differ(shape[3], self.kv_hiddens):
+        if (
+            len(shape) != 4
+            or (pairs is not None and pairs < 2)
+            or _checks.sizes_differ(shape[3], self.kv_hiddens)
+        ):
             raise ValueError(
                 f"`cache` must have shape (batch, 2, cache_length, {self._width_name()}); "
                 f"got cache.shape={shape}."
             )
         _checks.check_same_batch(
-            ("queries", queries_shape), ("keys", keys_shape), ("values", values_shape), ("cache", shape)
+            ("queries", queries_shape),
+            ("keys", keys_shape),
+            ("values", values_shape),
+            ("cache", shape),
         )
         if cache_update_index is None:
             raise ValueError("`cache_update_index` is required when `cache` is given.")

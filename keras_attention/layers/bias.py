@@ -81,7 +81,9 @@ def alibi_slopes(num_heads):
     return np.asarray(slopes, "float32")
 
 
-def relative_position_bucket(relative_position, bidirectional=True, num_buckets=32, max_distance=128):
+def relative_position_bucket(
+    relative_position, bidirectional=True, num_buckets=32, max_distance=128
+):
     """T5's bucket of each relative position (Raffel et al., 2020).
 
     A transcription of T5's `_relative_position_bucket` in `keras.ops`.
@@ -133,7 +135,9 @@ def _check_bucket_args(bidirectional, num_buckets, max_distance):
     bidirectional = _checks.check_bool("bidirectional", bidirectional)
     num_buckets = _checks.check_int("num_buckets", num_buckets, low=4, rule="an integer >= 4")
     max_distance = _checks.check_int(
-        "max_distance", max_distance, low=num_buckets // 2 + 1,
+        "max_distance",
+        max_distance,
+        low=num_buckets // 2 + 1,
         rule=f"an integer > num_buckets / 2 = {num_buckets // 2}",
     )
     return bidirectional, num_buckets, max_distance
@@ -198,7 +202,9 @@ class ALiBi(keras.layers.Layer):
     def call(self, queries, keys=None, start_index=0):
         _checks.check_index("start_index", start_index)
         num_queries, num_keys = _lengths(queries, keys)
-        distance = ops.cast(ops.abs(relative_positions(num_queries, num_keys, start_index)), "float32")
+        distance = ops.cast(
+            ops.abs(relative_positions(num_queries, num_keys, start_index)), "float32"
+        )
         slopes = ops.convert_to_tensor(self.slopes)[:, None, None]  # (H, 1, 1)
         bias = -slopes * distance[None]  # (H, Q, K)
         return ops.cast(bias[None], self.compute_dtype)
@@ -290,7 +296,9 @@ class RelativePositionBias(keras.layers.Layer):
         num_queries, num_keys = _lengths(queries, keys)
         buckets = relative_position_bucket(
             relative_positions(num_queries, num_keys, start_index),
-            bidirectional, self.num_buckets, self.max_distance,
+            bidirectional,
+            self.num_buckets,
+            self.max_distance,
         )  # (Q, K)
         bias = ops.take(ops.convert_to_tensor(self.embeddings), buckets, axis=0)  # (Q, K, H)
         return ops.cast(ops.transpose(bias, (2, 0, 1))[None], self.compute_dtype)

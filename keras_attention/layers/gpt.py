@@ -183,10 +183,18 @@ class GPTBlock(keras.layers.Layer):
 
         def self_attention(Q):  # causal, with the cache when decoding step by step
             return self.attention(
-                Q, Q, Q, use_causal_mask=True, training=training,
+                Q,
+                Q,
+                Q,
+                use_causal_mask=True,
+                training=training,
                 return_attention_scores=return_attention_scores,
-                cache=cache, cache_update_index=cache_update_index, bias=bias,
-                queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
+                cache=cache,
+                cache_update_index=cache_update_index,
+                bias=bias,
+                queries_mask=X_mask,
+                keys_mask=X_mask,
+                values_mask=X_mask,
             )
 
         # Pre-norm: X + dropout(MHA(LN1(X))), then X + dropout(FFN(LN2(X))).

@@ -126,7 +126,9 @@ class NadarayaWatson(keras.layers.Layer):
                 "`keys` and `values` must have the same length (axis 1); got "
                 f"keys.shape={tuple(keys_shape)}, values.shape={tuple(values_shape)}."
             )
-        _checks.check_same_batch(("queries", queries_shape), ("keys", keys_shape), ("values", values_shape))
+        _checks.check_same_batch(
+            ("queries", queries_shape), ("keys", keys_shape), ("values", values_shape)
+        )
 
     def build(self, queries_shape, keys_shape=None, values_shape=None):
         keys_shape = queries_shape if keys_shape is None else keys_shape
@@ -187,9 +189,7 @@ class NadarayaWatson(keras.layers.Layer):
             return output, ops.cast(weights, self.compute_dtype)
         return output
 
-    def compute_output_spec(
-        self, queries, keys, values, return_attention_scores=False, **kwargs
-    ):
+    def compute_output_spec(self, queries, keys, values, return_attention_scores=False, **kwargs):
         self._check_shapes(queries.shape, keys.shape, values.shape)
         batch, num_queries = queries.shape
         output = keras.KerasTensor(
@@ -198,9 +198,7 @@ class NadarayaWatson(keras.layers.Layer):
         if not return_attention_scores:
             return output
         num_keys = keys.shape[1] if keys.shape[1] is not None else values.shape[1]
-        weights = keras.KerasTensor(
-            (batch, num_queries, num_keys), dtype=self.compute_dtype
-        )
+        weights = keras.KerasTensor((batch, num_queries, num_keys), dtype=self.compute_dtype)
         return output, weights
 
     def get_config(self):

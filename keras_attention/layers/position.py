@@ -36,7 +36,9 @@ ROTARY_SCALINGS = ("linear", "ntk", "yarn")
 _YARN_BETA_FAST, _YARN_BETA_SLOW = 32.0, 1.0
 
 
-def rotary_frequencies(dim, max_wavelength=10000.0, scaling=None, scaling_factor=1.0, original_max_len=None):
+def rotary_frequencies(
+    dim, max_wavelength=10000.0, scaling=None, scaling_factor=1.0, original_max_len=None
+):
     """RoPE's inverse frequencies `theta_i`, `i < D/2`, under a context scaling, and YaRN's factor.
 
     * no scaling: `theta_i = base^(-2i/D)`;
@@ -81,12 +83,6 @@ def rotary_frequencies(dim, max_wavelength=10000.0, scaling=None, scaling_factor
     theta = theta / s * ramp + theta * (1.0 - ramp)
     attention_factor = 0.1 * math.log(s) + 1.0 if s > 1 else 1.0
     return theta.astype("float32"), attention_factor
-
-
-
-
-
-
 
 
 def _check_sequence_input(layer_name, num_hiddens, shape):
@@ -268,9 +264,7 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
     (None, None, 16)
     """
 
-    def __init__(
-        self, max_len, num_hiddens, embeddings_initializer="glorot_uniform", **kwargs
-    ):
+    def __init__(self, max_len, num_hiddens, embeddings_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.max_len = _checks.check_positive_int("max_len", max_len)
         self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
@@ -304,9 +298,7 @@ class LearnedPositionalEmbedding(keras.layers.Layer):
             **super().get_config(),
             "max_len": self.max_len,
             "num_hiddens": self.num_hiddens,
-            "embeddings_initializer": keras.initializers.serialize(
-                self.embeddings_initializer
-            ),
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
         }
 
 
@@ -314,7 +306,9 @@ def check_original_max_len(scaling, original_max_len):
     """`original_max_len` as an `int` for YaRN, which needs it, or None (the other scalings)."""
     if scaling == "yarn":
         if original_max_len is None:
-            raise ValueError("`scaling='yarn'` needs `original_max_len`, the trained context length.")
+            raise ValueError(
+                "`scaling='yarn'` needs `original_max_len`, the trained context length."
+            )
         return _checks.check_positive_int("original_max_len", original_max_len)
     if original_max_len is not None:
         raise ValueError(
@@ -384,7 +378,12 @@ class RotaryEmbedding(keras.layers.Layer):
     """
 
     def __init__(
-        self, max_wavelength=10000, scaling_factor=1.0, scaling=None, original_max_len=None, **kwargs
+        self,
+        max_wavelength=10000,
+        scaling_factor=1.0,
+        scaling=None,
+        original_max_len=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.max_wavelength = _checks.check_positive_float("max_wavelength", max_wavelength)

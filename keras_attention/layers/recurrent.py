@@ -95,7 +95,9 @@ class BahdanauDecoder(keras.layers.Layer):
         self.cells = []
         input_size = enc_outputs_shape[-1] + X_shape[-1]
         for i in range(self.num_layers):
-            cell = keras.layers.GRUCell(self.num_hiddens, dtype=self.dtype_policy, name=f"gru_cell_{i}")
+            cell = keras.layers.GRUCell(
+                self.num_hiddens, dtype=self.dtype_policy, name=f"gru_cell_{i}"
+            )
             cell.build((None, input_size))
             self.cells.append(cell)
             input_size = self.num_hiddens
@@ -110,7 +112,11 @@ class BahdanauDecoder(keras.layers.Layer):
             )
         _checks.check_sequence("enc_outputs", enc_outputs.shape)
         if not isinstance(enc_states, (list, tuple)) or len(enc_states) != self.num_layers:
-            got = f"{len(enc_states)} states" if isinstance(enc_states, (list, tuple)) else repr(enc_states)
+            got = (
+                f"{len(enc_states)} states"
+                if isinstance(enc_states, (list, tuple))
+                else repr(enc_states)
+            )
             raise ValueError(
                 f"`enc_states` must be a list of num_layers={self.num_layers} states "
                 f"(batch, num_hiddens={self.num_hiddens}); got {got}."
@@ -120,7 +126,8 @@ class BahdanauDecoder(keras.layers.Layer):
                 f"enc_states[{i}]", state.shape, (None, self.num_hiddens), "batch, num_hiddens"
             )
         _checks.check_same_batch(
-            ("X", X.shape), ("enc_outputs", enc_outputs.shape),
+            ("X", X.shape),
+            ("enc_outputs", enc_outputs.shape),
             *((f"enc_states[{i}]", state.shape) for i, state in enumerate(enc_states)),
         )
 
@@ -180,7 +187,11 @@ class BahdanauDecoder(keras.layers.Layer):
         def body(states, x):
             x, dropout_mask = x if len(x) == 2 else (x[0], None)
             output, states, step_weights = self.step(
-                x, list(states), enc_outputs, enc_outputs_mask, training=training,
+                x,
+                list(states),
+                enc_outputs,
+                enc_outputs_mask,
+                training=training,
                 dropout_mask=dropout_mask,
             )
             return tuple(states), (output, ops.cast(step_weights, output.dtype))

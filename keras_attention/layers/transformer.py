@@ -22,7 +22,6 @@ __all__ = [
 ]
 
 
-
 def residual(X, sublayer, norm, dropout=None, norm_first=False, training=None):
     """A sub-layer inside its residual connection, pre-norm or post-norm.
 
@@ -103,7 +102,9 @@ class PositionWiseFFN(keras.layers.Layer):
             self.ffn_num_hiddens, activation=self.activation, dtype=self.dtype_policy, name="dense1"
         )
         self.dense1.build(X_shape)
-        self.dense2 = keras.layers.Dense(self.ffn_num_outputs, dtype=self.dtype_policy, name="dense2")
+        self.dense2 = keras.layers.Dense(
+            self.ffn_num_outputs, dtype=self.dtype_policy, name="dense2"
+        )
         self.dense2.build(tuple(X_shape[:-1]) + (self.ffn_num_hiddens,))
         self.built = True
 
@@ -297,15 +298,28 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.built = True
 
     def call(
-        self, X, valid_lens=None, training=None, return_attention_scores=False, bias=None, X_mask=None
+        self,
+        X,
+        valid_lens=None,
+        training=None,
+        return_attention_scores=False,
+        bias=None,
+        X_mask=None,
     ):
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
 
         def self_attention(Q):  # over the valid positions
             return self.attention(
-                Q, Q, Q, valid_lens=valid_lens, training=training, bias=bias,
+                Q,
+                Q,
+                Q,
+                valid_lens=valid_lens,
+                training=training,
+                bias=bias,
                 return_attention_scores=return_attention_scores,
-                queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
+                queries_mask=X_mask,
+                keys_mask=X_mask,
+                values_mask=X_mask,
             )
 
         Y, weights = self._residual(1, X, self_attention, training)
@@ -494,18 +508,32 @@ class TransformerDecoderBlock(keras.layers.Layer):
 
         def self_attention(Q):  # causal, with the cache when decoding step by step
             return self.attention1(
-                Q, Q, Q, use_causal_mask=True, training=training,
+                Q,
+                Q,
+                Q,
+                use_causal_mask=True,
+                training=training,
                 return_attention_scores=return_attention_scores,
-                cache=cache, cache_update_index=cache_update_index, bias=bias,
-                queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
+                cache=cache,
+                cache_update_index=cache_update_index,
+                bias=bias,
+                queries_mask=X_mask,
+                keys_mask=X_mask,
+                values_mask=X_mask,
             )
 
         def cross_attention(Q):  # over the valid encoder positions
             return self.attention2(
-                Q, enc_outputs, enc_outputs, valid_lens=enc_valid_lens, training=training,
+                Q,
+                enc_outputs,
+                enc_outputs,
+                valid_lens=enc_valid_lens,
+                training=training,
                 return_attention_scores=return_attention_scores,
                 projected_keys_values=cross_cache,
-                queries_mask=X_mask, keys_mask=enc_outputs_mask, values_mask=enc_outputs_mask,
+                queries_mask=X_mask,
+                keys_mask=enc_outputs_mask,
+                values_mask=enc_outputs_mask,
             )
 
         Y, self_extras = self._residual(1, X, self_attention, training)

@@ -30,8 +30,6 @@ __all__ = [
 _EPSILON = 1e-5  # layer-normalization epsilon (PyTorch's, as in D2L; Keras' own is 1e-3)
 
 
-
-
 @keras.saving.register_keras_serializable(package="keras_attention")
 class PatchEmbedding(keras.layers.Layer):
     """Cuts images into patches and embeds each patch linearly.
@@ -75,7 +73,9 @@ class PatchEmbedding(keras.layers.Layer):
             )
         self.num_hiddens = _checks.check_positive_int("num_hiddens", num_hiddens)
         self.num_channels = (
-            None if num_channels is None else _checks.check_positive_int("num_channels", num_channels)
+            None
+            if num_channels is None
+            else _checks.check_positive_int("num_channels", num_channels)
         )
         self.grid_size = (
             self.img_size[0] // self.patch_size[0],
@@ -185,7 +185,9 @@ class ClassToken(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        _checks.check_sequence_tensor("X", X, self.token.shape[-1], why=" (the size of the class token)")
+        _checks.check_sequence_tensor(
+            "X", X, self.token.shape[-1], why=" (the size of the class token)"
+        )
         batch = ops.shape(X)[0]
         token = ops.cast(self.token, X.dtype)  # (1, 1, D)
         token = ops.broadcast_to(token, (batch, 1, ops.shape(X)[2]))  # (B, 1, D)
@@ -401,15 +403,25 @@ class ViTBlock(keras.layers.Layer):
 
         def self_attention(Q):
             return self.attention(
-                Q, Q, Q, valid_lens=valid_lens, training=training,
+                Q,
+                Q,
+                Q,
+                valid_lens=valid_lens,
+                training=training,
                 return_attention_scores=return_attention_scores,
-                queries_mask=X_mask, keys_mask=X_mask, values_mask=X_mask,
+                queries_mask=X_mask,
+                keys_mask=X_mask,
+                values_mask=X_mask,
             )
 
         # Pre-norm, no dropout on the residual branch: X + MHA(LN1(X)), then X + MLP(LN2(X)).
         X, weights = residual(X, self_attention, self.ln1, norm_first=True, training=training)
         output, _ = residual(
-            X, lambda Y: self.mlp(Y, training=training), self.ln2, norm_first=True, training=training
+            X,
+            lambda Y: self.mlp(Y, training=training),
+            self.ln2,
+            norm_first=True,
+            training=training,
         )  # (B, T, D)
         return (output, *weights) if return_attention_scores else output
 

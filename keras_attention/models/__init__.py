@@ -8,13 +8,8 @@ docstring lists them): that naming contract is how
 import importlib
 import warnings
 
-from keras_attention.models.lora import DEFAULT_LORA_TARGETS
-from keras_attention.models.lora import enable_lora
-from keras_attention.models.pretraining import bert
-from keras_attention.models.pretraining import bert_classifier
-from keras_attention.models.pretraining import bert_mlm
-from keras_attention.models.pretraining import gpt
-from keras_attention.models.pretraining import t5
+from keras_attention.models.lora import DEFAULT_LORA_TARGETS, enable_lora
+from keras_attention.models.pretraining import bert, bert_classifier, bert_mlm, gpt, t5
 from keras_attention.models.quantization import quantize
 from keras_attention.models.seq2seq import bahdanau_seq2seq
 from keras_attention.models.transformer import transformer

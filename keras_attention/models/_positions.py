@@ -37,16 +37,20 @@ def position_layer(positions, max_len, num_hiddens, dropout, name):
     return None
 
 
-def position_variants(positions, rotary_scaling=None, rotary_scaling_factor=1.0,
-                      rotary_original_max_len=None):
+def position_variants(
+    positions, rotary_scaling=None, rotary_scaling_factor=1.0, rotary_original_max_len=None
+):
     """The block arguments of `positions`: `use_rotary` (with its scaling) or `position_bias`.
 
     Rotary scaling (`"linear"` position interpolation, `"ntk"`-aware base
     change, `"yarn"` with the trained length `rotary_original_max_len`) is
     for `positions="rotary"` only.
     """
-    scaled = (rotary_scaling is not None or rotary_scaling_factor != 1.0
-              or rotary_original_max_len is not None)
+    scaled = (
+        rotary_scaling is not None
+        or rotary_scaling_factor != 1.0
+        or rotary_original_max_len is not None
+    )
     if positions != "rotary" and scaled:
         raise ValueError(
             "`rotary_scaling`, `rotary_scaling_factor` and `rotary_original_max_len` need "

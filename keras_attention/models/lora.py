@@ -72,7 +72,9 @@ def enable_lora(model, rank, lora_alpha=None, targets=DEFAULT_LORA_TARGETS, trai
     if not getattr(model, "built", False):
         raise ValueError("`model` must be built (call it once, or build it from keras.Input).")
     layers = _sublayers(model)
-    chosen = [layer for layer in layers if layer.name in targets and isinstance(layer, keras.layers.Dense)]
+    chosen = [
+        layer for layer in layers if layer.name in targets and isinstance(layer, keras.layers.Dense)
+    ]
     if not chosen:
         raise ValueError(
             f"`targets` must name Dense layers of the model; got targets={list(targets)}, and "

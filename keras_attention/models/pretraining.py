@@ -138,7 +138,10 @@ def gpt(
     tie_embeddings = _checks.check_bool("tie_embeddings", tie_embeddings)
     positions = _positions.check_positions(positions)
     variants = dict(
-        num_kv_heads=num_kv_heads, window=window, qk_norm=qk_norm, logit_softcap=logit_softcap,
+        num_kv_heads=num_kv_heads,
+        window=window,
+        qk_norm=qk_norm,
+        logit_softcap=logit_softcap,
         **_positions.position_variants(
             positions, rotary_scaling, rotary_scaling_factor, rotary_original_max_len
         ),
@@ -152,8 +155,12 @@ def gpt(
     embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
     blocks = [
         GPTBlock(
-            num_hiddens, ffn_num_hiddens, num_heads, dropout,
-            **variants, name=f"gpt_block_{i}",
+            num_hiddens,
+            ffn_num_hiddens,
+            num_heads,
+            dropout,
+            **variants,
+            name=f"gpt_block_{i}",
         )
         for i in range(num_blks)
     ]
@@ -432,23 +439,39 @@ def t5(
     relative = {"position_bias": position_bias} if position_bias else {}
 
     # Layers.
-    shared_embedding = TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, name="shared_embedding")
-    src_positions = None if relative else LearnedPositionalEmbedding(max_len, num_hiddens, name="src_positions")
+    shared_embedding = TokenEmbedding(
+        vocab_size, num_hiddens, pad_id=pad_id, name="shared_embedding"
+    )
+    src_positions = (
+        None if relative else LearnedPositionalEmbedding(max_len, num_hiddens, name="src_positions")
+    )
     encoder_dropout = keras.layers.Dropout(dropout, name="encoder_dropout")
     encoder_blocks = [
         TransformerEncoderBlock(
-            num_hiddens, ffn_num_hiddens, num_heads, dropout, norm_first=True,
-            name=f"encoder_block_{i}", **relative,
+            num_hiddens,
+            ffn_num_hiddens,
+            num_heads,
+            dropout,
+            norm_first=True,
+            name=f"encoder_block_{i}",
+            **relative,
         )
         for i in range(num_blks)
     ]
     encoder_final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_final_norm")
-    tgt_positions = None if relative else LearnedPositionalEmbedding(max_len, num_hiddens, name="tgt_positions")
+    tgt_positions = (
+        None if relative else LearnedPositionalEmbedding(max_len, num_hiddens, name="tgt_positions")
+    )
     decoder_dropout = keras.layers.Dropout(dropout, name="decoder_dropout")
     decoder_blocks = [
         TransformerDecoderBlock(
-            num_hiddens, ffn_num_hiddens, num_heads, dropout, norm_first=True,
-            name=f"decoder_block_{i}", **relative,
+            num_hiddens,
+            ffn_num_hiddens,
+            num_heads,
+            dropout,
+            norm_first=True,
+            name=f"decoder_block_{i}",
+            **relative,
         )
         for i in range(num_blks)
     ]

@@ -29,7 +29,9 @@ __all__ = ["transformer"]
 def _embedding_layers(side, vocab_size, num_hiddens, pad_id, positions, max_len, dropout):
     """One side's (`"src"` or `"tgt"`) scaled token embedding, positions and embedding dropout."""
     return (
-        TokenEmbedding(vocab_size, num_hiddens, pad_id=pad_id, scale=True, name=f"{side}_embedding"),
+        TokenEmbedding(
+            vocab_size, num_hiddens, pad_id=pad_id, scale=True, name=f"{side}_embedding"
+        ),
         _positions.position_layer(positions, max_len, num_hiddens, dropout, f"{side}_positions"),
         _positions.embedding_dropout(positions, dropout, f"{side}_dropout"),
     )
@@ -106,7 +108,11 @@ def transformer(
     )
     encoder_blocks = [
         TransformerEncoderBlock(
-            num_hiddens, ffn_num_hiddens, num_heads, dropout, **block_options,
+            num_hiddens,
+            ffn_num_hiddens,
+            num_heads,
+            dropout,
+            **block_options,
             name=f"encoder_block_{i}",
         )
         for i in range(num_blks)
@@ -116,7 +122,11 @@ def transformer(
     )
     decoder_blocks = [
         TransformerDecoderBlock(
-            num_hiddens, ffn_num_hiddens, num_heads, dropout, **block_options,
+            num_hiddens,
+            ffn_num_hiddens,
+            num_heads,
+            dropout,
+            **block_options,
             name=f"decoder_block_{i}",
         )
         for i in range(num_blks)

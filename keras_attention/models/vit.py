@@ -92,15 +92,22 @@ def vision_transformer(
     img_size = _checks.check_pair("img_size", img_size)
     patch_size = _checks.check_pair("patch_size", patch_size)
     num_hiddens, mlp_num_hiddens, num_heads, num_blks, blk_dropout = _checks.check_blocks(
-        num_hiddens, mlp_num_hiddens, num_heads, num_blks, blk_dropout,
-        ffn_name="mlp_num_hiddens", dropout_name="blk_dropout",
+        num_hiddens,
+        mlp_num_hiddens,
+        num_heads,
+        num_blks,
+        blk_dropout,
+        ffn_name="mlp_num_hiddens",
+        dropout_name="blk_dropout",
     )
     num_classes = _checks.check_positive_int("num_classes", num_classes)
     num_channels = _checks.check_positive_int("num_channels", num_channels)
     emb_dropout = _checks.check_dropout(emb_dropout, "emb_dropout")
     use_bias = _checks.check_bool("use_bias", use_bias)
     return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
-    input_size = (None, None) if input_size is None else _checks.check_pair("input_size", input_size)
+    input_size = (
+        (None, None) if input_size is None else _checks.check_pair("input_size", input_size)
+    )
     name = _checks.check_string("name", name)
 
     # Layers.
@@ -120,7 +127,11 @@ def vision_transformer(
     dropout = keras.layers.Dropout(emb_dropout, name="emb_dropout")
     blocks = [
         ViTBlock(
-            num_hiddens, mlp_num_hiddens, num_heads, blk_dropout, use_bias=use_bias,
+            num_hiddens,
+            mlp_num_hiddens,
+            num_heads,
+            blk_dropout,
+            use_bias=use_bias,
             name=f"vit_block_{i}",
         )
         for i in range(num_blks)

@@ -51,15 +51,43 @@ LEARNING_RATES = TRANSLATION_LEARNING_RATES
 # --mlp-num-hiddens 2048 --num-heads 8 --num-blks 2`). A folder of images gets
 # the same small model at 32 pixels.
 VISION_CONFIGS = {
-    "shapes": dict(img_size=28, patch_size=7, num_hiddens=64, mlp_num_hiddens=128,
-                   num_heads=4, num_blks=2, dropout=0.1),
-    "fashion-mnist": dict(img_size=28, patch_size=7, num_hiddens=128, mlp_num_hiddens=256,
-                          num_heads=4, num_blks=4, dropout=0.1),
-    "folder": dict(img_size=32, patch_size=8, num_hiddens=128, mlp_num_hiddens=256,
-                   num_heads=4, num_blks=4, dropout=0.1),
+    "shapes": dict(
+        img_size=28,
+        patch_size=7,
+        num_hiddens=64,
+        mlp_num_hiddens=128,
+        num_heads=4,
+        num_blks=2,
+        dropout=0.1,
+    ),
+    "fashion-mnist": dict(
+        img_size=28,
+        patch_size=7,
+        num_hiddens=128,
+        mlp_num_hiddens=256,
+        num_heads=4,
+        num_blks=4,
+        dropout=0.1,
+    ),
+    "folder": dict(
+        img_size=32,
+        patch_size=8,
+        num_hiddens=128,
+        mlp_num_hiddens=256,
+        num_heads=4,
+        num_blks=4,
+        dropout=0.1,
+    ),
 }
-D2L_VISION_CONFIG = dict(img_size=96, patch_size=16, num_hiddens=512, mlp_num_hiddens=2048,
-                         num_heads=8, num_blks=2, dropout=0.1)
+D2L_VISION_CONFIG = dict(
+    img_size=96,
+    patch_size=16,
+    num_hiddens=512,
+    mlp_num_hiddens=2048,
+    num_heads=8,
+    num_blks=2,
+    dropout=0.1,
+)
 
 # The character GPT of `train lm` (about 0.4M parameters with a character vocabulary).
 LM_CONFIG = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=4, num_blks=2, dropout=0.1)

@@ -7,8 +7,14 @@ Standard library only, so the command can call it before anything heavy loads.
 import os
 
 __all__ = [
-    "use_pooled_cpu_memory", "cpu_info", "has_bf16_units", "precision_policy", "bf16_warning",
-    "SPEED_FLAGS", "BF16_FLAGS", "PRECISIONS",
+    "use_pooled_cpu_memory",
+    "cpu_info",
+    "has_bf16_units",
+    "precision_policy",
+    "bf16_warning",
+    "SPEED_FLAGS",
+    "BF16_FLAGS",
+    "PRECISIONS",
 ]
 
 
@@ -40,8 +46,17 @@ def use_pooled_cpu_memory():
 # The instruction-set flags that decide which fast paths a CPU has, in the
 # order they are reported: the AVX2/AVX-512 vector units, and the bfloat16
 # ones (AVX512_BF16 dot products, AMX tiles) that `mixed_bfloat16` needs.
-SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-               "amx_tile", "amx_bf16", "amx_int8")
+SPEED_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = "/proc/cpuinfo"
 
@@ -68,8 +83,11 @@ def cpu_info(cpuinfo=None):
         with open(cpuinfo or CPUINFO, encoding="utf-8", errors="replace") as f:
             text = f.read()
     except OSError:
-        return {"model": platform.processor() or platform.machine() or "unknown",
-                "flags": None, "cores": cores}
+        return {
+            "model": platform.processor() or platform.machine() or "unknown",
+            "flags": None,
+            "cores": cores,
+        }
     model, flags = "unknown", set()
     for line in text.splitlines():
         key, _, value = line.partition(":")

@@ -1,8 +1,8 @@
 """The language-model recipe: text, a character or WordPiece GPT, training, samples, a run.
 
-    prepared = recipes.lm_data(["notes.txt", "more/"], tokenizer="char", seq_len=64)
-    run = recipes.train_lm(data="timemachine", epochs=3, out="outputs/lm")
-    run.generate("the time traveller", max_new_tokens=40, temperature=0.8, seed=0)
+prepared = recipes.lm_data(["notes.txt", "more/"], tokenizer="char", seq_len=64)
+run = recipes.train_lm(data="timemachine", epochs=3, out="outputs/lm")
+run.generate("the time traveller", max_new_tokens=40, temperature=0.8, seed=0)
 """
 
 import dataclasses
@@ -11,15 +11,10 @@ import pathlib
 
 import numpy as np
 
-from keras_attention import _checks
-from keras_attention import data
+from keras_attention import _checks, data, generate, models
 from keras_attention import export as _export
-from keras_attention import generate
-from keras_attention import models
-from keras_attention.recipes import configs
-from keras_attention.recipes import rundir
+from keras_attention.recipes import configs, rundir, training
 from keras_attention.recipes.rundir import Run, check_strings, warn_truncated
-from keras_attention.recipes import training
 
 __all__ = ["LMData", "load_lm_text", "split_held_out", "lm_data", "train_lm"]
 
@@ -107,8 +102,17 @@ def split_held_out(text, fraction=0.1):
     return text[:cut], text[cut:]
 
 
-def lm_data(data_spec="timemachine", tokenizer="char", vocab_size=1000, seq_len=64,
-            batch_size=64, val_fraction=0.1, data_dir=None, num_sentences=2000, seed=0):
+def lm_data(
+    data_spec="timemachine",
+    tokenizer="char",
+    vocab_size=1000,
+    seq_len=64,
+    batch_size=64,
+    val_fraction=0.1,
+    data_dir=None,
+    num_sentences=2000,
+    seed=0,
+):
     """Packed next-token windows of a named text or the user's files, split train/held-out.
 
     The last `val_fraction` of the text (cut at a line break) is held out;
@@ -140,8 +144,9 @@ def lm_data(data_spec="timemachine", tokenizer="char", vocab_size=1000, seq_len=
         # The Time Machine is trained on D2L's normalised text: its tokenizer
         # normalises prompts the same way (capitals, punctuation), also in an export.
         normalize = "time_machine" if _single(data_spec) == "timemachine" else "none"
-        tokenizer = data.build_lm_tokenizer(train_text, tokenizer, vocab_size=vocab_size,
-                                            normalize=normalize)
+        tokenizer = data.build_lm_tokenizer(
+            train_text, tokenizer, vocab_size=vocab_size, normalize=normalize
+        )
     train_ids = data.encode_text(tokenizer, train_text)
     val_ids = data.encode_text(tokenizer, val_text)
     for name, ids in (("training", train_ids), ("held-out", val_ids)):
@@ -201,18 +206,37 @@ def _train_lm(options, out):
     import keras
 
     o = options
-    prepared = lm_data(o["data"], o["tokenizer"], o["vocab_size"], o["seq_len"], o["batch_size"],
-                       o["val_fraction"], o["data_dir"], o["num_sentences"], o["seed"])
+    prepared = lm_data(
+        o["data"],
+        o["tokenizer"],
+        o["vocab_size"],
+        o["seq_len"],
+        o["batch_size"],
+        o["val_fraction"],
+        o["data_dir"],
+        o["num_sentences"],
+        o["seed"],
+    )
     tokenizer = prepared.tokenizer
     # Packed windows hold no padding: pad_id=None makes attention causal only.
-    model = models.gpt(tokenizer.vocab_size, o["num_hiddens"], o["ffn_num_hiddens"],
-                       o["num_heads"], o["num_blks"], o["dropout"], max_len=o["seq_len"],
-                       pad_id=None)
+    model = models.gpt(
+        tokenizer.vocab_size,
+        o["num_hiddens"],
+        o["ffn_num_hiddens"],
+        o["num_heads"],
+        o["num_blks"],
+        o["dropout"],
+        max_len=o["seq_len"],
+        pad_id=None,
+    )
     steps = (prepared.train_tokens // (o["seq_len"] * o["batch_size"])) * o["epochs"]
     model.compile(
-        optimizer=keras.optimizers.Adam(training.learning_rate_schedule(
-            o["lr_schedule"], o["lr"], total_steps=max(steps, 2), warmup_steps=o["warmup_steps"]
-        ), clipnorm=1.0),
+        optimizer=keras.optimizers.Adam(
+            training.learning_rate_schedule(
+                o["lr_schedule"], o["lr"], total_steps=max(steps, 2), warmup_steps=o["warmup_steps"]
+            ),
+            clipnorm=1.0,
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=rundir.jit_compile(o["distribute"]),
@@ -220,26 +244,42 @@ def _train_lm(options, out):
     data_spec = _single(o["data"])
     name = data_spec if isinstance(data_spec, str) else ", ".join(map(str, data_spec))
     share = round(100 * (1 - o["val_fraction"]))
-    print(f"{name} ({o['tokenizer']} tokens, vocabulary {tokenizer.vocab_size}): "
-          f"{prepared.train_tokens} train / {prepared.val_tokens} held-out tokens "
-          f"({share}/{100 - share} split of the text), seq_len {o['seq_len']}; model "
-          f"{model.name}: {model.count_params():,} parameters")
+    print(
+        f"{name} ({o['tokenizer']} tokens, vocabulary {tokenizer.vocab_size}): "
+        f"{prepared.train_tokens} train / {prepared.val_tokens} held-out tokens "
+        f"({share}/{100 - share} split of the text), seq_len {o['seq_len']}; model "
+        f"{model.name}: {model.count_params():,} parameters"
+    )
     history = training.fit_with_logs(
-        model, prepared.train, validation_data=prepared.val, epochs=o["epochs"], out_dir=out,
-        verbose=o["verbose"], keep_backup=True,
+        model,
+        prepared.train,
+        validation_data=prepared.val,
+        epochs=o["epochs"],
+        out_dir=out,
+        verbose=o["verbose"],
+        keep_backup=True,
         log_perplexity=True,
     )
     run = LanguageModelRun.write(out, model, tokenizer, {"seq_len": o["seq_len"]}, options=o)
     val_loss, val_accuracy = model.evaluate(prepared.val, verbose=0)
-    scores = {"val_loss": float(val_loss), "val_perplexity": math.exp(val_loss),
-              "val_accuracy": float(val_accuracy), "epochs": len(history),
-              "train_tokens": prepared.train_tokens, "val_tokens": prepared.val_tokens}
+    scores = {
+        "val_loss": float(val_loss),
+        "val_perplexity": math.exp(val_loss),
+        "val_accuracy": float(val_accuracy),
+        "epochs": len(history),
+        "train_tokens": prepared.train_tokens,
+        "val_tokens": prepared.val_tokens,
+    }
     run.write_scores(scores)
-    print(f"validation perplexity {scores['val_perplexity']:.3f} per token "
-          f"(loss {val_loss:.4f}) on {prepared.val_tokens} held-out tokens")
+    print(
+        f"validation perplexity {scores['val_perplexity']:.3f} per token "
+        f"(loss {val_loss:.4f}) on {prepared.val_tokens} held-out tokens"
+    )
     _print_samples(run, o)
-    print(f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'model.keras'}, "
-          f"{out / 'tokenizer'}, {out / 'scores.json'}")
+    print(
+        f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'model.keras'}, "
+        f"{out / 'tokenizer'}, {out / 'scores.json'}"
+    )
     return run
 
 
@@ -258,11 +298,12 @@ def _print_samples(run, options):
     room = run.max_len - prompt_len
     max_new_tokens = min(options["max_new_tokens"], max(room, 1), run.max_len - 1)
     if max_new_tokens < options["max_new_tokens"]:
-        print(f"samples of {max_new_tokens} new tokens: the model has {run.max_len} positions "
-              f"and the prompt takes {prompt_len}")
+        print(
+            f"samples of {max_new_tokens} new tokens: the model has {run.max_len} positions "
+            f"and the prompt takes {prompt_len}"
+        )
     for temperature in (0.5, 1.0):
-        sample = run.generate(prompt, max_new_tokens, temperature=temperature,
-                              seed=options["seed"])
+        sample = run.generate(prompt, max_new_tokens, temperature=temperature, seed=options["seed"])
         print(f"sample (temperature {temperature}): {sample!r}")
 
 
@@ -295,8 +336,9 @@ class LanguageModelRun(Run):
 
         return max(int(self.tokenizer.tokenize(tf.constant([prompt])).row_lengths()[0]), 1)
 
-    def generate(self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None,
-                 seed=None):
+    def generate(
+        self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None, seed=None
+    ):
         """Continues one prompt or a list of prompts (of any lengths).
 
         The exported model's policy (`export.encode_prompts`): the
@@ -322,12 +364,20 @@ class LanguageModelRun(Run):
         )
         warn_truncated(np.asarray(truncated), limit - max_new_tokens)
         rows = [list(r[:n]) for r, n in zip(ids.numpy().tolist(), lengths.numpy().tolist())]
-        result = generate.sample(self.model, rows, max_new_tokens, temperature=temperature,
-                                 top_k=top_k, top_p=top_p, seed=seed, tokenizer=self.tokenizer)
+        result = generate.sample(
+            self.model,
+            rows,
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            tokenizer=self.tokenizer,
+        )
         tokens = np.asarray(result["tokens"])
         out_lengths = np.asarray(result["lengths"])
         first = np.asarray(empty).astype(int)  # an empty prompt's <eos> is not text
-        pieces = [tokens[b, first[b]:out_lengths[b]] for b in range(len(rows))]
+        pieces = [tokens[b, first[b] : out_lengths[b]] for b in range(len(rows))]
         texts = self.tokenizer.detokenize(tf.ragged.constant(pieces, dtype=tf.int32)).numpy()
         texts = [t.decode("utf-8", errors="replace") for t in texts]
         return texts[0] if single else texts
@@ -337,17 +387,30 @@ class LanguageModelRun(Run):
         from keras_attention.recipes.lm import lm_data
 
         o = self.options
-        prepared = lm_data(o.get("data", "timemachine"), tokenizer=self.tokenizer,
-                           seq_len=self.info["seq_len"], batch_size=o.get("batch_size", 64),
-                           val_fraction=o.get("val_fraction", 0.1), data_dir=o.get("data_dir"),
-                           num_sentences=o.get("num_sentences", 2000), seed=o.get("seed", 0))
+        prepared = lm_data(
+            o.get("data", "timemachine"),
+            tokenizer=self.tokenizer,
+            seq_len=self.info["seq_len"],
+            batch_size=o.get("batch_size", 64),
+            val_fraction=o.get("val_fraction", 0.1),
+            data_dir=o.get("data_dir"),
+            num_sentences=o.get("num_sentences", 2000),
+            seed=o.get("seed", 0),
+        )
         loss, accuracy = self.model.evaluate(prepared.val, verbose=0)
-        return {"val_loss": float(loss), "val_perplexity": float(np.exp(loss)),
-                "val_accuracy": float(accuracy)}
+        return {
+            "val_loss": float(loss),
+            "val_perplexity": float(np.exp(loss)),
+            "val_accuracy": float(accuracy),
+        }
 
     def export(self, path=None, overwrite=True, max_new_tokens=None):
         """Exports the language-model SavedModel; returns its path."""
         return _export.export_language_model(
-            self.model, self.tokenizer, path=path, max_new_tokens=max_new_tokens,
-            overwrite=overwrite, metadata={"run": str(self.path.resolve())},
+            self.model,
+            self.tokenizer,
+            path=path,
+            max_new_tokens=max_new_tokens,
+            overwrite=overwrite,
+            metadata={"run": str(self.path.resolve())},
         )

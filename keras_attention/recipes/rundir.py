@@ -16,10 +16,9 @@ import warnings
 import keras
 import numpy as np
 
-from keras_attention._version import __version__ as _version
-from keras_attention import _io
-from keras_attention import distribute
+from keras_attention import _io, distribute
 from keras_attention import export as _export
+from keras_attention._version import __version__ as _version
 from keras_attention.recipes import training
 
 __all__ = [
@@ -73,14 +72,18 @@ def run_recipe(train, options):
     strategy = distribute.make_strategy(options["distribute"], options["num_cpu_devices"])
     out, export = pathlib.Path(options["out"]), options["export"]
     if strategy is not None:
-        print(f"--distribute {options['distribute']}: {distribute.num_replicas(strategy)} "
-              f"replicas, global batch {options['batch_size']}")
+        print(
+            f"--distribute {options['distribute']}: {distribute.num_replicas(strategy)} "
+            f"replicas, global batch {options['batch_size']}"
+        )
         out = pathlib.Path(distribute.chief_path(out))
         export = export and distribute.chief_path(export)
     keras.utils.set_random_seed(options["seed"])
     try:
-        with distribute.distribution_scope(strategy), \
-                training.precision_scope(options.get("precision", "float32")):
+        with (
+            distribute.distribution_scope(strategy),
+            training.precision_scope(options.get("precision", "float32")),
+        ):
             run = train(options, out)
             if export:
                 print(f"exported SavedModel to {run.export(export)}")
@@ -137,9 +140,13 @@ class Run:
     def _write_common(cls, out, model, info, options):
         out = pathlib.Path(out)
         _io.save_with(out / "model.keras", model.save, suffix=".keras")
-        info = {"format_version": FORMAT_VERSION, "kind": cls.kind,
-                "keras_attention_version": _version, **info,
-                "options": _json_ready(options or {})}
+        info = {
+            "format_version": FORMAT_VERSION,
+            "kind": cls.kind,
+            "keras_attention_version": _version,
+            **info,
+            "options": _json_ready(options or {}),
+        }
         _io.write_json(out / RUN_FILE, info)
         return cls(out, info, model=model)
 
@@ -205,8 +212,10 @@ def read_images(images):
 
     if isinstance(images, (str, pathlib.PurePath)):
         images = [images]
-    if isinstance(images, np.ndarray) and images.ndim in (2, 3) and (
-        images.ndim == 2 or images.shape[-1] <= 4
+    if (
+        isinstance(images, np.ndarray)
+        and images.ndim in (2, 3)
+        and (images.ndim == 2 or images.shape[-1] <= 4)
     ):
         images = [images]
     result = []

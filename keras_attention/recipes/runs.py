@@ -30,19 +30,18 @@ import pathlib
 
 import numpy as np
 
-from keras_attention import _checks
+from keras_attention import _checks, generate
 from keras_attention import export as _export
-from keras_attention import generate
 from keras_attention.recipes.lm import LanguageModelRun
 from keras_attention.recipes.rundir import (
     RUN_FILE,
     check_strings,
-    read_json,
-    warn_truncated,
     jit_compile,
     load_model_file,
     read_images,
+    read_json,
     run_recipe,
+    warn_truncated,
 )
 from keras_attention.recipes.translation import TranslationRun
 from keras_attention.recipes.vision import VisionRun
@@ -137,8 +136,9 @@ class ExportedClassifier(_Exported):
     def classify(self, images, top_k=1):
         """As `VisionRun.classify`, with the SavedModel."""
         names = self.class_names
-        top_k = _checks.check_int_in_range("top_k", top_k, 1, len(names),
-                                           high_name="the number of classes", closed=True)
+        top_k = _checks.check_int_in_range(
+            "top_k", top_k, 1, len(names), high_name="the number of classes", closed=True
+        )
         results = []
         for image in read_images(images):
             out = _call_export(self.loaded.classify, image[None])
@@ -167,8 +167,7 @@ class ExportedLanguageModel(_Exported):
 
         return max(int(self.loaded.tokenizer.tokenize(tf.constant([prompt])).row_lengths()[0]), 1)
 
-    def generate(self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None,
-                 seed=0):
+    def generate(self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None, seed=0):
         """As `LanguageModelRun.generate`, with the SavedModel (`seed` an int)."""
         import tensorflow as tf
 
@@ -177,9 +176,12 @@ class ExportedLanguageModel(_Exported):
         temperature, top_k, top_p = generate.check_sampling_options(temperature, top_k, top_p)
         seed = _checks.check_int_in_range("seed", seed, 0, 2**31 - 1, closed=True)
         out = _call_export(
-            self.loaded.generate, tf.constant(prompts, tf.string),
-            tf.constant(max_new_tokens, tf.int32), tf.constant(temperature, tf.float32),
-            tf.constant(top_k or 0, tf.int32), tf.constant(top_p or 1.0, tf.float32),
+            self.loaded.generate,
+            tf.constant(prompts, tf.string),
+            tf.constant(max_new_tokens, tf.int32),
+            tf.constant(temperature, tf.float32),
+            tf.constant(top_k or 0, tf.int32),
+            tf.constant(top_p or 1.0, tf.float32),
             tf.constant(seed, tf.int32),
         )
         if "prompt_truncated" in out:
@@ -204,9 +206,14 @@ def _open_export(path):
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as err:
-        raise ValueError(f"Cannot load the SavedModel at {path}: {_export.error_text(err)}") from err
-    for attribute, cls in (("translate", ExportedTranslator), ("classify", ExportedClassifier),
-                           ("generate", ExportedLanguageModel)):
+        raise ValueError(
+            f"Cannot load the SavedModel at {path}: {_export.error_text(err)}"
+        ) from err
+    for attribute, cls in (
+        ("translate", ExportedTranslator),
+        ("classify", ExportedClassifier),
+        ("generate", ExportedLanguageModel),
+    ):
         if hasattr(loaded, attribute):
             return cls(path, loaded)
     raise ValueError(f"{path} is a SavedModel, but not one exported by keras-attention.")
@@ -221,14 +228,25 @@ def _legacy_info(path):
         if (path / name).is_file():
             old = read_json(path / name)
             if kind == "translation":
-                return {"kind": kind, "task": old.get("name"), "num_steps": old["num_steps"],
-                        "options": {"data": old.get("name")}}
+                return {
+                    "kind": kind,
+                    "task": old.get("name"),
+                    "num_steps": old["num_steps"],
+                    "options": {"data": old.get("name")},
+                }
             if kind == "vision":
-                return {"kind": kind, "class_names": old["class_names"],
-                        "num_channels": old.get("num_channels", 1), "config": old,
-                        "options": {"data": old.get("data")}}
-            return {"kind": kind, "seq_len": old.get("seq_len"),
-                    "options": {"data": old.get("data"), "tokenizer": old.get("tokenizer")}}
+                return {
+                    "kind": kind,
+                    "class_names": old["class_names"],
+                    "num_channels": old.get("num_channels", 1),
+                    "config": old,
+                    "options": {"data": old.get("data")},
+                }
+            return {
+                "kind": kind,
+                "seq_len": old.get("seq_len"),
+                "options": {"data": old.get("data"), "tokenizer": old.get("tokenizer")},
+            }
     return None
 
 
@@ -288,8 +306,11 @@ def load_run(path, kind=None, weights=False):
             "did it stop before the end?) nor a SavedModel export (no saved_model.pb)."
         )
     if kind is not None and opened.kind != kind:
-        names = {"translation": "a translator", "vision": "an image classifier",
-                 "lm": "a language model"}
+        names = {
+            "translation": "a translator",
+            "vision": "an image classifier",
+            "lm": "a language model",
+        }
         raise ValueError(f"{path} holds {names[opened.kind]}, not {names[kind]}.")
     return opened
 

@@ -19,12 +19,10 @@ import warnings
 
 import keras
 
-from keras_attention import _checks
-from keras_attention import _io
-from keras_attention import viz
+from keras_attention import _checks, _io, viz
+from keras_attention.metrics import MaskedAccuracy, MaskedSparseCategoricalCrossentropy
 from keras_attention.recipes import cpu
 from keras_attention.recipes.cpu import use_pooled_cpu_memory
-from keras_attention.metrics import MaskedAccuracy, MaskedSparseCategoricalCrossentropy
 
 __all__ = [
     "LR_SCHEDULES",
@@ -63,7 +61,9 @@ class TransformerSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, peak_learning_rate, warmup_steps=4000):
-        self.peak_learning_rate = _checks.check_positive_float("peak_learning_rate", peak_learning_rate)
+        self.peak_learning_rate = _checks.check_positive_float(
+            "peak_learning_rate", peak_learning_rate
+        )
         self.warmup_steps = _checks.check_positive_int("warmup_steps", warmup_steps)
 
     def __call__(self, step):
@@ -103,7 +103,9 @@ def learning_rate_schedule(kind, learning_rate, total_steps=None, warmup_steps=N
     total_steps = _checks.check_positive_int("total_steps", total_steps)
     warmup = min(warmup_steps or max(1, total_steps // 20), total_steps - 1)
     return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(total_steps - warmup, 1), warmup_target=learning_rate,
+        0.0,
+        decay_steps=max(total_steps - warmup, 1),
+        warmup_target=learning_rate,
         warmup_steps=warmup,
     )
 
@@ -266,7 +268,9 @@ class RunBackup(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.rows, self.restored_epoch = [], 0
         if self.backup_dir.exists() and not self.backup_dir.is_dir():
-            raise FileExistsError(f"{self.backup_dir} is a file; the run's backup must be a folder.")
+            raise FileExistsError(
+                f"{self.backup_dir} is a file; the run's backup must be a folder."
+            )
         for checkpoint in self._checkpoints():
             try:
                 self._restore(checkpoint)
@@ -298,18 +302,23 @@ class RunBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({k: float(v) for k, v in (logs or {}).items()})
         best = None if self.best_checkpoint is None else self.best_checkpoint.best
-        state = {"epoch": epoch + 1, "rows": self.rows,
-                 "best": best if best is not None and math.isfinite(best) else None}
+        state = {
+            "epoch": epoch + 1,
+            "rows": self.rows,
+            "best": best if best is not None and math.isfinite(best) else None,
+        }
 
         def build(tmp):
             self.model.save_weights(tmp / "model.weights.h5")
             (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
 
         _io.replace_dir(
-            self.backup_dir / f"epoch-{epoch + 1:05d}", build,
-            is_previous=lambda p: (p / "state.json").is_file(), what="a training checkpoint",
+            self.backup_dir / f"epoch-{epoch + 1:05d}",
+            build,
+            is_previous=lambda p: (p / "state.json").is_file(),
+            what="a training checkpoint",
         )
-        for old in self._checkpoints()[self.KEEP:]:
+        for old in self._checkpoints()[self.KEEP :]:
             shutil.rmtree(old, ignore_errors=True)
 
     def on_train_end(self, logs=None):

@@ -17,18 +17,11 @@ import pathlib
 import numpy as np
 from tqdm.auto import tqdm
 
-from keras_attention import _checks
+from keras_attention import _checks, data, generate, metrics, models, viz
 from keras_attention import export as _export
-from keras_attention import data
-from keras_attention import generate
-from keras_attention import metrics
-from keras_attention import models
-from keras_attention import viz
 from keras_attention.data.tokenizers import preprocess_d2l, split_words
-from keras_attention.recipes import configs
-from keras_attention.recipes import rundir
+from keras_attention.recipes import configs, rundir, training
 from keras_attention.recipes.rundir import Run, check_strings
-from keras_attention.recipes import training
 
 __all__ = [
     "translation_data",
@@ -42,8 +35,16 @@ __all__ = [
 NAMED_DATA = ("dates", "fra-eng", "fra-eng-full")
 
 
-def translation_data(data_spec="dates", num_train=None, data_dir=None, tokenizer=None,
-                     vocab_size=None, num_steps=None, val_fraction=0.1, seed=0):
+def translation_data(
+    data_spec="dates",
+    num_train=None,
+    data_dir=None,
+    tokenizer=None,
+    vocab_size=None,
+    num_steps=None,
+    val_fraction=0.1,
+    seed=0,
+):
     """A `data.TranslationTask` for a named data set or the user's own file.
 
     Args:
@@ -84,8 +85,13 @@ def translation_data(data_spec="dates", num_train=None, data_dir=None, tokenizer
             f"{str(data_spec)!r} is neither (no such file)."
         )
     return data.load_pairs_file(
-        path, tokenizer=tokenizer or "word", vocab_size=vocab_size, num_steps=num_steps,
-        val_fraction=val_fraction, num_train=num_train, seed=seed,
+        path,
+        tokenizer=tokenizer or "word",
+        vocab_size=vocab_size,
+        num_steps=num_steps,
+        val_fraction=val_fraction,
+        num_train=num_train,
+        seed=seed,
     )
 
 
@@ -108,7 +114,9 @@ def build_translation_model(kind, task, data_name=None, **overrides):
     # The GRU model's sizes in the Transformer's names: `num_blks` GRU layers.
     if "num_blks" in config:
         config["num_layers"] = config.pop("num_blks")
-    unknown = sorted(set(config) - {"embed_size", "num_hiddens", "num_layers", "dropout", "max_len"})
+    unknown = sorted(
+        set(config) - {"embed_size", "num_hiddens", "num_layers", "dropout", "max_len"}
+    )
     if unknown:
         raise ValueError(
             "The Bahdanau model is sized by num_hiddens, num_blks (GRU layers), dropout and "
@@ -155,8 +163,9 @@ def evaluate_translation(model, task, pairs, batch_size=256, beam_size=1, progre
     batch_size = _checks.check_positive_int("batch_size", batch_size)
     hypotheses = []
     starts = range(0, len(pairs), batch_size)
-    for start in tqdm(starts, desc="translating", unit="batch", disable=not progress or
-                      len(starts) < 2):
+    for start in tqdm(
+        starts, desc="translating", unit="batch", disable=not progress or len(starts) < 2
+    ):
         batch = [src for src, _ in pairs[start : start + batch_size]]
         hypotheses.extend(translate_pairs(model, task, batch, beam_size=beam_size)[0])
     references = [reference_text(task, tgt) for _, tgt in pairs]
@@ -236,8 +245,16 @@ def train_translation(
 
 def _train_translation(options, out):
     o = options
-    task = translation_data(o["data"], o["num_train"], o["data_dir"], o["tokenizer"],
-                            o["vocab_size"], o["num_steps"], o["val_fraction"], o["seed"])
+    task = translation_data(
+        o["data"],
+        o["num_train"],
+        o["data_dir"],
+        o["tokenizer"],
+        o["vocab_size"],
+        o["num_steps"],
+        o["val_fraction"],
+        o["seed"],
+    )
     if not task.val_pairs:
         raise ValueError(
             f"The data {o['data']!r} left no held-out pairs to score ({len(task.train_pairs)} "
@@ -247,34 +264,47 @@ def _train_translation(options, out):
     model = build_translation_model(o["model"], task, data_name, **(o["model_config"] or {}))
     steps = len(task.train_pairs) // o["batch_size"] * o["epochs"]
     learning_rate = training.learning_rate_schedule(
-        o["lr_schedule"], o["lr"] or configs.TRANSLATION_LEARNING_RATES[o["model"]],
-        total_steps=max(steps, 2), warmup_steps=o["warmup_steps"],
+        o["lr_schedule"],
+        o["lr"] or configs.TRANSLATION_LEARNING_RATES[o["model"]],
+        total_steps=max(steps, 2),
+        warmup_steps=o["warmup_steps"],
     )
-    training.compile_seq2seq(model, learning_rate=learning_rate,
-                             jit_compile=rundir.jit_compile(o["distribute"]))
-    print(f"task {task.name}: {len(task.train_pairs)} train / {len(task.val_pairs)} held-out "
-          f"pairs, num_steps {task.num_steps}; model {model.name}: "
-          f"{model.count_params():,} parameters")
+    training.compile_seq2seq(
+        model, learning_rate=learning_rate, jit_compile=rundir.jit_compile(o["distribute"])
+    )
+    print(
+        f"task {task.name}: {len(task.train_pairs)} train / {len(task.val_pairs)} held-out "
+        f"pairs, num_steps {task.num_steps}; model {model.name}: "
+        f"{model.count_params():,} parameters"
+    )
     history = training.fit_with_logs(
         model,
         # Full batches only: a static batch size lets XLA compile the
         # gradient of the Bahdanau decoder's in-graph loop.
         task.train_dataset(o["batch_size"], seed=o["seed"], drop_remainder=True),
         validation_data=task.val_dataset(o["batch_size"]),
-        epochs=o["epochs"], out_dir=out, verbose=o["verbose"], keep_backup=True,
+        epochs=o["epochs"],
+        out_dir=out,
+        verbose=o["verbose"],
+        keep_backup=True,
     )
     run = TranslationRun.write(out, model, task, options=o)
-    scores, hypotheses = evaluate_translation(model, task, task.val_pairs[: o["num_eval"]],
-                                              progress=o["verbose"] == 1)
-    print(f"held-out: exact match {scores['exact_match']:.4f}, D2L BLEU "
-          f"{scores['bleu_d2l']:.4f}, corpus BLEU {scores['corpus_bleu']:.2f} on "
-          f"{scores['num_pairs']} pairs")
+    scores, hypotheses = evaluate_translation(
+        model, task, task.val_pairs[: o["num_eval"]], progress=o["verbose"] == 1
+    )
+    print(
+        f"held-out: exact match {scores['exact_match']:.4f}, D2L BLEU "
+        f"{scores['bleu_d2l']:.4f}, corpus BLEU {scores['corpus_bleu']:.2f} on "
+        f"{scores['num_pairs']} pairs"
+    )
     for (src, tgt), hyp in list(zip(task.val_pairs, hypotheses))[:5]:
         print(f"  {src!r} -> {hyp!r} (reference {tgt!r})")
     run.write_scores(scores)
     _attention_figure(model, task, out / "attention.png")
-    print(f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'attention.png'}, "
-          f"{out / 'model.keras'}; final loss {history['loss'].iloc[-1]:.4f}")
+    print(
+        f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'attention.png'}, "
+        f"{out / 'model.keras'}; final loss {history['loss'].iloc[-1]:.4f}"
+    )
     return run
 
 
@@ -288,8 +318,9 @@ class TranslationRun(Run):
         out = pathlib.Path(out)
         task.src_tokenizer.save(out / "src_tokenizer")
         task.tgt_tokenizer.save(out / "tgt_tokenizer")
-        run = cls._write_common(out, model, {"task": task.name, "num_steps": task.num_steps},
-                                options)
+        run = cls._write_common(
+            out, model, {"task": task.name, "num_steps": task.num_steps}, options
+        )
         run._tokenizers = (task.src_tokenizer, task.tgt_tokenizer)
         return run
 
@@ -299,8 +330,10 @@ class TranslationRun(Run):
 
     def _load_tokenizers(self):
         if getattr(self, "_tokenizers", None) is None:
-            self._tokenizers = (data.load_tokenizer(self.path / "src_tokenizer"),
-                                data.load_tokenizer(self.path / "tgt_tokenizer"))
+            self._tokenizers = (
+                data.load_tokenizer(self.path / "src_tokenizer"),
+                data.load_tokenizer(self.path / "tgt_tokenizer"),
+            )
         return self._tokenizers
 
     @property
@@ -314,8 +347,14 @@ class TranslationRun(Run):
     @property
     def task(self):
         """A `data.TranslationTask` with the run's tokenizers (no pairs)."""
-        return data.TranslationTask(self.info.get("task", "run"), [], [], self.src_tokenizer,
-                                    self.tgt_tokenizer, self.num_steps)
+        return data.TranslationTask(
+            self.info.get("task", "run"),
+            [],
+            [],
+            self.src_tokenizer,
+            self.tgt_tokenizer,
+            self.num_steps,
+        )
 
     def translate(self, sentences, beam_size=1, max_len=None, batch_size=256):
         """Translates raw sentences.
@@ -339,8 +378,13 @@ class TranslationRun(Run):
         texts = []
         starts = range(0, len(sentences), batch_size)
         for start in tqdm(starts, desc="translating", unit="batch", disable=len(starts) < 2):
-            texts += translate_pairs(self.model, self.task, sentences[start:start + batch_size],
-                                     max_len=max_len, beam_size=beam_size)[0]
+            texts += translate_pairs(
+                self.model,
+                self.task,
+                sentences[start : start + batch_size],
+                max_len=max_len,
+                beam_size=beam_size,
+            )[0]
         return texts[0] if single else texts
 
     def evaluate(self, pairs=None, beam_size=1):
@@ -349,15 +393,27 @@ class TranslationRun(Run):
 
         if pairs is None:
             o = self.options
-            task = translation_data(o.get("data", self.info.get("task", "dates")),
-                                    o.get("num_train"), o.get("data_dir"), o.get("tokenizer"),
-                                    o.get("vocab_size"), o.get("num_steps"),
-                                    o.get("val_fraction", 0.1), o.get("seed", 0))
+            task = translation_data(
+                o.get("data", self.info.get("task", "dates")),
+                o.get("num_train"),
+                o.get("data_dir"),
+                o.get("tokenizer"),
+                o.get("vocab_size"),
+                o.get("num_steps"),
+                o.get("val_fraction", 0.1),
+                o.get("seed", 0),
+            )
             pairs = task.val_pairs[: o.get("num_eval", 1000)]
         return evaluate_translation(self.model, self.task, list(pairs), beam_size=beam_size)[0]
 
     def export(self, path=None, overwrite=True):
         """Exports the translator SavedModel (`export.export_translator`); returns its path."""
-        return _export.export_translator(self.model, self.src_tokenizer, self.tgt_tokenizer,
-                                         self.num_steps, path=path, overwrite=overwrite,
-                                         metadata={"run": str(self.path.resolve())})
+        return _export.export_translator(
+            self.model,
+            self.src_tokenizer,
+            self.tgt_tokenizer,
+            self.num_steps,
+            path=path,
+            overwrite=overwrite,
+            metadata={"run": str(self.path.resolve())},
+        )

@@ -1,9 +1,9 @@
 """The vision recipe: images, a vision transformer sized for them, training, a run.
 
-    prepared = recipes.vision_data("path/to/folder")    # one sub-folder per class
-    model = recipes.build_vision_model(len(prepared.class_names), prepared.num_channels)
-    run = recipes.train_vision(data="shapes", epochs=3, out="outputs/shapes")
-    run.classify(["shoe.png"])
+prepared = recipes.vision_data("path/to/folder")    # one sub-folder per class
+model = recipes.build_vision_model(len(prepared.class_names), prepared.num_channels)
+run = recipes.train_vision(data="shapes", epochs=3, out="outputs/shapes")
+run.classify(["shoe.png"])
 """
 
 import dataclasses
@@ -11,15 +11,10 @@ import pathlib
 
 import numpy as np
 
-from keras_attention import _checks
-from keras_attention import _io
-from keras_attention import data
+from keras_attention import _checks, _io, data, models
 from keras_attention import export as _export
-from keras_attention import models
-from keras_attention.recipes import configs
-from keras_attention.recipes import rundir
+from keras_attention.recipes import configs, rundir, training
 from keras_attention.recipes.rundir import Run, read_images, to_channels
-from keras_attention.recipes import training
 
 __all__ = ["VisionData", "vision_data", "build_vision_model", "train_vision"]
 
@@ -56,7 +51,9 @@ def _folder_channels(folder, limit=20):
         try:
             image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
         except tf.errors.InvalidArgumentError:
-            raise ValueError(f"Cannot read the image {path}: not a PNG, JPEG, GIF or BMP.") from None
+            raise ValueError(
+                f"Cannot read the image {path}: not a PNG, JPEG, GIF or BMP."
+            ) from None
         if image.shape[-1] not in (1, 2):
             return 3
     return 1
@@ -74,9 +71,14 @@ def _folder_data(folder, img_size, batch_size, val_fraction, seed):
         )
     num_channels = _folder_channels(folder)
     train, test = keras.utils.image_dataset_from_directory(
-        folder, validation_split=val_fraction, subset="both", seed=seed,
-        image_size=(img_size, img_size), batch_size=batch_size,
-        color_mode="grayscale" if num_channels == 1 else "rgb", verbose=False,
+        folder,
+        validation_split=val_fraction,
+        subset="both",
+        seed=seed,
+        image_size=(img_size, img_size),
+        batch_size=batch_size,
+        color_mode="grayscale" if num_channels == 1 else "rgb",
+        verbose=False,
     )
     num_test = int(sum(1 for _ in test.unbatch()))
     num_train = int(sum(1 for _ in train.unbatch()))
@@ -85,12 +87,26 @@ def _folder_data(folder, img_size, batch_size, val_fraction, seed):
             f"{folder} left no held-out images ({num_train} training images); add images or "
             "raise `val_fraction`."
         )
-    return VisionData(train.prefetch(2), test.prefetch(2), list(train.class_names), num_channels,
-                      num_train, num_test)
+    return VisionData(
+        train.prefetch(2),
+        test.prefetch(2),
+        list(train.class_names),
+        num_channels,
+        num_train,
+        num_test,
+    )
 
 
-def vision_data(data_spec="shapes", batch_size=128, num_train=None, num_test=None, data_dir=None,
-                seed=0, img_size=None, val_fraction=0.2):
+def vision_data(
+    data_spec="shapes",
+    batch_size=128,
+    num_train=None,
+    num_test=None,
+    data_dir=None,
+    seed=0,
+    img_size=None,
+    val_fraction=0.2,
+):
     """Images for a named data set or the user's folder.
 
     Args:
@@ -129,13 +145,19 @@ def vision_data(data_spec="shapes", batch_size=128, num_train=None, num_test=Non
         names = list(data.SHAPE_LABELS)
     else:
         (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist(data_dir=data_dir)
-        train, test = (x_train[:num_train], y_train[:num_train]), (x_test[:num_test], y_test[:num_test])
+        train, test = (
+            (x_train[:num_train], y_train[:num_train]),
+            (x_test[:num_test], y_test[:num_test]),
+        )
         names = list(data.FASHION_MNIST_LABELS)
     resize = img_size if img_size != train[0].shape[1] else None
     return VisionData(
         data.image_dataset(*train, batch_size, seed=seed, resize=resize),
         data.image_dataset(*test, batch_size, shuffle=False, resize=resize),
-        names, 1, len(train[0]), len(test[0]),
+        names,
+        1,
+        len(train[0]),
+        len(test[0]),
     )
 
 
@@ -167,8 +189,11 @@ def build_vision_model(num_classes, num_channels=1, **config):
     config = dict(config)
     dropout = config.pop("dropout")
     return models.vision_transformer(
-        **config, emb_dropout=dropout, blk_dropout=dropout,
-        num_classes=num_classes, num_channels=num_channels,
+        **config,
+        emb_dropout=dropout,
+        blk_dropout=dropout,
+        num_classes=num_classes,
+        num_channels=num_channels,
     )
 
 
@@ -212,37 +237,64 @@ def _train_vision(options, out):
     o = options
     key = o["data"] if o["data"] in NAMED_DATA else "folder"
     config = {**configs.VISION_CONFIGS[key], **(o["model_config"] or {})}
-    prepared = vision_data(o["data"], o["batch_size"], o["num_train"], o["num_test"],
-                           o["data_dir"], o["seed"], config["img_size"], o["val_fraction"])
+    prepared = vision_data(
+        o["data"],
+        o["batch_size"],
+        o["num_train"],
+        o["num_test"],
+        o["data_dir"],
+        o["seed"],
+        config["img_size"],
+        o["val_fraction"],
+    )
     model = build_vision_model(len(prepared.class_names), prepared.num_channels, **config)
     steps = -(-prepared.num_train // o["batch_size"]) * o["epochs"]
     model.compile(
-        optimizer=keras.optimizers.Adam(training.learning_rate_schedule(
-            o["lr_schedule"], o["lr"], total_steps=max(steps, 2), warmup_steps=o["warmup_steps"]
-        )),
+        optimizer=keras.optimizers.Adam(
+            training.learning_rate_schedule(
+                o["lr_schedule"], o["lr"], total_steps=max(steps, 2), warmup_steps=o["warmup_steps"]
+            )
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=rundir.jit_compile(o["distribute"], "auto"),
     )
-    print(f"{o['data']}: {prepared.num_train} train / {prepared.num_test} test images, "
-          f"{len(prepared.class_names)} classes, {prepared.num_channels} channel(s); model "
-          f"{model.name}: {model.count_params():,} parameters")
-    history = training.fit_with_logs(
-        model, prepared.train, validation_data=prepared.test, epochs=o["epochs"], out_dir=out,
-        verbose=o["verbose"], keep_backup=True,
+    print(
+        f"{o['data']}: {prepared.num_train} train / {prepared.num_test} test images, "
+        f"{len(prepared.class_names)} classes, {prepared.num_channels} channel(s); model "
+        f"{model.name}: {model.count_params():,} parameters"
     )
-    run = VisionRun.write(out, model, prepared.class_names, prepared.num_channels, config,
-                               options=o)
+    history = training.fit_with_logs(
+        model,
+        prepared.train,
+        validation_data=prepared.test,
+        epochs=o["epochs"],
+        out_dir=out,
+        verbose=o["verbose"],
+        keep_backup=True,
+    )
+    run = VisionRun.write(
+        out, model, prepared.class_names, prepared.num_channels, config, options=o
+    )
     test_loss, test_accuracy = model.evaluate(prepared.test, verbose=0)
-    scores = {"test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-              "num_train": prepared.num_train, "num_test": prepared.num_test,
-              "epochs": len(history), "chance": float(1 / len(prepared.class_names))}
+    scores = {
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "num_train": prepared.num_train,
+        "num_test": prepared.num_test,
+        "epochs": len(history),
+        "chance": float(1 / len(prepared.class_names)),
+    }
     run.write_scores(scores)
     examples = write_examples(prepared.test, prepared.class_names, out / "examples")
-    print(f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}) on {prepared.num_test} "
-          f"images; {len(examples)} held-out images as PNG files in {out / 'examples'}")
-    print(f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'model.keras'}, "
-          f"{out / 'scores.json'}")
+    print(
+        f"test accuracy {test_accuracy:.4f} (loss {test_loss:.4f}) on {prepared.num_test} "
+        f"images; {len(examples)} held-out images as PNG files in {out / 'examples'}"
+    )
+    print(
+        f"wrote {out / 'history.csv'}, {out / 'loss.png'}, {out / 'model.keras'}, "
+        f"{out / 'scores.json'}"
+    )
     return run
 
 
@@ -253,8 +305,11 @@ class VisionRun(Run):
 
     @classmethod
     def write(cls, out, model, class_names, num_channels, config, options=None):
-        info = {"class_names": list(class_names), "num_channels": int(num_channels),
-                "config": config}
+        info = {
+            "class_names": list(class_names),
+            "num_channels": int(num_channels),
+            "config": config,
+        }
         return cls._write_common(out, model, info, options)
 
     @property
@@ -275,8 +330,9 @@ class VisionRun(Run):
         Returns:
             One list per image of `top_k` `(label, probability)` pairs, best first.
         """
-        top_k = _checks.check_int_in_range("top_k", top_k, 1, len(self.class_names),
-                                           high_name="the number of classes", closed=True)
+        top_k = _checks.check_int_in_range(
+            "top_k", top_k, 1, len(self.class_names), high_name="the number of classes", closed=True
+        )
         results = []
         for image in read_images(images):
             x = to_channels(image, self.num_channels)[None].astype("float32")  # (1, H, W, C)
@@ -292,16 +348,25 @@ class VisionRun(Run):
         from keras_attention.recipes.vision import vision_data
 
         o = self.options
-        prepared = vision_data(o.get("data", "shapes"), batch_size=o.get("batch_size", 128),
-                               num_train=o.get("num_train"), num_test=o.get("num_test"),
-                               data_dir=o.get("data_dir"), seed=o.get("seed", 0),
-                               img_size=self.info.get("config", {}).get("img_size"))
+        prepared = vision_data(
+            o.get("data", "shapes"),
+            batch_size=o.get("batch_size", 128),
+            num_train=o.get("num_train"),
+            num_test=o.get("num_test"),
+            data_dir=o.get("data_dir"),
+            seed=o.get("seed", 0),
+            img_size=self.info.get("config", {}).get("img_size"),
+        )
         loss, accuracy = self.model.evaluate(prepared.test, verbose=0)
         return {"test_loss": float(loss), "test_accuracy": float(accuracy)}
 
     def export(self, path=None, overwrite=True):
         """Exports the image-classifier SavedModel; returns its path."""
         return _export.export_image_classifier(
-            self.model, self.class_names, path=path, num_channels=self.num_channels,
-            overwrite=overwrite, metadata={"run": str(self.path.resolve())},
+            self.model,
+            self.class_names,
+            path=path,
+            num_channels=self.num_channels,
+            overwrite=overwrite,
+            metadata={"run": str(self.path.resolve())},
         )

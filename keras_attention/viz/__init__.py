@@ -13,25 +13,24 @@
   heatmaps each epoch (TensorFlow only; imported on first use).
 """
 
-from keras_attention.viz.attention import attention_rollout
-from keras_attention.viz.attention import collect
-from keras_attention.viz.attention import inspection_model
-from keras_attention.viz.attention import mean_attention_distance
-from keras_attention.viz.check import check_attention
-from keras_attention.viz.check import format_check_report
-from keras_attention.viz.explorer import AttentionCheckError
-from keras_attention.viz.explorer import explore
-from keras_attention.viz.explorer import write_page
-from keras_attention.viz.heatmaps import history_figure
-from keras_attention.viz.heatmaps import history_to_dataframe
-from keras_attention.viz.heatmaps import new_figure
-from keras_attention.viz.heatmaps import plot_history
-from keras_attention.viz.heatmaps import save_figure
-from keras_attention.viz.heatmaps import show_heatmaps
-from keras_attention.viz.page import ExplorerPage
-from keras_attention.viz.page import notebook_html
-
 from keras_attention.viz import heatmaps as _heatmaps
+from keras_attention.viz.attention import (
+    attention_rollout,
+    collect,
+    inspection_model,
+    mean_attention_distance,
+)
+from keras_attention.viz.check import check_attention, format_check_report
+from keras_attention.viz.explorer import AttentionCheckError, explore, write_page
+from keras_attention.viz.heatmaps import (
+    history_figure,
+    history_to_dataframe,
+    new_figure,
+    plot_history,
+    save_figure,
+    show_heatmaps,
+)
+from keras_attention.viz.page import ExplorerPage, notebook_html
 
 __all__ = _heatmaps.__all__ + [
     "explore",

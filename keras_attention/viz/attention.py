@@ -39,8 +39,8 @@ import os
 import keras
 import numpy as np
 
-from keras_attention import ops as ka_ops
 from keras_attention import generate
+from keras_attention import ops as ka_ops
 
 __all__ = [
     "AttentionMap",
@@ -260,7 +260,7 @@ def _layer_names(model):
 
 
 def _count_blocks(names, prefix):
-    return sum(1 for name in names if name.startswith(prefix) and name[len(prefix):].isdigit())
+    return sum(1 for name in names if name.startswith(prefix) and name[len(prefix) :].isdigit())
 
 
 def _bert_encoder(model):
@@ -341,7 +341,7 @@ def inspection_model(model):
             captured[f"{layer.name}/{j}"] = results[1 + j]
         if asked:
             return results
-        rest = tuple(results[count + 1:])
+        rest = tuple(results[count + 1 :])
         return (results[0],) + rest if rest else results[0]
 
     clone = keras.models.clone_model(model, call_function=call_function)
@@ -383,7 +383,10 @@ def _gpt_cached_rows(model, token_ids, prompt_len):
         rows, caches = [], []
         for i, block in enumerate(inference.blocks):
             X, weights, block_cache = block(
-                X, training=False, cache=cache[i], cache_update_index=index,
+                X,
+                training=False,
+                cache=cache[i],
+                cache_update_index=index,
                 return_attention_scores=True,
             )
             rows.append(_numpy(weights)[0])  # (H, Q, L)
@@ -454,9 +457,7 @@ def _ids(item, tokenizer, argument):
         return _tokenize(tokenizer, item, argument)
     ids = np.asarray(item)
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(
-            f"`inputs` must be strings or 1-D sequences of integer ids; got {item!r}."
-        )
+        raise ValueError(f"`inputs` must be strings or 1-D sequences of integer ids; got {item!r}.")
     return [int(i) for i in ids]
 
 
@@ -481,8 +482,9 @@ def _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len):
     else:
         embedding = model.get_layer("src_embedding")
     pad_id = embedding.pad_id if embedding.pad_id is not None else 0
-    bos_id, eos_id = (getattr(tgt_tokenizer, name, default) for name, default in
-                      (("bos_id", 1), ("eos_id", 2)))
+    bos_id, eos_id = (
+        getattr(tgt_tokenizer, name, default) for name, default in (("bos_id", 1), ("eos_id", 2))
+    )
     src_eos = getattr(src_tokenizer, "eos_id", eos_id)
     texts = _as_list(inputs)
     rows = []
@@ -495,8 +497,9 @@ def _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len):
         names = {layer.name for layer in model.layers}
         if family != "bahdanau" and "tgt_positions" in names:  # none: rotary, ALiBi
             max_len = min(max_len, model.get_layer("tgt_positions").max_len)
-    result = generate.greedy_search(model, src_ids, max_len=max_len, bos_id=bos_id,
-                                    eos_id=eos_id, pad_id=pad_id)
+    result = generate.greedy_search(
+        model, src_ids, max_len=max_len, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id
+    )
     tokens, lengths = _numpy(result["tokens"]), _numpy(result["lengths"])
     outputs_len = int(lengths.max())
     tgt_in = np.full((len(rows), outputs_len), pad_id, np.int32)  # (B, T): <bos>, y_1 .. y_{n-1}
@@ -519,11 +522,18 @@ def _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len):
         maps = _translation_maps(
             family, outputs, b, src_tokens, tgt_tokens, src_valid[b], tgt_valid[b], outputs_len
         )
-        examples.append(Example(
-            f"{source} \u2192 {translation}", maps,
-            {"source": source, "output": translation, "predicted": predicted,
-             "output_length": int(lengths[b])},
-        ))
+        examples.append(
+            Example(
+                f"{source} \u2192 {translation}",
+                maps,
+                {
+                    "source": source,
+                    "output": translation,
+                    "predicted": predicted,
+                    "output_length": int(lengths[b]),
+                },
+            )
+        )
     return examples
 
 
@@ -532,7 +542,10 @@ def _translation_maps(family, outputs, b, src_tokens, tgt_tokens, src_valid, tgt
     if family == "bahdanau":
         return [
             AttentionMap(
-                "cross", "attention (Bahdanau)", tgt_tokens, src_tokens,
+                "cross",
+                "attention (Bahdanau)",
+                tgt_tokens,
+                src_tokens,
                 _stack_bahdanau(outputs, b),
                 effective_mask(None, src_valid, query_positions=np.arange(num_steps)),
                 note="additive attention of each decoder step over the encoder outputs; "
@@ -541,20 +554,29 @@ def _translation_maps(family, outputs, b, src_tokens, tgt_tokens, src_valid, tgt
         ]
     return [
         AttentionMap(
-            "encoder", "encoder self-attention", src_tokens, src_tokens,
+            "encoder",
+            "encoder self-attention",
+            src_tokens,
+            src_tokens,
             _stack(outputs, "encoder_block_", b),
             effective_mask(src_valid, src_valid),
             note="source padding masked (queries and keys)",
         ),
         AttentionMap(
-            "decoder_self", "decoder self-attention", tgt_tokens, tgt_tokens,
+            "decoder_self",
+            "decoder self-attention",
+            tgt_tokens,
+            tgt_tokens,
             _stack(outputs, "decoder_block_", b, 0),
             effective_mask(tgt_valid, tgt_valid, causal=True),
             causal=True,
             note="causal AND target padding; teacher-forced on the decoded output",
         ),
         AttentionMap(
-            "cross", "cross-attention", tgt_tokens, src_tokens,
+            "cross",
+            "cross-attention",
+            tgt_tokens,
+            src_tokens,
             _stack(outputs, "decoder_block_", b, 1),
             effective_mask(tgt_valid, src_valid),
             note="target padding (queries) AND source padding (keys)",
@@ -580,8 +602,14 @@ def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k
                 f"{max_len}; got {len(prompt)} tokens."
             )
         result = generate.sample(
-            model, np.array([prompt], np.int32), max_new_tokens=min(max_new_tokens, limit),
-            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, eos_id=eos_id,
+            model,
+            np.array([prompt], np.int32),
+            max_new_tokens=min(max_new_tokens, limit),
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            eos_id=eos_id,
         )
         length = int(_numpy(result["lengths"])[0])
         token_ids = _numpy(result["tokens"])[:, :length].astype(np.int32)  # (1, T)
@@ -593,29 +621,48 @@ def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k
         positions = np.arange(num_prompt, length)
         maps = [
             AttentionMap(
-                "self", "causal self-attention", tokens, tokens, weights,
-                effective_mask(valid, valid, causal=True), causal=True,
+                "self",
+                "causal self-attention",
+                tokens,
+                tokens,
+                weights,
+                effective_mask(valid, valid, causal=True),
+                causal=True,
                 note="the whole sequence in one causal pass",
             ),
         ]
         if length > num_prompt:
-            maps.append(AttentionMap(
-                "steps", "step by step (key/value cache)", tokens[num_prompt:], tokens, steps,
-                np.concatenate([cache_mask(p, length) for p in positions]), causal=True,
-                query_positions=positions,
-                note="the prompt in one chunk, then each token alone over the filled cache "
-                "(GPTInference); each row is one decoding step",
-            ))
+            maps.append(
+                AttentionMap(
+                    "steps",
+                    "step by step (key/value cache)",
+                    tokens[num_prompt:],
+                    tokens,
+                    steps,
+                    np.concatenate([cache_mask(p, length) for p in positions]),
+                    causal=True,
+                    query_positions=positions,
+                    note="the prompt in one chunk, then each token alone over the filled cache "
+                    "(GPTInference); each row is one decoding step",
+                )
+            )
         prompt_text = item if isinstance(item, str) else _join(tokenizer, tokens[:num_prompt])
         generated = _join(tokenizer, tokens[num_prompt:])
         if tokenizer is not None and hasattr(tokenizer, "detokenize"):
             text = _numpy(tokenizer.detokenize(token_ids[:, num_prompt:]))[0]
             generated = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-        examples.append(Example(
-            f"{prompt_text} \u2192 {generated}", maps,
-            {"prompt": prompt_text, "output": generated, "prompt_length": num_prompt,
-             "predicted": tokens[1:] + [""]},
-        ))
+        examples.append(
+            Example(
+                f"{prompt_text} \u2192 {generated}",
+                maps,
+                {
+                    "prompt": prompt_text,
+                    "output": generated,
+                    "prompt_length": num_prompt,
+                    "predicted": tokens[1:] + [""],
+                },
+            )
+        )
     return examples
 
 
@@ -719,18 +766,35 @@ def _vision(model, inputs, class_names):
         rollout = attention_rollout(weights)[:, 0, 1:]  # (N, P): class token over patches
         distances = mean_attention_distance(weights, grid, patch_size)  # (N, H)
         predicted = labels[int(np.argmax(probabilities))]
-        examples.append(Example(
-            f"image {n + 1} \u2192 {predicted}",
-            [AttentionMap(
-                "self", "self-attention", tokens, tokens, weights,
-                effective_mask(None, np.ones(len(tokens), bool), query_positions=np.arange(len(tokens))),
-                note="no mask: every token sees the class token and every patch",
-            )],
-            {"image": _png_base64(image), "image_shape": list(image.shape[:2]),
-             "grid": list(grid), "patch_size": list(patch_size), "img_size": list(img_size),
-             "rollout": np.round(rollout, 5).tolist(), "distances": np.round(distances, 3).tolist(),
-             "top": _top(probabilities, labels), "output": predicted},
-        ))
+        examples.append(
+            Example(
+                f"image {n + 1} \u2192 {predicted}",
+                [
+                    AttentionMap(
+                        "self",
+                        "self-attention",
+                        tokens,
+                        tokens,
+                        weights,
+                        effective_mask(
+                            None, np.ones(len(tokens), bool), query_positions=np.arange(len(tokens))
+                        ),
+                        note="no mask: every token sees the class token and every patch",
+                    )
+                ],
+                {
+                    "image": _png_base64(image),
+                    "image_shape": list(image.shape[:2]),
+                    "grid": list(grid),
+                    "patch_size": list(patch_size),
+                    "img_size": list(img_size),
+                    "rollout": np.round(rollout, 5).tolist(),
+                    "distances": np.round(distances, 3).tolist(),
+                    "top": _top(probabilities, labels),
+                    "output": predicted,
+                },
+            )
+        )
     return examples
 
 
@@ -776,21 +840,40 @@ def _bert(model, inputs, tokenizer, mask_token):
         filled = [p["top"][0][0] for p in predictions]
         output = " ".join(filled) if filled else ""
         title = item if isinstance(item, str) else " ".join(tokens)
-        examples.append(Example(
-            title + (f" \u2192 {output}" if output else ""),
-            [AttentionMap(
-                "self", "self-attention", tokens, tokens, _stack(outputs, "encoder_block_", b),
-                effective_mask(valid[b], valid[b]),
-                note="padding masked (queries and keys); no causal mask: BERT sees both sides",
-            )],
-            {"text": title, "masks": predictions, "output": output},
-        ))
+        examples.append(
+            Example(
+                title + (f" \u2192 {output}" if output else ""),
+                [
+                    AttentionMap(
+                        "self",
+                        "self-attention",
+                        tokens,
+                        tokens,
+                        _stack(outputs, "encoder_block_", b),
+                        effective_mask(valid[b], valid[b]),
+                        note="padding masked (queries and keys); no causal mask: BERT sees both sides",
+                    )
+                ],
+                {"text": title, "masks": predictions, "output": output},
+            )
+        )
     return examples
 
 
 # The keyword arguments of `collect` (and of `viz.explore`, which passes them on).
-COLLECT_OPTIONS = ("src_tokenizer", "tgt_tokenizer", "tokenizer", "class_names", "max_len",
-                   "max_new_tokens", "temperature", "top_k", "top_p", "seed", "mask_token")
+COLLECT_OPTIONS = (
+    "src_tokenizer",
+    "tgt_tokenizer",
+    "tokenizer",
+    "class_names",
+    "max_len",
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "mask_token",
+)
 
 
 def collect(
@@ -813,8 +896,14 @@ def collect(
     Returns:
         An `Exploration`.
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"`max_new_tokens` must be an int >= 1; got max_new_tokens={max_new_tokens!r}.")
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
+        raise ValueError(
+            f"`max_new_tokens` must be an int >= 1; got max_new_tokens={max_new_tokens!r}."
+        )
     family = model_family(model)
     if family in ("transformer", "t5", "bahdanau"):
         if family == "t5":
@@ -824,8 +913,9 @@ def collect(
         examples = _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len)
     elif family == "gpt":
         task = "language_model"
-        examples = _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k,
-                                   top_p, seed)
+        examples = _language_model(
+            model, inputs, tokenizer, max_new_tokens, temperature, top_k, top_p, seed
+        )
     elif family == "vit":
         task = "vision"
         examples = _vision(model, inputs, class_names)
@@ -833,6 +923,9 @@ def collect(
         task = "bert"
         examples = _bert(model, inputs, tokenizer, mask_token)
     first = examples[0].maps[0].weights
-    info = {"blocks": int(first.shape[0]), "heads": int(first.shape[1]),
-            "parameters": int(model.count_params())}
+    info = {
+        "blocks": int(first.shape[0]),
+        "heads": int(first.shape[1]),
+        "parameters": int(model.count_params()),
+    }
     return Exploration(task, family, model.name, examples, info)

@@ -25,18 +25,22 @@ def attention_grid(attention_map, max_tokens=48):
     num_blks, num_heads, num_queries, num_keys = weights.shape
     size = max(1.6, min(4.0, 0.16 * max(num_queries, num_keys)))
     return show_heatmaps(
-        weights, xlabel="keys", ylabel="queries",
+        weights,
+        xlabel="keys",
+        ylabel="queries",
         titles=[f"head {h + 1}" for h in range(num_heads)],
         figsize=(size * num_heads + 1.2, size * num_blks),
-        xlabels=attention_map.keys[:num_keys], ylabels=attention_map.queries[:num_queries],
+        xlabels=attention_map.keys[:num_keys],
+        ylabels=attention_map.queries[:num_queries],
     )
 
 
 def attention_png(attention_map, max_tokens=48):
     """PNG bytes of `attention_grid(attention_map)`."""
     buffer = io.BytesIO()
-    attention_grid(attention_map, max_tokens).savefig(buffer, format="png", dpi=100,
-                                                      bbox_inches="tight")
+    attention_grid(attention_map, max_tokens).savefig(
+        buffer, format="png", dpi=100, bbox_inches="tight"
+    )
     return buffer.getvalue()
 
 
@@ -105,4 +109,3 @@ class AttentionImages(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-

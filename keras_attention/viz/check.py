@@ -98,24 +98,52 @@ def check_map(attention_map, example=0, atol=1e-3):
     def add(kind, n, h, q, k, value, message):
         counts[kind] = counts.get(kind, 0) + 1
         if len(issues) < MAX_LISTED:
-            issues.append(Issue(kind, example, attention_map.key, int(n), int(h), int(q), int(k),
-                                float(value), message))
+            issues.append(
+                Issue(
+                    kind,
+                    example,
+                    attention_map.key,
+                    int(n),
+                    int(h),
+                    int(q),
+                    int(k),
+                    float(value),
+                    message,
+                )
+            )
 
     # Blocks and heads counted from 1 (as the page's selectors), positions from 0.
     where = f"{name}, block {{}} head {{}}: query {{}} {{}}"
     for n, h, q, k in zip(*np.nonzero(hidden)):
         kind = "later" if later[q, k] else "masked"
-        why = (f"a later position ({k} > {positions[q]}) the causal mask hides" if kind == "later"
-               else "a key the mask hides")
-        add(kind, n, h, q, k, W[n, h, q, k],
+        why = (
+            f"a later position ({k} > {positions[q]}) the causal mask hides"
+            if kind == "later"
+            else "a key the mask hides"
+        )
+        add(
+            kind,
+            n,
+            h,
+            q,
+            k,
+            W[n, h, q, k],
             where.format(n + 1, h + 1, q, _token(queries, q))
-            + f" puts {W[n, h, q, k]:.4f} on key {k} {_token(keys, k)}, {why}")
+            + f" puts {W[n, h, q, k]:.4f} on key {k} {_token(keys, k)}, {why}",
+        )
     for n, h, q in zip(*np.nonzero(bad_sums)):
         visible = int(M[q].sum())
-        add("row sum", n, h, q, -1, sums[n, h, q],
+        add(
+            "row sum",
+            n,
+            h,
+            q,
+            -1,
+            sums[n, h, q],
             where.format(n + 1, h + 1, q, _token(queries, q))
             + f": weights sum to {sums[n, h, q]:.4f}, not {int(expected[q])} "
-            + (f"({visible} visible keys)" if visible else "(every key is masked)"))
+            + (f"({visible} visible keys)" if visible else "(every key is masked)"),
+        )
     return issues, counts
 
 
@@ -167,8 +195,10 @@ def format_check_report(report, max_lines=20):
             f"masked key, no query attending to a later position in a causal map, every row "
             f"sums to 1 (or 0 when fully masked), within {report.atol:g}."
         ]
-    lines = [f"check: FAILED: {report.total} findings in {len(report.counts)} of "
-             f"{report.num_maps} maps ({report.num_rows} query rows, tolerance {report.atol:g})."]
+    lines = [
+        f"check: FAILED: {report.total} findings in {len(report.counts)} of "
+        f"{report.num_maps} maps ({report.num_rows} query rows, tolerance {report.atol:g})."
+    ]
     for (e, key), kinds in report.counts.items():
         summary = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
         lines.append(f"  example {e + 1}, {report.names.get(key, key)}: {summary}")

@@ -69,8 +69,10 @@ def resolve_run(model_or_run, **given):
             "`model_or_run` must be a keras.Model, a run (an object whose `.model` is a "
             f"keras.Model) or the path of a run; got {type(run).__name__}."
         )
-    options = {name: given.get(name) if given.get(name) is not None else found.get(name)
-               for name in _RUN_ATTRIBUTES + ("max_len",)}
+    options = {
+        name: given.get(name) if given.get(name) is not None else found.get(name)
+        for name in _RUN_ATTRIBUTES + ("max_len",)
+    }
     return model, options
 
 
@@ -150,8 +152,10 @@ def explore(model_or_run, inputs, path=None, check=False, atol=1e-3, **options):
     """
     unknown = sorted(set(options) - set(COLLECT_OPTIONS))
     if unknown:
-        raise TypeError(f"`explore` got unexpected keyword arguments {unknown}; it takes "
-                        f"{', '.join(COLLECT_OPTIONS)}.")
+        raise TypeError(
+            f"`explore` got unexpected keyword arguments {unknown}; it takes "
+            f"{', '.join(COLLECT_OPTIONS)}."
+        )
     model, found = resolve_run(model_or_run, **options)
     if not isinstance(check, bool):
         raise ValueError(f"`check` must be True or False; got check={check!r}.")

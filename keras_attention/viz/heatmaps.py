@@ -136,8 +136,7 @@ def show_heatmaps(
     num_rows, num_cols, num_queries, num_keys = matrices.shape
     if titles is not None and len(titles) != num_cols:
         raise ValueError(
-            f"`titles` must hold one title per column ({num_cols}); got "
-            f"{len(titles)} titles."
+            f"`titles` must hold one title per column ({num_cols}); got {len(titles)} titles."
         )
     xlabels = _check_labels("xlabels", xlabels, num_keys)
     ylabels = _check_labels("ylabels", ylabels, num_queries)
@@ -241,7 +240,7 @@ def history_figure(frame, figsize=None, title=None):
 
     def base(column):
         column = str(column)
-        return column[len("val_"):] if column.startswith("val_") else column
+        return column[len("val_") :] if column.startswith("val_") else column
 
     groups = {"loss": [], "metrics": []}
     for column in frame.columns:
@@ -256,8 +255,13 @@ def history_figure(frame, figsize=None, title=None):
         for column in ordered:
             is_val = str(column).startswith("val_")
             (line,) = ax.plot(
-                frame.index, frame[column], "--" if is_val else "-", marker=marker,
-                markersize=3, color=colors.get(base(column)), label=str(column),
+                frame.index,
+                frame[column],
+                "--" if is_val else "-",
+                marker=marker,
+                markersize=3,
+                color=colors.get(base(column)),
+                label=str(column),
             )
             colors.setdefault(base(column), line.get_color())
         ax.set_xlabel(frame.index.name or "epoch")

@@ -20,8 +20,17 @@ import numpy as np
 
 from keras_attention.viz.check import format_check_report
 
-__all__ = ["encode_weights", "decode_weights", "decode_mask", "page_data", "page_html",
-           "html_of_data", "data_of_html", "ExplorerPage", "notebook_html"]
+__all__ = [
+    "encode_weights",
+    "decode_weights",
+    "decode_mask",
+    "page_data",
+    "page_html",
+    "html_of_data",
+    "data_of_html",
+    "ExplorerPage",
+    "notebook_html",
+]
 
 _PAGE_DIR = pathlib.Path(__file__).parent / "page"
 # Kinds of finding, as the page lists them.
@@ -58,21 +67,24 @@ def page_data(exploration, report):
         for attention_map in example.maps:
             issues = [
                 [i.block, i.head, i.query, i.key, i.kind]
-                for i in report.issues if i.example == e and i.map_key == attention_map.key
+                for i in report.issues
+                if i.example == e and i.map_key == attention_map.key
             ]
-            maps.append({
-                "key": attention_map.key,
-                "name": attention_map.name,
-                "note": attention_map.note,
-                "causal": bool(attention_map.causal),
-                "queries": list(attention_map.queries),
-                "keys": list(attention_map.keys),
-                "query_positions": [int(p) for p in attention_map.query_positions],
-                "shape": [int(s) for s in attention_map.weights.shape],
-                "weights": encode_weights(attention_map.weights),
-                "mask": _encode_mask(attention_map.mask),
-                "issues": issues,
-            })
+            maps.append(
+                {
+                    "key": attention_map.key,
+                    "name": attention_map.name,
+                    "note": attention_map.note,
+                    "causal": bool(attention_map.causal),
+                    "queries": list(attention_map.queries),
+                    "keys": list(attention_map.keys),
+                    "query_positions": [int(p) for p in attention_map.query_positions],
+                    "shape": [int(s) for s in attention_map.weights.shape],
+                    "weights": encode_weights(attention_map.weights),
+                    "mask": _encode_mask(attention_map.mask),
+                    "issues": issues,
+                }
+            )
         examples.append({"title": example.title, "maps": maps, "extras": example.extras})
     return {
         "format": 1,
@@ -120,7 +132,7 @@ def data_of_html(text):
     """The `page_data` dict embedded in a page (the inverse of `html_of_data`)."""
     start = text.index('<script type="application/json" id="explorer-data">')
     start = text.index(">", start) + 1
-    return json.loads(text[start:text.index("</script>", start)])
+    return json.loads(text[start : text.index("</script>", start)])
 
 
 class ExplorerPage:

@@ -95,13 +95,15 @@ def test_generated_corpus_has_structure_beyond_unigrams():
 
 def test_wordpiece_tokenizer_extra_tokens_come_right_after_reserved():
     extras = ["<mask>", "<extra_id_0>", "<extra_id_1>"]
-    tok = build_lm_tokenizer(generate_corpus(200), kind="wordpiece", vocab_size=80,
-                             extra_tokens=extras)
+    tok = build_lm_tokenizer(
+        generate_corpus(200), kind="wordpiece", vocab_size=80, extra_tokens=extras
+    )
     assert isinstance(tok, WordPieceTokenizer)
     assert tok.vocab[:7] == R + extras
     assert tok.vocab_size <= 80
-    other = build_lm_tokenizer(generate_corpus(100, seed=9), kind="wordpiece", vocab_size=60,
-                               extra_tokens=extras)
+    other = build_lm_tokenizer(
+        generate_corpus(100, seed=9), kind="wordpiece", vocab_size=60, extra_tokens=extras
+    )
     assert other.vocab[:7] == R + extras  # stable ids whatever the text
     assert tok.tokenize(["the <mask> sleeps"]).numpy()[0][1] == 4
 
@@ -136,7 +138,10 @@ def test_encode_text_and_lines():
         ({"extra_tokens": ["<pad>"]}, "not reserved tokens"),
         ({"vocab_size": 5, "extra_tokens": ["x"]}, "`vocab_size` must be an int larger than the 5"),
         ({"vocab_size": True}, "`vocab_size` must be an int larger than the 4"),
-        ({"extra_tokens": "<mask>"}, "`extra_tokens` must be a list of str; got extra_tokens='<mask>'"),
+        (
+            {"extra_tokens": "<mask>"},
+            "`extra_tokens` must be a list of str; got extra_tokens='<mask>'",
+        ),
         ({"extra_tokens": [4]}, r"`extra_tokens` must hold str only; got 4 \(int\)"),
         ({"text": 5}, "`text` must be a str or a list of str; got int"),
         ({"text": [b"abc"]}, "`text` must be a str or a list of str"),
@@ -153,9 +158,15 @@ def test_build_lm_tokenizer_rejects_bad_arguments(kwargs, message):
         (lambda tok: encode_text(tok, b"ab"), "`text` must be a str; got bytes"),
         (lambda tok: encode_text("not a tokenizer", "ab"), "`tokenizer` must be a tokenizer of"),
         (lambda tok: encode_text(tok, "ab", separator_id=2.0), "`separator_id` must be an integer"),
-        (lambda tok: encode_lines(tok, "ab", max_len=0), "`max_len` must be a positive integer; got max_len=0"),
+        (
+            lambda tok: encode_lines(tok, "ab", max_len=0),
+            "`max_len` must be a positive integer; got max_len=0",
+        ),
         (lambda tok: encode_lines(tok, 5, max_len=2), "`lines` must be a list of str"),
-        (lambda tok: generate_corpus(True), "`num_sentences` must be a non-negative integer; got num_sentences=True"),
+        (
+            lambda tok: generate_corpus(True),
+            "`num_sentences` must be a non-negative integer; got num_sentences=True",
+        ),
         (lambda tok: generate_corpus(2.5), "`num_sentences` must be a non-negative integer"),
         (lambda tok: generate_corpus(3, seed="x"), "`seed` must be an integer; got seed='x'"),
         (lambda tok: preprocess_time_machine(None), "`text` must be a str; got NoneType"),
@@ -172,7 +183,9 @@ def _trust_time_machine(monkeypatch, folder, data):
     path.parent.mkdir(parents=True)
     path.write_bytes(data)
     if monkeypatch is not None:
-        monkeypatch.setattr("keras_attention.data.corpus.TIME_MACHINE_SHA256", download.sha256_of(path))
+        monkeypatch.setattr(
+            "keras_attention.data.corpus.TIME_MACHINE_SHA256", download.sha256_of(path)
+        )
     return path
 
 
@@ -184,7 +197,9 @@ def test_time_machine_that_is_not_utf8_is_named(tmp_path, monkeypatch):
 
 def test_a_truncated_time_machine_is_refused(tmp_path):
     path = _trust_time_machine(None, tmp_path, b"The Time Machine, by H. G. Wells [1898]\n")
-    with pytest.raises(ValueError, match=f"sha256 mismatch for data file {path}.*downloaded again from http"):
+    with pytest.raises(
+        ValueError, match=f"sha256 mismatch for data file {path}.*downloaded again from http"
+    ):
         load_time_machine(data_dir=tmp_path)
 
 
@@ -238,7 +253,10 @@ def test_causal_dataset_is_deterministic_per_seed_and_ordered_without_shuffle():
         ((np.arange(20), 5, 2, "yes"), "`shuffle` must be True or False"),
         ((np.arange(20), 5, 2, True, 0.5), "`seed` must be an integer; got seed=0.5"),
         ((np.arange(-3, 20), 5, 2), r"`token_ids` must be ids >= 0; got -3"),
-        ((np.arange(40), 5, 8, False, 0, True), "7 windows of seq_len=5, fewer than batch_size=8 with drop_remainder=True: no batch"),
+        (
+            (np.arange(40), 5, 8, False, 0, True),
+            "7 windows of seq_len=5, fewer than batch_size=8 with drop_remainder=True: no batch",
+        ),
     ],
 )
 def test_causal_dataset_rejects_bad_arguments(args, message):
@@ -319,8 +337,9 @@ def test_mlm_passes_segment_ids_and_shuffles():
     seqs = _mlm_sequences(num=40, length=30)
     second_half = (np.arange(30) >= 15)[None, :]
     segments = (second_half & (seqs != 0)).astype(np.int32)
-    x, labels = _epoch(mlm_dataset(seqs, 8, VOCAB, MASK, special_ids=SPECIALS,
-                                   segment_ids=segments, seed=1))
+    x, labels = _epoch(
+        mlm_dataset(seqs, 8, VOCAB, MASK, special_ids=SPECIALS, segment_ids=segments, seed=1)
+    )
     originals = np.where(labels != 0, labels, x["token_ids"])
     assert not np.array_equal(originals, seqs)  # shuffled ...
     assert sorted(map(tuple, originals)) == sorted(map(tuple, seqs))  # ... not changed
@@ -336,10 +355,16 @@ def test_mlm_passes_segment_ids_and_shuffles():
         ({"sequences": np.full([2, 4], 99, np.int32)}, r"ids must be in \[0, vocab_size=60\)"),
         ({"segment_ids": np.zeros([2, 3], np.int32)}, "`segment_ids` must have the shape"),
         ({"sequences": np.zeros([0, 4], np.int32)}, "`sequences` holds no sequences"),
-        ({"drop_remainder": True, "batch_size": 3}, r"2 sequences, fewer than batch_size=3 .*no batch"),
+        (
+            {"drop_remainder": True, "batch_size": 3},
+            r"2 sequences, fewer than batch_size=3 .*no batch",
+        ),
         ({"mask_id": 4.0}, "`mask_id` must be an integer; got mask_id=4.0"),
         ({"mask_prob": True}, r"`mask_prob` must be a number in \(0, 1\); got mask_prob=True"),
-        ({"mask_prob": float("nan")}, r"`mask_prob` must be a number in \(0, 1\); got mask_prob=nan"),
+        (
+            {"mask_prob": float("nan")},
+            r"`mask_prob` must be a number in \(0, 1\); got mask_prob=nan",
+        ),
         ({"vocab_size": 60.0}, "`vocab_size` must be a positive integer"),
         ({"special_ids": 5}, "`special_ids` must be a list of integers"),
         ({"seed": "s"}, "`seed` must be an integer"),
@@ -347,8 +372,13 @@ def test_mlm_passes_segment_ids_and_shuffles():
     ],
 )
 def test_mlm_rejects_bad_arguments(kwargs, message):
-    args = {"sequences": np.full([2, 4], 9, np.int32), "batch_size": 2, "vocab_size": VOCAB,
-            "mask_id": MASK, **kwargs}
+    args = {
+        "sequences": np.full([2, 4], 9, np.int32),
+        "batch_size": 2,
+        "vocab_size": VOCAB,
+        "mask_id": MASK,
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=message):
         mlm_dataset(**args)
 
@@ -440,19 +470,32 @@ def test_corrupt_spans_on_short_sequences():
     [
         ({"sentinel_ids": [40]}, "`sentinel_ids` must hold at least 2 ids"),
         ({"noise_density": 0.0}, r"`noise_density` must be a number in \(0, 1\)"),
-        ({"mean_span_length": 0.5}, "`mean_span_length` must be a number of at least 1; got mean_span_length=0.5"),
+        (
+            {"mean_span_length": 0.5},
+            "`mean_span_length` must be a number of at least 1; got mean_span_length=0.5",
+        ),
         ({"max_target_len": 0}, "`max_target_len` must be a positive int"),
         ({"sentinel_ids": "abc"}, "`sentinel_ids` must be a list of integers"),
         ({"sentinel_ids": [40.5] * 10}, "`sentinel_ids` must be a list of integers"),
-        ({"noise_density": float("nan")}, r"`noise_density` must be a number in \(0, 1\); got noise_density=nan"),
+        (
+            {"noise_density": float("nan")},
+            r"`noise_density` must be a number in \(0, 1\); got noise_density=nan",
+        ),
         ({"mean_span_length": True}, "`mean_span_length` must be a number of at least 1"),
         ({"sequences": np.zeros([0, 40], np.int32)}, "`sequences` holds no sequences"),
-        ({"drop_remainder": True, "batch_size": 4}, r"2 sequences, fewer than batch_size=4 .*no batch"),
+        (
+            {"drop_remainder": True, "batch_size": 4},
+            r"2 sequences, fewer than batch_size=4 .*no batch",
+        ),
         ({"seed": None}, "`seed` must be an integer"),
     ],
 )
 def test_span_corruption_rejects_bad_arguments(kwargs, message):
-    args = {"sequences": np.full([2, 40], 9, np.int32), "batch_size": 2,
-            "sentinel_ids": SENTINELS, **kwargs}
+    args = {
+        "sequences": np.full([2, 40], 9, np.int32),
+        "batch_size": 2,
+        "sentinel_ids": SENTINELS,
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=message):
         span_corruption_dataset(**args)

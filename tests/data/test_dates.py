@@ -16,16 +16,36 @@ from keras_attention.data.dates import (
 
 # ---------------------------------------------------------------- an independent reader
 
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    "january february march april may june july august september october november december".split())}
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        "january february march april may june july august september october november december".split()
+    )
+}
 _MONTHS.update({m[:3]: n for m, n in list(_MONTHS.items())})
 _WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
-_SMALL = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen".split())}
-_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
-_ORDINALS = {"first": 1, "second": 2, "third": 3, "fifth": 5, "eighth": 8, "ninth": 9, "twelfth": 12,
-             "twentieth": 20, "thirtieth": 30}
+_SMALL = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen".split()
+    )
+}
+_TENS = {
+    w: 10 * (i + 2)
+    for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())
+}
+_ORDINALS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fifth": 5,
+    "eighth": 8,
+    "ninth": 9,
+    "twelfth": 12,
+    "twentieth": 20,
+    "thirtieth": 30,
+}
 for _word, _value in _SMALL.items():
     if _value >= 4 and _value not in (5, 8, 9, 12):
         _ORDINALS[_word + "th"] = _value
@@ -65,13 +85,15 @@ def read_date(source):
         weekday, words = words[0], words[1:]
     (month_at,) = [i for i, w in enumerate(words) if w in _MONTHS]
     month = _MONTHS[words[month_at]]
-    rest = words[:month_at] + words[month_at + 1:]
+    rest = words[:month_at] + words[month_at + 1 :]
     if all(re.fullmatch(r"\d+(st|nd|rd|th)?", w) for w in rest):
         assert len(rest) == 2
         day_word, year_word = rest
         day = int(re.match(r"\d+", day_word).group())
         if m := re.fullmatch(r"\d+(st|nd|rd|th)", day_word):
-            assert m.group(1) == {1: "st", 2: "nd", 3: "rd"}.get(day % 10 if day not in (11, 12, 13) else 0, "th")
+            assert m.group(1) == {1: "st", 2: "nd", 3: "rd"}.get(
+                day % 10 if day not in (11, 12, 13) else 0, "th"
+            )
         year = int(year_word)
     else:
         end = next(i for i, w in enumerate(rest) if w in _ORDINALS) + 1
@@ -162,7 +184,19 @@ def test_spoken_numbers_read_back_for_every_value():
     for day in range(1, 32):
         assert _ordinal(dates.ordinal_words(day).split()) == day
     assert [ordinal_suffix(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 30, 31)] == [
-        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "30th", "31st"]
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "23rd",
+        "30th",
+        "31st",
+    ]
 
 
 def test_source_words_cover_every_generated_word():
@@ -188,9 +222,18 @@ def test_forms_argument_and_errors():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_examples": -1}, "`num_examples` must be a non-negative integer; got num_examples=-1"),
-        ({"num_examples": 2.5}, "`num_examples` must be a non-negative integer; got num_examples=2.5"),
-        ({"num_examples": True}, "`num_examples` must be a non-negative integer; got num_examples=True"),
+        (
+            {"num_examples": -1},
+            "`num_examples` must be a non-negative integer; got num_examples=-1",
+        ),
+        (
+            {"num_examples": 2.5},
+            "`num_examples` must be a non-negative integer; got num_examples=2.5",
+        ),
+        (
+            {"num_examples": True},
+            "`num_examples` must be a non-negative integer; got num_examples=True",
+        ),
         ({"seed": "a"}, "`seed` must be an integer; got seed='a'"),
         ({"seed": 1.5}, "`seed` must be an integer; got seed=1.5"),
         ({"forms": "weekday"}, "`forms` must be a list of str; got forms='weekday'"),

@@ -120,7 +120,9 @@ def test_interrupted_download_leaves_no_file(dirs, monkeypatch, error):
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: _BrokenResponse(error))
     expected = FileNotFoundError if isinstance(error, OSError) else KeyboardInterrupt
     with pytest.raises(expected):
-        find_or_download("fra-eng/fra.txt", url="http://example.invalid/fra.txt", sha256=PAYLOAD_SHA)
+        find_or_download(
+            "fra-eng/fra.txt", url="http://example.invalid/fra.txt", sha256=PAYLOAD_SHA
+        )
     assert _all_files(dirs["cache"]) == []
 
 
@@ -184,12 +186,16 @@ def test_tar_is_extracted(dirs, tmp_path):
     archive = tmp_path / "fra-eng.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
         tf.add(src, arcname="fra-eng")
-    path = find_or_download("fra-eng/fra.txt", url=archive.as_uri(), sha256=PAYLOAD_SHA, extract="tar")
+    path = find_or_download(
+        "fra-eng/fra.txt", url=archive.as_uri(), sha256=PAYLOAD_SHA, extract="tar"
+    )
     assert path.read_bytes() == PAYLOAD
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match='`extract` must be None, "zip" or "tar"; got extract=\'rar\''):
+    with pytest.raises(
+        ValueError, match='`extract` must be None, "zip" or "tar"; got extract=\'rar\''
+    ):
         find_or_download("x.txt", extract="rar")
     with pytest.raises(ValueError, match="`relative_path` must be relative"):
         find_or_download("../x.txt")
@@ -342,7 +348,9 @@ def test_unreachable_server_names_the_file_and_where_to_place_it(dirs):
 
 
 def test_a_download_that_is_not_an_archive_is_named(dirs):
-    with pytest.raises(ValueError, match=f"The file downloaded from {dirs['url']} is not a zip archive"):
+    with pytest.raises(
+        ValueError, match=f"The file downloaded from {dirs['url']} is not a zip archive"
+    ):
         find_or_download("fra-eng/fra.txt", url=dirs["url"], extract="zip")
     with pytest.raises(ValueError, match="is not a tar archive"):
         find_or_download("fra-eng/fra.txt", url=dirs["url"], extract="tar")
@@ -366,7 +374,9 @@ def test_bad_arguments_are_named(dirs, kwargs, message):
 
 def test_data_dir_or_env_folder_that_is_a_file_is_named(dirs, tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(ValueError, match="`data_dir` must be a folder; got data_dir=.*afile.*which is a file"):
+    with pytest.raises(
+        ValueError, match="`data_dir` must be a folder; got data_dir=.*afile.*which is a file"
+    ):
         find_or_download("fra-eng/fra.txt", data_dir=tmp_path / "afile")
     monkeypatch.setenv(download.ENV_VAR, str(tmp_path / "afile"))
     with pytest.raises(ValueError, match=f"`{download.ENV_VAR}` must be a folder; got .*afile"):

@@ -82,9 +82,14 @@ def test_read_idx_rejects_size_mismatch(tmp_path, extra, cut):
     "damage, message",
     [
         (lambda data: data[: len(data) // 2], "truncated or not a gzipped IDX file .*EOFError"),
-        (lambda data: b"not gzip at all" + data, "truncated or not a gzipped IDX file .*BadGzipFile"),
-        (lambda data: data[:20] + bytes(b ^ 0xFF for b in data[20:40]) + data[40:],
-         "truncated or not a gzipped IDX file"),
+        (
+            lambda data: b"not gzip at all" + data,
+            "truncated or not a gzipped IDX file .*BadGzipFile",
+        ),
+        (
+            lambda data: data[:20] + bytes(b ^ 0xFF for b in data[20:40]) + data[40:],
+            "truncated or not a gzipped IDX file",
+        ),
     ],
     ids=["truncated", "not-gzip", "corrupt-deflate"],
 )
@@ -113,7 +118,9 @@ def test_read_idx_names_bad_paths_and_arguments(tmp_path):
     with pytest.raises(ValueError, match=f"{tmp_path / 'empty'} is not an IDX file: only 0 bytes"):
         read_idx(tmp_path / "empty")
     path = _write_idx(tmp_path / "y", np.zeros(3, np.uint8))
-    with pytest.raises(ValueError, match="`expected_magic` must be an integer; got expected_magic='2049'"):
+    with pytest.raises(
+        ValueError, match="`expected_magic` must be an integer; got expected_magic='2049'"
+    ):
         read_idx(path, expected_magic="2049")
 
 
@@ -123,7 +130,9 @@ def test_label_count_that_does_not_match_the_images_names_both_files(tmp_path, m
     _write_idx(labels, np.zeros(19, np.uint8))  # 20 images
     _trust(monkeypatch, tmp_path)
     images_file = tmp_path / "fashion-mnist" / "train-images-idx3-ubyte.gz"
-    with pytest.raises(ValueError, match=f"{images_file} holds 20 images but {labels} holds 19 labels"):
+    with pytest.raises(
+        ValueError, match=f"{images_file} holds 20 images but {labels} holds 19 labels"
+    ):
         load_fashion_mnist(data_dir=tmp_path)
 
 
@@ -135,7 +144,9 @@ def test_read_idx_rejects_tiny_file(tmp_path):
 
 def _trust(monkeypatch, folder):
     """Makes the files under `folder/fashion-mnist` the expected ones (their sha256s)."""
-    sums = {name: download.sha256_of(folder / "fashion-mnist" / name) for name in FASHION_MNIST_FILES}
+    sums = {
+        name: download.sha256_of(folder / "fashion-mnist" / name) for name in FASHION_MNIST_FILES
+    }
     monkeypatch.setattr(images, "FASHION_MNIST_FILES", sums)
 
 
@@ -162,7 +173,9 @@ def test_load_fashion_mnist_downloads_checked_from_upstream_url(tmp_path, monkey
     _trust(monkeypatch, upstream)
     (x_train, _), _ = load_fashion_mnist()
     assert x_train.shape == (20, 28, 28)
-    assert (tmp_path / "keras_home" / "datasets" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
+    assert (
+        tmp_path / "keras_home" / "datasets" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz"
+    ).is_file()
 
 
 def test_load_fashion_mnist_offline_names_where_to_put_files(tmp_path, monkeypatch):
@@ -178,7 +191,10 @@ def test_files_found_on_disk_are_checked_by_sha256(tmp_path):
     _fake_fashion_mnist(tmp_path)  # not Zalando's files
     name = next(iter(FASHION_MNIST_FILES))
     path = tmp_path / "fashion-mnist" / name
-    with pytest.raises(ValueError, match=f"sha256 mismatch for data file {path}: expected {FASHION_MNIST_FILES[name]}"):
+    with pytest.raises(
+        ValueError,
+        match=f"sha256 mismatch for data file {path}: expected {FASHION_MNIST_FILES[name]}",
+    ):
         load_fashion_mnist(data_dir=tmp_path)
 
 
@@ -243,14 +259,23 @@ def test_generate_shapes_are_learnable_by_nearest_neighbour():
     assert (y[dist.argmin(1)] == yt).mean() > 0.3
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(num_examples=-1), "num_examples"),
-    (dict(num_examples=4, img_size=8), "img_size"),
-    (dict(num_examples=2.0), "`num_examples` must be a non-negative integer; got num_examples=2.0"),
-    (dict(num_examples=True), "`num_examples` must be a non-negative integer; got num_examples=True"),
-    (dict(num_examples=4, img_size=28.0), "`img_size` must be an int of at least 12"),
-    (dict(num_examples=4, seed="a"), "`seed` must be an integer; got seed='a'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(num_examples=-1), "num_examples"),
+        (dict(num_examples=4, img_size=8), "img_size"),
+        (
+            dict(num_examples=2.0),
+            "`num_examples` must be a non-negative integer; got num_examples=2.0",
+        ),
+        (
+            dict(num_examples=True),
+            "`num_examples` must be a non-negative integer; got num_examples=True",
+        ),
+        (dict(num_examples=4, img_size=28.0), "`img_size` must be an int of at least 12"),
+        (dict(num_examples=4, seed="a"), "`seed` must be an integer; got seed='a'"),
+    ],
+)
 def test_generate_shapes_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_shapes(**kwargs)
@@ -278,7 +303,9 @@ def test_image_dataset_shuffles_deterministically_and_keeps_pairs():
     first = [b for b in image_dataset(x, y, 12, shuffle=True, seed=5)][0]
     again = [b for b in image_dataset(x, y, 12, shuffle=True, seed=5)][0]
     np.testing.assert_array_equal(first[1].numpy(), again[1].numpy())
-    order = [int(np.flatnonzero((x == img[..., 0]).all(axis=(1, 2)))[0]) for img in first[0].numpy()]
+    order = [
+        int(np.flatnonzero((x == img[..., 0]).all(axis=(1, 2)))[0]) for img in first[0].numpy()
+    ]
     assert sorted(order) == list(range(12)) and order != list(range(12))
     np.testing.assert_array_equal(y[order], first[1].numpy())
 
@@ -302,21 +329,30 @@ def test_image_dataset_drop_remainder_and_rgb():
     assert [tuple(b[0].shape) for b in batches] == [(2, 6, 7, 3)] * 2
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(images=np.zeros((2, 4, 4), np.float32)), "images"),
-    (dict(images=np.zeros((2, 4), np.uint8)), "images"),
-    (dict(labels=np.zeros(3)), "labels"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(resize=(4,)), "resize"),
-    (dict(resize=0), "resize"),
-    (dict(labels=np.array([0.7, 1.2])), r"`labels` must be integers \(class ids\); got dtype float64"),
-    (dict(labels=np.array([0, -1])), r"`labels` must be class ids >= 0; got -1"),
-    (dict(images=np.zeros((0, 4, 4), np.uint8), labels=np.zeros(0, int)), "`images` holds no examples"),
-    (dict(batch_size=True), "`batch_size` must be a positive integer; got batch_size=True"),
-    (dict(shuffle="no"), "`shuffle` must be True or False; got shuffle='no'"),
-    (dict(seed=0.5), "`seed` must be an integer; got seed=0.5"),
-    (dict(drop_remainder=None), "`drop_remainder` must be True or False"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(images=np.zeros((2, 4, 4), np.float32)), "images"),
+        (dict(images=np.zeros((2, 4), np.uint8)), "images"),
+        (dict(labels=np.zeros(3)), "labels"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(resize=(4,)), "resize"),
+        (dict(resize=0), "resize"),
+        (
+            dict(labels=np.array([0.7, 1.2])),
+            r"`labels` must be integers \(class ids\); got dtype float64",
+        ),
+        (dict(labels=np.array([0, -1])), r"`labels` must be class ids >= 0; got -1"),
+        (
+            dict(images=np.zeros((0, 4, 4), np.uint8), labels=np.zeros(0, int)),
+            "`images` holds no examples",
+        ),
+        (dict(batch_size=True), "`batch_size` must be a positive integer; got batch_size=True"),
+        (dict(shuffle="no"), "`shuffle` must be True or False; got shuffle='no'"),
+        (dict(seed=0.5), "`seed` must be an integer; got seed=0.5"),
+        (dict(drop_remainder=None), "`drop_remainder` must be True or False"),
+    ],
+)
 def test_image_dataset_rejects_bad_arguments(kwargs, match):
     args = dict(images=np.zeros((2, 4, 4), np.uint8), labels=np.zeros(2, np.int32), batch_size=2)
     args.update(kwargs)
@@ -336,6 +372,8 @@ def test_a_relabelled_copy_of_fashion_mnist_is_refused(tmp_path):
     labels = read_idx(copy / "t10k-labels-idx1-ubyte.gz")
     labels[0] = (labels[0] + 1) % 10  # one relabelled example, a valid gzipped IDX file
     _write_idx(copy / "t10k-labels-idx1-ubyte.gz", labels)
-    with pytest.raises(ValueError, match="sha256 mismatch for data file .*t10k-labels-idx1-ubyte.gz"):
+    with pytest.raises(
+        ValueError, match="sha256 mismatch for data file .*t10k-labels-idx1-ubyte.gz"
+    ):
         load_fashion_mnist(data_dir=tmp_path)
     assert y_test_real.shape == (10000,)

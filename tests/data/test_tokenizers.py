@@ -32,8 +32,10 @@ R = list(RESERVED_TOKENS)
 def d2l_preprocess(text):
     text = text.replace("\u202f", " ").replace("\xa0", " ")
     no_space = lambda char, prev_char: char in ",.!?" and prev_char != " "  # noqa: E731
-    out = [" " + char if i > 0 and no_space(char, text[i - 1]) else char
-           for i, char in enumerate(text.lower())]
+    out = [
+        " " + char if i > 0 and no_space(char, text[i - 1]) else char
+        for i, char in enumerate(text.lower())
+    ]
     return "".join(out)
 
 
@@ -70,7 +72,10 @@ EDGE_CASES = [
 
 
 def _tf_words(strings):
-    return [[w.decode("utf-8") for w in row] for row in split_words_tf(preprocess_d2l_tf(tf.constant(strings))).to_list()]
+    return [
+        [w.decode("utf-8") for w in row]
+        for row in split_words_tf(preprocess_d2l_tf(tf.constant(strings))).to_list()
+    ]
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -138,7 +143,9 @@ def test_tokenize_survives_invalid_utf8():
 
 def test_detokenize_drops_pad_and_bos_and_stops_at_first_eos():
     tok = WordTokenizer(R + ["il", "est", "calme", "."])
-    ids = tf.constant([[1, 4, 5, 6, 7, 2, 4, 0], [4, 0, 5, 0, 0, 0, 0, 0], [2, 4, 4, 4, 0, 0, 0, 0]])
+    ids = tf.constant(
+        [[1, 4, 5, 6, 7, 2, 4, 0], [4, 0, 5, 0, 0, 0, 0, 0], [2, 4, 4, 4, 0, 0, 0, 0]]
+    )
     assert tok.detokenize(ids).numpy().tolist() == [b"il est calme .", b"il est", b""]
     assert tok.detokenize(tf.cast(ids, tf.int64)).numpy().tolist()[0] == b"il est calme ."
     ragged = tf.ragged.constant([[4, 5, 3], [], [7, 2, 6]])
@@ -225,11 +232,17 @@ def test_learn_wordpiece_vocab_search_matches_learner_binary_search():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: WordTokenizer(["<unk>", "<pad>", "<bos>", "<eos>"]), "must start with the reserved tokens"),
+        (
+            lambda: WordTokenizer(["<unk>", "<pad>", "<bos>", "<eos>"]),
+            "must start with the reserved tokens",
+        ),
         (lambda: WordTokenizer(R + ["a", "a"]), "must not repeat tokens; got 'a' twice"),
         (lambda: WordTokenizer(R + ["a\nb"]), "no line breaks"),
         (lambda: WordTokenizer(R + [""]), "must be non-empty"),
-        (lambda: WordTokenizer(R, preprocess="bert"), r"`preprocess` must be one of \['d2l', 'none'\]; got preprocess='bert'"),
+        (
+            lambda: WordTokenizer(R, preprocess="bert"),
+            r"`preprocess` must be one of \['d2l', 'none'\]; got preprocess='bert'",
+        ),
         (lambda: CharTokenizer(R + ["ab"]), "must hold single characters"),
     ],
 )
@@ -296,7 +309,10 @@ def test_save_never_replaces_what_is_not_a_tokenizer(tmp_path):
     tok = CharTokenizer(R + ["a"])
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match=f"{tmp_path / 'mine'} exists and is a directory that is not a tokenizer"):
+    with pytest.raises(
+        FileExistsError,
+        match=f"{tmp_path / 'mine'} exists and is a directory that is not a tokenizer",
+    ):
         tok.save(tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     (tmp_path / "file").write_text("x")
@@ -330,28 +346,77 @@ def _saved(tmp_path, config=None, vocab=None):
 @pytest.mark.parametrize(
     "break_it, error, message",
     [
-        (lambda p: p / "missing", FileNotFoundError, r"No tokenizer at {p}/missing: it does not exist"),
-        (lambda p: _saved(p) / "vocab.txt", ValueError, r"{p}/tok/vocab.txt is a file, not a tokenizer directory"),
-        (lambda p: (p / "empty").mkdir() or p / "empty", FileNotFoundError,
-         r"{p}/empty holds no tokenizer.json: not a directory written by a tokenizer's save"),
-        (lambda p: _saved(p, config=b'{"kind": "char",'), ValueError,
-         r"{p}/tok/tokenizer.json is not valid JSON"),
-        (lambda p: _saved(p, config=b'["char"]'), ValueError, r"{p}/tok/tokenizer.json must hold a JSON object"),
-        (lambda p: _saved(p, config=b'{"kind": "char", "format_version": 7}'), ValueError,
-         r"{p}/tok/tokenizer.json has format_version 7; this version reads 1"),
-        (lambda p: _saved(p, config=b'{"kind": "char", "format_version": 1, "lower": true}'), ValueError,
-         r"{p}/tok/tokenizer.json: unexpected settings \['lower'\] for a 'char' tokenizer"),
-        (lambda p: _saved(p, config=b'{"kind": "word", "format_version": 1, "preprocess": "bert"}'), ValueError,
-         r"{p}/tok: `preprocess` must be one of"),
-        (lambda p: _saved(p, vocab=b"<pad>\n<bos>\n<eos>\n\xff\n"), ValueError,
-         r"Could not read {p}/tok/vocab.txt: it is not UTF-8 text"),
-        (lambda p: _saved(p, vocab=b"<pad>\n<bos>\n<eos>\n"), ValueError,
-         r"{p}/tok: `vocab` must start with the reserved tokens"),
-        (lambda p: (_saved(p) / "vocab.txt").unlink() or p / "tok", FileNotFoundError,
-         r"{p}/tok holds no vocab.txt"),
+        (
+            lambda p: p / "missing",
+            FileNotFoundError,
+            r"No tokenizer at {p}/missing: it does not exist",
+        ),
+        (
+            lambda p: _saved(p) / "vocab.txt",
+            ValueError,
+            r"{p}/tok/vocab.txt is a file, not a tokenizer directory",
+        ),
+        (
+            lambda p: (p / "empty").mkdir() or p / "empty",
+            FileNotFoundError,
+            r"{p}/empty holds no tokenizer.json: not a directory written by a tokenizer's save",
+        ),
+        (
+            lambda p: _saved(p, config=b'{"kind": "char",'),
+            ValueError,
+            r"{p}/tok/tokenizer.json is not valid JSON",
+        ),
+        (
+            lambda p: _saved(p, config=b'["char"]'),
+            ValueError,
+            r"{p}/tok/tokenizer.json must hold a JSON object",
+        ),
+        (
+            lambda p: _saved(p, config=b'{"kind": "char", "format_version": 7}'),
+            ValueError,
+            r"{p}/tok/tokenizer.json has format_version 7; this version reads 1",
+        ),
+        (
+            lambda p: _saved(p, config=b'{"kind": "char", "format_version": 1, "lower": true}'),
+            ValueError,
+            r"{p}/tok/tokenizer.json: unexpected settings \['lower'\] for a 'char' tokenizer",
+        ),
+        (
+            lambda p: _saved(
+                p, config=b'{"kind": "word", "format_version": 1, "preprocess": "bert"}'
+            ),
+            ValueError,
+            r"{p}/tok: `preprocess` must be one of",
+        ),
+        (
+            lambda p: _saved(p, vocab=b"<pad>\n<bos>\n<eos>\n\xff\n"),
+            ValueError,
+            r"Could not read {p}/tok/vocab.txt: it is not UTF-8 text",
+        ),
+        (
+            lambda p: _saved(p, vocab=b"<pad>\n<bos>\n<eos>\n"),
+            ValueError,
+            r"{p}/tok: `vocab` must start with the reserved tokens",
+        ),
+        (
+            lambda p: (_saved(p) / "vocab.txt").unlink() or p / "tok",
+            FileNotFoundError,
+            r"{p}/tok holds no vocab.txt",
+        ),
     ],
-    ids=["missing", "a-file", "no-config", "broken-json", "not-an-object", "newer-format", "unknown-key",
-         "bad-setting", "vocab-not-utf8", "vocab-without-reserved", "no-vocab"],
+    ids=[
+        "missing",
+        "a-file",
+        "no-config",
+        "broken-json",
+        "not-an-object",
+        "newer-format",
+        "unknown-key",
+        "bad-setting",
+        "vocab-not-utf8",
+        "vocab-without-reserved",
+        "no-vocab",
+    ],
 )
 def test_load_tokenizer_errors_name_the_path(tmp_path, break_it, error, message):
     path = break_it(tmp_path)
@@ -362,18 +427,42 @@ def test_load_tokenizer_errors_name_the_path(tmp_path, break_it, error, message)
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: WordTokenizer("<pad><bos>"), "`vocab` must be a list of str; got vocab='<pad><bos>'"),
+        (
+            lambda: WordTokenizer("<pad><bos>"),
+            "`vocab` must be a list of str; got vocab='<pad><bos>'",
+        ),
         (lambda: WordTokenizer(R + [5]), r"`vocab` must hold str only; got 5 \(int\)"),
         (lambda: CharTokenizer(R + [b"a"]), r"`vocab` must hold str only; got b'a' \(bytes\)"),
-        (lambda: WordTokenizer.build("go now"), "`texts` must be a list of str; got texts='go now'"),
+        (
+            lambda: WordTokenizer.build("go now"),
+            "`texts` must be a list of str; got texts='go now'",
+        ),
         (lambda: WordTokenizer.build(["go", 3]), r"`texts` must hold str only; got 3 \(int\)"),
-        (lambda: WordTokenizer.build(["go"], min_freq=0), "`min_freq` must be a positive integer; got min_freq=0"),
-        (lambda: WordTokenizer.build(["go"], max_len=0), "`max_len` must be None or a positive integer; got max_len=0"),
-        (lambda: WordTokenizer.build(["go"], max_tokens=-1), "`max_tokens` must be None or a non-negative integer; got max_tokens=-1"),
-        (lambda: CharTokenizer.build(["go"], min_freq=1.5), "`min_freq` must be a positive integer"),
+        (
+            lambda: WordTokenizer.build(["go"], min_freq=0),
+            "`min_freq` must be a positive integer; got min_freq=0",
+        ),
+        (
+            lambda: WordTokenizer.build(["go"], max_len=0),
+            "`max_len` must be None or a positive integer; got max_len=0",
+        ),
+        (
+            lambda: WordTokenizer.build(["go"], max_tokens=-1),
+            "`max_tokens` must be None or a non-negative integer; got max_tokens=-1",
+        ),
+        (
+            lambda: CharTokenizer.build(["go"], min_freq=1.5),
+            "`min_freq` must be a positive integer",
+        ),
         (lambda: CharTokenizer.build("go"), "`texts` must be a list of str"),
-        (lambda: WordPieceTokenizer.build(["go"], vocab_size=True), "`vocab_size` must be a positive integer"),
-        (lambda: WordPieceTokenizer.build(["go"], vocab_size=10.5), "`vocab_size` must be a positive integer"),
+        (
+            lambda: WordPieceTokenizer.build(["go"], vocab_size=True),
+            "`vocab_size` must be a positive integer",
+        ),
+        (
+            lambda: WordPieceTokenizer.build(["go"], vocab_size=10.5),
+            "`vocab_size` must be a positive integer",
+        ),
         (lambda: preprocess_d2l(b"Go."), "`text` must be a str; got bytes"),
     ],
 )
@@ -384,8 +473,10 @@ def test_constructors_and_builders_name_bad_arguments(make, message):
 
 def test_tokenizers_run_inside_tf_data_and_tf_function():
     tok = WordTokenizer(R + ["go", "!"])
-    ds = tf.data.Dataset.from_tensor_slices(["Go!", "go go", "no"]).batch(2).map(
-        lambda s: tok.tokenize(s).to_tensor()
+    ds = (
+        tf.data.Dataset.from_tensor_slices(["Go!", "go go", "no"])
+        .batch(2)
+        .map(lambda s: tok.tokenize(s).to_tensor())
     )
     assert [b.numpy().tolist() for b in ds] == [[[4, 5], [4, 4]], [[3]]]
 
@@ -428,8 +519,14 @@ def test_saved_model_carries_the_tokenizers_to_a_fresh_process(tmp_path):
         """
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                            cwd=pathlib.Path(tmp_path), timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=pathlib.Path(tmp_path),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     got = json.loads(result.stdout.strip().splitlines()[-1])
     assert got["word"] == [x.decode() for x in expected["word"]]

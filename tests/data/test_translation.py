@@ -28,8 +28,10 @@ R = list(RESERVED_TOKENS)
 def d2l_preprocess(text):
     text = text.replace("\u202f", " ").replace("\xa0", " ")
     no_space = lambda char, prev_char: char in ",.!?" and prev_char != " "  # noqa: E731
-    out = [" " + char if i > 0 and no_space(char, text[i - 1]) else char
-           for i, char in enumerate(text.lower())]
+    out = [
+        " " + char if i > 0 and no_space(char, text[i - 1]) else char
+        for i, char in enumerate(text.lower())
+    ]
     return "".join(out)
 
 
@@ -49,7 +51,9 @@ class D2LVocab:
     def __init__(self, tokens, min_freq=0):
         tokens = [token for line in tokens for token in line]
         counter = collections.Counter(tokens)
-        self.idx_to_token = sorted(set(["<unk>"] + [t for t, f in counter.items() if f >= min_freq]))
+        self.idx_to_token = sorted(
+            set(["<unk>"] + [t for t, f in counter.items() if f >= min_freq])
+        )
         self.token_to_idx = {t: i for i, t in enumerate(self.idx_to_token)}
 
     def __len__(self):
@@ -119,19 +123,30 @@ def test_truncation_and_padding_follow_d2l():
 def test_encoding_matches_d2l_arrays_on_random_sentences():
     rng = np.random.default_rng(0)
     words = list("abcdexyzw")
-    pairs = [(" ".join(rng.choice(words, rng.integers(0, 9))), " ".join(rng.choice(words, rng.integers(0, 9))))
-             for _ in range(200)]
+    pairs = [
+        (
+            " ".join(rng.choice(words, rng.integers(0, 9))),
+            " ".join(rng.choice(words, rng.integers(0, 9))),
+        )
+        for _ in range(200)
+    ]
     for num_steps in (1, 3, 9):
         task = _toy_task(num_steps=num_steps, train=pairs)
-        features, labels = task.encode(tf.constant([s for s, _ in pairs]), tf.constant([t for _, t in pairs]))
+        features, labels = task.encode(
+            tf.constant([s for s, _ in pairs]), tf.constant([t for _, t in pairs])
+        )
         src = [[t for t in f"{s} <eos>".split(" ") if t] for s, _ in pairs]
         tgt = [[t for t in f"{t} <eos>".split(" ") if t] for _, t in pairs]
         vocab = D2LVocab([R + words] * 2)
         src_array, _ = d2l_build_array(src, num_steps, vocab=vocab)
         tgt_array, _ = d2l_build_array(tgt, num_steps, True, vocab=vocab)
         assert [_tokens(task.src_tokenizer, r) for r in features["src_ids"].numpy()] == src_array
-        assert [_tokens(task.tgt_tokenizer, r) for r in features["tgt_in_ids"].numpy()] == [t[:-1] for t in tgt_array]
-        assert [_tokens(task.tgt_tokenizer, r) for r in labels.numpy()] == [t[1:] for t in tgt_array]
+        assert [_tokens(task.tgt_tokenizer, r) for r in features["tgt_in_ids"].numpy()] == [
+            t[:-1] for t in tgt_array
+        ]
+        assert [_tokens(task.tgt_tokenizer, r) for r in labels.numpy()] == [
+            t[1:] for t in tgt_array
+        ]
 
 
 def test_valid_lengths_count_non_pad():
@@ -142,7 +157,9 @@ def test_valid_lengths_count_non_pad():
 def test_task_rejects_bad_arguments():
     with pytest.raises(ValueError, match="`num_steps` must be a positive integer; got num_steps=0"):
         _toy_task(num_steps=0)
-    with pytest.raises(ValueError, match="`batch_size` must be a positive integer; got batch_size=0"):
+    with pytest.raises(
+        ValueError, match="`batch_size` must be a positive integer; got batch_size=0"
+    ):
         _toy_task().train_dataset(0)
 
 
@@ -171,14 +188,20 @@ def test_dates_dataset_specs_and_content(dates_task):
     ds = task.train_dataset(batch_size=32, seed=1)
     spec = tf.TensorSpec((None, T), tf.int32)
     assert ds.element_spec == (
-        {"src_ids": tf.TensorSpec((None, T), tf.int32, name=None),
-         "tgt_in_ids": tf.TensorSpec((None, T), tf.int32, name=None)},
+        {
+            "src_ids": tf.TensorSpec((None, T), tf.int32, name=None),
+            "tgt_in_ids": tf.TensorSpec((None, T), tf.int32, name=None),
+        },
         spec,
     )
     batches = list(ds)
     assert [b[1].shape[0] for b in batches] == [32] * 18 + [24]
     features, labels = batches[0]
-    src, tgt_in, tgt_out = features["src_ids"].numpy(), features["tgt_in_ids"].numpy(), labels.numpy()
+    src, tgt_in, tgt_out = (
+        features["src_ids"].numpy(),
+        features["tgt_in_ids"].numpy(),
+        labels.numpy(),
+    )
     assert (tgt_in[:, 0] == 1).all()
     np.testing.assert_array_equal(tgt_in[:, 1:], tgt_out[:, :-1])
     assert not (src == task.src_tokenizer.unk_id).any()
@@ -196,8 +219,12 @@ def test_train_shuffle_is_seeded_and_val_is_ordered(dates_task):
     def first_sources(ds):
         return [task.src_tokenizer.detokenize(f["src_ids"]).numpy().tolist() for f, _ in ds.take(2)]
 
-    assert first_sources(task.train_dataset(16, seed=3)) == first_sources(task.train_dataset(16, seed=3))
-    assert first_sources(task.train_dataset(16, seed=3)) != first_sources(task.train_dataset(16, seed=4))
+    assert first_sources(task.train_dataset(16, seed=3)) == first_sources(
+        task.train_dataset(16, seed=3)
+    )
+    assert first_sources(task.train_dataset(16, seed=3)) != first_sources(
+        task.train_dataset(16, seed=4)
+    )
     in_order = first_sources(task.train_dataset(16, shuffle=False))[0]
     assert [s.decode() for s in in_order] == [s for s, _ in task.train_pairs[:16]]
     val = [f for f, _ in task.val_dataset(50)]
@@ -237,9 +264,21 @@ def test_load_fra_eng_reads_num_train_plus_num_val_plus_one_lines_like_d2l(tmp_p
     folder = _write_fra(tmp_path, lines, monkeypatch)
     task = load_fra_eng(num_train=3, num_val=2, num_steps=5, data_dir=folder)
     # D2L's _tokenize reads line indices 0..5: num_train + num_val + 1 pairs.
-    assert task.train_pairs == [("Go 0.", "Va 0\u202f!"), ("Go 1.", "Va 1\u202f!"), ("Go 1.", "Va 1\u202f!")]
-    assert task.val_pairs == [("Go 3.", "Va 3\u202f!"), ("Go 4.", "Va 4\u202f!"), ("Go 5.", "Va 5\u202f!")]
-    assert task.src_tokenizer.vocab == R + [".", "go", "1"]  # other digits occur once: below min_freq=2
+    assert task.train_pairs == [
+        ("Go 0.", "Va 0\u202f!"),
+        ("Go 1.", "Va 1\u202f!"),
+        ("Go 1.", "Va 1\u202f!"),
+    ]
+    assert task.val_pairs == [
+        ("Go 3.", "Va 3\u202f!"),
+        ("Go 4.", "Va 4\u202f!"),
+        ("Go 5.", "Va 5\u202f!"),
+    ]
+    assert task.src_tokenizer.vocab == R + [
+        ".",
+        "go",
+        "1",
+    ]  # other digits occur once: below min_freq=2
     assert task.tgt_tokenizer.vocab == R + ["!", "va", "1"]
     raw = "\n".join(lines)
     src, tgt_in, tgt_out, _, _ = d2l_mtfraeng(raw, num_steps=5, num_train=3, num_val=2)
@@ -267,10 +306,13 @@ def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path, monkeypatch):
     lines = []
     for _ in range(400):
         idx = rng.choice(len(en), size=3)
-        lines.append(" ".join(en[i] for i in idx).capitalize() + ".\t" + " ".join(fr[i] for i in idx) + " .")
+        lines.append(
+            " ".join(en[i] for i in idx).capitalize() + ".\t" + " ".join(fr[i] for i in idx) + " ."
+        )
     folder = _write_fra(tmp_path, lines, monkeypatch)
-    task = load_fra_eng_full(num_val=40, num_steps=8, tokenizer="wordpiece", vocab_size=60,
-                             data_dir=folder)
+    task = load_fra_eng_full(
+        num_val=40, num_steps=8, tokenizer="wordpiece", vocab_size=60, data_dir=folder
+    )
     assert task.name == "fra-eng-full-wordpiece"
     assert len(task.val_pairs) == 40 and len(task.train_pairs) + 40 == len(read_fra_eng(folder))
     assert isinstance(task.src_tokenizer, WordPieceTokenizer)
@@ -279,7 +321,9 @@ def test_load_fra_eng_full_wordpiece_on_a_small_file(tmp_path, monkeypatch):
     assert features["src_ids"].shape == (40, 8) and labels.shape == (40, 8)
     decoded = task.decode_target(labels).numpy().tolist()
     assert [d.decode() for d in decoded] == [t for _, t in task.val_pairs]
-    with pytest.raises(ValueError, match=r"`tokenizer` must be one of \['word', 'wordpiece'\]; got tokenizer='bpe'"):
+    with pytest.raises(
+        ValueError, match=r"`tokenizer` must be one of \['word', 'wordpiece'\]; got tokenizer='bpe'"
+    ):
         load_fra_eng_full(tokenizer="bpe", data_dir=folder)
 
 
@@ -301,8 +345,14 @@ def test_a_truncated_fra_txt_is_refused_by_its_sha256(tmp_path):
     "data, message",
     [
         (b"Go.\tVa !\nHi.\tSalut \xff!\n", "not UTF-8 text"),
-        (b"Go.\tVa !\nHi.\tSalut !\nno tab here\n", r"line 3 must be English<TAB>French; got 1 field: 'no tab here'"),
-        (b"Go.\tVa !\nHi.\tSalut !\tCC-BY 2.0\n", "line 2 must be English<TAB>French; got 3 fields"),
+        (
+            b"Go.\tVa !\nHi.\tSalut !\nno tab here\n",
+            r"line 3 must be English<TAB>French; got 1 field: 'no tab here'",
+        ),
+        (
+            b"Go.\tVa !\nHi.\tSalut !\tCC-BY 2.0\n",
+            "line 2 must be English<TAB>French; got 3 fields",
+        ),
     ],
     ids=["invalid-utf8", "no-tab", "three-columns"],
 )
@@ -316,11 +366,17 @@ def test_fra_txt_read_errors_name_the_file(tmp_path, monkeypatch, data, message)
 
 def test_too_few_pairs_for_the_split_say_how_many_and_what_to_change(tmp_path, monkeypatch):
     folder = _write_fra(tmp_path, _pairs(10), monkeypatch)
-    with pytest.raises(ValueError, match=r"holds 10 sentence pairs; load_fra_eng\(num_train=8, num_val=4\) "
-                                         r"needs num_train \+ num_val \+ 1 = 13\. Lower `num_train` or `num_val`"):
+    with pytest.raises(
+        ValueError,
+        match=r"holds 10 sentence pairs; load_fra_eng\(num_train=8, num_val=4\) "
+        r"needs num_train \+ num_val \+ 1 = 13\. Lower `num_train` or `num_val`",
+    ):
         load_fra_eng(num_train=8, num_val=4, data_dir=folder)
-    with pytest.raises(ValueError, match=r"fra.txt holds 10 sentence pairs; load_fra_eng_full\(num_val=10\) needs "
-                                         r"more than num_val .*Lower `num_val`"):
+    with pytest.raises(
+        ValueError,
+        match=r"fra.txt holds 10 sentence pairs; load_fra_eng_full\(num_val=10\) needs "
+        r"more than num_val .*Lower `num_val`",
+    ):
         load_fra_eng_full(num_val=10, data_dir=folder)
     task = load_fra_eng(num_train=8, num_val=1, min_freq=1, data_dir=folder)
     assert (len(task.train_pairs), len(task.val_pairs)) == (8, 2)
@@ -328,7 +384,9 @@ def test_too_few_pairs_for_the_split_say_how_many_and_what_to_change(tmp_path, m
 
 def test_split_by_source_never_returns_fewer_than_asked():
     pairs = [("same", "a"), ("same", "b"), ("same", "c"), ("other", "d")]
-    with pytest.raises(ValueError, match=r"could hold out only 1 of num_val=2 pairs without sharing"):
+    with pytest.raises(
+        ValueError, match=r"could hold out only 1 of num_val=2 pairs without sharing"
+    ):
         split_by_source(pairs, num_val=2)
     with pytest.raises(ValueError, match=r"`num_val` must be below the number of pairs \(4\)"):
         split_by_source(pairs, num_val=4)
@@ -338,23 +396,59 @@ def test_split_by_source_never_returns_fewer_than_asked():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: load_dates(num_train=0), "`num_train` must be a positive integer; got num_train=0"),
-        (lambda: load_dates(num_train=-5), "`num_train` must be a positive integer; got num_train=-5"),
-        (lambda: load_dates(num_train=True), "`num_train` must be a positive integer; got num_train=True"),
-        (lambda: load_dates(num_train=2.5), "`num_train` must be a positive integer; got num_train=2.5"),
+        (
+            lambda: load_dates(num_train=0),
+            "`num_train` must be a positive integer; got num_train=0",
+        ),
+        (
+            lambda: load_dates(num_train=-5),
+            "`num_train` must be a positive integer; got num_train=-5",
+        ),
+        (
+            lambda: load_dates(num_train=True),
+            "`num_train` must be a positive integer; got num_train=True",
+        ),
+        (
+            lambda: load_dates(num_train=2.5),
+            "`num_train` must be a positive integer; got num_train=2.5",
+        ),
         (lambda: load_dates(num_val=0), "`num_val` must be a positive integer; got num_val=0"),
-        (lambda: load_dates(num_steps=0), "`num_steps` must be None or a positive integer; got num_steps=0"),
+        (
+            lambda: load_dates(num_steps=0),
+            "`num_steps` must be None or a positive integer; got num_steps=0",
+        ),
         (lambda: load_dates(seed="a"), "`seed` must be an integer; got seed='a'"),
-        (lambda: load_fra_eng(num_train=0), "`num_train` must be a positive integer; got num_train=0"),
-        (lambda: load_fra_eng(num_val=-1), "`num_val` must be a non-negative integer; got num_val=-1"),
-        (lambda: load_fra_eng(num_steps=1.5), "`num_steps` must be a positive integer; got num_steps=1.5"),
+        (
+            lambda: load_fra_eng(num_train=0),
+            "`num_train` must be a positive integer; got num_train=0",
+        ),
+        (
+            lambda: load_fra_eng(num_val=-1),
+            "`num_val` must be a non-negative integer; got num_val=-1",
+        ),
+        (
+            lambda: load_fra_eng(num_steps=1.5),
+            "`num_steps` must be a positive integer; got num_steps=1.5",
+        ),
         (lambda: load_fra_eng(min_freq=0), "`min_freq` must be a positive integer; got min_freq=0"),
-        (lambda: load_fra_eng_full(num_val=0), "`num_val` must be a positive integer; got num_val=0"),
+        (
+            lambda: load_fra_eng_full(num_val=0),
+            "`num_val` must be a positive integer; got num_val=0",
+        ),
         (lambda: load_fra_eng_full(vocab_size=True), "`vocab_size` must be a positive integer"),
         (lambda: load_fra_eng_full(seed=None), "`seed` must be an integer; got seed=None"),
-        (lambda: read_fra_eng(max_lines=0), "`max_lines` must be None or a positive integer; got max_lines=0"),
-        (lambda: split_by_source("ab", 1), r"`pairs` must be a list of \(source, target\) str pairs"),
-        (lambda: split_by_source([("a", 1)], 0), r"`pairs` must be a list of \(source, target\) str pairs"),
+        (
+            lambda: read_fra_eng(max_lines=0),
+            "`max_lines` must be None or a positive integer; got max_lines=0",
+        ),
+        (
+            lambda: split_by_source("ab", 1),
+            r"`pairs` must be a list of \(source, target\) str pairs",
+        ),
+        (
+            lambda: split_by_source([("a", 1)], 0),
+            r"`pairs` must be a list of \(source, target\) str pairs",
+        ),
         (lambda: split_by_source([("a", "b")], -1), "`num_val` must be a non-negative integer"),
     ],
 )
@@ -372,12 +466,27 @@ def test_data_dir_must_be_a_folder(tmp_path):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda t: t.train_dataset(True), "`batch_size` must be a positive integer; got batch_size=True"),
-        (lambda t: t.train_dataset(2, shuffle="yes"), "`shuffle` must be True or False; got shuffle='yes'"),
+        (
+            lambda t: t.train_dataset(True),
+            "`batch_size` must be a positive integer; got batch_size=True",
+        ),
+        (
+            lambda t: t.train_dataset(2, shuffle="yes"),
+            "`shuffle` must be True or False; got shuffle='yes'",
+        ),
         (lambda t: t.train_dataset(2, seed=1.5), "`seed` must be an integer; got seed=1.5"),
-        (lambda t: t.val_dataset(2, include_valid_len=1), "`include_valid_len` must be True or False"),
-        (lambda t: t.bucketed_train_dataset(8, (2,)), r"no length bucket holds a full batch of batch_size=8"),
-        (lambda t: t.bucketed_train_dataset(0, (2,)), "`batch_size` must be a positive integer; got batch_size=0"),
+        (
+            lambda t: t.val_dataset(2, include_valid_len=1),
+            "`include_valid_len` must be True or False",
+        ),
+        (
+            lambda t: t.bucketed_train_dataset(8, (2,)),
+            r"no length bucket holds a full batch of batch_size=8",
+        ),
+        (
+            lambda t: t.bucketed_train_dataset(0, (2,)),
+            "`batch_size` must be a positive integer; got batch_size=0",
+        ),
     ],
 )
 def test_task_methods_name_bad_arguments(call, message):
@@ -386,9 +495,13 @@ def test_task_methods_name_bad_arguments(call, message):
 
 
 def test_task_rejects_bool_num_steps_and_bad_pairs():
-    with pytest.raises(ValueError, match="`num_steps` must be a positive integer; got num_steps=True"):
+    with pytest.raises(
+        ValueError, match="`num_steps` must be a positive integer; got num_steps=True"
+    ):
         _toy_task(num_steps=True)
-    with pytest.raises(ValueError, match=r"`train_pairs` must be a list of \(source, target\) str pairs"):
+    with pytest.raises(
+        ValueError, match=r"`train_pairs` must be a list of \(source, target\) str pairs"
+    ):
         _toy_task(train=["a b"])
 
 
@@ -415,9 +528,15 @@ def test_load_fra_eng_matches_d2l_counts_vocabularies_and_arrays(raw_fra):
     for ds, first in ((task.train_dataset(1000, shuffle=False), 0), (task.val_dataset(1000), 512)):
         features, labels = next(iter(ds))
         n = labels.shape[0]
-        assert [_tokens(task.src_tokenizer, r) for r in features["src_ids"].numpy()] == src[first:first + n]
-        assert [_tokens(task.tgt_tokenizer, r) for r in features["tgt_in_ids"].numpy()] == tgt_in[first:first + n]
-        assert [_tokens(task.tgt_tokenizer, r) for r in labels.numpy()] == tgt_out[first:first + n]
+        assert [_tokens(task.src_tokenizer, r) for r in features["src_ids"].numpy()] == src[
+            first : first + n
+        ]
+        assert [_tokens(task.tgt_tokenizer, r) for r in features["tgt_in_ids"].numpy()] == tgt_in[
+            first : first + n
+        ]
+        assert [_tokens(task.tgt_tokenizer, r) for r in labels.numpy()] == tgt_out[
+            first : first + n
+        ]
     lines = raw_fra.split("\n")
     assert task.val_pairs[0] == tuple(lines[512].split("\t"))
     assert task.val_pairs[-1] == tuple(lines[640].split("\t"))
@@ -425,8 +544,12 @@ def test_load_fra_eng_matches_d2l_counts_vocabularies_and_arrays(raw_fra):
 
 @needs_fra
 def test_load_fra_eng_other_sizes_match_d2l(raw_fra):
-    task = load_fra_eng(num_train=2000, num_val=300, num_steps=12, min_freq=2, data_dir=FRA_TXT.parents[1])
-    src, _, _, src_vocab, tgt_vocab = d2l_mtfraeng(raw_fra, num_steps=12, num_train=2000, num_val=300)
+    task = load_fra_eng(
+        num_train=2000, num_val=300, num_steps=12, min_freq=2, data_dir=FRA_TXT.parents[1]
+    )
+    src, _, _, src_vocab, tgt_vocab = d2l_mtfraeng(
+        raw_fra, num_steps=12, num_train=2000, num_val=300
+    )
     assert len(task.train_pairs) + len(task.val_pairs) == len(src) == 2301
     assert task.src_tokenizer.vocab_size == len(src_vocab) + 1
     assert task.tgt_tokenizer.vocab_size == len(tgt_vocab)
@@ -444,7 +567,9 @@ def test_load_fra_eng_full_word(raw_fra):
     assert again.val_pairs == task.val_pairs
     assert again.src_tokenizer.vocab == task.src_tokenizer.vocab
     # Vocabulary from the training pairs only, D2L's min_freq=2.
-    counts = collections.Counter(t for s, _ in task.train_pairs for t in d2l_preprocess(s).split(" ") if t)
+    counts = collections.Counter(
+        t for s, _ in task.train_pairs for t in d2l_preprocess(s).split(" ") if t
+    )
     expected = R + sorted((t for t, c in counts.items() if c >= 2), key=lambda t: (-counts[t], t))
     assert task.src_tokenizer.vocab == expected
     features, labels = next(iter(task.train_dataset(64, seed=0)))
@@ -465,8 +590,9 @@ def test_bucketed_batches_come_from_one_bucket_each_with_every_full_batch():
     short = [("a b", "x y")] * 9 + [("a", "x")] * 3  # fit in 3 with <eos>
     long = [("a b c d e", "x y z w")] * 8  # need 6 (source 5 + <eos>)
     base = _toy_task(num_steps=6)
-    task = TranslationTask("toy", short + long, base.val_pairs, base.src_tokenizer,
-                           base.tgt_tokenizer, num_steps=6)
+    task = TranslationTask(
+        "toy", short + long, base.val_pairs, base.src_tokenizer, base.tgt_tokenizer, num_steps=6
+    )
     batches = list(task.bucketed_train_dataset(4, boundaries=(3,), seed=0))
     shapes = collections.Counter(tuple(x["src_ids"].shape) for x, _ in batches)
     assert shapes == {(4, 3): 3, (4, 6): 2}  # 12 short pairs, 8 long pairs, no remainder

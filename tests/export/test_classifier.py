@@ -33,8 +33,16 @@ def _model(num_classes=10, num_channels=1):
     except ImportError:
         return _stand_in(num_classes, num_channels)
     return vision_transformer(
-        img_size=16, patch_size=4, num_hiddens=16, mlp_num_hiddens=32, num_heads=2, num_blks=1,
-        emb_dropout=0.0, blk_dropout=0.0, num_classes=num_classes, num_channels=num_channels,
+        img_size=16,
+        patch_size=4,
+        num_hiddens=16,
+        mlp_num_hiddens=32,
+        num_heads=2,
+        num_blks=1,
+        emb_dropout=0.0,
+        blk_dropout=0.0,
+        num_classes=num_classes,
+        num_channels=num_channels,
     )
 
 
@@ -45,7 +53,9 @@ def _trained(num_channels=1):
     x = x[..., None].astype("float32")
     if num_channels == 3:
         x = np.repeat(x, 3, axis=-1)
-    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     model.fit(x, y, batch_size=64, epochs=2, verbose=0)
     return model
 
@@ -108,12 +118,16 @@ def _run_fresh(path, batches):
     payload = json.dumps([{"shape": list(b.shape), "data": b.ravel().tolist()} for b in batches])
     proc = subprocess.run(
         [sys.executable, "-c", LOAD_AND_CLASSIFY, str(path), payload],
-        capture_output=True, text=True, env=env, cwd=str(path.parent), timeout=180,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(path.parent),
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT=")]
     assert line, proc.stdout[-2000:]
-    return json.loads(line[-1][len("RESULT="):])
+    return json.loads(line[-1][len("RESULT=") :])
 
 
 def _expected(model, images):
@@ -138,8 +152,9 @@ def test_fresh_process_classifies_both_ranks_any_size_like_python(exported):
         assert result["class_ids"] == expected.argmax(-1).tolist()
         assert result["labels"] == [NAMES[i] for i in expected.argmax(-1)]
     # (B, H, W) gives what (B, H, W, 1) gives.
-    np.testing.assert_allclose(served["batches"][0]["probabilities"], served["batches"][1]["probabilities"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        served["batches"][0]["probabilities"], served["batches"][1]["probabilities"], rtol=1e-5
+    )
     assert served["batches"][0]["labels"] == served["batches"][1]["labels"]
     empty = served["batches"][3]
     assert empty["probabilities"] == [] and empty["class_ids"] == [] and empty["labels"] == []
@@ -154,8 +169,10 @@ def test_fresh_process_rejects_bad_images_clearly(exported):
     assert "expected to be a uint8 tensor" in errors["float32_signature"]
     for name in ("rank2", "rank5_signature"):
         assert errors[name].startswith("InvalidArgumentError"), errors[name]
-        assert "`images` must have shape (batch, height, width) or (batch, height, width, " \
+        assert (
+            "`images` must have shape (batch, height, width) or (batch, height, width, "
             "channels)" in errors[name]
+        )
     for name in ("zero_height", "zero_width_rank3"):
         assert errors[name].startswith("InvalidArgumentError"), errors[name]
         assert "positive height and width" in errors[name]
@@ -183,7 +200,9 @@ def test_channels_convert_to_grayscale_model(exported, channels):
         x = np.concatenate([x, np.full_like(x[..., :1], 255)], axis=-1)  # opaque alpha
     out = module.classify(tf.constant(x))
     # Equal R, G, B make the same gray (weights sum to 1), alpha is dropped.
-    np.testing.assert_allclose(out["probabilities"].numpy(), _expected(model, gray), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        out["probabilities"].numpy(), _expected(model, gray), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
@@ -201,22 +220,29 @@ def test_channels_convert_to_rgb_model(channels):
 
 def test_rgb_to_grayscale_uses_luma_weights():
     inputs = keras.Input((None, None, 1))
-    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))  # "logits" = mean gray
+    model = keras.Model(
+        inputs, keras.layers.GlobalAveragePooling2D()(inputs)
+    )  # "logits" = mean gray
     module = export.ImageClassifier(model, ["only"])
     red = np.zeros((1, 2, 2, 3), np.uint8)
     red[..., 0] = 100
     out = module.classify(tf.constant(red))
     assert out["probabilities"].numpy().tolist() == [[1.0]]
-    assert module._to_model_channels(tf.constant(red, tf.float32)).numpy()[0, 0, 0, 0] == pytest.approx(29.89)
+    assert module._to_model_channels(tf.constant(red, tf.float32)).numpy()[
+        0, 0, 0, 0
+    ] == pytest.approx(29.89)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(class_names=NAMES[:3]), "model's 10 classes; got 3 names"),
-    (dict(class_names=[]), "class_names"),
-    (dict(class_names="square"), "class_names"),
-    (dict(class_names=[1, 2]), "class_names"),
-    (dict(num_channels=2), "num_channels"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(class_names=NAMES[:3]), "model's 10 classes; got 3 names"),
+        (dict(class_names=[]), "class_names"),
+        (dict(class_names="square"), "class_names"),
+        (dict(class_names=[1, 2]), "class_names"),
+        (dict(num_channels=2), "num_channels"),
+    ],
+)
 def test_classifier_rejects_bad_arguments(kwargs, match):
     args = dict(model=_stand_in(), class_names=NAMES)
     args.update(kwargs)

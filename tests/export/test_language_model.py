@@ -35,13 +35,20 @@ def _call(module, prompt, max_new_tokens=8, temperature=1.0, top_k=0, top_p=1.0,
     return {key: value.numpy() for key, value in out.items()}
 
 
-def _sample(model, tokenizer, prompt, max_new_tokens=8, temperature=1.0, top_k=0, top_p=1.0,
-            seed=0):
+def _sample(
+    model, tokenizer, prompt, max_new_tokens=8, temperature=1.0, top_k=0, top_p=1.0, seed=0
+):
     """In-process reference: tokenize, `generate.sample`, detokenize."""
     ids = tokenizer.tokenize(tf.constant(prompt if isinstance(prompt, list) else [prompt]))
     result = generate.sample(
-        model, ids.to_tensor(), max_new_tokens, temperature=temperature, top_k=top_k or None,
-        top_p=top_p, seed=seed, eos_id=tokenizer.eos_id,
+        model,
+        ids.to_tensor(),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k or None,
+        top_p=top_p,
+        seed=seed,
+        eos_id=tokenizer.eos_id,
     )
     tokens = tf.cast(result["tokens"], tf.int32)
     return tokenizer.detokenize(tokens).numpy(), tokens.numpy(), result["lengths"].numpy()
@@ -74,7 +81,10 @@ def test_temperature_zero_is_greedy(char_lm):
     model, tokenizer, module = char_lm
     out = _call(module, "the cat", temperature=0.0, top_k=2, top_p=0.3, seed=5)
     # Greedy ignores the seed and the filters, and equals the uncached full-model argmax.
-    assert out["tokens"].tolist() == _call(module, "the cat", temperature=0.0, seed=9)["tokens"].tolist()
+    assert (
+        out["tokens"].tolist()
+        == _call(module, "the cat", temperature=0.0, seed=9)["tokens"].tolist()
+    )
     ids = tokenizer.tokenize(tf.constant(["the cat"])).to_tensor()
     greedy = generate.sample(model, ids, 8, temperature=0.0, eos_id=2, use_cache=False)
     assert out["tokens"].tolist() == greedy["tokens"].numpy().tolist()
@@ -156,13 +166,17 @@ def test_truncated_prompts_are_reported(char_lm):
 
 def test_constructor_checks(char_lm):
     model, tokenizer, _ = char_lm
-    with pytest.raises(ValueError, match=r"`max_new_tokens` must be an integer in \[1, max_len - 1=23\]"):
+    with pytest.raises(
+        ValueError, match=r"`max_new_tokens` must be an integer in \[1, max_len - 1=23\]"
+    ):
         export.LanguageModel(model, tokenizer, max_new_tokens=MAX_LEN)
     other = corpus.build_lm_tokenizer("abc", "char")
     with pytest.raises(ValueError, match="`tokenizer` must have the model's vocabulary size"):
         export.LanguageModel(model, other)
     with pytest.raises(ValueError, match="built by `keras_attention.models.gpt`"):
-        export.LanguageModel(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), tokenizer)
+        export.LanguageModel(
+            keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), tokenizer
+        )
 
 
 # Runs in a fresh interpreter that imports only tensorflow and tensorflow_text.
@@ -198,24 +212,40 @@ print("RESULT=" + json.dumps(results))
 
 def test_export_loads_in_fresh_process_and_matches_sample(char_lm, tmp_path):
     model, tokenizer, _ = char_lm
-    wp_tokenizer = corpus.build_lm_tokenizer(corpus.generate_corpus(200), "wordpiece", vocab_size=120)
+    wp_tokenizer = corpus.build_lm_tokenizer(
+        corpus.generate_corpus(200), "wordpiece", vocab_size=120
+    )
     wp_model = _model(wp_tokenizer, seed=2)
     paths = {
-        "char": export.export_language_model(model, tokenizer, tmp_path / "char", max_new_tokens=MAX_NEW),
+        "char": export.export_language_model(
+            model, tokenizer, tmp_path / "char", max_new_tokens=MAX_NEW
+        ),
         "wordpiece": export.export_language_model(wp_model, wp_tokenizer, tmp_path / "wp"),
     }
     assert sorted(os.listdir(tmp_path)) == ["char", "wp"]  # no temp dirs left behind
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     proc = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_GENERATE, json.dumps({k: str(v) for k, v in paths.items()})],
-        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120,
+        [
+            sys.executable,
+            "-c",
+            LOAD_AND_GENERATE,
+            json.dumps({k: str(v) for k, v in paths.items()}),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT=")]
-    results = json.loads(line[-1][len("RESULT="):])
+    results = json.loads(line[-1][len("RESULT=") :])
 
-    for name, (m, tok) in {"char": (model, tokenizer), "wordpiece": (wp_model, wp_tokenizer)}.items():
+    for name, (m, tok) in {
+        "char": (model, tokenizer),
+        "wordpiece": (wp_model, wp_tokenizer),
+    }.items():
         served = results[name]
         text, tokens, _ = _sample(m, tok, "the cat", temperature=0.8, top_k=5, top_p=0.9, seed=11)
         assert [bytes.fromhex(t) for t in served["text"]] == text.tolist()

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from keras_attention import export, generate, models
-from keras_attention.recipes import training
 from keras_attention.data import load_dates
+from keras_attention.recipes import training
 
 # One mixed batch: normal dates, empty, whitespace only, unknown words, far
 # longer than num_steps, non-ASCII, invalid UTF-8.
@@ -58,7 +58,13 @@ def _load_in_fresh_process(path, sentences):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     proc = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_TRANSLATE, str(path), json.dumps([s.hex() for s in sentences])],
+        [
+            sys.executable,
+            "-c",
+            LOAD_AND_TRANSLATE,
+            str(path),
+            json.dumps([s.hex() for s in sentences]),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -68,7 +74,7 @@ def _load_in_fresh_process(path, sentences):
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT=")]
     assert line, proc.stdout[-2000:]
-    result = json.loads(line[-1][len("RESULT="):])
+    result = json.loads(line[-1][len("RESULT=") :])
     result["translation"] = [bytes.fromhex(h) for h in result["translation"]]
     return result
 
@@ -108,7 +114,9 @@ def test_export_translates_mixed_batch_like_python(kind, task, tmp_path):
     served = _load_in_fresh_process(path, sentences)
     assert len(served["translation"]) == len(sentences)
     assert len(served["tokens"]) == len(sentences)
-    assert all(len(row) == task.num_steps for row in served["tokens"])  # max_len defaults to num_steps
+    assert all(
+        len(row) == task.num_steps for row in served["tokens"]
+    )  # max_len defaults to num_steps
     for text in served["translation"]:
         text.decode("utf-8")  # valid UTF-8 out, whatever came in
 
@@ -125,12 +133,14 @@ def test_export_translates_mixed_batch_like_python(kind, task, tmp_path):
 def test_export_replaces_existing_export(task, tmp_path):
     first = _build("transformer", task)
     dest = tmp_path / "t"
-    export.export_translator(first, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
-                             path=dest, max_len=4)
+    export.export_translator(
+        first, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=dest, max_len=4
+    )
     (dest / "stale_marker").write_text("old")
     second = _build("bahdanau", task)
-    export.export_translator(second, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
-                             path=dest, max_len=6)
+    export.export_translator(
+        second, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=dest, max_len=6
+    )
     assert not (dest / "stale_marker").exists()
     assert sorted(os.listdir(tmp_path)) == ["t"]
     loaded = tf.saved_model.load(str(dest))
@@ -147,24 +157,27 @@ def test_failed_save_leaves_nothing(task, tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.saved_model, "save", boom)
     with pytest.raises(OSError, match="disk full"):
-        export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
-                                 path=tmp_path / "t")
+        export.export_translator(
+            model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=tmp_path / "t"
+        )
     assert os.listdir(tmp_path) == []
 
 
 def test_failed_save_keeps_previous_export(task, tmp_path, monkeypatch):
     model = _build("transformer", task)
     dest = tmp_path / "t"
-    export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
-                             path=dest, max_len=5)
+    export.export_translator(
+        model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=dest, max_len=5
+    )
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tf.saved_model, "save", boom)
     with pytest.raises(KeyboardInterrupt):
-        export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
-                                 path=dest)
+        export.export_translator(
+            model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=dest
+        )
     monkeypatch.undo()
     assert sorted(os.listdir(tmp_path)) == ["t"]
     loaded = tf.saved_model.load(str(dest))  # keep a reference: its variables die with it
@@ -190,8 +203,9 @@ def test_export_never_replaces_what_is_not_an_export(task, tmp_path, kind):
     else:
         dest.write_text("mine")
     with pytest.raises(FileExistsError, match="refusing to replace it"):
-        export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
-                                 path=dest)
+        export.export_translator(
+            model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=dest
+        )
     assert (dest / "notes.txt" if kind == "user_dir" else dest).read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["t"]
 
@@ -199,19 +213,31 @@ def test_export_never_replaces_what_is_not_an_export(task, tmp_path, kind):
 def test_export_with_overwrite_false_keeps_a_previous_export(task, tmp_path):
     model = _build("transformer", task)
     dest = tmp_path / "t"
-    export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
-                             path=dest, max_len=4)
+    export.export_translator(
+        model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=dest, max_len=4
+    )
     with pytest.raises(FileExistsError, match="overwrite=False"):
-        export.export_translator(model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps,
-                                 path=dest, overwrite=False)
+        export.export_translator(
+            model,
+            task.src_tokenizer,
+            task.tgt_tokenizer,
+            task.num_steps,
+            path=dest,
+            overwrite=False,
+        )
     assert export.is_export(dest)
 
 
 def test_export_has_normal_permissions(task, tmp_path):
     old = os.umask(0o022)
     try:
-        dest = export.export_translator(_build("transformer", task), task.src_tokenizer,
-                                        task.tgt_tokenizer, task.num_steps, path=tmp_path / "t")
+        dest = export.export_translator(
+            _build("transformer", task),
+            task.src_tokenizer,
+            task.tgt_tokenizer,
+            task.num_steps,
+            path=tmp_path / "t",
+        )
     finally:
         os.umask(old)
     assert os.stat(dest).st_mode & 0o777 == 0o755

@@ -24,7 +24,14 @@ MAX_LEN = 10
 def build(kind, tgt_vocab_size=25, return_attention_scores=False):
     if kind == "transformer":
         return transformer(
-            30, tgt_vocab_size, 32, 64, 4, 2, 0.0, max_len=32,
+            30,
+            tgt_vocab_size,
+            32,
+            64,
+            4,
+            2,
+            0.0,
+            max_len=32,
             return_attention_scores=return_attention_scores,
         )
     return bahdanau_seq2seq(
@@ -432,7 +439,9 @@ def test_bad_max_len_raises(models, src, max_len):
 
 
 def test_huge_max_len_is_a_clear_error_not_an_out_of_memory(models, src):
-    with pytest.raises(ValueError, match=r"`max_len` must be at most 65536 .*got max_len=1000000000"):
+    with pytest.raises(
+        ValueError, match=r"`max_len` must be at most 65536 .*got max_len=1000000000"
+    ):
         greedy_search(models["bahdanau"], src, 10**9)
 
 
@@ -455,12 +464,31 @@ def test_bad_use_cache_raises(models, src):
         beam_search(models["transformer"], src, MAX_LEN, use_cache=1)
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (np.array([5, 6, 7]), ValueError, r"`src_ids` must have shape \(batch, length\); got shape \(3,\)"),
-    (np.array([[5.0, 6.0]]), TypeError, "`src_ids` must hold integer token ids; got dtype float64"),
-    (np.array([[5, -1]]), ValueError, r"`src_ids` must hold ids in \[0, vocab_size=30\) .*got -1"),
-    (np.array([[5, 30]]), ValueError, r"`src_ids` must hold ids in \[0, vocab_size=30\) .*got 30"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (
+            np.array([5, 6, 7]),
+            ValueError,
+            r"`src_ids` must have shape \(batch, length\); got shape \(3,\)",
+        ),
+        (
+            np.array([[5.0, 6.0]]),
+            TypeError,
+            "`src_ids` must hold integer token ids; got dtype float64",
+        ),
+        (
+            np.array([[5, -1]]),
+            ValueError,
+            r"`src_ids` must hold ids in \[0, vocab_size=30\) .*got -1",
+        ),
+        (
+            np.array([[5, 30]]),
+            ValueError,
+            r"`src_ids` must hold ids in \[0, vocab_size=30\) .*got 30",
+        ),
+    ],
+)
 def test_bad_src_ids_are_named(models, bad, error, match):
     for search in (greedy_search, beam_search):
         with pytest.raises(error, match=match):
@@ -476,7 +504,11 @@ def test_unknown_model_raises(src):
 def test_decode_to_lists():
     tokens = np.array([[5, 6, 2, 0], [7, 8, 9, 4], [2, 0, 0, 0]], "int32")
     assert decode_to_lists(tokens) == [[5, 6], [7, 8, 9, 4], []]
-    assert decode_to_lists(keras.ops.convert_to_tensor(tokens), lengths=[3, 2, 1]) == [[5, 6], [7, 8], []]
+    assert decode_to_lists(keras.ops.convert_to_tensor(tokens), lengths=[3, 2, 1]) == [
+        [5, 6],
+        [7, 8],
+        [],
+    ]
     assert decode_to_lists(np.array([[5, 9, 0]]), eos_id=9) == [[5]]
     with pytest.raises(ValueError, match="`tokens` must have shape"):
         decode_to_lists(np.array([1, 2]))

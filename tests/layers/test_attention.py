@@ -16,13 +16,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import gradient
-from helpers import mask_from
-from helpers import run_layer_test
-from keras_attention.layers import AdditiveAttention
-from keras_attention.layers import DotProductAttention
-from keras_attention.layers import MultiHeadAttention
+from keras_attention.layers import AdditiveAttention, DotProductAttention, MultiHeadAttention
 from keras_attention.layers.attention import _attend
+
+from helpers import gradient, mask_from, run_layer_test
 
 ATOL = 1e-5
 B, Q, K, D, H = 2, 3, 5, 8, 2  # batch, queries, keys, num_hiddens, heads
@@ -71,7 +68,9 @@ def np_dot_product_attention(q, k, v, valid_lens=None, mask=None):
     """D2L: softmax(q k^T / sqrt(d)) v. Returns (output, weights)."""
     q, k, v = (np.asarray(t, np.float64) for t in (q, k, v))
     scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
-    weights = np_masked_softmax(scores, np_allowed(q.shape[0], q.shape[1], k.shape[1], valid_lens, mask))
+    weights = np_masked_softmax(
+        scores, np_allowed(q.shape[0], q.shape[1], k.shape[1], valid_lens, mask)
+    )
     return weights @ v, weights
 
 
@@ -80,7 +79,9 @@ def np_additive_attention(q, k, v, W_q, W_k, w_v, valid_lens=None, mask=None):
     q, k, v = (np.asarray(t, np.float64) for t in (q, k, v))
     features = np.tanh((q @ W_q)[:, :, None, :] + (k @ W_k)[:, None, :, :])
     scores = (features @ w_v)[..., 0]  # (B, Q, K)
-    weights = np_masked_softmax(scores, np_allowed(q.shape[0], q.shape[1], k.shape[1], valid_lens, mask))
+    weights = np_masked_softmax(
+        scores, np_allowed(q.shape[0], q.shape[1], k.shape[1], valid_lens, mask)
+    )
     return weights @ v, weights
 
 
@@ -217,7 +218,12 @@ def test_dot_product_attention_with_boolean_mask_and_valid_lens():
     mask[:, :, 0] = True
     valid_lens = np.array([4, 2], "int32")
     out, w = DotProductAttention()(
-        queries, keys, values, valid_lens=valid_lens, attention_mask=mask, return_attention_scores=True
+        queries,
+        keys,
+        values,
+        valid_lens=valid_lens,
+        attention_mask=mask,
+        return_attention_scores=True,
     )
     ref_out, ref_w = np_dot_product_attention(queries, keys, values, valid_lens, mask)
     np.testing.assert_allclose(to_np(out), ref_out, atol=ATOL)
@@ -228,9 +234,15 @@ def test_dot_product_attention_with_boolean_mask_and_valid_lens():
 
 def test_dot_product_attention_4d_heads_layout_matches_numpy():
     """(B, T, H, d) inputs: each head attends on its own, weights (B, H, Q, K)."""
-    queries, keys, values = rand(B, Q, H, 4, seed=8), rand(B, K, H, 4, seed=9), rand(B, K, H, 3, seed=10)
+    queries, keys, values = (
+        rand(B, Q, H, 4, seed=8),
+        rand(B, K, H, 4, seed=9),
+        rand(B, K, H, 3, seed=10),
+    )
     valid_lens = np.array([3, 5], "int32")
-    out, w = DotProductAttention()(queries, keys, values, valid_lens=valid_lens, return_attention_scores=True)
+    out, w = DotProductAttention()(
+        queries, keys, values, valid_lens=valid_lens, return_attention_scores=True
+    )
     assert tuple(out.shape) == (B, Q, H, 3) and tuple(w.shape) == (B, H, Q, K)
     for h in range(H):
         ref_out, ref_w = np_dot_product_attention(
@@ -303,11 +315,15 @@ def test_dot_product_attention_causal_matches_numpy(use_fused_op, heads, num_que
     causal = np.tril(np.ones((num_queries, K), bool))[None]  # (1, Q, K)
     layer = DotProductAttention(use_fused_op=use_fused_op)
     out = to_np(layer(queries, keys, values, use_causal_mask=True))
-    padded = to_np(layer(queries, keys, values, valid_lens=np.array([K, 2], "int32"), use_causal_mask=True))
+    padded = to_np(
+        layer(queries, keys, values, valid_lens=np.array([K, 2], "int32"), use_causal_mask=True)
+    )
     valid = np.arange(K)[None, None, :] < np.array([K, 2])[:, None, None]  # (B, 1, K)
     if heads:  # the numpy reference is 3-D: one head at a time
         for h in range(H):
-            ref, _ = np_dot_product_attention(queries[:, :, h], keys[:, :, h], values[:, :, h], mask=causal)
+            ref, _ = np_dot_product_attention(
+                queries[:, :, h], keys[:, :, h], values[:, :, h], mask=causal
+            )
             np.testing.assert_allclose(out[:, :, h], ref, atol=ATOL)
             ref, _ = np_dot_product_attention(
                 queries[:, :, h], keys[:, :, h], values[:, :, h], mask=causal & valid
@@ -325,7 +341,9 @@ def test_dot_product_attention_keras_masks_match_numpy():
     q_mask = np.array([[True, True, False], [True, True, True]])
     k_mask = np.array([[True, True, True, False, False], [True, False, True, True, True]])
     out, w = DotProductAttention()(
-        mask_from(queries, q_mask), mask_from(keys, k_mask), mask_from(values, k_mask),
+        mask_from(queries, q_mask),
+        mask_from(keys, k_mask),
+        mask_from(values, k_mask),
         return_attention_scores=True,
     )
     ref_out, ref_w = np_dot_product_attention(
@@ -342,7 +360,10 @@ def test_dot_product_attention_keras_masks_match_numpy():
 
 
 def additive_params(layer):
-    return tuple(ops.convert_to_numpy(getattr(layer, n).kernel).astype(np.float64) for n in ("W_q", "W_k", "w_v"))
+    return tuple(
+        ops.convert_to_numpy(getattr(layer, n).kernel).astype(np.float64)
+        for n in ("W_q", "W_k", "w_v")
+    )
 
 
 @pytest.mark.parametrize(
@@ -352,14 +373,22 @@ def additive_params(layer):
 )
 def test_additive_attention_d2l_example_matches_numpy(valid_lens):
     """D2L: queries (2, 1, 20), keys (2, 10, 2), values (2, 10, 4), num_hiddens 8."""
-    queries, keys, values = rand(2, 1, 20, seed=21), rand(2, 10, 2, seed=22), rand(2, 10, 4, seed=23)
+    queries, keys, values = (
+        rand(2, 1, 20, seed=21),
+        rand(2, 10, 2, seed=22),
+        rand(2, 10, 4, seed=23),
+    )
     layer = AdditiveAttention(num_hiddens=8, dropout=0.1)
     out, w = layer(queries, keys, values, valid_lens, training=False, return_attention_scores=True)
     assert tuple(out.shape) == (2, 1, 4) and tuple(w.shape) == (2, 1, 10)
     assert [tuple(v.shape) for v in (layer.W_q.kernel, layer.W_k.kernel, layer.w_v.kernel)] == [
-        (20, 8), (2, 8), (8, 1)
+        (20, 8),
+        (2, 8),
+        (8, 1),
     ]
-    ref_out, ref_w = np_additive_attention(queries, keys, values, *additive_params(layer), valid_lens)
+    ref_out, ref_w = np_additive_attention(
+        queries, keys, values, *additive_params(layer), valid_lens
+    )
     np.testing.assert_allclose(to_np(out), ref_out, atol=ATOL)
     np.testing.assert_allclose(to_np(w), ref_w, atol=ATOL)
     if valid_lens is not None and valid_lens.ndim == 1:
@@ -375,7 +404,9 @@ def test_additive_attention_with_mask_and_fully_masked_row():
     mask[0, 0, 0] = mask[1, 0, 0] = True
     out, w = layer(queries, keys, values, attention_mask=mask, return_attention_scores=True)
     out, w = to_np(out), to_np(w)
-    ref_out, ref_w = np_additive_attention(queries, keys, values, *additive_params(layer), mask=mask)
+    ref_out, ref_w = np_additive_attention(
+        queries, keys, values, *additive_params(layer), mask=mask
+    )
     np.testing.assert_allclose(out, ref_out, atol=ATOL)
     np.testing.assert_allclose(w, ref_w, atol=ATOL)
     np.testing.assert_array_equal(w[~mask], 0.0)
@@ -391,7 +422,12 @@ def test_additive_attention_given_dropout_mask_is_applied_to_the_weights(trainin
     layer = AdditiveAttention(num_hiddens=4, dropout=0.5)
     dropout_mask = (np.random.default_rng(67).random((B, Q, K)) > 0.5).astype("float32") * 2.0
     out, w = layer(
-        queries, keys, values, training=training, dropout_mask=dropout_mask, return_attention_scores=True
+        queries,
+        keys,
+        values,
+        training=training,
+        dropout_mask=dropout_mask,
+        return_attention_scores=True,
     )
     _, ref_w = np_additive_attention(queries, keys, values, *additive_params(layer))
     np.testing.assert_allclose(to_np(w), ref_w, atol=ATOL)  # weights before dropout
@@ -432,20 +468,26 @@ def test_multi_head_attention_matches_d2l_numpy(use_bias, valid_lens):
     out, w = layer(queries, keys, values, valid_lens=valid_lens, return_attention_scores=True)
     assert tuple(out.shape) == (B, Q, D)
     assert tuple(w.shape) == (B, H, Q, K)
-    ref_out, ref_w = np_mha_d2l(queries, keys, values, dense_params(layer, MHA_NAMES), H, valid_lens)
+    ref_out, ref_w = np_mha_d2l(
+        queries, keys, values, dense_params(layer, MHA_NAMES), H, valid_lens
+    )
     np.testing.assert_allclose(to_np(out), ref_out, atol=ATOL)
     np.testing.assert_allclose(to_np(w), ref_w, atol=ATOL)
     fused = MultiHeadAttention(D, H, use_bias=use_bias, use_fused_op=True)
     fused(queries, keys, values)
     fused.set_weights(layer.get_weights())
-    np.testing.assert_allclose(to_np(fused(queries, keys, values, valid_lens=valid_lens)), ref_out, atol=ATOL)
+    np.testing.assert_allclose(
+        to_np(fused(queries, keys, values, valid_lens=valid_lens)), ref_out, atol=ATOL
+    )
 
 
 def test_multi_head_attention_d2l_example_shapes():
     """D2L: num_hiddens 100, 5 heads, 4 queries, 6 key-value pairs, valid_lens [3, 2]."""
     X, Y = rand(2, 4, 100, seed=34), rand(2, 6, 100, seed=35)
     attention = MultiHeadAttention(num_hiddens=100, num_heads=5, dropout=0.5)
-    out, w = attention(X, Y, Y, np.array([3, 2], "int32"), training=False, return_attention_scores=True)
+    out, w = attention(
+        X, Y, Y, np.array([3, 2], "int32"), training=False, return_attention_scores=True
+    )
     assert tuple(out.shape) == (2, 4, 100)
     assert tuple(w.shape) == (2, 5, 4, 6)
     w = to_np(w)
@@ -474,7 +516,9 @@ def test_multi_head_attention_fully_masked_rows_give_zero_weights_and_bias_outpu
             np.testing.assert_array_equal(w[0, :, 1, 2:], 0.0)
 
 
-@pytest.mark.parametrize("masking", ["none", "valid_lens", "mask_with_empty_row", "causal", "keras_masks"])
+@pytest.mark.parametrize(
+    "masking", ["none", "valid_lens", "mask_with_empty_row", "causal", "keras_masks"]
+)
 def test_multi_head_attention_fused_equals_explicit(masking):
     queries, keys = rand(B, Q, D, seed=38), rand(B, K, D, seed=39)
     kwargs = {}
@@ -488,7 +532,9 @@ def test_multi_head_attention_fused_equals_explicit(masking):
         kwargs["use_causal_mask"] = True
     elif masking == "keras_masks":
         queries = mask_from(queries, [[True, True, False], [True, True, True]])
-        keys = mask_from(keys, [[True, True, True, False, False], [False, False, False, False, False]])
+        keys = mask_from(
+            keys, [[True, True, True, False, False], [False, False, False, False, False]]
+        )
     fused_layer = make_mha(use_bias=True, use_fused_op=True)
     explicit_layer = make_mha(use_bias=True, use_fused_op=False)
     fused = to_np(fused_layer(queries, keys, keys, **kwargs))
@@ -508,7 +554,14 @@ def test_multi_head_attention_weights_sum_to_one_and_masked_keys_get_zero():
     mask[0, :, 1] = False
     mask[1, 2, :] = False
     valid_lens = np.array([4, 5], "int32")
-    _, w = make_mha()(queries, keys, keys, valid_lens=valid_lens, attention_mask=mask, return_attention_scores=True)
+    _, w = make_mha()(
+        queries,
+        keys,
+        keys,
+        valid_lens=valid_lens,
+        attention_mask=mask,
+        return_attention_scores=True,
+    )
     w = to_np(w)
     allowed = np_allowed(B, Q, K, valid_lens, mask)[:, None]  # (B, 1, Q, K)
     np.testing.assert_array_equal(w[np.broadcast_to(~allowed, w.shape)], 0.0)
@@ -525,7 +578,11 @@ def test_multi_head_attention_weights_sum_to_one_and_masked_keys_get_zero():
 
 def keras_mha_pair(use_bias, q_dim=D, k_dim=D, v_dim=D, seed=0):
     """A keras MHA with random weights, and ours carrying the same weights."""
-    queries, keys, values = rand(B, Q, q_dim, seed=50), rand(B, K, k_dim, seed=51), rand(B, K, v_dim, seed=52)
+    queries, keys, values = (
+        rand(B, Q, q_dim, seed=50),
+        rand(B, K, k_dim, seed=51),
+        rand(B, K, v_dim, seed=52),
+    )
     theirs = keras.layers.MultiHeadAttention(
         num_heads=H, key_dim=D // H, use_bias=use_bias, output_shape=D
     )
@@ -568,7 +625,9 @@ def test_multi_head_attention_equals_keras_mha_with_attention_mask(use_bias):
     mask[1, 1, 0] = True
     has_key = mask.any(-1)  # (B, Q)
     out, w = ours(queries, keys, values, attention_mask=mask, return_attention_scores=True)
-    ref_out, ref_w = theirs(queries, values, key=keys, attention_mask=mask, return_attention_scores=True)
+    ref_out, ref_w = theirs(
+        queries, values, key=keys, attention_mask=mask, return_attention_scores=True
+    )
     np.testing.assert_allclose(to_np(out)[has_key], to_np(ref_out)[has_key], atol=ATOL)
     w, ref_w = to_np(w).transpose(0, 2, 1, 3), to_np(ref_w).transpose(0, 2, 1, 3)  # (B, Q, H, K)
     np.testing.assert_allclose(w[has_key], ref_w[has_key], atol=ATOL)
@@ -579,7 +638,9 @@ def test_multi_head_attention_equals_keras_mha_with_attention_mask(use_bias):
 def test_multi_head_attention_equals_keras_mha_with_causal_mask(use_bias):
     ours, theirs, (queries, keys, values) = keras_mha_pair(use_bias, seed=2)
     out, w = ours(queries, keys, values, use_causal_mask=True, return_attention_scores=True)
-    ref_out, ref_w = theirs(queries, values, key=keys, use_causal_mask=True, return_attention_scores=True)
+    ref_out, ref_w = theirs(
+        queries, values, key=keys, use_causal_mask=True, return_attention_scores=True
+    )
     np.testing.assert_allclose(to_np(out), to_np(ref_out), atol=ATOL)
     np.testing.assert_allclose(to_np(w), to_np(ref_w), atol=ATOL)
     # Query i sees keys j <= i.
@@ -602,7 +663,9 @@ def test_multi_head_attention_equals_keras_mha_with_keras_masks(use_bias, use_ca
 
     out, w = ours(*masked(), use_causal_mask=use_causal_mask, return_attention_scores=True)
     mq, mk, mv = masked()
-    ref_out, ref_w = theirs(mq, mv, key=mk, use_causal_mask=use_causal_mask, return_attention_scores=True)
+    ref_out, ref_w = theirs(
+        mq, mv, key=mk, use_causal_mask=use_causal_mask, return_attention_scores=True
+    )
     allowed = q_mask[:, :, None] & k_mask[:, None, :]
     if use_causal_mask:
         allowed &= np.tril(np.ones((Q, K), bool))
@@ -703,9 +766,15 @@ def _expected_cache(layer, x, cache_len, use_rotary):
 
 @pytest.mark.parametrize("use_fused_op", [True, False])
 @pytest.mark.parametrize("use_rotary", [False, True])
-@pytest.mark.parametrize("chunks", [(1, 1, 1, 1, 1), (2, 1, 1, 1), (3, 2)], ids=["steps", "chunk2_then_steps", "chunk3_chunk2"])
+@pytest.mark.parametrize(
+    "chunks",
+    [(1, 1, 1, 1, 1), (2, 1, 1, 1), (3, 2)],
+    ids=["steps", "chunk2_then_steps", "chunk3_chunk2"],
+)
 @pytest.mark.parametrize("extra_cache", [0, 2])
-def test_incremental_decoding_equals_full_causal_pass(use_rotary, chunks, extra_cache, use_fused_op):
+def test_incremental_decoding_equals_full_causal_pass(
+    use_rotary, chunks, extra_cache, use_fused_op
+):
     T = sum(chunks)
     layer = make_mha(use_bias=True, use_rotary=use_rotary, use_fused_op=use_fused_op)
     x = rand(B, T, D, seed=80)
@@ -714,13 +783,17 @@ def test_incremental_decoding_equals_full_causal_pass(use_rotary, chunks, extra_
     outs, start = [], 0
     for n in chunks:
         step = x[:, start : start + n]
-        out, cache = layer(step, step, step, use_causal_mask=True, cache=cache, cache_update_index=start)
+        out, cache = layer(
+            step, step, step, use_causal_mask=True, cache=cache, cache_update_index=start
+        )
         assert tuple(out.shape) == (B, n, D)
         assert tuple(cache.shape) == (B, 2, T + extra_cache, D)
         outs.append(to_np(out))
         start += n
     np.testing.assert_allclose(np.concatenate(outs, axis=1), full, atol=ATOL)
-    np.testing.assert_allclose(to_np(cache), _expected_cache(layer, x, T + extra_cache, use_rotary), atol=ATOL)
+    np.testing.assert_allclose(
+        to_np(cache), _expected_cache(layer, x, T + extra_cache, use_rotary), atol=ATOL
+    )
 
 
 def test_incremental_decoding_matches_rotary_numpy_reference():
@@ -728,7 +801,9 @@ def test_incremental_decoding_matches_rotary_numpy_reference():
     T = 4
     x = rand(B, T, D, seed=81)
     causal = np.tril(np.ones((T, T), bool))
-    ref_out, ref_w = np_mha_d2l(x, x, x, dense_params(layer, MHA_NAMES), H, mask=causal, rotary=True)
+    ref_out, ref_w = np_mha_d2l(
+        x, x, x, dense_params(layer, MHA_NAMES), H, mask=causal, rotary=True
+    )
     out, w = layer(x, x, x, use_causal_mask=True, return_attention_scores=True)
     np.testing.assert_allclose(to_np(out), ref_out, atol=ATOL)
     np.testing.assert_allclose(to_np(w), ref_w, atol=ATOL)
@@ -736,7 +811,11 @@ def test_incremental_decoding_matches_rotary_numpy_reference():
     for t in range(T):
         step = x[:, t : t + 1]
         out, w, cache = layer(
-            step, step, step, cache=cache, cache_update_index=ops.convert_to_tensor(t, "int32"),
+            step,
+            step,
+            step,
+            cache=cache,
+            cache_update_index=ops.convert_to_tensor(t, "int32"),
             return_attention_scores=True,
         )
         assert tuple(w.shape) == (B, H, 1, T)
@@ -758,7 +837,9 @@ def test_incremental_decoding_in_compiled_loop_equals_full_pass():
     def decode(x):
         def body(t, cache, outs):
             step = ops.slice(x, (0, t, 0), (B, 1, D))
-            out, cache = layer(step, step, step, use_causal_mask=True, cache=cache, cache_update_index=t)
+            out, cache = layer(
+                step, step, step, use_causal_mask=True, cache=cache, cache_update_index=t
+            )
             return t + 1, cache, ops.slice_update(outs, (0, t, 0), out)
 
         init = (ops.convert_to_tensor(0, "int32"), ops.zeros((B, 2, T, D)), ops.zeros((B, T, D)))
@@ -773,7 +854,12 @@ def test_cache_call_on_symbolic_inputs_gives_shapes():
     layer = MultiHeadAttention(D, H, use_rotary=True)
     step, cache = keras.Input((None, D)), keras.Input((2, None, D))
     out, weights, new_cache = layer(
-        step, step, step, use_causal_mask=True, cache=cache, cache_update_index=0,
+        step,
+        step,
+        step,
+        use_causal_mask=True,
+        cache=cache,
+        cache_update_index=0,
         return_attention_scores=True,
     )
     assert tuple(out.shape) == (None, None, D)
@@ -789,10 +875,16 @@ def test_prompt_chunk_with_keras_mask_through_cache_equals_full_pass():
     T = 4
     x = rand(B, T, D, seed=84)
     mask = np.array([[False, True, True, True], [True, True, True, True]])
-    full = to_np(layer(mask_from(x, mask), mask_from(x, mask), mask_from(x, mask), use_causal_mask=True))
+    full = to_np(
+        layer(mask_from(x, mask), mask_from(x, mask), mask_from(x, mask), use_causal_mask=True)
+    )
     out, _ = layer(
-        mask_from(x, mask), mask_from(x, mask), mask_from(x, mask), use_causal_mask=True,
-        cache=ops.zeros((B, 2, T, D)), cache_update_index=0,
+        mask_from(x, mask),
+        mask_from(x, mask),
+        mask_from(x, mask),
+        use_causal_mask=True,
+        cache=ops.zeros((B, 2, T, D)),
+        cache_update_index=0,
     )
     np.testing.assert_allclose(to_np(out)[mask], full[mask], atol=ATOL)
 
@@ -808,7 +900,12 @@ def test_cache_with_valid_lens_masks_padded_prefix():
     for t in range(T):
         step = x[:, t : t + 1]
         out, cache = layer(
-            step, step, step, use_causal_mask=True, cache=cache, cache_update_index=t,
+            step,
+            step,
+            step,
+            use_causal_mask=True,
+            cache=cache,
+            cache_update_index=t,
             attention_mask=attention_mask,
         )
         np.testing.assert_allclose(to_np(out)[:, 0], full[:, t], atol=ATOL)
@@ -845,12 +942,20 @@ def test_rotary_attention_depends_only_on_relative_position(shift):
     # Hide the empty first `shift` slots; queries sit at positions shift..shift+T-1.
     hide = (np.arange(shift + T) >= shift)[None, None, :]
     out, w, cache = layer(
-        x, x, x, use_causal_mask=True, cache=cache, cache_update_index=shift,
-        attention_mask=hide, return_attention_scores=True,
+        x,
+        x,
+        x,
+        use_causal_mask=True,
+        cache=cache,
+        cache_update_index=shift,
+        attention_mask=hide,
+        return_attention_scores=True,
     )
     # The keys really sit at absolute positions shift..shift+T-1 ...
     k = np_dense(x, dense_params(layer, ("W_k",))["W_k"]).reshape(B, T, H, -1)
-    np.testing.assert_allclose(to_np(cache)[:, 0, shift:], np_rotary(k, start=shift).reshape(B, T, D), atol=ATOL)
+    np.testing.assert_allclose(
+        to_np(cache)[:, 0, shift:], np_rotary(k, start=shift).reshape(B, T, D), atol=ATOL
+    )
     assert not np.allclose(to_np(cache)[:, 0, shift:], np_rotary(k).reshape(B, T, D), atol=1e-3)
     # ... yet outputs and weights equal the unshifted pass.
     np.testing.assert_allclose(to_np(out), to_np(base_out), atol=ATOL)
@@ -892,7 +997,11 @@ def np_attention_grads(q, k, v, d_out, allowed, dropout_mask=None):
     q, k, v, d_out = (np.asarray(t, np.float64) for t in (q, k, v, d_out))
     scale = 1.0 / np.sqrt(q.shape[-1])
     weights = np_masked_softmax(q @ np.swapaxes(k, -1, -2) * scale, allowed)
-    keep = np.ones_like(weights) if dropout_mask is None else np.broadcast_to(dropout_mask, weights.shape)
+    keep = (
+        np.ones_like(weights)
+        if dropout_mask is None
+        else np.broadcast_to(dropout_mask, weights.shape)
+    )
     d_v = np.swapaxes(weights * keep, -1, -2) @ d_out
     d_weights = (d_out @ np.swapaxes(v, -1, -2)) * keep
     d_scores = weights * (d_weights - np.sum(d_weights * weights, axis=-1, keepdims=True))
@@ -958,7 +1067,9 @@ def test_attend_with_mask_and_dropout_mask_matches_numpy(policy):
             dropout_mask=ops.convert_to_tensor(dropout_mask.astype("float32")),
         )
 
-    weights = np_masked_softmax(np_swap_heads(q) @ np.swapaxes(np_swap_heads(k), -1, -2) * scale, allowed)
+    weights = np_masked_softmax(
+        np_swap_heads(q) @ np.swapaxes(np_swap_heads(k), -1, -2) * scale, allowed
+    )
     expected_out = np_swap_heads((weights * dropout_mask) @ np_swap_heads(v))
     expected = [
         np_swap_heads(g)
@@ -971,7 +1082,9 @@ def test_attend_with_mask_and_dropout_mask_matches_numpy(policy):
     grads = input_grads(attend, (q, k, v), d_out)
     for name, got, want in zip("qkv", grads, expected):
         assert np.all(np.isfinite(got))
-        np.testing.assert_allclose(got, want, atol=atol, rtol=0.05 if compute == "bfloat16" else 1e-6, err_msg=f"d{name}")
+        np.testing.assert_allclose(
+            got, want, atol=atol, rtol=0.05 if compute == "bfloat16" else 1e-6, err_msg=f"d{name}"
+        )
     np.testing.assert_array_equal(grads[0][0, 1], 0.0)
 
 
@@ -988,14 +1101,22 @@ def test_dropout_gradients_equal_the_op_by_op_path():
 
         def fn(q, k, v, layer=layer, return_scores=return_scores):
             keras.utils.set_random_seed(8)
-            out = layer(q, k, v, valid_lens=np.array([2, 4], "int32"), training=True,
-                        return_attention_scores=return_scores)
+            out = layer(
+                q,
+                k,
+                v,
+                valid_lens=np.array([2, 4], "int32"),
+                training=True,
+                return_attention_scores=return_scores,
+            )
             return out[0] if return_scores else out
 
         results.append((to_np(fn(q, k, v)), input_grads(fn, (q, k, v), d_out)))
     (out, grads), (ref_out, ref_grads) = results
     np.testing.assert_allclose(out, ref_out, atol=1e-5)
-    assert not np.allclose(out, to_np(DotProductAttention()(q, k, v, valid_lens=np.array([2, 4], "int32"))))
+    assert not np.allclose(
+        out, to_np(DotProductAttention()(q, k, v, valid_lens=np.array([2, 4], "int32")))
+    )
     for name, got, want in zip("qkv", grads, ref_grads):
         np.testing.assert_allclose(got, want, atol=2e-5, err_msg=f"d{name}")
 
@@ -1018,14 +1139,23 @@ def test_multi_head_attention_gradients_equal_keras_mha(use_causal_mask):
 
     ours_x, theirs_x = keras.Variable(x), keras.Variable(x)
     np.testing.assert_allclose(
-        gradient(lambda: loss(ours, ours_x), ours_x), gradient(lambda: loss(theirs, theirs_x), theirs_x), atol=1e-5
+        gradient(lambda: loss(ours, ours_x), ours_x),
+        gradient(lambda: loss(theirs, theirs_x), theirs_x),
+        atol=1e-5,
     )
-    pairs = (("W_q", "_query_dense"), ("W_k", "_key_dense"), ("W_v", "_value_dense"), ("W_o", "_output_dense"))
+    pairs = (
+        ("W_q", "_query_dense"),
+        ("W_k", "_key_dense"),
+        ("W_v", "_value_dense"),
+        ("W_o", "_output_dense"),
+    )
     for mine, their in pairs:
         for attr in ("kernel", "bias"):
             got = gradient(lambda: loss(ours, x), getattr(getattr(ours, mine), attr))
             want = gradient(lambda: loss(theirs, x), getattr(getattr(theirs, their), attr))
-            np.testing.assert_allclose(got, want.reshape(got.shape), atol=1e-5, rtol=1e-5, err_msg=f"{mine}.{attr}")
+            np.testing.assert_allclose(
+                got, want.reshape(got.shape), atol=1e-5, rtol=1e-5, err_msg=f"{mine}.{attr}"
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -1035,7 +1165,11 @@ def test_multi_head_attention_gradients_equal_keras_mha(use_causal_mask):
 
 @pytest.mark.parametrize("name", ["dot", "additive", "mha"])
 def test_dropout_active_only_in_training(name):
-    queries, keys, values = rand(B, Q, D, seed=100), rand(B, K, D, seed=101), rand(B, K, D, seed=102)
+    queries, keys, values = (
+        rand(B, Q, D, seed=100),
+        rand(B, K, D, seed=101),
+        rand(B, K, D, seed=102),
+    )
     if name == "dot":
         layer, reference = DotProductAttention(dropout=0.5), DotProductAttention()
         reference(queries, keys, values)
@@ -1049,7 +1183,9 @@ def test_dropout_active_only_in_training(name):
         reference = make_mha(queries=queries, keys=keys, values=values)
         reference.set_weights(layer.get_weights())
     expected = to_np(reference(queries, keys, values))
-    np.testing.assert_allclose(to_np(layer(queries, keys, values, training=False)), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        to_np(layer(queries, keys, values, training=False)), expected, atol=1e-6
+    )
     np.testing.assert_allclose(to_np(layer(queries, keys, values)), expected, atol=1e-6)
     trained = to_np(layer(queries, keys, values, training=True))
     assert not np.allclose(trained, expected, atol=1e-3)
@@ -1064,7 +1200,11 @@ def test_dropout_active_only_in_training(name):
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 @pytest.mark.parametrize("name", ["dot", "additive", "mha", "mha_rotary"])
 def test_mixed_precision_large_inputs_and_empty_rows_stay_finite(policy, name):
-    queries, keys, values = (rand(B, Q, D, seed=110) * 30, rand(B, K, D, seed=111) * 30, rand(B, K, D, seed=112) * 30)
+    queries, keys, values = (
+        rand(B, Q, D, seed=110) * 30,
+        rand(B, K, D, seed=111) * 30,
+        rand(B, K, D, seed=112) * 30,
+    )
     valid_lens = np.array([[0, 3, 5], [2, 0, 1]], "int32")
     # `out` takes the fused path where there is one, `out2` the explicit one.
     if name == "dot":
@@ -1096,7 +1236,11 @@ def test_mixed_precision_large_inputs_and_empty_rows_stay_finite(policy, name):
 
 
 def test_dot_product_attention_layer_contract():
-    queries, keys, values = rand(B, Q, 4, seed=120), rand(B, K, 4, seed=121), rand(B, K, 6, seed=122)
+    queries, keys, values = (
+        rand(B, Q, 4, seed=120),
+        rand(B, K, 4, seed=121),
+        rand(B, K, 6, seed=122),
+    )
     run_layer_test(
         DotProductAttention,
         {"dropout": 0.1, "use_fused_op": True},
@@ -1117,12 +1261,19 @@ def test_dot_product_attention_layer_contract():
 
 
 def test_additive_attention_layer_contract():
-    queries, keys, values = rand(B, Q, 20, seed=123), rand(B, K, 2, seed=124), rand(B, K, 4, seed=125)
+    queries, keys, values = (
+        rand(B, Q, 20, seed=123),
+        rand(B, K, 2, seed=124),
+        rand(B, K, 4, seed=125),
+    )
     run_layer_test(
         AdditiveAttention,
         {"num_hiddens": 8, "dropout": 0.1},
         [queries, keys, values],
-        call_kwargs={"valid_lens": np.array([[1, 2, 5], [5, 3, 0]], "int32"), "return_attention_scores": True},
+        call_kwargs={
+            "valid_lens": np.array([[1, 2, 5], [5, 3, 0]], "int32"),
+            "return_attention_scores": True,
+        },
         expected_output_shape=[(B, Q, 4), (B, Q, K)],
         input_mask=np.array([[True, True, False], [True, True, True]]),
     )
@@ -1155,22 +1306,52 @@ def test_multi_head_attention_layer_contract():
 
 
 def test_num_hiddens_not_divisible_by_num_heads():
-    with pytest.raises(ValueError, match=r"`num_hiddens` must be divisible by `num_heads`; got num_hiddens=100, num_heads=3"):
+    with pytest.raises(
+        ValueError,
+        match=r"`num_hiddens` must be divisible by `num_heads`; got num_hiddens=100, num_heads=3",
+    ):
         MultiHeadAttention(num_hiddens=100, num_heads=3)
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_hiddens": 8, "num_heads": 0}, r"`num_heads` must be a positive integer; got num_heads=0"),
-        ({"num_hiddens": 8, "num_heads": -2}, r"`num_heads` must be a positive integer; got num_heads=-2"),
-        ({"num_hiddens": 0, "num_heads": 2}, r"`num_hiddens` must be a positive integer; got num_hiddens=0"),
-        ({"num_hiddens": 8.0, "num_heads": 2}, r"`num_hiddens` must be a positive integer; got num_hiddens=8.0"),
-        ({"num_hiddens": 8, "num_heads": 2, "use_bias": "yes"}, r"`use_bias` must be True or False; got use_bias='yes'"),
-        ({"num_hiddens": 8, "num_heads": 2, "use_rotary": 1}, r"`use_rotary` must be True or False; got use_rotary=1"),
-        ({"num_hiddens": 8, "num_heads": 2, "use_fused_op": "maybe"}, r"`use_fused_op` must be True, False or None; got use_fused_op='maybe'"),
-        ({"num_hiddens": 8, "num_heads": 2, "rotary_max_wavelength": 0}, r"`rotary_max_wavelength` must be a positive integer"),
-        ({"num_hiddens": 6, "num_heads": 2, "use_rotary": True}, r"`use_rotary=True` needs an even head size `num_hiddens / num_heads`; got num_hiddens=6, num_heads=2"),
+        (
+            {"num_hiddens": 8, "num_heads": 0},
+            r"`num_heads` must be a positive integer; got num_heads=0",
+        ),
+        (
+            {"num_hiddens": 8, "num_heads": -2},
+            r"`num_heads` must be a positive integer; got num_heads=-2",
+        ),
+        (
+            {"num_hiddens": 0, "num_heads": 2},
+            r"`num_hiddens` must be a positive integer; got num_hiddens=0",
+        ),
+        (
+            {"num_hiddens": 8.0, "num_heads": 2},
+            r"`num_hiddens` must be a positive integer; got num_hiddens=8.0",
+        ),
+        (
+            {"num_hiddens": 8, "num_heads": 2, "use_bias": "yes"},
+            r"`use_bias` must be True or False; got use_bias='yes'",
+        ),
+        (
+            {"num_hiddens": 8, "num_heads": 2, "use_rotary": 1},
+            r"`use_rotary` must be True or False; got use_rotary=1",
+        ),
+        (
+            {"num_hiddens": 8, "num_heads": 2, "use_fused_op": "maybe"},
+            r"`use_fused_op` must be True, False or None; got use_fused_op='maybe'",
+        ),
+        (
+            {"num_hiddens": 8, "num_heads": 2, "rotary_max_wavelength": 0},
+            r"`rotary_max_wavelength` must be a positive integer",
+        ),
+        (
+            {"num_hiddens": 6, "num_heads": 2, "use_rotary": True},
+            r"`use_rotary=True` needs an even head size `num_hiddens / num_heads`; got num_hiddens=6, num_heads=2",
+        ),
     ],
 )
 def test_multi_head_attention_rejects_bad_arguments(kwargs, message):
@@ -1178,7 +1359,14 @@ def test_multi_head_attention_rejects_bad_arguments(kwargs, message):
         MultiHeadAttention(**kwargs)
 
 
-@pytest.mark.parametrize("cls, args", [(DotProductAttention, {}), (AdditiveAttention, {"num_hiddens": 4}), (MultiHeadAttention, {"num_hiddens": 8, "num_heads": 2})])
+@pytest.mark.parametrize(
+    "cls, args",
+    [
+        (DotProductAttention, {}),
+        (AdditiveAttention, {"num_hiddens": 4}),
+        (MultiHeadAttention, {"num_hiddens": 8, "num_heads": 2}),
+    ],
+)
 @pytest.mark.parametrize(
     "dropout, message",
     [
@@ -1195,14 +1383,20 @@ def test_bad_dropout(cls, args, dropout, message):
 
 
 def test_additive_attention_rejects_bad_num_hiddens():
-    with pytest.raises(ValueError, match=r"`num_hiddens` must be a positive integer; got num_hiddens=0"):
+    with pytest.raises(
+        ValueError, match=r"`num_hiddens` must be a positive integer; got num_hiddens=0"
+    ):
         AdditiveAttention(num_hiddens=0)
 
 
 def test_dot_product_attention_rejects_bad_use_fused_op():
-    with pytest.raises(ValueError, match=r"`use_fused_op` must be True, False or None; got use_fused_op='no'"):
+    with pytest.raises(
+        ValueError, match=r"`use_fused_op` must be True, False or None; got use_fused_op='no'"
+    ):
         DotProductAttention(use_fused_op="no")
-    with pytest.raises(ValueError, match=r"`use_fused_op` must be True, False or None; got use_fused_op=1"):
+    with pytest.raises(
+        ValueError, match=r"`use_fused_op` must be True, False or None; got use_fused_op=1"
+    ):
         DotProductAttention(use_fused_op=1)
 
 
@@ -1214,14 +1408,25 @@ def test_use_fused_op_defaults_to_none_and_round_trips():
 
 @pytest.mark.parametrize("name", ["dot", "additive", "mha"])
 def test_keys_and_values_of_different_lengths(name):
-    layer = {"dot": DotProductAttention(), "additive": AdditiveAttention(4), "mha": MultiHeadAttention(D, H)}[name]
-    with pytest.raises(ValueError, match=r"`keys` and `values` must have the same length \(axis 1\); got keys.shape=\(2, 5, 8\), values.shape=\(2, 4, 8\)"):
+    layer = {
+        "dot": DotProductAttention(),
+        "additive": AdditiveAttention(4),
+        "mha": MultiHeadAttention(D, H),
+    }[name]
+    with pytest.raises(
+        ValueError,
+        match=r"`keys` and `values` must have the same length \(axis 1\); got keys.shape=\(2, 5, 8\), values.shape=\(2, 4, 8\)",
+    ):
         layer(rand(B, Q, D), rand(B, K, D), rand(B, K - 1, D))
 
 
 @pytest.mark.parametrize("name", ["dot", "additive", "mha"])
 def test_keys_and_values_of_different_lengths_symbolic(name):
-    layer = {"dot": DotProductAttention(), "additive": AdditiveAttention(4), "mha": MultiHeadAttention(D, H)}[name]
+    layer = {
+        "dot": DotProductAttention(),
+        "additive": AdditiveAttention(4),
+        "mha": MultiHeadAttention(D, H),
+    }[name]
     with pytest.raises(ValueError, match=r"`keys` and `values` must have the same length"):
         layer(keras.Input((None, D)), keras.Input((5, D)), keras.Input((4, D)))
 
@@ -1230,13 +1435,23 @@ def test_keys_and_values_of_different_lengths_symbolic(name):
 @pytest.mark.parametrize(
     "valid_lens, message",
     [
-        (np.ones((B, Q, 1), "int32"), r"`valid_lens` must have shape \(batch,\) or \(batch, num_queries\); got shape=\(2, 3, 1\)"),
-        (np.array([1.0, 2.0], "float32"), r"`valid_lens` must hold integers \(the number of valid keys\); got dtype=float32"),
+        (
+            np.ones((B, Q, 1), "int32"),
+            r"`valid_lens` must have shape \(batch,\) or \(batch, num_queries\); got shape=\(2, 3, 1\)",
+        ),
+        (
+            np.array([1.0, 2.0], "float32"),
+            r"`valid_lens` must hold integers \(the number of valid keys\); got dtype=float32",
+        ),
     ],
     ids=["rank3", "float"],
 )
 def test_bad_valid_lens(name, valid_lens, message):
-    layer = {"dot": DotProductAttention(), "additive": AdditiveAttention(4), "mha": MultiHeadAttention(D, H)}[name]
+    layer = {
+        "dot": DotProductAttention(),
+        "additive": AdditiveAttention(4),
+        "mha": MultiHeadAttention(D, H),
+    }[name]
     with pytest.raises(ValueError, match=message):
         layer(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=valid_lens)
 
@@ -1249,19 +1464,27 @@ def test_cache_without_cache_update_index():
 
 
 def test_dot_product_attention_feature_size_mismatch():
-    with pytest.raises(ValueError, match=r"`queries` and `keys` must have the same feature size; got queries.shape=\(2, 3, 4\), keys.shape=\(2, 5, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`queries` and `keys` must have the same feature size; got queries.shape=\(2, 3, 4\), keys.shape=\(2, 5, 3\)",
+    ):
         DotProductAttention()(rand(B, Q, 4), rand(B, K, 3), rand(B, K, 6))
 
 
 def test_dot_product_attention_rank_mismatch():
-    with pytest.raises(ValueError, match=r"`queries`, `keys` and `values` must all be 3-D .* or all 4-D"):
+    with pytest.raises(
+        ValueError, match=r"`queries`, `keys` and `values` must all be 3-D .* or all 4-D"
+    ):
         DotProductAttention()(rand(B, Q, 4), rand(B, K, H, 4), rand(B, K, 6))
 
 
 @pytest.mark.parametrize("name", ["additive", "mha"])
 def test_projection_layers_need_3d_inputs(name):
     layer = {"additive": AdditiveAttention(4), "mha": MultiHeadAttention(D, H)}[name]
-    with pytest.raises(ValueError, match=r"`queries` must be 3-D \(batch, length, features\); got queries.shape=\(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`queries` must be 3-D \(batch, length, features\); got queries.shape=\(2, 3\)",
+    ):
         layer(rand(B, Q), rand(B, K, D), rand(B, K, D))
 
 
@@ -1273,24 +1496,47 @@ def test_multi_head_self_attention_fast_path_equals_separate_projections(use_bia
     layer = make_mha(queries=X, keys=X, use_bias=use_bias, use_fused_op=False)
     calls = []
     project_together = layer._project_together
-    layer._project_together = lambda X, denses: calls.append(len(denses)) or project_together(X, denses)
+    layer._project_together = lambda X, denses: (
+        calls.append(len(denses)) or project_together(X, denses)
+    )
     mask = np.array([[True] * Q, [True] * (Q - 2) + [False] * 2])
-    fast, w_fast = layer(X, X, X, return_attention_scores=True, queries_mask=mask,
-                         keys_mask=mask, values_mask=mask)
+    fast, w_fast = layer(
+        X, X, X, return_attention_scores=True, queries_mask=mask, keys_mask=mask, values_mask=mask
+    )
     copy = ops.convert_to_tensor(np.array(to_np(X)))
-    slow, w_slow = layer(X, copy, copy, return_attention_scores=True, queries_mask=mask,
-                         keys_mask=mask, values_mask=mask)
+    slow, w_slow = layer(
+        X,
+        copy,
+        copy,
+        return_attention_scores=True,
+        queries_mask=mask,
+        keys_mask=mask,
+        values_mask=mask,
+    )
     assert calls == [3, 2]  # W_q|W_k|W_v for (X, X, X); W_k|W_v for (X, copy, copy)
     np.testing.assert_allclose(to_np(fast), to_np(slow), atol=1e-6, rtol=1e-6)
     np.testing.assert_allclose(to_np(w_fast), to_np(w_slow), atol=1e-6, rtol=1e-6)
-    ref, _ = np_mha_d2l(to_np(X), to_np(X), to_np(X), dense_params(layer, MHA_NAMES), H, mask=mask[:, None, :] & mask[:, :, None])
+    ref, _ = np_mha_d2l(
+        to_np(X),
+        to_np(X),
+        to_np(X),
+        dense_params(layer, MHA_NAMES),
+        H,
+        mask=mask[:, None, :] & mask[:, :, None],
+    )
     np.testing.assert_allclose(to_np(fast)[mask], ref[mask], atol=ATOL)
     # The weights stay in W_q, W_k, W_v, W_o (checkpoint layout unchanged).
     assert len(layer.weights) == (8 if use_bias else 4)
     assert layer.W_q.kernel.shape == (D, D)
     calls.clear()
-    separate = layer(X, copy, ops.convert_to_tensor(np.array(to_np(X))), queries_mask=mask,
-                     keys_mask=mask, values_mask=mask)
+    separate = layer(
+        X,
+        copy,
+        ops.convert_to_tensor(np.array(to_np(X))),
+        queries_mask=mask,
+        keys_mask=mask,
+        values_mask=mask,
+    )
     assert calls == []  # three different tensors: three projections
     np.testing.assert_allclose(to_np(separate), to_np(fast), atol=1e-6, rtol=1e-6)
 
@@ -1324,12 +1570,19 @@ def test_keys_and_values_of_another_batch_are_an_error_not_a_broadcast(name, key
     with pytest.raises(ValueError, match=re.escape(message)):
         layer(queries, keys, keys)
     with pytest.raises(ValueError, match=re.escape("must have the same batch size")):
-        layer(keras.Input((Q, D), batch_size=2), keras.Input((K, D), batch_size=keys_batch),
-              keras.Input((K, D), batch_size=keys_batch))
+        layer(
+            keras.Input((Q, D), batch_size=2),
+            keras.Input((K, D), batch_size=keys_batch),
+            keras.Input((K, D), batch_size=keys_batch),
+        )
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
-@pytest.mark.parametrize("valid_lens", [np.array([2], "int32"), np.array([[1, 2, 3]], "int32"), np.array([1, 2, 3], "int32")], ids=["B1", "B1xQ", "B3"])
+@pytest.mark.parametrize(
+    "valid_lens",
+    [np.array([2], "int32"), np.array([[1, 2, 3]], "int32"), np.array([1, 2, 3], "int32")],
+    ids=["B1", "B1xQ", "B3"],
+)
 def test_valid_lens_of_another_batch_is_an_error_not_a_broadcast(name, valid_lens):
     layer = make_layer(name)
     message = (
@@ -1344,7 +1597,9 @@ def test_valid_lens_of_another_batch_is_an_error_not_a_broadcast(name, valid_len
 def test_valid_lens_of_another_number_of_queries(name):
     message = "`valid_lens` of shape (batch, num_queries) must have num_queries=3 columns; got valid_lens.shape=(2, 2)."
     with pytest.raises(ValueError, match=re.escape(message)):
-        make_layer(name)(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=np.ones((B, 2), "int32"))
+        make_layer(name)(
+            rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=np.ones((B, 2), "int32")
+        )
 
 
 @pytest.mark.tensorflow_only(reason="tf.function with an unknown batch")
@@ -1365,41 +1620,60 @@ def test_batches_that_differ_at_run_time_fail_in_a_graph(name, bad):
     valid_lens = np.array([2] if bad == "valid_lens" else [2, 3], "int32")
     good = attend(rand(B, Q, D), rand(B, K, D), np.array([2, 3], "int32"))
     assert tuple(good.shape) == (B, Q, D)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{bad}_batch_must_equal_queries_batch"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=f"{bad}_batch_must_equal_queries_batch"
+    ):
         attend(rand(B, Q, D), keys, valid_lens)
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
-@pytest.mark.parametrize("shape", [(0, Q, D, K), (B, 0, D, K), (B, Q, D, 0)], ids=["batch0", "T0", "K0"])
+@pytest.mark.parametrize(
+    "shape", [(0, Q, D, K), (B, 0, D, K), (B, Q, D, 0)], ids=["batch0", "T0", "K0"]
+)
 def test_empty_inputs_still_work(name, shape):
     batch, num_queries, dim, num_keys = shape
     layer = make_layer(name)
-    out = layer(rand(batch, num_queries, dim), rand(batch, num_keys, dim), rand(batch, num_keys, dim),
-                valid_lens=np.zeros((batch,), "int32") + min(num_keys, 2))
+    out = layer(
+        rand(batch, num_queries, dim),
+        rand(batch, num_keys, dim),
+        rand(batch, num_keys, dim),
+        valid_lens=np.zeros((batch,), "int32") + min(num_keys, 2),
+    )
     assert tuple(out.shape) == (batch, num_queries, D)
     if num_keys == 0:  # nothing to attend to: zeros (no bias in these layers)
         np.testing.assert_array_equal(to_np(out), 0.0)
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
-@pytest.mark.parametrize("valid_lens", [np.array([-1, 2], "int32"), np.array([[0, 1, 2], [3, -5, 1]], "int64")])
+@pytest.mark.parametrize(
+    "valid_lens", [np.array([-1, 2], "int32"), np.array([[0, 1, 2], [3, -5, 1]], "int64")]
+)
 def test_negative_valid_lens_are_rejected(name, valid_lens):
     message = "`valid_lens` must be in [0, num_keys=5] (a larger length means all keys are valid); got min(valid_lens)="
     with pytest.raises(ValueError, match=re.escape(message)):
         make_layer(name)(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=valid_lens)
     with pytest.raises(ValueError, match=re.escape(message)):
-        make_layer(name)(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=ops.convert_to_tensor(valid_lens))
+        make_layer(name)(
+            rand(B, Q, D),
+            rand(B, K, D),
+            rand(B, K, D),
+            valid_lens=ops.convert_to_tensor(valid_lens),
+        )
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
 def test_valid_lens_past_int32_mean_all_keys_and_do_not_wrap(name):
     if keras.backend.backend() == "jax":
-        pytest.skip("JAX without x64 has no int64: Keras converts the array to int32 before the layer")
+        pytest.skip(
+            "JAX without x64 has no int64: Keras converts the array to int32 before the layer"
+        )
     layer = make_layer(name)
     queries, keys = rand(B, Q, D, seed=1), rand(B, K, D, seed=2)
     huge = np.array([2**32 + 1, 2**40], "int64")  # 2**32 + 1 wraps to 1 in int32
     expected = to_np(layer(queries, keys, keys))  # every key valid
-    np.testing.assert_allclose(to_np(layer(queries, keys, keys, valid_lens=huge)), expected, atol=ATOL)
+    np.testing.assert_allclose(
+        to_np(layer(queries, keys, keys, valid_lens=huge)), expected, atol=ATOL
+    )
 
 
 @pytest.mark.tensorflow_only(reason="tf.function")
@@ -1415,7 +1689,9 @@ def test_valid_lens_past_int32_do_not_wrap_in_a_graph():
     # A negative length can't be reported in a graph: it masks every key, as 0 does.
     out = attend(queries, keys, tf.constant([-(2**32) + 1, 2], tf.int64))
     np.testing.assert_allclose(to_np(out)[0], 0.0)
-    np.testing.assert_allclose(to_np(out)[1], to_np(layer(queries, keys, keys, valid_lens=np.array([0, 2])))[1], atol=ATOL)
+    np.testing.assert_allclose(
+        to_np(out)[1], to_np(layer(queries, keys, keys, valid_lens=np.array([0, 2])))[1], atol=ATOL
+    )
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
@@ -1423,7 +1699,9 @@ def test_valid_lens_past_int32_do_not_wrap_in_a_graph():
 def test_integer_inputs_are_a_type_error(name, which):
     inputs = {"queries": rand(B, Q, D), "keys": rand(B, K, D), "values": rand(B, K, D)}
     inputs[which] = np.ones(inputs[which].shape, "int32")
-    with pytest.raises(TypeError, match=re.escape(f"`{which}` must be a float tensor; got {which}.dtype=int32.")):
+    with pytest.raises(
+        TypeError, match=re.escape(f"`{which}` must be a float tensor; got {which}.dtype=int32.")
+    ):
         make_layer(name)(**inputs)
 
 
@@ -1431,18 +1709,38 @@ def test_integer_inputs_are_a_type_error(name, which):
 def test_inputs_of_another_size_or_rank_after_build(name):
     layer = make_layer(name)
     layer(rand(B, Q, D), rand(B, K, D), rand(B, K, D))
-    with pytest.raises(ValueError, match=re.escape("`keys` must have the feature size the layer was built with (8); got keys.shape=(2, 5, 6).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`keys` must have the feature size the layer was built with (8); got keys.shape=(2, 5, 6)."
+        ),
+    ):
         layer(rand(B, Q, D), rand(B, K, 6), rand(B, K, D))
-    with pytest.raises(ValueError, match=re.escape("`queries` must be 3-D (batch, length, features); got queries.shape=(2, 3).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`queries` must be 3-D (batch, length, features); got queries.shape=(2, 3)."
+        ),
+    ):
         layer(rand(B, Q), rand(B, K, D), rand(B, K, D))
 
 
 def test_dot_product_attention_checks_shapes_on_every_call():
     layer = DotProductAttention()
     layer(rand(B, Q, D), rand(B, K, D), rand(B, K, 6))
-    with pytest.raises(ValueError, match=re.escape("`queries` and `keys` must have the same feature size; got queries.shape=(2, 3, 8), keys.shape=(2, 5, 4).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`queries` and `keys` must have the same feature size; got queries.shape=(2, 3, 8), keys.shape=(2, 5, 4)."
+        ),
+    ):
         layer(rand(B, Q, D), rand(B, K, 4), rand(B, K, 6))
-    with pytest.raises(ValueError, match=re.escape("`queries`, `keys` and `values` must have the same number of heads (axis 2); got queries.shape=(2, 3, 2, 4), keys.shape=(2, 5, 1, 4), values.shape=(2, 5, 1, 4).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`queries`, `keys` and `values` must have the same number of heads (axis 2); got queries.shape=(2, 3, 2, 4), keys.shape=(2, 5, 1, 4), values.shape=(2, 5, 1, 4)."
+        ),
+    ):
         layer(rand(B, Q, H, 4), rand(B, K, 1, 4), rand(B, K, 1, 4))
 
 
@@ -1450,18 +1748,30 @@ def test_dot_product_attention_checks_shapes_on_every_call():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"attention_mask": np.ones((B, K, Q), bool)},
-         "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(2, 5, 3)."),
-        ({"attention_mask": np.ones((3, Q, K), bool)},
-         "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(3, 3, 5)."),
-        ({"attention_mask": np.ones((K,), bool)},
-         "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(5,)."),
-        ({"queries_mask": np.ones((B, K), bool)},
-         "`queries_mask` must have shape (batch, num_queries)=(2, 3); got queries_mask.shape=(2, 5)."),
-        ({"keys_mask": np.ones((B, Q), bool)},
-         "`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape=(2, 3)."),
-        ({"values_mask": np.ones((1, K), bool)},
-         "`values_mask` must have shape (batch, num_keys)=(2, 5); got values_mask.shape=(1, 5)."),
+        (
+            {"attention_mask": np.ones((B, K, Q), bool)},
+            "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(2, 5, 3).",
+        ),
+        (
+            {"attention_mask": np.ones((3, Q, K), bool)},
+            "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(3, 3, 5).",
+        ),
+        (
+            {"attention_mask": np.ones((K,), bool)},
+            "`attention_mask` must be broadcastable to (batch, num_queries, num_keys)=(2, 3, 5); got attention_mask.shape=(5,).",
+        ),
+        (
+            {"queries_mask": np.ones((B, K), bool)},
+            "`queries_mask` must have shape (batch, num_queries)=(2, 3); got queries_mask.shape=(2, 5).",
+        ),
+        (
+            {"keys_mask": np.ones((B, Q), bool)},
+            "`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape=(2, 3).",
+        ),
+        (
+            {"values_mask": np.ones((1, K), bool)},
+            "`values_mask` must have shape (batch, num_keys)=(2, 5); got values_mask.shape=(1, 5).",
+        ),
     ],
     ids=["transposed", "batch3", "rank1", "queries_mask", "keys_mask", "values_mask"],
 )
@@ -1476,26 +1786,42 @@ def test_attention_masks_that_broadcast_are_accepted():
     mask = np.tril(np.ones((Q, K), bool))
     expected = to_np(layer(queries, keys, keys, attention_mask=np.broadcast_to(mask, (B, Q, K))))
     for m in (mask, mask[None], mask[None, :, :].repeat(B, 0)):
-        np.testing.assert_allclose(to_np(layer(queries, keys, keys, attention_mask=m)), expected, atol=ATOL)
+        np.testing.assert_allclose(
+            to_np(layer(queries, keys, keys, attention_mask=m)), expected, atol=ATOL
+        )
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"cache": np.zeros((B, 2, 4), "float32"), "cache_update_index": 0},
-         "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 2, 4)."),
-        ({"cache": np.zeros((B, 1, 4, D), "float32"), "cache_update_index": 0},
-         "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 1, 4, 8)."),
-        ({"cache": np.zeros((B, 2, 4, 6), "float32"), "cache_update_index": 0},
-         "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 2, 4, 6)."),
-        ({"cache": np.zeros((1, 2, 4, D), "float32"), "cache_update_index": 0},
-         "`queries`, `keys`, `values`, `cache` must have the same batch size (axis 0); got queries.shape=(2, 1, 8), keys.shape=(2, 1, 8), values.shape=(2, 1, 8), cache.shape=(1, 2, 4, 8)."),
-        ({"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": 4},
-         "`cache_update_index` + the number of new keys must be at most the cache length 4; got cache_update_index=4, 1 new keys."),
-        ({"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": -1},
-         "`cache_update_index` must be a non-negative integer; got cache_update_index=-1."),
-        ({"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": 1.0},
-         "`cache_update_index` must be an integer or an integer scalar tensor; got cache_update_index=1.0."),
+        (
+            {"cache": np.zeros((B, 2, 4), "float32"), "cache_update_index": 0},
+            "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 2, 4).",
+        ),
+        (
+            {"cache": np.zeros((B, 1, 4, D), "float32"), "cache_update_index": 0},
+            "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 1, 4, 8).",
+        ),
+        (
+            {"cache": np.zeros((B, 2, 4, 6), "float32"), "cache_update_index": 0},
+            "`cache` must have shape (batch, 2, cache_length, num_hiddens=8); got cache.shape=(2, 2, 4, 6).",
+        ),
+        (
+            {"cache": np.zeros((1, 2, 4, D), "float32"), "cache_update_index": 0},
+            "`queries`, `keys`, `values`, `cache` must have the same batch size (axis 0); got queries.shape=(2, 1, 8), keys.shape=(2, 1, 8), values.shape=(2, 1, 8), cache.shape=(1, 2, 4, 8).",
+        ),
+        (
+            {"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": 4},
+            "`cache_update_index` + the number of new keys must be at most the cache length 4; got cache_update_index=4, 1 new keys.",
+        ),
+        (
+            {"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": -1},
+            "`cache_update_index` must be a non-negative integer; got cache_update_index=-1.",
+        ),
+        (
+            {"cache": np.zeros((B, 2, 4, D), "float32"), "cache_update_index": 1.0},
+            "`cache_update_index` must be an integer or an integer scalar tensor; got cache_update_index=1.0.",
+        ),
     ],
     ids=["rank3", "one_of_keys_and_values", "width", "batch", "past_end", "negative", "float"],
 )
@@ -1508,7 +1834,13 @@ def test_bad_cache_arguments(kwargs, message):
 def test_cache_update_index_tensor_past_the_end_is_checked_eagerly():
     x = rand(B, 1, D)
     with pytest.raises(ValueError, match=re.escape("got cache_update_index=4, 1 new keys")):
-        make_mha()(x, x, x, cache=np.zeros((B, 2, 4, D), "float32"), cache_update_index=ops.convert_to_tensor(4))
+        make_mha()(
+            x,
+            x,
+            x,
+            cache=np.zeros((B, 2, 4, D), "float32"),
+            cache_update_index=ops.convert_to_tensor(4),
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -1516,7 +1848,15 @@ def test_cache_update_index_tensor_past_the_end_is_checked_eagerly():
 # ---------------------------------------------------------------------------
 
 
-FLOAT16_PATHS = ["dot_explicit", "dot_attend", "dot_fused", "additive", "mha", "mha_explicit", "mha_cache"]
+FLOAT16_PATHS = [
+    "dot_explicit",
+    "dot_attend",
+    "dot_fused",
+    "additive",
+    "mha",
+    "mha_explicit",
+    "mha_cache",
+]
 
 
 def _float16_case(path, policy, scale):
@@ -1531,26 +1871,48 @@ def _float16_case(path, policy, scale):
     keys = keras.Variable(rand(B, K, D, seed=131, scale=scale), name="keys")
     if path.startswith("dot"):
         layer = DotProductAttention(use_fused_op=path == "dot_fused", dtype=policy)
-        call = lambda: layer(queries, keys, keys, valid_lens=np.array([3, 5]),
-                             return_attention_scores=path == "dot_explicit")
+        call = lambda: layer(
+            queries,
+            keys,
+            keys,
+            valid_lens=np.array([3, 5]),
+            return_attention_scores=path == "dot_explicit",
+        )
         variables = [queries, keys]
     elif path == "additive":
         layer = AdditiveAttention(4, dtype=policy)
-        call = lambda: layer(queries, keys, keys, valid_lens=np.array([3, 5]), return_attention_scores=True)
+        call = lambda: layer(
+            queries, keys, keys, valid_lens=np.array([3, 5]), return_attention_scores=True
+        )
         variables = [queries, keys]
     else:
-        layer = MultiHeadAttention(D, H, use_bias=True, use_fused_op=None if path == "mha" else False, dtype=policy)
+        layer = MultiHeadAttention(
+            D, H, use_bias=True, use_fused_op=None if path == "mha" else False, dtype=policy
+        )
         layer(queries, keys, keys)
         randomize_weights(layer, seed=3, scale=0.3)
         if path == "mha_cache":
             cache = np.zeros((B, 2, K, D), "float32")
-            call = lambda: layer(queries[:, :1], queries[:, :1], queries[:, :1], cache=cache, cache_update_index=0,
-                                 use_causal_mask=True)[0]
+            call = lambda: layer(
+                queries[:, :1],
+                queries[:, :1],
+                queries[:, :1],
+                cache=cache,
+                cache_update_index=0,
+                use_causal_mask=True,
+            )[0]
         else:
-            call = lambda: layer(queries, keys, keys, use_causal_mask=True,
-                                 return_attention_scores=path == "mha_explicit")
+            call = lambda: layer(
+                queries,
+                keys,
+                keys,
+                use_causal_mask=True,
+                return_attention_scores=path == "mha_explicit",
+            )
         # The cache is for decoding: no gradients (TensorFlow has none for its update).
-        variables = [] if path == "mha_cache" else [layer.W_q.kernel, layer.W_k.kernel, layer.W_v.kernel]
+        variables = (
+            [] if path == "mha_cache" else [layer.W_q.kernel, layer.W_k.kernel, layer.W_v.kernel]
+        )
 
     def loss_fn():
         outputs = call()
@@ -1567,7 +1929,9 @@ def test_float16_large_inputs_give_finite_outputs_and_gradients(path, policy, sc
     loss_fn, variables = _float16_case(path, policy, scale)
     assert np.isfinite(to_np(loss_fn())), f"non-finite output on {path} under {policy}"
     for variable in variables:
-        assert np.all(np.isfinite(gradient(loss_fn, variable))), f"non-finite gradient of {variable.name}"
+        assert np.all(np.isfinite(gradient(loss_fn, variable))), (
+            f"non-finite gradient of {variable.name}"
+        )
 
 
 @pytest.mark.parametrize("path", ["dot_explicit", "dot_attend", "mha"])
@@ -1609,7 +1973,11 @@ def test_projected_keys_values_give_the_numbers_of_projecting_each_call(use_bias
     for kwargs in ({}, {"valid_lens": valid_lens}, {"keys_mask": keys_mask}):
         want_out, want_w = layer(queries, keys, keys, return_attention_scores=True, **kwargs)
         got_out, got_w = layer(
-            queries, None, None, projected_keys_values=projected, return_attention_scores=True,
+            queries,
+            None,
+            None,
+            projected_keys_values=projected,
+            return_attention_scores=True,
             **kwargs,
         )
         np.testing.assert_allclose(to_np(got_out), to_np(want_out), atol=1e-5)
@@ -1622,11 +1990,21 @@ def test_projected_keys_values_of_the_wrong_shape_or_batch_are_refused():
     layer = make_mha()
     queries = rand(B, Q, D, seed=302)
     projected = layer.project_keys_values(rand(B, K, D, seed=303))
-    with pytest.raises(ValueError, match=re.escape("`projected_keys_values` must have shape (2, batch, num_keys, num_hiddens=8)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`projected_keys_values` must have shape (2, batch, num_keys, num_hiddens=8)"
+        ),
+    ):
         layer(queries, None, None, projected_keys_values=projected[..., :4])
     with pytest.raises(ValueError, match=re.escape("got projected_keys_values.shape=(2, 5, 8)")):
         layer(queries, None, None, projected_keys_values=projected[0])
-    with pytest.raises(ValueError, match=re.escape("with the batch of `queries`; got projected_keys_values.shape=(2, 1, 5, 8)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "with the batch of `queries`; got projected_keys_values.shape=(2, 1, 5, 8)"
+        ),
+    ):
         layer(queries, None, None, projected_keys_values=projected[:, :1])
     with pytest.raises(TypeError, match="`projected_keys_values` must be a float tensor"):
         layer(queries, None, None, projected_keys_values=np.zeros((2, B, K, D), "int32"))

@@ -46,7 +46,12 @@ EXPECTED = {
     ("vit", "training"): [DROPOUT],
     ("vit", "training_no_dropout"): [FAST],
 }
-MASKS = {"encoder": ["padding"], "decoder": ["causal", "padding"], "gpt": ["causal"], "vit": ["padding"]}
+MASKS = {
+    "encoder": ["padding"],
+    "decoder": ["causal", "padding"],
+    "gpt": ["causal"],
+    "vit": ["padding"],
+}
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
@@ -60,7 +65,9 @@ def test_the_path_table_follows_the_rule_on_every_backend(backend, block, mode):
         )
         assert path == expected[backend]
         # Returning the weights always takes the reference path.
-        assert attention_path(backend, needs_weights=True, causal_only=mask == "causal") == "reference"
+        assert (
+            attention_path(backend, needs_weights=True, causal_only=mask == "causal") == "reference"
+        )
 
 
 def run_block(block, mode, return_attention_scores=False):
@@ -78,7 +85,9 @@ def run_block(block, mode, return_attention_scores=False):
         return layer(X, enc, enc_valid_lens=np.array([2, 4], "int32"), training=training, **scores)
     if block == "gpt":
         return GPTBlock(D, F, H, dropout)(X, training=training, **scores)
-    return ViTBlock(D, F, H, dropout)(X, valid_lens=np.array([3, 5], "int32"), training=training, **scores)
+    return ViTBlock(D, F, H, dropout)(
+        X, valid_lens=np.array([3, 5], "int32"), training=training, **scores
+    )
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import re
 import keras
 import numpy as np
 import pytest
-from helpers import gradient, run_layer_test
 from keras import ops
 
 from keras_attention import ops as ka_ops
@@ -36,6 +35,8 @@ from tests.layers.test_attention import (
 )
 from tests.layers.test_attention_paths import taken  # noqa: F401  (the path spy fixture)
 from tests.layers.test_bias import np_alibi, np_t5_bias
+
+from helpers import gradient, run_layer_test
 
 # One-step self-attention (a single key) is expected while decoding.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
@@ -124,7 +125,13 @@ VARIANTS = {
     "qk_rms": {"qk_norm": "rms"},
     "qk_layer": {"qk_norm": "layer"},
     "softcap": {"logit_softcap": 2.0},
-    "all": {"window": 2, "num_kv_heads": 2, "position_bias": "alibi", "qk_norm": "rms", "logit_softcap": 5.0},
+    "all": {
+        "window": 2,
+        "num_kv_heads": 2,
+        "position_bias": "alibi",
+        "qk_norm": "rms",
+        "logit_softcap": 5.0,
+    },
 }
 
 
@@ -210,11 +217,18 @@ def test_variant_incremental_decoding_equals_full_causal_pass(variant, chunks, u
     for n in chunks:
         step = x[:, start : start + n]
         out, weights, cache = layer(
-            step, step, step, use_causal_mask=True, cache=cache, cache_update_index=start,
+            step,
+            step,
+            step,
+            use_causal_mask=True,
+            cache=cache,
+            cache_update_index=start,
             return_attention_scores=True,
         )
         assert tuple(cache.shape) == (B, 2, T + 1, width)
-        np.testing.assert_allclose(to_np(weights)[..., :T], to_np(full_w)[:, :, start : start + n], atol=ATOL)
+        np.testing.assert_allclose(
+            to_np(weights)[..., :T], to_np(full_w)[:, :, start : start + n], atol=ATOL
+        )
         assert np.all(to_np(weights)[..., T:] == 0)
         outs.append(to_np(out))
         start += n
@@ -227,7 +241,12 @@ def test_variant_mixed_precision_large_inputs_and_empty_rows_stay_finite(variant
     layer = MultiHeadAttention(D, H, use_bias=True, dtype=policy, **VARIANTS[variant])
     x = rand(B, T, D, seed=9, scale=300.0)
     out, weights = layer(
-        x, x, x, valid_lens=np.array([0, 6], "int32"), use_causal_mask=True, return_attention_scores=True
+        x,
+        x,
+        x,
+        valid_lens=np.array([0, 6], "int32"),
+        use_causal_mask=True,
+        return_attention_scores=True,
     )
     assert np.all(np.isfinite(to_np(out))) and np.all(np.isfinite(to_np(weights)))
     assert np.all(to_np(weights)[0] == 0)  # no valid key: zero weights
@@ -296,16 +315,25 @@ def keras_gqa_pair(num_kv_heads, use_bias, sliding_window=None, seed=0):
     """
     head_dim = D // H
     theirs = keras.layers.GroupQueryAttention(
-        head_dim=head_dim, num_query_heads=H, num_key_value_heads=num_kv_heads,
-        use_bias=use_bias, sliding_window=sliding_window,
+        head_dim=head_dim,
+        num_query_heads=H,
+        num_key_value_heads=num_kv_heads,
+        use_bias=use_bias,
+        sliding_window=sliding_window,
     )
     x = rand(B, T, D, seed=20)
     theirs(x, x)
     randomize_weights(theirs, seed)
-    ours = MultiHeadAttention(D, H, num_kv_heads=num_kv_heads, use_bias=use_bias, window=sliding_window)
+    ours = MultiHeadAttention(
+        D, H, num_kv_heads=num_kv_heads, use_bias=use_bias, window=sliding_window
+    )
     ours(x, x, x)
     by_name = {"/".join(w.path.split("/")[-2:]): ops.convert_to_numpy(w) for w in theirs.weights}
-    for mine, their, heads in (("W_q", "query", H), ("W_k", "key", num_kv_heads), ("W_v", "value", num_kv_heads)):
+    for mine, their, heads in (
+        ("W_q", "query", H),
+        ("W_k", "key", num_kv_heads),
+        ("W_v", "value", num_kv_heads),
+    ):
         kernel = by_name[f"{their}/kernel"]
         assert kernel.shape == (D, heads, head_dim)
         getattr(ours, mine).kernel.assign(kernel.reshape(D, -1))
@@ -327,7 +355,9 @@ def test_grouped_query_attention_equals_keras(num_kv_heads, use_bias, sliding_wi
     ref, ref_w = theirs(queries, keys, use_causal_mask=causal, return_attention_scores=True)
     np.testing.assert_allclose(to_np(out), to_np(ref), atol=ATOL)
     np.testing.assert_allclose(to_np(weights), to_np(ref_w), atol=ATOL)
-    np.testing.assert_allclose(to_np(ours(queries, keys, keys, use_causal_mask=causal)), to_np(ref), atol=ATOL)
+    np.testing.assert_allclose(
+        to_np(ours(queries, keys, keys, use_causal_mask=causal)), to_np(ref), atol=ATOL
+    )
 
 
 def test_grouped_query_projections_and_cache_hold_only_the_kv_heads():
@@ -338,22 +368,43 @@ def test_grouped_query_projections_and_cache_hold_only_the_kv_heads():
     x = rand(B, 1, D, seed=23)
     _, cache = layer(x, x, x, cache=ops.zeros((B, 2, 4, layer.kv_hiddens)), cache_update_index=0)
     assert tuple(cache.shape) == (B, 2, 4, D // 2)
-    with pytest.raises(ValueError, match=re.escape("`cache` must have shape (batch, 2, cache_length, kv_hiddens=8)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("`cache` must have shape (batch, 2, cache_length, kv_hiddens=8)"),
+    ):
         layer(x, x, x, cache=ops.zeros((B, 2, 4, D)), cache_update_index=0)
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_kv_heads": 3}, "`num_heads` must be divisible by `num_kv_heads`; got num_heads=4, num_kv_heads=3."),
-        ({"num_kv_heads": 0}, "`num_kv_heads` must be None or a positive integer; got num_kv_heads=0."),
-        ({"num_kv_heads": 8}, "`num_heads` must be divisible by `num_kv_heads`; got num_heads=4, num_kv_heads=8."),
+        (
+            {"num_kv_heads": 3},
+            "`num_heads` must be divisible by `num_kv_heads`; got num_heads=4, num_kv_heads=3.",
+        ),
+        (
+            {"num_kv_heads": 0},
+            "`num_kv_heads` must be None or a positive integer; got num_kv_heads=0.",
+        ),
+        (
+            {"num_kv_heads": 8},
+            "`num_heads` must be divisible by `num_kv_heads`; got num_heads=4, num_kv_heads=8.",
+        ),
         ({"window": 0}, "`window` must be None or a positive integer; got window=0."),
         ({"window": 2.5}, "`window` must be None or a positive integer; got window=2.5."),
         ({"qk_norm": "l2"}, "`qk_norm` must be None or one of ['layer', 'rms']; got qk_norm='l2'."),
-        ({"logit_softcap": 0.0}, "`logit_softcap` must be None or a positive finite number; got logit_softcap=0.0."),
-        ({"position_bias": "rope"}, "`position_bias` must be None or one of ['alibi', 't5']; got position_bias='rope'."),
-        ({"rotary_scaling": "dynamic"}, "`rotary_scaling` must be None or one of ['linear', 'ntk', 'yarn']; got rotary_scaling='dynamic'."),
+        (
+            {"logit_softcap": 0.0},
+            "`logit_softcap` must be None or a positive finite number; got logit_softcap=0.0.",
+        ),
+        (
+            {"position_bias": "rope"},
+            "`position_bias` must be None or one of ['alibi', 't5']; got position_bias='rope'.",
+        ),
+        (
+            {"rotary_scaling": "dynamic"},
+            "`rotary_scaling` must be None or one of ['linear', 'ntk', 'yarn']; got rotary_scaling='dynamic'.",
+        ),
     ],
 )
 def test_variant_arguments_are_checked(kwargs, message):
@@ -365,7 +416,10 @@ def test_variant_arguments_are_checked(kwargs, message):
     "kwargs, message",
     [
         ({"window": -1}, "`window` must be None or a positive integer; got window=-1."),
-        ({"logit_softcap": float("inf")}, "`logit_softcap` must be None or a positive finite number; got logit_softcap=inf."),
+        (
+            {"logit_softcap": float("inf")},
+            "`logit_softcap` must be None or a positive finite number; got logit_softcap=inf.",
+        ),
     ],
 )
 def test_dot_product_attention_variant_arguments_are_checked(kwargs, message):
@@ -399,7 +453,9 @@ def test_dot_product_attention_bias_matches_numpy_and_masked_keys_stay_masked(he
     np.testing.assert_allclose(to_np(weights), ref_w, atol=ATOL)
     np.testing.assert_allclose(to_np(out), ref_out, atol=ATOL)
     assert np.all(to_np(weights)[..., 4] == 0)
-    np.testing.assert_allclose(to_np(layer(q, k, v, valid_lens=valid_lens, bias=bias)), ref_out, atol=ATOL)
+    np.testing.assert_allclose(
+        to_np(layer(q, k, v, valid_lens=valid_lens, bias=bias)), ref_out, atol=ATOL
+    )
 
 
 def test_multi_head_attention_bias_argument_equals_alibi_option():
@@ -411,10 +467,14 @@ def test_multi_head_attention_bias_argument_equals_alibi_option():
     bias = ALiBi(H)(x)
     np.testing.assert_allclose(
         to_np(plain(x, x, x, use_causal_mask=True, bias=bias)),
-        to_np(with_option(x, x, x, use_causal_mask=True)), atol=1e-6,
+        to_np(with_option(x, x, x, use_causal_mask=True)),
+        atol=1e-6,
     )
     # Not the same as no bias.
-    assert not np.allclose(to_np(plain(x, x, x, use_causal_mask=True)), to_np(with_option(x, x, x, use_causal_mask=True)))
+    assert not np.allclose(
+        to_np(plain(x, x, x, use_causal_mask=True)),
+        to_np(with_option(x, x, x, use_causal_mask=True)),
+    )
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -434,7 +494,9 @@ def test_t5_position_bias_matches_numpy(causal):
 def test_t5_position_bias_is_trained():
     layer = make_mha(position_bias="t5")
     x = rand(B, T, D, seed=36)
-    grad = gradient(lambda: ops.sum(layer(x, x, x, use_causal_mask=True) ** 2), layer.relative_bias.embeddings)
+    grad = gradient(
+        lambda: ops.sum(layer(x, x, x, use_causal_mask=True) ** 2), layer.relative_bias.embeddings
+    )
     assert np.any(grad != 0)
     # Causal buckets of distances 0 .. T - 1 are 0 .. T - 1 (exact); the others are unused.
     assert np.all(grad[T:] == 0)
@@ -464,7 +526,11 @@ def test_qk_norm_makes_scores_independent_of_the_input_scale():
 def test_logit_softcap_bounds_the_logits():
     cap = 1.0
     layer = DotProductAttention(logit_softcap=cap)
-    q, k, v = rand(1, 2, 8, seed=38, scale=50.0), rand(1, 4, 8, seed=39, scale=50.0), rand(1, 4, 8, seed=40)
+    q, k, v = (
+        rand(1, 2, 8, seed=38, scale=50.0),
+        rand(1, 4, 8, seed=39, scale=50.0),
+        rand(1, 4, 8, seed=40),
+    )
     _, weights = layer(q, k, v, return_attention_scores=True)
     # Logits in (-cap, cap): no weight ratio above e^(2 cap).
     w = to_np(weights)
@@ -475,7 +541,9 @@ def test_logit_softcap_bounds_the_logits():
 def test_multi_head_attention_passes_rotary_scaling_on(rotary_scaling):
     original = 4 if rotary_scaling == "yarn" else None
     layer = make_mha(
-        use_rotary=True, rotary_scaling=rotary_scaling, rotary_scaling_factor=4.0,
+        use_rotary=True,
+        rotary_scaling=rotary_scaling,
+        rotary_scaling_factor=4.0,
         rotary_original_max_len=original,
     )
     assert layer.rotary.scaling == rotary_scaling and layer.rotary.scaling_factor == 4.0
@@ -542,7 +610,11 @@ def test_keys_values_projected_once_equal_the_projecting_call(variant):
     projected = layer.project_keys_values(keys)
     assert tuple(projected.shape) == (2, B, T, layer.kv_hiddens)
     out, weights = layer(
-        queries, None, None, valid_lens=valid_lens, projected_keys_values=projected,
+        queries,
+        None,
+        None,
+        valid_lens=valid_lens,
+        projected_keys_values=projected,
         return_attention_scores=True,
     )
     ref, ref_w = layer(queries, keys, keys, valid_lens=valid_lens, return_attention_scores=True)
@@ -551,13 +623,17 @@ def test_keys_values_projected_once_equal_the_projecting_call(variant):
 
 
 @pytest.mark.parametrize("bias_layer", ["alibi", "t5"])
-def test_a_bias_layer_shared_by_two_blocks_in_a_functional_model_saves_and_loads(bias_layer, tmp_path):
+def test_a_bias_layer_shared_by_two_blocks_in_a_functional_model_saves_and_loads(
+    bias_layer, tmp_path
+):
     """As a builder would: one bias computed once, added in every block (T5's way)."""
     from keras_attention.layers import GPTBlock
 
     X = keras.Input(shape=(None, D))
-    shared = ALiBi(H, name="bias") if bias_layer == "alibi" else RelativePositionBias(
-        H, bidirectional=False, name="bias"
+    shared = (
+        ALiBi(H, name="bias")
+        if bias_layer == "alibi"
+        else RelativePositionBias(H, bidirectional=False, name="bias")
     )
     bias = shared(X)
     assert tuple(bias.shape) == (1, H, None, None)

@@ -11,7 +11,6 @@ import re
 
 import numpy as np
 import pytest
-from helpers import run_layer_test
 from keras import ops
 
 from keras_attention.layers import ALiBi, RelativePositionBias
@@ -20,6 +19,8 @@ from keras_attention.layers.bias import (
     relative_position_bucket,
     relative_positions,
 )
+
+from helpers import run_layer_test
 
 
 def rand(*shape, seed=0):
@@ -60,7 +61,9 @@ def np_alibi(num_heads, num_queries, num_keys, start=0):
     return out
 
 
-def t5_relative_position_bucket(relative_position, bidirectional=True, num_buckets=32, max_distance=128):
+def t5_relative_position_bucket(
+    relative_position, bidirectional=True, num_buckets=32, max_distance=128
+):
     """T5's `_relative_position_bucket` transcribed to numpy (float32 logarithm, as in T5)."""
     relative_position = np.asarray(relative_position, np.int64)
     ret = np.zeros_like(relative_position)
@@ -113,7 +116,9 @@ def test_alibi_slopes_of_8_heads_are_powers_of_one_half():
 def test_relative_position_bucket_equals_t5(bidirectional, num_buckets, max_distance):
     rel = np.arange(-300, 301)
     expected = t5_relative_position_bucket(rel, bidirectional, num_buckets, max_distance)
-    got = to_np(relative_position_bucket(rel.astype("int32"), bidirectional, num_buckets, max_distance))
+    got = to_np(
+        relative_position_bucket(rel.astype("int32"), bidirectional, num_buckets, max_distance)
+    )
     np.testing.assert_array_equal(got, expected)
     assert got.min() >= 0 and got.max() < num_buckets
 
@@ -132,7 +137,10 @@ def test_relative_position_bucket_t5_landmarks():
     [
         ({"num_buckets": 2}, "`num_buckets` must be an integer >= 4; got num_buckets=2."),
         ({"num_buckets": 8.0}, "`num_buckets` must be an integer >= 4; got num_buckets=8.0."),
-        ({"max_distance": 16}, "`max_distance` must be an integer > num_buckets / 2 = 16; got max_distance=16."),
+        (
+            {"max_distance": 16},
+            "`max_distance` must be an integer > num_buckets / 2 = 16; got max_distance=16.",
+        ),
         ({"bidirectional": 1}, "`bidirectional` must be True or False; got bidirectional=1."),
     ],
 )
@@ -149,12 +157,17 @@ def test_relative_position_bucket_rejects_bad_arguments(kwargs, message):
 @pytest.mark.parametrize("call_kwargs", [{}, {"start_index": 3}])
 def test_alibi_shared_layer_checks(call_kwargs):
     run_layer_test(
-        ALiBi, {"num_heads": 3}, rand(2, 5, 8), call_kwargs=call_kwargs,
+        ALiBi,
+        {"num_heads": 3},
+        rand(2, 5, 8),
+        call_kwargs=call_kwargs,
         expected_output_shape=(1, 3, 5, 5),
     )
 
 
-@pytest.mark.parametrize("num_heads, num_queries, num_keys, start", [(4, 5, 5, 0), (3, 1, 7, 6), (6, 2, 9, 4)])
+@pytest.mark.parametrize(
+    "num_heads, num_queries, num_keys, start", [(4, 5, 5, 0), (3, 1, 7, 6), (6, 2, 9, 4)]
+)
 def test_alibi_matches_numpy(num_heads, num_queries, num_keys, start):
     layer = ALiBi(num_heads)
     got = to_np(layer(rand(2, num_queries, 4), rand(2, num_keys, 4), start_index=start))
@@ -169,7 +182,9 @@ def test_alibi_with_offset_is_the_rows_of_the_full_bias():
 
 
 def test_alibi_rejects_bad_num_heads():
-    with pytest.raises(ValueError, match=re.escape("`num_heads` must be a positive integer; got num_heads=0.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`num_heads` must be a positive integer; got num_heads=0.")
+    ):
         ALiBi(0)
 
 

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import run_layer_test
 from keras_attention.layers import SegmentEmbedding, TiedTokenEmbedding, TokenEmbedding
+
+from helpers import run_layer_test
 
 V, D = 6, 4
 IDS = np.array([[1, 2, 0], [5, 0, 0]], "int32")
@@ -41,28 +42,47 @@ def test_rows_of_the_table_scaled_and_masked(scale):
 
 
 def test_layer_contract():
-    run_layer_test(TokenEmbedding, {"vocab_size": V, "num_hiddens": D, "pad_id": 0, "scale": True},
-                   [IDS], expected_output_shape=(2, 3, D))
+    run_layer_test(
+        TokenEmbedding,
+        {"vocab_size": V, "num_hiddens": D, "pad_id": 0, "scale": True},
+        [IDS],
+        expected_output_shape=(2, 3, D),
+    )
 
 
 def test_tied_embedding_layer_contract_and_logits_are_the_transposed_table():
-    run_layer_test(TiedTokenEmbedding, {"vocab_size": V, "num_hiddens": D, "pad_id": 0},
-                   [IDS], expected_output_shape=(2, 3, D))
+    run_layer_test(
+        TiedTokenEmbedding,
+        {"vocab_size": V, "num_hiddens": D, "pad_id": 0},
+        [IDS],
+        expected_output_shape=(2, 3, D),
+    )
     layer = TiedTokenEmbedding(V, D, pad_id=0)
     X = np.random.default_rng(0).normal(size=(2, 3, D)).astype("float32")
     layer(IDS)
-    np.testing.assert_allclose(to_np(layer(X, reverse=True)), X @ table(layer).T, rtol=1e-5, atol=1e-6)
-    run_layer_test(TiedTokenEmbedding, {"vocab_size": V, "num_hiddens": D},
-                   [X], call_kwargs={"reverse": True}, expected_output_shape=(2, 3, V),
-                   check_mixed_precision=False)
+    np.testing.assert_allclose(
+        to_np(layer(X, reverse=True)), X @ table(layer).T, rtol=1e-5, atol=1e-6
+    )
+    run_layer_test(
+        TiedTokenEmbedding,
+        {"vocab_size": V, "num_hiddens": D},
+        [X],
+        call_kwargs={"reverse": True},
+        expected_output_shape=(2, 3, V),
+        check_mixed_precision=False,
+    )
 
 
 def test_segment_embedding_layer_contract_adds_the_segment_rows_and_keeps_the_mask():
     X = np.random.default_rng(1).normal(size=(2, 3, D)).astype("float32")
     segment_ids = np.array([[0, 1, 1], [0, 0, 1]], "int32")
-    run_layer_test(SegmentEmbedding, {"num_segments": 2, "num_hiddens": D},
-                   [X, segment_ids], expected_output_shape=(2, 3, D),
-                   input_mask=IDS != 0)
+    run_layer_test(
+        SegmentEmbedding,
+        {"num_segments": 2, "num_hiddens": D},
+        [X, segment_ids],
+        expected_output_shape=(2, 3, D),
+        input_mask=IDS != 0,
+    )
     layer = SegmentEmbedding(2, D)
     out = to_np(layer(X, segment_ids))
     np.testing.assert_allclose(out, X + table(layer)[segment_ids], rtol=1e-6)
@@ -71,7 +91,10 @@ def test_segment_embedding_layer_contract_adds_the_segment_rows_and_keeps_the_ma
 def test_the_old_import_paths_still_work_with_a_deprecation_warning():
     import keras_attention.models as models
 
-    for name, cls in (("TiedTokenEmbedding", TiedTokenEmbedding), ("SegmentEmbedding", SegmentEmbedding)):
+    for name, cls in (
+        ("TiedTokenEmbedding", TiedTokenEmbedding),
+        ("SegmentEmbedding", SegmentEmbedding),
+    ):
         with pytest.warns(DeprecationWarning, match=f"moved to keras_attention.layers.{name}"):
             assert getattr(models, name) is cls
 
@@ -79,7 +102,9 @@ def test_the_old_import_paths_still_work_with_a_deprecation_warning():
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bool"])
 def test_float_or_bool_ids_are_a_type_error(dtype):
     # (Keras casts float inputs to the layer's float32 before `call`.)
-    message = f"`ids` must be integer ids; got ids.dtype={'bool' if dtype == 'bool' else 'float32'}."
+    message = (
+        f"`ids` must be integer ids; got ids.dtype={'bool' if dtype == 'bool' else 'float32'}."
+    )
     with pytest.raises(TypeError, match=re.escape(message)):
         TokenEmbedding(V, D)(IDS.astype(dtype))
     if dtype != "bool":  # Keras Inputs of bool are fine, but ours must be int
@@ -105,7 +130,9 @@ def test_ids_out_of_range_give_nan_rows_in_a_graph_never_another_row(jit_compile
 
     layer = TokenEmbedding(V, D, scale=True)
     layer(IDS)
-    embed = tf.function(layer, jit_compile=jit_compile, input_signature=[tf.TensorSpec((None, None), tf.int32)])
+    embed = tf.function(
+        layer, jit_compile=jit_compile, input_signature=[tf.TensorSpec((None, None), tf.int32)]
+    )
     out = to_np(embed(np.array([[-1, 2, V, 0]], "int32")))
     assert np.all(np.isnan(out[0, [0, 2]]))  # -1 is not the last row, V not a clamped one
     np.testing.assert_allclose(out[0, [1, 3]], table(layer)[[2, 0]] * math.sqrt(D), rtol=1e-6)
@@ -127,9 +154,18 @@ def test_ids_out_of_range_give_nan_rows_under_jit_on_any_backend():
     [
         ({"vocab_size": 0}, "`vocab_size` must be a positive integer; got vocab_size=0."),
         ({"num_hiddens": 2.0}, "`num_hiddens` must be a positive integer; got num_hiddens=2.0."),
-        ({"pad_id": V}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id={V}."),
-        ({"pad_id": -1}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=-1."),
-        ({"pad_id": True}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=True."),
+        (
+            {"pad_id": V},
+            f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id={V}.",
+        ),
+        (
+            {"pad_id": -1},
+            f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=-1.",
+        ),
+        (
+            {"pad_id": True},
+            f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=True.",
+        ),
         ({"scale": 1}, "`scale` must be True or False; got scale=1."),
     ],
 )
@@ -146,17 +182,39 @@ def test_numpy_integer_arguments():
 
 def test_tied_and_segment_embeddings_check_ids_the_same_way():
     tied = TiedTokenEmbedding(V, D)
-    with pytest.raises(ValueError, match=re.escape(f"`ids` must be in [0, vocab_size={V}); got ids from -2 to 1.")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"`ids` must be in [0, vocab_size={V}); got ids from -2 to 1.")
+    ):
         tied(np.array([[-2, 1]], "int32"))
-    with pytest.raises(TypeError, match=re.escape("`ids` must be integer ids; got ids.dtype=float32.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`ids` must be integer ids; got ids.dtype=float32.")
+    ):
         tied(keras.Input((None,), dtype="float32"))
-    with pytest.raises(TypeError, match=re.escape("`inputs` must be float hidden states when reverse=True; got inputs.dtype=int32.")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "`inputs` must be float hidden states when reverse=True; got inputs.dtype=int32."
+        ),
+    ):
         tied(keras.Input((None, D), dtype="int32"), reverse=True)
     segments = SegmentEmbedding(2, D)
     X = np.zeros((2, 3, D), "float32")
-    with pytest.raises(ValueError, match=re.escape("`segment_ids` must be in [0, num_segments=2); got segment_ids from 0 to 2.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`segment_ids` must be in [0, num_segments=2); got segment_ids from 0 to 2."
+        ),
+    ):
         segments(X, np.array([[0, 1, 2], [0, 0, 0]], "int32"))
-    with pytest.raises(TypeError, match=re.escape("`segment_ids` must be integer ids; got segment_ids.dtype=float32.")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape("`segment_ids` must be integer ids; got segment_ids.dtype=float32."),
+    ):
         segments(X, np.zeros((2, 3), "float32"))
-    with pytest.raises(ValueError, match=re.escape("`X`, `segment_ids` must have the same batch size (axis 0); got X.shape=(2, 3, 4), segment_ids.shape=(1, 3).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`X`, `segment_ids` must have the same batch size (axis 0); got X.shape=(2, 3, 4), segment_ids.shape=(1, 3)."
+        ),
+    ):
         segments(X, np.zeros((1, 3), "int32"))

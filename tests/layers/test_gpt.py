@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import run_layer_test
 from keras_attention.layers import GPTBlock, MultiHeadAttention, PositionWiseFFN
+
+from helpers import run_layer_test
 
 # One-step self-attention (a single key) is expected while decoding.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
@@ -84,7 +85,9 @@ def test_dropout_is_active_only_in_training():
     np.testing.assert_array_equal(
         ops.convert_to_numpy(block(X)), ops.convert_to_numpy(block(X, training=False))
     )
-    assert not np.allclose(ops.convert_to_numpy(block(X, training=True)), ops.convert_to_numpy(block(X)))
+    assert not np.allclose(
+        ops.convert_to_numpy(block(X, training=True)), ops.convert_to_numpy(block(X))
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,9 +117,14 @@ def test_gpt_block_checks_inputs_on_every_call():
 
     layer = GPTBlock(D, F, H, 0.0)
     layer(np.zeros((2, 3, D), "float32"))
-    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")
+    ):
         layer(np.zeros((2, 3, D), "int32"))
-    with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8)."),
+    ):
         layer(np.zeros((2, D), "float32"))
     with pytest.raises(ValueError, match=re.escape("got X.shape=(2, 3, 6).")):
         layer(np.zeros((2, 3, 6), "float32"))
@@ -129,7 +137,10 @@ VARIANTS = {
     "alibi_qk_norm": {"position_bias": "alibi", "qk_norm": "rms", "logit_softcap": 4.0},
     "rotary_ntk": {"use_rotary": True, "rotary_scaling": "ntk", "rotary_scaling_factor": 2.0},
     "rotary_yarn": {
-        "use_rotary": True, "rotary_scaling": "yarn", "rotary_scaling_factor": 2.0, "rotary_original_max_len": 4,
+        "use_rotary": True,
+        "rotary_scaling": "yarn",
+        "rotary_scaling_factor": 2.0,
+        "rotary_original_max_len": 4,
     },
     "t5": {"position_bias": "t5", "qk_norm": "layer"},
 }
@@ -139,7 +150,13 @@ VARIANTS = {
 def test_gpt_block_with_variants_passes_the_layer_test(variant):
     run_layer_test(
         GPTBlock,
-        {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.1, **VARIANTS[variant]},
+        {
+            "num_hiddens": D,
+            "ffn_num_hiddens": F,
+            "num_heads": H,
+            "dropout": 0.1,
+            **VARIANTS[variant],
+        },
         inputs(),
         expected_output_shape=(2, 5, D),
         input_mask=np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool),
@@ -157,7 +174,9 @@ def test_gpt_block_passes_variants_to_its_attention(variant):
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_gpt_block_with_variants_never_sees_a_later_position_and_caches_equal_the_full_pass(variant):
+def test_gpt_block_with_variants_never_sees_a_later_position_and_caches_equal_the_full_pass(
+    variant,
+):
     block = GPTBlock(D, F, H, 0.0, **VARIANTS[variant])
     X = inputs(length=6)
     full = ops.convert_to_numpy(block(X))
@@ -205,21 +224,41 @@ def test_gpt_block_bias_argument_equals_its_alibi_option():
     plain(X)
     plain.set_weights(with_option.get_weights())
     np.testing.assert_allclose(
-        ops.convert_to_numpy(plain(X, bias=ALiBi(H)(X))), ops.convert_to_numpy(with_option(X)), atol=1e-6
+        ops.convert_to_numpy(plain(X, bias=ALiBi(H)(X))),
+        ops.convert_to_numpy(with_option(X)),
+        atol=1e-6,
     )
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"num_kv_heads": 3, "num_heads": 2}, "`num_heads` must be divisible by `num_kv_heads`; got num_heads=2, num_kv_heads=3."),
+        (
+            {"num_kv_heads": 3, "num_heads": 2},
+            "`num_heads` must be divisible by `num_kv_heads`; got num_heads=2, num_kv_heads=3.",
+        ),
         ({"window": 0}, "`window` must be None or a positive integer; got window=0."),
-        ({"qk_norm": "batch"}, "`qk_norm` must be None or one of ['layer', 'rms']; got qk_norm='batch'."),
-        ({"logit_softcap": -1.0}, "`logit_softcap` must be None or a positive finite number; got logit_softcap=-1.0."),
-        ({"position_bias": True}, "`position_bias` must be None or one of ['alibi', 't5']; got position_bias=True."),
+        (
+            {"qk_norm": "batch"},
+            "`qk_norm` must be None or one of ['layer', 'rms']; got qk_norm='batch'.",
+        ),
+        (
+            {"logit_softcap": -1.0},
+            "`logit_softcap` must be None or a positive finite number; got logit_softcap=-1.0.",
+        ),
+        (
+            {"position_bias": True},
+            "`position_bias` must be None or one of ['alibi', 't5']; got position_bias=True.",
+        ),
         ({"use_rotary": "yes"}, "`use_rotary` must be True or False; got use_rotary='yes'."),
-        ({"rotary_scaling": "dynamic"}, "`rotary_scaling` must be None or one of ['linear', 'ntk', 'yarn']; got rotary_scaling='dynamic'."),
-        ({"num_hiddens": 6, "num_heads": 2, "use_rotary": True}, "`use_rotary=True` needs an even head size"),
+        (
+            {"rotary_scaling": "dynamic"},
+            "`rotary_scaling` must be None or one of ['linear', 'ntk', 'yarn']; got rotary_scaling='dynamic'.",
+        ),
+        (
+            {"num_hiddens": 6, "num_heads": 2, "use_rotary": True},
+            "`use_rotary=True` needs an even head size",
+        ),
     ],
 )
 def test_bad_variant_arguments_raise(kwargs, match):

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import gradient, mask_from, run_layer_test
 from keras_attention.layers import NadarayaWatson
+
+from helpers import gradient, mask_from, run_layer_test
 
 KERNEL_NAMES = ["gaussian", "boxcar", "constant", "epanechikov"]
 
@@ -86,9 +87,7 @@ def test_shared_layer_checks_with_attention_scores():
 @pytest.mark.parametrize("width", [1.0, 0.5])
 def test_matches_numpy_nadaraya_watson(kernel, width):
     q, k, vals = data(q=4, k=6)
-    out, weights = NadarayaWatson(kernel, width=width)(
-        q, k, vals, return_attention_scores=True
-    )
+    out, weights = NadarayaWatson(kernel, width=width)(q, k, vals, return_attention_scores=True)
     ref_out, ref_w = np_nadaraya_watson(
         q.astype(np.float64), k.astype(np.float64), vals, kernel, w=1 / width
     )
@@ -154,9 +153,7 @@ def test_masked_keys_are_ignored():
     for kernel in KERNEL_NAMES:
         layer = NadarayaWatson(kernel)
         expected, exp_w = layer(q, k, vals, return_attention_scores=True)
-        got, w = layer(
-            q, mask_from(pad_k, key_mask), pad_v, return_attention_scores=True
-        )
+        got, w = layer(q, mask_from(pad_k, key_mask), pad_v, return_attention_scores=True)
         np.testing.assert_allclose(
             ops.convert_to_numpy(got), ops.convert_to_numpy(expected), atol=1e-5
         )
@@ -202,9 +199,7 @@ def test_fit_learns_width_and_reduces_loss():
     # The trained layer is still D2L's estimator with the learned w.
     w = float(ops.convert_to_numpy(layer.w))
     ref, _ = np_nadaraya_watson(queries, keys, values, "gaussian", w=w)
-    np.testing.assert_allclose(
-        ops.convert_to_numpy(model([queries, keys, values])), ref, atol=1e-5
-    )
+    np.testing.assert_allclose(ops.convert_to_numpy(model([queries, keys, values])), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -213,25 +208,27 @@ def test_mixed_precision_is_close_to_float32(policy):
     ref = ops.convert_to_numpy(NadarayaWatson()(q, k, vals))
     out = NadarayaWatson(dtype=policy)(q, k, vals)
     assert keras.backend.standardize_dtype(out.dtype) == policy.split("_")[1]
-    np.testing.assert_allclose(
-        ops.convert_to_numpy(ops.cast(out, "float32")), ref, atol=5e-2
-    )
+    np.testing.assert_allclose(ops.convert_to_numpy(ops.cast(out, "float32")), ref, atol=5e-2)
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"kernel": "triangle"}, r"`kernel` must be one of \['boxcar', 'constant', "
-         r"'epanechikov', 'gaussian'\]; got kernel='triangle'"),
+        (
+            {"kernel": "triangle"},
+            r"`kernel` must be one of \['boxcar', 'constant', "
+            r"'epanechikov', 'gaussian'\]; got kernel='triangle'",
+        ),
         ({"kernel": None}, r"`kernel` must be one of .*got kernel=None"),
         ({"width": 0.0}, r"`width` must be a positive finite number; got width=0.0"),
         ({"width": "1"}, r"`width` must be a positive finite number; got width='1'"),
         ({"width": float("nan")}, r"`width` must be a positive finite number; got width=nan"),
         ({"width": float("inf")}, r"`width` must be a positive finite number; got width=inf"),
-        ({"learnable_width": "yes"},
-         r"`learnable_width` must be True or False; got learnable_width='yes'"),
-        ({"learnable_width": 1},
-         r"`learnable_width` must be True or False; got learnable_width=1"),
+        (
+            {"learnable_width": "yes"},
+            r"`learnable_width` must be True or False; got learnable_width='yes'",
+        ),
+        ({"learnable_width": 1}, r"`learnable_width` must be True or False; got learnable_width=1"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -246,9 +243,7 @@ def test_keys_values_length_mismatch_raises_eagerly_and_symbolically():
     with pytest.raises(ValueError, match=match):
         NadarayaWatson()(q, k, v)
     with pytest.raises(ValueError, match=r"`keys` and `values` must have the same length"):
-        NadarayaWatson()(
-            keras.Input((None,)), keras.Input((5,)), keras.Input((4,))
-        )
+        NadarayaWatson()(keras.Input((None,)), keras.Input((5,)), keras.Input((4,)))
 
 
 def test_wrong_ranks_raise():
@@ -266,5 +261,10 @@ def test_batches_must_agree_not_broadcast():
     message = "`queries`, `keys`, `values` must have the same batch size (axis 0); got queries.shape=(2, 3), keys.shape=(1, 5), values.shape=(1, 5)."
     with pytest.raises(ValueError, match=re.escape(message)):
         NadarayaWatson()(q, k[:1], vals[:1])
-    with pytest.raises(ValueError, match=re.escape("`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape=(2, 3).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`keys_mask` must have shape (batch, num_keys)=(2, 5); got keys_mask.shape=(2, 3)."
+        ),
+    ):
         NadarayaWatson()(q, k, vals, keys_mask=np.ones((2, 3), bool))

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import gradient, mask_from, run_layer_test
 from keras_attention.layers import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
     SinusoidalPositionalEncoding,
 )
 from keras_attention.layers.position import sinusoidal_encoding
+
+from helpers import gradient, mask_from, run_layer_test
 
 MASK = np.array([[True, True, True, False, False], [True, True, False, False, False]])
 
@@ -46,12 +47,16 @@ def np_rotary(x, start_index=0, max_wavelength=10000, scaling_factor=1.0, scalin
     return x * np.cos(ang) + np.concatenate([-x2, x1], -1) * np.sin(ang)
 
 
-def hf_yarn_inv_freq(dim, base, factor, original_max_position_embeddings, beta_fast=32, beta_slow=1):
+def hf_yarn_inv_freq(
+    dim, base, factor, original_max_position_embeddings, beta_fast=32, beta_slow=1
+):
     """transformers' `_compute_yarn_parameters` (rope_type="yarn"), transcribed to numpy."""
     import math
 
     def find_correction_dim(num_rotations, dim, base, max_position_embeddings):
-        return (dim * math.log(max_position_embeddings / (num_rotations * 2 * math.pi))) / (2 * math.log(base))
+        return (dim * math.log(max_position_embeddings / (num_rotations * 2 * math.pi))) / (
+            2 * math.log(base)
+        )
 
     def find_correction_range(low_rot, high_rot, dim, base, max_position_embeddings):
         low = math.floor(find_correction_dim(low_rot, dim, base, max_position_embeddings))
@@ -67,7 +72,9 @@ def hf_yarn_inv_freq(dim, base, factor, original_max_position_embeddings, beta_f
     pos_freqs = base ** (np.arange(0, dim, 2).astype(np.float32) / dim)
     inv_freq_extrapolation = 1.0 / pos_freqs
     inv_freq_interpolation = 1.0 / (factor * pos_freqs)
-    low, high = find_correction_range(beta_fast, beta_slow, dim, base, original_max_position_embeddings)
+    low, high = find_correction_range(
+        beta_fast, beta_slow, dim, base, original_max_position_embeddings
+    )
     inv_freq_extrapolation_factor = 1 - linear_ramp_factor(low, high, dim // 2)
     inv_freq = (
         inv_freq_interpolation * (1 - inv_freq_extrapolation_factor)
@@ -154,10 +161,18 @@ def test_sinusoidal_start_index_as_tensor_in_graph():
 @pytest.mark.parametrize(
     "length, start, match",
     [
-        (11, 0, r"longer than `max_len`.*max_len=10.*start_index=0 \+ sequence "
-         r"length=11 = 11 > max_len"),
-        (3, 8, r"longer than `max_len`.*start_index=8 \+ sequence length=3 = 11 > "
-         r"max_len"),
+        (
+            11,
+            0,
+            r"longer than `max_len`.*max_len=10.*start_index=0 \+ sequence "
+            r"length=11 = 11 > max_len",
+        ),
+        (
+            3,
+            8,
+            r"longer than `max_len`.*start_index=8 \+ sequence length=3 = 11 > "
+            r"max_len",
+        ),
     ],
 )
 @pytest.mark.parametrize("cls", ["sinusoidal", "learned"])
@@ -179,20 +194,32 @@ def test_sequence_longer_than_max_len_raises(cls, length, start, match):
         (-1, "`start_index` must be a non-negative integer; got start_index=-1."),
         (np.int64(-2), "`start_index` must be a non-negative integer; got start_index=-2."),
         (1.0, "`start_index` must be an integer or an integer scalar tensor; got start_index=1.0."),
-        (np.array([1], "int32"), "`start_index` must be an integer or an integer scalar tensor; got start_index.shape=(1,), dtype=int32."),
+        (
+            np.array([1], "int32"),
+            "`start_index` must be an integer or an integer scalar tensor; got start_index.shape=(1,), dtype=int32.",
+        ),
     ],
 )
 def test_bad_start_index_raises(cls, start, message):
-    layer = {"sinusoidal": SinusoidalPositionalEncoding(4), "learned": LearnedPositionalEmbedding(10, 4),
-             "rotary": RotaryEmbedding()}[cls]
+    layer = {
+        "sinusoidal": SinusoidalPositionalEncoding(4),
+        "learned": LearnedPositionalEmbedding(10, 4),
+        "rotary": RotaryEmbedding(),
+    }[cls]
     with pytest.raises(ValueError, match=re.escape(message)):
         layer(np.zeros((1, 2, 4), "float32"), start_index=start)
 
 
 @pytest.mark.parametrize("cls", ["sinusoidal", "learned"])
 def test_eager_tensor_start_index_past_max_len_raises(cls):
-    layer = SinusoidalPositionalEncoding(4, max_len=10) if cls == "sinusoidal" else LearnedPositionalEmbedding(10, 4)
-    with pytest.raises(ValueError, match=re.escape("start_index=9 + sequence length=2 = 11 > max_len")):
+    layer = (
+        SinusoidalPositionalEncoding(4, max_len=10)
+        if cls == "sinusoidal"
+        else LearnedPositionalEmbedding(10, 4)
+    )
+    with pytest.raises(
+        ValueError, match=re.escape("start_index=9 + sequence length=2 = 11 > max_len")
+    ):
         layer(np.zeros((1, 2, 4), "float32"), start_index=ops.convert_to_tensor(9))
 
 
@@ -205,7 +232,11 @@ def _position_layer(cls):
 
 
 def _table(layer):
-    return layer.P if isinstance(layer, SinusoidalPositionalEncoding) else ops.convert_to_numpy(layer.embeddings)
+    return (
+        layer.P
+        if isinstance(layer, SinusoidalPositionalEncoding)
+        else ops.convert_to_numpy(layer.embeddings)
+    )
 
 
 @pytest.mark.tensorflow_only(reason="tf.function with an unknown length")
@@ -219,11 +250,14 @@ def test_positions_past_max_len_in_a_graph_are_nan_never_clamped(cls, jit_compil
 
     layer = _position_layer(cls)
     add = tf.function(
-        lambda X, start: layer(X, start_index=start), jit_compile=jit_compile,
+        lambda X, start: layer(X, start_index=start),
+        jit_compile=jit_compile,
         input_signature=[tf.TensorSpec((None, None, 4), tf.float32), tf.TensorSpec((), tf.int32)],
     )
     table = _table(layer)
-    np.testing.assert_allclose(ops.convert_to_numpy(add(np.zeros((1, 6, 4), "float32"), 0))[0], table, atol=1e-6)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(add(np.zeros((1, 6, 4), "float32"), 0))[0], table, atol=1e-6
+    )
     out = ops.convert_to_numpy(add(np.zeros((2, 8, 4), "float32"), 0))  # 8 > max_len=6
     np.testing.assert_allclose(out[:, :6], np.broadcast_to(table, (2, 6, 4)), atol=1e-6)
     assert np.all(np.isnan(out[:, 6:]))
@@ -241,7 +275,8 @@ def test_traced_start_index_past_max_len_is_nan_under_jit(cls):
     model = keras.Model([x_in, s_in], layer(x_in, start_index=s_in))
     model.compile(jit_compile=True)
     run = lambda start: ops.convert_to_numpy(
-        model.predict_on_batch([np.zeros((1, 3, 4), "float32"), np.array(start, "int32")]))
+        model.predict_on_batch([np.zeros((1, 3, 4), "float32"), np.array(start, "int32")])
+    )
     np.testing.assert_allclose(run(2)[0], _table(layer)[2:5], atol=1e-6)
     out = run(4)[0]  # positions 4, 5, 6: the last is past max_len=6
     np.testing.assert_allclose(out[:2], _table(layer)[4:6], atol=1e-6)
@@ -250,13 +285,22 @@ def test_traced_start_index_past_max_len_is_nan_under_jit(cls):
 
 @pytest.mark.parametrize("cls", ["sinusoidal", "learned", "rotary"])
 def test_integer_inputs_and_wrong_rank_raise(cls):
-    layer = {"sinusoidal": SinusoidalPositionalEncoding(4), "learned": LearnedPositionalEmbedding(10, 4),
-             "rotary": RotaryEmbedding()}[cls]
+    layer = {
+        "sinusoidal": SinusoidalPositionalEncoding(4),
+        "learned": LearnedPositionalEmbedding(10, 4),
+        "rotary": RotaryEmbedding(),
+    }[cls]
     name = "inputs" if cls == "rotary" else "X"
-    with pytest.raises(TypeError, match=re.escape(f"`{name}` must be a float tensor; got {name}.dtype=int32.")):
+    with pytest.raises(
+        TypeError, match=re.escape(f"`{name}` must be a float tensor; got {name}.dtype=int32.")
+    ):
         layer(np.zeros((1, 2, 4), "int32"))
     layer(np.zeros((1, 2, 4), "float32"))
-    rank = "`inputs` must have rank >= 3" if cls == "rotary" else "`X` must be 3-D (batch, length, num_hiddens)"
+    rank = (
+        "`inputs` must have rank >= 3"
+        if cls == "rotary"
+        else "`X` must be 3-D (batch, length, num_hiddens)"
+    )
     with pytest.raises(ValueError, match=re.escape(rank)):
         layer(np.zeros((2, 4), "float32"))
 
@@ -270,9 +314,7 @@ def test_sinusoidal_dropout_only_in_training():
     zeros = np.mean(train_out == 0)
     assert 0.3 < zeros < 0.7
     kept = train_out != 0
-    np.testing.assert_allclose(
-        train_out[kept], (2 * (X + np_P(10, 16)[None]))[kept], rtol=1e-5
-    )
+    np.testing.assert_allclose(train_out[kept], (2 * (X + np_P(10, 16)[None]))[kept], rtol=1e-5)
 
 
 def test_sinusoidal_passes_mask_through():
@@ -328,42 +370,92 @@ def test_learned_embeddings_get_gradients_only_at_used_positions():
 @pytest.mark.parametrize(
     "cls, kwargs, match",
     [
-        (SinusoidalPositionalEncoding, {"num_hiddens": 0},
-         r"`num_hiddens` must be a positive integer; got num_hiddens=0"),
-        (SinusoidalPositionalEncoding, {"num_hiddens": 8.0},
-         r"`num_hiddens` must be a positive integer; got num_hiddens=8.0"),
-        (SinusoidalPositionalEncoding, {"num_hiddens": 8, "dropout": 1.0},
-         r"`dropout` must be a float in \[0, 1\); got dropout=1.0"),
-        (SinusoidalPositionalEncoding, {"num_hiddens": 8, "dropout": "0.1"},
-         r"`dropout` must be a float in \[0, 1\); got dropout='0.1'"),
-        (SinusoidalPositionalEncoding, {"num_hiddens": 8, "max_len": -1},
-         r"`max_len` must be a positive integer; got max_len=-1"),
-        (LearnedPositionalEmbedding, {"max_len": 0, "num_hiddens": 8},
-         r"`max_len` must be a positive integer; got max_len=0"),
-        (LearnedPositionalEmbedding, {"max_len": 8, "num_hiddens": True},
-         r"`num_hiddens` must be a positive integer; got num_hiddens=True"),
-        (LearnedPositionalEmbedding,
-         {"max_len": 8, "num_hiddens": 4, "embeddings_initializer": "nope"},
-         r"`embeddings_initializer` must be a Keras initializer or its name; got "
-         r"embeddings_initializer='nope'"),
-        (RotaryEmbedding, {"max_wavelength": 0},
-         r"`max_wavelength` must be a positive finite number; got max_wavelength=0"),
-        (RotaryEmbedding, {"scaling_factor": -2.0},
-         r"`scaling_factor` must be a positive finite number; got scaling_factor=-2.0"),
-        (RotaryEmbedding, {"max_wavelength": float("nan")},
-         r"`max_wavelength` must be a positive finite number; got max_wavelength=nan"),
-        (RotaryEmbedding, {"scaling_factor": float("inf")},
-         r"`scaling_factor` must be a positive finite number; got scaling_factor=inf"),
-        (RotaryEmbedding, {"scaling_factor": None},
-         r"`scaling_factor` must be a positive finite number; got scaling_factor=None"),
-        (RotaryEmbedding, {"scaling": "dynamic"},
-         r"`scaling` must be None or one of \['linear', 'ntk', 'yarn'\]; got scaling='dynamic'"),
-        (RotaryEmbedding, {"scaling": "yarn", "scaling_factor": 2.0},
-         r"`scaling='yarn'` needs `original_max_len`, the trained context length."),
-        (RotaryEmbedding, {"scaling": "yarn", "original_max_len": 0},
-         r"`original_max_len` must be a positive integer; got original_max_len=0"),
-        (RotaryEmbedding, {"scaling": "ntk", "original_max_len": 64},
-         r"`original_max_len` is used by `scaling='yarn'` only; got scaling='ntk', original_max_len=64"),
+        (
+            SinusoidalPositionalEncoding,
+            {"num_hiddens": 0},
+            r"`num_hiddens` must be a positive integer; got num_hiddens=0",
+        ),
+        (
+            SinusoidalPositionalEncoding,
+            {"num_hiddens": 8.0},
+            r"`num_hiddens` must be a positive integer; got num_hiddens=8.0",
+        ),
+        (
+            SinusoidalPositionalEncoding,
+            {"num_hiddens": 8, "dropout": 1.0},
+            r"`dropout` must be a float in \[0, 1\); got dropout=1.0",
+        ),
+        (
+            SinusoidalPositionalEncoding,
+            {"num_hiddens": 8, "dropout": "0.1"},
+            r"`dropout` must be a float in \[0, 1\); got dropout='0.1'",
+        ),
+        (
+            SinusoidalPositionalEncoding,
+            {"num_hiddens": 8, "max_len": -1},
+            r"`max_len` must be a positive integer; got max_len=-1",
+        ),
+        (
+            LearnedPositionalEmbedding,
+            {"max_len": 0, "num_hiddens": 8},
+            r"`max_len` must be a positive integer; got max_len=0",
+        ),
+        (
+            LearnedPositionalEmbedding,
+            {"max_len": 8, "num_hiddens": True},
+            r"`num_hiddens` must be a positive integer; got num_hiddens=True",
+        ),
+        (
+            LearnedPositionalEmbedding,
+            {"max_len": 8, "num_hiddens": 4, "embeddings_initializer": "nope"},
+            r"`embeddings_initializer` must be a Keras initializer or its name; got "
+            r"embeddings_initializer='nope'",
+        ),
+        (
+            RotaryEmbedding,
+            {"max_wavelength": 0},
+            r"`max_wavelength` must be a positive finite number; got max_wavelength=0",
+        ),
+        (
+            RotaryEmbedding,
+            {"scaling_factor": -2.0},
+            r"`scaling_factor` must be a positive finite number; got scaling_factor=-2.0",
+        ),
+        (
+            RotaryEmbedding,
+            {"max_wavelength": float("nan")},
+            r"`max_wavelength` must be a positive finite number; got max_wavelength=nan",
+        ),
+        (
+            RotaryEmbedding,
+            {"scaling_factor": float("inf")},
+            r"`scaling_factor` must be a positive finite number; got scaling_factor=inf",
+        ),
+        (
+            RotaryEmbedding,
+            {"scaling_factor": None},
+            r"`scaling_factor` must be a positive finite number; got scaling_factor=None",
+        ),
+        (
+            RotaryEmbedding,
+            {"scaling": "dynamic"},
+            r"`scaling` must be None or one of \['linear', 'ntk', 'yarn'\]; got scaling='dynamic'",
+        ),
+        (
+            RotaryEmbedding,
+            {"scaling": "yarn", "scaling_factor": 2.0},
+            r"`scaling='yarn'` needs `original_max_len`, the trained context length.",
+        ),
+        (
+            RotaryEmbedding,
+            {"scaling": "yarn", "original_max_len": 0},
+            r"`original_max_len` must be a positive integer; got original_max_len=0",
+        ),
+        (
+            RotaryEmbedding,
+            {"scaling": "ntk", "original_max_len": 64},
+            r"`original_max_len` is used by `scaling='yarn'` only; got scaling='ntk', original_max_len=64",
+        ),
     ],
 )
 def test_bad_arguments(cls, kwargs, match):
@@ -414,9 +506,7 @@ def test_rotary_shared_layer_checks(shape):
 def test_rotary_matches_numpy(shape, kwargs):
     x = rand(*shape)
     out = RotaryEmbedding(**kwargs)(x)
-    np.testing.assert_allclose(
-        ops.convert_to_numpy(out), np_rotary(x, **kwargs), atol=1e-5
-    )
+    np.testing.assert_allclose(ops.convert_to_numpy(out), np_rotary(x, **kwargs), atol=1e-5)
 
 
 @pytest.mark.parametrize("scaling", ["linear", "ntk"])
@@ -447,7 +537,9 @@ def test_rotary_linear_scaling_is_the_unscaled_rotation_at_divided_positions():
     x = rand(1, 1, 8)
     scaled = RotaryEmbedding(scaling_factor=4.0, scaling="linear")(x, start_index=4)
     np.testing.assert_allclose(
-        ops.convert_to_numpy(scaled), ops.convert_to_numpy(RotaryEmbedding()(x, start_index=1)), atol=1e-6
+        ops.convert_to_numpy(scaled),
+        ops.convert_to_numpy(RotaryEmbedding()(x, start_index=1)),
+        atol=1e-6,
     )
 
 
@@ -459,8 +551,10 @@ def test_rotary_ntk_scaling_keeps_the_highest_and_divides_the_lowest_frequency()
         layer = RotaryEmbedding(scaling_factor=s if scaling else 1.0, scaling=scaling)
         x = np.eye(D, dtype="float32")[None, None, : D // 2]  # (1, 1, D/2, D): head i is e_i
         out = ops.convert_to_numpy(layer(x, start_index=t))[0, 0]  # (D/2, D)
-        angles[scaling] = np.arctan2(out[np.arange(D // 2), np.arange(D // 2) + D // 2],
-                                     out[np.arange(D // 2), np.arange(D // 2)])
+        angles[scaling] = np.arctan2(
+            out[np.arange(D // 2), np.arange(D // 2) + D // 2],
+            out[np.arange(D // 2), np.arange(D // 2)],
+        )
     np.testing.assert_allclose(angles["ntk"][0], angles[None][0], atol=1e-6)  # theta_0 = 1
     theta_low = 10000.0 ** (-(D - 2) / D)
     np.testing.assert_allclose(angles[None][-1], t * theta_low, atol=1e-5)
@@ -469,16 +563,27 @@ def test_rotary_ntk_scaling_keeps_the_highest_and_divides_the_lowest_frequency()
 
 @pytest.mark.parametrize(
     "shape, factor, original_max_len, max_wavelength",
-    [((2, 9, 3, 16), 4.0, 32, 10000.0), ((1, 7, 64), 2.0, 512, 10000.0), ((1, 5, 8), 8.0, 16, 500.0),
-     ((1, 5, 2, 8), 1.0, 16, 10000.0)],
+    [
+        ((2, 9, 3, 16), 4.0, 32, 10000.0),
+        ((1, 7, 64), 2.0, 512, 10000.0),
+        ((1, 5, 8), 8.0, 16, 500.0),
+        ((1, 5, 2, 8), 1.0, 16, 10000.0),
+    ],
 )
-def test_rotary_yarn_equals_the_transformers_formula(shape, factor, original_max_len, max_wavelength):
+def test_rotary_yarn_equals_the_transformers_formula(
+    shape, factor, original_max_len, max_wavelength
+):
     x = rand(*shape)
     layer = RotaryEmbedding(
-        max_wavelength=max_wavelength, scaling_factor=factor, scaling="yarn", original_max_len=original_max_len
+        max_wavelength=max_wavelength,
+        scaling_factor=factor,
+        scaling="yarn",
+        original_max_len=original_max_len,
     )
     out = ops.convert_to_numpy(layer(x, start_index=3))
-    expected = np_rotary_yarn(x, factor, original_max_len, start_index=3, max_wavelength=max_wavelength)
+    expected = np_rotary_yarn(
+        x, factor, original_max_len, start_index=3, max_wavelength=max_wavelength
+    )
     np.testing.assert_allclose(out, expected, atol=1e-4, rtol=1e-5)
 
 
@@ -522,9 +627,7 @@ def test_rotary_on_heads_equals_rotary_per_head():
 def test_rotary_preserves_norms():
     x = rand(2, 7, 8)
     out = ops.convert_to_numpy(RotaryEmbedding()(x))
-    np.testing.assert_allclose(
-        np.linalg.norm(out, axis=-1), np.linalg.norm(x, axis=-1), rtol=1e-5
-    )
+    np.testing.assert_allclose(np.linalg.norm(out, axis=-1), np.linalg.norm(x, axis=-1), rtol=1e-5)
 
 
 def test_rotary_dot_product_depends_only_on_relative_position():

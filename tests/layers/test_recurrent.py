@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import run_layer_test
 from keras_attention.layers import BahdanauDecoder
+
+from helpers import run_layer_test
 
 B, T, S, E, H, N = 2, 3, 5, 4, 8, 2
 
@@ -78,13 +79,34 @@ def test_bahdanau_decoder_checks_its_inputs():
     X, enc = np.zeros((2, 3, 4), "float32"), np.zeros((2, 5, 8), "float32")
     states = [np.zeros((2, 8), "float32")] * 2
     assert tuple(decoder(X, enc, states).shape) == (2, 3, 8)
-    with pytest.raises(ValueError, match=re.escape("`enc_states` must be a list of num_layers=2 states (batch, num_hiddens=8); got 1 states.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`enc_states` must be a list of num_layers=2 states (batch, num_hiddens=8); got 1 states."
+        ),
+    ):
         decoder(X, enc, states[:1])
-    with pytest.raises(ValueError, match=re.escape("`enc_states[1]` must have shape (batch, num_hiddens)=(None, 8); got enc_states[1].shape=(2, 4).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`enc_states[1]` must have shape (batch, num_hiddens)=(None, 8); got enc_states[1].shape=(2, 4)."
+        ),
+    ):
         decoder(X, enc, [states[0], np.zeros((2, 4), "float32")])
-    with pytest.raises(ValueError, match=re.escape("`X`, `enc_outputs`, `enc_states[0]`, `enc_states[1]` must have the same batch size (axis 0); got X.shape=(2, 3, 4), enc_outputs.shape=(1, 5, 8)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`X`, `enc_outputs`, `enc_states[0]`, `enc_states[1]` must have the same batch size (axis 0); got X.shape=(2, 3, 4), enc_outputs.shape=(1, 5, 8)"
+        ),
+    ):
         decoder(X, enc[:1], states)
-    with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, embed_size); got X.shape=(2, 4).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("`X` must be 3-D (batch, length, embed_size); got X.shape=(2, 4)."),
+    ):
         decoder(X[:, 0], enc, states)
-    with pytest.raises(TypeError, match=re.escape("`enc_outputs` must be a float tensor; got enc_outputs.dtype=int32.")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape("`enc_outputs` must be a float tensor; got enc_outputs.dtype=int32."),
+    ):
         decoder(X, enc.astype("int32"), states)

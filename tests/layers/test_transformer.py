@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import mask_from, run_layer_test
 from keras_attention.layers import (
     AddNorm,
     PositionWiseFFN,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
+
+from helpers import mask_from, run_layer_test
 
 D, F, H = 8, 16, 2  # num_hiddens, ffn_num_hiddens, num_heads
 
@@ -77,8 +78,15 @@ def np_weights(block):
         wk=to_np(att.W_k.kernel),
         wv=to_np(att.W_v.kernel),
         wo=to_np(att.W_o.kernel),
-        ffn=[to_np(w) for w in (block.ffn.dense1.kernel, block.ffn.dense1.bias,
-                                block.ffn.dense2.kernel, block.ffn.dense2.bias)],
+        ffn=[
+            to_np(w)
+            for w in (
+                block.ffn.dense1.kernel,
+                block.ffn.dense1.bias,
+                block.ffn.dense2.kernel,
+                block.ffn.dense2.bias,
+            )
+        ],
         ln1=(to_np(block.addnorm1.ln.gamma), to_np(block.addnorm1.ln.beta)),
         ln2=(to_np(block.addnorm2.ln.gamma), to_np(block.addnorm2.ln.beta)),
     )
@@ -136,8 +144,13 @@ def test_addnorm_shared_layer_checks(input_mask):
 def test_encoder_block_shared_layer_checks(norm_first, input_mask):
     run_layer_test(
         TransformerEncoderBlock,
-        {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.5,
-         "norm_first": norm_first},
+        {
+            "num_hiddens": D,
+            "ffn_num_hiddens": F,
+            "num_heads": H,
+            "dropout": 0.5,
+            "norm_first": norm_first,
+        },
         rand(2, 5, D),
         call_kwargs={"valid_lens": np.array([3, 5], "int32")},
         expected_output_shape=(2, 5, D),
@@ -149,11 +162,16 @@ def test_encoder_block_shared_layer_checks(norm_first, input_mask):
 def test_encoder_block_returns_attention_scores(norm_first, input_mask):
     run_layer_test(
         TransformerEncoderBlock,
-        {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.1,
-         "use_bias": True, "norm_first": norm_first},
+        {
+            "num_hiddens": D,
+            "ffn_num_hiddens": F,
+            "num_heads": H,
+            "dropout": 0.1,
+            "use_bias": True,
+            "norm_first": norm_first,
+        },
         rand(2, 5, D),
-        call_kwargs={"valid_lens": np.array([3, 5], "int32"),
-                     "return_attention_scores": True},
+        call_kwargs={"valid_lens": np.array([3, 5], "int32"), "return_attention_scores": True},
         expected_output_shape=[(2, 5, D), (2, H, 5, 5)],
         input_mask=input_mask,
     )
@@ -165,8 +183,13 @@ def test_encoder_block_returns_attention_scores(norm_first, input_mask):
 def test_decoder_block_shared_layer_checks(norm_first, input_mask):
     run_layer_test(
         TransformerDecoderBlock,
-        {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.5,
-         "norm_first": norm_first},
+        {
+            "num_hiddens": D,
+            "ffn_num_hiddens": F,
+            "num_heads": H,
+            "dropout": 0.5,
+            "norm_first": norm_first,
+        },
         [rand(2, 4, D), rand(2, 6, D, seed=1)],
         call_kwargs={"enc_valid_lens": np.array([6, 2], "int32")},
         expected_output_shape=(2, 4, D),
@@ -177,11 +200,16 @@ def test_decoder_block_shared_layer_checks(norm_first, input_mask):
 def test_decoder_block_returns_attention_scores():
     run_layer_test(
         TransformerDecoderBlock,
-        {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.1,
-         "norm_first": True, "use_bias": True},
+        {
+            "num_hiddens": D,
+            "ffn_num_hiddens": F,
+            "num_heads": H,
+            "dropout": 0.1,
+            "norm_first": True,
+            "use_bias": True,
+        },
         [rand(2, 4, D), rand(2, 6, D, seed=1)],
-        call_kwargs={"enc_valid_lens": np.array([6, 2], "int32"),
-                     "return_attention_scores": True},
+        call_kwargs={"enc_valid_lens": np.array([6, 2], "int32"), "return_attention_scores": True},
         expected_output_shape=[(2, 4, D), (2, H, 4, 4), (2, H, 4, 6)],
     )
 
@@ -192,8 +220,11 @@ def test_decoder_block_with_cache_shared_layer_checks():
         TransformerDecoderBlock,
         {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.0},
         [rand(2, 1, D), rand(2, 6, D, seed=1)],
-        call_kwargs={"cache": np.zeros((2, 2, 5, D), "float32"), "cache_update_index": 0,
-                     "return_attention_scores": True},
+        call_kwargs={
+            "cache": np.zeros((2, 2, 5, D), "float32"),
+            "cache_update_index": 0,
+            "return_attention_scores": True,
+        },
         expected_output_shape=[(2, 1, D), (2, H, 1, 5), (2, H, 1, 6), (2, 2, 5, D)],
         # The cache is for inference: on TensorFlow `ops.slice_update` is
         # XlaDynamicUpdateSlice, which has no registered gradient outside XLA.
@@ -226,8 +257,9 @@ def test_ffn_matches_numpy(activation):
     X = rand(2, 3, 4)
     ffn = PositionWiseFFN(8, 5, activation=activation)
     out = to_np(ffn(X))
-    w1, b1, w2, b2 = (to_np(w) for w in (ffn.dense1.kernel, ffn.dense1.bias,
-                                         ffn.dense2.kernel, ffn.dense2.bias))
+    w1, b1, w2, b2 = (
+        to_np(w) for w in (ffn.dense1.kernel, ffn.dense1.bias, ffn.dense2.kernel, ffn.dense2.bias)
+    )
     act = {"relu": lambda x: np.maximum(x, 0.0), "tanh": np.tanh}[activation]
     np.testing.assert_allclose(out, act(X @ w1 + b1) @ w2 + b2, atol=1e-5)
 
@@ -360,8 +392,13 @@ def decode_in_chunks(block, X, enc, enc_lens, chunks, cache_len):
     cache = np.zeros((X.shape[0], 2, cache_len, X.shape[-1]), "float32")
     outputs, start = [], 0
     for size in chunks:
-        out, cache = block(X[:, start:start + size], enc, enc_valid_lens=enc_lens,
-                           cache=cache, cache_update_index=start)
+        out, cache = block(
+            X[:, start : start + size],
+            enc,
+            enc_valid_lens=enc_lens,
+            cache=cache,
+            cache_update_index=start,
+        )
         assert tuple(cache.shape) == (X.shape[0], 2, cache_len, X.shape[-1])
         outputs.append(to_np(out))
         start += size
@@ -387,7 +424,10 @@ def test_incremental_decoding_attention_scores_and_cache():
     cache = np.zeros((2, 2, 3, D), "float32")
     for i in range(3):
         out, self_w, cross_w, cache = block(
-            X[:, i:i + 1], enc, cache=cache, cache_update_index=i,
+            X[:, i : i + 1],
+            enc,
+            cache=cache,
+            cache_update_index=i,
             return_attention_scores=True,
         )
         assert tuple(self_w.shape) == (2, H, 1, 3)
@@ -417,7 +457,7 @@ def test_incremental_decoding_in_tf_function_with_xla(norm_first):
     cache = tf.zeros((2, 2, 5, D))
     outputs = []
     for i in range(5):
-        out, cache = step(X[:, i:i + 1], cache, tf.constant(i, "int32"))
+        out, cache = step(X[:, i : i + 1], cache, tf.constant(i, "int32"))
         outputs.append(to_np(out))
     np.testing.assert_allclose(np.concatenate(outputs, 1), full, atol=1e-5)
     # One trace serves every step: the index is a run-time value.
@@ -432,8 +472,13 @@ def test_incremental_decoding_in_tf_function_with_xla(norm_first):
             # tf.slice, not X[:, i:i + 1]: a strided slice with a run-time
             # start has a dynamic size under XLA, and TF's XLA
             # dynamic_update_slice then mis-writes it (a TF quirk, not ours).
-            out, cache = block(tf.slice(X, [0, i, 0], [2, 1, D]), enc, enc_valid_lens=enc_lens,
-                               cache=cache, cache_update_index=i)
+            out, cache = block(
+                tf.slice(X, [0, i, 0], [2, 1, D]),
+                enc,
+                enc_valid_lens=enc_lens,
+                cache=cache,
+                cache_update_index=i,
+            )
             outs = outs.write(i, out[:, 0])
         return tf.transpose(outs.stack(), (1, 0, 2))
 
@@ -484,11 +529,14 @@ def test_num_hiddens_not_divisible_by_num_heads(cls):
 
 
 @pytest.mark.parametrize("cls", [TransformerEncoderBlock, TransformerDecoderBlock])
-@pytest.mark.parametrize("name, kwargs", [
-    ("num_hiddens", dict(num_hiddens=0)),
-    ("ffn_num_hiddens", dict(ffn_num_hiddens=2.5)),
-    ("num_heads", dict(num_heads=-1)),
-])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("num_hiddens", dict(num_hiddens=0)),
+        ("ffn_num_hiddens", dict(ffn_num_hiddens=2.5)),
+        ("num_heads", dict(num_heads=-1)),
+    ],
+)
 def test_non_positive_sizes(cls, name, kwargs):
     args = dict(num_hiddens=D, ffn_num_hiddens=F, num_heads=H, dropout=0.0)
     args.update(kwargs)
@@ -517,7 +565,9 @@ def test_bad_bool_flags(cls, flag):
 def test_bad_activation_name(activation):
     with pytest.raises(
         ValueError,
-        match=re.escape(f"`activation` must be the name of a Keras activation; got activation={activation!r}."),
+        match=re.escape(
+            f"`activation` must be the name of a Keras activation; got activation={activation!r}."
+        ),
     ):
         PositionWiseFFN(8, 4, activation=activation)
 
@@ -532,7 +582,8 @@ def test_ffn_bad_sizes(name):
 @pytest.mark.parametrize("epsilon", [0, 0.0, -1e-5, "1e-5", True, float("nan"), float("inf")])
 def test_bad_epsilon(epsilon):
     with pytest.raises(
-        ValueError, match=re.escape(f"`epsilon` must be a positive finite number; got epsilon={epsilon!r}.")
+        ValueError,
+        match=re.escape(f"`epsilon` must be a positive finite number; got epsilon={epsilon!r}."),
     ):
         AddNorm(epsilon=epsilon)
 
@@ -546,8 +597,10 @@ def test_addnorm_shape_mismatch():
 def test_x_last_axis_must_equal_num_hiddens(cls):
     X = np.zeros((2, 3, 6), "float32")
     args = (X,) if cls is TransformerEncoderBlock else (X, X)
-    message = ("The last axis of `X` must equal `num_hiddens`=8 (the residual connection "
-               "adds them); got X.shape=(2, 3, 6).")
+    message = (
+        "The last axis of `X` must equal `num_hiddens`=8 (the residual connection "
+        "adds them); got X.shape=(2, 3, 6)."
+    )
     with pytest.raises(ValueError, match=re.escape(message)):
         cls(D, F, H, 0.0)(*args)
     # Also on a symbolic input.
@@ -608,7 +661,9 @@ def _built(name):
 @pytest.mark.parametrize("name", ["encoder", "decoder", "addnorm", "ffn"])
 def test_integer_inputs_are_a_type_error(name):
     call = _built(name)
-    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")
+    ):
         call(np.ones((2, 3, D), "int32"))
 
 
@@ -616,11 +671,17 @@ def test_integer_inputs_are_a_type_error(name):
 def test_rank_and_width_are_checked_on_every_call(name):
     call = _built(name)
     if name in ("encoder", "decoder"):
-        with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8).")):
+        with pytest.raises(
+            ValueError,
+            match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8)."),
+        ):
             call(rand(2, D))
     else:  # position-wise: any rank >= 2
         assert tuple(call(rand(2, D)).shape) == (2, D)
-        with pytest.raises(ValueError, match=re.escape("`X` must have rank >= 2 (batch, ..., features); got X.shape=(8,).")):
+        with pytest.raises(
+            ValueError,
+            match=re.escape("`X` must have rank >= 2 (batch, ..., features); got X.shape=(8,)."),
+        ):
             call(rand(D))
     with pytest.raises(ValueError, match=re.escape("got X.shape=(2, 3, 6).")):
         call(rand(2, 3, 6))
@@ -634,7 +695,10 @@ def test_decoder_enc_outputs_are_checked_on_every_call():
     message = "The last axis of `enc_outputs` must equal the 8 features the block was built with; got enc_outputs.shape=(2, 4, 6)."
     with pytest.raises(ValueError, match=re.escape(message)):
         call(rand(2, 3, D), rand(2, 4, 6))
-    with pytest.raises(TypeError, match=re.escape("`enc_outputs` must be a float tensor; got enc_outputs.dtype=int32.")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape("`enc_outputs` must be a float tensor; got enc_outputs.dtype=int32."),
+    ):
         call(rand(2, 3, D), np.ones((2, 4, D), "int32"))
 
 
@@ -650,9 +714,15 @@ def test_addnorm_does_not_broadcast_a_batch_1_sub_layer_output():
 
 @pytest.mark.parametrize("name", ["encoder", "decoder"])
 def test_valid_lens_of_another_batch_are_rejected_by_the_blocks(name):
-    layer = TransformerEncoderBlock(D, F, H, 0.0) if name == "encoder" else TransformerDecoderBlock(D, F, H, 0.0)
+    layer = (
+        TransformerEncoderBlock(D, F, H, 0.0)
+        if name == "encoder"
+        else TransformerDecoderBlock(D, F, H, 0.0)
+    )
     X = rand(2, 3, D)
-    kwargs = {"valid_lens": np.array([2])} if name == "encoder" else {"enc_valid_lens": np.array([2])}
+    kwargs = (
+        {"valid_lens": np.array([2])} if name == "encoder" else {"enc_valid_lens": np.array([2])}
+    )
     with pytest.raises(ValueError, match=re.escape("must have the same batch size (axis 0)")):
         layer(X, **kwargs) if name == "encoder" else layer(X, X, **kwargs)
 
@@ -668,10 +738,23 @@ def test_decoder_block_cross_cache_gives_the_numbers_of_re_projecting(norm_first
     cross_cache = block.project_encoder(enc)
     assert tuple(cross_cache.shape) == (2, 2, 4, D)
     for index in range(3):
-        want = block(X, enc, enc_valid_lens=enc_valid_lens, cache=cache, cache_update_index=index,
-                     return_attention_scores=True)
-        got = block(X, enc, enc_valid_lens=enc_valid_lens, cache=cache, cache_update_index=index,
-                    return_attention_scores=True, cross_cache=cross_cache)
+        want = block(
+            X,
+            enc,
+            enc_valid_lens=enc_valid_lens,
+            cache=cache,
+            cache_update_index=index,
+            return_attention_scores=True,
+        )
+        got = block(
+            X,
+            enc,
+            enc_valid_lens=enc_valid_lens,
+            cache=cache,
+            cache_update_index=index,
+            return_attention_scores=True,
+            cross_cache=cross_cache,
+        )
         for w, g in zip(want, got):
             np.testing.assert_allclose(to_np(g), to_np(w), atol=1e-5)
         cache = want[-1]
@@ -690,15 +773,27 @@ BLOCK_VARIANTS = {
 
 @pytest.mark.parametrize("variant", sorted(BLOCK_VARIANTS))
 def test_blocks_with_variants_pass_the_layer_test(variant):
-    args = {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.1, **BLOCK_VARIANTS[variant]}
+    args = {
+        "num_hiddens": D,
+        "ffn_num_hiddens": F,
+        "num_heads": H,
+        "dropout": 0.1,
+        **BLOCK_VARIANTS[variant],
+    }
     run_layer_test(
-        TransformerEncoderBlock, args, rand(2, 5, D),
-        call_kwargs={"valid_lens": np.array([3, 5], "int32")}, expected_output_shape=(2, 5, D),
+        TransformerEncoderBlock,
+        args,
+        rand(2, 5, D),
+        call_kwargs={"valid_lens": np.array([3, 5], "int32")},
+        expected_output_shape=(2, 5, D),
         input_mask=MASK,
     )
     run_layer_test(
-        TransformerDecoderBlock, args, [rand(2, 4, D), rand(2, 6, D, seed=1)],
-        call_kwargs={"enc_valid_lens": np.array([6, 2], "int32")}, expected_output_shape=(2, 4, D),
+        TransformerDecoderBlock,
+        args,
+        [rand(2, 4, D), rand(2, 6, D, seed=1)],
+        call_kwargs={"enc_valid_lens": np.array([6, 2], "int32")},
+        expected_output_shape=(2, 4, D),
     )
 
 
@@ -731,8 +826,13 @@ def test_decoder_with_variants_never_sees_a_later_position_and_caches_equal_the_
     cache = np.zeros((2, 2, 6, width), "float32")
     outputs = []
     for start, size in ((0, 2), (2, 1), (3, 1), (4, 1)):
-        out, cache = block(X[:, start:start + size], enc, enc_valid_lens=enc_lens,
-                           cache=cache, cache_update_index=start)
+        out, cache = block(
+            X[:, start : start + size],
+            enc,
+            enc_valid_lens=enc_lens,
+            cache=cache,
+            cache_update_index=start,
+        )
         outputs.append(to_np(out))
     assert tuple(cache.shape) == (2, 2, 6, width)
     np.testing.assert_allclose(np.concatenate(outputs, axis=1), full, atol=1e-5)
@@ -748,7 +848,9 @@ def test_encoder_window_is_two_sided_and_padding_invariant():
     assert np.all(to_np(weights)[1][:, allowed] > 0)
     X2 = X.copy()
     X2[0, 4:] = rand(2, D, seed=3, scale=10.0)
-    np.testing.assert_allclose(to_np(block(X2, valid_lens=valid_lens))[0, :4], to_np(out)[0, :4], atol=1e-6)
+    np.testing.assert_allclose(
+        to_np(block(X2, valid_lens=valid_lens))[0, :4], to_np(out)[0, :4], atol=1e-6
+    )
 
 
 def test_encoder_bias_argument_is_added_to_the_self_attention_scores():
@@ -771,9 +873,15 @@ def test_encoder_bias_argument_is_added_to_the_self_attention_scores():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_kv_heads": 3}, "`num_heads` must be divisible by `num_kv_heads`; got num_heads=2, num_kv_heads=3."),
+        (
+            {"num_kv_heads": 3},
+            "`num_heads` must be divisible by `num_kv_heads`; got num_heads=2, num_kv_heads=3.",
+        ),
         ({"window": 1.5}, "`window` must be None or a positive integer; got window=1.5."),
-        ({"position_bias": "relative"}, "`position_bias` must be None or one of ['alibi', 't5']; got position_bias='relative'."),
+        (
+            {"position_bias": "relative"},
+            "`position_bias` must be None or one of ['alibi', 't5']; got position_bias='relative'.",
+        ),
     ],
 )
 def test_blocks_check_variant_arguments(cls, kwargs, message):
@@ -783,11 +891,25 @@ def test_blocks_check_variant_arguments(cls, kwargs, message):
 
 def test_blocks_with_rotary_self_attention_pass_the_layer_test_and_decode_with_the_cache():
     rng = np.random.RandomState(0)
-    X, enc = rng.normal(size=(2, 5, D)).astype("float32"), rng.normal(size=(2, 4, D)).astype("float32")
-    init = {"num_hiddens": D, "ffn_num_hiddens": F, "num_heads": H, "dropout": 0.0, "use_rotary": True}
+    X, enc = (
+        rng.normal(size=(2, 5, D)).astype("float32"),
+        rng.normal(size=(2, 4, D)).astype("float32"),
+    )
+    init = {
+        "num_hiddens": D,
+        "ffn_num_hiddens": F,
+        "num_heads": H,
+        "dropout": 0.0,
+        "use_rotary": True,
+    }
     run_layer_test(TransformerEncoderBlock, init, X, expected_output_shape=(2, 5, D))
-    run_layer_test(TransformerDecoderBlock, init, [X, enc], expected_output_shape=(2, 5, D),
-                   check_mixed_precision=False)
+    run_layer_test(
+        TransformerDecoderBlock,
+        init,
+        [X, enc],
+        expected_output_shape=(2, 5, D),
+        check_mixed_precision=False,
+    )
     block = TransformerDecoderBlock(**init)
     full = ops.convert_to_numpy(block(X, enc))
     assert block.attention1.use_rotary and not block.attention2.use_rotary
@@ -804,7 +926,9 @@ def test_blocks_with_rotary_self_attention_pass_the_layer_test_and_decode_with_t
 
 @pytest.mark.parametrize("block_cls", [TransformerEncoderBlock, TransformerDecoderBlock])
 def test_rotary_blocks_check_their_arguments(block_cls):
-    with pytest.raises(ValueError, match=re.escape("`use_rotary` must be True or False; got use_rotary=1.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`use_rotary` must be True or False; got use_rotary=1.")
+    ):
         block_cls(D, F, H, 0.0, use_rotary=1)
     with pytest.raises(ValueError, match=re.escape("`use_rotary=True` needs an even head size")):
         block_cls(6, F, 2, 0.0, use_rotary=True)

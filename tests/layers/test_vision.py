@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import mask_from, run_layer_test
 from keras_attention.layers import (
     ClassToken,
     PatchEmbedding,
@@ -14,6 +13,8 @@ from keras_attention.layers import (
     ViTBlock,
     ViTMLP,
 )
+
+from helpers import mask_from, run_layer_test
 
 D, F, H = 8, 16, 2  # num_hiddens, mlp_num_hiddens, num_heads
 
@@ -46,7 +47,9 @@ def np_patch_embedding(X, kernel, bias, patch_size):
     b, h, w, c = X.shape
     ph, pw = patch_size
     patches = X.reshape(b, h // ph, ph, w // pw, pw, c).transpose(0, 1, 3, 2, 4, 5)
-    patches = patches.reshape(b, (h // ph) * (w // pw), ph * pw * c)  # (B, P, p_h p_w C), row by row
+    patches = patches.reshape(
+        b, (h // ph) * (w // pw), ph * pw * c
+    )  # (B, P, p_h p_w C), row by row
     return patches @ kernel.reshape(ph * pw * c, -1) + bias
 
 
@@ -62,8 +65,9 @@ def np_layer_norm(x, gamma, beta, eps=1e-5):
 
 
 def np_mlp(x, mlp):
-    w1, b1, w2, b2 = (to_np(w) for w in (mlp.dense1.kernel, mlp.dense1.bias,
-                                         mlp.dense2.kernel, mlp.dense2.bias))
+    w1, b1, w2, b2 = (
+        to_np(w) for w in (mlp.dense1.kernel, mlp.dense1.bias, mlp.dense2.kernel, mlp.dense2.bias)
+    )
     return np_gelu(x @ w1 + b1) @ w2 + b2
 
 
@@ -110,8 +114,10 @@ MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
     "init_kwargs, symbolic_shapes",
     [
         ({"img_size": 8, "patch_size": 4, "num_hiddens": D}, None),
-        ({"img_size": (8, 8), "patch_size": (2, 4), "num_hiddens": D, "num_channels": 3},
-         [(8, 8, 3)]),
+        (
+            {"img_size": (8, 8), "patch_size": (2, 4), "num_hiddens": D, "num_channels": 3},
+            [(8, 8, 3)],
+        ),
     ],
 )
 def test_patch_embedding_shared_layer_checks(init_kwargs, symbolic_shapes):
@@ -163,8 +169,13 @@ def test_vit_mlp_shared_layer_checks(input_mask):
 def test_vit_block_shared_layer_checks(use_bias, input_mask):
     run_layer_test(
         ViTBlock,
-        {"num_hiddens": D, "mlp_num_hiddens": F, "num_heads": H, "dropout": 0.5,
-         "use_bias": use_bias},
+        {
+            "num_hiddens": D,
+            "mlp_num_hiddens": F,
+            "num_heads": H,
+            "dropout": 0.5,
+            "use_bias": use_bias,
+        },
         rand(2, 5, D),
         call_kwargs={"valid_lens": np.array([3, 5], "int32")},
         expected_output_shape=(2, 5, D),
@@ -210,7 +221,8 @@ def test_patch_embedding_is_a_matmul_of_flattened_patches(img_size, patch_size):
     )
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
     assert [w.path for w in layer.weights] == [
-        f"{layer.name}/conv/kernel", f"{layer.name}/conv/bias"
+        f"{layer.name}/conv/kernel",
+        f"{layer.name}/conv/bias",
     ]
 
 
@@ -278,22 +290,43 @@ def test_vit_block_padding_does_not_change_valid_outputs():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"img_size": 10, "patch_size": 4},
-         "`img_size` must be divisible by `patch_size` in both height and width; "
-         "got img_size=(10, 10), patch_size=(4, 4)."),
-        ({"img_size": (8, 6), "patch_size": (4, 4)},
-         "`img_size` must be divisible by `patch_size`"),
-        ({"img_size": (8, 8, 8)}, "`img_size` must be a positive integer or a pair of positive "
-         "integers; got img_size=(8, 8, 8)."),
-        ({"img_size": 8, "patch_size": (4, 0)}, "`patch_size` must be a positive integer or a pair "
-         "of positive integers; got patch_size=(4, 0)."),
-        ({"img_size": 8, "patch_size": 0}, "`patch_size` must be a positive integer or a pair of "
-         "positive integers; got patch_size=0."),
-        ({"img_size": 8, "patch_size": 1.5}, "`patch_size` must be a positive integer or a pair of "
-         "positive integers; got patch_size=1.5."),
-        ({"img_size": 8, "patch_size": 4, "num_hiddens": 0}, "`num_hiddens` must be a positive integer"),
-        ({"img_size": 8, "patch_size": 4, "num_channels": 2.0},
-         "`num_channels` must be a positive integer; got num_channels=2.0."),
+        (
+            {"img_size": 10, "patch_size": 4},
+            "`img_size` must be divisible by `patch_size` in both height and width; "
+            "got img_size=(10, 10), patch_size=(4, 4).",
+        ),
+        (
+            {"img_size": (8, 6), "patch_size": (4, 4)},
+            "`img_size` must be divisible by `patch_size`",
+        ),
+        (
+            {"img_size": (8, 8, 8)},
+            "`img_size` must be a positive integer or a pair of positive "
+            "integers; got img_size=(8, 8, 8).",
+        ),
+        (
+            {"img_size": 8, "patch_size": (4, 0)},
+            "`patch_size` must be a positive integer or a pair "
+            "of positive integers; got patch_size=(4, 0).",
+        ),
+        (
+            {"img_size": 8, "patch_size": 0},
+            "`patch_size` must be a positive integer or a pair of "
+            "positive integers; got patch_size=0.",
+        ),
+        (
+            {"img_size": 8, "patch_size": 1.5},
+            "`patch_size` must be a positive integer or a pair of "
+            "positive integers; got patch_size=1.5.",
+        ),
+        (
+            {"img_size": 8, "patch_size": 4, "num_hiddens": 0},
+            "`num_hiddens` must be a positive integer",
+        ),
+        (
+            {"img_size": 8, "patch_size": 4, "num_channels": 2.0},
+            "`num_channels` must be a positive integer; got num_channels=2.0.",
+        ),
     ],
 )
 def test_patch_embedding_argument_errors(kwargs, message):
@@ -304,15 +337,30 @@ def test_patch_embedding_argument_errors(kwargs, message):
 @pytest.mark.parametrize(
     "shape, kwargs, message",
     [
-        ((None, 8, 8), {}, "`X` must be 4-D channels-last images (batch, height, width, "
-         "channels); got X.shape=(None, 8, 8)."),
-        ((None, 12, 8, 3), {}, "The image height must match `img_size`=(8, 8) (resize the "
-         "images first); got X.shape=(None, 12, 8, 3)."),
+        (
+            (None, 8, 8),
+            {},
+            "`X` must be 4-D channels-last images (batch, height, width, "
+            "channels); got X.shape=(None, 8, 8).",
+        ),
+        (
+            (None, 12, 8, 3),
+            {},
+            "The image height must match `img_size`=(8, 8) (resize the "
+            "images first); got X.shape=(None, 12, 8, 3).",
+        ),
         ((None, 8, 4, 3), {}, "The image width must match `img_size`=(8, 8)"),
-        ((None, 8, 8, 1), {"num_channels": 3},
-         "The images must have `num_channels`=3 channels (last axis); got X.shape=(None, 8, 8, 1)."),
-        ((None, 8, 8, None), {}, "The channel axis of `X` must be known, or `num_channels` "
-         "given; got X.shape=(None, 8, 8, None), num_channels=None."),
+        (
+            (None, 8, 8, 1),
+            {"num_channels": 3},
+            "The images must have `num_channels`=3 channels (last axis); got X.shape=(None, 8, 8, 1).",
+        ),
+        (
+            (None, 8, 8, None),
+            {},
+            "The channel axis of `X` must be known, or `num_channels` "
+            "given; got X.shape=(None, 8, 8, None), num_channels=None.",
+        ),
     ],
 )
 def test_patch_embedding_shape_errors(shape, kwargs, message):
@@ -332,13 +380,23 @@ def test_patch_embedding_checks_every_call():
 @pytest.mark.parametrize(
     "layer, shape, message",
     [
-        (ClassToken(), (None, 4), "`X` must be 3-D (batch, length, num_hiddens); got X.shape=(None, 4)."),
-        (ClassToken(), (None, 5, None), "The last axis of `X` (num_hiddens) must be known; "
-         "got X.shape=(None, 5, None)."),
+        (
+            ClassToken(),
+            (None, 4),
+            "`X` must be 3-D (batch, length, num_hiddens); got X.shape=(None, 4).",
+        ),
+        (
+            ClassToken(),
+            (None, 5, None),
+            "The last axis of `X` (num_hiddens) must be known; got X.shape=(None, 5, None).",
+        ),
         (TakeClassToken(), (None, 2, 5, 4), "`X` must be 3-D (batch, length, num_hiddens)"),
         (ViTBlock(D, F, H, 0.1), (None, 5), "`X` must be 3-D"),
-        (ViTBlock(D, F, H, 0.1), (None, 5, 6), "The last axis of `X` must equal "
-         "`num_hiddens`=8; got X.shape=(None, 5, 6)."),
+        (
+            ViTBlock(D, F, H, 0.1),
+            (None, 5, 6),
+            "The last axis of `X` must equal `num_hiddens`=8; got X.shape=(None, 5, 6).",
+        ),
     ],
 )
 def test_shape_errors(layer, shape, message):
@@ -349,16 +407,29 @@ def test_shape_errors(layer, shape, message):
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda: ClassToken(initializer="nope"),
-         "`initializer` must be a Keras initializer or its name; got initializer='nope'."),
-        (lambda: ViTMLP(0, 4), "`mlp_num_hiddens` must be a positive integer; got mlp_num_hiddens=0."),
+        (
+            lambda: ClassToken(initializer="nope"),
+            "`initializer` must be a Keras initializer or its name; got initializer='nope'.",
+        ),
+        (
+            lambda: ViTMLP(0, 4),
+            "`mlp_num_hiddens` must be a positive integer; got mlp_num_hiddens=0.",
+        ),
         (lambda: ViTMLP(4, None), "`mlp_num_outputs` must be a positive integer"),
-        (lambda: ViTMLP(4, 4, dropout=1.0), "`dropout` must be a float in [0, 1); got dropout=1.0."),
-        (lambda: ViTBlock(10, F, 3, 0.1), "`num_hiddens` must be divisible by `num_heads`; "
-         "got num_hiddens=10, num_heads=3."),
+        (
+            lambda: ViTMLP(4, 4, dropout=1.0),
+            "`dropout` must be a float in [0, 1); got dropout=1.0.",
+        ),
+        (
+            lambda: ViTBlock(10, F, 3, 0.1),
+            "`num_hiddens` must be divisible by `num_heads`; got num_hiddens=10, num_heads=3.",
+        ),
         (lambda: ViTBlock(D, 0, H, 0.1), "`mlp_num_hiddens` must be a positive integer"),
         (lambda: ViTBlock(D, F, H, -0.1), "`dropout` must be a float in [0, 1)"),
-        (lambda: ViTBlock(D, F, H, 0.1, use_bias=1), "`use_bias` must be True or False; got use_bias=1."),
+        (
+            lambda: ViTBlock(D, F, H, 0.1, use_bias=1),
+            "`use_bias` must be True or False; got use_bias=1.",
+        ),
     ],
 )
 def test_argument_errors(build, message):
@@ -369,23 +440,52 @@ def test_argument_errors(build, message):
 def test_vision_layers_check_inputs_on_every_call():
     block = ViTBlock(D, F, H, 0.0)
     block(rand(2, 3, D))
-    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")
+    ):
         block(np.ones((2, 3, D), "int32"))
-    with pytest.raises(ValueError, match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("`X` must be 3-D (batch, length, num_hiddens); got X.shape=(2, 8)."),
+    ):
         block(rand(2, D))
     token = ClassToken()
     token(rand(2, 3, D))
-    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal `num_hiddens`=8 (the size of the class token); got X.shape=(2, 3, 6).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "The last axis of `X` must equal `num_hiddens`=8 (the size of the class token); got X.shape=(2, 3, 6)."
+        ),
+    ):
         token(rand(2, 3, 6))
-    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")
+    ):
         token(np.ones((2, 3, D), "int32"))
-    with pytest.raises(ValueError, match=re.escape("`X` must have at least one position (the class token); got X.shape=(2, 0, 8).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`X` must have at least one position (the class token); got X.shape=(2, 0, 8)."
+        ),
+    ):
         TakeClassToken()(rand(2, 0, D))
-    with pytest.raises(TypeError, match=re.escape("`X` must be float images (rescale uint8 pixels first); got X.dtype=uint8.")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "`X` must be float images (rescale uint8 pixels first); got X.dtype=uint8."
+        ),
+    ):
         PatchEmbedding(8, 4, D)(np.zeros((1, 8, 8, 3), "uint8"))
     mlp = ViTMLP(F, D)
-    with pytest.raises(TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")):
+    with pytest.raises(
+        TypeError, match=re.escape("`X` must be a float tensor; got X.dtype=int32.")
+    ):
         mlp(np.ones((2, 3, D), "int32"))
     assert tuple(mlp(rand(2, D)).shape) == (2, D)  # position-wise: the class token's (B, D) too
-    with pytest.raises(ValueError, match=re.escape("The last axis of `X` must equal 8 (the width the layer was built with); got X.shape=(2, 6).")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "The last axis of `X` must equal 8 (the width the layer was built with); got X.shape=(2, 6)."
+        ),
+    ):
         mlp(rand(2, 6))

@@ -47,7 +47,15 @@ def build(kind):
     return models.bahdanau_seq2seq(V, V, 8, D, 1, 0.0), PAIR, 1, False
 
 
-KINDS = ["gpt", "transformer", "t5", "bert", "bert_classifier", "vision_transformer", "bahdanau_seq2seq"]
+KINDS = [
+    "gpt",
+    "transformer",
+    "t5",
+    "bert",
+    "bert_classifier",
+    "vision_transformer",
+    "bahdanau_seq2seq",
+]
 
 
 def count(weights):
@@ -81,7 +89,9 @@ def test_enable_lora_counts_outputs_training_and_round_trip(kind, tmp_path):
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     noise = np.random.RandomState(1).normal(size=before.shape).astype("float32")
     model.fit(inputs, before + noise, epochs=1, batch_size=2, verbose=0)
-    assert all(np.array_equal(ops.convert_to_numpy(w), frozen[id(w)]) for w in model.non_trainable_weights)
+    assert all(
+        np.array_equal(ops.convert_to_numpy(w), frozen[id(w)]) for w in model.non_trainable_weights
+    )
     assert any(np.abs(ops.convert_to_numpy(b)).max() > 0 for b in lora_b)
     tuned = first_output(model, inputs)
 
@@ -97,7 +107,9 @@ def test_enable_lora_counts_outputs_training_and_round_trip(kind, tmp_path):
 
 def test_trainable_layers_and_custom_targets():
     model, _, _, _ = build("bert_classifier")
-    models.enable_lora(model, 2, targets=("W_q", "W_k", "W_v", "W_o"), trainable_layers=("classifier",))
+    models.enable_lora(
+        model, 2, targets=("W_q", "W_k", "W_v", "W_o"), trainable_layers=("classifier",)
+    )
     head = model.get_layer("classifier")
     assert all(w.trainable for w in head.weights)
     lora = [w for w in model.trainable_weights if "lora" in w.path]
@@ -111,7 +123,10 @@ def test_trainable_layers_and_custom_targets():
         ({"rank": 2, "lora_alpha": -1}, "`lora_alpha` must be a positive finite number"),
         ({"rank": 2, "targets": ()}, "`targets` must name at least one layer; got targets=()."),
         ({"rank": 2, "targets": [3]}, "`targets` must be a tuple of layer names; got targets=[3]."),
-        ({"rank": 2, "targets": ("query",)}, "`targets` must name Dense layers of the model; got targets=['query']"),
+        (
+            {"rank": 2, "targets": ("query",)},
+            "`targets` must name Dense layers of the model; got targets=['query']",
+        ),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -177,8 +192,11 @@ def test_lora_fine_tuning_of_a_pretrained_gpt_gains_with_few_trainable_numbers(c
         results[kind] = (count(model.trainable_weights), before, before - after)
     with capsys.disabled():
         for kind, (trainable, before, gain) in results.items():
-            print(f"\n{kind}: {trainable} trainable numbers, held-out loss {before:.3f} -> "
-                  f"{before - gain:.3f} (gain {gain:.3f} nats)", end="")
+            print(
+                f"\n{kind}: {trainable} trainable numbers, held-out loss {before:.3f} -> "
+                f"{before - gain:.3f} (gain {gain:.3f} nats)",
+                end="",
+            )
         print(f"\n({time.perf_counter() - start:.1f} s)")
     lora, full = results["lora"], results["full"]
     assert lora[0] < full[0] / 10

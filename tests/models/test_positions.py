@@ -43,8 +43,10 @@ def test_gpt_layers_of_each_choice(positions):
     model = build_gpt(positions)
     names = {layer.name for layer in model.layers}
     assert ("positions" in names) is (positions in ("learned", "sinusoidal"))
-    kind = {"learned": layers.LearnedPositionalEmbedding,
-            "sinusoidal": layers.SinusoidalPositionalEncoding}.get(positions)
+    kind = {
+        "learned": layers.LearnedPositionalEmbedding,
+        "sinusoidal": layers.SinusoidalPositionalEncoding,
+    }.get(positions)
     if kind is not None:
         assert isinstance(model.get_layer("positions"), kind)
     block = model.get_layer("gpt_block_0")
@@ -53,8 +55,10 @@ def test_gpt_layers_of_each_choice(positions):
 
 
 def test_defaults_are_unchanged():
-    assert isinstance(gpt(V, D, F, H, N, 0.0, max_len=MAX_LEN).get_layer("positions"),
-                      layers.LearnedPositionalEmbedding)
+    assert isinstance(
+        gpt(V, D, F, H, N, 0.0, max_len=MAX_LEN).get_layer("positions"),
+        layers.LearnedPositionalEmbedding,
+    )
     model = transformer(V, V, D, F, H, N, 0.0, max_len=MAX_LEN)
     assert isinstance(model.get_layer("src_positions"), layers.SinusoidalPositionalEncoding)
     assert isinstance(model.get_layer("tgt_positions"), layers.SinusoidalPositionalEncoding)
@@ -111,9 +115,7 @@ def test_transformer_round_trip_padding_causality_and_cache(positions, tmp_path)
     full = numpy(model(inputs))
     # More source padding changes no logits.
     wider = np.concatenate([src, np.zeros((2, 3), "int32")], axis=1)
-    np.testing.assert_allclose(
-        numpy(model({"src_ids": wider, "tgt_in_ids": IDS})), full, atol=1e-5
-    )
+    np.testing.assert_allclose(numpy(model({"src_ids": wider, "tgt_in_ids": IDS})), full, atol=1e-5)
     assert_causal(lambda tgt: model({"src_ids": src, "tgt_in_ids": tgt}), IDS, 3)
     decoder = TransformerStepDecoder(model, max_len=8)
     state = decoder.encode(src)
@@ -130,7 +132,10 @@ def test_bad_positions_raise(builder):
 
 
 def test_transformer_positions_reach_every_self_attention_only():
-    for positions, attribute, value in (("rotary", "use_rotary", True), ("alibi", "position_bias", "alibi")):
+    for positions, attribute, value in (
+        ("rotary", "use_rotary", True),
+        ("alibi", "position_bias", "alibi"),
+    ):
         model = build_transformer(positions)
         for i in range(N):
             assert getattr(model.get_layer(f"encoder_block_{i}").attention, attribute) == value
@@ -145,7 +150,12 @@ VARIANTS = [
     {"qk_norm": "rms"},
     {"logit_softcap": 5.0},
     {"positions": "rotary", "rotary_scaling": "ntk", "rotary_scaling_factor": 2.0},
-    {"positions": "rotary", "rotary_scaling": "yarn", "rotary_scaling_factor": 2.0, "rotary_original_max_len": 6},
+    {
+        "positions": "rotary",
+        "rotary_scaling": "yarn",
+        "rotary_scaling_factor": 2.0,
+        "rotary_original_max_len": 6,
+    },
     {"positions": "alibi", "num_kv_heads": 1, "window": 4},
 ]
 
@@ -174,7 +184,9 @@ def test_rotary_scaling_needs_rotary_positions():
     message = "`rotary_scaling`, `rotary_scaling_factor` and `rotary_original_max_len` need positions='rotary'; got positions='learned'"
     with pytest.raises(ValueError, match=re.escape(message)):
         build_gpt("learned", rotary_scaling="linear")
-    with pytest.raises(ValueError, match=re.escape("`window` must be None or a positive integer; got window=0.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`window` must be None or a positive integer; got window=0.")
+    ):
         build_gpt("learned", window=0)
 
 
@@ -184,5 +196,7 @@ def test_exporting_a_gpt_without_a_position_table_is_a_clear_error():
 
     from keras_attention.export import LanguageModel
 
-    with pytest.raises(ValueError, match=re.escape("Exporting a language model needs a positional max_len")):
+    with pytest.raises(
+        ValueError, match=re.escape("Exporting a language model needs a positional max_len")
+    ):
         LanguageModel(build_gpt("rotary"), SimpleNamespace(vocab_size=V))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import BAD_BLOCK_ARGUMENTS
-from keras_attention.generate import sample
-from keras_attention.generate import GPTStepDecoder, decoder_for
+from keras_attention.generate import GPTStepDecoder, decoder_for, sample
 from keras_attention.layers import TiedTokenEmbedding
 from keras_attention.models import gpt
+
+from helpers import BAD_BLOCK_ARGUMENTS
 
 # One-step self-attention (a single key) is expected while decoding.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
@@ -54,7 +54,9 @@ def test_padding_does_not_change_earlier_logits(model):
     ids = np.array([[3, 4, 5, 6, 7]], "int32")
     padded = np.array([[3, 4, 5, 0, 0]], "int32")
     np.testing.assert_allclose(
-        ops.convert_to_numpy(model(padded))[:, :3], ops.convert_to_numpy(model(ids))[:, :3], atol=1e-6
+        ops.convert_to_numpy(model(padded))[:, :3],
+        ops.convert_to_numpy(model(ids))[:, :3],
+        atol=1e-6,
     )
 
 
@@ -76,7 +78,9 @@ def test_pad_id_none_gives_the_same_logits_on_unpadded_batches(model, use_fused_
     changed = ids.copy()
     changed[:, 3:] = 1
     np.testing.assert_allclose(
-        ops.convert_to_numpy(packed(changed))[:, :3], ops.convert_to_numpy(packed(ids))[:, :3], atol=1e-6
+        ops.convert_to_numpy(packed(changed))[:, :3],
+        ops.convert_to_numpy(packed(ids))[:, :3],
+        atol=1e-6,
     )
 
 
@@ -150,12 +154,15 @@ def greedy_reference(model, prompt, num_new):
 def test_temperature_zero_is_the_argmax_loop(tie):
     model = build(tie)
     out = sample(model, PROMPT, 6, temperature=0)
-    np.testing.assert_array_equal(ops.convert_to_numpy(out["tokens"]), greedy_reference(model, PROMPT, 6))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(out["tokens"]), greedy_reference(model, PROMPT, 6)
+    )
     np.testing.assert_array_equal(ops.convert_to_numpy(out["lengths"]), [9, 9])
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"temperature": 0}, {"temperature": 1.0, "top_k": 5, "seed": 3}, {"top_p": 0.8, "seed": 4}]
+    "kwargs",
+    [{"temperature": 0}, {"temperature": 1.0, "top_k": 5, "seed": 3}, {"top_p": 0.8, "seed": 4}],
 )
 def test_cached_sampling_equals_uncached_sampling(model, kwargs):
     cached = sample(model, PROMPT, 7, **kwargs)
@@ -191,7 +198,9 @@ def test_pad_is_never_generated(model):
 
 def test_top_k_restricts_the_candidates(model):
     # With top_k=2 every sampled token is among the two most probable ones.
-    out = ops.convert_to_numpy(sample(model, PROMPT, 6, top_k=2, temperature=10.0, seed=5)["tokens"])
+    out = ops.convert_to_numpy(
+        sample(model, PROMPT, 6, top_k=2, temperature=10.0, seed=5)["tokens"]
+    )
     for t in range(3, 9):
         logits = ops.convert_to_numpy(model(out[:, :t]))[:, -1].copy()
         logits[:, PAD] = -np.inf
@@ -225,8 +234,14 @@ def test_generation_stops_at_eos(model):
         ({"top_p": 1.5}, r"`top_p` must be None or a number in \(0, 1\]"),
         ({"temperature": -0.5}, "`temperature` must be a finite number >= 0"),
         ({"temperature": float("inf")}, "`temperature` must be a finite number >= 0"),
-        ({"max_new_tokens": 10}, r"positional max_len=12; got prompt length 3 \+ max_new_tokens=10"),
-        ({"max_new_tokens": 0}, "`max_new_tokens` must be a positive integer; got max_new_tokens=0"),
+        (
+            {"max_new_tokens": 10},
+            r"positional max_len=12; got prompt length 3 \+ max_new_tokens=10",
+        ),
+        (
+            {"max_new_tokens": 0},
+            "`max_new_tokens` must be a positive integer; got max_new_tokens=0",
+        ),
         ({"use_cache": "yes"}, "`use_cache` must be True or False"),
         ({"prompt_ids": [[3, -1, 4]]}, r"`prompt_ids` must hold ids in \[0, vocab_size="),
         ({"prompt_ids": [[3, 1000, 4]]}, r"`prompt_ids` must hold ids in \[0, vocab_size="),
@@ -239,7 +254,15 @@ def test_bad_sampling_arguments_raise(model, kwargs, match):
         sample(model, prompt, **args)
 
 
-GPT_ARGS = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num_blks=1, dropout=0.0, max_len=MAX_LEN)
+GPT_ARGS = dict(
+    vocab_size=V,
+    num_hiddens=D,
+    ffn_num_hiddens=F,
+    num_heads=H,
+    num_blks=1,
+    dropout=0.0,
+    max_len=MAX_LEN,
+)
 
 
 @pytest.mark.parametrize(
@@ -247,9 +270,18 @@ GPT_ARGS = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num
     BAD_BLOCK_ARGUMENTS
     + [
         ({"vocab_size": 0}, "`vocab_size` must be a positive integer; got vocab_size=0."),
-        ({"pad_id": V}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id={V}."),
-        ({"pad_id": 0.0}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=0.0."),
-        ({"tie_embeddings": None}, "`tie_embeddings` must be True or False; got tie_embeddings=None."),
+        (
+            {"pad_id": V},
+            f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id={V}.",
+        ),
+        (
+            {"pad_id": 0.0},
+            f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=0.0.",
+        ),
+        (
+            {"tie_embeddings": None},
+            "`tie_embeddings` must be True or False; got tie_embeddings=None.",
+        ),
     ],
 )
 def test_gpt_checks_every_argument(kwargs, message):
@@ -258,7 +290,9 @@ def test_gpt_checks_every_argument(kwargs, message):
 
 
 def test_gpt_accepts_numpy_integers_and_no_pad_id():
-    model = gpt(**{k: np.int64(v) if isinstance(v, int) else v for k, v in GPT_ARGS.items()}, pad_id=None)
+    model = gpt(
+        **{k: np.int64(v) if isinstance(v, int) else v for k, v in GPT_ARGS.items()}, pad_id=None
+    )
     assert tuple(model(np.array([[1, 2, 3]], "int32")).shape) == (1, 3, V)
 
 

@@ -3,15 +3,12 @@
 import re
 
 import keras
-
-from keras_attention.generate import TransformerStepDecoder, decoder_for
-from keras_attention.generate.decoders import T5_LAYOUT
 import numpy as np
 import pytest
 from keras import ops
 
-from helpers import BAD_BLOCK_ARGUMENTS
-from keras_attention.generate import beam_search, greedy_search
+from keras_attention.generate import TransformerStepDecoder, beam_search, decoder_for, greedy_search
+from keras_attention.generate.decoders import T5_LAYOUT
 from keras_attention.layers import SegmentEmbedding
 from keras_attention.models import (
     bert,
@@ -19,6 +16,8 @@ from keras_attention.models import (
     bert_mlm,
     t5,
 )
+
+from helpers import BAD_BLOCK_ARGUMENTS
 
 # One-step self-attention (a single key) is expected while decoding.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
@@ -64,8 +63,14 @@ def test_bert_shapes_names_and_dtypes():
     assert tuple(class_logits.shape) == (2, C)
     assert keras.backend.standardize_dtype(class_logits.dtype) == "float32"
     names = {layer.name for layer in encoder.layers}
-    assert {"token_embedding", "segment_embedding", "positions", "encoder_block_0",
-            "encoder_block_1", "encoded"} <= names
+    assert {
+        "token_embedding",
+        "segment_embedding",
+        "positions",
+        "encoder_block_0",
+        "encoder_block_1",
+        "encoded",
+    } <= names
     assert all(not encoder.get_layer(f"encoder_block_{i}").norm_first for i in range(N))
     assert {"mlm_dense", "mlm_norm", "mlm_logits"} <= {layer.name for layer in mlm.layers}
     assert {"take_cls", "pooler", "classifier"} <= {layer.name for layer in classifier.layers}
@@ -153,7 +158,15 @@ def test_segment_embedding_config_round_trip_and_mask():
     assert tuple(layer(X, segments).shape) == (None, None, D)
 
 
-SIZES = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num_blks=1, dropout=0.0, max_len=MAX_LEN)
+SIZES = dict(
+    vocab_size=V,
+    num_hiddens=D,
+    ffn_num_hiddens=F,
+    num_heads=H,
+    num_blks=1,
+    dropout=0.0,
+    max_len=MAX_LEN,
+)
 
 
 @pytest.mark.parametrize(
@@ -161,8 +174,14 @@ SIZES = dict(vocab_size=V, num_hiddens=D, ffn_num_hiddens=F, num_heads=H, num_bl
     BAD_BLOCK_ARGUMENTS
     + [
         ({"vocab_size": 1.5}, "`vocab_size` must be a positive integer; got vocab_size=1.5."),
-        ({"pad_id": -1}, f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=-1."),
-        ({"num_segments": True}, "`num_segments` must be a positive integer; got num_segments=True."),
+        (
+            {"pad_id": -1},
+            f"`pad_id` must be None or an integer in [0, vocab_size={V}); got pad_id=-1.",
+        ),
+        (
+            {"num_segments": True},
+            "`num_segments` must be a positive integer; got num_segments=True.",
+        ),
     ],
 )
 def test_bert_checks_every_argument(kwargs, message):
@@ -186,13 +205,21 @@ def test_t5_checks_every_argument(kwargs, message):
 
 def test_bert_heads_check_their_arguments():
     encoder, _, _ = build_bert()
-    with pytest.raises(ValueError, match=re.escape("`vocab_size` must be a positive integer; got vocab_size=20.0.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`vocab_size` must be a positive integer; got vocab_size=20.0.")
+    ):
         bert_mlm(encoder, 20.0)
-    with pytest.raises(ValueError, match=re.escape("`num_classes` must be a positive integer; got num_classes=0.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`num_classes` must be a positive integer; got num_classes=0.")
+    ):
         bert_classifier(encoder, np.int64(0))
-    with pytest.raises(ValueError, match=re.escape("`dropout` must be a float in [0, 1); got dropout=inf.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`dropout` must be a float in [0, 1); got dropout=inf.")
+    ):
         bert_classifier(encoder, C, dropout=float("inf"))
-    with pytest.raises(ValueError, match=re.escape("`name` must be a non-empty string; got name=''.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`name` must be a non-empty string; got name=''.")
+    ):
         bert_classifier(encoder, C, name="")
     assert bert_classifier(encoder, np.int64(C), name="clf").output.shape == (None, C)
 
@@ -203,19 +230,27 @@ def test_bad_bert_arguments_raise():
         bert(V, D, F, H, 0, 0.0, max_len=MAX_LEN)
     with pytest.raises(ValueError, match="`num_segments` must be a positive integer"):
         bert(V, D, F, H, 1, 0.0, max_len=MAX_LEN, num_segments=0)
-    with pytest.raises(ValueError, match=r"`pad_id` must be None or an integer in \[0, vocab_size=20\)"):
+    with pytest.raises(
+        ValueError, match=r"`pad_id` must be None or an integer in \[0, vocab_size=20\)"
+    ):
         bert(V, D, F, H, 1, 0.0, max_len=MAX_LEN, pad_id=V)
     with pytest.raises(ValueError, match="`num_hiddens` must be divisible by `num_heads`"):
         bert(V, D, F, 3, 1, 0.0, max_len=MAX_LEN)
-    with pytest.raises(ValueError, match="`vocab_size` must equal the encoder's vocabulary size 20"):
+    with pytest.raises(
+        ValueError, match="`vocab_size` must equal the encoder's vocabulary size 20"
+    ):
         bert_mlm(encoder, V + 1)
     with pytest.raises(ValueError, match="`num_classes` must be a positive integer"):
         bert_classifier(encoder, 0)
     with pytest.raises(ValueError, match=r"`dropout` must be a float in \[0, 1\)"):
         bert_classifier(encoder, C, dropout=1.5)
-    with pytest.raises(ValueError, match="`encoder_model` must be built by `keras_attention.models.bert`"):
+    with pytest.raises(
+        ValueError, match="`encoder_model` must be built by `keras_attention.models.bert`"
+    ):
         bert_mlm(build_t5())
-    with pytest.raises(ValueError, match="`encoder_model` must be built by `keras_attention.models.bert`"):
+    with pytest.raises(
+        ValueError, match="`encoder_model` must be built by `keras_attention.models.bert`"
+    ):
         bert_classifier(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), C)
 
 
@@ -229,8 +264,16 @@ def test_t5_logits_shape_names_and_shared_embedding():
     assert keras.backend.standardize_dtype(logits.dtype) == "float32"
     assert tuple(model.output.shape) == (None, None, V)
     names = {layer.name for layer in model.layers}
-    assert {"shared_embedding", "src_positions", "tgt_positions", "encoder_final_norm",
-            "decoder_final_norm", "lm_head", "encoder_block_1", "decoder_block_1"} <= names
+    assert {
+        "shared_embedding",
+        "src_positions",
+        "tgt_positions",
+        "encoder_final_norm",
+        "decoder_final_norm",
+        "lm_head",
+        "encoder_block_1",
+        "decoder_block_1",
+    } <= names
     assert "src_embedding" not in names and "tgt_embedding" not in names
     assert all(model.get_layer(f"decoder_block_{i}").norm_first for i in range(N))
     assert all(model.get_layer(f"encoder_block_{i}").norm_first for i in range(N))
@@ -274,7 +317,9 @@ def greedy_reference(model, src, max_len):
         tgt = [BOS]
         out = []
         while len(out) < max_len:
-            logits = numpy(model({"src_ids": src[b : b + 1], "tgt_in_ids": np.array([tgt], "int32")}))
+            logits = numpy(
+                model({"src_ids": src[b : b + 1], "tgt_in_ids": np.array([tgt], "int32")})
+            )
             logits = logits[0, -1].copy()
             logits[PAD] = -np.inf
             token = int(logits.argmax())
@@ -383,10 +428,14 @@ def test_t5_with_its_relative_position_bias_saves_loads_and_decodes_with_the_cac
     model.save(path)
     again = keras.saving.load_model(path, safe_mode=True)
     feed = {"src_ids": src, "tgt_in_ids": tgt}
-    np.testing.assert_array_equal(ops.convert_to_numpy(again(feed)), ops.convert_to_numpy(model(feed)))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(again(feed)), ops.convert_to_numpy(model(feed))
+    )
     # Longer than max_len: relative buckets have no table to run out of.
     cached = greedy_search(model, src, max_len=12, eos_id=-1)
     uncached = greedy_search(model, src, max_len=12, eos_id=-1, use_cache=False)
-    np.testing.assert_array_equal(ops.convert_to_numpy(cached["tokens"]), ops.convert_to_numpy(uncached["tokens"]))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(cached["tokens"]), ops.convert_to_numpy(uncached["tokens"])
+    )
     with pytest.raises(ValueError, match="position_bias"):
         t5(30, 16, 32, 2, 2, 0.0, max_len=8, position_bias="alibi")

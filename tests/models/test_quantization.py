@@ -15,7 +15,8 @@ def test_int8_outputs_agree_with_float32(kind):
     model, inputs, _, _ = build(kind)
     reference = first_output(model, inputs).astype("float64")
     dense = [
-        layer for layer in model._flatten_layers(include_self=False)
+        layer
+        for layer in model._flatten_layers(include_self=False)
         if isinstance(layer, keras.layers.Dense)
     ]
     chosen = models.quantize(model)
@@ -43,5 +44,7 @@ def test_int8_gpt_decodes_with_the_cache():
 
 def test_bad_mode_raises():
     model, _, _, _ = build("gpt")
-    with pytest.raises(ValueError, match=re.escape("`mode` must be one of ['int4', 'int8']; got mode='fp8'.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`mode` must be one of ['int4', 'int8']; got mode='fp8'.")
+    ):
         models.quantize(model, "fp8")

@@ -13,14 +13,22 @@ from keras import ops
 from keras_attention.generate import BahdanauStepDecoder
 from keras_attention.models import bahdanau_seq2seq
 
-SMALL = dict(src_vocab_size=12, tgt_vocab_size=10, embed_size=4, num_hiddens=8, num_layers=1, dropout=0.0)
+SMALL = dict(
+    src_vocab_size=12, tgt_vocab_size=10, embed_size=4, num_hiddens=8, num_layers=1, dropout=0.0
+)
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"src_vocab_size": 0}, "`src_vocab_size` must be a positive integer; got src_vocab_size=0."),
-        ({"tgt_vocab_size": None}, "`tgt_vocab_size` must be a positive integer; got tgt_vocab_size=None."),
+        (
+            {"src_vocab_size": 0},
+            "`src_vocab_size` must be a positive integer; got src_vocab_size=0.",
+        ),
+        (
+            {"tgt_vocab_size": None},
+            "`tgt_vocab_size` must be a positive integer; got tgt_vocab_size=None.",
+        ),
         ({"embed_size": 1.5}, "`embed_size` must be a positive integer; got embed_size=1.5."),
         ({"num_hiddens": -8}, "`num_hiddens` must be a positive integer; got num_hiddens=-8."),
         ({"num_layers": 0}, "`num_layers` must be a positive integer; got num_layers=0."),
@@ -38,9 +46,15 @@ def test_bad_arguments_raise_naming_them(kwargs, message):
 
 
 def test_numpy_integer_arguments_are_accepted():
-    model = bahdanau_seq2seq(**{k: np.int64(v) if isinstance(v, int) else v for k, v in SMALL.items()})
-    logits = model({"src_ids": np.array([[3, 4, 0]], "int32"), "tgt_in_ids": np.array([[1, 2]], "int32")})
+    model = bahdanau_seq2seq(
+        **{k: np.int64(v) if isinstance(v, int) else v for k, v in SMALL.items()}
+    )
+    logits = model(
+        {"src_ids": np.array([[3, 4, 0]], "int32"), "tgt_in_ids": np.array([[1, 2]], "int32")}
+    )
     assert tuple(logits.shape) == (1, 2, 10)
     assert np.all(np.isfinite(ops.convert_to_numpy(logits)))
-    with pytest.raises(ValueError, match=re.escape("`max_len` must be a positive integer; got max_len=-1.")):
+    with pytest.raises(
+        ValueError, match=re.escape("`max_len` must be a positive integer; got max_len=-1.")
+    ):
         BahdanauStepDecoder(model, -1)

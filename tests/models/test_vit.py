@@ -11,8 +11,15 @@ from keras_attention.models import vision_transformer
 
 H, K = 2, 3  # num_heads, num_classes
 SMALL = dict(
-    img_size=8, patch_size=4, num_hiddens=8, mlp_num_hiddens=16, num_heads=H, num_blks=1,
-    emb_dropout=0.1, blk_dropout=0.1, num_classes=K,
+    img_size=8,
+    patch_size=4,
+    num_hiddens=8,
+    mlp_num_hiddens=16,
+    num_heads=H,
+    num_blks=1,
+    emb_dropout=0.1,
+    blk_dropout=0.1,
+    num_classes=K,
 )
 P = (8 // 4) ** 2  # patches
 
@@ -33,8 +40,18 @@ def test_logits_shape_dtype_and_layer_names():
     assert keras.backend.standardize_dtype(logits.dtype) == "float32"
     assert model.input_shape == (None, None, None, 1)
     names = [layer.name for layer in model.layers]
-    for name in ("rescaling", "resizing", "patch_embedding", "cls_token", "pos_embedding",
-                 "emb_dropout", "vit_block_0", "final_norm", "take_cls_token", "head"):
+    for name in (
+        "rescaling",
+        "resizing",
+        "patch_embedding",
+        "cls_token",
+        "pos_embedding",
+        "emb_dropout",
+        "vit_block_0",
+        "final_norm",
+        "take_cls_token",
+        "head",
+    ):
         assert name in names
     assert model.get_layer("pos_embedding").max_len == P + 1
 
@@ -131,16 +148,28 @@ def test_one_jit_compiled_fit_step_has_finite_loss():
         ({"emb_dropout": 1.0}, "`emb_dropout` must be a float in [0, 1); got emb_dropout=1.0."),
         ({"blk_dropout": -0.1}, "`blk_dropout` must be a float in [0, 1); got blk_dropout=-0.1."),
         ({"img_size": 10}, "`img_size` must be divisible by `patch_size`"),
-        ({"input_size": (8, 8, 8)}, "`input_size` must be a positive integer or a pair of positive "
-         "integers; got input_size=(8, 8, 8)."),
+        (
+            {"input_size": (8, 8, 8)},
+            "`input_size` must be a positive integer or a pair of positive "
+            "integers; got input_size=(8, 8, 8).",
+        ),
         ({"num_heads": 3}, "`num_hiddens` must be divisible by `num_heads`"),
         ({"return_attention_scores": "yes"}, "`return_attention_scores` must be True or False"),
         ({"num_blks": 1.5}, "`num_blks` must be a positive integer; got num_blks=1.5."),
         ({"num_hiddens": 0}, "`num_hiddens` must be a positive integer; got num_hiddens=0."),
-        ({"mlp_num_hiddens": -1}, "`mlp_num_hiddens` must be a positive integer; got mlp_num_hiddens=-1."),
-        ({"patch_size": (4, 0)}, "`patch_size` must be a positive integer or a pair of positive "
-         "integers; got patch_size=(4, 0)."),
-        ({"blk_dropout": float("nan")}, "`blk_dropout` must be a float in [0, 1); got blk_dropout=nan."),
+        (
+            {"mlp_num_hiddens": -1},
+            "`mlp_num_hiddens` must be a positive integer; got mlp_num_hiddens=-1.",
+        ),
+        (
+            {"patch_size": (4, 0)},
+            "`patch_size` must be a positive integer or a pair of positive "
+            "integers; got patch_size=(4, 0).",
+        ),
+        (
+            {"blk_dropout": float("nan")},
+            "`blk_dropout` must be a float in [0, 1); got blk_dropout=nan.",
+        ),
         ({"use_bias": "no"}, "`use_bias` must be True or False; got use_bias='no'."),
         ({"name": ""}, "`name` must be a non-empty string; got name=''."),
     ],
@@ -151,5 +180,7 @@ def test_argument_errors(kwargs, message):
 
 
 def test_numpy_integer_arguments_are_accepted():
-    model = vision_transformer(**{k: np.int64(v) if isinstance(v, int) else v for k, v in SMALL.items()})
+    model = vision_transformer(
+        **{k: np.int64(v) if isinstance(v, int) else v for k, v in SMALL.items()}
+    )
     assert tuple(model(images(1), training=False).shape) == (1, K)

@@ -21,19 +21,33 @@ print(f"RESULT code={code} heavy={heavy} seconds={time.perf_counter() - start:.3
 """
 
 
-@pytest.mark.parametrize("argv", [
-    ["--help"], ["--version"], ["train", "--help"], ["train", "translation", "--help"],
-    ["train", "vision", "--help"], ["train", "lm", "--help"], ["translate", "--help"],
-    ["classify", "--help"], ["generate", "--help"], ["export", "--help"], ["explore", "--help"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--version"],
+        ["train", "--help"],
+        ["train", "translation", "--help"],
+        ["train", "vision", "--help"],
+        ["train", "lm", "--help"],
+        ["translate", "--help"],
+        ["classify", "--help"],
+        ["generate", "--help"],
+        ["export", "--help"],
+        ["explore", "--help"],
+    ],
+)
 def test_help_imports_nothing_heavy(argv):
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env, timeout=60
+    )
     wall = time.perf_counter() - start
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")][-1]
     assert "code=0" in line and "heavy=[]" in line, (line, proc.stderr[-2000:])
-    print(f"{' '.join(argv)}: {line.split('seconds=')[1]} s in the command, {wall:.2f} s with Python")
+    print(
+        f"{' '.join(argv)}: {line.split('seconds=')[1]} s in the command, {wall:.2f} s with Python"
+    )
     if "--help" in argv:
         assert "(default:" in proc.stdout or argv == ["train", "--help"]  # defaults shown

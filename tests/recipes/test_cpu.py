@@ -5,8 +5,7 @@ import warnings
 import keras
 import pytest
 
-from keras_attention.recipes import cpu
-from keras_attention.recipes import training
+from keras_attention.recipes import cpu, training
 
 # Two processors of each kind, as /proc/cpuinfo lists them (abridged).
 WITH_BF16 = """processor\t: 0
@@ -18,7 +17,9 @@ processor\t: 1
 model name\t: AMD EPYC 9R14
 flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16 avx_vnni
 """
-WITH_AMX = "model name\t: Intel(R) Xeon(R) Platinum 8488C\nflags\t\t: avx2 avx512f amx_tile amx_bf16\n"
+WITH_AMX = (
+    "model name\t: Intel(R) Xeon(R) Platinum 8488C\nflags\t\t: avx2 avx512f amx_tile amx_bf16\n"
+)
 WITHOUT_BF16 = "model name\t: Intel(R) Core(TM) i5-8250U\nflags\t\t: fpu sse2 avx2 fma\n"
 
 
@@ -39,8 +40,9 @@ def test_cpu_info_reads_model_and_speed_flags(fake_cpuinfo):
     assert info["cores"] >= 1
 
 
-@pytest.mark.parametrize("text, expected", [(WITH_BF16, True), (WITH_AMX, True),
-                                            (WITHOUT_BF16, False)])
+@pytest.mark.parametrize(
+    "text, expected", [(WITH_BF16, True), (WITH_AMX, True), (WITHOUT_BF16, False)]
+)
 def test_has_bf16_units(fake_cpuinfo, text, expected):
     assert cpu.has_bf16_units(fake_cpuinfo(text)) is expected
 
@@ -52,8 +54,10 @@ def test_unreadable_cpuinfo_is_unknown_not_an_error(tmp_path):
     assert cpu.bf16_warning(missing) is None  # not Linux: allowed without a word
 
 
-@pytest.mark.parametrize("precision, policy", [("float32", "float32"), ("bf16", "mixed_bfloat16"),
-                                               ("mixed_bfloat16", "mixed_bfloat16")])
+@pytest.mark.parametrize(
+    "precision, policy",
+    [("float32", "float32"), ("bf16", "mixed_bfloat16"), ("mixed_bfloat16", "mixed_bfloat16")],
+)
 def test_precision_policy(precision, policy):
     assert cpu.precision_policy(precision) == policy
 
@@ -66,8 +70,11 @@ def test_precision_policy_rejects_other_values(precision):
 
 def test_bf16_without_units_warns_once_and_still_sets_the_policy(fake_cpuinfo):
     path = fake_cpuinfo(WITHOUT_BF16)
-    with pytest.warns(UserWarning, match=r"this CPU \(Intel\(R\) Core\(TM\) i5-8250U\) has no "
-                                         r"bfloat16 units.*slower than float32") as record:
+    with pytest.warns(
+        UserWarning,
+        match=r"this CPU \(Intel\(R\) Core\(TM\) i5-8250U\) has no "
+        r"bfloat16 units.*slower than float32",
+    ) as record:
         with training.precision_scope("bf16", cpuinfo=path) as policy:
             assert policy == "mixed_bfloat16"
             assert keras.config.dtype_policy().name == "mixed_bfloat16"

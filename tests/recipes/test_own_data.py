@@ -10,8 +10,22 @@ import tensorflow as tf
 import keras_attention
 from keras_attention import cli, data, recipes
 
-TINY_TRANSFORMER = ["--num-hiddens", "16", "--ffn-num-hiddens", "32", "--num-heads", "2",
-                    "--num-blks", "1", "--epochs", "1", "--batch-size", "16", "--verbose", "0"]
+TINY_TRANSFORMER = [
+    "--num-hiddens",
+    "16",
+    "--ffn-num-hiddens",
+    "32",
+    "--num-heads",
+    "2",
+    "--num-blks",
+    "1",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--verbose",
+    "0",
+]
 
 
 def _pairs(n=120, seed=0):
@@ -27,8 +41,24 @@ def pairs_tsv(tmp_path_factory):
 
 def test_train_translation_on_a_tsv_file(pairs_tsv, tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["train", "translation", "--data", str(pairs_tsv), *TINY_TRANSFORMER,
-                     "--num-eval", "5", "--out", str(out), "--export", str(tmp_path / "sm")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "translation",
+                "--data",
+                str(pairs_tsv),
+                *TINY_TRANSFORMER,
+                "--num-eval",
+                "5",
+                "--out",
+                str(out),
+                "--export",
+                str(tmp_path / "sm"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "120 pairs, 108 for training and 12 held out" in printed
     assert "held-out: exact match" in printed
@@ -36,17 +66,20 @@ def test_train_translation_on_a_tsv_file(pairs_tsv, tmp_path, capsys):
     assert run.model.get_layer("encoder_block_0").num_hiddens == 16
     assert len(run.translate(["march 3 , 1994", "may 5 , 2001"])) == 2
     assert json.loads((out / "run.json").read_text())["options"]["data"] == str(pairs_tsv)
-    assert keras_attention.load_run(tmp_path / "sm").translate("march 3 , 1994") == \
-        run.translate("march 3 , 1994")
+    assert keras_attention.load_run(tmp_path / "sm").translate("march 3 , 1994") == run.translate(
+        "march 3 , 1994"
+    )
 
 
 @pytest.mark.parametrize("tokenizer", ["char", "wordpiece"])
 def test_csv_with_named_columns_and_other_tokenizers(tmp_path, tokenizer):
     path = tmp_path / "pairs.csv"
-    pd.DataFrame({"english": [s for s, _ in _pairs(60)], "iso": [t for _, t in _pairs(60)]}) \
-        .to_csv(path, index=False)
-    task = data.load_pairs_file(path, tokenizer=tokenizer, vocab_size=200, source_column="english",
-                                target_column="iso")
+    pd.DataFrame({"english": [s for s, _ in _pairs(60)], "iso": [t for _, t in _pairs(60)]}).to_csv(
+        path, index=False
+    )
+    task = data.load_pairs_file(
+        path, tokenizer=tokenizer, vocab_size=200, source_column="english", target_column="iso"
+    )
     assert len(task.train_pairs) + len(task.val_pairs) == 60 and task.val_pairs
     assert not {s for s, _ in task.val_pairs} & {s for s, _ in task.train_pairs}
     features, labels = next(iter(task.train_dataset(8)))  # a tf.data pipeline for fit
@@ -55,12 +88,15 @@ def test_csv_with_named_columns_and_other_tokenizers(tmp_path, tokenizer):
         data.load_pairs_file(path)
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"one\tun\ntwo\tdeux\n\xff\xfe\tbad\n", r"pairs.tsv is not UTF-8: line 3"),
-    (b"one\tun\ntwo deux\n", r"pairs.tsv, line 2: expected source<TAB>target"),
-    (b"\n\n", r"pairs.tsv holds no sentence pairs"),
-    (b"one\tun\n", r"holds 1 sentence pair; training and a held-out score need at least 2"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"one\tun\ntwo\tdeux\n\xff\xfe\tbad\n", r"pairs.tsv is not UTF-8: line 3"),
+        (b"one\tun\ntwo deux\n", r"pairs.tsv, line 2: expected source<TAB>target"),
+        (b"\n\n", r"pairs.tsv holds no sentence pairs"),
+        (b"one\tun\n", r"holds 1 sentence pair; training and a held-out score need at least 2"),
+    ],
+)
 def test_bad_pair_files_name_the_line(tmp_path, content, match):
     path = tmp_path / "pairs.tsv"
     path.write_bytes(content)
@@ -98,9 +134,28 @@ def text_folder(tmp_path_factory):
 
 def test_train_lm_on_a_folder_and_on_files(text_folder, tmp_path, capsys):
     out = tmp_path / "lm"
-    argv = ["train", "lm", "--num-hiddens", "16", "--ffn-num-hiddens", "32", "--num-heads", "2",
-            "--num-blks", "1", "--seq-len", "16", "--batch-size", "16", "--epochs", "2",
-            "--verbose", "0", "--max-new-tokens", "4"]
+    argv = [
+        "train",
+        "lm",
+        "--num-hiddens",
+        "16",
+        "--ffn-num-hiddens",
+        "32",
+        "--num-heads",
+        "2",
+        "--num-blks",
+        "1",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+        "--verbose",
+        "0",
+        "--max-new-tokens",
+        "4",
+    ]
     assert cli.main([*argv, "--data", str(text_folder), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "(90/10 split of the text)" in printed and "validation perplexity" in printed
@@ -110,8 +165,24 @@ def test_train_lm_on_a_folder_and_on_files(text_folder, tmp_path, capsys):
     # A packed layout: the model has no padding mask, so attention is causal only.
     assert keras_attention.load_run(out).model.get_layer("token_embedding").pad_id is None
     files = [str(text_folder / "a.txt"), str(text_folder / "sub" / "b.txt")]
-    assert cli.main([*argv, "--epochs", "1", "--data", *files, "--tokenizer", "wordpiece",
-                     "--vocab-size", "80", "--out", str(tmp_path / "lm2")]) == 0
+    assert (
+        cli.main(
+            [
+                *argv,
+                "--epochs",
+                "1",
+                "--data",
+                *files,
+                "--tokenizer",
+                "wordpiece",
+                "--vocab-size",
+                "80",
+                "--out",
+                str(tmp_path / "lm2"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_lm_text_errors(tmp_path):
@@ -143,10 +214,33 @@ def image_folder(tmp_path_factory):
 
 def test_train_vision_on_a_folder(image_folder, tmp_path, capsys):
     out, export = tmp_path / "vit", tmp_path / "vit_sm"
-    assert cli.main(["train", "vision", "--data", str(image_folder), "--epochs", "1",
-                     "--num-hiddens", "16", "--mlp-num-hiddens", "32", "--num-blks", "1",
-                     "--batch-size", "8", "--verbose", "0", "--out", str(out),
-                     "--export", str(export)]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "vision",
+                "--data",
+                str(image_folder),
+                "--epochs",
+                "1",
+                "--num-hiddens",
+                "16",
+                "--mlp-num-hiddens",
+                "32",
+                "--num-blks",
+                "1",
+                "--batch-size",
+                "8",
+                "--verbose",
+                "0",
+                "--out",
+                str(out),
+                "--export",
+                str(export),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "2 classes, 3 channel(s)" in printed
     png = next(image_folder.glob("round/*.png"))

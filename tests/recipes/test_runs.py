@@ -20,18 +20,38 @@ TINY_LM = dict(num_hiddens=16, ffn_num_hiddens=32, num_heads=2, num_blks=1, drop
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     translation = recipes.train_translation(
-        data="dates", num_train=64, epochs=1, batch_size=32, num_eval=8, out=root / "dates",
-        export=root / "dates_export", verbose=0, model_config={"num_hiddens": 16,
-                                                               "ffn_num_hiddens": 32},
+        data="dates",
+        num_train=64,
+        epochs=1,
+        batch_size=32,
+        num_eval=8,
+        out=root / "dates",
+        export=root / "dates_export",
+        verbose=0,
+        model_config={"num_hiddens": 16, "ffn_num_hiddens": 32},
     )
     vision = recipes.train_vision(
-        data="shapes", num_train=64, num_test=32, epochs=1, batch_size=32, out=root / "shapes",
-        export=root / "shapes_export", verbose=0,
+        data="shapes",
+        num_train=64,
+        num_test=32,
+        epochs=1,
+        batch_size=32,
+        out=root / "shapes",
+        export=root / "shapes_export",
+        verbose=0,
         model_config={"num_hiddens": 16, "mlp_num_hiddens": 32, "num_blks": 1},
     )
     lm = recipes.train_lm(
-        data="corpus", num_sentences=120, seq_len=16, batch_size=16, epochs=1, **TINY_LM,
-        out=root / "lm", export=root / "lm_export", verbose=0, max_new_tokens=4,
+        data="corpus",
+        num_sentences=120,
+        seq_len=16,
+        batch_size=16,
+        epochs=1,
+        **TINY_LM,
+        out=root / "lm",
+        export=root / "lm_export",
+        verbose=0,
+        max_new_tokens=4,
     )
     return root, translation, vision, lm
 
@@ -94,8 +114,9 @@ def test_exports_open_the_same_way_and_agree_with_their_runs(trained):
 
     images = list(data.generate_shapes(2, seed=7)[0])
     classifier = keras_attention.load_run(root / "shapes_export")
-    for (label_a, p_a), (label_b, p_b) in zip(classifier.classify(images)[0],
-                                              vision.classify(images)[0]):
+    for (label_a, p_a), (label_b, p_b) in zip(
+        classifier.classify(images)[0], vision.classify(images)[0]
+    ):
         assert label_a == label_b and p_a == pytest.approx(p_b, abs=1e-5)
 
     language_model = keras_attention.load_run(root / "lm_export")
@@ -126,8 +147,13 @@ print("RESULT=" + json.dumps(out))
 def test_load_run_and_export_from_a_fresh_process(trained, name, tmp_path):
     root, translation, vision, lm = trained
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", FRESH, str(root / name), str(tmp_path / "x")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, str(root / name), str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT=")][-1][7:])
     run = {"dates": translation, "shapes": vision, "lm": lm}[name]
@@ -139,12 +165,15 @@ def test_load_run_and_export_from_a_fresh_process(trained, name, tmp_path):
     assert keras_attention.load_run(result["export"]).kind == run.kind
 
 
-@pytest.mark.parametrize("setup, error, match", [
-    ("missing", FileNotFoundError, "No run directory or export at"),
-    ("empty", ValueError, "is neither a run directory"),
-    ("file", ValueError, "is a file; give a run directory"),
-    ("bad_json", ValueError, "run.json is not a readable JSON file"),
-])
+@pytest.mark.parametrize(
+    "setup, error, match",
+    [
+        ("missing", FileNotFoundError, "No run directory or export at"),
+        ("empty", ValueError, "is neither a run directory"),
+        ("file", ValueError, "is a file; give a run directory"),
+        ("bad_json", ValueError, "run.json is not a readable JSON file"),
+    ],
+)
 def test_load_run_names_what_is_wrong(tmp_path, setup, error, match):
     path = tmp_path / "run"
     if setup == "empty":

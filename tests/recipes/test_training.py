@@ -4,14 +4,14 @@ import json
 import os
 import pathlib
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
-import keras
 
 from keras_attention import models
-from keras_attention.recipes import training
 from keras_attention.data import load_dates
+from keras_attention.recipes import training
 
 EPOCHS = 4
 CRASH_AFTER = 2  # epochs completed before the simulated crash
@@ -73,7 +73,9 @@ def test_fit_with_logs_writes_everything(task, tmp_path):
     assert {"loss", "val_loss", "masked_accuracy", "val_masked_accuracy"} <= set(frame.columns)
     csv = pd.read_csv(out / "history.csv")
     assert len(csv) == 2
-    assert {"epoch", "loss", "val_loss", "masked_accuracy", "val_masked_accuracy"} <= set(csv.columns)
+    assert {"epoch", "loss", "val_loss", "masked_accuracy", "val_masked_accuracy"} <= set(
+        csv.columns
+    )
     np.testing.assert_allclose(csv["loss"].to_numpy(), frame["loss"].to_numpy(), rtol=1e-6)
     assert np.isfinite(csv[["loss", "val_loss"]].to_numpy()).all()
     assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temporary left
@@ -84,8 +86,10 @@ def test_fit_with_logs_writes_everything(task, tmp_path):
     assert not (out / "backup").exists()  # Keras removes the backup once training completes
 
     best = keras.saving.load_model(out / "best.keras", safe_mode=True)
-    (x, _), = val.take(1).as_numpy_iterator()
-    assert best.predict(x, verbose=0).shape == x["tgt_in_ids"].shape + (task.tgt_tokenizer.vocab_size,)
+    ((x, _),) = val.take(1).as_numpy_iterator()
+    assert best.predict(x, verbose=0).shape == x["tgt_in_ids"].shape + (
+        task.tgt_tokenizer.vocab_size,
+    )
     # Only the checkpoint and directories: no leftover temporary `.keras` files.
     assert sorted(p.name for p in out.glob("*.keras")) == ["best.keras"]
 
@@ -93,7 +97,9 @@ def test_fit_with_logs_writes_everything(task, tmp_path):
 def test_fit_with_logs_without_validation(task, tmp_path):
     model = _model(task)
     train, _ = _data(task)
-    frame = training.fit_with_logs(model, train, epochs=1, out_dir=tmp_path, verbose=0, resume=False)
+    frame = training.fit_with_logs(
+        model, train, epochs=1, out_dir=tmp_path, verbose=0, resume=False
+    )
     assert list(frame.columns) == ["loss", "masked_accuracy"]
     assert not (tmp_path / "best.keras").exists()
     assert not (tmp_path / "backup").exists()
@@ -110,7 +116,12 @@ def test_resume_after_crash_matches_uninterrupted_run(task, tmp_path, crash):
     out = tmp_path / "crashed"
     with pytest.raises(RuntimeError, match="simulated crash"):
         training.fit_with_logs(
-            _model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0,
+            _model(task),
+            train,
+            val,
+            epochs=EPOCHS,
+            out_dir=out,
+            verbose=0,
             callbacks=[crash(CRASH_AFTER)],
         )
     assert (out / "backup").is_dir() and any((out / "backup").iterdir())
@@ -118,7 +129,9 @@ def test_resume_after_crash_matches_uninterrupted_run(task, tmp_path, crash):
 
     crashed_rows = json.loads(_newest_checkpoint(out / "backup").joinpath("state.json").read_text())
     # A new process would rebuild and recompile the model the same way.
-    resumed = training.fit_with_logs(_model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0)
+    resumed = training.fit_with_logs(
+        _model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0
+    )
     # The history holds every epoch once: those before the crash, then the resumed ones.
     assert len(resumed) == EPOCHS and list(resumed.index) == list(range(1, EPOCHS + 1))
     csv = pd.read_csv(out / "history.csv")
@@ -147,7 +160,12 @@ def _crash_after(task, out, epochs=CRASH_AFTER):
     train, val = _data(task)
     with pytest.raises(RuntimeError, match="simulated crash"):
         training.fit_with_logs(
-            _model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0,
+            _model(task),
+            train,
+            val,
+            epochs=EPOCHS,
+            out_dir=out,
+            verbose=0,
             callbacks=[CrashAtEpochEnd(epochs)],
         )
 
@@ -245,7 +263,7 @@ def test_masked_loss_and_accuracy_ignore_padding():
     task = load_dates(num_train=32, num_val=4, num_steps=14)
     model = _model(task)
     train, _ = _data(task)
-    (x, y), = train.take(1).as_numpy_iterator()
+    ((x, y),) = train.take(1).as_numpy_iterator()
     assert (y == 0).any() and (y != 0).any()  # the batch has padding to ignore
     logits = keras.ops.convert_to_numpy(model(x))
     expected_loss, expected_accuracy = _numpy_masked_loss_and_accuracy(logits, y)
@@ -256,7 +274,9 @@ def test_masked_loss_and_accuracy_ignore_padding():
 
     # Changing the logits at padding positions changes neither loss nor accuracy.
     loss_fn = model.loss
-    noisy = np.where((y == 0)[..., None], np.random.default_rng(0).normal(0, 50, logits.shape), logits)
+    noisy = np.where(
+        (y == 0)[..., None], np.random.default_rng(0).normal(0, 50, logits.shape), logits
+    )
     np.testing.assert_allclose(float(loss_fn(y, noisy.astype("float32"))), expected_loss, rtol=1e-5)
     # A mean over all positions (D2L's unmasked loss) would differ.
     unmasked = _numpy_masked_loss_and_accuracy(logits, y, pad_id=-1)[0]
@@ -272,9 +292,13 @@ def test_time_budget_stops_fit_after_the_first_batch():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     seen = []
-    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(batch))
+    counter = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: seen.append(batch)
+    )
     x, y = np.zeros((64, 3), "float32"), np.zeros((64, 1), "float32")
-    history = model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[TimeBudget(1e-9), counter])
+    history = model.fit(
+        x, y, batch_size=8, epochs=5, verbose=0, callbacks=[TimeBudget(1e-9), counter]
+    )
     assert len(history.history["loss"]) == 1
     assert seen == [0]
 
@@ -310,7 +334,9 @@ def test_time_budget_schedule_sets_the_optimizer_learning_rate():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
     x, y = np.zeros((16, 3), "float32"), np.zeros((16, 1), "float32")
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[TimeBudget(60, peak_learning_rate=0.01)])
+    model.fit(
+        x, y, batch_size=8, epochs=1, verbose=0, callbacks=[TimeBudget(60, peak_learning_rate=0.01)]
+    )
     lr = float(model.optimizer.learning_rate)
     assert 0 <= lr < 0.01  # set by the schedule (early in warmup), not the compiled 0.5
 
@@ -367,9 +393,7 @@ def test_use_pooled_cpu_memory_takes_effect_after_importing_the_package_and_tuto
     script.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(root / 'tutorials')!r})\n"
-        "import _seq2seq\n"
-        + "".join(preludes)
-        + "import keras_attention.cli\n"
+        "import _seq2seq\n" + "".join(preludes) + "import keras_attention.cli\n"
         "from keras_attention.recipes import training\n"
         "training.use_pooled_cpu_memory()\n"
         "import tensorflow as tf\n"
@@ -378,7 +402,12 @@ def test_use_pooled_cpu_memory_takes_effect_after_importing_the_package_and_tuto
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
     result = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=root, timeout=300
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) >= 256 * 1024 * 4  # the pool holds the tensor
@@ -418,9 +447,17 @@ def test_kill_9_while_writing_the_checkpoint_resumes_from_the_last_good_one(task
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [sys.executable, "-c", KILLED_WHILE_CHECKPOINTING, str(out),
-         str(pathlib.Path(__file__).parent)],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            KILLED_WHILE_CHECKPOINTING,
+            str(out),
+            str(pathlib.Path(__file__).parent),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == -9, proc.stderr[-2000:]
     names = sorted(p.name for p in (out / "backup").iterdir())

@@ -21,7 +21,11 @@ def _logged_images(log_dir):
     for path in sorted((log_dir / "attention").glob("events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
-                png = tf.make_ndarray(value.tensor)[2] if value.HasField("tensor") else value.image.encoded_image_string
+                png = (
+                    tf.make_ndarray(value.tensor)[2]
+                    if value.HasField("tensor")
+                    else value.image.encoded_image_string
+                )
                 images[(value.tag, event.step)] = _decode(png)
     return images
 
@@ -29,11 +33,15 @@ def _logged_images(log_dir):
 def test_attention_images_logs_every_map_each_epoch_as_the_model_is(tmp_path):
     keras.utils.set_random_seed(8)
     model = models.transformer(20, 22, 16, 32, 2, 1, 0.0, max_len=16)
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     rng = np.random.RandomState(0)
-    x = {"src_ids": rng.randint(4, 20, (8, 5)).astype("int32"),
-         "tgt_in_ids": rng.randint(4, 22, (8, 5)).astype("int32")}
+    x = {
+        "src_ids": rng.randint(4, 20, (8, 5)).astype("int32"),
+        "tgt_in_ids": rng.randint(4, 22, (8, 5)).astype("int32"),
+    }
     y = rng.randint(4, 22, (8, 5)).astype("int32")
     callback = viz.AttentionImages(tmp_path, [5, 6, 7], max_len=4)
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback])

@@ -5,14 +5,12 @@ Tiny untrained models built here; the references are the builders' own
 recomputations and hand-written masks.
 """
 
-import json
 import re
 
 import keras
 import numpy as np
 import pytest
 
-import keras_attention
 from keras_attention import models, viz
 from keras_attention.viz import attention as A
 from keras_attention.viz import page as P
@@ -41,8 +39,9 @@ def test_translation_without_a_position_table_is_explored():
 
 def test_translation_maps_equal_the_builders_returned_weights(translation):
     model, exploration = translation
-    reference = models.transformer(20, 22, 16, 32, 2, 2, 0.0, max_len=16,
-                                   return_attention_scores=True)
+    reference = models.transformer(
+        20, 22, 16, 32, 2, 2, 0.0, max_len=16, return_attention_scores=True
+    )
     reference.set_weights(model.get_weights())
     assert exploration.task == "translation" and exploration.family == "transformer"
     src = np.array([[5, 6, 7, 8], [9, 10, 0, 0]], np.int32)
@@ -53,9 +52,11 @@ def test_translation_maps_equal_the_builders_returned_weights(translation):
         assert [m.key for m in example.maps] == ["encoder", "decoder_self", "cross"]
         assert encoder.keys == [str(i) for i in src[b]]
         for i in range(2):
-            for attention_map, name in ((encoder, "encoder_attention"),
-                                        (decoder_self, "decoder_self_attention"),
-                                        (cross, "decoder_cross_attention")):
+            for attention_map, name in (
+                (encoder, "encoder_attention"),
+                (decoder_self, "decoder_self_attention"),
+                (cross, "decoder_cross_attention"),
+            ):
                 expected = keras.ops.convert_to_numpy(outputs[f"{name}_{i}"])[b]
                 np.testing.assert_allclose(attention_map.weights[i], expected, atol=1e-6)
     # The decoder rows are <bos> and the greedy output: teacher forcing predicts the same tokens.
@@ -75,7 +76,8 @@ def test_translation_masks_are_padding_and_causal(translation):
     encoder, decoder_self, cross = short.maps
     np.testing.assert_array_equal(encoder.mask, np.outer(src_valid, src_valid))
     np.testing.assert_array_equal(
-        decoder_self.mask, np.tril(np.ones((len(tgt_valid),) * 2, bool)) & np.outer(tgt_valid, tgt_valid)
+        decoder_self.mask,
+        np.tril(np.ones((len(tgt_valid),) * 2, bool)) & np.outer(tgt_valid, tgt_valid),
     )
     np.testing.assert_array_equal(cross.mask, np.outer(tgt_valid, src_valid))
     assert decoder_self.causal and not encoder.causal
@@ -152,7 +154,9 @@ def test_gpt_step_rows_from_the_cache_equal_the_causal_rows(language_model):
     assert check_attention(exploration).ok
 
 
-@pytest.mark.parametrize("variant", [{"positions": "rotary", "num_kv_heads": 1}, {"positions": "alibi"}])
+@pytest.mark.parametrize(
+    "variant", [{"positions": "rotary", "num_kv_heads": 1}, {"positions": "alibi"}]
+)
 def test_gpt_variants_step_rows_equal_the_causal_rows(variant):
     keras.utils.set_random_seed(3)
     model = models.gpt(30, 16, 32, 2, 2, 0.0, max_len=24, **variant)
@@ -163,8 +167,17 @@ def test_gpt_variants_step_rows_equal_the_causal_rows(variant):
 @pytest.fixture(scope="module")
 def vision():
     keras.utils.set_random_seed(4)
-    config = dict(img_size=16, patch_size=4, num_hiddens=16, mlp_num_hiddens=32, num_heads=2,
-                  num_blks=2, emb_dropout=0.0, blk_dropout=0.0, num_classes=3)
+    config = dict(
+        img_size=16,
+        patch_size=4,
+        num_hiddens=16,
+        mlp_num_hiddens=32,
+        num_heads=2,
+        num_blks=2,
+        emb_dropout=0.0,
+        blk_dropout=0.0,
+        num_classes=3,
+    )
     model = models.vision_transformer(**config)
     image = np.random.RandomState(0).randint(0, 256, (16, 16)).astype("uint8")
     return model, config, image, viz.collect(model, image, class_names=["a", "b", "c"])
@@ -180,7 +193,8 @@ def test_vit_maps_equal_the_builders_weights_and_predictions(vision):
     assert attention_map.keys[:3] == ["<cls>", "(0,0)", "(0,1)"] and len(attention_map.keys) == 17
     for i in range(2):
         np.testing.assert_allclose(
-            attention_map.weights[i], keras.ops.convert_to_numpy(outputs[f"attention_{i}"])[0],
+            attention_map.weights[i],
+            keras.ops.convert_to_numpy(outputs[f"attention_{i}"])[0],
             atol=1e-6,
         )
     assert attention_map.mask.all()
@@ -204,7 +218,9 @@ def test_rollout_equals_a_numpy_reference(vision):
     _, _, _, exploration = vision
     example = exploration.examples[0]
     np.testing.assert_allclose(
-        example.extras["rollout"], viz.attention_rollout(example.maps[0].weights)[:, 0, 1:], atol=1e-5
+        example.extras["rollout"],
+        viz.attention_rollout(example.maps[0].weights)[:, 0, 1:],
+        atol=1e-5,
     )
 
 
@@ -235,8 +251,9 @@ def test_bert_maps_and_mask_predictions():
     keras.utils.set_random_seed(6)
     encoder = models.bert(10, 16, 32, 2, 2, 0.0, max_len=16)
     mlm = models.bert_mlm(encoder)
-    exploration = viz.collect(mlm, ["the cat <mask> on the mat", "the <mask>"],
-                              tokenizer=FakeTokenizer())
+    exploration = viz.collect(
+        mlm, ["the cat <mask> on the mat", "the <mask>"], tokenizer=FakeTokenizer()
+    )
     assert exploration.task == "bert"
     long, short = exploration.examples
     assert long.maps[0].keys == ["the", "cat", "<mask>", "on", "the", "mat"]
@@ -254,11 +271,14 @@ def test_bert_maps_and_mask_predictions():
     np.testing.assert_array_equal(short.maps[0].mask, np.outer(valid, valid))
     # The same weights as the encoder's blocks called directly.
     X = encoder.get_layer("positions")(
-        encoder.get_layer("segment_embedding")(encoder.get_layer("token_embedding")(ids[:1]),
-                                               np.zeros((1, 6), "int32")))
+        encoder.get_layer("segment_embedding")(
+            encoder.get_layer("token_embedding")(ids[:1]), np.zeros((1, 6), "int32")
+        )
+    )
     _, expected = encoder.get_layer("encoder_block_0")(X, return_attention_scores=True)
-    np.testing.assert_allclose(long.maps[0].weights[0], keras.ops.convert_to_numpy(expected)[0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        long.maps[0].weights[0], keras.ops.convert_to_numpy(expected)[0], atol=1e-6
+    )
     assert check_attention(exploration).ok
 
 
@@ -272,8 +292,10 @@ def _corrupt(exploration, key, block, head, query, key_index, value):
 def test_check_flags_a_later_position_a_masked_key_and_a_bad_row(translation):
     _, exploration = translation
     exploration = A.Exploration(**{**exploration.__dict__})  # same arrays, maps copied below
-    exploration.examples = [A.Example(e.title, [A.AttentionMap(**m.__dict__) for m in e.maps], e.extras)
-                            for e in exploration.examples]
+    exploration.examples = [
+        A.Example(e.title, [A.AttentionMap(**m.__dict__) for m in e.maps], e.extras)
+        for e in exploration.examples
+    ]
     _corrupt(exploration, "decoder_self", 1, 0, 0, 2, 0.3)  # query 0 on position 2: causal leak
     _corrupt(exploration, "encoder", 0, 1, 0, 3, 0.25)  # key 3 is padding
     _corrupt(exploration, "cross", 0, 0, 1, 0, 0.0)  # row 1 loses its weight on key 0
@@ -287,11 +309,20 @@ def test_check_flags_a_later_position_a_masked_key_and_a_bad_row(translation):
     lines = format_check_report(report)
     assert lines[0].startswith("check: FAILED: ")
     text = "\n".join(lines)
-    assert re.search(r"decoder self-attention, block 2 head 1: query 0 '1' puts 0\.3000 on key 2 "
-                     r"'\d+', a later position \(2 > 0\) the causal mask hides", text)
-    assert "encoder self-attention, block 1 head 2: query 0 '9' puts 0.2500 on key 3 '0', a key the mask hides" in text
-    assert re.search(r"cross-attention, block 1 head 1: query 1 '\d+': weights sum to 0\.\d{4}, not 1 "
-                     r"\(2 visible keys\)", text)
+    assert re.search(
+        r"decoder self-attention, block 2 head 1: query 0 '1' puts 0\.3000 on key 2 "
+        r"'\d+', a later position \(2 > 0\) the causal mask hides",
+        text,
+    )
+    assert (
+        "encoder self-attention, block 1 head 2: query 0 '9' puts 0.2500 on key 3 '0', a key the mask hides"
+        in text
+    )
+    assert re.search(
+        r"cross-attention, block 1 head 1: query 1 '\d+': weights sum to 0\.\d{4}, not 1 "
+        r"\(2 visible keys\)",
+        text,
+    )
 
 
 def test_check_passes_a_correct_page_and_accepts_fully_masked_rows():
@@ -350,8 +381,9 @@ def test_explore_accepts_a_model_and_a_run_and_says_how_to_open_a_path(language_
     model, exploration = language_model
     direct = viz.explore(model, [5, 6, 7], max_new_tokens=6, seed=1)
     assert direct.path is None and direct.report.ok
-    np.testing.assert_array_equal(direct.exploration.examples[0].maps[0].weights,
-                                  exploration.examples[0].maps[0].weights)
+    np.testing.assert_array_equal(
+        direct.exploration.examples[0].maps[0].weights, exploration.examples[0].maps[0].weights
+    )
     run = FakeRun(model, None)
     page = viz.explore(run, [5, 6, 7], path=tmp_path / "gpt.html", max_new_tokens=6, seed=1)
     assert page.html == direct.html and (tmp_path / "gpt.html").is_file()
@@ -366,11 +398,16 @@ def test_explore_accepts_a_model_and_a_run_and_says_how_to_open_a_path(language_
 def test_explore_check_raises_on_findings_after_writing(language_model, tmp_path, monkeypatch):
     _, exploration = language_model
     bad = A.Exploration(**{**exploration.__dict__})
-    bad.examples = [A.Example(e.title, [A.AttentionMap(**m.__dict__) for m in e.maps], e.extras)
-                    for e in exploration.examples]
+    bad.examples = [
+        A.Example(e.title, [A.AttentionMap(**m.__dict__) for m in e.maps], e.extras)
+        for e in exploration.examples
+    ]
     _corrupt(bad, "self", 0, 1, 2, 5, 0.5)
     monkeypatch.setattr("keras_attention.viz.explorer.collect", lambda *a, **k: bad)
-    with pytest.raises(viz.AttentionCheckError, match=r"(?s)check: FAILED: .*block 1 head 2: query 2 .* a later position \(5 > 2\)") as info:
+    with pytest.raises(
+        viz.AttentionCheckError,
+        match=r"(?s)check: FAILED: .*block 1 head 2: query 2 .* a later position \(5 > 2\)",
+    ) as info:
         viz.explore(language_model[0], [5], path=tmp_path / "bad.html", check=True)
     assert (tmp_path / "bad.html").is_file() and not info.value.report.ok
     assert viz.explore(language_model[0], [5], check=False).report.total == 2  # later + row sum
@@ -380,19 +417,27 @@ def test_explore_bad_arguments_raise(language_model, vision):
     model = language_model[0]
     with pytest.raises(TypeError, match=r"`model_or_run` must be a keras.Model, a run .*got int"):
         viz.explore(3, [5])
-    with pytest.raises(ValueError, match=r"`max_new_tokens` must be an int >= 1; got max_new_tokens=0"):
+    with pytest.raises(
+        ValueError, match=r"`max_new_tokens` must be an int >= 1; got max_new_tokens=0"
+    ):
         viz.explore(model, [5], max_new_tokens=0)
-    with pytest.raises(TypeError, match=r"`explore` got unexpected keyword arguments \['tokeniser'\]"):
+    with pytest.raises(
+        TypeError, match=r"`explore` got unexpected keyword arguments \['tokeniser'\]"
+    ):
         viz.explore(model, [5], tokeniser=None)
     with pytest.raises(ValueError, match=r"`check` must be True or False; got check='yes'"):
         viz.explore(model, [5], check="yes")
     with pytest.raises(ValueError, match=r"`tokenizer` is needed to tokenize the input 'hello'"):
         viz.explore(model, "hello")
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)], name="plain")
-    with pytest.raises(ValueError, match=r"`model` must be built by keras_attention.models .*'plain'"):
+    with pytest.raises(
+        ValueError, match=r"`model` must be built by keras_attention.models .*'plain'"
+    ):
         viz.explore(plain, [5])
     vit = vision[0]
-    with pytest.raises(ValueError, match=r"`class_names` must hold one name per class \(3\); got 2"):
+    with pytest.raises(
+        ValueError, match=r"`class_names` must hold one name per class \(3\); got 2"
+    ):
         viz.explore(vit, vision[2], class_names=["a", "b"])
     with pytest.raises(ValueError, match=r"`inputs` must be images \(h, w\) or \(h, w, channels\)"):
         viz.explore(vit, [np.zeros((2, 2, 2, 2))])

@@ -22,8 +22,9 @@ from keras_attention.viz.check import check_attention
 
 import browser  # tests/browser.py
 
-pytestmark = pytest.mark.skipif(browser.skip_reason() is not None,
-                                reason=browser.skip_reason() or "")
+pytestmark = pytest.mark.skipif(
+    browser.skip_reason() is not None, reason=browser.skip_reason() or ""
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +40,23 @@ def pages(tmp_path_factory):
     keras.utils.set_random_seed(7)
     translator = models.transformer(20, 22, 16, 32, 2, 2, 0.0, max_len=16)
     lm = models.gpt(30, 16, 32, 2, 2, 0.0, max_len=24)
-    vit = models.vision_transformer(img_size=16, patch_size=4, num_hiddens=16, mlp_num_hiddens=32,
-                                    num_heads=2, num_blks=2, emb_dropout=0.0, blk_dropout=0.0,
-                                    num_classes=3)
+    vit = models.vision_transformer(
+        img_size=16,
+        patch_size=4,
+        num_hiddens=16,
+        mlp_num_hiddens=32,
+        num_heads=2,
+        num_blks=2,
+        emb_dropout=0.0,
+        blk_dropout=0.0,
+        num_classes=3,
+    )
     bert = models.bert_mlm(models.bert(10, 16, 32, 2, 2, 0.0, max_len=16))
     image = np.random.RandomState(0).randint(0, 256, (16, 16)).astype("uint8")
     return {
-        "translation": viz.explore(translator, [[5, 6, 7, 8], [9, 10]], out / "translation.html", max_len=5),
+        "translation": viz.explore(
+            translator, [[5, 6, 7, 8], [9, 10]], out / "translation.html", max_len=5
+        ),
         "gpt": viz.explore(lm, [5, 6, 7], out / "gpt.html", max_new_tokens=6),
         "vit": viz.explore(vit, image, out / "vit.html", class_names=["a", "b", "c"]),
         "bert": viz.explore(bert, [[5, 6, 4, 8], [5, 4]], out / "bert.html"),
@@ -63,7 +74,9 @@ def _matrix_image(driver):
 
 
 @pytest.mark.parametrize("task", ["translation", "gpt", "vit", "bert"])
-def test_page_loads_without_console_errors_and_every_selector_changes_the_matrix(driver, pages, task):
+def test_page_loads_without_console_errors_and_every_selector_changes_the_matrix(
+    driver, pages, task
+):
     page = pages[task]
     seconds = browser.open_page(driver, page.path)
     assert [m for m in browser.console_messages(driver) if m[0] in ("SEVERE", "WARNING")] == []
@@ -88,11 +101,15 @@ def test_page_loads_without_console_errors_and_every_selector_changes_the_matrix
         _select(driver, "example-select", 1)
         assert _matrix_image(driver) != before
     assert browser.console_messages(driver, "SEVERE") == []
-    out = pathlib.Path(os.environ.get("KERAS_ATTENTION_SCREENSHOTS") or pathlib.Path(page.path).parent)
+    out = pathlib.Path(
+        os.environ.get("KERAS_ATTENTION_SCREENSHOTS") or pathlib.Path(page.path).parent
+    )
     _select(driver, "example-select", 0) if len(page.exploration.examples) > 1 else None
     shot = browser.save_screenshot(driver, out / f"{task}.png")
     assert shot.stat().st_size < 100_000
-    print(f"{task}: loaded in {seconds:.2f} s, screenshot {shot} ({shot.stat().st_size // 1024} KB)")
+    print(
+        f"{task}: loaded in {seconds:.2f} s, screenshot {shot} ({shot.stat().st_size // 1024} KB)"
+    )
 
 
 def _page_weights(page, map_index, example=0):
@@ -120,7 +137,9 @@ def test_hovering_a_token_highlights_its_row_and_its_column(driver, pages):
     assert all(q.get_attribute("data-w") is None for q in queries)
     ActionChains(driver).move_to_element(keys[1]).perform()
     assert driver.execute_script("return document.body.dataset.hover") == "k::1"
-    np.testing.assert_allclose([float(q.get_attribute("data-w")) for q in queries], W[:, 1], atol=6e-4)
+    np.testing.assert_allclose(
+        [float(q.get_attribute("data-w")) for q in queries], W[:, 1], atol=6e-4
+    )
     tip = driver.find_element("id", "tooltip").text
     assert tip.startswith("key 1 ") and "from" in tip
 
@@ -128,8 +147,10 @@ def test_hovering_a_token_highlights_its_row_and_its_column(driver, pages):
 def _corrupted(page):
     exploration = page.exploration
     bad = A.Exploration(**{**exploration.__dict__})
-    bad.examples = [A.Example(e.title, [A.AttentionMap(**m.__dict__) for m in e.maps], e.extras)
-                    for e in exploration.examples]
+    bad.examples = [
+        A.Example(e.title, [A.AttentionMap(**m.__dict__) for m in e.maps], e.extras)
+        for e in exploration.examples
+    ]
     decoder_self = bad.examples[0].maps[1]
     decoder_self.weights = decoder_self.weights.copy()
     decoder_self.weights[1, 0, 0, 3] = 0.4  # <bos> attends to a later position
@@ -171,32 +192,54 @@ def test_gpt_steps_and_vit_panels(driver, pages):
     empty = [s for s in spans if "empty" in s.get_attribute("class")]
     assert len(empty) == steps.weights.shape[-1] - 4  # step 1: position 3 sees 4 filled slots
     W = _page_weights(page, 1)[0, 0]
-    np.testing.assert_allclose([float(s.get_attribute("data-w")) for s in spans[:4]], W[0, :4], atol=6e-4)
+    np.testing.assert_allclose(
+        [float(s.get_attribute("data-w")) for s in spans[:4]], W[0, :4], atol=6e-4
+    )
 
     browser.open_page(driver, pages["vit"].path)
     before = driver.execute_script("return document.getElementById('vit-image').toDataURL()")
     _select(driver, "vit-mode", "rollout")
     assert driver.find_element("id", "vit-image").get_attribute("data-view") == "rollout/0/0"
-    assert driver.execute_script("return document.getElementById('vit-image').toDataURL()") != before
-    assert len(driver.find_elements("css selector", "#distance-chart circle")) == 4  # 2 blocks x 2 heads
+    assert (
+        driver.execute_script("return document.getElementById('vit-image').toDataURL()") != before
+    )
+    assert (
+        len(driver.find_elements("css selector", "#distance-chart circle")) == 4
+    )  # 2 blocks x 2 heads
 
 
 def _long_exploration(num_tokens=256, num_blks=8, num_heads=8, prompt=16):
     """A GPT-like page of the given size: causal softmax rows of random logits."""
     rng = np.random.default_rng(0)
     causal = np.tril(np.ones((num_tokens, num_tokens), bool))
-    logits = np.where(causal, rng.normal(size=(num_blks, num_heads, num_tokens, num_tokens)) * 2, -np.inf)
+    logits = np.where(
+        causal, rng.normal(size=(num_blks, num_heads, num_tokens, num_tokens)) * 2, -np.inf
+    )
     weights = np.exp(logits - logits.max(-1, keepdims=True))
     weights = (weights / weights.sum(-1, keepdims=True)).astype(np.float32)
     tokens = [f"t{i}" for i in range(num_tokens)]
     positions = np.arange(prompt, num_tokens)
     maps = [
-        A.AttentionMap("self", "causal self-attention", tokens, tokens, weights, causal, causal=True),
-        A.AttentionMap("steps", "step by step (key/value cache)", tokens[prompt:], tokens,
-                       weights[:, :, prompt:], causal[prompt:], causal=True, query_positions=positions),
+        A.AttentionMap(
+            "self", "causal self-attention", tokens, tokens, weights, causal, causal=True
+        ),
+        A.AttentionMap(
+            "steps",
+            "step by step (key/value cache)",
+            tokens[prompt:],
+            tokens,
+            weights[:, :, prompt:],
+            causal[prompt:],
+            causal=True,
+            query_positions=positions,
+        ),
     ]
-    extras = {"prompt": " ".join(tokens[:prompt]), "output": " ".join(tokens[prompt:]),
-              "prompt_length": prompt, "predicted": tokens[1:] + [""]}
+    extras = {
+        "prompt": " ".join(tokens[:prompt]),
+        "output": " ".join(tokens[prompt:]),
+        "prompt_length": prompt,
+        "predicted": tokens[1:] + [""],
+    }
     info = {"blocks": num_blks, "heads": num_heads, "parameters": 0}
     return A.Exploration("language_model", "gpt", "gpt", [A.Example("long", maps, extras)], info)
 
@@ -211,12 +254,16 @@ def test_a_page_of_256_tokens_8_blocks_8_heads_loads_without_freezing(driver, tm
     script_ms = int(driver.execute_script("return document.body.dataset.loadMs"))
     switch_ms = driver.execute_script(
         "const t = performance.now(); window.explorer.select({block: 7, head: 5});"
-        "window.explorer.select({head: -1}); return (performance.now() - t) / 2;")
+        "window.explorer.select({head: -1}); return (performance.now() - t) / 2;"
+    )
     hover_ms = driver.execute_script(
         "const t = performance.now(); window.explorer.setHover({role: 'q', q: 200});"
-        "return performance.now() - t;")
-    print(f"256 tokens x 8 blocks x 8 heads (full pass + 240 cached steps): page {size / 1e6:.2f} MB "
-          f"written in {written:.1f} s; loaded in {seconds:.2f} s (script {script_ms} ms); "
-          f"block/head switch {switch_ms:.0f} ms; hover {hover_ms:.0f} ms")
+        "return performance.now() - t;"
+    )
+    print(
+        f"256 tokens x 8 blocks x 8 heads (full pass + 240 cached steps): page {size / 1e6:.2f} MB "
+        f"written in {written:.1f} s; loaded in {seconds:.2f} s (script {script_ms} ms); "
+        f"block/head switch {switch_ms:.0f} ms; hover {hover_ms:.0f} ms"
+    )
     assert browser.console_messages(driver, "SEVERE") == []
     assert size < 10_000_000 and seconds < 60  # generous: the figures are printed, not timed

@@ -64,14 +64,12 @@ def test_save_replaces_existing_file_and_creates_directories(tmp_path):
 
 def test_failed_save_leaves_no_file(tmp_path):
     fig = viz.show_heatmaps(np.ones((1, 1, 2, 2)), "k", "q")
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError):
         viz.save_figure(fig, tmp_path / "x.png", dpi="not a number")
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize(
-    "shape", [(10, 10), (1, 10, 10), (1, 1, 1, 10, 10), (0, 1, 3, 3)]
-)
+@pytest.mark.parametrize("shape", [(10, 10), (1, 10, 10), (1, 1, 1, 10, 10), (0, 1, 3, 3)])
 def test_show_heatmaps_bad_shape_raises(shape):
     with pytest.raises(
         ValueError,
@@ -89,8 +87,11 @@ def test_show_heatmaps_bad_titles_raise():
 def test_show_heatmaps_puts_tokens_on_the_axes():
     keys, queries = ["<bos>", "je", "suis"], ["i", "am"]
     fig = viz.show_heatmaps(
-        np.random.RandomState(0).rand(1, 2, 2, 3), "Keys", "Queries",
-        xlabels=keys, ylabels=queries,
+        np.random.RandomState(0).rand(1, 2, 2, 3),
+        "Keys",
+        "Queries",
+        xlabels=keys,
+        ylabels=queries,
     )
     for ax in fig.axes[:2]:  # the shared y axis is labelled on the first column
         assert [t.get_text() for t in ax.get_xticklabels()] == keys
@@ -166,8 +167,12 @@ def test_plot_history_empty_raises(tmp_path):
 
 def test_history_figure_puts_loss_and_accuracy_on_separate_labelled_axes():
     frame = viz.history_to_dataframe(
-        {"loss": [1.0, 0.5], "accuracy": [0.2, 0.6], "val_loss": [1.1, 0.7],
-         "val_accuracy": [0.1, 0.5]}
+        {
+            "loss": [1.0, 0.5],
+            "accuracy": [0.2, 0.6],
+            "val_loss": [1.1, 0.7],
+            "val_accuracy": [0.1, 0.5],
+        }
     )
     fig = viz.history_figure(frame)
     loss_ax, metric_ax = fig.axes
