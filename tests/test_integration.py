@@ -21,6 +21,8 @@ from keras_attention import layers as ka_layers  # noqa: E402
 from keras_attention.layers import (  # noqa: E402
     AdditiveAttention,
     AddNorm,
+    ALiBi,
+    BahdanauDecoder,
     ClassToken,
     DotProductAttention,
     GPTBlock,
@@ -29,9 +31,12 @@ from keras_attention.layers import (  # noqa: E402
     NadarayaWatson,
     PatchEmbedding,
     PositionWiseFFN,
+    RelativePositionBias,
     RotaryEmbedding,
+    SegmentEmbedding,
     SinusoidalPositionalEncoding,
     TakeClassToken,
+    TiedTokenEmbedding,
     TokenEmbedding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -62,6 +67,7 @@ def build_model(seed=0):
     tgt_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_ids")
     valid_lens = keras.Input(shape=(), dtype="int32", name="src_valid_lens")
     images = keras.Input(shape=(IMG, IMG, 1), name="images")
+    segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
 
     # Vision side: patches, class token, a ViT block, the class token's MLP.
     patches = PatchEmbedding(IMG, IMG // 2, D, num_channels=1, name="patches")(images)
@@ -110,8 +116,21 @@ def build_model(seed=0):
         scalar_q, scalar_k, values
     )
 
+    # Tied embeddings with segments, attention with ALiBi and T5 biases, and
+    # the recurrent decoder of the Bahdanau model over the source.
+    tied = TiedTokenEmbedding(VOCAB, D, pad_id=0, name="tied_embedding")
+    side = SegmentEmbedding(2, D, name="segments")(tied(tgt_ids), segment_ids)
+    alibi = ALiBi(H, name="alibi")(side)
+    side = MultiHeadAttention(D, H, name="alibi_mha")(side, side, side, bias=alibi)
+    t5_bias = RelativePositionBias(H, name="t5_bias")(side)
+    side = MultiHeadAttention(D, H, name="t5_mha")(side, side, side, bias=t5_bias)
+    # (its GRU state from the image: a pooled source would be 0 / 0 for an empty row)
+    side = BahdanauDecoder(D, 1, name="bahdanau_decoder")(side, src, [image_features])
+    tied_logits = tied(side, reverse=True)
+
     logits = keras.layers.Dense(VOCAB, name="logits")(tgt)
     outputs = {
+        "tied_logits": tied_logits,
         "logits": logits,
         "pooled": pooled,
         "cross_weights": cross_weights,
@@ -122,6 +141,7 @@ def build_model(seed=0):
         "tgt_ids": tgt_ids,
         "src_valid_lens": valid_lens,
         "images": images,
+        "segment_ids": segment_ids,
     }
     return keras.Model(inputs, outputs, name="every_layer")
 
@@ -136,7 +156,14 @@ def make_batch(seed=0, with_empty_row=False):
     src[np.arange(6)[None] >= src_lens[:, None]] = 0
     tgt[np.arange(5)[None] >= tgt_lens[:, None]] = 0
     images = rng.uniform(0, 255, size=(3, IMG, IMG, 1)).astype("float32")
-    return {"src_ids": src, "tgt_ids": tgt, "src_valid_lens": src_lens, "images": images}
+    segments = (np.arange(5)[None] >= 2).astype("int32").repeat(3, axis=0)  # A A B B B
+    return {
+        "src_ids": src,
+        "tgt_ids": tgt,
+        "src_valid_lens": src_lens,
+        "images": images,
+        "segment_ids": segments,
+    }
 
 
 def to_numpy(outputs):
