@@ -67,6 +67,18 @@ def constraints(python_version):
     return pins
 
 
+def bench_pins():
+    """Names under constraints.txt's `# bench` header: benchmark peers, no extra asks for them."""
+    names, in_bench = set(), False
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.startswith("# "):
+            in_bench = in_bench or line.strip() == "# bench"
+            continue
+        if in_bench and line.strip():
+            names.add(Requirement(line.split("#")[0].strip()).name.lower())
+    return names
+
+
 def dry_run(tmp_path, python_version, requirements):
     """pip's resolution of `requirements` for `python_version`: (result, name -> version)."""
     project = tmp_path / "project"  # what pip reads of the project, outside the checkout
@@ -122,8 +134,10 @@ def test_resolves_at_the_tested_versions(python_version, tmp_path, index_reachab
         tmp_path, python_version, ["PROJECT[dev,notebooks]", "jax", "jaxlib"]
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    not_asked = {"torch"} | bench_pins()
+    assert {"keras-hub", "tokenizers"} <= not_asked
     for name, version in constraints(python_version).items():
-        if name not in ("torch", "keras-hub"):  # not asked for here
+        if name not in not_asked:
             assert installs.get(name) == version, (name, installs.get(name))
     assert installs["jax"] == installs["jaxlib"] == "0.11.2"
     assert installs["keras-attention"]
