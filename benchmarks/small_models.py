@@ -17,6 +17,10 @@ fresh process (as a user runs it):
   `data.causal_lm_dataset`), Adam with Keras' epsilon and per-variable
   gradient clipping at norm 1, warmup (5 %) then cosine decay, the held-out
   loss after every epoch;
+* `demo`: what `make demo` trains (`train translation --data dates --model
+  transformer --epochs 6 --verbose 2 --export ...`: the D2L-sized Transformer
+  on the generated dates task, then the held-out scores, the attention figure
+  and the SavedModel), split the same way; its own data, so no ratio;
 * levers on the default path (`--levers`), the recipe with one change:
   `jit` (`jit_compile=True`, the recipes' default before they took Keras'
   `"auto"`, which on a CPU is no XLA with TensorFlow), `spe8` / `spe32` (`steps_per_execution`),
@@ -34,7 +38,11 @@ tokenizer, model, compile: up to the start of `fit`), `first_step_s` (the
 first step, which traces and compiles), `steady_ms` (median ms per step
 after it, epoch ends left out), `total_s` (the process's wall time, Python's
 start-up included), `other_s` (what is left: validation, files, samples),
-`val_loss` (held-out loss per character after training), `load` (the
+`val_loss` (held-out loss per character after training; `exact_match` for
+`demo`), `after_fit_s` (from the end of `fit` to the end of the command) and
+within it `files_s` (the run's files), `samples_s` (the LM's two samples),
+`evaluate_s` (the demo's held-out decoding and scores), `figure_s` (its
+attention figure), `export_s` (its SavedModel), `load` (the
 1-minute load average when the run started), and `ratio` = total_s / the
 PyTorch loop's total_s (below 1: faster than the loop). `torch-loop-1t` is
 the same loop with `torch.set_num_threads(1)`: on a shared, oversubscribed
@@ -42,7 +50,8 @@ CPU PyTorch's OpenMP threads wait for each other at every op's barrier
 (seen in gdb: `gomp_team_barrier_wait_end`), and the ratios are against the
 faster of the loops run.
 
-    python benchmarks/small_models.py                    # recipe on 3 backends + torch loops
+    python benchmarks/small_models.py                    # recipe on 3 backends, loops, demo
+    python benchmarks/small_models.py --steps 2000 --epochs 10 --runs torch-loop-1t,recipe-tensorflow,demo
     python benchmarks/small_models.py --levers all --runs recipe-tensorflow
     python benchmarks/small_models.py --quick
 
@@ -68,7 +77,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402  (standard library only at import)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RUNS = ("recipe-tensorflow", "recipe-jax", "recipe-torch", "torch-loop", "torch-loop-1t")
+RUNS = ("recipe-tensorflow", "recipe-jax", "recipe-torch", "torch-loop", "torch-loop-1t", "demo")
 LEVERS = {
     "jit": {"jit_compile": True},
     "spe8": {"steps_per_execution": 8},
@@ -109,6 +118,13 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=1, help="Epochs. Defaults to 1.")
     parser.add_argument(
         "--lr", type=float, default=2e-3, help="Peak learning rate. Defaults to 2e-3."
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of every run (the recipe's --seed; the loop's initialization, data order "
+        "and dropout). Defaults to 0.",
     )
     parser.add_argument("--quick", action="store_true", help="Smoke run: a tiny model, few steps.")
     parser.add_argument(
@@ -193,7 +209,46 @@ class StepClock:
             def on_epoch_begin(cb, epoch, logs=None):
                 self.batches.append(("epoch", time.perf_counter()))
 
-        self.begin, self.batches, self.callback = None, [], Callback()
+            def on_train_end(cb, logs=None):
+                self.end = time.perf_counter()
+
+        self.begin, self.end, self.batches, self.callback = None, None, [], Callback()
+
+
+# What the command does after `fit`, timed by wrapping the recipe's functions (`*_s` columns).
+AFTER_FIT = {
+    "recipe": (
+        ("keras_attention.recipes.lm", "LanguageModelRun", "write", "files_s"),
+        ("keras_attention.recipes.lm", None, "_print_samples", "samples_s"),
+    ),
+    "demo": (
+        ("keras_attention.recipes.translation", "TranslationRun", "write", "files_s"),
+        ("keras_attention.recipes.translation", None, "evaluate_translation", "evaluate_s"),
+        ("keras_attention.recipes.translation", None, "_attention_figure", "figure_s"),
+        ("keras_attention.recipes.translation", "TranslationRun", "export", "export_s"),
+    ),
+}
+
+
+def time_phases(kind):
+    """Wraps the functions of `AFTER_FIT[kind]` to add their wall time to the returned dict."""
+    import importlib
+
+    phases = {}
+    for module, owner, name, label in AFTER_FIT[kind]:
+        holder = importlib.import_module(module)
+        holder = getattr(holder, owner) if owner else holder
+        original = getattr(holder, name)
+
+        def timed(*a, _original=original, _label=label, **k):
+            began = time.perf_counter()
+            try:
+                return _original(*a, **k)
+            finally:
+                phases[_label] = phases.get(_label, 0.0) + time.perf_counter() - began
+
+        setattr(holder, name, timed)
+    return phases
 
 
 def split_times(begin, stamps):
@@ -226,8 +281,41 @@ def steps_done(stamps):
     return total
 
 
+def lm_argv(spec, out):
+    """`keras-attention train lm` of the issue's GPT on `spec`'s text (the `recipe-*` runs)."""
+    size = SIZES[spec["size"]]
+    data = ["--data", spec["text_file"]] if spec["text_file"] else ["--data", "corpus"]
+    flags = {
+        "num-hiddens": size["num_hiddens"],
+        "ffn-num-hiddens": size["ffn_num_hiddens"],
+        "num-heads": size["num_heads"],
+        "num-blks": size["num_blks"],
+        "dropout": DROPOUT,
+        "seq-len": SEQ_LEN,
+        "batch-size": size["batch_size"],
+        "epochs": spec["epochs"],
+        "lr": spec["lr"],
+        "lr-schedule": "cosine",
+        "verbose": spec.get("verbose", 1),
+        "max-new-tokens": 20,
+        "seed": spec["seed"],
+        "out": out,
+    }
+    return ["train", "lm", *data, *(x for k, v in flags.items() for x in (f"--{k}", str(v)))]
+
+
+def demo_argv(spec, out):
+    """What `make demo` trains: the dates Transformer, 6 epochs, exported (the `demo` run)."""
+    return [
+        *("train", "translation", "--data", "dates", "--model", "transformer"),
+        *("--epochs", "6", "--verbose", "2", "--out", out),
+        *("--export", os.path.join(out, "export")),
+    ]
+
+
 def recipe_worker(spec):
-    """Runs `keras-attention train lm` in this process with `spec`'s changes; returns timings."""
+    """Runs the command (`train lm`, or `make demo`'s `train translation`) in this process with
+    `spec`'s changes; returns timings."""
     start = time.perf_counter()
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # what cli.main sets first
     import keras  # noqa: F401  (the imports the command makes, timed apart)
@@ -249,42 +337,11 @@ def recipe_worker(spec):
         return compile_model(model, *a, **k)
 
     training.fit_with_logs, keras.Model.compile = timed_fit, changed_compile
+    phases = time_phases(spec["kind"])
     if spec.get("tensorboard") is False:
         keras.callbacks.TensorBoard = lambda **k: keras.callbacks.Callback()
     out = tempfile.mkdtemp(prefix="small_models_")
-    size = SIZES[spec["size"]]
-    data = ["--data", spec["text_file"]] if spec["text_file"] else ["--data", "corpus"]
-    argv = [
-        "train",
-        "lm",
-        *data,
-        "--num-hiddens",
-        str(size["num_hiddens"]),
-        "--ffn-num-hiddens",
-        str(size["ffn_num_hiddens"]),
-        "--num-heads",
-        str(size["num_heads"]),
-        "--num-blks",
-        str(size["num_blks"]),
-        "--dropout",
-        str(DROPOUT),
-        "--seq-len",
-        str(SEQ_LEN),
-        "--batch-size",
-        str(size["batch_size"]),
-        "--epochs",
-        str(spec["epochs"]),
-        "--lr",
-        str(spec["lr"]),
-        "--lr-schedule",
-        "cosine",
-        "--verbose",
-        str(spec.get("verbose", 1)),
-        "--max-new-tokens",
-        "20",
-        "--out",
-        out,
-    ]
+    argv = demo_argv(spec, out) if spec["kind"] == "demo" else lm_argv(spec, out)
     try:
         assert cli.main(argv) == 0
         scores = json.loads((pathlib.Path(out) / "scores.json").read_text())
@@ -293,15 +350,17 @@ def recipe_worker(spec):
     first, steady = split_times(clock.begin, clock.batches)
     steps = steps_done(clock.batches)
     return {
+        **phases,
+        "after_fit_s": time.perf_counter() - clock.end,
         "import_s": imported - start,
         "setup_s": clock.begin - imported,
         "first_step_s": first,
         "steady_ms": steady,
         "in_process_s": time.perf_counter() - start,
-        "val_loss": scores["val_loss"],
+        "val_loss": scores.get("val_loss", float("nan")),
+        "exact_match": scores.get("exact_match", float("nan")),
         "callback_calls": steps,
-        "epochs": scores["epochs"],
-        "train_tokens": scores["train_tokens"],
+        "epochs": spec["epochs"] if spec["kind"] == "demo" else scores["epochs"],
     }
 
 
@@ -316,7 +375,7 @@ def torch_worker(spec):
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     size = SIZES[spec["size"]]
-    torch.manual_seed(0)
+    torch.manual_seed(spec["seed"])
     train_text, val_text = loop_text(spec["text_file"])
     chars = sorted(set(train_text))
     lookup = {c: i + RESERVED for i, c in enumerate(chars)}
@@ -328,7 +387,7 @@ def torch_worker(spec):
     per_epoch = steps_per_epoch(len(train_ids), batch)
     total = per_epoch * spec["epochs"]
     lr_at = cosine_schedule(spec["lr"], total)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(spec["seed"])
     setup_done = time.perf_counter()
     stamps, step, params = [], 0, [p for p in model.parameters()]
     for _ in range(spec["epochs"]):
@@ -435,6 +494,7 @@ def TorchGPT(torch, vocab_size, size):
             super().__init__()
             d = size["num_hiddens"]
             self.token_embedding = nn.Embedding(vocab_size, d)
+            # The gpt builder's table: U(-0.05, 0.05) like the tokens (`models._positions`).
             self.positions = nn.Parameter(torch.empty(SEQ_LEN, d).uniform_(-0.05, 0.05))
             self.drop = nn.Dropout(DROPOUT)
             self.blocks = nn.ModuleList(
@@ -496,7 +556,13 @@ def worker_main(spec_json):
 
 def specs(args, text_file, epochs):
     """`(spec, backend)` of every run asked for, levers last."""
-    common = {"size": args.size, "epochs": epochs, "lr": args.lr, "text_file": text_file}
+    common = {
+        "size": args.size,
+        "epochs": epochs,
+        "lr": args.lr,
+        "seed": args.seed,
+        "text_file": text_file,
+    }
     out = []
     for run in sorted(args.runs, key=lambda r: not r.startswith("torch-loop")):  # loops first
         if run.startswith("torch-loop"):
@@ -506,6 +572,10 @@ def specs(args, text_file, epochs):
             threads = {"threads": 1} if run.endswith("-1t") else {}
             out.append(
                 ({**common, **threads, "kind": "torch-loop", "name": run, "lever": ""}, "torch")
+            )
+        elif run == "demo":  # its own data and epochs: a split, not compared with the loop
+            out.append(
+                ({**common, "epochs": 6, "kind": "demo", "name": run, "lever": ""}, "tensorflow")
             )
         else:
             backend = run.split("-", 1)[1]
@@ -535,6 +605,7 @@ def row_of(spec, backend, result, steps):
         "size": spec["size"],
         "steps": steps,
         "epochs": spec["epochs"],
+        "seed": spec["seed"],
         **result,
     }
     if "error" not in result:
@@ -577,7 +648,8 @@ def main(argv=None):
         if "error" not in result:
             print(
                 f"  {spec['name']}: {result['total_s']:.1f} s total, {result['steady_ms']:.1f} "
-                f"ms/step, val_loss {result['val_loss']:.4f} (load {result['load']:.2f})",
+                f"ms/step, val_loss {result['val_loss']:.4f}, exact_match "
+                f"{result.get('exact_match', float('nan')):.4f} (load {result['load']:.2f})",
                 flush=True,
             )
     shutil.rmtree(folder, ignore_errors=True)
@@ -589,6 +661,7 @@ def main(argv=None):
         torch_total, torch_steady = float(ok["total_s"].min()), float(ok["steady_ms"].min())
         frame["ratio"] = (frame["total_s"] / torch_total).round(3)
         frame["steady_ratio"] = (frame["steady_ms"] / torch_steady).round(3)
+        frame.loc[frame["run"] == "demo", ["ratio", "steady_ratio"]] = float("nan")
     for column in frame.columns:
         if frame[column].dtype == float:
             frame[column] = frame[column].round(4 if "loss" in column else 3)

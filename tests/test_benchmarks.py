@@ -11,6 +11,7 @@ import pathlib
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,6 +108,9 @@ CASES = {
             "steady_ms",
             "total_s",
             "val_loss",
+            "after_fit_s",
+            "files_s",
+            "samples_s",
             "ratio",
             *MACHINE,
         ],
@@ -301,3 +305,8 @@ def test_small_models_torch_loop_matches_the_keras_gpt_size():
     loop = small_models.TorchGPT(torch, 31, size)
     assert sum(p.numel() for p in loop.parameters()) == ours.count_params()
     assert loop(torch.zeros(2, 5, dtype=torch.long)).shape == (2, 5, 31)
+    # Both start the position table like the token embeddings: U(-0.05, 0.05).
+    initializer = ours.get_layer("positions").embeddings_initializer
+    assert isinstance(initializer, keras.initializers.RandomUniform)
+    assert (initializer.minval, initializer.maxval) == (-0.05, 0.05)
+    assert float(loop.positions.detach().abs().max()) <= 0.05
