@@ -392,7 +392,25 @@ def _add_use_commands(commands):
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default."""
+    """Shows each flag's default once (a help text that states it is kept as it is)."""
+
+    def _get_help_string(self, action):
+        if "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _show_defaults(parser):
+    """Gives each flag without help text a line stating its default (argparse shows none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _show_defaults(sub)
+        elif action.option_strings and action.help is None:
+            default = action.default
+            if isinstance(default, list):
+                default = " ".join(map(str, default))
+            action.help = f"default: {default}"
 
 
 def make_parser():
@@ -417,6 +435,7 @@ def make_parser():
     _add_train_vision(train_kinds)
     _add_train_lm(train_kinds)
     _add_use_commands(commands)
+    _show_defaults(parser)
     return parser
 
 
