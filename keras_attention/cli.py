@@ -24,6 +24,7 @@ import argparse
 import importlib.util
 import math
 import os
+import re
 import sys
 import warnings
 
@@ -581,11 +582,19 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _one_line(err):
-    text = str(err).strip() or type(err).__name__
+    text = _ANSI.sub("", str(err)).strip() or type(err).__name__
     if isinstance(err, KeyError):
         text = f"missing {text}"
-    return text.splitlines()[0] if len(text) < 2000 else text[:2000]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # Keras wraps a layer's error as "Exception encountered when calling X.call().",
+    # the layer's own message, then the arguments: the message is the line to show.
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        lines = lines[1:]
+    return lines[0] if len(lines[0]) < 2000 else lines[0][:2000]
 
 
 # What reaches the user as one line: bad inputs, paths, files (and Ctrl-C).
