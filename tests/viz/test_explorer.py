@@ -452,3 +452,12 @@ def test_notebook_html_needs_ipython_or_shows_an_iframe(language_model):
             viz.notebook_html(page)
     else:
         assert "<iframe srcdoc=" in viz.notebook_html(page).data
+
+
+def test_gpt_more_new_tokens_than_fit_says_so(language_model):
+    model, _ = language_model  # max_len 24
+    with pytest.warns(
+        UserWarning, match=r"`max_new_tokens`=40 does not fit .* 3 tokens .* at most 21"
+    ):
+        exploration = viz.collect(model, [5, 6, 7], max_new_tokens=40, seed=1)
+    assert len(exploration.examples[0].maps[0].keys) <= 24
