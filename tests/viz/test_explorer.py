@@ -333,7 +333,7 @@ def test_check_passes_a_correct_page_and_accepts_fully_masked_rows():
     good = A.AttentionMap("self", "self", list("abc"), list("abc"), weights, mask, causal=True)
     report = check_attention(A.Exploration("language_model", "gpt", "m", [A.Example("t", [good])]))
     assert report.ok and report.num_rows == 3
-    assert format_check_report(report)[0].startswith("check: OK: 3 query rows in 1 maps")
+    assert format_check_report(report)[0].startswith("check: OK: 3 query rows in 1 map: ")
     weights[0, 0, 2, 0] = 1.0  # a fully masked row that sums to 1
     bad = check_attention(A.Exploration("language_model", "gpt", "m", [A.Example("t", [good])]))
     assert {i.kind for i in bad.issues} == {"masked", "row sum"}
