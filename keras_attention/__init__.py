@@ -63,5 +63,13 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-if os.path.basename(sys.argv[0] if sys.argv else "") != "keras-attention":
+def _run_as_command():
+    """Whether this process is the command (`keras-attention` or `python -m keras_attention.cli`)."""
+    if os.path.basename(sys.argv[0] if sys.argv else "") == "keras-attention":
+        return True
+    argv = getattr(sys, "orig_argv", [])
+    return any(a == "-m" and b == f"{__name__}.cli" for a, b in zip(argv, argv[1:]))
+
+
+if not _run_as_command():
     register_all()

@@ -24,6 +24,7 @@ import argparse
 import importlib.util
 import math
 import os
+import re
 import sys
 import warnings
 
@@ -392,7 +393,25 @@ def _add_use_commands(commands):
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default."""
+    """Shows each flag's default once (a help text that states it is kept as it is)."""
+
+    def _get_help_string(self, action):
+        if "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _show_defaults(parser):
+    """Gives each flag without help text a line stating its default (argparse shows none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _show_defaults(sub)
+        elif action.option_strings and action.help is None:
+            default = action.default
+            if isinstance(default, list):
+                default = " ".join(map(str, default))
+            action.help = f"default: {default}"
 
 
 def make_parser():
@@ -417,6 +436,7 @@ def make_parser():
     _add_train_vision(train_kinds)
     _add_train_lm(train_kinds)
     _add_use_commands(commands)
+    _show_defaults(parser)
     return parser
 
 
@@ -562,11 +582,19 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _one_line(err):
-    text = str(err).strip() or type(err).__name__
+    text = _ANSI.sub("", str(err)).strip() or type(err).__name__
     if isinstance(err, KeyError):
         text = f"missing {text}"
-    return text.splitlines()[0] if len(text) < 2000 else text[:2000]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # Keras wraps a layer's error as "Exception encountered when calling X.call().",
+    # the layer's own message, then the arguments: the message is the line to show.
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        lines = lines[1:]
+    return lines[0] if len(lines[0]) < 2000 else lines[0][:2000]
 
 
 # What reaches the user as one line: bad inputs, paths, files (and Ctrl-C).

@@ -3,8 +3,8 @@
 `make browser` installs them (`apt-get install chromium chromium-driver`);
 where they are missing the tests that need them skip, saying so. Nothing is
 downloaded: selenium is pointed at /usr/bin/chromedriver and the browser at
-/usr/bin/chromium, started with its network features off and a fresh
-profile, and pages are opened from file:// URLs.
+/usr/bin/chromium, started with its network features off, in DevTools' offline mode, with a
+fresh profile, and pages are opened from file:// URLs.
 """
 
 import os
@@ -65,6 +65,10 @@ def start_chromium(width=1280, height=900):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver._profile_dir = profile  # removed by `stop_chromium`
+    # The network off (DevTools' offline mode): a page that needed anything from it would fail.
+    driver.set_network_conditions(
+        offline=True, latency=0, download_throughput=0, upload_throughput=0
+    )
     return driver
 
 

@@ -184,3 +184,17 @@ def test_bad_arguments_exit_with_usage_error(argv, capsys):
         cli.main(argv)
     assert info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_a_layers_error_inside_keras_reaches_the_user_as_its_own_message(tmp_path):
+    """Keras wraps a layer's error ("Exception encountered when calling ..."): the line shown
+    is the layer's message, not the wrapper's first line."""
+    pairs = "".join(f"w{i} x{i} y{i} z{i} a b c d e f\tv{i} u{i}\n" for i in range(40))
+    (tmp_path / "pairs.tsv").write_text(pairs, encoding="utf-8")
+    argv = ["train", "translation", "--data", str(tmp_path / "pairs.tsv"), "--max-len", "4"]
+    argv += ["--num-hiddens", "8", "--ffn-num-hiddens", "8", "--num-heads", "2", "--num-blks", "1"]
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--epochs", "1", "--verbose", "0", "--out", str(tmp_path / "run")])
+    message = str(info.value)
+    assert message.startswith("error: The sequence is longer than `max_len`"), message
+    assert "max_len=4" in message and "\n" not in message and "\x1b" not in message

@@ -139,8 +139,10 @@ viz.history_figure(history)
 # ## 3. The class token's attention over the patches, block by block
 #
 # The same architecture with `return_attention_scores=True`, holding the
-# trained weights. Each block's map is scaled to its maximum, so that the
-# image and the maps share one color scale.
+# trained weights. The blocks' weights differ in range (a later block is often
+# sharper), so each panel keeps its own colour bar, in attention weight (the
+# image's in pixel value), rather than one shared scale that only a
+# normalisation of each map would make fit.
 
 # %% tags=["figure"]
 inspect = models.vision_transformer(num_classes=len(labels), return_attention_scores=True, **CONFIG)
@@ -154,8 +156,8 @@ maps = [
 ]  # each (grid, grid): class token (query 0) -> patches, averaged over heads
 predicted = int(np.argmax(keras.ops.convert_to_numpy(outputs["logits"])[0]))
 panels = np.stack(
-    [image[0] / 255.0] + [np.kron(m / m.max(), np.ones((CONFIG["patch_size"],) * 2)) for m in maps]
-)[None]  # (1, 1 + blocks, 28, 28)
+    [image[0] / 255.0] + [np.kron(m, np.ones((CONFIG["patch_size"],) * 2)) for m in maps]
+)[None]  # (1, 1 + blocks, 28, 28): the image, then each block's weights as they are
 path = out / "vit_attention_map.png"
 fig = viz.show_heatmaps(
     panels,
@@ -163,9 +165,10 @@ fig = viz.show_heatmaps(
     ylabel="y",
     titles=[f"{labels[int(y_test[0])]} -> {labels[predicted]}"]
     + [f"block {b + 1} (max {m.max():.2f})" for b, m in enumerate(maps)],
-    figsize=(3 * (1 + CONFIG["num_blks"]), 3),
+    figsize=(3.6 * (1 + CONFIG["num_blks"]), 3),
     cmap="viridis",
     path=path,
+    share_scale=False,
 )
 fig
 

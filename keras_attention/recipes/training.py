@@ -274,16 +274,26 @@ class RunBackup(keras.callbacks.Callback):
         for checkpoint in self._checkpoints():
             try:
                 self._restore(checkpoint)
-                return
             except Exception as err:  # any unreadable state: set it aside, try the older one
-                aside = self.backup_dir / f"unreadable-{checkpoint.name}-{int(time.time())}"
-                os.replace(checkpoint, aside)
-                warnings.warn(
-                    f"The training backup {checkpoint} could not be restored "
-                    f"({type(err).__name__}: {str(err)[:200]}); moved it to {aside}. "
-                    "Resuming from an older checkpoint, or starting over if there is none.",
-                    stacklevel=2,
+                self._set_aside(checkpoint, err)
+                continue
+            if (self.params or {}).get("verbose"):  # say so where Keras shows progress
+                print(
+                    f"resuming after epoch {self.restored_epoch} from {checkpoint} "
+                    "(a new --out, or removing it, starts over)"
                 )
+            return
+
+    def _set_aside(self, checkpoint, err):
+        """Moves an unreadable checkpoint to `unreadable-*`, with a warning."""
+        aside = self.backup_dir / f"unreadable-{checkpoint.name}-{int(time.time())}"
+        os.replace(checkpoint, aside)
+        warnings.warn(
+            f"The training backup {checkpoint} could not be restored "
+            f"({type(err).__name__}: {str(err)[:200]}); moved it to {aside}. "
+            "Resuming from an older checkpoint, or starting over if there is none.",
+            stacklevel=3,
+        )
 
     def _restore(self, checkpoint):
         state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))

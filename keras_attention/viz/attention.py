@@ -35,6 +35,7 @@ prompt length), L cache length.
 import dataclasses
 import io
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -600,6 +601,13 @@ def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k
             raise ValueError(
                 f"The prompt must be shorter than the model's positional max_len="
                 f"{max_len}; got {len(prompt)} tokens."
+            )
+        if max_new_tokens > limit:
+            warnings.warn(
+                f"`max_new_tokens`={max_new_tokens} does not fit after the prompt's "
+                f"{len(prompt)} tokens in the model's max_len={max_len}: generating "
+                f"at most {limit}.",
+                stacklevel=2,
             )
         result = generate.sample(
             model,

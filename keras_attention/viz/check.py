@@ -191,7 +191,8 @@ def format_check_report(report, max_lines=20):
     """
     if report.ok:
         return [
-            f"check: OK: {report.num_rows} query rows in {report.num_maps} maps: no weight on a "
+            f"check: OK: {report.num_rows} query rows in {report.num_maps} "
+            f"map{'' if report.num_maps == 1 else 's'}: no weight on a "
             f"masked key, no query attending to a later position in a causal map, every row "
             f"sums to 1 (or 0 when fully masked), within {report.atol:g}."
         ]

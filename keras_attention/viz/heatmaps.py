@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from keras_attention import _io
 
@@ -208,8 +209,9 @@ def plot_history(history_or_dataframe, path, figsize=None, title=None):
     """Writes training curves as a PNG and returns them as a DataFrame.
 
     Losses (`loss`, `val_loss`, any metric named `*loss`) go on the left
-    axes, every other metric (accuracy, ...) on axes of their own to the
-    right, each labelled; a validation metric (`val_x`) is dashed and drawn
+    axes, every other metric (accuracy, perplexity, ...) on axes of its own
+    to the right, labelled with its name; epochs are whole-number ticks; a
+    validation metric (`val_x`) is dashed and drawn
     in the colour of its training metric `x`. Runs of up to 30 epochs get a
     marker per epoch, so a two-epoch run shows two points, not a bare line.
 
@@ -242,11 +244,15 @@ def history_figure(frame, figsize=None, title=None):
         column = str(column)
         return column[len("val_") :] if column.startswith("val_") else column
 
-    groups = {"loss": [], "metrics": []}
+    # Losses on one axes; each other metric (accuracy, perplexity, ...) on its own, since
+    # their ranges differ (a perplexity of 20 beside an accuracy of 0.2 flattens the latter).
+    groups = {"loss": []}
     for column in frame.columns:
-        groups["loss" if base(column).endswith("loss") else "metrics"].append(column)
+        name = "loss" if base(column).endswith("loss") else base(column)
+        groups.setdefault(name, []).append(column)
     groups = {k: v for k, v in groups.items() if v}
     fig = new_figure(figsize or (4.5 * len(groups), 3.0))
+    fig.set_layout_engine("constrained")  # each axes' label clear of its neighbour's ticks
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
     marker = "o" if len(frame) <= 30 else None
     for ax, (group, columns) in zip(axes, groups.items()):
@@ -265,7 +271,8 @@ def history_figure(frame, figsize=None, title=None):
             )
             colors.setdefault(base(column), line.get_color())
         ax.set_xlabel(frame.index.name or "epoch")
-        ax.set_ylabel("loss" if group == "loss" else "metric")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+        ax.set_ylabel(group)
         ax.grid(True, alpha=0.3)
         ax.legend()
     if title:

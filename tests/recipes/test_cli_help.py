@@ -51,3 +51,40 @@ def test_help_imports_nothing_heavy(argv):
     )
     if "--help" in argv:
         assert "(default:" in proc.stdout or argv == ["train", "--help"]  # defaults shown
+
+
+def _parsers(parser, path=()):
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_help_states_every_flags_default_once():
+    from keras_attention import cli
+
+    for path, parser in _parsers(cli.make_parser()):
+        for action in parser._actions:
+            if not action.option_strings or action.dest in ("help", "version"):
+                continue
+            text = parser._get_formatter()._expand_help(action) if action.help else ""
+            flag = f"{' '.join(path)} {action.option_strings[-1]}"
+            assert text.count("default:") == 1, (flag, text)
+
+
+def test_python_dash_m_help_imports_nothing_heavy():
+    """`python -m keras_attention.cli --help` is the command too: nothing heavy on import."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "keras_attention.cli", "train", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "usage: keras-attention train" in proc.stdout, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert not imported & {"tensorflow", "keras", "jax", "torch"}, sorted(imported)[-20:]

@@ -466,3 +466,12 @@ def test_kill_9_while_writing_the_checkpoint_resumes_from_the_last_good_one(task
     frame = training.fit_with_logs(_model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0)
     assert list(frame.index) == list(range(1, EPOCHS + 1))
     assert not (out / "backup").exists()
+
+
+def test_a_resumed_run_says_so_where_keras_shows_progress(task, tmp_path, capsys):
+    out = tmp_path / "run"
+    _crash_after(task, out, epochs=1)
+    train, val = _data(task)
+    capsys.readouterr()
+    training.fit_with_logs(_model(task), train, val, epochs=2, out_dir=out, verbose=2)
+    assert f"resuming after epoch 1 from {out / 'backup'}" in capsys.readouterr().out

@@ -333,7 +333,7 @@ def test_check_passes_a_correct_page_and_accepts_fully_masked_rows():
     good = A.AttentionMap("self", "self", list("abc"), list("abc"), weights, mask, causal=True)
     report = check_attention(A.Exploration("language_model", "gpt", "m", [A.Example("t", [good])]))
     assert report.ok and report.num_rows == 3
-    assert format_check_report(report)[0].startswith("check: OK: 3 query rows in 1 maps")
+    assert format_check_report(report)[0].startswith("check: OK: 3 query rows in 1 map: ")
     weights[0, 0, 2, 0] = 1.0  # a fully masked row that sums to 1
     bad = check_attention(A.Exploration("language_model", "gpt", "m", [A.Example("t", [good])]))
     assert {i.kind for i in bad.issues} == {"masked", "row sum"}
@@ -452,3 +452,12 @@ def test_notebook_html_needs_ipython_or_shows_an_iframe(language_model):
             viz.notebook_html(page)
     else:
         assert "<iframe srcdoc=" in viz.notebook_html(page).data
+
+
+def test_gpt_more_new_tokens_than_fit_says_so(language_model):
+    model, _ = language_model  # max_len 24
+    with pytest.warns(
+        UserWarning, match=r"`max_new_tokens`=40 does not fit .* 3 tokens .* at most 21"
+    ):
+        exploration = viz.collect(model, [5, 6, 7], max_new_tokens=40, seed=1)
+    assert len(exploration.examples[0].maps[0].keys) <= 24

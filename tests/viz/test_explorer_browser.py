@@ -80,6 +80,8 @@ def test_page_loads_without_console_errors_and_every_selector_changes_the_matrix
     page = pages[task]
     seconds = browser.open_page(driver, page.path)
     assert [m for m in browser.console_messages(driver) if m[0] in ("SEVERE", "WARNING")] == []
+    # Self-contained: the page asked for no script, style, font or image (the network is off).
+    assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
     assert driver.find_element("id", "check-status").get_attribute("class") == "ok"
     example = page.exploration.examples[0]
     images = set()

@@ -176,13 +176,38 @@ def test_history_figure_puts_loss_and_accuracy_on_separate_labelled_axes():
     )
     fig = viz.history_figure(frame)
     loss_ax, metric_ax = fig.axes
-    assert loss_ax.get_ylabel() == "loss" and metric_ax.get_ylabel() == "metric"
+    assert loss_ax.get_ylabel() == "loss" and metric_ax.get_ylabel() == "accuracy"
     assert [line.get_label() for line in loss_ax.lines] == ["loss", "val_loss"]
     assert [line.get_label() for line in metric_ax.lines] == ["accuracy", "val_accuracy"]
     # A short run shows a marker per epoch; a validation curve shares its training colour.
     assert all(line.get_marker() == "o" for line in loss_ax.lines + metric_ax.lines)
     assert loss_ax.lines[0].get_color() == loss_ax.lines[1].get_color()
     assert loss_ax.lines[1].get_linestyle() == "--"
+
+
+def test_history_figure_gives_each_metric_its_own_axes_and_whole_epoch_ticks():
+    """A language model's accuracy (0-1) and perplexity (~20) do not share an axes."""
+    frame = viz.history_to_dataframe(
+        {
+            "accuracy": [0.15, 0.18],
+            "loss": [3.1, 2.9],
+            "perplexity": [21.7, 17.6],
+            "val_accuracy": [0.18, 0.19],
+            "val_loss": [2.9, 2.7],
+            "val_perplexity": [17.3, 15.6],
+        }
+    )
+    fig = viz.history_figure(frame)
+    fig.canvas.draw()
+    by_label = {ax.get_ylabel(): [line.get_label() for line in ax.lines] for ax in fig.axes}
+    assert by_label == {
+        "loss": ["loss", "val_loss"],
+        "accuracy": ["accuracy", "val_accuracy"],
+        "perplexity": ["perplexity", "val_perplexity"],
+    }
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
 def test_history_figure_without_metrics_has_one_axes_and_long_runs_no_markers():
