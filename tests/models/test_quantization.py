@@ -8,7 +8,11 @@ Then int4, `mixed_bfloat16`, Keras' own `Model.quantize` and the GPT's cached
 decoding after loading.
 """
 
+import importlib.util
+import os
 import re
+import subprocess
+import sys
 import warnings
 
 import keras
@@ -122,6 +126,66 @@ def test_int8_gpt_decodes_with_the_cache_before_and_after_loading(tmp_path):
     np.testing.assert_array_equal(
         np.asarray(sample(restored, prompt, 5, temperature=0)["tokens"]), cached
     )
+
+
+_LOAD_ELSEWHERE = """
+import sys, keras, numpy as np
+import keras_attention  # registers the layers
+from keras import ops
+work = sys.argv[1]
+inputs = dict(np.load(work + "/inputs.npz"))
+outputs = {}
+for kind in sys.argv[2:]:
+    model = keras.saving.load_model(f"{work}/{kind}.keras", safe_mode=True)
+    given = {k.split("/", 1)[1]: v for k, v in inputs.items() if k.startswith(kind + "/")}
+    out = model(given or inputs[kind], training=False)
+    outputs[kind] = ops.convert_to_numpy(keras.tree.flatten(out)[0])
+    outputs[kind + "/quantized"] = np.array(
+        sum(layer.quantization_mode == "int8" for layer in model._flatten_layers())
+    )
+np.savez(work + "/outputs.npz", **outputs)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param(
+            b,
+            marks=pytest.mark.skipif(importlib.util.find_spec(b) is None, reason=f"no {b}"),
+        )
+        for b in ("tensorflow", "jax", "torch")
+        if b != keras.backend.backend()
+    ],
+)
+def test_an_int8_file_loads_on_the_other_backends(backend, tmp_path):
+    kinds = ["gpt", "transformer", "vision_transformer", "bahdanau_seq2seq"]
+    expected, flat = {}, {}
+    for kind in kinds:
+        model, inputs, _, _ = build(kind)
+        models.quantize(model)
+        model.save(str(tmp_path / f"{kind}.keras"))
+        expected[kind] = (first_output(model, inputs), len(quantized_policies(model)))
+        if isinstance(inputs, dict):
+            flat.update({f"{kind}/{k}": v for k, v in inputs.items()})
+        else:
+            flat[kind] = inputs
+    np.savez(tmp_path / "inputs.npz", **flat)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_ELSEWHERE, str(tmp_path), *kinds],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    got = dict(np.load(tmp_path / "outputs.npz"))
+    for kind, (reference, num_quantized) in expected.items():
+        assert int(got[kind + "/quantized"]) == num_quantized, kind
+        # Equal up to float rounding, which can flip the int8 rounding of an
+        # activation (a step of the quantized input) between backends.
+        np.testing.assert_allclose(got[kind], reference, atol=0.05 * np.abs(reference).max())
 
 
 def test_bad_mode_raises():
