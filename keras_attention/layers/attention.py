@@ -15,6 +15,7 @@ from keras import ops
 
 from keras_attention import _checks
 from keras_attention import ops as ka_ops
+from keras_attention.layers._policies import policy_map_config, sublayer_policy
 from keras_attention.layers.bias import ALiBi, RelativePositionBias
 from keras_attention.layers.position import ROTARY_SCALINGS, RotaryEmbedding, check_original_max_len
 
@@ -773,12 +774,17 @@ class AdditiveAttention(keras.layers.Layer):
     def build(self, queries_shape, keys_shape, values_shape):
         _check_3d_inputs(queries_shape, keys_shape, values_shape)
         self._input_sizes = (queries_shape[-1], keys_shape[-1])
-        dense = dict(units=self.num_hiddens, use_bias=False, dtype=self.dtype_policy)
-        self.W_q = keras.layers.Dense(**dense, name="W_q")
+        self.W_q = keras.layers.Dense(
+            self.num_hiddens, use_bias=False, dtype=sublayer_policy(self, "W_q"), name="W_q"
+        )
         self.W_q.build(queries_shape)
-        self.W_k = keras.layers.Dense(**dense, name="W_k")
+        self.W_k = keras.layers.Dense(
+            self.num_hiddens, use_bias=False, dtype=sublayer_policy(self, "W_k"), name="W_k"
+        )
         self.W_k.build(keys_shape)
-        self.w_v = keras.layers.Dense(1, use_bias=False, dtype=self.dtype_policy, name="w_v")
+        self.w_v = keras.layers.Dense(
+            1, use_bias=False, dtype=sublayer_policy(self, "w_v"), name="w_v"
+        )
         self.w_v.build((None, None, None, self.num_hiddens))
         self.built = True
 
@@ -858,6 +864,7 @@ class AdditiveAttention(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "num_hiddens": self.num_hiddens,
             "dropout": self.dropout,
             "seed": self.seed,
@@ -1065,21 +1072,24 @@ class MultiHeadAttention(keras.layers.Layer):
         values_shape = keys_shape if values_shape is None else values_shape
         _check_3d_inputs(queries_shape, keys_shape, values_shape)
         self._input_sizes = (queries_shape[-1], keys_shape[-1], values_shape[-1])
-        dense = dict(units=self.num_hiddens, use_bias=self.use_bias, dtype=self.dtype_policy)
-        self.W_q = keras.layers.Dense(**dense, name="W_q")
+
+        def dense(name, units):  # dtype: quantized, once saved quantized (_policies.py)
+            policy = sublayer_policy(self, name)
+            return keras.layers.Dense(units, use_bias=self.use_bias, dtype=policy, name=name)
+
+        self.W_q = dense("W_q", self.num_hiddens)
         self.W_q.build(queries_shape)
-        kv_dense = dict(dense, units=self.kv_hiddens)
-        self.W_k = keras.layers.Dense(**kv_dense, name="W_k")
+        self.W_k = dense("W_k", self.kv_hiddens)
         self.W_k.build(keys_shape)
-        self.W_v = keras.layers.Dense(**kv_dense, name="W_v")
+        self.W_v = dense("W_v", self.kv_hiddens)
         self.W_v.build(values_shape)
-        self.W_o = keras.layers.Dense(**dense, name="W_o")
+        self.W_o = dense("W_o", self.num_hiddens)
         self.W_o.build((None, None, self.num_hiddens))
         self.attention = DotProductAttention(
             self.dropout,
             use_fused_op=self.use_fused_op,
             logit_softcap=self.logit_softcap,
-            dtype=self.dtype_policy,
+            dtype=sublayer_policy(self, "attention"),
             name="attention",
         )
         head_shape = (None, None, self.num_heads, self.head_dim)
@@ -1090,16 +1100,16 @@ class MultiHeadAttention(keras.layers.Layer):
                 scaling_factor=self.rotary_scaling_factor,
                 scaling=self.rotary_scaling,
                 original_max_len=self.rotary_original_max_len,
-                dtype=self.dtype_policy,
+                dtype=sublayer_policy(self, "rotary"),
                 name="rotary",
             )
         if self.qk_norm is not None:
             self.q_norm, self.k_norm = (self._qk_norm_layer(name) for name in ("q_norm", "k_norm"))
         if self.position_bias == "alibi":
-            self.alibi = ALiBi(self.num_heads, dtype=self.dtype_policy, name="alibi")
+            self.alibi = ALiBi(self.num_heads, dtype=sublayer_policy(self, "alibi"), name="alibi")
         elif self.position_bias == "t5":
             self.relative_bias = RelativePositionBias(
-                self.num_heads, dtype=self.dtype_policy, name="relative_bias"
+                self.num_heads, dtype=sublayer_policy(self, "relative_bias"), name="relative_bias"
             )
             self.relative_bias.build(queries_shape)
         self.built = True
@@ -1110,7 +1120,7 @@ class MultiHeadAttention(keras.layers.Layer):
         Under float16 it computes in float32 (the squares of large
         projections overflow float16); its weights are float32 anyway.
         """
-        policy = self.dtype_policy
+        policy = sublayer_policy(self, name)
         if self.compute_dtype == "float16":
             policy = "float32"
         if self.qk_norm == "rms":
@@ -1462,6 +1472,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "num_hiddens": self.num_hiddens,
             "num_heads": self.num_heads,
             "dropout": self.dropout,

@@ -13,6 +13,7 @@ H heads, L cache length.
 import keras
 
 from keras_attention import _checks
+from keras_attention.layers._policies import policy_map_config, sublayer_policy
 from keras_attention.layers.attention import MultiHeadAttention, check_attention_variants
 from keras_attention.layers.position import ROTARY_SCALINGS, check_original_max_len
 from keras_attention.layers.transformer import PositionWiseFFN, residual
@@ -141,7 +142,7 @@ class GPTBlock(keras.layers.Layer):
     def build(self, X_shape):
         _checks.check_sequence("X", X_shape, self.num_hiddens)
         self.ln1 = keras.layers.LayerNormalization(
-            epsilon=_EPSILON, dtype=self.dtype_policy, name="ln1"
+            epsilon=_EPSILON, dtype=sublayer_policy(self, "ln1"), name="ln1"
         )
         self.ln1.build(X_shape)
         self.attention = MultiHeadAttention(
@@ -150,23 +151,25 @@ class GPTBlock(keras.layers.Layer):
             self.dropout,
             use_bias=self.use_bias,
             **self.attention_variants,
-            dtype=self.dtype_policy,
+            dtype=sublayer_policy(self, "attention"),
             name="attention",
         )
         self.attention.build(X_shape, X_shape, X_shape)
         self.ln2 = keras.layers.LayerNormalization(
-            epsilon=_EPSILON, dtype=self.dtype_policy, name="ln2"
+            epsilon=_EPSILON, dtype=sublayer_policy(self, "ln2"), name="ln2"
         )
         self.ln2.build(X_shape)
         self.ffn = PositionWiseFFN(
             self.ffn_num_hiddens,
             self.num_hiddens,
             activation="gelu",
-            dtype=self.dtype_policy,
+            dtype=sublayer_policy(self, "ffn"),
             name="ffn",
         )
         self.ffn.build(X_shape)
-        self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="drop")
+        self.drop = keras.layers.Dropout(
+            self.dropout, dtype=sublayer_policy(self, "drop"), name="drop"
+        )
         self.built = True
 
     def call(
@@ -209,6 +212,7 @@ class GPTBlock(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "num_hiddens": self.num_hiddens,
             "ffn_num_hiddens": self.ffn_num_hiddens,
             "num_heads": self.num_heads,

@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from keras_attention import _checks
+from keras_attention.layers._policies import policy_map_config, sublayer_policy
 from keras_attention.layers.attention import AdditiveAttention
 
 __all__ = ["BahdanauDecoder"]
@@ -88,7 +89,10 @@ class BahdanauDecoder(keras.layers.Layer):
 
     def build(self, X_shape, enc_outputs_shape, enc_states_shape=None):
         self.attention = AdditiveAttention(
-            self.num_hiddens, self.dropout, dtype=self.dtype_policy, name="attention"
+            self.num_hiddens,
+            self.dropout,
+            dtype=sublayer_policy(self, "attention"),
+            name="attention",
         )
         query_shape = (None, 1, self.num_hiddens)
         self.attention.build(query_shape, enc_outputs_shape, enc_outputs_shape)
@@ -96,7 +100,7 @@ class BahdanauDecoder(keras.layers.Layer):
         input_size = enc_outputs_shape[-1] + X_shape[-1]
         for i in range(self.num_layers):
             cell = keras.layers.GRUCell(
-                self.num_hiddens, dtype=self.dtype_policy, name=f"gru_cell_{i}"
+                self.num_hiddens, dtype=sublayer_policy(self, f"gru_cell_{i}"), name=f"gru_cell_{i}"
             )
             cell.build((None, input_size))
             self.cells.append(cell)
@@ -218,6 +222,7 @@ class BahdanauDecoder(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "num_hiddens": self.num_hiddens,
             "num_layers": self.num_layers,
             "dropout": self.dropout,

@@ -12,6 +12,7 @@ S source length, D num_hiddens, H heads, L cache length.
 import keras
 
 from keras_attention import _checks
+from keras_attention.layers._policies import policy_map_config, sublayer_policy
 from keras_attention.layers.attention import MultiHeadAttention, check_attention_variants
 
 __all__ = [
@@ -99,11 +100,14 @@ class PositionWiseFFN(keras.layers.Layer):
     def build(self, X_shape):
         self._width = X_shape[-1]
         self.dense1 = keras.layers.Dense(
-            self.ffn_num_hiddens, activation=self.activation, dtype=self.dtype_policy, name="dense1"
+            self.ffn_num_hiddens,
+            activation=self.activation,
+            dtype=sublayer_policy(self, "dense1"),
+            name="dense1",
         )
         self.dense1.build(X_shape)
         self.dense2 = keras.layers.Dense(
-            self.ffn_num_outputs, dtype=self.dtype_policy, name="dense2"
+            self.ffn_num_outputs, dtype=sublayer_policy(self, "dense2"), name="dense2"
         )
         self.dense2.build(tuple(X_shape[:-1]) + (self.ffn_num_hiddens,))
         self.built = True
@@ -119,6 +123,7 @@ class PositionWiseFFN(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "ffn_num_hiddens": self.ffn_num_hiddens,
             "ffn_num_outputs": self.ffn_num_outputs,
             "activation": self.activation,
@@ -283,17 +288,21 @@ class TransformerEncoderBlock(keras.layers.Layer):
             self.dropout,
             use_bias=self.use_bias,
             **self.attention_variants,
-            dtype=self.dtype_policy,
+            dtype=sublayer_policy(self, "attention"),
             name="attention",
         )
         self.attention.build(X_shape, X_shape, X_shape)
-        self.addnorm1 = AddNorm(self.dropout, dtype=self.dtype_policy, name="addnorm1")
+        self.addnorm1 = AddNorm(
+            self.dropout, dtype=sublayer_policy(self, "addnorm1"), name="addnorm1"
+        )
         self.addnorm1.build(X_shape)
         self.ffn = PositionWiseFFN(
-            self.ffn_num_hiddens, self.num_hiddens, dtype=self.dtype_policy, name="ffn"
+            self.ffn_num_hiddens, self.num_hiddens, dtype=sublayer_policy(self, "ffn"), name="ffn"
         )
         self.ffn.build(X_shape)
-        self.addnorm2 = AddNorm(self.dropout, dtype=self.dtype_policy, name="addnorm2")
+        self.addnorm2 = AddNorm(
+            self.dropout, dtype=sublayer_policy(self, "addnorm2"), name="addnorm2"
+        )
         self.addnorm2.build(X_shape)
         self.built = True
 
@@ -336,6 +345,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "num_hiddens": self.num_hiddens,
             "ffn_num_hiddens": self.ffn_num_hiddens,
             "num_heads": self.num_heads,
@@ -459,12 +469,12 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 self.dropout,
                 use_bias=self.use_bias,
                 **variants,
-                dtype=self.dtype_policy,
+                dtype=sublayer_policy(self, name),
                 name=name,
             )
 
         def addnorm(name):
-            layer = AddNorm(self.dropout, dtype=self.dtype_policy, name=name)
+            layer = AddNorm(self.dropout, dtype=sublayer_policy(self, name), name=name)
             layer.build(X_shape)
             return layer
 
@@ -476,7 +486,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self._enc_size = enc_outputs_shape[-1]
         self.addnorm2 = addnorm("addnorm2")
         self.ffn = PositionWiseFFN(
-            self.ffn_num_hiddens, self.num_hiddens, dtype=self.dtype_policy, name="ffn"
+            self.ffn_num_hiddens, self.num_hiddens, dtype=sublayer_policy(self, "ffn"), name="ffn"
         )
         self.ffn.build(X_shape)
         self.addnorm3 = addnorm("addnorm3")
@@ -564,6 +574,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "num_hiddens": self.num_hiddens,
             "ffn_num_hiddens": self.ffn_num_hiddens,
             "num_heads": self.num_heads,

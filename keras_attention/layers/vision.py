@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from keras_attention import _checks
+from keras_attention.layers._policies import policy_map_config, sublayer_policy
 from keras_attention.layers.attention import MultiHeadAttention
 from keras_attention.layers.transformer import residual
 
@@ -296,15 +297,22 @@ class ViTMLP(keras.layers.Layer):
     def build(self, X_shape):
         self._width = X_shape[-1]
         self.dense1 = keras.layers.Dense(
-            self.mlp_num_hiddens, activation="gelu", dtype=self.dtype_policy, name="dense1"
+            self.mlp_num_hiddens,
+            activation="gelu",
+            dtype=sublayer_policy(self, "dense1"),
+            name="dense1",
         )
         self.dense1.build(X_shape)
-        self.dropout1 = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="dropout1")
+        self.dropout1 = keras.layers.Dropout(
+            self.dropout, dtype=sublayer_policy(self, "dropout1"), name="dropout1"
+        )
         self.dense2 = keras.layers.Dense(
-            self.mlp_num_outputs, dtype=self.dtype_policy, name="dense2"
+            self.mlp_num_outputs, dtype=sublayer_policy(self, "dense2"), name="dense2"
         )
         self.dense2.build(tuple(X_shape[:-1]) + (self.mlp_num_hiddens,))
-        self.dropout2 = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="dropout2")
+        self.dropout2 = keras.layers.Dropout(
+            self.dropout, dtype=sublayer_policy(self, "dropout2"), name="dropout2"
+        )
         self.built = True
 
     def call(self, X, training=None):
@@ -319,6 +327,7 @@ class ViTMLP(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "mlp_num_hiddens": self.mlp_num_hiddens,
             "mlp_num_outputs": self.mlp_num_outputs,
             "dropout": self.dropout,
@@ -372,7 +381,7 @@ class ViTBlock(keras.layers.Layer):
     def build(self, X_shape):
         _checks.check_sequence("X", X_shape, self.num_hiddens, why="")
         self.ln1 = keras.layers.LayerNormalization(
-            epsilon=_EPSILON, dtype=self.dtype_policy, name="ln1"
+            epsilon=_EPSILON, dtype=sublayer_policy(self, "ln1"), name="ln1"
         )
         self.ln1.build(X_shape)
         self.attention = MultiHeadAttention(
@@ -380,19 +389,19 @@ class ViTBlock(keras.layers.Layer):
             self.num_heads,
             self.dropout,
             use_bias=self.use_bias,
-            dtype=self.dtype_policy,
+            dtype=sublayer_policy(self, "attention"),
             name="attention",
         )
         self.attention.build(X_shape, X_shape, X_shape)
         self.ln2 = keras.layers.LayerNormalization(
-            epsilon=_EPSILON, dtype=self.dtype_policy, name="ln2"
+            epsilon=_EPSILON, dtype=sublayer_policy(self, "ln2"), name="ln2"
         )
         self.ln2.build(X_shape)
         self.mlp = ViTMLP(
             self.mlp_num_hiddens,
             self.num_hiddens,
             self.dropout,
-            dtype=self.dtype_policy,
+            dtype=sublayer_policy(self, "mlp"),
             name="mlp",
         )
         self.mlp.build(X_shape)
@@ -431,6 +440,7 @@ class ViTBlock(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            **policy_map_config(self),
             "num_hiddens": self.num_hiddens,
             "mlp_num_hiddens": self.mlp_num_hiddens,
             "num_heads": self.num_heads,
