@@ -287,6 +287,7 @@ def _check_mask_shapes(
         if mask is not None:
             _checks.check_shape(name, mask.shape, expected, axes)
     if attention_mask is not None:
+        _checks.check_mask_tensor("attention_mask", attention_mask)
         shape = tuple(attention_mask.shape)
         target = (batch, num_queries, num_keys)
         names = "(batch, num_queries, num_keys)"

@@ -392,8 +392,6 @@ class LanguageModelRun(Run):
 
     def evaluate(self):
         """Loss, perplexity and accuracy on the run's held-out text (rebuilt)."""
-        from keras_attention.recipes.lm import lm_data
-
         o = self.options
         prepared = lm_data(
             o.get("data", "timemachine"),
