@@ -55,6 +55,7 @@ __all__ = [
     "check_features",
     "check_float_tensor",
     "check_int_tensor",
+    "check_mask_tensor",
     "check_same_batch",
     "check_index",
     "concrete_value",
@@ -387,6 +388,22 @@ def check_int_tensor(name, x, what="an integer tensor"):
     dtype = _dtype(x)
     if "int" not in dtype:
         raise TypeError(f"`{name}` must be {what}; got {name}.dtype={dtype}.")
+
+
+def check_mask_tensor(name, x):
+    """Raises a `TypeError` unless `x` is a boolean (or integer 0/1) "may attend" mask.
+
+    A float mask is refused: an additive mask (0 where a query may attend, a
+    large negative number where not, as some libraries use) cast to bool
+    would mean the opposite of what it says.
+    """
+    dtype = _dtype(x)
+    if dtype != "bool" and "int" not in dtype:
+        raise TypeError(
+            f'`{name}` must be a boolean "may attend" mask (True where a query may attend; '
+            f"integer 0/1 also works); got {name}.dtype={dtype}. An additive float mask (0 where "
+            f"allowed, a large negative number elsewhere) is not one: pass `{name}=additive == 0`."
+        )
 
 
 def check_same_batch(*named_shapes):

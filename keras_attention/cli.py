@@ -278,6 +278,13 @@ def _add_train_lm(train_kinds):
         p, ["num_hiddens", "ffn_num_hiddens", "num_heads", "num_blks", "dropout"], configs.LM_CONFIG
     )
     p.add_argument(
+        "--positions",
+        default="learned",
+        choices=["learned", "sinusoidal", "rotary", "alibi"],
+        help="how order enters the GPT (rotary, alibi: no position table; sampled and "
+        "exported at --seq-len)",
+    )
+    p.add_argument(
         "--seq-len",
         type=_number(int, low=2),
         default=64,

@@ -99,6 +99,8 @@ import tempfile
 
 import keras
 
+from keras_attention import _checks
+
 __all__ = [
     "KINDS",
     "configure_cpu_devices",
@@ -138,16 +140,9 @@ def _check_kind(kind):
 def _check_num_devices(num_cpu_devices):
     if num_cpu_devices is None:
         return None
-    if (
-        isinstance(num_cpu_devices, bool)
-        or not isinstance(num_cpu_devices, int)
-        or (num_cpu_devices < 1)
-    ):
-        raise ValueError(
-            "`num_cpu_devices` must be a positive int or None; "
-            f"got num_cpu_devices={num_cpu_devices!r}."
-        )
-    return num_cpu_devices
+    return _checks.check_int(
+        "num_cpu_devices", num_cpu_devices, low=1, rule="a positive int or None"
+    )
 
 
 def configure_cpu_devices(num_cpu_devices):

@@ -16,6 +16,8 @@ import math
 import keras
 from keras import ops
 
+from keras_attention import _checks
+
 
 def bleu(pred_seq, label_seq, k=2):
     """D2L's BLEU of one predicted sentence against one reference.
@@ -145,9 +147,7 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
                 f"tokens); got reduction={reduction!r}."
             )
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if not isinstance(pad_id, int) or isinstance(pad_id, bool):
-            raise ValueError(f"`pad_id` must be an int; got pad_id={pad_id!r}.")
-        self.pad_id = pad_id
+        self.pad_id = _checks.check_int("pad_id", pad_id, rule="an int")
         self.from_logits = bool(from_logits)
 
     def call(self, y_true, y_pred):
@@ -196,9 +196,7 @@ class MaskedAccuracy(keras.metrics.Metric):
 
     def __init__(self, pad_id=0, name="masked_accuracy", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        if not isinstance(pad_id, int) or isinstance(pad_id, bool):
-            raise ValueError(f"`pad_id` must be an int; got pad_id={pad_id!r}.")
-        self.pad_id = pad_id
+        self.pad_id = _checks.check_int("pad_id", pad_id, rule="an int")
         self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 

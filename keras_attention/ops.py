@@ -242,6 +242,9 @@ def masked_softmax(X, valid_lens=None, mask=None):
     """
     X = ops.convert_to_tensor(X)
     _checks.check_float_tensor("X", X, what="float scores")
+    if mask is not None:
+        mask = ops.convert_to_tensor(mask)
+        _checks.check_mask_tensor("mask", mask)
     if valid_lens is not None:
         if len(X.shape) != 3:
             raise ValueError(

@@ -95,8 +95,12 @@ def fit_power_law(x, y, irreducible=False, num_grid=400):
     if not irreducible:
         a, alpha, sse = _fit_log_linear(log_x, log_y)
         return {"a": a, "alpha": alpha, "c": 0.0, "rmse_log": float(np.sqrt(sse / len(x)))}
-    if isinstance(num_grid, bool) or not isinstance(num_grid, int) or num_grid < 2:
+    # numpy only (no keras_attention._checks, which imports Keras): numpy integers count.
+    if isinstance(num_grid, (bool, np.bool_)) or not isinstance(num_grid, (int, np.integer)):
         raise ValueError(f"`num_grid` must be an int >= 2; got num_grid={num_grid!r}.")
+    if num_grid < 2:
+        raise ValueError(f"`num_grid` must be an int >= 2; got num_grid={int(num_grid)}.")
+    num_grid = int(num_grid)
     best = None
     for c in np.linspace(0.0, y.min(), num_grid, endpoint=False):
         a, alpha, _ = _fit_log_linear(log_x, np.log(y - c))

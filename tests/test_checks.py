@@ -373,3 +373,43 @@ def test_jax_symbolic_sizes_are_unknown():
     _checks.check_shape(
         "cache", (size, 2, size, 8), (2, 2, None, 8), "batch, 2, cache_length, num_hiddens"
     )
+
+
+def test_numpy_scalars_are_accepted_by_the_checks_outside_the_layers(tmp_path):
+    """Issue 14: numpy integers (and floats) wherever a Python number is, stored as Python ones."""
+    from keras_attention import distribute, metrics, scaling
+    from keras_attention.recipes import training
+    from keras_attention.viz.callbacks import AttentionImages
+
+    for cls in (metrics.MaskedSparseCategoricalCrossentropy, metrics.MaskedAccuracy):
+        made = cls(pad_id=np.int64(3))
+        assert made.pad_id == 3 and type(made.pad_id) is int
+        assert type(made.get_config()["pad_id"]) is int
+    budget = training.TimeBudget(
+        np.int64(2), peak_learning_rate=np.float32(0.5), warmup=np.float64(0.25)
+    )
+    assert budget.seconds == 120.0 and budget.peak_learning_rate == 0.5 and budget.warmup == 0.25
+    assert distribute._check_num_devices(np.int64(2)) == 2
+    assert AttentionImages(tmp_path, inputs=None, every=np.int32(2)).every == 2
+    x, y = [1.0, 2.0, 4.0, 8.0], [5.0, 3.5, 2.8, 2.4]
+    assert scaling.fit_power_law(x, y, irreducible=True, num_grid=np.int64(50)) == (
+        scaling.fit_power_law(x, y, irreducible=True, num_grid=50)
+    )
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: __import__("keras_attention").metrics.MaskedAccuracy(pad_id=np.bool_(True)),
+            "`pad_id` must be an int; got pad_id=True.",
+        ),
+        (
+            lambda: __import__("keras_attention").metrics.MaskedAccuracy(pad_id=1.0),
+            "`pad_id` must be an int; got pad_id=1.0.",
+        ),
+    ],
+)
+def test_numpy_bools_and_floats_are_still_refused_as_ints(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()

@@ -246,3 +246,35 @@ def test_train_bad_precision_is_a_usage_error(tmp_path, capsys):
         cli.main(["train", "lm", "--precision", "fp16", "--out", str(tmp_path)])
     assert exit.value.code == 2
     assert "--precision: invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("positions", ["rotary", pytest.param("alibi", marks=pytest.mark.slow)])
+def test_train_lm_without_a_position_table_exports_at_the_trained_length(
+    tmp_path, capsys, positions
+):
+    """`--positions rotary` (or alibi): the GPT has no position table, so the run
+    samples and exports at `--seq-len`; the run and its export generate alike."""
+    out, sm = tmp_path / "run", tmp_path / "sm"
+    argv = ["train", "lm", "--data", "corpus", "--num-sentences", "150", *TINY]
+    argv += ["--positions", positions, "--out", str(out), "--export", str(sm)]
+    assert cli.main(argv) == 0
+    assert "exported SavedModel to" in capsys.readouterr().out
+    assert json.loads((out / "run.json").read_text())["options"]["positions"] == positions
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert "positions" not in {layer.name for layer in model.layers}
+    from keras_attention import load_run
+
+    assert load_run(out).max_len == 16 and load_run(sm).max_len == 16  # --seq-len
+    options = ["--max-new-tokens", "6", "--temperature", "0"]
+    from_run = _generate(capsys, out, "the cat", "a", *options)
+    assert _generate(capsys, sm, "the cat", "a", *options) == from_run
+    assert from_run[0].startswith("the cat")
+    with pytest.raises(SystemExit, match="error: .*max_new_tokens"):  # 16: at most 15 new
+        cli.main(["generate", str(sm), "the cat", "--max-new-tokens", "16"])
+
+
+def test_train_lm_bad_positions_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["train", "lm", "--positions", "relative", "--out", str(tmp_path)])
+    assert exit.value.code == 2
+    assert "--positions: invalid choice: 'relative'" in capsys.readouterr().err

@@ -462,3 +462,11 @@ def test_masked_softmax_of_integer_scores_is_a_type_error():
     # (It would return integer weights: all zeros.)
     with pytest.raises(TypeError, match=re.escape("`X` must be float scores; got X.dtype=int32.")):
         ka_ops.masked_softmax(np.ones((2, 3, 4), "int32"))
+
+
+def test_masked_softmax_refuses_a_float_mask():
+    scores = np.zeros((1, 2, 2), "float32")
+    with pytest.raises(TypeError, match=r"`mask` must be a boolean .*got mask.dtype=float32"):
+        ka_ops.masked_softmax(scores, mask=np.array([[[0.0, -1e9]]], "float32"))
+    weights = ka_ops.masked_softmax(scores, mask=np.array([[[1, 0]]], "int32"))
+    np.testing.assert_allclose(ops.convert_to_numpy(weights), [[[1.0, 0.0], [1.0, 0.0]]])

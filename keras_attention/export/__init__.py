@@ -30,6 +30,7 @@ from keras_attention.export.language_model import (
     LanguageModel,
     encode_prompts,
     export_language_model,
+    serving_length,
 )
 from keras_attention.export.translator import Translator, export_translator
 
@@ -47,4 +48,5 @@ __all__ = [
     "export_language_model",
     "export_translator",
     "is_export",
+    "serving_length",
 ]

@@ -81,7 +81,14 @@ def atomic_save(module, path, signatures=None, overwrite=True, metadata=None):
 
 def resolve_path(path, default_name):
     """`path`, or `saved_models/<default_name>` when it is None."""
-    return DEFAULT_EXPORT_DIR / default_name if path is None else pathlib.Path(path)
+    if path is None:
+        return DEFAULT_EXPORT_DIR / default_name
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(
+            f"`path` must be a non-empty str or path (the export directory) or None; "
+            f"got path={path!r}."
+        )
+    return pathlib.Path(path)
 
 
 def error_text(err):

@@ -21,7 +21,13 @@ import tensorflow as tf
 from keras_attention import _checks, generate
 from keras_attention.export._save import atomic_save, check_tensorflow_backend, resolve_path
 
-__all__ = ["LanguageModel", "export_language_model", "encode_prompts", "stateless_seed"]
+__all__ = [
+    "LanguageModel",
+    "export_language_model",
+    "encode_prompts",
+    "serving_length",
+    "stateless_seed",
+]
 
 LM_SIGNATURE = [
     tf.TensorSpec(None, tf.string, name="prompt"),
@@ -39,15 +45,18 @@ def encode_prompts(tokenizer, prompts, max_new_tokens, max_len):
     - The tokenizer's own normalisation applies (the one used in training).
     - An empty prompt (no tokens) starts from `<eos>`, the separator the
       model saw between texts in training (GPT-2's `<|endoftext|>`).
-    - Prompt plus new tokens must fit the model's `max_len` positions: a
-      longer prompt keeps its last `max_len - max_new_tokens` tokens and is
-      reported in `truncated`, never cut silently.
+    - Prompt plus new tokens must fit `max_len` positions: a longer prompt
+      keeps its last `max_len - max_new_tokens` tokens and is reported in
+      `truncated`, never cut silently.
 
     Args:
         tokenizer: the model's tokenizer.
         prompts: `(B,)` string tensor.
         max_new_tokens: int or int32 scalar tensor, `N`.
-        max_len: int. The model's positional `max_len`.
+        max_len: int. The longest prompt plus new tokens: the model's
+            positional `max_len`, or, for a model without a position table
+            (rotary, ALiBi), the length it is served at (the cache length
+            of an export; the trained length in a run).
 
     Returns:
         `(ids, lengths, truncated, empty)`: `(B, P)` int32 right-padded with
@@ -83,6 +92,45 @@ def encode_prompts(tokenizer, prompts, max_new_tokens, max_len):
     return dense, tf.cast(ids.row_lengths(), tf.int32), truncated, empty
 
 
+def serving_length(positional_limit, max_len=None):
+    """The `max_len` a language model is served at: prompt plus new tokens.
+
+    Args:
+        positional_limit: int or None. The model's positional `max_len`
+            (`GPTStepDecoder.positional_limit`; None without a position table).
+        max_len: int or None. The length asked for; at most
+            `positional_limit`, and required where that is None.
+
+    Returns:
+        An int >= 2 (one prompt token and one new token).
+
+    Raises:
+        ValueError: naming `max_len` and the rule.
+    """
+    if max_len is None:
+        if positional_limit is None:
+            raise ValueError(
+                "Exporting a language model without a position table (positions='rotary' or "
+                "'alibi') needs `max_len`: the longest prompt plus new tokens the SavedModel "
+                "serves (its key/value cache length), e.g. the trained sequence length; got "
+                "max_len=None."
+            )
+        max_len = positional_limit
+        if max_len < 2:
+            raise ValueError(
+                "The model's positional max_len must be at least 2 (one prompt token and "
+                f"one new token); got max_len={max_len}."
+            )
+        return max_len
+    max_len = _checks.check_int("max_len", max_len, low=2)
+    if positional_limit is not None and max_len > positional_limit:
+        raise ValueError(
+            f"`max_len` must be at most the model's positional max_len={positional_limit} "
+            f"(its position table has no row past it); got max_len={max_len}."
+        )
+    return max_len
+
+
 def stateless_seed(seed):
     """The `(2,)` int32 seed `keras.random.uniform(seed=int(seed))` uses on TensorFlow.
 
@@ -112,9 +160,11 @@ class LanguageModel(tf.Module):
     replaced with U+FFFD; what the vocabulary lacks becomes `<unk>`).
     Generation stops in a row after `<eos>`; `text` ends before it.
 
-    Limits: a call asks for at most `max_new_tokens` tokens (set at export,
-    at most the model's positional `max_len - 1`: every position needs an
-    embedding, and the prompt needs one token). There is no other cap.
+    Limits: prompt plus new tokens fit `max_len` positions (the model's
+    positional `max_len`, or the `max_len` given for a model without a
+    position table), and a call asks for at most `max_new_tokens` tokens
+    (set at export, at most `max_len - 1`: the prompt needs one token).
+    There is no other cap.
 
     Args:
         model: a `keras.Model` built by `keras_attention.models.gpt`.
@@ -122,29 +172,26 @@ class LanguageModel(tf.Module):
             the model's vocabulary size.
         max_new_tokens: int or None. Most tokens one call may ask for, in
             `[1, max_len - 1]`. Defaults to `None` (`max_len - 1`).
+        max_len: int or None. The longest prompt plus new tokens the
+            SavedModel serves, its key/value cache length, at least 2.
+            Required for a model without a position table
+            (`positions="rotary"` or `"alibi"`: nothing else bounds it; the
+            length it was trained at is the safe choice, a longer one relies
+            on the positions extrapolating); at most the positional
+            `max_len` of one with a table. Defaults to `None` (the model's
+            positional `max_len`).
     """
 
-    def __init__(self, model, tokenizer, max_new_tokens=None):
+    def __init__(self, model, tokenizer, max_new_tokens=None, max_len=None):
         check_tensorflow_backend()
         super().__init__(name="language_model")
         decoder = generate.decoder_for(model, 1, kinds=("gpt",))
-        limit = decoder.positional_limit
         if decoder.vocab_size != tokenizer.vocab_size:
             raise ValueError(
                 "`tokenizer` must have the model's vocabulary size; got model "
                 f"vocab_size={decoder.vocab_size} and tokenizer vocab_size={tokenizer.vocab_size}."
             )
-        if limit is None:
-            raise ValueError(
-                "Exporting a language model needs a positional max_len (the cache length of "
-                "the SavedModel): build it with positions='learned' or 'sinusoidal'; got a "
-                "model without a position table (rotary or ALiBi)."
-            )
-        if limit < 2:
-            raise ValueError(
-                "The model's positional max_len must be at least 2 (one prompt token and "
-                f"one new token); got max_len={limit}."
-            )
+        limit = serving_length(decoder.positional_limit, max_len)
         max_new_tokens = _checks.check_int_in_range(
             "max_new_tokens",
             limit - 1 if max_new_tokens is None else max_new_tokens,
@@ -240,7 +287,7 @@ class LanguageModel(tf.Module):
             model read it, then the new tokens, `<eos>`, then `<pad>`),
             `lengths` `(B,)` int32 (tokens up to and including `<eos>`),
             `prompt_truncated` `(B,)` bool (the prompt was cut to its last
-            `max_len - N` tokens to fit the model's positions). Bad
+            `max_len - N` tokens to fit the served length). Bad
             arguments raise `InvalidArgumentError` naming the argument.
         """
         with tf.control_dependencies(
@@ -277,7 +324,7 @@ class LanguageModel(tf.Module):
 
 
 def export_language_model(
-    model, tokenizer, path=None, max_new_tokens=None, overwrite=True, metadata=None
+    model, tokenizer, path=None, max_new_tokens=None, overwrite=True, metadata=None, max_len=None
 ):
     """Exports a GPT language model as a SavedModel that takes prompt strings.
 
@@ -287,11 +334,14 @@ def export_language_model(
             `keras_attention.data.build_lm_tokenizer`).
         path: destination directory. Defaults to `saved_models/language_model`.
         max_new_tokens: int or None. Most new tokens a call may ask for, in
-            `[1, max_len - 1]` with `max_len` the model's positional one.
-            Defaults to `None` (`max_len - 1`).
+            `[1, max_len - 1]`. Defaults to `None` (`max_len - 1`).
         overwrite: bool. Replace a previous export at `path` (never anything
             else: see `atomic_save`). Defaults to `True`.
         metadata: optional dict written into the export (see `atomic_save`).
+        max_len: int or None. Longest prompt plus new tokens served (the
+            cache length), see `LanguageModel`: required for a rotary or
+            ALiBi GPT (no position table), at most the positional `max_len`
+            otherwise. Defaults to `None` (the positional `max_len`).
 
     Returns:
         The path of the SavedModel. In a fresh process (import
@@ -306,7 +356,7 @@ def export_language_model(
         `loaded.max_new_tokens` hold the limits.
     """
     check_tensorflow_backend()
-    module = LanguageModel(model, tokenizer, max_new_tokens=max_new_tokens)
+    module = LanguageModel(model, tokenizer, max_new_tokens=max_new_tokens, max_len=max_len)
     return atomic_save(
         module,
         resolve_path(path, "language_model"),

@@ -24,6 +24,7 @@ __all__ = [
     "AdditiveAttention",
     "MultiHeadAttention",
     "check_attention_variants",
+    "check_block_variants",
     "QK_NORMS",
     "POSITION_BIASES",
 ]
@@ -55,6 +56,48 @@ def check_attention_variants(
             "position_bias", position_bias, POSITION_BIASES, allow_none=True
         ),
     }
+
+
+def check_block_variants(
+    num_hiddens,
+    num_heads,
+    num_kv_heads=None,
+    window=None,
+    qk_norm=None,
+    logit_softcap=None,
+    position_bias=None,
+    use_rotary=False,
+    rotary_scaling=None,
+    rotary_scaling_factor=1.0,
+    rotary_original_max_len=None,
+):
+    """The variant arguments a block passes on to its self-attention, checked.
+
+    Those of `check_attention_variants` plus the rotary ones (`use_rotary`
+    needs an even head size `num_hiddens / num_heads`), as one dict of plain
+    Python values: the blocks (`GPTBlock`, `TransformerEncoderBlock`,
+    `TransformerDecoderBlock`) store it, give it to their `MultiHeadAttention`
+    and write it into their config.
+    """
+    variants = check_attention_variants(
+        num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
+    )
+    variants["use_rotary"] = _checks.check_bool("use_rotary", use_rotary)
+    variants["rotary_scaling"] = _checks.check_choice(
+        "rotary_scaling", rotary_scaling, ROTARY_SCALINGS, allow_none=True
+    )
+    variants["rotary_scaling_factor"] = _checks.check_positive_float(
+        "rotary_scaling_factor", rotary_scaling_factor
+    )
+    variants["rotary_original_max_len"] = check_original_max_len(
+        variants["rotary_scaling"], rotary_original_max_len
+    )
+    if use_rotary and (num_hiddens // num_heads) % 2:
+        raise ValueError(
+            "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
+            f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
+        )
+    return variants
 
 
 # Backends whose `keras.ops.dot_product_attention` is a fused kernel.
@@ -244,6 +287,7 @@ def _check_mask_shapes(
         if mask is not None:
             _checks.check_shape(name, mask.shape, expected, axes)
     if attention_mask is not None:
+        _checks.check_mask_tensor("attention_mask", attention_mask)
         shape = tuple(attention_mask.shape)
         target = (batch, num_queries, num_keys)
         names = "(batch, num_queries, num_keys)"

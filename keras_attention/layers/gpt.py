@@ -14,8 +14,7 @@ import keras
 
 from keras_attention import _checks
 from keras_attention.layers._policies import policy_map_config, sublayer_policy
-from keras_attention.layers.attention import MultiHeadAttention, check_attention_variants
-from keras_attention.layers.position import ROTARY_SCALINGS, check_original_max_len
+from keras_attention.layers.attention import MultiHeadAttention, check_block_variants
 from keras_attention.layers.transformer import PositionWiseFFN, residual
 
 __all__ = ["GPTBlock"]
@@ -117,26 +116,19 @@ class GPTBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         # The attention's variant arguments, checked here and passed on as they are.
-        self.attention_variants = {
-            **check_attention_variants(
-                self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
-            ),
-            "use_rotary": _checks.check_bool("use_rotary", use_rotary),
-            "rotary_scaling": _checks.check_choice(
-                "rotary_scaling", rotary_scaling, ROTARY_SCALINGS, allow_none=True
-            ),
-            "rotary_scaling_factor": _checks.check_positive_float(
-                "rotary_scaling_factor", rotary_scaling_factor
-            ),
-        }
-        self.attention_variants["rotary_original_max_len"] = check_original_max_len(
-            rotary_scaling, rotary_original_max_len
+        self.attention_variants = check_block_variants(
+            num_hiddens,
+            self.num_heads,
+            num_kv_heads,
+            window,
+            qk_norm,
+            logit_softcap,
+            position_bias,
+            use_rotary,
+            rotary_scaling,
+            rotary_scaling_factor,
+            rotary_original_max_len,
         )
-        if use_rotary and (num_hiddens // self.num_heads) % 2:
-            raise ValueError(
-                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
-                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
-            )
         self.supports_masking = True
 
     def build(self, X_shape):

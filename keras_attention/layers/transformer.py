@@ -13,7 +13,7 @@ import keras
 
 from keras_attention import _checks
 from keras_attention.layers._policies import policy_map_config, sublayer_policy
-from keras_attention.layers.attention import MultiHeadAttention, check_attention_variants
+from keras_attention.layers.attention import MultiHeadAttention, check_block_variants
 
 __all__ = [
     "PositionWiseFFN",
@@ -223,6 +223,12 @@ class TransformerEncoderBlock(keras.layers.Layer):
         use_rotary: bool. Rotary positions in the self-attention (queries
             and keys rotated by their positions, at the cache index while
             decoding). Defaults to `False`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`: stretch the
+            rotations for contexts longer than trained (`RotaryEmbedding`'s
+            `scaling`). Defaults to `None`.
+        rotary_scaling_factor: number. The stretch. Defaults to `1.0`.
+        rotary_original_max_len: int or None. The trained length, for
+            `"yarn"` only. Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     The variant arguments are those of `MultiHeadAttention`, for the
@@ -260,6 +266,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         logit_softcap=None,
         position_bias=None,
         use_rotary=False,
+        rotary_scaling=None,
+        rotary_scaling_factor=1.0,
+        rotary_original_max_len=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -269,15 +278,19 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.norm_first = _checks.check_bool("norm_first", norm_first)
-        self.attention_variants = check_attention_variants(
-            self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
+        self.attention_variants = check_block_variants(
+            self.num_hiddens,
+            self.num_heads,
+            num_kv_heads,
+            window,
+            qk_norm,
+            logit_softcap,
+            position_bias,
+            use_rotary,
+            rotary_scaling,
+            rotary_scaling_factor,
+            rotary_original_max_len,
         )
-        self.attention_variants["use_rotary"] = _checks.check_bool("use_rotary", use_rotary)
-        if use_rotary and (self.num_hiddens // self.num_heads) % 2:
-            raise ValueError(
-                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
-                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
-            )
         self.supports_masking = True
 
     def build(self, X_shape):
@@ -389,6 +402,12 @@ class TransformerDecoderBlock(keras.layers.Layer):
         use_rotary: bool. Rotary positions in the self-attention (queries
             and keys rotated by their positions, at the cache index while
             decoding). Defaults to `False`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`: stretch the
+            rotations for contexts longer than trained (`RotaryEmbedding`'s
+            `scaling`). Defaults to `None`.
+        rotary_scaling_factor: number. The stretch. Defaults to `1.0`.
+        rotary_original_max_len: int or None. The trained length, for
+            `"yarn"` only. Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -437,6 +456,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         logit_softcap=None,
         position_bias=None,
         use_rotary=False,
+        rotary_scaling=None,
+        rotary_scaling_factor=1.0,
+        rotary_original_max_len=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -446,15 +468,19 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self.dropout = _checks.check_dropout(dropout)
         self.use_bias = _checks.check_bool("use_bias", use_bias)
         self.norm_first = _checks.check_bool("norm_first", norm_first)
-        self.attention_variants = check_attention_variants(
-            self.num_heads, num_kv_heads, window, qk_norm, logit_softcap, position_bias
+        self.attention_variants = check_block_variants(
+            self.num_hiddens,
+            self.num_heads,
+            num_kv_heads,
+            window,
+            qk_norm,
+            logit_softcap,
+            position_bias,
+            use_rotary,
+            rotary_scaling,
+            rotary_scaling_factor,
+            rotary_original_max_len,
         )
-        self.attention_variants["use_rotary"] = _checks.check_bool("use_rotary", use_rotary)
-        if use_rotary and (self.num_hiddens // self.num_heads) % 2:
-            raise ValueError(
-                "`use_rotary=True` needs an even head size `num_hiddens / num_heads`; "
-                f"got num_hiddens={num_hiddens}, num_heads={num_heads}."
-            )
         self.supports_masking = True
 
     def build(self, X_shape, enc_outputs_shape=None):

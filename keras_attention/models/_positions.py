@@ -1,4 +1,5 @@
-"""The position choice shared by the builders: `positions=` of `gpt` and `transformer`.
+"""The position choice shared by the builders: `positions=` of `gpt` and `transformer`,
+and the attention variants they pass to their blocks (`block_variants`).
 
 - `"learned"`: a trained table added to the embeddings (BERT, GPT).
 - `"sinusoidal"`: D2L's fixed sine/cosine matrix added to the embeddings.
@@ -16,6 +17,7 @@ import keras
 
 from keras_attention import _checks
 from keras_attention.layers import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from keras_attention.layers.attention import check_block_variants
 
 POSITIONS = ("learned", "sinusoidal", "rotary", "alibi")
 
@@ -76,6 +78,38 @@ def position_variants(
     if positions == "alibi":
         return {"position_bias": "alibi"}
     return {}
+
+
+def block_variants(
+    num_hiddens,
+    num_heads,
+    positions,
+    num_kv_heads=None,
+    window=None,
+    qk_norm=None,
+    logit_softcap=None,
+    rotary_scaling=None,
+    rotary_scaling_factor=1.0,
+    rotary_original_max_len=None,
+):
+    """The self-attention variants of a builder's blocks, checked: a dict of block arguments.
+
+    The builders' `num_kv_heads`, `window`, `qk_norm`, `logit_softcap` and
+    rotary scaling arguments (see `gpt`), with `positions` turned into
+    `use_rotary` or `position_bias` (`position_variants`). Bad values raise
+    a `ValueError` naming the argument, before any layer is made.
+    """
+    return check_block_variants(
+        num_hiddens,
+        num_heads,
+        num_kv_heads=num_kv_heads,
+        window=window,
+        qk_norm=qk_norm,
+        logit_softcap=logit_softcap,
+        **position_variants(
+            positions, rotary_scaling, rotary_scaling_factor, rotary_original_max_len
+        ),
+    )
 
 
 def add_positions(X, layer, dropout_layer=None):

@@ -137,14 +137,17 @@ def gpt(
     pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size}, allow_none=True)
     tie_embeddings = _checks.check_bool("tie_embeddings", tie_embeddings)
     positions = _positions.check_positions(positions)
-    variants = dict(
-        num_kv_heads=num_kv_heads,
-        window=window,
-        qk_norm=qk_norm,
-        logit_softcap=logit_softcap,
-        **_positions.position_variants(
-            positions, rotary_scaling, rotary_scaling_factor, rotary_original_max_len
-        ),
+    variants = _positions.block_variants(
+        num_hiddens,
+        num_heads,
+        positions,
+        num_kv_heads,
+        window,
+        qk_norm,
+        logit_softcap,
+        rotary_scaling,
+        rotary_scaling_factor,
+        rotary_original_max_len,
     )
     name = _checks.check_string("name", name)
 

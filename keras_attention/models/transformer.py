@@ -4,7 +4,9 @@ D2L section "The Transformer Architecture": token embeddings scaled by
 `sqrt(num_hiddens)`, sinusoidal positions, `num_blks` encoder blocks,
 `num_blks` decoder blocks and a dense layer to target-vocabulary logits.
 Padding masks come from `pad_id` inside the graph, so the model takes bare
-token ids.
+token ids. Beyond the chapter, the blocks' self-attention can take the
+variants of `gpt`: grouped-query heads, a sliding window, QK normalisation,
+logit soft-capping, rotary positions (with scaling) or ALiBi.
 
 `keras_attention.generate.TransformerStepDecoder` runs the same layers one
 decoding step at a time with the decoder blocks' key/value cache.
@@ -50,6 +52,13 @@ def transformer(
     norm_first=False,
     return_attention_scores=False,
     positions="sinusoidal",
+    num_kv_heads=None,
+    window=None,
+    qk_norm=None,
+    logit_softcap=None,
+    rotary_scaling=None,
+    rotary_scaling_factor=1.0,
+    rotary_original_max_len=None,
     name="transformer",
 ):
     """Builds D2L's Transformer encoder-decoder.
@@ -74,7 +83,32 @@ def transformer(
             self-attention rotated) or `"alibi"` (distance penalties on
             every self-attention's scores; the cross-attention gets none).
             Defaults to `"sinusoidal"` (D2L).
+        num_kv_heads: int or None. Key/value heads of every self-attention
+            (grouped-query attention; `1`: multi-query): the decoder's
+            key/value cache holds `num_kv_heads * D / H` features per
+            position instead of `D`. Defaults to `None` (`num_heads`).
+        window: int or None. Sliding window of every self-attention: a
+            decoder position `t` attends to `t - window < j <= t`, an
+            encoder position `i` to `|i - j| < window`. Defaults to `None`.
+        qk_norm: `None`, `"rms"` or `"layer"`. Normalise queries and keys
+            per head in every self-attention. Defaults to `None`.
+        logit_softcap: float or None. Soft-cap every self-attention's
+            scores, `c tanh(s / c)`. Defaults to `None`.
+        rotary_scaling: `None`, `"linear"`, `"ntk"` or `"yarn"`
+            (positions="rotary" only): stretch the rotations for sequences
+            longer than trained. Defaults to `None`.
+        rotary_scaling_factor: number. The stretch `s`. Defaults to `1.0`.
+        rotary_original_max_len: int or None. The trained length, for
+            `"yarn"`. Defaults to `None`.
         name: str. Model name.
+
+    The variants (positions included) apply to the self-attention of the
+    encoder blocks and of the decoder blocks only: the decoder's
+    cross-attention stays plain multi-head attention over every valid
+    source position, since a target position and a source position have no
+    positional relation for a window, a rotation or a distance penalty to
+    use (and its keys and values are projected once per source, not cached
+    per step).
 
     Returns:
         A `keras.Model` with inputs `src_ids` `(B, S)` and `tgt_in_ids`
@@ -99,8 +133,20 @@ def transformer(
     norm_first = _checks.check_bool("norm_first", norm_first)
     return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
     positions = _positions.check_positions(positions)
+    variants = _positions.block_variants(
+        num_hiddens,
+        num_heads,
+        positions,
+        num_kv_heads,
+        window,
+        qk_norm,
+        logit_softcap,
+        rotary_scaling,
+        rotary_scaling_factor,
+        rotary_original_max_len,
+    )
     name = _checks.check_string("name", name)
-    block_options = dict(norm_first=norm_first, **_positions.position_variants(positions))
+    block_options = dict(norm_first=norm_first, **variants)
 
     # Layers.
     src_embedding, src_positions, src_dropout = _embedding_layers(

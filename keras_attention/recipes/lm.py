@@ -171,6 +171,7 @@ def train_lm(
     num_heads=configs.LM_CONFIG["num_heads"],
     num_blks=configs.LM_CONFIG["num_blks"],
     dropout=configs.LM_CONFIG["dropout"],
+    positions="learned",
     seq_len=64,
     batch_size=64,
     epochs=10,
@@ -193,6 +194,9 @@ def train_lm(
 
     The recipe of `keras-attention train lm` (same arguments as its flags).
     Validation loss (and so perplexity, `exp(loss)`) is reported every epoch.
+    `positions` is `models.gpt`'s (`"learned"`, `"sinusoidal"`, `"rotary"`,
+    `"alibi"`); the model covers `seq_len` positions, and a rotary or ALiBi
+    one (no position table) is sampled and exported at that length too.
     `precision="bf16"` builds and trains in Keras' `mixed_bfloat16`
     (`training.precision_scope`; a warning where the CPU has no bfloat16 units).
 
@@ -228,6 +232,7 @@ def _train_lm(options, out):
         o["dropout"],
         max_len=o["seq_len"],
         pad_id=None,
+        positions=o.get("positions", "learned"),
     )
     steps = (prepared.train_tokens // (o["seq_len"] * o["batch_size"])) * o["epochs"]
     model.compile(
@@ -327,8 +332,11 @@ class LanguageModelRun(Run):
 
     @property
     def max_len(self):
-        """The model's positional `max_len`: prompt plus new tokens fit in it."""
-        return generate.decoder_for(self.model, 1, kinds=("gpt",)).positional_limit
+        """Longest prompt plus new tokens: the model's positional `max_len`, or, for a
+        model without a position table (rotary, ALiBi), the sequence length it was
+        trained at (`run.json`'s `seq_len`), which generation and the export use."""
+        limit = generate.decoder_for(self.model, 1, kinds=("gpt",)).positional_limit
+        return _export.serving_length(limit, self.info.get("seq_len") if limit is None else None)
 
     def prompt_length(self, prompt):
         """Tokens the model reads for `prompt` (at least 1: an empty one starts from `<eos>`)."""
@@ -384,8 +392,6 @@ class LanguageModelRun(Run):
 
     def evaluate(self):
         """Loss, perplexity and accuracy on the run's held-out text (rebuilt)."""
-        from keras_attention.recipes.lm import lm_data
-
         o = self.options
         prepared = lm_data(
             o.get("data", "timemachine"),
@@ -404,8 +410,13 @@ class LanguageModelRun(Run):
             "val_accuracy": float(accuracy),
         }
 
-    def export(self, path=None, overwrite=True, max_new_tokens=None):
-        """Exports the language-model SavedModel; returns its path."""
+    def export(self, path=None, overwrite=True, max_new_tokens=None, max_len=None):
+        """Exports the language-model SavedModel; returns its path.
+
+        `max_len` (prompt plus new tokens, the export's cache length)
+        defaults to the run's (`max_len`: the positional one, or the trained
+        `seq_len` of a rotary or ALiBi model).
+        """
         return _export.export_language_model(
             self.model,
             self.tokenizer,
@@ -413,4 +424,5 @@ class LanguageModelRun(Run):
             max_new_tokens=max_new_tokens,
             overwrite=overwrite,
             metadata={"run": str(self.path.resolve())},
+            max_len=self.max_len if max_len is None else max_len,
         )

@@ -158,7 +158,7 @@ class ExportedLanguageModel(_Exported):
 
     @property
     def max_len(self):
-        """The model's positional `max_len` (so at most `max_len - 1` new tokens)."""
+        """The export's `max_len`, prompt plus new tokens (so at most `max_len - 1` new tokens)."""
         return min(int(self.loaded.max_len.numpy()), self.max_new_tokens + 1)
 
     def prompt_length(self, prompt):

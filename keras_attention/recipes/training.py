@@ -374,22 +374,23 @@ class TimeBudget(keras.callbacks.Callback):
 
     def __init__(self, minutes, peak_learning_rate=None, warmup=0.05):
         super().__init__()
-        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0:
-            raise ValueError(f"`minutes` must be a positive number; got minutes={minutes!r}.")
-        if peak_learning_rate is not None and (
-            isinstance(peak_learning_rate, bool)
-            or not isinstance(peak_learning_rate, (int, float))
-            or not peak_learning_rate > 0
-        ):
-            raise ValueError(
-                "`peak_learning_rate` must be a positive number or None; "
-                f"got peak_learning_rate={peak_learning_rate!r}."
+        minutes = _checks.check_float_in_range(
+            "minutes", minutes, 0.0, math.inf, low_closed=False, rule="a positive number"
+        )
+        if peak_learning_rate is not None:
+            peak_learning_rate = _checks.check_float_in_range(
+                "peak_learning_rate",
+                peak_learning_rate,
+                0.0,
+                math.inf,
+                low_closed=False,
+                rule="a positive number or None",
             )
-        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
-            raise ValueError(f"`warmup` must be a number in [0, 1); got warmup={warmup!r}.")
         self.seconds = minutes * 60.0
         self.peak_learning_rate = peak_learning_rate
-        self.warmup = float(warmup)
+        self.warmup = _checks.check_float_in_range(
+            "warmup", warmup, 0.0, 1.0, rule="a number in [0, 1)"
+        )
         self.start = None
 
     def learning_rate_at(self, fraction):

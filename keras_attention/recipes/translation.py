@@ -370,8 +370,6 @@ class TranslationRun(Run):
         Returns:
             str for a str, list of str for a list.
         """
-        from keras_attention.recipes.translation import translate_pairs
-
         single = isinstance(sentences, str)
         sentences = check_strings("sentences", sentences)
         batch_size = _checks.check_positive_int("batch_size", batch_size)
@@ -389,8 +387,6 @@ class TranslationRun(Run):
 
     def evaluate(self, pairs=None, beam_size=1):
         """Exact match and BLEU on `pairs` (default: the run's held-out pairs, rebuilt)."""
-        from keras_attention.recipes.translation import evaluate_translation, translation_data
-
         if pairs is None:
             o = self.options
             task = translation_data(

@@ -345,8 +345,6 @@ class VisionRun(Run):
 
     def evaluate(self):
         """Test loss and accuracy on the run's held-out images (rebuilt)."""
-        from keras_attention.recipes.vision import vision_data
-
         o = self.options
         prepared = vision_data(
             o.get("data", "shapes"),

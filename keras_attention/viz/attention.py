@@ -40,7 +40,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_attention import generate
+from keras_attention import _checks, generate
 from keras_attention import ops as ka_ops
 
 __all__ = [
@@ -904,14 +904,7 @@ def collect(
     Returns:
         An `Exploration`.
     """
-    if (
-        isinstance(max_new_tokens, bool)
-        or not isinstance(max_new_tokens, int)
-        or max_new_tokens < 1
-    ):
-        raise ValueError(
-            f"`max_new_tokens` must be an int >= 1; got max_new_tokens={max_new_tokens!r}."
-        )
+    max_new_tokens = _checks.check_int("max_new_tokens", max_new_tokens, low=1, rule="an int >= 1")
     family = model_family(model)
     if family in ("transformer", "t5", "bahdanau"):
         if family == "t5":

@@ -9,6 +9,7 @@ import io
 
 import keras
 
+from keras_attention import _checks
 from keras_attention.viz.attention import collect
 from keras_attention.viz.heatmaps import show_heatmaps
 
@@ -78,12 +79,10 @@ class AttentionImages(keras.callbacks.Callback):
                 "`AttentionImages` writes TensorBoard images with tf.summary and needs "
                 "TensorFlow installed."
             ) from error
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"`every` must be an int >= 1; got every={every!r}.")
         self._tf = tf
         self.log_dir = str(log_dir)
         self.inputs = inputs
-        self.every = every
+        self.every = _checks.check_int("every", every, low=1, rule="an int >= 1")
         self.max_tokens = max_tokens
         self.options = options
         self._writer = None

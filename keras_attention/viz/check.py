@@ -14,8 +14,11 @@ into the text lines `keras-attention explore --check` prints.
 """
 
 import dataclasses
+import math
 
 import numpy as np
+
+from keras_attention import _checks
 
 __all__ = ["Issue", "CheckReport", "check_attention", "format_check_report"]
 
@@ -160,8 +163,9 @@ def check_attention(exploration, atol=1e-3):
     Returns:
         A `CheckReport`.
     """
-    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol > 0:
-        raise ValueError(f"`atol` must be a positive number; got atol={atol!r}.")
+    atol = _checks.check_float_in_range(
+        "atol", atol, 0.0, math.inf, low_closed=False, rule="a positive number"
+    )
     issues, counts, names = [], {}, {}
     num_maps = num_rows = 0
     for e, example in enumerate(exploration.examples):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -256,3 +257,108 @@ def test_export_loads_in_fresh_process_and_matches_sample(char_lm, tmp_path):
         assert served["max_len"] == MAX_LEN
     assert results["char"]["max_new_tokens"] == MAX_NEW
     assert results["wordpiece"]["max_new_tokens"] == MAX_LEN - 1
+
+
+# ---------------------------------------------------------------------------
+# GPTs without a position table (rotary, ALiBi): `max_len` sets the cache length
+# ---------------------------------------------------------------------------
+
+# Runs in a fresh interpreter: greedy ids of each export for a batch of prompts.
+LOAD_AND_GREEDY = r"""
+import json, sys
+import tensorflow as tf
+results = {}
+for name, (path, prompts, new) in json.loads(sys.argv[1]).items():
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures["serving_default"]
+    out = serve(prompt=tf.constant(prompts), max_new_tokens=tf.constant(new),
+                temperature=tf.constant(0.0), top_k=tf.constant(0),
+                top_p=tf.constant(1.0), seed=tf.constant(0))
+    results[name] = {"tokens": out["tokens"].numpy().tolist(),
+                     "lengths": out["lengths"].numpy().tolist(),
+                     "truncated": out["prompt_truncated"].numpy().tolist(),
+                     "max_len": int(loaded.max_len.numpy()),
+                     "max_new_tokens": int(loaded.max_new_tokens.numpy())}
+assert "keras_attention" not in sys.modules
+print("RESULT=" + json.dumps(results))
+"""
+
+
+def _relative_gpt(tokenizer, positions, seed):
+    keras.utils.set_random_seed(seed)
+    return models.gpt(tokenizer.vocab_size, 16, 32, 2, 1, 0.0, max_len=8, positions=positions)
+
+
+def _greedy_ids(model, tokenizer, prompts, max_new_tokens, max_len):
+    """In-process reference: the export's prompt policy, then `generate.sample` greedy."""
+    ids, lengths, _, _ = export.encode_prompts(
+        tokenizer, tf.constant(prompts), max_new_tokens, max_len
+    )
+    rows = [list(r[:n]) for r, n in zip(ids.numpy().tolist(), lengths.numpy().tolist())]
+    result = generate.sample(model, rows, max_new_tokens, temperature=0.0, tokenizer=tokenizer)
+    return keras.ops.convert_to_numpy(result["tokens"]).tolist()
+
+
+def test_rotary_and_alibi_gpts_export_with_max_len_and_match_greedy_in_a_fresh_process(
+    char_lm, tmp_path
+):
+    """`max_len` is the export's cache length: 20 for the rotary GPT, 30 for the
+    ALiBi one, both beyond the 8 the models are built with (they have no table).
+    A fresh process serves the ids of `generate`'s greedy search, for prompts of
+    one length (rotary: one batch) and of two (ALiBi: row by row); a prompt too
+    long for `max_len - N` is cut from the left, as the run's generation does."""
+    _, tokenizer, _ = char_lm
+    cases = {
+        "rotary": (20, ["the cat", "the dog"], 9),
+        "alibi": (30, ["the old cat that sees a red ball sleeps", "a"], 12),
+    }
+    paths, expected = {}, {}
+    for positions, (max_len, prompts, new) in cases.items():
+        model = _relative_gpt(tokenizer, positions, seed=len(positions))
+        assert generate.GPTStepDecoder(model, 1).positional_limit is None
+        path = export.export_language_model(model, tokenizer, tmp_path / positions, max_len=max_len)
+        paths[positions] = (str(path), prompts, new)
+        expected[positions] = _greedy_ids(model, tokenizer, prompts, new, max_len)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_GREEDY, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT=")]
+    results = json.loads(line[-1][len("RESULT=") :])
+    for positions, (max_len, _, _) in cases.items():
+        served = results[positions]
+        assert served["tokens"] == expected[positions]
+        assert served["max_len"] == max_len and served["max_new_tokens"] == max_len - 1
+        assert len(served["tokens"][0]) <= max_len
+    assert results["alibi"]["truncated"] == [True, False]  # 39 characters > 30 - 12
+    assert len(results["alibi"]["tokens"][0]) == 30
+
+
+def test_max_len_is_checked_against_the_position_table(char_lm):
+    model, tokenizer, _ = char_lm
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"`max_len` must be at most the model's positional max_len={MAX_LEN} (its position "
+            f"table has no row past it); got max_len={MAX_LEN + 1}."
+        ),
+    ):
+        export.LanguageModel(model, tokenizer, max_len=MAX_LEN + 1)
+    for bad in (1, 2.5, "8"):
+        with pytest.raises(
+            ValueError, match=re.escape(f"`max_len` must be an integer >= 2; got max_len={bad!r}")
+        ):
+            export.LanguageModel(_relative_gpt(tokenizer, "rotary", 0), tokenizer, max_len=bad)
+    with pytest.raises(
+        ValueError, match=re.escape("`max_new_tokens` must be an integer in [1, max_len - 1=9]")
+    ):
+        export.LanguageModel(
+            _relative_gpt(tokenizer, "alibi", 0), tokenizer, max_new_tokens=10, max_len=10
+        )

@@ -243,3 +243,12 @@ def test_export_has_normal_permissions(task, tmp_path):
     assert os.stat(dest).st_mode & 0o777 == 0o755
     for path in dest.rglob("*"):
         assert os.stat(path).st_mode & 0o044 == 0o044, path  # readable by group and others
+
+
+@pytest.mark.parametrize("path", [123, "", b"t"])
+def test_export_path_of_the_wrong_type_is_named(task, tmp_path, path):
+    model = _build("transformer", task)
+    with pytest.raises(TypeError, match=r"`path` must be a non-empty str or path"):
+        export.export_translator(
+            model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=path, max_len=4
+        )

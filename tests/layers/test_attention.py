@@ -2008,3 +2008,29 @@ def test_projected_keys_values_of_the_wrong_shape_or_batch_are_refused():
         layer(queries, None, None, projected_keys_values=projected[:, :1])
     with pytest.raises(TypeError, match="`projected_keys_values` must be a float tensor"):
         layer(queries, None, None, projected_keys_values=np.zeros((2, B, K, D), "int32"))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DotProductAttention(),
+        lambda: AdditiveAttention(num_hiddens=8),
+        lambda: MultiHeadAttention(num_hiddens=8, num_heads=2),
+    ],
+    ids=["dot", "additive", "multihead"],
+)
+def test_a_float_attention_mask_is_refused_not_cast(make):
+    """Issue 14: an additive mask (0 allowed, -1e9 not) cast to bool means its opposite."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1, 3, 8)).astype("float32")
+    causal = np.tril(np.ones((3, 3), bool))[None]
+    additive = np.where(causal, 0.0, -1e9).astype("float32")
+    layer = make()
+    expected = ops.convert_to_numpy(layer(X, X, X, attention_mask=causal))
+    with pytest.raises(TypeError, match=r'`attention_mask` must be a boolean "may attend" mask'):
+        layer(X, X, X, attention_mask=additive)
+    # The conversion the message gives, and integer 0/1 masks, mean what they say.
+    for mask in (additive == 0, causal.astype("int32")):
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(layer(X, X, X, attention_mask=mask)), expected, atol=1e-6
+        )

@@ -191,12 +191,26 @@ def test_rotary_scaling_needs_rotary_positions():
 
 
 @pytest.mark.tensorflow_only(reason="SavedModel export")
-def test_exporting_a_gpt_without_a_position_table_is_a_clear_error():
+@pytest.mark.parametrize("positions", ["rotary", "alibi"])
+def test_exporting_a_gpt_without_a_position_table_needs_max_len(positions):
     from types import SimpleNamespace
 
     from keras_attention.export import LanguageModel
 
-    with pytest.raises(
-        ValueError, match=re.escape("Exporting a language model needs a positional max_len")
-    ):
-        LanguageModel(build_gpt("rotary"), SimpleNamespace(vocab_size=V))
+    model = build_gpt(positions)
+    tokenizer = SimpleNamespace(vocab_size=V)
+    message = (
+        "Exporting a language model without a position table (positions='rotary' or 'alibi') "
+        "needs `max_len`: the longest prompt plus new tokens the SavedModel serves"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LanguageModel(model, tokenizer)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LanguageModel(model, tokenizer, max_len=None, max_new_tokens=4)
+    # Given, it is the cache length; beyond the table of a learned GPT it is an error.
+    assert LanguageModel(model, tokenizer, max_len=3 * MAX_LEN)._limits == {
+        "max_len": 3 * MAX_LEN,
+        "max_new_tokens": 3 * MAX_LEN - 1,
+    }
+    with pytest.raises(ValueError, match=re.escape(f"positional max_len={MAX_LEN}")):
+        LanguageModel(build_gpt("learned"), tokenizer, max_len=MAX_LEN + 1)
