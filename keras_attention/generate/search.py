@@ -310,6 +310,48 @@ def _initial_beams(batch, K, max_len, num_keys, bos_id, pad_id):
     )
 
 
+def _encode_beams(inference, src_ids, K):
+    """Encodes once, then copies every state entry K times along its batch axis.
+
+    Hypothesis k of row b lives at flat index b * K + k. Returns the state
+    and its batch axes.
+    """
+    state = inference.encode(src_ids)
+    axes = inference.batch_axes()
+    state = {name: ops.repeat(value, K, axis=axes[name]) for name, value in state.items()}
+    return state, axes
+
+
+def _beam_log_probs(logits, pad_id, batch, K):
+    """One step's float32 log-probabilities `(B, K, V)` from `(B*K, V)` logits, `pad_id` masked."""
+    step_log_probs = _mask_token(ops.log_softmax(ops.cast(logits, "float32"), axis=-1), pad_id)
+    vocab_size = ops.shape(step_log_probs)[-1]
+    return ops.reshape(step_log_probs, (batch, K, vocab_size))  # (B, K, V)
+
+
+def _take_parents(parents, tokens, attention, step_attention, state, axes):
+    """Reorders the `(B*K, ...)` buffers and the decoder state by `parents` `(B, K)`."""
+    batch, K = ops.shape(parents)[0], ops.shape(parents)[1]
+    # Hypothesis k of row b lives at flat index b * K + k.
+    row_offsets = ops.arange(batch, dtype="int32")[:, None] * K  # (B, 1)
+    flat_parents = ops.reshape(parents + row_offsets, (-1,))  # (B*K,)
+    tokens = ops.take(tokens, flat_parents, axis=0)  # (B*K, L)
+    attention = ops.take(attention, flat_parents, axis=0)  # (B*K, L, S)
+    step_attention = ops.take(ops.cast(step_attention, "float32"), flat_parents, axis=0)
+    state = {name: ops.take(v, flat_parents, axis=axes[name]) for name, v in state.items()}
+    return tokens, attention, step_attention, state
+
+
+def _next_inputs(parent_finished, next_tokens, lengths, i, eos_id):
+    """After step `i`: which hypotheses are finished, their lengths, the next inputs `(B*K,)`."""
+    just_finished = ops.logical_and(ops.logical_not(parent_finished), next_tokens == eos_id)
+    lengths = ops.where(parent_finished, lengths, i + 1)
+    finished = ops.logical_or(parent_finished, just_finished)
+    # Finished hypotheses keep reading <eos>; their outputs are discarded.
+    inputs = ops.where(ops.reshape(finished, (-1,)), eos_id, ops.reshape(next_tokens, (-1,)))
+    return finished, lengths, inputs
+
+
 def beam_search(
     model,
     src_ids,
@@ -381,13 +423,7 @@ def beam_search(
     batch, num_keys = ops.shape(src_ids)[0], ops.shape(src_ids)[1]
     max_len = inference.max_len
 
-    # Encode once, then copy every state entry K times along its batch axis:
-    # hypothesis k of row b lives at flat index b * K + k.
-    state = inference.encode(src_ids)
-    axes = inference.batch_axes()
-    state = {name: ops.repeat(value, K, axis=axes[name]) for name, value in state.items()}
-    # Row offsets of the flat index, (B, 1).
-    row_offsets = ops.arange(batch, dtype="int32")[:, None] * K
+    state, axes = _encode_beams(inference, src_ids, K)
 
     def cond(i, inputs, log_probs, finished, tokens, lengths, attention, state):
         alive = ops.logical_and(ops.logical_not(finished), log_probs > -np.inf)  # (B, K)
@@ -396,31 +432,23 @@ def beam_search(
     def body(i, inputs, log_probs, finished, tokens, lengths, attention, state):
         logits, state, step_attention = inference.step(inputs, state, i)  # (B*K, V), (B*K, S)
         step_attention = _or_zeros(step_attention, batch * K, num_keys)
-        step_log_probs = _mask_token(ops.log_softmax(ops.cast(logits, "float32"), axis=-1), pad_id)
-        vocab_size = ops.shape(step_log_probs)[-1]
-        step_log_probs = ops.reshape(step_log_probs, (batch, K, vocab_size))  # (B, K, V)
+        step_log_probs = _beam_log_probs(logits, pad_id, batch, K)  # (B, K, V)
         parents, next_tokens, log_probs = _best_extensions(
             log_probs, step_log_probs, finished, lengths, i, pad_id, alpha
         )
 
         # Reorder everything by parent.
-        flat_parents = ops.reshape(parents + row_offsets, (-1,))  # (B*K,)
         parent_finished = ops.take_along_axis(finished, parents, axis=1)  # (B, K)
         lengths = ops.take_along_axis(lengths, parents, axis=1)
-        tokens = ops.take(tokens, flat_parents, axis=0)  # (B*K, L)
-        attention = ops.take(attention, flat_parents, axis=0)  # (B*K, L, S)
-        step_attention = ops.take(ops.cast(step_attention, "float32"), flat_parents, axis=0)
-        state = {name: ops.take(v, flat_parents, axis=axes[name]) for name, v in state.items()}
+        tokens, attention, step_attention, state = _take_parents(
+            parents, tokens, attention, step_attention, state, axes
+        )
 
         # Write step i of the survivors.
         flat_next = ops.reshape(next_tokens, (-1,))  # (B*K,)
         live = ops.reshape(ops.logical_not(parent_finished), (-1,))  # (B*K,)
         tokens, attention = _write_step(tokens, attention, flat_next, step_attention, live, i)
-        just_finished = ops.logical_and(ops.logical_not(parent_finished), next_tokens == eos_id)
-        lengths = ops.where(parent_finished, lengths, i + 1)
-        finished = ops.logical_or(parent_finished, just_finished)
-        # Finished hypotheses keep reading <eos>; their outputs are discarded.
-        inputs = ops.where(ops.reshape(finished, (-1,)), eos_id, flat_next)
+        finished, lengths, inputs = _next_inputs(parent_finished, next_tokens, lengths, i, eos_id)
         return i + 1, inputs, log_probs, finished, tokens, lengths, attention, state
 
     loop_vars = _initial_beams(batch, K, max_len, num_keys, bos_id, pad_id) + (state,)

@@ -111,6 +111,27 @@ def vision_transformer(
     name = _checks.check_string("name", name)
 
     # Layers.
+    embedding = _embedding_layers(img_size, patch_size, num_hiddens, num_channels, emb_dropout)
+    blocks = _vit_blocks(num_blks, num_hiddens, mlp_num_hiddens, num_heads, blk_dropout, use_bias)
+    final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
+    take_cls = TakeClassToken(name="take_cls_token")
+    head = keras.layers.Dense(num_classes, dtype="float32", name="head")
+
+    # Functional graph.
+    images = keras.Input(shape=input_size + (num_channels,), dtype="float32", name="images")
+    X = images  # (B, h, w, C)
+    for layer in embedding:  # rescale, resize, embed patches, prepend cls, add positions, dropout
+        X = layer(X)  # ends at (B, 1 + P, D)
+    X, scores = _apply_blocks(X, blocks, return_attention_scores)
+    logits = head(final_norm(take_cls(X)))  # (B, K): D2L's head on X[:, 0]
+    outputs = {"logits": logits, **scores} if return_attention_scores else logits
+
+    # Config.
+    return keras.Model(images, outputs, name=name)
+
+
+def _embedding_layers(img_size, patch_size, num_hiddens, num_channels, emb_dropout):
+    """The layers from raw images to the blocks' input, in the order they apply."""
     rescaling = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")
     resizing = keras.layers.Resizing(img_size[0], img_size[1], name="resizing")
     patch_embedding = PatchEmbedding(
@@ -125,7 +146,12 @@ def vision_transformer(
         name="pos_embedding",
     )
     dropout = keras.layers.Dropout(emb_dropout, name="emb_dropout")
-    blocks = [
+    return [rescaling, resizing, patch_embedding, cls_token, pos_embedding, dropout]
+
+
+def _vit_blocks(num_blks, num_hiddens, mlp_num_hiddens, num_heads, blk_dropout, use_bias):
+    """The `num_blks` pre-norm blocks, named `vit_block_{i}`."""
+    return [
         ViTBlock(
             num_hiddens,
             mlp_num_hiddens,
@@ -136,22 +162,13 @@ def vision_transformer(
         )
         for i in range(num_blks)
     ]
-    final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
-    take_cls = TakeClassToken(name="take_cls_token")
-    head = keras.layers.Dense(num_classes, dtype="float32", name="head")
 
-    # Functional graph.
-    images = keras.Input(shape=input_size + (num_channels,), dtype="float32", name="images")
-    X = resizing(rescaling(images))  # (B, img_h, img_w, C) in [0, 1]
-    X = patch_embedding(X)  # (B, P, D)
-    X = dropout(pos_embedding(cls_token(X)))  # (B, 1 + P, D)
+
+def _apply_blocks(X, blocks, return_attention_scores):
+    """Runs `X` through the blocks; returns it and a dict of their weights (empty if not asked)."""
     scores = {}
     for i, block in enumerate(blocks):
         X = block(X, return_attention_scores=return_attention_scores)
         if return_attention_scores:
             X, scores[f"attention_{i}"] = X  # (B, 1 + P, D), (B, H, 1 + P, 1 + P)
-    logits = head(final_norm(take_cls(X)))  # (B, K): D2L's head on X[:, 0]
-    outputs = {"logits": logits, **scores} if return_attention_scores else logits
-
-    # Config.
-    return keras.Model(images, outputs, name=name)
+    return X, scores

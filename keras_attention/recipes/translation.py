@@ -243,7 +243,8 @@ def train_translation(
     return rundir.run_recipe(_train_translation, options)
 
 
-def _train_translation(options, out):
+def _training_task(options):
+    """The options' `data.TranslationTask`; a `ValueError` if it leaves no pairs to score."""
     o = options
     task = translation_data(
         o["data"],
@@ -260,6 +261,12 @@ def _train_translation(options, out):
             f"The data {o['data']!r} left no held-out pairs to score ({len(task.train_pairs)} "
             "training pairs); give more pairs or a larger `val_fraction`."
         )
+    return task
+
+
+def _train_translation(options, out):
+    o = options
+    task = _training_task(o)
     data_name = o["data"] if o["data"] in NAMED_DATA else None
     model = build_translation_model(o["model"], task, data_name, **(o["model_config"] or {}))
     steps = len(task.train_pairs) // o["batch_size"] * o["epochs"]

@@ -231,9 +231,25 @@ def train_vision(
     return rundir.run_recipe(_train_vision, dict(locals()))
 
 
-def _train_vision(options, out):
+def _compile_vision(model, options, num_train):
+    """Compiles `model` with Adam on the options' learning-rate schedule over the whole run."""
     import keras
 
+    o = options
+    steps = -(-num_train // o["batch_size"]) * o["epochs"]
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            training.learning_rate_schedule(
+                o["lr_schedule"], o["lr"], total_steps=max(steps, 2), warmup_steps=o["warmup_steps"]
+            )
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=rundir.jit_compile(o["distribute"], "auto"),
+    )
+
+
+def _train_vision(options, out):
     o = options
     key = o["data"] if o["data"] in NAMED_DATA else "folder"
     config = {**configs.VISION_CONFIGS[key], **(o["model_config"] or {})}
@@ -248,17 +264,7 @@ def _train_vision(options, out):
         o["val_fraction"],
     )
     model = build_vision_model(len(prepared.class_names), prepared.num_channels, **config)
-    steps = -(-prepared.num_train // o["batch_size"]) * o["epochs"]
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            training.learning_rate_schedule(
-                o["lr_schedule"], o["lr"], total_steps=max(steps, 2), warmup_steps=o["warmup_steps"]
-            )
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=rundir.jit_compile(o["distribute"], "auto"),
-    )
+    _compile_vision(model, o, prepared.num_train)
     print(
         f"{o['data']}: {prepared.num_train} train / {prepared.num_test} test images, "
         f"{len(prepared.class_names)} classes, {prepared.num_channels} channel(s); model "

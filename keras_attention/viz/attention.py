@@ -585,6 +585,67 @@ def _translation_maps(family, outputs, b, src_tokens, tgt_tokens, src_valid, tgt
     ]
 
 
+def _new_token_limit(model, prompt, max_new_tokens):
+    """How many tokens may follow `prompt` in the model's positional table (warns if cut)."""
+    max_len = generate.decoder_for(model, 1, kinds=("gpt",)).positional_limit
+    limit = max_new_tokens if max_len is None else max_len - len(prompt)  # None: rotary, ALiBi
+    if limit < 1:
+        raise ValueError(
+            f"The prompt must be shorter than the model's positional max_len="
+            f"{max_len}; got {len(prompt)} tokens."
+        )
+    if max_new_tokens > limit:
+        warnings.warn(
+            f"`max_new_tokens`={max_new_tokens} does not fit after the prompt's "
+            f"{len(prompt)} tokens in the model's max_len={max_len}: generating "
+            f"at most {limit}.",
+            stacklevel=3,
+        )
+    return min(max_new_tokens, limit)
+
+
+def _language_model_maps(tokens, weights, steps, valid, num_prompt, length):
+    """The whole-sequence causal map and, if tokens were generated, the cached-step map."""
+    maps = [
+        AttentionMap(
+            "self",
+            "causal self-attention",
+            tokens,
+            tokens,
+            weights,
+            effective_mask(valid, valid, causal=True),
+            causal=True,
+            note="the whole sequence in one causal pass",
+        ),
+    ]
+    if length > num_prompt:
+        positions = np.arange(num_prompt, length)
+        maps.append(
+            AttentionMap(
+                "steps",
+                "step by step (key/value cache)",
+                tokens[num_prompt:],
+                tokens,
+                steps,
+                np.concatenate([cache_mask(p, length) for p in positions]),
+                causal=True,
+                query_positions=positions,
+                note="the prompt in one chunk, then each token alone over the filled cache "
+                "(GPTInference); each row is one decoding step",
+            )
+        )
+    return maps
+
+
+def _generated_text(tokenizer, tokens, token_ids, num_prompt):
+    """The text after the prompt: the tokenizer's `detokenize` where it has one."""
+    generated = _join(tokenizer, tokens[num_prompt:])
+    if tokenizer is not None and hasattr(tokenizer, "detokenize"):
+        text = _numpy(tokenizer.detokenize(token_ids[:, num_prompt:]))[0]
+        generated = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return generated
+
+
 def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k, top_p, seed):
     embedding = model.get_layer("token_embedding")
     pad_id = embedding.pad_id
@@ -595,24 +656,10 @@ def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k
         prompt = _ids(item, tokenizer, "tokenizer")
         if not prompt:
             prompt = [eos_id if eos_id is not None else 0]  # an empty prompt starts a text
-        max_len = generate.decoder_for(model, 1, kinds=("gpt",)).positional_limit
-        limit = max_new_tokens if max_len is None else max_len - len(prompt)  # None: rotary, ALiBi
-        if limit < 1:
-            raise ValueError(
-                f"The prompt must be shorter than the model's positional max_len="
-                f"{max_len}; got {len(prompt)} tokens."
-            )
-        if max_new_tokens > limit:
-            warnings.warn(
-                f"`max_new_tokens`={max_new_tokens} does not fit after the prompt's "
-                f"{len(prompt)} tokens in the model's max_len={max_len}: generating "
-                f"at most {limit}.",
-                stacklevel=2,
-            )
         result = generate.sample(
             model,
             np.array([prompt], np.int32),
-            max_new_tokens=min(max_new_tokens, limit),
+            max_new_tokens=_new_token_limit(model, prompt, max_new_tokens),
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
@@ -626,39 +673,9 @@ def _language_model(model, inputs, tokenizer, max_new_tokens, temperature, top_k
         steps = _gpt_cached_rows(model, token_ids, num_prompt)  # (N, H, T - P, T)
         tokens = _to_tokens(tokenizer, token_ids[0])
         valid = _valid(token_ids[0], pad_id)
-        positions = np.arange(num_prompt, length)
-        maps = [
-            AttentionMap(
-                "self",
-                "causal self-attention",
-                tokens,
-                tokens,
-                weights,
-                effective_mask(valid, valid, causal=True),
-                causal=True,
-                note="the whole sequence in one causal pass",
-            ),
-        ]
-        if length > num_prompt:
-            maps.append(
-                AttentionMap(
-                    "steps",
-                    "step by step (key/value cache)",
-                    tokens[num_prompt:],
-                    tokens,
-                    steps,
-                    np.concatenate([cache_mask(p, length) for p in positions]),
-                    causal=True,
-                    query_positions=positions,
-                    note="the prompt in one chunk, then each token alone over the filled cache "
-                    "(GPTInference); each row is one decoding step",
-                )
-            )
+        maps = _language_model_maps(tokens, weights, steps, valid, num_prompt, length)
         prompt_text = item if isinstance(item, str) else _join(tokenizer, tokens[:num_prompt])
-        generated = _join(tokenizer, tokens[num_prompt:])
-        if tokenizer is not None and hasattr(tokenizer, "detokenize"):
-            text = _numpy(tokenizer.detokenize(token_ids[:, num_prompt:]))[0]
-            generated = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        generated = _generated_text(tokenizer, tokens, token_ids, num_prompt)
         examples.append(
             Example(
                 f"{prompt_text} \u2192 {generated}",
@@ -743,6 +760,27 @@ def _softmax(logits):
     return e / e.sum(-1, keepdims=True)
 
 
+def _class_labels(model, class_names):
+    """One label per output class: `class_names`, else the class indices as strings."""
+    num_classes = int(model.outputs[0].shape[-1])
+    labels = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+    if len(labels) != num_classes:
+        raise ValueError(
+            f"`class_names` must hold one name per class ({num_classes}); got {len(labels)}."
+        )
+    return labels
+
+
+def _check_image_size(model, image):
+    """A `ValueError` unless the model takes any image size or this image's `(h, w)`."""
+    if model.inputs[0].shape[1] is None or model.inputs[0].shape[1:3] == image.shape[:2]:
+        return
+    raise ValueError(
+        f"`inputs` images must be {tuple(model.inputs[0].shape[1:3])} for this model; got "
+        f"shape {image.shape[:2]}."
+    )
+
+
 def _vision(model, inputs, class_names):
     patch_embedding = model.get_layer("patch_embedding")
     num_channels = int(model.inputs[0].shape[-1])
@@ -752,23 +790,11 @@ def _vision(model, inputs, class_names):
     patch_size = tuple(int(s) for s in patch_embedding.patch_size)
     grid = (img_size[0] // patch_size[0], img_size[1] // patch_size[1])
     tokens = ["<cls>"] + [f"({r},{c})" for r in range(grid[0]) for c in range(grid[1])]
-    num_classes = int(model.outputs[0].shape[-1])
-    labels = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
-    if len(labels) != num_classes:
-        raise ValueError(
-            f"`class_names` must hold one name per class ({num_classes}); got {len(labels)}."
-        )
+    labels = _class_labels(model, class_names)
     examples = []
     for n, image in enumerate(images):
-        batch = image[None]
-        if model.inputs[0].shape[1] is None or model.inputs[0].shape[1:3] == image.shape[:2]:
-            pass
-        else:
-            raise ValueError(
-                f"`inputs` images must be {tuple(model.inputs[0].shape[1:3])} for this model; got "
-                f"shape {image.shape[:2]}."
-            )
-        outputs = inspection(batch, training=False)
+        _check_image_size(model, image)
+        outputs = inspection(image[None], training=False)
         weights = _stack(outputs, "vit_block_", 0)  # (N, H, T, T)
         probabilities = _softmax(_numpy(outputs["outputs"])[0])
         rollout = attention_rollout(weights)[:, 0, 1:]  # (N, P): class token over patches

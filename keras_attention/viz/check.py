@@ -14,6 +14,7 @@ into the text lines `keras-attention explore --check` prints.
 """
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -84,21 +85,57 @@ def _token(tokens, i):
     return repr(tokens[i]) if 0 <= i < len(tokens) else "?"
 
 
-def check_map(attention_map, example=0, atol=1e-3):
-    """Checks one `AttentionMap`; returns `(issues, counts)` (see `check_attention`)."""
+def _where(attention_map, n, h, q):
+    """Where a finding is: blocks and heads from 1 (as the page's selectors), positions from 0."""
+    token = _token(attention_map.queries, q)
+    return f"{attention_map.name}, block {n + 1} head {h + 1}: query {q} {token}"
+
+
+def _hidden_key_findings(attention_map, atol):
+    """`(kind, n, h, q, k, weight, message)` for every weight above `atol` on a hidden key."""
     W, M = attention_map.weights, attention_map.mask  # (N, H, Q, K), (Q, K)
-    name, queries, keys = attention_map.name, attention_map.queries, attention_map.keys
     positions = attention_map.query_positions  # (Q,)
     later = np.arange(W.shape[-1])[None, :] > positions[:, None]  # (Q, K)
     if not attention_map.causal:
         later = np.zeros_like(later)
     hidden = ~M[None, None] & (np.abs(W) > atol)  # (N, H, Q, K)
+    for n, h, q, k in zip(*np.nonzero(hidden)):
+        kind = "later" if later[q, k] else "masked"
+        why = (
+            f"a later position ({k} > {positions[q]}) the causal mask hides"
+            if kind == "later"
+            else "a key the mask hides"
+        )
+        message = (
+            _where(attention_map, n, h, q)
+            + f" puts {W[n, h, q, k]:.4f} on key {k} {_token(attention_map.keys, k)}, {why}"
+        )
+        yield kind, n, h, q, k, W[n, h, q, k], message
+
+
+def _row_sum_findings(attention_map, atol):
+    """`("row sum", n, h, q, -1, sum, message)` for every row not summing to 1 (0 if all hidden)."""
+    W, M = attention_map.weights, attention_map.mask  # (N, H, Q, K), (Q, K)
     expected = M.any(-1).astype(np.float64)  # (Q,): 1, or 0 for a fully masked row
     sums = W.astype(np.float64).sum(-1)  # (N, H, Q)
     bad_sums = np.abs(sums - expected[None, None]) > atol
-    counts, issues = {}, []
+    for n, h, q in zip(*np.nonzero(bad_sums)):
+        visible = int(M[q].sum())
+        message = (
+            _where(attention_map, n, h, q)
+            + f": weights sum to {sums[n, h, q]:.4f}, not {int(expected[q])} "
+            + (f"({visible} visible keys)" if visible else "(every key is masked)")
+        )
+        yield "row sum", n, h, q, -1, sums[n, h, q], message
 
-    def add(kind, n, h, q, k, value, message):
+
+def check_map(attention_map, example=0, atol=1e-3):
+    """Checks one `AttentionMap`; returns `(issues, counts)` (see `check_attention`)."""
+    counts, issues = {}, []
+    findings = itertools.chain(
+        _hidden_key_findings(attention_map, atol), _row_sum_findings(attention_map, atol)
+    )
+    for kind, n, h, q, k, value, message in findings:
         counts[kind] = counts.get(kind, 0) + 1
         if len(issues) < MAX_LISTED:
             issues.append(
@@ -114,39 +151,6 @@ def check_map(attention_map, example=0, atol=1e-3):
                     message,
                 )
             )
-
-    # Blocks and heads counted from 1 (as the page's selectors), positions from 0.
-    where = f"{name}, block {{}} head {{}}: query {{}} {{}}"
-    for n, h, q, k in zip(*np.nonzero(hidden)):
-        kind = "later" if later[q, k] else "masked"
-        why = (
-            f"a later position ({k} > {positions[q]}) the causal mask hides"
-            if kind == "later"
-            else "a key the mask hides"
-        )
-        add(
-            kind,
-            n,
-            h,
-            q,
-            k,
-            W[n, h, q, k],
-            where.format(n + 1, h + 1, q, _token(queries, q))
-            + f" puts {W[n, h, q, k]:.4f} on key {k} {_token(keys, k)}, {why}",
-        )
-    for n, h, q in zip(*np.nonzero(bad_sums)):
-        visible = int(M[q].sum())
-        add(
-            "row sum",
-            n,
-            h,
-            q,
-            -1,
-            sums[n, h, q],
-            where.format(n + 1, h + 1, q, _token(queries, q))
-            + f": weights sum to {sums[n, h, q]:.4f}, not {int(expected[q])} "
-            + (f"({visible} visible keys)" if visible else "(every key is masked)"),
-        )
     return issues, counts
 
 
