@@ -107,66 +107,9 @@ _FUSED_BACKENDS = ("jax", "torch")
 _HAND_GRADIENT_BACKENDS = ("tensorflow",)
 
 
-def _to_queries_batch(queries, keys, values, batch):
-    """`keys` and `values` broadcast to the queries' `batch`, keeping which are the same tensor.
-
-    Self-attention (`keys is queries`) has one batch already; the identities
-    tell `_project` when the projections can run as one matmul.
-    """
-    if keys is queries:
-        return keys, values
-    same = keys is values
-    keys = _to_batch(keys, batch, "keys")
-    return keys, (keys if same else _to_batch(values, batch, "values"))
-
-
-def _write_cache(cache, k, v, start, batch, new_keys_mask):
-    """This step's keys and values `(B, K, D_kv)` written into `cache` at `start`.
-
-    Returns `(k, v, cache, key_valid)`: the whole cached keys and values
-    `(B, S, D_kv)`, the updated cache `(B, 2, S, D_kv)`, and `key_valid`
-    `(B or 1, 1, S)`, True for the keys written so far that are valid
-    (`new_keys_mask` `(B, K)` or None for this step's).
-    """
-    num_new = ops.shape(k)[1]
-    cache = _to_batch(cache, batch, "cache")
-    k = ops.slice_update(cache[:, 0], (0, start, 0), k)  # (B, S, D_kv)
-    v = ops.slice_update(cache[:, 1], (0, start, 0), v)  # (B, S, D_kv)
-    cache = ops.stack([k, v], axis=1)  # (B, 2, S, D_kv)
-    key_valid = _cache_key_mask(ops.shape(k)[1], start, num_new, new_keys_mask)  # (B or 1, 1, S)
-    return k, v, cache, key_valid
-
-
 def _heads_first(X):
     """`(B, T, H, d)` -> `(B, H, T, d)`."""
     return ops.transpose(X, (0, 2, 1, 3))
-
-
-def _additive_mask(queries, keys, valid_lens, attention_mask, keras_masks, batch):
-    """`AdditiveAttention`'s boolean mask `(B|1, Q|1, K)`, or None."""
-    num_queries, num_keys = ops.shape(queries)[1], ops.shape(keys)[1]
-    mask = _attention_mask(num_queries, num_keys, valid_lens, *keras_masks, batch=batch)
-    return ka_ops.merge_masks(_mask_to_rank(mask, 3), _mask_to_rank(attention_mask, 3))
-
-
-def _as_heads(queries, keys, values, mask, one_head):
-    """Keys and values broadcast to the queries' batch; D2L's 3-D inputs as one head."""
-    batch = ops.shape(queries)[0]
-    keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
-    if one_head:
-        return _as_one_head(queries, keys, values, mask)
-    return queries, keys, values, mask
-
-
-def _from_heads(output, weights, one_head, compute_dtype):
-    """`output` and `weights` (or None) back from one head and float32 to the inputs' form."""
-    if one_head:
-        output = ops.squeeze(output, 2)  # (B, Q, v)
-        weights = None if weights is None else ops.squeeze(weights, 1)  # (B, Q, K)
-    if compute_dtype == "float16":
-        output = ops.cast(output, compute_dtype)
-        weights = None if weights is None else ops.cast(weights, compute_dtype)
-    return output, weights
 
 
 def _as_one_head(queries, keys, values, mask):
@@ -175,6 +118,17 @@ def _as_one_head(queries, keys, values, mask):
     if mask is not None:
         mask = ops.expand_dims(mask, 1)
     return queries, keys, values, mask
+
+
+def _read_variables(*tensors):
+    """`tensors` with variables (and arrays) read into tensors.
+
+    For `_attend`: a variable read inside its custom-gradient function would
+    need TensorFlow's `variables` gradient argument.
+    """
+    return tuple(
+        ops.copy(t) if isinstance(t, keras.Variable) or not ops.is_tensor(t) else t for t in tensors
+    )
 
 
 def _attend(queries, keys, values, mask=None, dropout_mask=None):
@@ -212,12 +166,7 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
     Returns:
         `(B, Q, H, v)`.
     """
-    # Read variables passed as inputs here: a variable read inside `attend`
-    # would need TensorFlow's `variables` gradient argument.
-    queries, keys, values = (
-        ops.copy(t) if isinstance(t, keras.Variable) or not ops.is_tensor(t) else t
-        for t in (queries, keys, values)
-    )
+    queries, keys, values = _read_variables(queries, keys, values)
     compute = queries.dtype
     has_key = None
     if mask is not None:
@@ -578,6 +527,26 @@ def dropout_mask(rate, shape, seed_generator, dtype):
     return ops.where(keep, ops.cast(1.0 / (1.0 - rate), dtype), ops.cast(0.0, dtype))
 
 
+def _as_heads(queries, keys, values, mask, one_head):
+    """Keys and values broadcast to the queries' batch; D2L's 3-D inputs as one head."""
+    batch = ops.shape(queries)[0]
+    keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
+    if one_head:
+        return _as_one_head(queries, keys, values, mask)
+    return queries, keys, values, mask
+
+
+def _from_heads(output, weights, one_head, compute_dtype):
+    """`output` and `weights` (or None) back from one head and float32 to the inputs' form."""
+    if one_head:
+        output = ops.squeeze(output, 2)  # (B, Q, v)
+        weights = None if weights is None else ops.squeeze(weights, 1)  # (B, Q, K)
+    if compute_dtype == "float16":
+        output = ops.cast(output, compute_dtype)
+        weights = None if weights is None else ops.cast(weights, compute_dtype)
+    return output, weights
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class DotProductAttention(keras.layers.Layer):
     """Scaled dot-product attention.
@@ -815,6 +784,13 @@ class DotProductAttention(keras.layers.Layer):
         }
 
 
+def _additive_mask(queries, keys, valid_lens, attention_mask, keras_masks, batch):
+    """`AdditiveAttention`'s boolean mask `(B|1, Q|1, K)`, or None."""
+    num_queries, num_keys = ops.shape(queries)[1], ops.shape(keys)[1]
+    mask = _attention_mask(num_queries, num_keys, valid_lens, *keras_masks, batch=batch)
+    return ka_ops.merge_masks(_mask_to_rank(mask, 3), _mask_to_rank(attention_mask, 3))
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class AdditiveAttention(keras.layers.Layer):
     """Additive attention.
@@ -971,6 +947,36 @@ def _cache_key_mask(cache_len, start, num_new, new_keys_mask=None):
     new_valid = ops.take(ops.cast(new_keys_mask, "bool"), offsets, axis=1)  # (B, L)
     valid = ops.logical_or(positions < start, ops.logical_and(filled, new_valid))
     return ops.expand_dims(valid, 1)  # (B, 1, L)
+
+
+def _to_queries_batch(queries, keys, values, batch):
+    """`keys` and `values` broadcast to the queries' `batch`, keeping which are the same tensor.
+
+    Self-attention (`keys is queries`) has one batch already; the identities
+    tell `_project` when the projections can run as one matmul.
+    """
+    if keys is queries:
+        return keys, values
+    same = keys is values
+    keys = _to_batch(keys, batch, "keys")
+    return keys, (keys if same else _to_batch(values, batch, "values"))
+
+
+def _write_cache(cache, k, v, start, batch, new_keys_mask):
+    """This step's keys and values `(B, K, D_kv)` written into `cache` at `start`.
+
+    Returns `(k, v, cache, key_valid)`: the whole cached keys and values
+    `(B, S, D_kv)`, the updated cache `(B, 2, S, D_kv)`, and `key_valid`
+    `(B or 1, 1, S)`, True for the keys written so far that are valid
+    (`new_keys_mask` `(B, K)` or None for this step's).
+    """
+    num_new = ops.shape(k)[1]
+    cache = _to_batch(cache, batch, "cache")
+    k = ops.slice_update(cache[:, 0], (0, start, 0), k)  # (B, S, D_kv)
+    v = ops.slice_update(cache[:, 1], (0, start, 0), v)  # (B, S, D_kv)
+    cache = ops.stack([k, v], axis=1)  # (B, 2, S, D_kv)
+    key_valid = _cache_key_mask(ops.shape(k)[1], start, num_new, new_keys_mask)  # (B or 1, 1, S)
+    return k, v, cache, key_valid
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
