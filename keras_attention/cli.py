@@ -257,23 +257,7 @@ def _add_train_lm(train_kinds):
         description="Train a GPT on text (recipes.train_lm); the last --val-fraction of the "
         "text is held out and perplexity is reported every epoch.",
     )
-    p.add_argument(
-        "--data",
-        nargs="+",
-        default=["timemachine"],
-        type=_data(("timemachine", "corpus"), "text files or folders of .txt"),
-        help="timemachine, corpus (generated), or text files / folders of .txt",
-    )
-    p.add_argument("--tokenizer", default="char", choices=["char", "wordpiece"])
-    p.add_argument(
-        "--vocab-size",
-        type=_number(int, low=8),
-        default=1000,
-        help="largest vocabulary (WordPiece; characters take what the text has)",
-    )
-    p.add_argument(
-        "--num-sentences", type=POSITIVE_INT, default=2000, help="corpus: sentences generated"
-    )
+    _add_lm_data_flags(p)
     _size_flags(
         p, ["num_hiddens", "ffn_num_hiddens", "num_heads", "num_blks", "dropout"], configs.LM_CONFIG
     )
@@ -307,7 +291,36 @@ def _add_train_lm(train_kinds):
     p.set_defaults(run=_train_lm)
 
 
+def _add_lm_data_flags(p):
+    """`train lm`'s text and tokenizer flags."""
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=["timemachine"],
+        type=_data(("timemachine", "corpus"), "text files or folders of .txt"),
+        help="timemachine, corpus (generated), or text files / folders of .txt",
+    )
+    p.add_argument("--tokenizer", default="char", choices=["char", "wordpiece"])
+    p.add_argument(
+        "--vocab-size",
+        type=_number(int, low=8),
+        default=1000,
+        help="largest vocabulary (WordPiece; characters take what the text has)",
+    )
+    p.add_argument(
+        "--num-sentences", type=POSITIVE_INT, default=2000, help="corpus: sentences generated"
+    )
+
+
 def _add_use_commands(commands):
+    _add_translate(commands)
+    _add_classify(commands)
+    _add_generate(commands)
+    _add_explore(commands)
+    _add_export(commands)
+
+
+def _add_translate(commands):
     p = commands.add_parser(
         "translate", help="translate with a run directory or an export", formatter_class=_Formatter
     )
@@ -321,6 +334,8 @@ def _add_use_commands(commands):
     )
     p.set_defaults(run=_translate)
 
+
+def _add_classify(commands):
     p = commands.add_parser(
         "classify",
         help="classify images with a run directory or an export",
@@ -331,6 +346,8 @@ def _add_use_commands(commands):
     p.add_argument("--top-k", type=POSITIVE_INT, default=1, help="labels to print per image")
     p.set_defaults(run=_classify)
 
+
+def _add_generate(commands):
     p = commands.add_parser(
         "generate", help="continue prompts with a language model", formatter_class=_Formatter
     )
@@ -353,6 +370,8 @@ def _add_use_commands(commands):
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(run=_generate)
 
+
+def _add_explore(commands):
     p = commands.add_parser(
         "explore",
         help="write the attention explorer page of a run",
@@ -386,6 +405,8 @@ def _add_use_commands(commands):
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(run=_explore)
 
+
+def _add_export(commands):
     p = commands.add_parser(
         "export", help="export a trained run as a SavedModel", formatter_class=_Formatter
     )

@@ -120,6 +120,17 @@ def _as_one_head(queries, keys, values, mask):
     return queries, keys, values, mask
 
 
+def _read_variables(*tensors):
+    """`tensors` with variables (and arrays) read into tensors.
+
+    For `_attend`: a variable read inside its custom-gradient function would
+    need TensorFlow's `variables` gradient argument.
+    """
+    return tuple(
+        ops.copy(t) if isinstance(t, keras.Variable) or not ops.is_tensor(t) else t for t in tensors
+    )
+
+
 def _attend(queries, keys, values, mask=None, dropout_mask=None):
     """`softmax(Q K^T) V` with a hand-written backward pass.
 
@@ -155,12 +166,7 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
     Returns:
         `(B, Q, H, v)`.
     """
-    # Read variables passed as inputs here: a variable read inside `attend`
-    # would need TensorFlow's `variables` gradient argument.
-    queries, keys, values = (
-        ops.copy(t) if isinstance(t, keras.Variable) or not ops.is_tensor(t) else t
-        for t in (queries, keys, values)
-    )
+    queries, keys, values = _read_variables(queries, keys, values)
     compute = queries.dtype
     has_key = None
     if mask is not None:
@@ -521,6 +527,26 @@ def dropout_mask(rate, shape, seed_generator, dtype):
     return ops.where(keep, ops.cast(1.0 / (1.0 - rate), dtype), ops.cast(0.0, dtype))
 
 
+def _as_heads(queries, keys, values, mask, one_head):
+    """Keys and values broadcast to the queries' batch; D2L's 3-D inputs as one head."""
+    batch = ops.shape(queries)[0]
+    keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
+    if one_head:
+        return _as_one_head(queries, keys, values, mask)
+    return queries, keys, values, mask
+
+
+def _from_heads(output, weights, one_head, compute_dtype):
+    """`output` and `weights` (or None) back from one head and float32 to the inputs' form."""
+    if one_head:
+        output = ops.squeeze(output, 2)  # (B, Q, v)
+        weights = None if weights is None else ops.squeeze(weights, 1)  # (B, Q, K)
+    if compute_dtype == "float16":
+        output = ops.cast(output, compute_dtype)
+        weights = None if weights is None else ops.cast(weights, compute_dtype)
+    return output, weights
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class DotProductAttention(keras.layers.Layer):
     """Scaled dot-product attention.
@@ -663,23 +689,18 @@ class DotProductAttention(keras.layers.Layer):
         _check_float_inputs(queries, keys, values)
         self._check_shapes(queries.shape, keys.shape, values.shape)
         one_head = len(queries.shape) == 3
+        keras_masks = (queries_mask, keys_mask, values_mask)
         _check_mask_shapes(
             queries.shape,
             keys.shape[1],
             valid_lens,
             attention_mask,
-            queries_mask,
-            keys_mask,
-            values_mask,
+            *keras_masks,
             heads=None if one_head else queries.shape[2],
         )
-        keys_values_masks = (queries_mask, keys_mask, values_mask)
-        mask = self._mask(queries, keys, valid_lens, attention_mask, keys_values_masks, one_head)
+        mask = self._mask(queries, keys, valid_lens, attention_mask, keras_masks, one_head)
         mask, bias = self._window_and_bias(queries, keys, mask, bias, use_causal_mask, one_head)
-        batch = ops.shape(queries)[0]
-        keys, values = _to_batch(keys, batch, "keys"), _to_batch(values, batch, "values")
-        if one_head:  # D2L's 3-D inputs are one head
-            queries, keys, values, mask = _as_one_head(queries, keys, values, mask)
+        queries, keys, values, mask = _as_heads(queries, keys, values, mask, one_head)
         # float16 overflows in `Q K^T`: the attention runs in float32 under it.
         compute_dtype = keras.backend.standardize_dtype(queries.dtype)
         if compute_dtype == "float16":
@@ -699,31 +720,28 @@ class DotProductAttention(keras.layers.Layer):
         if use_causal_mask and path != "fused_causal":
             causal = ka_ops.causal_mask(ops.shape(queries)[1], ops.shape(keys)[1])  # (Q, K)
             mask = ka_ops.merge_masks(mask, causal[None, None])
-        drop = None
-        if dropout_active:
-            shape_q, shape_k = ops.shape(queries), ops.shape(keys)
-            shape = (shape_q[0], shape_q[2], shape_q[1], shape_k[1])  # (B, H, Q, K)
-            drop = dropout_mask(self.dropout, shape, self.seed_generator, queries.dtype)
-
-        weights = None
-        if path == "fused_causal":
-            output = fused_attention(queries, keys, values, is_causal=True)
-        elif path == "fused":
-            output = fused_attention(queries, keys, values, mask)
-        elif path == "hand_gradient":
-            output = hand_gradient_attention(queries, keys, values, mask, drop)
-        else:
-            output, weights = reference_attention(
-                queries, keys, values, mask, drop, bias=bias, logit_softcap=self.logit_softcap
-            )
-
-        if one_head:
-            output = ops.squeeze(output, 2)  # (B, Q, v)
-            weights = None if weights is None else ops.squeeze(weights, 1)  # (B, Q, K)
-        if compute_dtype == "float16":
-            output = ops.cast(output, compute_dtype)
-            weights = None if weights is None else ops.cast(weights, compute_dtype)
+        drop = self._draw_dropout(queries, keys) if dropout_active else None
+        output, weights = self._run(path, queries, keys, values, mask, drop, bias)
+        output, weights = _from_heads(output, weights, one_head, compute_dtype)
         return (output, weights) if return_attention_scores else output
+
+    def _draw_dropout(self, queries, keys):
+        """The dropout keep-mask at `(B, H, Q, K)` for heads `(B, Q, H, d)`, `(B, K, H, d)`."""
+        shape_q, shape_k = ops.shape(queries), ops.shape(keys)
+        shape = (shape_q[0], shape_q[2], shape_q[1], shape_k[1])  # (B, H, Q, K)
+        return dropout_mask(self.dropout, shape, self.seed_generator, queries.dtype)
+
+    def _run(self, path, queries, keys, values, mask, drop, bias):
+        """The attention on the chosen `path`: `(output (B, Q, H, v), weights or None)`."""
+        if path == "fused_causal":
+            return fused_attention(queries, keys, values, is_causal=True), None
+        if path == "fused":
+            return fused_attention(queries, keys, values, mask), None
+        if path == "hand_gradient":
+            return hand_gradient_attention(queries, keys, values, mask, drop), None
+        return reference_attention(
+            queries, keys, values, mask, drop, bias=bias, logit_softcap=self.logit_softcap
+        )
 
     def _window_and_bias(self, queries, keys, mask, bias, causal, one_head):
         """`mask` ANDed with the window's, and `bias` checked and given the rank `(B|1, H|1, Q, K)`."""
@@ -764,6 +782,13 @@ class DotProductAttention(keras.layers.Layer):
             "window": self.window,
             "logit_softcap": self.logit_softcap,
         }
+
+
+def _additive_mask(queries, keys, valid_lens, attention_mask, keras_masks, batch):
+    """`AdditiveAttention`'s boolean mask `(B|1, Q|1, K)`, or None."""
+    num_queries, num_keys = ops.shape(queries)[1], ops.shape(keys)[1]
+    mask = _attention_mask(num_queries, num_keys, valid_lens, *keras_masks, batch=batch)
+    return ka_ops.merge_masks(_mask_to_rank(mask, 3), _mask_to_rank(attention_mask, 3))
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -869,21 +894,8 @@ class AdditiveAttention(keras.layers.Layer):
         # (B, Q, 1, D) + (B, 1, K, D) -> (B, Q, K, D)
         features = ops.tanh(ops.expand_dims(queries, 2) + ops.expand_dims(keys, 1))
         scores = ops.squeeze(self.w_v(features), -1)  # (B, Q, K)
-        mask = ka_ops.merge_masks(
-            _mask_to_rank(
-                _attention_mask(
-                    ops.shape(queries)[1],
-                    ops.shape(keys)[1],
-                    valid_lens,
-                    queries_mask,
-                    keys_mask,
-                    values_mask,
-                    batch=batch,
-                ),
-                3,
-            ),
-            _mask_to_rank(attention_mask, 3),
-        )
+        keras_masks = (queries_mask, keys_mask, values_mask)
+        mask = _additive_mask(queries, keys, valid_lens, attention_mask, keras_masks, batch)
         weights = ka_ops.masked_softmax(scores, mask=mask)  # (B, Q, K)
         if dropout_mask is None and self.dropout > 0 and training:
             dropout_mask = self.dropout_mask(ops.shape(weights))
@@ -935,6 +947,36 @@ def _cache_key_mask(cache_len, start, num_new, new_keys_mask=None):
     new_valid = ops.take(ops.cast(new_keys_mask, "bool"), offsets, axis=1)  # (B, L)
     valid = ops.logical_or(positions < start, ops.logical_and(filled, new_valid))
     return ops.expand_dims(valid, 1)  # (B, 1, L)
+
+
+def _to_queries_batch(queries, keys, values, batch):
+    """`keys` and `values` broadcast to the queries' `batch`, keeping which are the same tensor.
+
+    Self-attention (`keys is queries`) has one batch already; the identities
+    tell `_project` when the projections can run as one matmul.
+    """
+    if keys is queries:
+        return keys, values
+    same = keys is values
+    keys = _to_batch(keys, batch, "keys")
+    return keys, (keys if same else _to_batch(values, batch, "values"))
+
+
+def _write_cache(cache, k, v, start, batch, new_keys_mask):
+    """This step's keys and values `(B, K, D_kv)` written into `cache` at `start`.
+
+    Returns `(k, v, cache, key_valid)`: the whole cached keys and values
+    `(B, S, D_kv)`, the updated cache `(B, 2, S, D_kv)`, and `key_valid`
+    `(B or 1, 1, S)`, True for the keys written so far that are valid
+    (`new_keys_mask` `(B, K)` or None for this step's).
+    """
+    num_new = ops.shape(k)[1]
+    cache = _to_batch(cache, batch, "cache")
+    k = ops.slice_update(cache[:, 0], (0, start, 0), k)  # (B, S, D_kv)
+    v = ops.slice_update(cache[:, 1], (0, start, 0), v)  # (B, S, D_kv)
+    cache = ops.stack([k, v], axis=1)  # (B, 2, S, D_kv)
+    key_valid = _cache_key_mask(ops.shape(k)[1], start, num_new, new_keys_mask)  # (B or 1, 1, S)
+    return k, v, cache, key_valid
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -1310,6 +1352,34 @@ class MultiHeadAttention(keras.layers.Layer):
                 ka_ops.merge_masks(keys_mask, values_mask),
                 bias,
             )
+        masks = (queries_mask, keys_mask, values_mask)
+        self._check_inputs(
+            queries, keys, values, valid_lens, attention_mask, masks, cache, cache_update_index
+        )
+        start = 0 if cache is None else cache_update_index
+        batch = ops.shape(queries)[0]
+        keys, values = _to_queries_batch(queries, keys, values, batch)
+        q, k, v = self._project(queries, keys, values, start)
+        key_valid = None
+        if cache is not None:
+            new_keys_mask = ka_ops.merge_masks(keys_mask, values_mask)
+            k, v, cache, key_valid = _write_cache(cache, k, v, start, batch, new_keys_mask)
+            masks = (queries_mask, None, None)  # the keys' masks are now part of `key_valid`
+
+        mask, causal_only = self._mask(
+            queries, k, valid_lens, attention_mask, masks, key_valid, start, use_causal_mask, batch
+        )
+        bias = self._scores_bias(bias, q, k, start, use_causal_mask)
+        results = self._attend_and_merge(
+            q, k, v, mask, causal_only, training, return_attention_scores, bias
+        )
+        if cache is not None:
+            results += (cache,)
+        return results[0] if len(results) == 1 else results
+
+    def _check_inputs(
+        self, queries, keys, values, valid_lens, attention_mask, masks, cache, cache_update_index
+    ):
         _check_float_inputs(queries, keys, values)
         _check_3d_inputs(queries.shape, keys.shape, values.shape)
         _check_built_sizes(
@@ -1324,54 +1394,25 @@ class MultiHeadAttention(keras.layers.Layer):
             keys.shape[1],
             valid_lens,
             attention_mask,
-            queries_mask,
-            keys_mask,
-            values_mask,
+            *masks,
             num_keys=keys.shape[1] if cache is None else cache.shape[2],
         )
-        start = 0 if cache is None else cache_update_index
-        batch = ops.shape(queries)[0]
-        if keys is not queries:  # self-attention has one batch
-            same = keys is values
-            keys = _to_batch(keys, batch, "keys")
-            values = keys if same else _to_batch(values, batch, "values")
-        q, k, v = self._project(queries, keys, values, start)
-        key_valid = None
-        if cache is not None:
-            # Write this step's keys and values at `cache_update_index`.
-            cache = _to_batch(cache, batch, "cache")
-            k = ops.slice_update(cache[:, 0], (0, start, 0), k)  # (B, S, D_kv)
-            v = ops.slice_update(cache[:, 1], (0, start, 0), v)  # (B, S, D_kv)
-            cache = ops.stack([k, v], axis=1)  # (B, 2, S, D_kv)
-            key_valid = _cache_key_mask(
-                ops.shape(k)[1],
-                start,
-                ops.shape(keys)[1],
-                ka_ops.merge_masks(keys_mask, values_mask),
-            )  # (B or 1, 1, S)
-            keys_mask = values_mask = None  # now part of `key_valid`
 
+    def _mask(self, queries, k, valid_lens, attention_mask, masks, key_valid, start, causal, batch):
+        """The boolean mask `(B|1, [H|1,] Q, K)` or None, and whether it is causal and nothing else."""
         num_queries, num_keys = ops.shape(queries)[1], ops.shape(k)[1]
         mask = ka_ops.merge_masks(
-            _attention_mask(
-                num_queries, num_keys, valid_lens, queries_mask, keys_mask, values_mask, batch=batch
-            ),
+            _attention_mask(num_queries, num_keys, valid_lens, *masks, batch=batch),
             attention_mask,
             key_valid,
-            self._window_mask(num_queries, num_keys, start, use_causal_mask),
+            self._window_mask(num_queries, num_keys, start, causal),
         )
         # Causal and nothing else (e.g. packed language-model training): the
         # attention layer can use a kernel's own causal masking.
-        causal_only = use_causal_mask and cache is None and mask is None
-        if use_causal_mask and not causal_only:
+        causal_only = causal and key_valid is None and mask is None
+        if causal and not causal_only:
             mask = ka_ops.merge_masks(mask, ka_ops.causal_mask(num_queries, num_keys, offset=start))
-        bias = self._scores_bias(bias, q, k, start, use_causal_mask)
-        results = self._attend_and_merge(
-            q, k, v, mask, causal_only, training, return_attention_scores, bias
-        )
-        if cache is not None:
-            results += (cache,)
-        return results[0] if len(results) == 1 else results
+        return mask, causal_only
 
     def _attend_and_merge(
         self, q, k, v, mask, causal_only, training, return_attention_scores, bias=None

@@ -134,8 +134,9 @@ class PositionWiseFFN(keras.layers.Layer):
 class AddNorm(keras.layers.Layer):
     """Residual connection followed by layer normalization: `LayerNorm(dropout(Y) + X)`.
 
-    D2L section "The Transformer Architecture". The sub-layers `drop` and
-    `ln` are also used on their own by the pre-norm blocks.
+    D2L section "The Transformer Architecture". The blocks call `around`,
+    which wraps a whole sub-layer in this residual connection, post-norm
+    (this layer's own `LN(X + dropout(f(X)))`) or pre-norm.
 
     Args:
         dropout: float. Dropout rate on `Y`. Defaults to `0.0`.
@@ -189,6 +190,22 @@ class AddNorm(keras.layers.Layer):
         _checks.check_float_tensor("Y", Y)
         self._check_shapes(X.shape, Y.shape, self._width)
         return self.ln(self.drop(Y, training=training) + X)
+
+    def around(self, X, sublayer, norm_first=False, training=None):
+        """`sublayer` inside this residual connection: `residual` with this layer's norm and dropout.
+
+        Args:
+            X: `(B, T, D)`.
+            sublayer: callable on `(B, T, D)`, returning `(B, T, D)` or a
+                tuple whose first element is (the rest is passed through).
+            norm_first: bool. Pre-norm `X + dropout(f(LN(X)))` instead of
+                post-norm `LN(X + dropout(f(X)))`.
+            training: bool. Whether dropout is active.
+
+        Returns:
+            The output `(B, T, D)` and a tuple of the sub-layer's other outputs.
+        """
+        return residual(X, sublayer, self.ln, self.drop, norm_first, training)
 
     def compute_output_shape(self, X_shape, Y_shape=None):
         return X_shape
@@ -344,13 +361,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 values_mask=X_mask,
             )
 
-        Y, weights = self._residual(1, X, self_attention, training)
-        output, _ = self._residual(2, Y, self.ffn, training)
+        Y, weights = self.addnorm1.around(X, self_attention, self.norm_first, training)
+        output, _ = self.addnorm2.around(Y, self.ffn, self.norm_first, training)
         return (output, *weights) if return_attention_scores else output
-
-    def _residual(self, i, X, sublayer, training):
-        addnorm = getattr(self, f"addnorm{i}")
-        return residual(X, sublayer, addnorm.ln, addnorm.drop, self.norm_first, training)
 
     def compute_mask(self, X, previous_mask=None):
         return previous_mask
@@ -532,15 +545,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         X_mask=None,
         enc_outputs_mask=None,
     ):
-        _checks.check_sequence_tensor("X", X, self.num_hiddens)
-        _checks.check_float_tensor("enc_outputs", enc_outputs)
-        _checks.check_sequence("enc_outputs", enc_outputs.shape)
-        if _checks.sizes_differ(enc_outputs.shape[-1], self._enc_size):
-            raise ValueError(
-                f"The last axis of `enc_outputs` must equal the {self._enc_size} features the "
-                f"block was built with; got enc_outputs.shape={tuple(enc_outputs.shape)}."
-            )
-        _checks.check_same_batch(("X", X.shape), ("enc_outputs", enc_outputs.shape))
+        self._check_inputs(X, enc_outputs)
 
         def self_attention(Q):  # causal, with the cache when decoding step by step
             return self.attention1(
@@ -572,16 +577,26 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 values_mask=enc_outputs_mask,
             )
 
-        Y, self_extras = self._residual(1, X, self_attention, training)
-        Z, cross_extras = self._residual(2, Y, cross_attention, training)
-        output, _ = self._residual(3, Z, self.ffn, training)
-        # self_extras: (weights, cache), (weights,), (cache,) or ()
-        results = (output,)
+        Y, self_extras = self.addnorm1.around(X, self_attention, self.norm_first, training)
+        Z, cross_extras = self.addnorm2.around(Y, cross_attention, self.norm_first, training)
+        output, _ = self.addnorm3.around(Z, self.ffn, self.norm_first, training)
+        results = (output,)  # self_extras: (weights, cache), (weights,), (cache,) or ()
         if return_attention_scores:
             results += (self_extras[0], cross_extras[0])
         if cache is not None:
             results += (self_extras[-1],)
         return results[0] if len(results) == 1 else results
+
+    def _check_inputs(self, X, enc_outputs):
+        _checks.check_sequence_tensor("X", X, self.num_hiddens)
+        _checks.check_float_tensor("enc_outputs", enc_outputs)
+        _checks.check_sequence("enc_outputs", enc_outputs.shape)
+        if _checks.sizes_differ(enc_outputs.shape[-1], self._enc_size):
+            raise ValueError(
+                f"The last axis of `enc_outputs` must equal the {self._enc_size} features the "
+                f"block was built with; got enc_outputs.shape={tuple(enc_outputs.shape)}."
+            )
+        _checks.check_same_batch(("X", X.shape), ("enc_outputs", enc_outputs.shape))
 
     def project_encoder(self, enc_outputs):
         """The cross-attention keys and values of `enc_outputs` `(B, S, D)`, `(2, B, S, D)`.
@@ -589,10 +604,6 @@ class TransformerDecoderBlock(keras.layers.Layer):
         Computed once per decoding and passed to every step as `cross_cache`.
         """
         return self.attention2.project_keys_values(enc_outputs)
-
-    def _residual(self, i, X, sublayer, training):
-        addnorm = getattr(self, f"addnorm{i}")
-        return residual(X, sublayer, addnorm.ln, addnorm.drop, self.norm_first, training)
 
     def compute_mask(self, X, previous_mask=None):
         return previous_mask

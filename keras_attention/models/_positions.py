@@ -1,5 +1,6 @@
 """The position choice shared by the builders: `positions=` of `gpt` and `transformer`,
-and the attention variants they pass to their blocks (`block_variants`).
+the attention variants they pass to their blocks (`block_variants`), and their
+stacks of blocks (`blocks`).
 
 - `"learned"`: a trained table added to the embeddings (BERT, GPT).
 - `"sinusoidal"`: D2L's fixed sine/cosine matrix added to the embeddings.
@@ -122,3 +123,10 @@ def add_positions(X, layer, dropout_layer=None):
 def embedding_dropout(positions, dropout, name):
     """A dropout on the embeddings, unless the position layer already has one (sinusoidal)."""
     return None if positions == "sinusoidal" else keras.layers.Dropout(dropout, name=name)
+
+
+def blocks(block_class, prefix, num_blks, block_args, block_options):
+    """`num_blks` blocks `block_class(*block_args, **block_options)` named `{prefix}_{i}`."""
+    return [
+        block_class(*block_args, **block_options, name=f"{prefix}_{i}") for i in range(num_blks)
+    ]

@@ -150,38 +150,47 @@ def gpt(
         rotary_original_max_len,
     )
     name = _checks.check_string("name", name)
-
-    # Layers.
-    embedding_cls = TiedTokenEmbedding if tie_embeddings else TokenEmbedding
-    token_embedding = embedding_cls(vocab_size, num_hiddens, pad_id=pad_id, name="token_embedding")
-    position_layer = _positions.position_layer(positions, max_len, num_hiddens, 0.0, "positions")
-    embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
-    blocks = [
-        GPTBlock(
-            num_hiddens,
-            ffn_num_hiddens,
-            num_heads,
-            dropout,
-            **variants,
-            name=f"gpt_block_{i}",
-        )
-        for i in range(num_blks)
-    ]
-    final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
-    lm_head = (
-        None if tie_embeddings else keras.layers.Dense(vocab_size, dtype="float32", name="lm_head")
+    block_args = (num_hiddens, ffn_num_hiddens, num_heads, dropout)
+    layers = _gpt_layers(
+        vocab_size, max_len, pad_id, tie_embeddings, positions, num_blks, block_args, variants
     )
+    return _gpt_model(layers, name)
 
-    # Functional graph.
+
+def _gpt_layers(
+    vocab_size, max_len, pad_id, tie_embeddings, positions, num_blks, block_args, variants
+):
+    """`gpt`'s layers by role; `lm_head` is None with tied embeddings."""
+    num_hiddens, dropout = block_args[0], block_args[3]
+    embedding_cls = TiedTokenEmbedding if tie_embeddings else TokenEmbedding
+    return {
+        "token_embedding": embedding_cls(
+            vocab_size, num_hiddens, pad_id=pad_id, name="token_embedding"
+        ),
+        "positions": _positions.position_layer(positions, max_len, num_hiddens, 0.0, "positions"),
+        "embedding_dropout": keras.layers.Dropout(dropout, name="embedding_dropout"),
+        "blocks": _positions.blocks(GPTBlock, "gpt_block", num_blks, block_args, variants),
+        "final_norm": keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm"),
+        "lm_head": (
+            None
+            if tie_embeddings
+            else keras.layers.Dense(vocab_size, dtype="float32", name="lm_head")
+        ),
+    }
+
+
+def _gpt_model(layers, name):
+    """`gpt`'s functional graph from `token_ids` to logits."""
+    token_embedding = layers["token_embedding"]
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    X = _positions.add_positions(token_embedding(token_ids), position_layer, embedding_dropout)
-    # X: (B, T, D), masked at pad_id
-    for block in blocks:
+    X = _positions.add_positions(
+        token_embedding(token_ids), layers["positions"], layers["embedding_dropout"]
+    )  # (B, T, D), masked at pad_id
+    for block in layers["blocks"]:
         X = block(X)  # (B, T, D)
-    X = final_norm(X)
-    logits = token_embedding(X, reverse=True) if tie_embeddings else lm_head(X)  # (B, T, V)
-
-    # Config.
+    X = layers["final_norm"](X)
+    lm_head = layers["lm_head"]
+    logits = token_embedding(X, reverse=True) if lm_head is None else lm_head(X)  # (B, T, V)
     return keras.Model(token_ids, logits, name=name)
 
 
@@ -439,61 +448,53 @@ def t5(
     pad_id = _checks.check_pad_id(pad_id, {"vocab_size": vocab_size})
     position_bias = _checks.check_choice("position_bias", position_bias, ("t5",), allow_none=True)
     name = _checks.check_string("name", name)
-    relative = {"position_bias": position_bias} if position_bias else {}
+    block_args = (num_hiddens, ffn_num_hiddens, num_heads, dropout)
+    block_options = {
+        "norm_first": True,
+        **({"position_bias": position_bias} if position_bias else {}),
+    }
 
     # Layers.
     shared_embedding = TokenEmbedding(
         vocab_size, num_hiddens, pad_id=pad_id, name="shared_embedding"
     )
-    src_positions = (
-        None if relative else LearnedPositionalEmbedding(max_len, num_hiddens, name="src_positions")
+    encoder = _t5_stack(
+        "src", "encoder", TransformerEncoderBlock, num_blks, block_args, block_options, max_len
     )
-    encoder_dropout = keras.layers.Dropout(dropout, name="encoder_dropout")
-    encoder_blocks = [
-        TransformerEncoderBlock(
-            num_hiddens,
-            ffn_num_hiddens,
-            num_heads,
-            dropout,
-            norm_first=True,
-            name=f"encoder_block_{i}",
-            **relative,
-        )
-        for i in range(num_blks)
-    ]
-    encoder_final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_final_norm")
-    tgt_positions = (
-        None if relative else LearnedPositionalEmbedding(max_len, num_hiddens, name="tgt_positions")
+    decoder = _t5_stack(
+        "tgt", "decoder", TransformerDecoderBlock, num_blks, block_args, block_options, max_len
     )
-    decoder_dropout = keras.layers.Dropout(dropout, name="decoder_dropout")
-    decoder_blocks = [
-        TransformerDecoderBlock(
-            num_hiddens,
-            ffn_num_hiddens,
-            num_heads,
-            dropout,
-            norm_first=True,
-            name=f"decoder_block_{i}",
-            **relative,
-        )
-        for i in range(num_blks)
-    ]
-    decoder_final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_final_norm")
     lm_head = keras.layers.Dense(vocab_size, dtype="float32", name="lm_head")
 
     # Functional graph.
     src_ids = keras.Input(shape=(None,), dtype="int32", name="src_ids")
     tgt_in_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_in_ids")
-    X = shared_embedding(src_ids)  # (B, S, D), masked at pad_id
-    X = encoder_dropout(X if src_positions is None else src_positions(X))
-    for block in encoder_blocks:
-        X = block(X)
-    X = encoder_final_norm(X)
-    Y = shared_embedding(tgt_in_ids)  # (B, T, D)
-    Y = decoder_dropout(Y if tgt_positions is None else tgt_positions(Y))
-    for block in decoder_blocks:
-        Y = block(Y, X)
-    logits = lm_head(decoder_final_norm(Y))  # (B, T, V)
-
-    # Config.
+    X = _run_t5_stack(encoder, shared_embedding(src_ids))  # (B, S, D), masked at pad_id
+    Y = _run_t5_stack(decoder, shared_embedding(tgt_in_ids), X)  # (B, T, D)
+    logits = lm_head(Y)  # (B, T, V)
     return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, logits, name=name)
+
+
+def _t5_stack(side, stack, block_class, num_blks, block_args, block_options, max_len):
+    """One side's layers: learned positions (None with a position bias), dropout, blocks, final norm."""
+    num_hiddens, dropout = block_args[0], block_args[3]
+    positions = (
+        None
+        if "position_bias" in block_options
+        else LearnedPositionalEmbedding(max_len, num_hiddens, name=f"{side}_positions")
+    )
+    return (
+        positions,
+        keras.layers.Dropout(dropout, name=f"{stack}_dropout"),
+        _positions.blocks(block_class, f"{stack}_block", num_blks, block_args, block_options),
+        keras.layers.LayerNormalization(epsilon=1e-5, name=f"{stack}_final_norm"),
+    )
+
+
+def _run_t5_stack(layers, X, *enc_outputs):
+    """`X` `(B, T, D)` through one side's `_t5_stack` (the decoder also reads `enc_outputs`)."""
+    positions, dropout, blocks, final_norm = layers
+    X = dropout(X if positions is None else positions(X))
+    for block in blocks:
+        X = block(X, *enc_outputs)
+    return final_norm(X)

@@ -121,14 +121,11 @@ def transformer(
         `encoder_attention_{i}` `(B, H, S, S)`, `decoder_self_attention_{i}`
         `(B, H, T, T)` and `decoder_cross_attention_{i}` `(B, H, T, S)`.
     """
-    src_vocab_size = _checks.check_positive_int("src_vocab_size", src_vocab_size)
-    tgt_vocab_size = _checks.check_positive_int("tgt_vocab_size", tgt_vocab_size)
+    vocab_sizes, max_len, pad_id = _check_vocabularies(
+        src_vocab_size, tgt_vocab_size, max_len, pad_id
+    )
     num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout = _checks.check_blocks(
         num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout
-    )
-    max_len = _checks.check_positive_int("max_len", max_len)
-    pad_id = _checks.check_pad_id(
-        pad_id, {"src_vocab_size": src_vocab_size, "tgt_vocab_size": tgt_vocab_size}
     )
     norm_first = _checks.check_bool("norm_first", norm_first)
     return_attention_scores = _checks.check_bool("return_attention_scores", return_attention_scores)
@@ -146,62 +143,62 @@ def transformer(
         rotary_original_max_len,
     )
     name = _checks.check_string("name", name)
+    block_args = (num_hiddens, ffn_num_hiddens, num_heads, dropout)
     block_options = dict(norm_first=norm_first, **variants)
+    layers = _layers(vocab_sizes, num_blks, block_args, block_options, pad_id, positions, max_len)
+    return _model(layers, return_attention_scores, name)
 
-    # Layers.
-    src_embedding, src_positions, src_dropout = _embedding_layers(
-        "src", src_vocab_size, num_hiddens, pad_id, positions, max_len, dropout
-    )
-    encoder_blocks = [
-        TransformerEncoderBlock(
-            num_hiddens,
-            ffn_num_hiddens,
-            num_heads,
-            dropout,
-            **block_options,
-            name=f"encoder_block_{i}",
-        )
-        for i in range(num_blks)
-    ]
-    tgt_embedding, tgt_positions, tgt_dropout = _embedding_layers(
-        "tgt", tgt_vocab_size, num_hiddens, pad_id, positions, max_len, dropout
-    )
-    decoder_blocks = [
-        TransformerDecoderBlock(
-            num_hiddens,
-            ffn_num_hiddens,
-            num_heads,
-            dropout,
-            **block_options,
-            name=f"decoder_block_{i}",
-        )
-        for i in range(num_blks)
-    ]
-    final_norm = (
-        keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm") if norm_first else None
-    )
-    output_dense = keras.layers.Dense(tgt_vocab_size, dtype="float32", name="output_dense")
 
-    # Functional graph.
+def _check_vocabularies(src_vocab_size, tgt_vocab_size, max_len, pad_id):
+    """`((src_vocab_size, tgt_vocab_size), max_len, pad_id)`, checked."""
+    src_vocab_size = _checks.check_positive_int("src_vocab_size", src_vocab_size)
+    tgt_vocab_size = _checks.check_positive_int("tgt_vocab_size", tgt_vocab_size)
+    max_len = _checks.check_positive_int("max_len", max_len)
+    pad_id = _checks.check_pad_id(
+        pad_id, {"src_vocab_size": src_vocab_size, "tgt_vocab_size": tgt_vocab_size}
+    )
+    return (src_vocab_size, tgt_vocab_size), max_len, pad_id
+
+
+def _layers(vocab_sizes, num_blks, block_args, block_options, pad_id, positions, max_len):
+    """Every layer of the model by role: the embeddings, the blocks, the final norm and dense."""
+    (src_vocab_size, tgt_vocab_size), (num_hiddens, _, _, dropout) = vocab_sizes, block_args
+    embedding_args = (num_hiddens, pad_id, positions, max_len, dropout)
+    norm_first = block_options["norm_first"]
+    return {
+        "src": _embedding_layers("src", src_vocab_size, *embedding_args),
+        "encoder_blocks": _positions.blocks(
+            TransformerEncoderBlock, "encoder_block", num_blks, block_args, block_options
+        ),
+        "tgt": _embedding_layers("tgt", tgt_vocab_size, *embedding_args),
+        "decoder_blocks": _positions.blocks(
+            TransformerDecoderBlock, "decoder_block", num_blks, block_args, block_options
+        ),
+        "final_norm": (
+            keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm") if norm_first else None
+        ),
+        "output_dense": keras.layers.Dense(tgt_vocab_size, dtype="float32", name="output_dense"),
+    }
+
+
+def _model(layers, return_attention_scores, name):
+    """The functional graph from token ids to logits (and the attention weights)."""
     src_ids = keras.Input(shape=(None,), dtype="int32", name="src_ids")
     tgt_in_ids = keras.Input(shape=(None,), dtype="int32", name="tgt_in_ids")
     scores = {}
-    X = _positions.add_positions(src_embedding(src_ids), src_positions, src_dropout)
+    X = _positions.add_positions(layers["src"][0](src_ids), *layers["src"][1:])
     # X: (B, S, D), masked where src == pad
-    for i, block in enumerate(encoder_blocks):
+    for i, block in enumerate(layers["encoder_blocks"]):
         X = block(X, return_attention_scores=return_attention_scores)
         if return_attention_scores:
             X, scores[f"encoder_attention_{i}"] = X
-    Y = _positions.add_positions(tgt_embedding(tgt_in_ids), tgt_positions, tgt_dropout)  # (B, T, D)
-    for i, block in enumerate(decoder_blocks):
+    Y = _positions.add_positions(layers["tgt"][0](tgt_in_ids), *layers["tgt"][1:])  # (B, T, D)
+    for i, block in enumerate(layers["decoder_blocks"]):
         Y = block(Y, X, return_attention_scores=return_attention_scores)
         if return_attention_scores:
             Y, scores[f"decoder_self_attention_{i}"], scores[f"decoder_cross_attention_{i}"] = Y
-    if final_norm is not None:
-        Y = final_norm(Y)
-    logits = output_dense(Y)  # (B, T, V)
+    if layers["final_norm"] is not None:
+        Y = layers["final_norm"](Y)
+    logits = layers["output_dense"](Y)  # (B, T, V)
     outputs = {"logits": logits, **scores} if return_attention_scores else logits
-
-    # Config.
-    model = keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, outputs, name=name)
-    return model
+    return keras.Model({"src_ids": src_ids, "tgt_in_ids": tgt_in_ids}, outputs, name=name)

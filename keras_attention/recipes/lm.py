@@ -207,8 +207,6 @@ def train_lm(
 
 
 def _train_lm(options, out):
-    import keras
-
     o = options
     prepared = lm_data(
         o["data"],
@@ -222,39 +220,9 @@ def _train_lm(options, out):
         o["seed"],
     )
     tokenizer = prepared.tokenizer
-    # Packed windows hold no padding: pad_id=None makes attention causal only.
-    model = models.gpt(
-        tokenizer.vocab_size,
-        o["num_hiddens"],
-        o["ffn_num_hiddens"],
-        o["num_heads"],
-        o["num_blks"],
-        o["dropout"],
-        max_len=o["seq_len"],
-        pad_id=None,
-        positions=o.get("positions", "learned"),
-    )
-    steps = (prepared.train_tokens // (o["seq_len"] * o["batch_size"])) * o["epochs"]
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            training.learning_rate_schedule(
-                o["lr_schedule"], o["lr"], total_steps=max(steps, 2), warmup_steps=o["warmup_steps"]
-            ),
-            clipnorm=1.0,
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=rundir.jit_compile(o["distribute"]),
-    )
-    data_spec = _single(o["data"])
-    name = data_spec if isinstance(data_spec, str) else ", ".join(map(str, data_spec))
-    share = round(100 * (1 - o["val_fraction"]))
-    print(
-        f"{name} ({o['tokenizer']} tokens, vocabulary {tokenizer.vocab_size}): "
-        f"{prepared.train_tokens} train / {prepared.val_tokens} held-out tokens "
-        f"({share}/{100 - share} split of the text), seq_len {o['seq_len']}; model "
-        f"{model.name}: {model.count_params():,} parameters"
-    )
+    model = _lm_model(tokenizer.vocab_size, o)
+    _compile_lm(model, o, prepared.train_tokens)
+    _print_lm_data(prepared, model, o)
     history = training.fit_with_logs(
         model,
         prepared.train,
@@ -286,6 +254,53 @@ def _train_lm(options, out):
         f"{out / 'tokenizer'}, {out / 'scores.json'}"
     )
     return run
+
+
+def _lm_model(vocab_size, o):
+    """The recipe's GPT over `vocab_size` tokens, covering `seq_len` positions."""
+    # Packed windows hold no padding: pad_id=None makes attention causal only.
+    return models.gpt(
+        vocab_size,
+        o["num_hiddens"],
+        o["ffn_num_hiddens"],
+        o["num_heads"],
+        o["num_blks"],
+        o["dropout"],
+        max_len=o["seq_len"],
+        pad_id=None,
+        positions=o.get("positions", "learned"),
+    )
+
+
+def _compile_lm(model, o, train_tokens):
+    """Adam with clipping on the recipe's learning-rate schedule, next-token cross-entropy."""
+    import keras
+
+    steps = (train_tokens // (o["seq_len"] * o["batch_size"])) * o["epochs"]
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            training.learning_rate_schedule(
+                o["lr_schedule"], o["lr"], total_steps=max(steps, 2), warmup_steps=o["warmup_steps"]
+            ),
+            clipnorm=1.0,
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=rundir.jit_compile(o["distribute"]),
+    )
+
+
+def _print_lm_data(prepared, model, o):
+    """One line on the text, its split and the model."""
+    data_spec = _single(o["data"])
+    name = data_spec if isinstance(data_spec, str) else ", ".join(map(str, data_spec))
+    share = round(100 * (1 - o["val_fraction"]))
+    print(
+        f"{name} ({o['tokenizer']} tokens, vocabulary {prepared.tokenizer.vocab_size}): "
+        f"{prepared.train_tokens} train / {prepared.val_tokens} held-out tokens "
+        f"({share}/{100 - share} split of the text), seq_len {o['seq_len']}; model "
+        f"{model.name}: {model.count_params():,} parameters"
+    )
 
 
 def _print_samples(run, options):
