@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= outputs
 
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# TensorFlow's C++ start-up lines off, as the command has them (a value you set is kept).
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_BACKEND ?= tensorflow
 export MPLBACKEND ?= Agg
 
