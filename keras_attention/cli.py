@@ -417,6 +417,14 @@ def _add_export(commands):
         help="destination (default: saved_models/translator, image_classifier or "
         "language_model); only a previous export there is replaced",
     )
+    p.add_argument(
+        "--no-jit-compile",
+        dest="jit_compile",
+        action="store_false",
+        help="decode op by op instead of with XLA (slower; for a runtime without XLA, such as "
+        "TensorFlow Serving without --xla_cpu_compilation_enabled=true; image classifiers "
+        "never use XLA) (default: XLA)",
+    )
     p.set_defaults(run=_export)
 
 
@@ -571,7 +579,7 @@ def _export(args):
     from keras_attention import load_run
 
     run = load_run(args.run_dir)
-    print(f"exported SavedModel to {run.export(args.to)}")
+    print(f"exported SavedModel to {run.export(args.to, jit_compile=args.jit_compile)}")
 
 
 def _quiet():

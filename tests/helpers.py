@@ -275,3 +275,19 @@ def assert_causal(call, ids, split, atol=1e-6):
         ops.convert_to_numpy(call(ids))[:, :split],
         atol=atol,
     )
+
+
+def xla_functions(saved_model_dir):
+    """Names of the functions in a SavedModel marked for XLA (`_XlaMustCompile`)."""
+    import pathlib
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((pathlib.Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    return [
+        fn.signature.name
+        for meta in proto.meta_graphs
+        for fn in meta.graph_def.library.function
+        if fn.attr["_XlaMustCompile"].b
+    ]

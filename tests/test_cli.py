@@ -104,6 +104,23 @@ def test_export_command_matches_train_export(trained, tmp_path, capsys):
     )
 
 
+def test_export_without_jit_compile_has_no_xla_and_translates_the_same(trained, tmp_path):
+    import tensorflow as tf
+
+    from helpers import xla_functions
+
+    out, sm = trained
+    plain = tmp_path / "plain"
+    assert cli.main(["export", str(out), "--to", str(plain), "--no-jit-compile"]) == 0
+    assert xla_functions(sm) and not xla_functions(plain)
+    sentences = tf.constant(["march 3 , 1994", "", "the first of may , 2001"])
+    first, second = tf.saved_model.load(str(sm)), tf.saved_model.load(str(plain))
+    assert (
+        first.translate(sentences)["tokens"].numpy().tolist()
+        == second.translate(sentences)["tokens"].numpy().tolist()
+    )
+
+
 def test_translate_missing_savedmodel(tmp_path):
     with pytest.raises(SystemExit, match="error: No run directory or export at .*nope"):
         cli.main(["translate", str(tmp_path / "nope"), "march 3 , 1994"])

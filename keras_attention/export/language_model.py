@@ -19,6 +19,7 @@ TensorFlow only (this module imports it).
 import tensorflow as tf
 
 from keras_attention import _checks, generate
+from keras_attention.export import _compiled
 from keras_attention.export._save import atomic_save, check_tensorflow_backend, resolve_path
 
 __all__ = [
@@ -152,9 +153,10 @@ class LanguageModel(tf.Module):
     prompt and its continuation. For the same prompt ids and arguments it
     returns the tokens of `generate.sample(model, ids, N, temperature,
     top_k or None, top_p, seed, tokenizer=tokenizer)` on the TensorFlow
-    backend, for a batch of prompts of one length or of several (the rows
-    are then sampled one by one, each with its own column of the random
-    numbers, which is what `generate.sample` does with a list of prompts).
+    backend (up to float rounding: XLA's kernels are not oneDNN's), for a
+    batch of prompts of one length or of several (sampled in one batch,
+    each row with its own column of the random numbers, which is what
+    `generate.sample` does with a list of prompts).
 
     Prompts: a scalar string or a `(B,)` batch, any bytes (invalid UTF-8 is
     replaced with U+FFFD; what the vocabulary lacks becomes `<unk>`).
@@ -180,10 +182,17 @@ class LanguageModel(tf.Module):
             on the positions extrapolating); at most the positional
             `max_len` of one with a table. Defaults to `None` (the model's
             positional `max_len`).
+        jit_compile: bool. Compile the decoding steps with XLA (one program
+            per batch bucket 1, 2, 4, ..., compiled on the first call of
+            that bucket in each process, a few seconds; then 3-9x faster per
+            token than op by op on a CPU, see `benchmarks/serving.py`).
+            `False` runs them op by op: no compile, for a runtime without
+            XLA. Defaults to `True`.
     """
 
-    def __init__(self, model, tokenizer, max_new_tokens=None, max_len=None):
+    def __init__(self, model, tokenizer, max_new_tokens=None, max_len=None, jit_compile=True):
         check_tensorflow_backend()
+        self._jit_compile = _compiled.check_jit_compile(jit_compile)
         super().__init__(name="language_model")
         decoder = generate.decoder_for(model, 1, kinds=("gpt",))
         if decoder.vocab_size != tokenizer.vocab_size:
@@ -238,34 +247,48 @@ class LanguageModel(tf.Module):
             ),
         ]
 
-    def _sample_rows(self, ids, lengths, num_new, uniforms, options):
-        """Samples every row: the whole batch at once when its prompts share a
-        length, else row by row (each with its column of `uniforms`)."""
+    def _steps(self, logits, state, tokens, lengths, num_new, uniforms, options):
+        """`generate.sample_steps` at the served length: what XLA compiles."""
         decoder = generate.GPTStepDecoder(self.model, self._limits["max_len"])
         pad_id = self.tokenizer.pad_id
-        ids_options = dict(options, eos_id=self.tokenizer.eos_id, fill_id=pad_id, ban_id=pad_id)
-        width = tf.shape(ids)[1] + num_new  # L
+        return generate.sample_steps(
+            decoder,
+            logits,
+            state,
+            tokens,
+            lengths,
+            num_new,
+            uniforms,
+            eos_id=self.tokenizer.eos_id,
+            fill_id=pad_id,
+            ban_id=pad_id,
+            **options,
+        )
 
-        def batched():
-            return generate.sample_loop(decoder, ids, num_new, uniforms, **ids_options)
+    def _sample_rows(self, ids, lengths, num_new, uniforms, options):
+        """Samples every row in one loop, prompts of any lengths together.
 
-        def one_row(row):
-            row_ids, length, row_uniforms = row
-            tokens, row_length = generate.sample_loop(
-                decoder, row_ids[None, :length], num_new, row_uniforms[:, None], **ids_options
-            )  # (1, length + N), (1,)
-            tokens = tf.pad(tokens[0], [[0, width - length - num_new]], constant_values=pad_id)
-            return tokens, row_length[0]
-
-        def row_by_row():
-            return tf.map_fn(
-                one_row,
-                (ids, lengths, tf.transpose(uniforms)),
-                fn_output_signature=(tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)),
-            )
-
-        same = tf.reduce_all(tf.equal(lengths, tf.reduce_max(lengths)))
-        return tf.cond(same, batched, row_by_row)  # (B, L), (B,)
+        The batch is padded to its bucket (`_compiled.bucket`) and every
+        buffer to the served length, so the steps have fixed shapes; the
+        part all prompts share (the shortest one's length) runs in one
+        chunk op by op, then `generate.sample_steps` runs the rest, compiled
+        with XLA unless the export was made with `jit_compile=False`. Each
+        row gets the tokens `generate.sample` gives it alone.
+        """
+        limit = self._limits["max_len"]
+        pad_id = self.tokenizer.pad_id
+        batch, width = tf.shape(ids)[0], tf.shape(ids)[1]  # B, P
+        size = _compiled.bucket(batch)
+        ids = _compiled.pad_rows(ids, size, filler=pad_id)  # (B', P)
+        lengths = _compiled.pad_rows(lengths, size, filler=1)  # (B',)
+        uniforms = _compiled.pad_rows(uniforms, size, axis=1)  # (N, B')
+        uniforms = tf.pad(uniforms, [[0, self._limits["max_new_tokens"] - num_new], [0, 0]])
+        start = tf.reduce_min(lengths)
+        logits, state = generate.GPTStepDecoder(self.model, limit).start(ids[:, :start], limit)
+        tokens = tf.pad(ids, [[0, 0], [0, limit - width]], constant_values=pad_id)  # (B', L_max)
+        steps = _compiled.decode_function(self._steps, self._jit_compile)
+        tokens, out_lengths = steps(logits, state, tokens, lengths, num_new, uniforms, options)
+        return tokens[:batch, : width + num_new], out_lengths[:batch]  # (B, P + N), (B,)
 
     @tf.function(input_signature=LM_SIGNATURE)
     def generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
@@ -324,7 +347,14 @@ class LanguageModel(tf.Module):
 
 
 def export_language_model(
-    model, tokenizer, path=None, max_new_tokens=None, overwrite=True, metadata=None, max_len=None
+    model,
+    tokenizer,
+    path=None,
+    max_new_tokens=None,
+    overwrite=True,
+    metadata=None,
+    max_len=None,
+    jit_compile=True,
 ):
     """Exports a GPT language model as a SavedModel that takes prompt strings.
 
@@ -342,6 +372,8 @@ def export_language_model(
             cache length), see `LanguageModel`: required for a rotary or
             ALiBi GPT (no position table), at most the positional `max_len`
             otherwise. Defaults to `None` (the positional `max_len`).
+        jit_compile: bool. Compile the decoding steps with XLA; see
+            `LanguageModel`. Defaults to `True`.
 
     Returns:
         The path of the SavedModel. In a fresh process (import
@@ -356,7 +388,9 @@ def export_language_model(
         `loaded.max_new_tokens` hold the limits.
     """
     check_tensorflow_backend()
-    module = LanguageModel(model, tokenizer, max_new_tokens=max_new_tokens, max_len=max_len)
+    module = LanguageModel(
+        model, tokenizer, max_new_tokens=max_new_tokens, max_len=max_len, jit_compile=jit_compile
+    )
     return atomic_save(
         module,
         resolve_path(path, "language_model"),

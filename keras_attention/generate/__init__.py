@@ -4,8 +4,9 @@
   Transformer and T5, Bahdanau, GPT), their uncached references, and
   `decoder_for(model)`, which picks one by the builders' layer names.
 - `search.py`: `greedy_search`, `beam_search`, `decode_to_lists`.
-- `sampling.py`: `sample` (temperature, top-k, top-p, seed) and its loop
-  `sample_loop`, which the exported language model runs too.
+- `sampling.py`: `sample` (temperature, top-k, top-p, seed), its loop
+  `sample_loop` and that loop's steps `sample_steps` (prompts of several
+  lengths in one batch), which the exported language model runs.
 
 Everything is written with `keras.ops` and runs on every backend, eagerly,
 in a `tf.function` or in an exported SavedModel.
@@ -21,7 +22,12 @@ from keras_attention.generate.decoders import (
     builder_of,
     decoder_for,
 )
-from keras_attention.generate.sampling import check_sampling_options, sample, sample_loop
+from keras_attention.generate.sampling import (
+    check_sampling_options,
+    sample,
+    sample_loop,
+    sample_steps,
+)
 from keras_attention.generate.search import beam_search, decode_to_lists, greedy_search, special_ids
 
 __all__ = [
@@ -39,5 +45,6 @@ __all__ = [
     "greedy_search",
     "sample",
     "sample_loop",
+    "sample_steps",
     "special_ids",
 ]

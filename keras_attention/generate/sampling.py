@@ -5,7 +5,9 @@ autoregressively). `sample` checks its arguments, draws the random numbers
 from its seed and runs `sample_loop`: the prompt once through the blocks,
 then one cached step per new token (`decoders.GPTStepDecoder`).
 `sample_loop` takes the options as tensors too (one trace serves every
-value): `keras_attention.export.LanguageModel` runs it in a SavedModel.
+value); its steps, `sample_steps`, also take prompts of several lengths
+in one batch with fixed-shape buffers: `keras_attention.export.LanguageModel`
+runs them, compiled with XLA, in a SavedModel.
 
 The model's `pad_id` only decides what its attention masks. The ids the
 sampler stops on (`eos_id`), never generates and fills a finished row with
@@ -27,7 +29,7 @@ from keras_attention import _checks
 from keras_attention.generate.decoders import GPTStepDecoder, UncachedGPTDecoder, decoder_for
 from keras_attention.generate.search import _mask_token, check_token_ids
 
-__all__ = ["sample", "sample_loop", "check_sampling_options"]
+__all__ = ["sample", "sample_loop", "sample_steps", "check_sampling_options"]
 
 
 def check_sampling_options(temperature=1.0, top_k=None, top_p=None):
@@ -256,8 +258,8 @@ def _check_fits(prompt_len, num_new, limit):
         )
 
 
-def _token_chooser(temperature, top_k, top_p, ban_id, uniforms, prompt_len, vocab_size):
-    """`choose(logits, i)`: the tokens `(B,)` at position `i` from logits `(B, V)`.
+def _token_chooser(temperature, top_k, top_p, ban_id, vocab_size):
+    """`choose(logits, u)`: the tokens `(B,)` from logits `(B, V)` and uniforms `u` `(B,)`.
 
     Options given as Python numbers that switch a step off skip its work;
     tensors are selected with `ops.where`, so one trace serves every value.
@@ -272,7 +274,7 @@ def _token_chooser(temperature, top_k, top_p, ban_id, uniforms, prompt_len, voca
     safe_temperature = ops.where(sampling, temperature, 1.0)
     k = ops.where(top_k > 0, ops.minimum(top_k, vocab_size), vocab_size)
 
-    def choose(logits, i):
+    def choose(logits, u):
         logits = ops.cast(logits, "float32")
         if ban_id is not None:
             logits = _mask_token(logits, ban_id)
@@ -284,7 +286,6 @@ def _token_chooser(temperature, top_k, top_p, ban_id, uniforms, prompt_len, voca
             scaled = ops.where(top_k > 0, _top_k_filter(scaled, k), scaled)
         if not skip_top_p:
             scaled = ops.where(top_p < 1, _top_p_filter(scaled, top_p), scaled)
-        u = ops.take(uniforms, i - prompt_len, axis=0)  # (B,)
         return ops.where(sampling, _inverse_cdf_sample(scaled, u, greedy), greedy)
 
     return choose
@@ -305,15 +306,14 @@ def sample_loop(
     """The sampling loop of `sample`, with its options as numbers or tensors.
 
     `sample` checks its arguments, draws `uniforms` from its seed and calls
-    this; `keras_attention.export.LanguageModel` does the same with the
-    tensors of its SavedModel signature. Every option is applied with
-    `keras.ops.where` (nothing is decided in Python), so with tensor
-    arguments one trace serves every value: `temperature == 0` takes the
-    argmax, `top_k <= 0` and `top_p >= 1` turn those filters off. The
-    prompt runs once through `inference.start` with a cache of length
-    `P + N`, then `inference.step` feeds one token per iteration of a
-    `keras.ops.while_loop` that stops when every row has produced `eos_id`
-    or after `N` tokens. See `sample` for the algorithm and the outputs.
+    this. Every option is applied with `keras.ops.where` (nothing is
+    decided in Python), so with tensor arguments one trace serves every
+    value: `temperature == 0` takes the argmax, `top_k <= 0` and
+    `top_p >= 1` turn those filters off. The prompt runs once through
+    `inference.start` with a cache of length `P + N`, then `sample_steps`
+    feeds one token per iteration of a `keras.ops.while_loop` that stops
+    when every row has produced `eos_id` or after `N` tokens. See `sample`
+    for the algorithm and the outputs.
 
     Args:
         inference: a decoder-only step decoder (`GPTStepDecoder`, its
@@ -339,44 +339,107 @@ def sample_loop(
         `(tokens, lengths)`: `(B, P + N)` int32 and `(B,)` int32, the
         `"tokens"` and `"lengths"` of `sample`.
     """
-    eos_id = -1 if eos_id is None else eos_id  # -1: never generated
     prompt_ids = ops.convert_to_tensor(prompt_ids, "int32")
     batch, prompt_len = ops.shape(prompt_ids)
     total = prompt_len + num_new  # L
-    positions = ops.arange(total, dtype="int32")[None, :]  # (1, L)
     # The prompt, then the fill id.
     tokens = ops.concatenate(
         [prompt_ids, ops.full((batch, num_new), fill_id, "int32")], axis=1
     )  # (B, L)
     logits, state = inference.start(prompt_ids, total)  # (B, V) scoring position P
-    choose = _token_chooser(
-        temperature, top_k, top_p, ban_id, uniforms, prompt_len, ops.shape(logits)[-1]
+    return sample_steps(
+        inference,
+        logits,
+        state,
+        tokens,
+        ops.full((batch,), prompt_len, "int32"),
+        num_new,
+        uniforms,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        eos_id=eos_id,
+        fill_id=fill_id,
+        ban_id=ban_id,
     )
 
-    def cond(i, logits, finished, tokens, lengths, state):
+
+def sample_steps(
+    inference,
+    logits,
+    state,
+    tokens,
+    lengths,
+    num_new,
+    uniforms,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    eos_id=None,
+    fill_id=0,
+    ban_id=None,
+):
+    """The steps of `sample_loop` after the prompt, for prompts of several lengths.
+
+    Every row steps through the same positions (one cache index for the
+    batch): from the shortest prompt's end, a row still inside its prompt
+    reads its next prompt token (teacher forcing, which refills its cache
+    there), and a row past it generates, drawing with its own uniforms
+    `uniforms[i - length, b]`. Each row gets exactly the tokens
+    `sample_loop` gives it alone. Every buffer has a fixed shape, so the
+    loop also compiles with XLA for one batch size (what the exported
+    language model does).
+
+    Args:
+        inference: the step decoder whose `start` gave `logits` and `state`.
+        logits: `(B, V)` float. The logits scoring position `min(lengths)`.
+        state: the decoder's state after the first `min(lengths)` positions.
+        tokens: `(B, L)` int32. Each prompt right-padded with `fill_id`;
+            `L >= max(lengths + N)`, at most the decoder's cache length.
+        lengths: `(B,)` int32 >= 1. The prompts' lengths.
+        num_new, uniforms, temperature, top_k, top_p, eos_id, fill_id,
+        ban_id: as in `sample_loop` (`uniforms` may have more than `N`
+            rows; the extra ones are not read).
+
+    Returns:
+        `(tokens, lengths)`: `(B, L)` int32, each row its prompt, its new
+        tokens, then `fill_id`; and `(B,)` int32, its length up to and
+        including `eos_id` (`length + N` for a row that never produced it).
+    """
+    eos_id = -1 if eos_id is None else eos_id  # -1: never generated
+    tokens = ops.convert_to_tensor(tokens, "int32")
+    lengths = ops.convert_to_tensor(lengths, "int32")
+    total = ops.shape(tokens)[1]  # L
+    positions = ops.arange(total, dtype="int32")[None, :]  # (1, L)
+    ends = lengths + num_new  # (B,): one past each row's last new token
+    last_uniform = ops.shape(uniforms)[0] - 1
+    choose = _token_chooser(temperature, top_k, top_p, ban_id, ops.shape(logits)[-1])
+
+    def cond(i, logits, finished, tokens, out_lengths, state):
         return ops.logical_and(i < total, ops.logical_not(ops.all(finished)))
 
-    def body(i, logits, finished, tokens, lengths, state):
-        next_tokens = ops.where(finished, fill_id, choose(logits, i))  # (B,)
+    def body(i, logits, finished, tokens, out_lengths, state):
+        in_prompt = i < lengths  # (B,)
+        u = ops.take_along_axis(uniforms, ops.clip(i - lengths, 0, last_uniform)[None], axis=0)
+        chosen = ops.where(finished, fill_id, choose(logits, u[0]))  # (B,)
+        next_tokens = ops.where(in_prompt, ops.take(tokens, i, axis=1), chosen)
         tokens = ops.where(positions == i, next_tokens[:, None], tokens)  # (B, L)
-        just_finished = ops.logical_and(ops.logical_not(finished), next_tokens == eos_id)
-        lengths = ops.where(just_finished, i + 1, lengths)
-        finished = ops.logical_or(finished, just_finished)
+        generated = ops.logical_and(ops.logical_not(in_prompt), ops.logical_not(finished))
+        just_finished = ops.logical_and(generated, next_tokens == eos_id)
+        out_lengths = ops.where(just_finished, i + 1, out_lengths)
+        finished = ops.logical_or(ops.logical_or(finished, just_finished), i + 1 >= ends)
         # A stopped row keeps reading eos_id; its outputs are discarded. The
-        # last step's logits (position P + N) are never used.
+        # last step's logits are never used.
         inputs = ops.where(finished, eos_id if eos_id >= 0 else fill_id, next_tokens)
         logits, state, _ = inference.step(inputs, state, i)
-        return i + 1, ops.cast(logits, "float32"), finished, tokens, lengths, state
+        return i + 1, ops.cast(logits, "float32"), finished, tokens, out_lengths, state
 
-    loop_vars = (
-        ops.convert_to_tensor(prompt_len, "int32"),
-        ops.cast(logits, "float32"),
-        ops.zeros((batch,), "bool"),  # finished
-        tokens,
-        ops.full((batch,), total, "int32"),  # lengths
-        state,
+    start = ops.min(lengths)
+    loop_vars = (start, ops.cast(logits, "float32"), ops.zeros_like(lengths, "bool"))
+    loop_vars += (tokens, ends, state)
+    _, _, _, tokens, lengths, _ = ops.while_loop(
+        cond, body, loop_vars, maximum_iterations=total - start
     )
-    _, _, _, tokens, lengths, _ = ops.while_loop(cond, body, loop_vars, maximum_iterations=num_new)
     return tokens, lengths
 
 

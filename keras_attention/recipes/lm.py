@@ -425,12 +425,15 @@ class LanguageModelRun(Run):
             "val_accuracy": float(accuracy),
         }
 
-    def export(self, path=None, overwrite=True, max_new_tokens=None, max_len=None):
+    def export(
+        self, path=None, overwrite=True, max_new_tokens=None, max_len=None, jit_compile=True
+    ):
         """Exports the language-model SavedModel; returns its path.
 
         `max_len` (prompt plus new tokens, the export's cache length)
         defaults to the run's (`max_len`: the positional one, or the trained
-        `seq_len` of a rotary or ALiBi model).
+        `seq_len` of a rotary or ALiBi model). `jit_compile=False`: decoding
+        op by op, without XLA (see `export.LanguageModel`).
         """
         return _export.export_language_model(
             self.model,
@@ -440,4 +443,5 @@ class LanguageModelRun(Run):
             overwrite=overwrite,
             metadata={"run": str(self.path.resolve())},
             max_len=self.max_len if max_len is None else max_len,
+            jit_compile=jit_compile,
         )

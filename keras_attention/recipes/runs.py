@@ -94,7 +94,7 @@ class _Exported:
             )
         return load_run(source)
 
-    def export(self, path=None, overwrite=True):
+    def export(self, path=None, overwrite=True, jit_compile=True):
         raise ValueError(f"{self.path} is already an export; copy the directory instead.")
 
 

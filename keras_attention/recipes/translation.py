@@ -409,8 +409,13 @@ class TranslationRun(Run):
             pairs = task.val_pairs[: o.get("num_eval", 1000)]
         return evaluate_translation(self.model, self.task, list(pairs), beam_size=beam_size)[0]
 
-    def export(self, path=None, overwrite=True):
-        """Exports the translator SavedModel (`export.export_translator`); returns its path."""
+    def export(self, path=None, overwrite=True, jit_compile=True):
+        """Exports the translator SavedModel (`export.export_translator`); returns its path.
+
+        `jit_compile=False`: decoding op by op, without XLA (for a runtime
+        without XLA, e.g. TensorFlow Serving without
+        `--xla_cpu_compilation_enabled=true`).
+        """
         return _export.export_translator(
             self.model,
             self.src_tokenizer,
@@ -419,4 +424,5 @@ class TranslationRun(Run):
             path=path,
             overwrite=overwrite,
             metadata={"run": str(self.path.resolve())},
+            jit_compile=jit_compile,
         )

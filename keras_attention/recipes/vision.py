@@ -364,8 +364,12 @@ class VisionRun(Run):
         loss, accuracy = self.model.evaluate(prepared.test, verbose=0)
         return {"test_loss": float(loss), "test_accuracy": float(accuracy)}
 
-    def export(self, path=None, overwrite=True):
-        """Exports the image-classifier SavedModel; returns its path."""
+    def export(self, path=None, overwrite=True, jit_compile=True):
+        """Exports the image-classifier SavedModel; returns its path.
+
+        `jit_compile` is accepted like the other runs' and changes nothing:
+        the classifier is one forward pass, run op by op, never with XLA.
+        """
         return _export.export_image_classifier(
             self.model,
             self.class_names,
