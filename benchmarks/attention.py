@@ -21,6 +21,9 @@ All layers get the same kernels (copied; the script checks that the
 outputs agree before timing). Each case runs
 
 * eager: a `tf.GradientTape` around the call, no `tf.function`;
+* graph: the whole forward+backward step in a `tf.function` without XLA
+  (TensorFlow's graph run op by op: what `fit` does on a CPU, where Keras'
+  `jit_compile="auto"` leaves XLA off);
 * jit: the whole forward+backward step in `tf.function(jit_compile=True)`,
 
 in each of `--dtypes`: `float32`, and `bfloat16`, meaning the
@@ -38,6 +41,14 @@ reached, counting the FLOPs of multi-head attention analytically:
     forward  = 4 * 2*B*T*D*D   (W_q, W_k, W_v, W_o)
              + 2 * 2*B*H*T*T*d (Q K^T and weights @ V, d = D / H)
     step     = 3 * forward     (backward ~ twice the forward)
+
+`matmuls_ms` bounds what any layer can reach: the step's matrix products
+alone, with the same shapes and in the same mode (the fused `X @ [W_q |
+W_k | W_v]` and `O @ W_o` forward, `Q K^T` and `P V`, and the eight
+products of their backward), on random tensors, without the softmax, the
+head transposes or any other elementwise work; `matmuls_pct_of_peak` is
+that bound as a fraction of the peak, `pct_of_matmuls` ours' time against
+it (100: our step costs only its matrix products).
 
 Run from the repository root:
 
@@ -94,8 +105,8 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--modes",
-        default="eager,jit",
-        help="Comma-separated subset of eager,jit. Defaults to 'eager,jit'.",
+        default="eager,graph,jit",
+        help="Comma-separated subset of eager,graph,jit. Defaults to 'eager,graph,jit'.",
     )
     parser.add_argument(
         "--dtypes",
@@ -177,7 +188,7 @@ def parse_args(argv=None):
                 f"each shape must be BxTxDxH with D divisible by H; got {'x'.join(map(str, shape))}."
             )
     try:
-        args.modes = _common.split_list(args.modes, ("eager", "jit"), "--modes")
+        args.modes = _common.split_list(args.modes, ("eager", "graph", "jit"), "--modes")
         args.dtypes = _common.split_list(args.dtypes, DTYPES, "--dtypes")
         args.variants = _common.split_list(args.variants, VARIANTS, "--variants")
         args.peers = _common.split_list(args.peers, PEERS, "--peers")
@@ -278,7 +289,7 @@ def build_layers(num_hiddens, num_heads, x, dtype, variants, peers):
     return layers
 
 
-def make_step(fn, layer, jit):
+def make_step(fn, layer, mode):
     """A function (x, dy) -> gradients of sum(fn(x) * dy) w.r.t. x and the weights."""
     import tensorflow as tf
 
@@ -289,7 +300,50 @@ def make_step(fn, layer, jit):
             loss = tf.reduce_sum(tf.cast(y, "float32") * tf.cast(dy, "float32"))
         return tape.gradient(loss, [x] + layer.trainable_variables)
 
-    return tf.function(step, jit_compile=True) if jit else step
+    return _in_mode(step, mode)
+
+
+def _in_mode(step, mode):
+    import tensorflow as tf
+
+    if mode == "eager":
+        return step
+    return tf.function(step, jit_compile=(mode == "jit"))
+
+
+def make_matmul_floor(shape, dtype, seed, mode):
+    """`(fn, args)`: the step's matrix products alone (see the module docstring)."""
+    import tensorflow as tf
+
+    batch, length, num_hiddens, num_heads = shape
+    head_dim = num_hiddens // num_heads
+    rows = batch * length
+
+    def normal(*dims, i):
+        return tf.cast(tf.random.stateless_normal(dims, seed=(seed, 10 + i)), dtype)
+
+    X, dY, O, dQKV = (
+        normal(rows, n, i=i) for i, n in enumerate([num_hiddens] * 3 + [3 * num_hiddens])
+    )
+    W_qkv, W_o = normal(num_hiddens, 3 * num_hiddens, i=4), normal(num_hiddens, num_hiddens, i=5)
+    Q, K, V, dOh = (normal(batch, num_heads, length, head_dim, i=6 + i) for i in range(4))
+    P = normal(batch, num_heads, length, length, i=10)
+
+    def matmuls(X, dY, O, dQKV, Q, K, V, dOh, P):
+        forward = [X @ W_qkv, tf.matmul(Q, K, transpose_b=True), P @ V, O @ W_o]
+        backward = [
+            tf.matmul(dY, W_o, transpose_b=True),  # dO
+            tf.matmul(O, dY, transpose_a=True),  # dW_o
+            tf.matmul(dOh, V, transpose_b=True),  # dP
+            tf.matmul(P, dOh, transpose_a=True),  # dV
+            P @ K,  # dQ = dS K
+            tf.matmul(P, Q, transpose_a=True),  # dK = dS^T Q
+            tf.matmul(dQKV, W_qkv, transpose_b=True),  # dX
+            tf.matmul(X, dQKV, transpose_a=True),  # dW_qkv
+        ]
+        return forward + backward
+
+    return _in_mode(matmuls, mode), (X, dY, O, dQKV, Q, K, V, dOh, P)
 
 
 def bench_shape(shape, dtype, args, peak):
@@ -308,15 +362,16 @@ def bench_shape(shape, dtype, args, peak):
     rows = []
     for mode in args.modes:
         steps = {
-            name: make_step(fn, layer, jit=(mode == "jit")) for name, (fn, layer) in layers.items()
+            name: (make_step(fn, layer, mode), (x, dy)) for name, (fn, layer) in layers.items()
         }
-        for name, step in steps.items():
-            for _ in range(args.warmup if mode == "eager" else max(args.warmup, 1)):  # jit: compile
-                time_call(lambda: step(x, dy))
+        steps["matmuls"] = make_matmul_floor(shape, dtype, args.seed, mode)
+        for name, (step, inputs) in steps.items():
+            for _ in range(args.warmup if mode == "eager" else max(args.warmup, 1)):  # traces
+                time_call(lambda: step(*inputs))
         times = {name: [] for name in steps}
         for _ in range(args.repeats):  # round-robin: load changes hit all alike
-            for name, step in steps.items():
-                times[name].append(time_call(lambda: step(x, dy)))
+            for name, (step, inputs) in steps.items():
+                times[name].append(time_call(lambda: step(*inputs)))
         ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
         fastest = min(args.peers, key=lambda p: ms[p])
         for variant in args.variants:
@@ -334,6 +389,11 @@ def bench_shape(shape, dtype, args, peak):
                     "gflops": round(gflops, 3),  # tiny --quick shapes run at ~0.1 GFLOP/s
                     "peak_gflops": round(peak, 1),
                     "pct_of_peak": round(100 * gflops / peak, 1),
+                    "matmuls_ms": round(ms["matmuls"], 2),
+                    "matmuls_pct_of_peak": round(
+                        100 * flops / (ms["matmuls"] / 1e3) / 1e9 / peak, 1
+                    ),
+                    "pct_of_matmuls": round(100 * ms["matmuls"] / ms[variant], 1),
                 }
             )
         print(

@@ -14,13 +14,19 @@ tokenizer ops:
   new token, stopping when every row has written `<eos>` (the tutorial's
   `break`, for a batch);
 * `ours-beam4`: our `generate.beam_search` (beam 4, cached) in a
-  `tf.Module` of the same form as the export (the export serves greedy).
+  `tf.Module` of the same form as the export (batch bucket, XLA; the export
+  serves greedy);
+* `ours-nojit`: our export made with `jit_compile=False` (op by op, what a
+  runtime without XLA runs, e.g. TensorFlow Serving without
+  `--xla_cpu_compilation_enabled=true`).
 
 Each SavedModel is loaded in a fresh Python process that imports only
 `tensorflow` and `tensorflow_text`; after one untimed call, `--repeats`
 calls on held-out sentences at batch 1 and 32 give the p50 / p99 latency
-per call and sentences/s (batch / median latency). `vs_peer` is ours /
-the tutorial's sentences/s (target >= 3).
+per call and sentences/s (batch / median latency); `first_ms` is that
+untimed first call (tracing and, for the XLA cases, compiling: what the
+first request of a batch bucket waits). `vs_peer` is ours / the tutorial's
+sentences/s (target >= 3).
 
 Language model. Our exported GPT (`export.export_language_model`; the
 character GPT of `benchmarks/small_models.py`: 4 blocks, 128 hiddens, 4
@@ -30,7 +36,8 @@ vocabulary (random weights, no preprocessor: token ids in), both greedy and
 both top-k 10, an 8-token prompt and 56 new tokens per row (neither stops
 early: `<eos>` can't win in ours, keras_hub gets `stop_token_ids=None`),
 batch 1 and 32; tokens/s = new tokens / median latency; ours / keras_hub's is
-`vs_peer` (target >= 1). Skipped, saying so, where keras_hub is not
+`vs_peer` (target >= 1); `lm-ours-nojit` is our export with
+`jit_compile=False`. Skipped, saying so, where keras_hub is not
 installed.
 
     python benchmarks/serving.py
@@ -140,6 +147,7 @@ def beam_translator(model, task, beam_size=4):
 
     from keras_attention import generate
     from keras_attention.data.translation import encode_source_ids
+    from keras_attention.export import _compiled
 
     class BeamTranslator(tf.Module):
         def __init__(self):
@@ -150,9 +158,7 @@ def beam_translator(model, task, beam_size=4):
                 task.tgt_tokenizer,
             )
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def translate(self, sentences):
-            src_ids = encode_source_ids(self.src_tokenizer, sentences, task.num_steps)
+        def _beam(self, src_ids):
             result = generate.beam_search(
                 self.model,
                 src_ids,
@@ -161,7 +167,14 @@ def beam_translator(model, task, beam_size=4):
                 tokenizer=self.tgt_tokenizer,
                 return_attention=False,
             )
-            tokens = tf.cast(result["tokens"], tf.int32)
+            return tf.cast(result["tokens"], tf.int32)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def translate(self, sentences):
+            src_ids = encode_source_ids(self.src_tokenizer, sentences, task.num_steps)
+            batch = tf.shape(src_ids)[0]
+            padded = _compiled.pad_rows(src_ids, _compiled.bucket(batch))
+            tokens = _compiled.decode_function(self._beam, True)(padded)[:batch]
             return {"translation": self.tgt_tokenizer.detokenize(tokens), "tokens": tokens}
 
     return BeamTranslator()
@@ -194,6 +207,7 @@ def prepare_translators(args, folder):
     (folder / "sentences.json").write_text(json.dumps(sentences))
     paths = {
         "ours": str(folder / "ours"),
+        "ours-nojit": str(run.export(folder / "ours_nojit", jit_compile=False)),
         "tutorial": save_module(tutorial_translator(model, task), folder / "tutorial"),
         "ours-beam4": save_module(beam_translator(model, task), folder / "ours_beam4"),
     }
@@ -202,7 +216,7 @@ def prepare_translators(args, folder):
 
 
 def prepare_lm(folder):
-    """Our exported random-weight GPT; returns `(path, vocabulary size)`."""
+    """Our exported random-weight GPT, with and without XLA; returns `({jit: path}, vocab size)`."""
     import keras
     import numpy as np
 
@@ -224,15 +238,25 @@ def prepare_lm(folder):
     bias = np.array(head.bias.numpy())
     bias[tokenizer.eos_id] = -1e4  # no row stops early: the same work as keras_hub's
     head.bias.assign(bias)
-    path = export.export_language_model(model, tokenizer, folder / "lm", max_new_tokens=NEW_TOKENS)
-    return str(path), tokenizer.vocab_size
+    paths = {
+        jit: str(
+            export.export_language_model(
+                model, tokenizer, folder / f"lm_{jit}", max_new_tokens=NEW_TOKENS, jit_compile=jit
+            )
+        )
+        for jit in (True, False)
+    }
+    return paths, tokenizer.vocab_size
 
 
 # Workers, each in a fresh process.
 
 
 def latencies(call, repeats):
-    call()  # traces / warms up
+    """`(first, p50, p99)` seconds: the untimed first call (tracing, compiling), then `repeats`."""
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -240,7 +264,7 @@ def latencies(call, repeats):
         times.append(time.perf_counter() - start)
     times.sort()
     p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
-    return statistics.median(times), p99
+    return first, statistics.median(times), p99
 
 
 def translator_worker(spec):
@@ -255,10 +279,13 @@ def translator_worker(spec):
     out = []
     for batch in spec["batches"]:
         x = tf.constant((sentences * batch)[:batch], dtype=tf.string)
-        p50, p99 = latencies(lambda: serve(sentences=x)["translation"].numpy(), spec["repeats"])
+        first, p50, p99 = latencies(
+            lambda: serve(sentences=x)["translation"].numpy(), spec["repeats"]
+        )
         out.append(
             {
                 "batch": batch,
+                "first_ms": 1e3 * first,
                 "p50_ms": 1e3 * p50,
                 "p99_ms": 1e3 * p99,
                 "per_s": batch / p50,
@@ -277,7 +304,7 @@ def lm_worker(spec):
         .astype("int32")
     )
     greedy = spec["sampler"] == "greedy"
-    if spec["kind"] == "lm-ours":
+    if spec["kind"] in ("lm-ours", "lm-ours-nojit"):
         import tensorflow as tf
 
         generate = tf.saved_model.load(spec["path"]).signatures["serving_default"]
@@ -296,10 +323,11 @@ def lm_worker(spec):
         run = keras_hub_generator(spec, prompt_ids, greedy)
     out = []
     for batch in spec["batches"]:
-        p50, p99 = latencies(run(batch), spec["repeats"])
+        first, p50, p99 = latencies(run(batch), spec["repeats"])
         out.append(
             {
                 "batch": batch,
+                "first_ms": 1e3 * first,
                 "p50_ms": 1e3 * p50,
                 "p99_ms": 1e3 * p99,
                 "per_s": batch * NEW_TOKENS / p50,
@@ -387,7 +415,7 @@ def main(argv=None):
         paths, sentences, note = prepare_translators(args, folder)
         print(f"{note}; {_common.machine_line()}", flush=True)
         rows = []
-        for name in ("ours", "tutorial", "ours-beam4"):
+        for name in ("ours", "ours-nojit", "tutorial", "ours-beam4"):
             rows += run_worker(
                 {
                     "kind": "translator",
@@ -399,18 +427,19 @@ def main(argv=None):
                     "repeats": args.repeats,
                 }
             )
-        lm_path, vocab = prepare_lm(folder)
+        lm_paths, vocab = prepare_lm(folder)
         have_hub = importlib.util.find_spec("keras_hub") is not None
         if not have_hub:
             print("keras_hub is not installed: the language-model peer is skipped")
         for sampler in ("greedy", "top_k"):
-            for kind in ("lm-ours", "lm-keras-hub") if have_hub else ("lm-ours",):
+            kinds = ("lm-ours", "lm-ours-nojit") + (("lm-keras-hub",) if have_hub else ())
+            for kind in kinds:
                 rows += run_worker(
                     {
                         "kind": kind,
                         "name": f"{kind}-{sampler}",
                         "unit": "tokens",
-                        "path": lm_path,
+                        "path": lm_paths[kind != "lm-ours-nojit"],
                         "vocab": vocab,
                         "sampler": sampler,
                         "batches": args.batches,
@@ -434,7 +463,7 @@ def add_ratios(frame):
         "translate-tutorial"
         if case.startswith("translate-")
         # noqa: E731
-        else case.replace("lm-ours", "lm-keras-hub")
+        else case.replace("lm-ours-nojit", "lm-keras-hub").replace("lm-ours", "lm-keras-hub")
     )
     frame["vs_peer"] = [
         round(r.per_s / rate[(peer_of(r.case), r.batch)], 3)
@@ -442,7 +471,7 @@ def add_ratios(frame):
         else float("nan")
         for r in frame.itertuples()
     ]
-    for column in ("p50_ms", "p99_ms", "per_s", "load_s"):
+    for column in ("first_ms", "p50_ms", "p99_ms", "per_s", "load_s"):
         if column in frame:
             frame[column] = frame[column].round(2)
     return frame
