@@ -16,7 +16,7 @@ from keras import ops
 
 from keras_attention import _checks
 
-__all__ = ["TokenEmbedding", "TiedTokenEmbedding", "SegmentEmbedding", "lookup"]
+__all__ = ["TokenEmbedding", "TiedTokenEmbedding", "SegmentEmbedding", "lookup", "take_rows"]
 
 
 def lookup(table, ids, name="ids", size_name="vocab_size"):
@@ -28,6 +28,9 @@ def lookup(table, ids, name="ids", size_name="vocab_size"):
     (`tf.function`, XLA, `jax.jit`), where no error can be raised, its row
     is NaN: not the last row (a negative id), not a backend's own error or
     a clamped row, and the loss shows it.
+
+    The gradient with respect to `table` is dense on every backend (see
+    `take_rows`).
 
     Returns:
         `(..., D)`.
@@ -41,10 +44,54 @@ def lookup(table, ids, name="ids", size_name="vocab_size"):
                 f"`{name}` must be in [0, {size_name}={size}); got {name} from "
                 f"{values.min()} to {values.max()}."
             )
-        return ops.take(table, ops.cast(ids, "int32"), axis=0)
+        return take_rows(table, ops.cast(ids, "int32"))
     valid = ops.logical_and(ids >= 0, ids < size)  # (...), in the ids' own dtype
-    rows = ops.take(table, ops.cast(ops.where(valid, ids, 0), "int32"), axis=0)  # (..., D)
+    rows = take_rows(table, ops.cast(ops.where(valid, ids, 0), "int32"))  # (..., D)
     return ops.where(ops.expand_dims(valid, -1), rows, float("nan"))
+
+
+def take_rows(table, ids):
+    """`ops.take(table, ids, axis=0)`, with a dense gradient for `table` on TensorFlow too.
+
+    TensorFlow differentiates a gather into `tf.IndexedSlices`: one slice
+    per id, a repeated id repeated. Keras 3's optimizers on TensorFlow then
+    treat every repeat as a row of its own: Adam, AdamW and RMSprop square
+    each slice instead of their sum, and `clipnorm` measures the slices
+    before they are summed. A token that occurs `n` times in a batch then
+    takes another step than the equations give (at Adam's first step up to
+    `sqrt(n)` times the dense one), and a character-level or BERT model
+    (segment ids: `B * T` repeats of two rows) trains differently than on
+    JAX or PyTorch, whose gradients are dense. Here the table's gradient is
+    the dense per-row sum of the slices (`segment_sum`, accumulated in
+    float32), the gradient JAX and PyTorch compute, so every optimizer gets
+    the same numbers on every backend.
+
+    Args:
+        table: `(N, D)` tensor or variable.
+        ids: int32 tensor `(...)`, values in `[0, N)`.
+
+    Returns:
+        `(..., D)`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return ops.take(table, ids, axis=0)
+    num_rows, depth = table.shape
+    # A tensor, not the variable: TensorFlow's custom gradients would need
+    # the `variables` argument for a variable read inside them.
+    table = ops.copy(table) if isinstance(table, keras.Variable) else table
+
+    @ops.custom_gradient
+    def take(table):
+        def grad(*args, upstream=None):
+            if upstream is None:  # TensorFlow passes it positionally.
+                (upstream,) = args
+            slices = ops.cast(ops.reshape(upstream, (-1, depth)), "float32")  # (n, D)
+            rows = ops.segment_sum(slices, ops.reshape(ids, (-1,)), num_segments=num_rows)
+            return ops.cast(rows, table.dtype)  # (N, D)
+
+        return ops.take(table, ids, axis=0), grad
+
+    return take(table)
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")

@@ -218,3 +218,77 @@ def test_tied_and_segment_embeddings_check_ids_the_same_way():
         ),
     ):
         segments(X, np.zeros((1, 3), "int32"))
+
+
+# The table's gradient: dense, one row per id summed (`take_rows`).
+
+REPEATED = np.array([[1, 1, 1, 2], [2, 3, 1, 1]], "int32")  # id 1 five times, id 2 twice
+
+
+def dense_gradient(ids, upstream, num_rows):
+    """d sum(rows * upstream) / d table, in numpy: each id's upstream rows summed."""
+    expected = np.zeros((num_rows, upstream.shape[-1]))
+    np.add.at(expected, ids.reshape(-1), upstream.reshape(-1, upstream.shape[-1]))
+    return expected
+
+
+@pytest.mark.tensorflow_only(reason="tf.GradientTape; JAX and PyTorch gradients are dense already")
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("mode", ["eager", "graph", "jit"])
+@pytest.mark.parametrize("layer_class", [TokenEmbedding, TiedTokenEmbedding, SegmentEmbedding])
+def test_the_table_gradient_is_dense_and_sums_repeated_ids(layer_class, mode, policy):
+    import tensorflow as tf
+
+    upstream = np.random.default_rng(0).normal(size=REPEATED.shape + (D,)).astype("float32")
+    if layer_class is SegmentEmbedding:
+        layer = SegmentEmbedding(V, D, dtype=policy)
+        call = lambda ids: layer(tf.zeros(ids.shape + (D,), layer.compute_dtype), ids)  # noqa: E731
+    else:
+        layer = layer_class(V, D, dtype=policy)
+        call = layer
+    call(REPEATED)
+
+    def gradient(ids):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.cast(call(ids), "float32") * upstream)
+        return tape.gradient(loss, layer.embeddings.value)
+
+    if mode != "eager":
+        gradient = tf.function(gradient, jit_compile=(mode == "jit"))
+    grad = gradient(tf.constant(REPEATED))
+    assert not isinstance(grad, tf.IndexedSlices)  # Keras' optimizers mishandle repeats in those
+    assert grad.dtype == tf.float32
+    tolerance = 1e-6 if policy == "float32" else 3e-2
+    np.testing.assert_allclose(
+        grad.numpy(), dense_gradient(REPEATED, upstream, V), rtol=tolerance, atol=tolerance
+    )
+
+
+def numpy_adam(table, gradients, learning_rate, clipnorm, beta_1=0.9, beta_2=0.999, eps=1e-7):
+    """Keras' Adam with per-variable `clipnorm`, on dense gradients, in numpy."""
+    m, v = np.zeros_like(table), np.zeros_like(table)
+    for t, g in enumerate(gradients, start=1):
+        g = g * min(1.0, clipnorm / max(np.linalg.norm(g), 1e-12))
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        alpha = learning_rate * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        table = table - alpha * m / (np.sqrt(v) + eps)
+    return table
+
+
+def test_adam_steps_on_repeated_ids_are_the_dense_equations():
+    # Before `take_rows`, on TensorFlow the token repeated five times moved
+    # about twice as far as the equations say (Adam squared each repeat).
+    layer = TokenEmbedding(V, D, pad_id=None)
+    inputs = keras.Input((None,), dtype="int32")
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(0.1, clipnorm=1.0), loss="mean_squared_error")
+    targets = np.random.default_rng(1).normal(size=REPEATED.shape + (D,)).astype("float32")
+    start = table(layer).astype("float64")
+    tables, gradients = start.copy(), []
+    for _ in range(3):  # the dense gradient of the mean squared error at the current table
+        upstream = 2.0 * (tables[REPEATED] - targets) / targets.size
+        gradients.append(dense_gradient(REPEATED, upstream, V))
+        tables = numpy_adam(start, gradients, 0.1, 1.0)
+        model.train_on_batch(REPEATED, targets)
+    np.testing.assert_allclose(table(layer), tables, rtol=1e-4, atol=1e-5)
