@@ -54,6 +54,13 @@ faster of the loops run.
     python benchmarks/small_models.py --steps 2000 --epochs 10 --runs torch-loop-1t,recipe-tensorflow,demo
     python benchmarks/small_models.py --levers all --runs recipe-tensorflow
     python benchmarks/small_models.py --quick
+    python benchmarks/small_models.py --lockstep 300     # same start, same batches, no dropout
+
+`--lockstep STEPS` trains ours (the recipe's model and compile) and the
+loop in one process from the same weights on the same batches without
+dropout and prints both losses per step: they agree to float rounding, so
+what differs in the timed runs is the random streams (dropout, order), not
+the model, optimizer, clipping or schedule.
 
 Writes `outputs/benchmarks/small_models.csv` (`small_models_quick.csv` with
 `--quick`) atomically, with the machine's columns (`_common.machine`).
@@ -127,6 +134,15 @@ def parse_args(argv=None):
         "and dropout). Defaults to 0.",
     )
     parser.add_argument("--quick", action="store_true", help="Smoke run: a tiny model, few steps.")
+    parser.add_argument(
+        "--lockstep",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="Instead of the runs: train ours and the loop in one process from the same "
+        "weights on the same batches without dropout for STEPS steps, and print their "
+        "losses side by side (they should agree to float rounding).",
+    )
     parser.add_argument(
         "--out",
         default=None,
@@ -461,7 +477,7 @@ def torch_val_loss(torch, F, model, val_ids, batch):
     return float(sum(l * c for l, c in zip(losses, counts)) / sum(counts))
 
 
-def TorchGPT(torch, vocab_size, size):
+def TorchGPT(torch, vocab_size, size, dropout=DROPOUT):
     """`keras_attention.models.gpt(..., pad_id=None)` in PyTorch, Keras' initializers."""
     nn, F = torch.nn, torch.nn.functional
 
@@ -472,7 +488,7 @@ def TorchGPT(torch, vocab_size, size):
             self.ln1, self.ln2 = nn.LayerNorm(d, eps=1e-5), nn.LayerNorm(d, eps=1e-5)
             self.W_q, self.W_k, self.W_v, self.W_o = (nn.Linear(d, d) for _ in range(4))
             self.ffn1, self.ffn2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
-            self.drop = nn.Dropout(DROPOUT)
+            self.drop = nn.Dropout(dropout)
 
         def split(self, X):  # (B, T, D) -> (B, H, T, D/H)
             return X.unflatten(-1, (self.heads, -1)).transpose(1, 2)
@@ -483,7 +499,7 @@ def TorchGPT(torch, vocab_size, size):
                 self.split(self.W_q(Q)),
                 self.split(self.W_k(Q)),
                 self.split(self.W_v(Q)),
-                dropout_p=DROPOUT if self.training else 0.0,
+                dropout_p=dropout if self.training else 0.0,
                 is_causal=True,
             )
             X = X + self.drop(self.W_o(heads.transpose(1, 2).flatten(2)))
@@ -496,7 +512,7 @@ def TorchGPT(torch, vocab_size, size):
             self.token_embedding = nn.Embedding(vocab_size, d)
             # The gpt builder's table: U(-0.05, 0.05) like the tokens (`models._positions`).
             self.positions = nn.Parameter(torch.empty(SEQ_LEN, d).uniform_(-0.05, 0.05))
-            self.drop = nn.Dropout(DROPOUT)
+            self.drop = nn.Dropout(dropout)
             self.blocks = nn.ModuleList(
                 Block(d, size["ffn_num_hiddens"], size["num_heads"])
                 for _ in range(size["num_blks"])
@@ -516,6 +532,138 @@ def TorchGPT(torch, vocab_size, size):
             return self.lm_head(self.final_norm(X))
 
     return GPT()
+
+
+# Lockstep: the recipe's model and optimizer against the loop, same weights, same batches.
+
+
+def lockstep(torch, size, steps, lr, seed, dropout=0.0, ids=None, vocab_size=31):
+    """Per-step training losses `(ours, loop)` from the same start on the same batches.
+
+    Our `models.gpt` compiled as `keras-attention train lm` compiles it
+    (`recipes.lm._compile_lm`: Adam with per-variable `clipnorm=1`, warmup and
+    cosine decay over `steps`), trained with `train_on_batch` (the function
+    `fit` runs), and `TorchGPT` with ours' initial weights copied in, trained
+    by the loop's step (`torch_worker`). Without dropout the two see the same
+    numbers, so the losses agree to float rounding unless a difference in
+    the model, the optimizer, the clipping or the schedule is left (as
+    Keras' handling of the token table's `IndexedSlices` gradient was before
+    `layers.embedding.take_rows`). `ids`: a 1-D id sequence to draw the
+    windows from (random ids in `[RESERVED, vocab_size)` if None).
+    """
+    import numpy as np
+
+    from keras_attention.recipes import lm
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    if ids is None:
+        ids = rng.integers(RESERVED, vocab_size, size=50 * SEQ_LEN)
+    batch = size["batch_size"]
+    starts = rng.integers(0, len(ids) - SEQ_LEN - 1, size=(steps, batch))
+    batches = np.stack([[ids[s : s + SEQ_LEN + 1] for s in row] for row in starts]).astype("int32")
+    ours = lm._lm_model(vocab_size, {**size, "dropout": dropout, "seq_len": SEQ_LEN})
+    options = {
+        "lr_schedule": "cosine",
+        "lr": lr,
+        "warmup_steps": None,
+        "seq_len": SEQ_LEN,
+        "batch_size": batch,
+        "epochs": 1,
+        "distribute": "none",
+    }
+    lm._compile_lm(ours, options, steps * SEQ_LEN * batch)
+    loop = TorchGPT(torch, vocab_size, size, dropout=dropout)
+    copy_weights(torch, ours, loop)
+    optimizer = torch.optim.Adam(loop.parameters(), lr=lr, eps=1e-7)
+    lr_at = cosine_schedule(lr, steps)
+    loop.train()
+    ours_losses, loop_losses = [], []
+    for step, chunk in enumerate(batches):
+        ours_losses.append(
+            float(ours.train_on_batch(chunk[:, :-1], chunk[:, 1:], return_dict=True)["loss"])
+        )
+        chunk = torch.from_numpy(chunk.astype("int64"))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        loss = torch.nn.functional.cross_entropy(
+            loop(chunk[:, :-1]).flatten(0, 1), chunk[:, 1:].flatten()
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in loop.parameters():
+            torch.nn.utils.clip_grad_norm_([p], 1.0, foreach=True)
+        optimizer.step()
+        loop_losses.append(float(loss.detach()))
+    return ours_losses, loop_losses
+
+
+def copy_weights(torch, ours, loop):
+    """`ours`' (a `models.gpt`) weights into `loop` (a `TorchGPT`): kernels transposed."""
+    import numpy as np
+
+    weights = {w.path: w.numpy() for w in ours.weights}
+    pairs = [
+        ("token_embedding.weight", "token_embedding/embeddings", False),
+        ("positions", "positions/embeddings", False),
+        ("final_norm.weight", "final_norm/gamma", False),
+        ("final_norm.bias", "final_norm/beta", False),
+        ("lm_head.weight", "lm_head/kernel", True),
+        ("lm_head.bias", "lm_head/bias", False),
+    ]
+    for i in range(len(loop.blocks)):
+        block = f"gpt_block_{i}/"
+        for ln in ("ln1", "ln2"):
+            pairs += [
+                (f"blocks.{i}.{ln}.weight", f"{block}{ln}/gamma", False),
+                (f"blocks.{i}.{ln}.bias", f"{block}{ln}/beta", False),
+            ]
+        for name, path in [(f"W_{n}", f"attention/W_{n}") for n in "qkvo"] + [
+            ("ffn1", "ffn/dense1"),
+            ("ffn2", "ffn/dense2"),
+        ]:
+            pairs += [
+                (f"blocks.{i}.{name}.weight", f"{block}{path}/kernel", True),
+                (f"blocks.{i}.{name}.bias", f"{block}{path}/bias", False),
+            ]
+    params = dict(loop.named_parameters())
+    assert len(pairs) == len(params) == len(weights), (len(pairs), len(params), len(weights))
+    with torch.no_grad():
+        for name, path, transpose in pairs:
+            value = weights[path].T if transpose else weights[path]
+            params[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
+def lockstep_main(args):
+    """`--lockstep`: the per-step losses of `lockstep` as a table and CSV."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    torch.set_num_threads(1)
+    ids, vocab_size, data = None, 31, "random ids"
+    if shared_time_machine():
+        text = re.sub("[^A-Za-z]+", " ", shared_time_machine().read_text(encoding="utf-8")).lower()
+        chars = sorted(set(text))
+        ids = np.array([chars.index(c) + RESERVED for c in text[:200_000]])
+        vocab_size, data = len(chars) + RESERVED, "The Time Machine"
+    size = SIZES[args.size]
+    ours, loop = lockstep(
+        torch, size, args.lockstep, args.lr, args.seed, ids=ids, vocab_size=vocab_size
+    )
+    frame = pd.DataFrame({"step": np.arange(len(ours)), "ours_loss": ours, "loop_loss": loop})
+    frame["abs_diff"] = (frame["ours_loss"] - frame["loop_loss"]).abs()
+    shown = frame.iloc[
+        sorted(set(range(0, len(frame), max(1, len(frame) // 10))) | {len(frame) - 1})
+    ]
+    print(
+        f"lockstep, {args.size} GPT, dropout 0, {data}, {len(frame)} steps; "
+        f"{_common.machine_line()}"
+    )
+    _common.print_table(shown.round(5))
+    print(f"largest |ours - loop| over all steps: {frame['abs_diff'].max():.2e}")
+    _common.write_csv_atomic(frame, args.out.replace(".csv", "_lockstep.csv"))
+    return 0
 
 
 # The driver: one fresh process per run.
@@ -623,6 +771,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker_main(args.worker)
+    if args.lockstep:
+        return lockstep_main(args)
     import pandas as pd
 
     size = SIZES[args.size]
