@@ -102,7 +102,7 @@ def _build(kind, task, epochs=0):
 
 @pytest.mark.parametrize("kind", ["transformer", "bahdanau"])
 def test_export_translates_mixed_batch_like_python(kind, task, tmp_path):
-    model = _build(kind, task, epochs=4)
+    model = _build(kind, task, epochs=8)
     path = export.export_translator(
         model, task.src_tokenizer, task.tgt_tokenizer, task.num_steps, path=tmp_path / "t"
     )

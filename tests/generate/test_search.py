@@ -75,7 +75,7 @@ def train(model, steps_per_epoch, epochs):
 def models():
     keras.utils.set_random_seed(0)
     return {
-        "transformer": train(build("transformer"), steps_per_epoch=8, epochs=2),
+        "transformer": train(build("transformer"), steps_per_epoch=8, epochs=6),
         "bahdanau": train(build("bahdanau"), steps_per_epoch=8, epochs=3),
     }
 
