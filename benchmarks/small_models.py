@@ -186,12 +186,26 @@ def steps_per_epoch(num_train_tokens, batch_size):
     return ((num_train_tokens - SEQ_LEN) // SEQ_LEN) // batch_size
 
 
+def time_machine_text():
+    """The Time Machine from `../shared/data` as D2L preprocesses it: letters and single
+    spaces, lower case, one line."""
+    return re.sub("[^A-Za-z]+", " ", shared_time_machine().read_text(encoding="utf-8")).lower()
+
+
+def char_encoder(chars):
+    """`text -> int64 ids`: `chars[i]` is id `RESERVED + i`, any other character `<unk>` (3)."""
+    import numpy as np
+
+    lookup = {c: i + RESERVED for i, c in enumerate(chars)}
+    return lambda text: np.array([lookup.get(c, 3) for c in text], dtype=np.int64)
+
+
 def write_text(path, steps, batch_size):
     """Writes the start of The Time Machine (D2L's preprocessing: letters and single spaces,
     lower case, one line), as long as one epoch of `steps` batches needs, to `path`.
 
     The held-out tail is 10 % of it. Returns the number of characters."""
-    text = re.sub("[^A-Za-z]+", " ", shared_time_machine().read_text(encoding="utf-8")).lower()
+    text = time_machine_text()
     train_chars = (steps * batch_size + 1) * SEQ_LEN + SEQ_LEN // 2
     text = text[: min(len(text), math.ceil(train_chars / (1.0 - VAL_FRACTION)))].strip()
     pathlib.Path(path).write_text(text, encoding="utf-8")
@@ -394,8 +408,7 @@ def torch_worker(spec):
     torch.manual_seed(spec["seed"])
     train_text, val_text = loop_text(spec["text_file"])
     chars = sorted(set(train_text))
-    lookup = {c: i + RESERVED for i, c in enumerate(chars)}
-    encode = lambda text: np.array([lookup.get(c, 3) for c in text], dtype=np.int64)  # noqa: E731
+    encode = char_encoder(chars)
     train_ids, val_ids = encode(train_text), encode(val_text)
     model = TorchGPT(torch, len(chars) + RESERVED, size)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec["lr"], eps=1e-7)
@@ -413,14 +426,7 @@ def torch_worker(spec):
         windows = windows_of(train_ids[offset:], shuffle=True, rng=rng)
         for b in range(per_epoch):
             chunk = torch.from_numpy(windows[b * batch : (b + 1) * batch])
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            loss = F.cross_entropy(model(chunk[:, :-1]).flatten(0, 1), chunk[:, 1:].flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for p in params:  # Keras' `clipnorm`: each gradient clipped on its own
-                torch.nn.utils.clip_grad_norm_([p], 1.0, foreach=True)
-            optimizer.step()
+            loop_step(torch, model, params, optimizer, chunk, lr_at(step))
             step += 1
             stamps.append((step, time.perf_counter()))
         val_loss = torch_val_loss(torch, F, model, val_ids, batch)
@@ -436,6 +442,20 @@ def torch_worker(spec):
         "epochs": spec["epochs"],
         "train_tokens": len(train_ids),
     }
+
+
+def loop_step(torch, model, params, optimizer, chunk, lr):
+    """One step of the loop on windows `chunk` `(B, T + 1)`: returns the loss (a tensor)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    logits = model(chunk[:, :-1])
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), chunk[:, 1:].flatten())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for p in params:  # Keras' `clipnorm`: each gradient clipped on its own
+        torch.nn.utils.clip_grad_norm_([p], 1.0, foreach=True)
+    optimizer.step()
+    return loss
 
 
 def windows_of(ids, shuffle, rng=None):
@@ -537,7 +557,7 @@ def TorchGPT(torch, vocab_size, size, dropout=DROPOUT):
 # Lockstep: the recipe's model and optimizer against the loop, same weights, same batches.
 
 
-def lockstep(torch, size, steps, lr, seed, dropout=0.0, ids=None, vocab_size=31):
+def lockstep(torch, size, steps, lr, seed, ids=None, vocab_size=31):
     """Per-step training losses `(ours, loop)` from the same start on the same batches.
 
     Our `models.gpt` compiled as `keras-attention train lm` compiles it
@@ -562,7 +582,7 @@ def lockstep(torch, size, steps, lr, seed, dropout=0.0, ids=None, vocab_size=31)
     batch = size["batch_size"]
     starts = rng.integers(0, len(ids) - SEQ_LEN - 1, size=(steps, batch))
     batches = np.stack([[ids[s : s + SEQ_LEN + 1] for s in row] for row in starts]).astype("int32")
-    ours = lm._lm_model(vocab_size, {**size, "dropout": dropout, "seq_len": SEQ_LEN})
+    ours = lm._lm_model(vocab_size, {**size, "dropout": 0.0, "seq_len": SEQ_LEN})
     options = {
         "lr_schedule": "cosine",
         "lr": lr,
@@ -573,27 +593,19 @@ def lockstep(torch, size, steps, lr, seed, dropout=0.0, ids=None, vocab_size=31)
         "distribute": "none",
     }
     lm._compile_lm(ours, options, steps * SEQ_LEN * batch)
-    loop = TorchGPT(torch, vocab_size, size, dropout=dropout)
+    loop = TorchGPT(torch, vocab_size, size, dropout=0.0)
     copy_weights(torch, ours, loop)
     optimizer = torch.optim.Adam(loop.parameters(), lr=lr, eps=1e-7)
     lr_at = cosine_schedule(lr, steps)
     loop.train()
+    params = list(loop.parameters())
     ours_losses, loop_losses = [], []
     for step, chunk in enumerate(batches):
         ours_losses.append(
             float(ours.train_on_batch(chunk[:, :-1], chunk[:, 1:], return_dict=True)["loss"])
         )
-        chunk = torch.from_numpy(chunk.astype("int64"))
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
-        loss = torch.nn.functional.cross_entropy(
-            loop(chunk[:, :-1]).flatten(0, 1), chunk[:, 1:].flatten()
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in loop.parameters():
-            torch.nn.utils.clip_grad_norm_([p], 1.0, foreach=True)
-        optimizer.step()
+        windows = torch.from_numpy(chunk.astype("int64"))
+        loss = loop_step(torch, loop, params, optimizer, windows, lr_at(step))
         loop_losses.append(float(loss.detach()))
     return ours_losses, loop_losses
 
@@ -643,9 +655,9 @@ def lockstep_main(args):
     torch.set_num_threads(1)
     ids, vocab_size, data = None, 31, "random ids"
     if shared_time_machine():
-        text = re.sub("[^A-Za-z]+", " ", shared_time_machine().read_text(encoding="utf-8")).lower()
+        text = time_machine_text()[:200_000]
         chars = sorted(set(text))
-        ids = np.array([chars.index(c) + RESERVED for c in text[:200_000]])
+        ids = char_encoder(chars)(text)
         vocab_size, data = len(chars) + RESERVED, "The Time Machine"
     size = SIZES[args.size]
     ours, loop = lockstep(

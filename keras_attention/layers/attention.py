@@ -15,6 +15,7 @@ from keras import ops
 
 from keras_attention import _checks
 from keras_attention import ops as ka_ops
+from keras_attention.layers._custom_gradient import read_variables, upstream_gradient
 from keras_attention.layers._policies import policy_map_config, sublayer_policy
 from keras_attention.layers.bias import ALiBi, RelativePositionBias
 from keras_attention.layers.position import ROTARY_SCALINGS, RotaryEmbedding, check_original_max_len
@@ -120,17 +121,6 @@ def _as_one_head(queries, keys, values, mask):
     return queries, keys, values, mask
 
 
-def _read_variables(*tensors):
-    """`tensors` with variables (and arrays) read into tensors.
-
-    For `_attend`: a variable read inside its custom-gradient function would
-    need TensorFlow's `variables` gradient argument.
-    """
-    return tuple(
-        ops.copy(t) if isinstance(t, keras.Variable) or not ops.is_tensor(t) else t for t in tensors
-    )
-
-
 def _attend(queries, keys, values, mask=None, dropout_mask=None):
     """`softmax(Q K^T) V` with a hand-written backward pass.
 
@@ -166,7 +156,7 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
     Returns:
         `(B, Q, H, v)`.
     """
-    queries, keys, values = _read_variables(queries, keys, values)
+    queries, keys, values = read_variables(queries, keys, values)
     compute = queries.dtype
     has_key = None
     if mask is not None:
@@ -185,9 +175,7 @@ def _attend(queries, keys, values, mask=None, dropout_mask=None):
             out = out * has_key
 
         def grad(*args, upstream=None):
-            if upstream is None:  # TensorFlow and JAX pass it positionally.
-                (upstream,) = args
-            d_out = _heads_first(upstream)  # (B, H, Q, v)
+            d_out = _heads_first(upstream_gradient(args, upstream))  # (B, H, Q, v)
             if has_key is not None:
                 d_out = d_out * has_key
             row = ops.sum(

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from keras_attention import _checks
+from keras_attention.layers._custom_gradient import read_variables, upstream_gradient
 
 __all__ = ["TokenEmbedding", "TiedTokenEmbedding", "SegmentEmbedding", "lookup", "take_rows"]
 
@@ -76,15 +77,12 @@ def take_rows(table, ids):
     if keras.backend.backend() != "tensorflow":
         return ops.take(table, ids, axis=0)
     num_rows, depth = table.shape
-    # A tensor, not the variable: TensorFlow's custom gradients would need
-    # the `variables` argument for a variable read inside them.
-    table = ops.copy(table) if isinstance(table, keras.Variable) else table
+    (table,) = read_variables(table)
 
     @ops.custom_gradient
     def take(table):
         def grad(*args, upstream=None):
-            if upstream is None:  # TensorFlow passes it positionally.
-                (upstream,) = args
+            upstream = upstream_gradient(args, upstream)
             slices = ops.cast(ops.reshape(upstream, (-1, depth)), "float32")  # (n, D)
             rows = ops.segment_sum(slices, ops.reshape(ids, (-1,)), num_segments=num_rows)
             return ops.cast(rows, table.dtype)  # (N, D)
