@@ -79,3 +79,12 @@ def check_file(name, value):
     if not path.is_file():
         raise ValueError(f"`{name}` must be a file; got {name}={str(path)!r}, which is a folder.")
     return path
+
+
+def check_some_batch(what, count, batch_size, drop_remainder):
+    """Raises unless `count` examples give at least one batch (`what` describes them)."""
+    if drop_remainder and count < batch_size:
+        raise ValueError(
+            f"{what}, fewer than batch_size={batch_size} with drop_remainder=True: no batch. "
+            f"Lower `batch_size` or pass more data."
+        )

@@ -343,16 +343,10 @@ def _check_pipeline(sequences, batch_size, seed, shuffle, drop_remainder):
     _checks.check_bool("drop_remainder", drop_remainder)
     if not len(sequences):
         raise ValueError("`sequences` holds no sequences; an empty data set gives no batch.")
-    _check_some_batch(f"{len(sequences)} sequences", len(sequences), batch_size, drop_remainder)
+    _checks.check_some_batch(
+        f"{len(sequences)} sequences", len(sequences), batch_size, drop_remainder
+    )
     return sequences, batch_size
-
-
-def _check_some_batch(what, count, batch_size, drop_remainder):
-    if drop_remainder and count < batch_size:
-        raise ValueError(
-            f"{what}, fewer than batch_size={batch_size} with drop_remainder=True: no batch. "
-            f"Lower `batch_size` or pass more data."
-        )
 
 
 def _element_seeds(seed):
@@ -414,7 +408,7 @@ def causal_lm_dataset(token_ids, seq_len, batch_size, shuffle=True, seed=0, drop
             f"({'2 * seq_len' if shuffle else 'seq_len + 1'} ids needed); got {length} ids. "
             f"Lower `seq_len` or pass more text."
         )
-    _check_some_batch(
+    _checks.check_some_batch(
         f"`token_ids` gives {num_windows} windows of seq_len={seq_len}",
         num_windows,
         batch_size,

@@ -133,6 +133,7 @@ class TranslationTask:
         seed = None if seed is None else _checks.check_int("seed", seed)
         _checks.check_bool("drop_remainder", drop_remainder)
         _checks.check_bool("include_valid_len", include_valid_len)
+        _checks.check_some_batch(f"{len(pairs)} pairs", len(pairs), batch_size, drop_remainder)
         sources = tf.constant([s for s, _ in pairs], dtype=tf.string, shape=[len(pairs)])
         targets = tf.constant([t for _, t in pairs], dtype=tf.string, shape=[len(pairs)])
         ds = tf.data.Dataset.from_tensor_slices((sources, targets))

@@ -106,6 +106,27 @@ def test_bad_pair_files_name_the_line(tmp_path, content, match):
         cli.main(["train", "translation", "--data", str(path), "--out", str(tmp_path / "r")])
 
 
+def test_fewer_training_pairs_than_a_batch_is_named_before_training(tmp_path):
+    """Full batches only: 1 training pair and batch_size 4 gave an empty epoch, then
+    "missing 'loss'" after the (untrained) run was written."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("hi\tsalut\nbye\tau revoir\n", encoding="utf-8")
+    out = tmp_path / "r"
+    with pytest.raises(SystemExit) as info:
+        cli.main(
+            ["train", "translation", "--data", str(path), *TINY_TRANSFORMER, "--out", str(out)]
+        )
+    assert str(info.value) == (
+        "error: 1 pairs, fewer than batch_size=16 with drop_remainder=True: no batch. "
+        "Lower `batch_size` or pass more data."
+    )
+    assert not (out / "model.keras").exists()
+    task = data.load_pairs_file(path)
+    with pytest.raises(ValueError, match="fewer than batch_size=2"):
+        task.train_dataset(2, drop_remainder=True)
+    assert len(list(task.train_dataset(2))) == 1
+
+
 def test_fra_txt_layout_with_attribution_column_is_read(tmp_path):
     path = tmp_path / "fra.txt"
     path.write_text("Go.\tVa !\tCC-BY 2.0 (France) Attribution\nHi.\tSalut !\tCC-BY\n")
