@@ -636,6 +636,30 @@ def _one_line(err):
 # What reaches the user as one line: bad inputs, paths, files (and Ctrl-C).
 USER_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
 
+_OOM_SHAPE = re.compile(r"OOM when allocating tensor with shape\[([0-9,]*)\]")
+
+
+def _out_of_memory(err):
+    """The one line for a tensor that did not fit in memory, or `None` for other errors.
+
+    TensorFlow raises `ResourceExhaustedError` (not a `RuntimeError`), XLA an
+    error whose text says RESOURCE_EXHAUSTED; both come with pages of graph
+    trace that do not say which flag made the tensor too large.
+    """
+    text = str(err)
+    if not (
+        isinstance(err, MemoryError)
+        or type(err).__name__ == "ResourceExhaustedError"
+        or "RESOURCE_EXHAUSTED" in text
+    ):
+        return None
+    shape = _OOM_SHAPE.search(text)
+    what = f"a tensor of shape ({shape.group(1).replace(',', ', ')})" if shape else "a tensor"
+    return (
+        f"out of memory: {what} did not fit. Lower --batch-size, the sequence length "
+        "(--num-steps, --seq-len, --img-size) or the model's sizes."
+    )
+
 
 def main(argv=None):
     from keras_attention.recipes.cpu import use_pooled_cpu_memory
@@ -658,6 +682,11 @@ def main(argv=None):
         if args.debug:
             raise
         raise SystemExit(f"error: {_one_line(err)}") from None
+    except Exception as err:
+        line = _out_of_memory(err)
+        if args.debug or line is None:
+            raise
+        raise SystemExit(f"error: {line}") from None
     return 0
 
 

@@ -215,3 +215,30 @@ def test_a_layers_error_inside_keras_reaches_the_user_as_its_own_message(tmp_pat
     message = str(info.value)
     assert message.startswith("error: The sequence is longer than `max_len`"), message
     assert "max_len=4" in message and "\n" not in message and "\x1b" not in message
+
+
+def test_out_of_memory_is_one_line_naming_the_flags_to_lower(monkeypatch):
+    """TensorFlow's ResourceExhaustedError (e.g. --num-steps 100000) is no RuntimeError: it
+    came out as a traceback of the graph."""
+    import tensorflow as tf
+
+    from keras_attention import recipes
+
+    message = "Graph execution error:\n\nOOM when allocating tensor with shape[4,2,100000,100000]"
+
+    def train(**options):
+        raise tf.errors.ResourceExhaustedError(None, None, message)
+
+    monkeypatch.setattr(recipes, "train_translation", train)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "translation", "--num-steps", "100000"])
+    assert str(info.value) == (
+        "error: out of memory: a tensor of shape (4, 2, 100000, 100000) did not fit. Lower "
+        "--batch-size, the sequence length (--num-steps, --seq-len, --img-size) or the "
+        "model's sizes."
+    )
+    with pytest.raises(tf.errors.ResourceExhaustedError):
+        cli.main(["--debug", "train", "translation"])
+    monkeypatch.setattr(recipes, "train_translation", lambda **options: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # other errors are bugs: their traceback shows
+        cli.main(["train", "translation"])
