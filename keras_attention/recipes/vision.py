@@ -42,12 +42,16 @@ class VisionData:
     num_test: int
 
 
+def _image_files(folder):
+    """The image files under `folder` (those `image_dataset_from_directory` reads), sorted."""
+    return [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
 def _folder_channels(folder, limit=20):
     """1 when the first `limit` images of `folder` are all grayscale, else 3."""
     import tensorflow as tf
 
-    files = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES][:limit]
-    for path in files:
+    for path in _image_files(folder)[:limit]:
         try:
             image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
         except tf.errors.InvalidArgumentError:
@@ -61,6 +65,7 @@ def _folder_channels(folder, limit=20):
 
 def _folder_data(folder, img_size, batch_size, val_fraction, seed):
     import keras
+    import tensorflow as tf
 
     folder = pathlib.Path(folder)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
@@ -80,8 +85,13 @@ def _folder_data(folder, img_size, batch_size, val_fraction, seed):
         color_mode="grayscale" if num_channels == 1 else "rgb",
         verbose=False,
     )
-    num_test = int(sum(1 for _ in test.unbatch()))
-    num_train = int(sum(1 for _ in train.unbatch()))
+    try:  # counting decodes every image
+        num_test = int(sum(1 for _ in test.unbatch()))
+        num_train = int(sum(1 for _ in train.unbatch()))
+    except tf.errors.InvalidArgumentError:
+        for path in _image_files(folder):
+            read_images(path)  # a ValueError naming the file that is no image
+        raise
     if num_test == 0:
         raise ValueError(
             f"{folder} left no held-out images ({num_train} training images); add images or "

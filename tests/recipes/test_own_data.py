@@ -278,3 +278,17 @@ def test_vision_data_from_python(image_folder):
     assert prepared.class_names == ["angular", "round"]
     with pytest.raises(ValueError, match="must hold one sub-folder of images per class"):
         recipes.vision_data(str(image_folder / "round"))
+
+
+def test_a_corrupt_image_in_a_folder_is_named(image_folder, tmp_path):
+    """Only the first images of a folder were opened up front (the first RGB one stopped
+    the look): a broken file further on came out of tf.data as an InvalidArgumentError."""
+    import shutil
+
+    folder = tmp_path / "images"
+    shutil.copytree(image_folder, folder)
+    (folder / "round" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
+    with pytest.raises(ValueError, match=r"Cannot read image '.*zz_broken.png': Invalid PNG"):
+        recipes.vision_data(str(folder), batch_size=4, img_size=24)
+    with pytest.raises(SystemExit, match=r"^error: Cannot read image '.*zz_broken.png'"):
+        cli.main(["train", "vision", "--data", str(folder), "--out", str(tmp_path / "r")])
