@@ -12,6 +12,7 @@ its recipe (`translation.TranslationRun`, `vision.VisionRun`,
 import json
 import pathlib
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -115,6 +116,7 @@ class Run:
     """
 
     kind = None
+    info_keys = ()  # what the run's own methods read from run.json
 
     def __init__(self, path, info, model=None):
         self.path = pathlib.Path(path)
@@ -162,10 +164,17 @@ class Run:
 
 
 def read_json(path):
+    """The JSON object (a dict) in the file `path`; a `ValueError` naming the file otherwise."""
     try:
-        return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+        value = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} is not a readable JSON file ({err}).") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path} must hold a JSON object ({{...}}); it holds a {type(value).__name__}: "
+            f"{value!r:.60}."
+        )
+    return value
 
 
 def load_model_file(path):
@@ -179,6 +188,11 @@ def load_model_file(path):
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}.")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras says "File not found"
+        raise ValueError(
+            f"Cannot load the model file {path}: it is not a complete .keras (zip) archive "
+            f"({path.stat().st_size} bytes); it was cut short or damaged."
+        )
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as err:  # zipfile, json, h5py and Keras errors alike

@@ -297,9 +297,16 @@ def load_run(path, kind=None, weights=False):
             opened = opened.run()
     elif _is_run(path):
         info = read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else _legacy_info(path)
-        if info.get("kind") not in _RUN_CLASSES:
+        if not isinstance(info.get("kind"), str) or info["kind"] not in _RUN_CLASSES:
             raise ValueError(f"{path / RUN_FILE} names an unknown kind {info.get('kind')!r}.")
-        opened = _RUN_CLASSES[info["kind"]](path, info, model=model)
+        run_class = _RUN_CLASSES[info["kind"]]
+        missing = [key for key in run_class.info_keys if key not in info]
+        if missing:
+            raise ValueError(
+                f"{path / RUN_FILE} lacks {', '.join(map(repr, missing))}, which a "
+                f"{info['kind']} run records; the file was changed after training."
+            )
+        opened = run_class(path, info, model=model)
     else:
         raise ValueError(
             f"{path} is neither a run directory (no {RUN_FILE}: is training still running, or "

@@ -319,6 +319,7 @@ class TranslationRun(Run):
     """A run of `recipes.train_translation`: translate, evaluate, export."""
 
     kind = "translation"
+    info_keys = ("num_steps",)
 
     @classmethod
     def write(cls, out, model, task, options=None):

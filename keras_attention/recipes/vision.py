@@ -318,6 +318,7 @@ class VisionRun(Run):
     """A run of `recipes.train_vision`: classify, evaluate, export."""
 
     kind = "vision"
+    info_keys = ("class_names",)
 
     @classmethod
     def write(cls, out, model, class_names, num_channels, config, options=None):

@@ -172,6 +172,10 @@ def test_load_run_and_export_from_a_fresh_process(trained, name, tmp_path):
         ("empty", ValueError, "is neither a run directory"),
         ("file", ValueError, "is a file; give a run directory"),
         ("bad_json", ValueError, "run.json is not a readable JSON file"),
+        ("list_json", ValueError, r"run.json must hold a JSON object \(\{...\}\); it holds a list"),
+        ("kind_list", ValueError, r"run.json names an unknown kind \[1\]"),
+        ("no_num_steps", ValueError, "run.json lacks 'num_steps', which a translation run records"),
+        ("no_class_names", ValueError, "run.json lacks 'class_names', which a vision run records"),
     ],
 )
 def test_load_run_names_what_is_wrong(tmp_path, setup, error, match):
@@ -183,6 +187,15 @@ def test_load_run_names_what_is_wrong(tmp_path, setup, error, match):
     elif setup == "bad_json":
         path.mkdir()
         (path / "run.json").write_text("{not json")
+    elif setup != "missing":  # valid JSON, not a run's (AttributeError, KeyError before)
+        path.mkdir()
+        content = {
+            "list_json": [1, 2],
+            "kind_list": {"kind": [1]},
+            "no_num_steps": {"kind": "translation"},
+            "no_class_names": {"kind": "vision"},
+        }[setup]
+        (path / "run.json").write_text(json.dumps(content))
     with pytest.raises(error, match=match):
         keras_attention.load_run(path)
 
@@ -202,4 +215,7 @@ def test_a_broken_model_file_is_named(trained, tmp_path):
     shutil.copytree(trained[0] / "dates", copy)
     (copy / "model.keras").write_bytes((copy / "model.keras").read_bytes()[:200])
     with pytest.raises(ValueError, match=r"Cannot load the model file .*model.keras"):
+        keras_attention.load_run(copy).model  # noqa: B018
+    # Keras' own words for a cut archive are "File not found", of a file that is there.
+    with pytest.raises(ValueError, match=r"not a complete .keras \(zip\) archive \(200 bytes\)"):
         keras_attention.load_run(copy).model  # noqa: B018
