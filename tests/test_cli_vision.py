@@ -136,6 +136,9 @@ def test_classify_errors(trained, tmp_path):
         cli.main(["classify", str(sm), str(tmp_path / "bad.png")])
     with pytest.raises(SystemExit, match="Cannot read image .*missing.png"):
         cli.main(["classify", str(sm), str(tmp_path / "missing.png")])
+    (tmp_path / "folder.png").mkdir()  # a FailedPreconditionError traceback before
+    with pytest.raises(SystemExit, match="Cannot read image .*folder.png.*Is a directory"):
+        cli.main(["classify", str(sm), str(tmp_path / "folder.png")])
 
 
 def test_top_k_larger_than_the_classes_prints_every_class(trained, pngs, capsys):

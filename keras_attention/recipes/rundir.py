@@ -238,7 +238,9 @@ def read_images(images):
             try:
                 raw = tf.io.read_file(str(image))
                 image = tf.io.decode_image(raw, dtype=tf.uint8, expand_animations=False).numpy()
-            except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as err:
+            # Missing, a folder, unreadable (NotFound, FailedPrecondition, PermissionDenied)
+            # or no image (InvalidArgument).
+            except tf.errors.OpError as err:
                 reason = _export.error_text(err)
                 raise ValueError(f"Cannot read image {str(image)!r}: {reason}") from None
         image = np.asarray(image)
