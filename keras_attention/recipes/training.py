@@ -292,7 +292,9 @@ class RunBackup(keras.callbacks.Callback):
             f"The training backup {checkpoint} could not be restored "
             f"({type(err).__name__}: {str(err)[:200]}); moved it to {aside}. "
             "Resuming from an older checkpoint, or starting over if there is none.",
-            stacklevel=3,
+            # This module's frame: the caller of on_train_begin is Keras' callback list,
+            # whose warnings the command ignores.
+            stacklevel=2,
         )
 
     def _restore(self, checkpoint):

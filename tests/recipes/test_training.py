@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import warnings
 
 import keras
 import numpy as np
@@ -195,6 +196,21 @@ def test_all_backups_unreadable_starts_over_with_a_warning(task, tmp_path):
     with pytest.warns(UserWarning, match="could not be restored"):
         frame = training.fit_with_logs(_model(task), train, val, epochs=2, out_dir=out, verbose=0)
     assert len(frame) == 2 and not (out / "backup").exists()
+
+
+def test_the_set_aside_warning_survives_the_commands_filter_of_keras_warnings(task, tmp_path):
+    """The command ignores warnings from Keras' modules; this one was attributed to Keras'
+    callback list (the caller of `on_train_begin`), so a run resumed with another model
+    size started over without a word."""
+    out = tmp_path / "run"
+    _crash_after(task, out, 1)
+    (_newest_checkpoint(out / "backup") / "state.json").write_text("{not json")
+    train, val = _data(task)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", module=r"keras(\.|$)")  # as keras_attention.cli does
+        training.fit_with_logs(_model(task), train, val, epochs=1, out_dir=out, verbose=0)
+    assert any("could not be restored" in str(w.message) for w in caught)
 
 
 def test_stale_temporary_checkpoint_of_a_killed_run_is_ignored_and_swept(task, tmp_path):
