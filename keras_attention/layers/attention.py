@@ -11,6 +11,7 @@ length.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_attention import _checks
@@ -267,11 +268,27 @@ def _check_mask_shapes(
     batch, num_queries = queries_shape[0], queries_shape[1]
     num_keys = keys_length if num_keys is None else num_keys
     if valid_lens is not None:
-        _checks.check_same_batch(("queries", queries_shape), ("valid_lens", valid_lens.shape))
-        if len(valid_lens.shape) == 2 and _checks.sizes_differ(valid_lens.shape[1], num_queries):
+        # A Python list or int has no `.shape`; `ops.valid_lens_to_mask` takes them.
+        shape = tuple(valid_lens.shape) if hasattr(valid_lens, "shape") else np.shape(valid_lens)
+        if len(shape) not in (1, 2):  # the words of `ops.valid_lens_to_mask`
+            raise ValueError(
+                f"`valid_lens` must have shape (batch,) or (batch, num_queries); got shape={shape}."
+            )
+        _checks.check_same_batch(("queries", queries_shape), ("valid_lens", shape))
+        if len(shape) == 2 and _checks.sizes_differ(shape[1], num_queries):
             raise ValueError(
                 "`valid_lens` of shape (batch, num_queries) must have "
-                f"num_queries={num_queries} columns; got valid_lens.shape={tuple(valid_lens.shape)}."
+                f"num_queries={num_queries} columns; got valid_lens.shape={shape}."
+            )
+    for name, mask in (
+        ("attention_mask", attention_mask),
+        ("queries_mask", queries_mask),
+        ("keys_mask", keys_mask),
+        ("values_mask", values_mask),
+    ):
+        if mask is not None and not hasattr(mask, "shape"):
+            raise TypeError(
+                f"`{name}` must be a boolean tensor or array; got a {type(mask).__name__}."
             )
     for name, mask, expected, axes in (
         ("queries_mask", queries_mask, (batch, num_queries), "batch, num_queries"),

@@ -1456,6 +1456,29 @@ def test_bad_valid_lens(name, valid_lens, message):
         layer(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=valid_lens)
 
 
+@pytest.mark.parametrize("name", ["dot", "additive", "mha"])
+def test_valid_lens_and_masks_as_python_values(name):
+    """A list or an int has no `.shape`: the static checks raised an AttributeError (and an
+    IndexError for an int) before `ops.valid_lens_to_mask`, which takes them, was reached."""
+    layer = {
+        "dot": DotProductAttention(),
+        "additive": AdditiveAttention(4),
+        "mha": MultiHeadAttention(D, H),
+    }[name]
+    q, k = rand(B, Q, D), rand(B, K, D)
+    np.testing.assert_allclose(
+        layer(q, k, k, valid_lens=[1, 3]), layer(q, k, k, valid_lens=np.array([1, 3])), atol=ATOL
+    )
+    with pytest.raises(ValueError, match=r"`valid_lens` must have shape \(batch,\) or .*\(\)"):
+        layer(q, k, k, valid_lens=3)
+    with pytest.raises(ValueError, match=r"`queries`, `valid_lens` must have the same batch"):
+        layer(q, k, k, valid_lens=[1, 2, 3])
+    with pytest.raises(TypeError, match=r"`attention_mask` must be a boolean tensor or array"):
+        layer(q, k, k, attention_mask=np.ones((B, Q, K), bool).tolist())
+    with pytest.raises(TypeError, match=r"`keys_mask` must be a boolean tensor or array"):
+        layer(q, k, k, keys_mask=[[True] * K] * B)
+
+
 def test_cache_without_cache_update_index():
     layer = MultiHeadAttention(D, H)
     x = rand(B, 1, D)
