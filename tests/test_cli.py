@@ -210,6 +210,7 @@ def test_a_layers_error_inside_keras_reaches_the_user_as_its_own_message(tmp_pat
     (tmp_path / "pairs.tsv").write_text(pairs, encoding="utf-8")
     argv = ["train", "translation", "--data", str(tmp_path / "pairs.tsv"), "--max-len", "4"]
     argv += ["--num-hiddens", "8", "--ffn-num-hiddens", "8", "--num-heads", "2", "--num-blks", "1"]
+    argv += ["--batch-size", "8"]  # 36 training pairs: the default 128 would make no batch
     with pytest.raises(SystemExit) as info:
         cli.main([*argv, "--epochs", "1", "--verbose", "0", "--out", str(tmp_path / "run")])
     message = str(info.value)

@@ -691,6 +691,10 @@ class DotProductAttention(keras.layers.Layer):
         keys_mask=None,
         values_mask=None,
     ):
+        use_causal_mask = _checks.check_bool("use_causal_mask", use_causal_mask)
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         _check_float_inputs(queries, keys, values)
         self._check_shapes(queries.shape, keys.shape, values.shape)
         one_head = len(queries.shape) == 3
@@ -876,6 +880,9 @@ class AdditiveAttention(keras.layers.Layer):
         keys_mask=None,
         values_mask=None,
     ):
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         _check_float_inputs(queries, keys, values)
         _check_3d_inputs(queries.shape, keys.shape, values.shape)
         _check_built_sizes(("queries", "keys"), (queries.shape, keys.shape), self._input_sizes)
@@ -1345,6 +1352,10 @@ class MultiHeadAttention(keras.layers.Layer):
         keys_mask=None,
         values_mask=None,
     ):
+        use_causal_mask = _checks.check_bool("use_causal_mask", use_causal_mask)
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         if projected_keys_values is not None:
             return self._call_projected(
                 queries,

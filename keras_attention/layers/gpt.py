@@ -174,6 +174,9 @@ class GPTBlock(keras.layers.Layer):
         bias=None,
         X_mask=None,
     ):
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
 
         def self_attention(Q):  # causal, with the cache when decoding step by step

@@ -152,6 +152,9 @@ class NadarayaWatson(keras.layers.Layer):
         keys_mask=None,
         values_mask=None,
     ):
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         self._check_shapes(queries.shape, keys.shape, values.shape)
         for name, mask in (("keys_mask", keys_mask), ("values_mask", values_mask)):
             if mask is not None:

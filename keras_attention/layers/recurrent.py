@@ -176,6 +176,9 @@ class BahdanauDecoder(keras.layers.Layer):
         return_attention_scores=False,
         enc_outputs_mask=None,
     ):
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         self._check_inputs(X, enc_outputs, enc_states)
         X = ops.transpose(X, (1, 0, 2))  # (T, B, E), time-major
         batch, num_keys = ops.shape(enc_outputs)[0], ops.shape(enc_outputs)[1]

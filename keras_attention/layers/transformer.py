@@ -345,6 +345,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         bias=None,
         X_mask=None,
     ):
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         _checks.check_sequence_tensor("X", X, self.num_hiddens)
 
         def self_attention(Q):  # over the valid positions
@@ -545,6 +548,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         X_mask=None,
         enc_outputs_mask=None,
     ):
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         self._check_inputs(X, enc_outputs)
 
         def self_attention(Q):  # causal, with the cache when decoding step by step

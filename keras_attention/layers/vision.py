@@ -408,6 +408,9 @@ class ViTBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, X, valid_lens=None, training=None, return_attention_scores=False, X_mask=None):
+        return_attention_scores = _checks.check_bool(
+            "return_attention_scores", return_attention_scores
+        )
         _checks.check_sequence_tensor("X", X, self.num_hiddens, why="")
 
         def self_attention(Q):

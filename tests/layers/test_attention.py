@@ -1479,6 +1479,23 @@ def test_valid_lens_and_masks_as_python_values(name):
         layer(q, k, k, keys_mask=[[True] * K] * B)
 
 
+@pytest.mark.parametrize("name", ["dot", "additive", "mha"])
+@pytest.mark.parametrize("flag", ["use_causal_mask", "return_attention_scores"])
+@pytest.mark.parametrize("value", ["yes", 1, np.ones(2, bool)])
+def test_flags_must_be_bools(name, flag, value):
+    """A truthy string or 1 silently meant True (an array raised numpy's ambiguity error)."""
+    if name == "additive" and flag == "use_causal_mask":
+        pytest.skip("AdditiveAttention has no causal mask")
+    layer = {
+        "dot": DotProductAttention(),
+        "additive": AdditiveAttention(4),
+        "mha": MultiHeadAttention(D, H),
+    }[name]
+    q, k = rand(B, Q, D), rand(B, K, D)
+    with pytest.raises(ValueError, match=rf"`{flag}` must be True or False"):
+        layer(q, k, k, **{flag: value})
+
+
 def test_cache_without_cache_update_index():
     layer = MultiHeadAttention(D, H)
     x = rand(B, 1, D)
