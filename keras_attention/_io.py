@@ -42,6 +42,7 @@ __all__ = [
     "save_with",
     "replace_dir",
     "sweep",
+    "check_destination",
 ]
 
 _TMP = ".tmp-"
@@ -251,6 +252,53 @@ def _check_replaceable(path, is_previous, what):
         f"{path} exists and is {kind} {what}; refusing to replace it. "
         "Choose another path, or move it away first."
     )
+
+
+def check_destination(name, path, is_previous=None, what="a previous artifact"):
+    """Checks, before any work, that a directory can later be written at `path`.
+
+    For the paths a long job writes only at its end (an export after
+    training): the mistake is reported before the hours of work, not after.
+    Every existing ancestor must be a directory; with `is_previous`, `path`
+    itself must be absent, an empty directory or a previous artifact
+    (`replace_dir`'s rule); without it, absent or a directory.
+
+    Args:
+        name: str. The argument's name, for the message.
+        path: str or path.
+        is_previous: optional callable, as for `replace_dir`.
+        what: str. The kind of artifact, for the message.
+
+    Returns:
+        `path` as a `pathlib.Path`.
+
+    Raises:
+        ValueError: naming `name`, the path and what is in the way.
+        TypeError: `path` is not a string or path.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"`{name}` must be a non-empty path (a str); got {name}={path!r}.")
+    path = pathlib.Path(path)
+    for parent in path.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise ValueError(
+                    f"`{name}`={str(path)!r}: {parent} is a file, not a directory, so nothing "
+                    "can be written under it. Choose another path."
+                )
+            break
+    if is_previous is None:
+        if os.path.lexists(path) and not path.is_dir():
+            raise ValueError(
+                f"`{name}`={str(path)!r} is a file; it must be a directory (new, or one "
+                f"holding {what}). Choose another path, or move the file away first."
+            )
+        return path
+    try:
+        _check_replaceable(path, is_previous, what)
+    except FileExistsError as err:
+        raise ValueError(f"`{name}`: {err}") from None
+    return path
 
 
 def replace_dir(path, build, is_previous, what="a previous artifact"):

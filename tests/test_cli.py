@@ -163,6 +163,33 @@ def test_export_refuses_to_replace_a_users_folder(trained, tmp_path):
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years"
 
 
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        (["--out", "afile"], r"`out`='.*afile' is a file"),
+        (["--out", "afile/run"], r"`out`=.*afile is a file, not a directory"),
+        (["--export", "afile"], r"`export`: .*afile exists and is a file"),
+        (["--export", "folder"], r"`export`: .*folder exists and is a directory that is not"),
+        (["--export", "run"], r"`export` and `out` are the same directory"),
+    ],
+)
+def test_paths_that_cannot_be_written_fail_before_training(tmp_path, monkeypatch, where, message):
+    """An export is written after training: its path is checked before, not hours later."""
+    from keras_attention.recipes import training
+
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, "fit_with_logs", lambda *a, **k: pytest.fail("trained"))
+    argv = ["train", "translation", "--data", "dates", "--num-train", "64", "--verbose", "0"]
+    argv += ["--out", "run", *where] if where[0] == "--export" else where
+    with pytest.raises(SystemExit, match=rf"^error: {message}"):
+        cli.main(argv)
+    assert (tmp_path / "afile").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["notes.txt"]
+
+
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(FileNotFoundError):
         cli.main(["--debug", "translate", str(tmp_path / "nope"), "x"])

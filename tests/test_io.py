@@ -211,3 +211,26 @@ def test_stale_temporaries_of_killed_writers_are_swept(tmp_path):
     _io.write_text(path, "new")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [".other.json.tmp-1-x", f".scores.json.tmp-{os.getpid()}-live", "scores.json"]
+
+
+def test_check_destination_names_the_argument_and_what_is_in_the_way(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    is_previous = lambda p: (p / "saved_model.pb").is_file()  # noqa: E731
+    assert _io.check_destination("out", tmp_path / "new") == tmp_path / "new"
+    assert _io.check_destination("out", tmp_path / "other") == tmp_path / "other"
+    assert _io.check_destination("export", tmp_path / "empty", is_previous) == tmp_path / "empty"
+    with pytest.raises(ValueError, match=r"`out`='.*afile' is a file; it must be a directory"):
+        _io.check_destination("out", tmp_path / "afile")
+    with pytest.raises(ValueError, match=r"`out`=.*afile is a file, not a directory"):
+        _io.check_destination("out", tmp_path / "afile" / "run")
+    with pytest.raises(ValueError, match=r"`export`: .*other exists and is a directory that is"):
+        _io.check_destination("export", tmp_path / "other", is_previous)
+    with pytest.raises(ValueError, match=r"`export`: .*afile exists and is a file"):
+        _io.check_destination("export", tmp_path / "afile", is_previous)
+    for bad in (3, None, ""):
+        with pytest.raises(TypeError, match=r"`out` must be a non-empty path"):
+            _io.check_destination("out", bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "empty", "other"]

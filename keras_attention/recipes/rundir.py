@@ -70,8 +70,17 @@ def run_recipe(train, options):
     Returns:
         The `Run` that `train` returned.
     """
+    # Before training: a path that cannot be written fails now, not after the run.
+    out = _io.check_destination("out", options["out"], what="a previous run")
+    export = options["export"]
+    if export is not None:
+        _io.check_destination("export", export, _export.is_export, "a SavedModel export")
+        if pathlib.Path(export).resolve() == out.resolve():
+            raise ValueError(
+                f"`export` and `out` are the same directory ({out}); the export needs its own "
+                "(e.g. saved_models/NAME)."
+            )
     strategy = distribute.make_strategy(options["distribute"], options["num_cpu_devices"])
-    out, export = pathlib.Path(options["out"]), options["export"]
     if strategy is not None:
         print(
             f"--distribute {options['distribute']}: {distribute.num_replicas(strategy)} "
