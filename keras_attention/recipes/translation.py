@@ -13,6 +13,7 @@ that `keras_attention.load_run` opens again.
 """
 
 import pathlib
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -381,6 +382,15 @@ class TranslationRun(Run):
         single = isinstance(sentences, str)
         sentences = check_strings("sentences", sentences)
         batch_size = _checks.check_positive_int("batch_size", batch_size)
+        # D2L's truncation, (tokens + [<eos>])[:num_steps], as in training and the export.
+        lengths = self.src_tokenizer.tokenize(sentences).row_lengths().numpy() + 1
+        cut = int((lengths > self.num_steps).sum())
+        if cut:
+            warnings.warn(
+                f"{cut} sentence(s) were longer than the run's num_steps={self.num_steps} "
+                f"source tokens (with <eos>); each was cut to its first {self.num_steps}.",
+                stacklevel=2,
+            )
         texts = []
         starts = range(0, len(sentences), batch_size)
         for start in tqdm(starts, desc="translating", unit="batch", disable=len(starts) < 2):

@@ -488,14 +488,29 @@ def _translation(model, family, inputs, src_tokenizer, tgt_tokenizer, max_len):
     )
     src_eos = getattr(src_tokenizer, "eos_id", eos_id)
     texts = _as_list(inputs)
-    rows = []
+    names = {layer.name for layer in model.layers}
+    # The positions a source may take: a sinusoidal or learned table's max_len
+    # (none: the Bahdanau RNN, rotary, ALiBi, T5's relative bias).
+    src_limit = None
+    if family != "bahdanau" and "src_positions" in names:
+        src_limit = model.get_layer("src_positions").max_len
+    rows, cut = [], 0
     for item in texts:
         ids = _ids(item, src_tokenizer, "src_tokenizer")
-        rows.append(ids + [src_eos] if isinstance(item, str) else ids)
+        ids = ids + [src_eos] if isinstance(item, str) else ids
+        if src_limit is not None and len(ids) > src_limit:
+            # Cut as D2L cuts a source: (tokens + [<eos>])[:T].
+            ids, cut = ids[:src_limit], cut + 1
+        rows.append(ids)
+    if cut:
+        warnings.warn(
+            f"{cut} source(s) were longer than the model's {src_limit} source positions; "
+            f"each was cut to its first {src_limit} tokens.",
+            stacklevel=3,
+        )
     src_ids = _pad(rows, pad_id)  # (B, S)
     if max_len is None:
         max_len = 2 * src_ids.shape[1] + 2
-        names = {layer.name for layer in model.layers}
         if family != "bahdanau" and "tgt_positions" in names:  # none: rotary, ALiBi
             max_len = min(max_len, model.get_layer("tgt_positions").max_len)
     result = generate.greedy_search(

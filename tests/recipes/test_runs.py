@@ -100,6 +100,20 @@ def test_load_run_opens_each_task_with_its_methods(trained):
     assert np.isfinite(opened.evaluate()["val_perplexity"])
 
 
+def test_a_sentence_longer_than_num_steps_is_cut_with_a_warning(trained):
+    """D2L's truncation (tokens + [<eos>])[:num_steps], as in training; said, not silent."""
+    _, translation, _, _ = trained
+    steps = translation.num_steps
+    words = "march 3 , 1994".split() * steps  # many more source tokens than num_steps
+    long, less_long = " ".join(words), " ".join(words[: steps + 1])  # both cut to words[:steps]
+    match = rf"1 sentence\(s\) .* num_steps={steps} .*first {steps}"
+    with pytest.warns(UserWarning, match=match):
+        got = translation.translate([long, "march 3 , 1994"])
+    with pytest.warns(UserWarning, match=match):
+        assert got[0] == translation.translate(less_long)
+    assert got[1] == translation.translate("march 3 , 1994")
+
+
 def test_exports_open_the_same_way_and_agree_with_their_runs(trained):
     root, translation, vision, lm = trained
     exported = keras_attention.load_run(root / "dates_export")

@@ -37,6 +37,20 @@ def test_translation_without_a_position_table_is_explored():
     assert exploration.family == "transformer" and exploration.examples
 
 
+def test_a_source_longer_than_the_position_table_is_cut_with_a_warning(translation):
+    """A source past the table's max_len (16) was an error deep in the position layer."""
+    model, _ = translation
+    long = list(range(3, 20)) * 2  # 34 ids
+    with pytest.warns(UserWarning, match=r"1 source\(s\) .* 16 source positions"):
+        exploration = viz.collect(model, [long, SOURCES[1]], max_len=5)
+    reference = viz.collect(model, [long[:16], SOURCES[1]], max_len=5)
+    got, expected = exploration.examples[0], reference.examples[0]
+    assert got.extras == expected.extras and len(got.maps) == len(expected.maps) == 3
+    for a, b in zip(got.maps, expected.maps):
+        assert a.keys == b.keys and len(a.keys) in (16, 5)
+        np.testing.assert_allclose(a.weights, b.weights, atol=1e-6)
+
+
 def test_translation_maps_equal_the_builders_returned_weights(translation):
     model, exploration = translation
     reference = models.transformer(
