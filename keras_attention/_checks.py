@@ -376,16 +376,30 @@ def _dtype(x):
     return keras.backend.standardize_dtype(x.dtype)
 
 
+def _tensor_dtype(name, x, what):
+    """The dtype of `x`; a `TypeError` naming `name` when `x` is no tensor (None, a list)."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"`{name}` must be {what}; got {name}={_short(x)}.")
+    return _dtype(x)
+
+
+def _short(value):
+    text = repr(value) if value is None or isinstance(value, (str, int, float)) else None
+    if text is None or len(text) > 40:
+        return f"a {type(value).__name__}"
+    return text
+
+
 def check_float_tensor(name, x, what="a float tensor"):
     """Raises a `TypeError` unless `x` (a tensor or array) has a floating dtype."""
-    dtype = _dtype(x)
+    dtype = _tensor_dtype(name, x, what)
     if "float" not in dtype:
         raise TypeError(f"`{name}` must be {what}; got {name}.dtype={dtype}.")
 
 
 def check_int_tensor(name, x, what="an integer tensor"):
     """Raises a `TypeError` unless `x` (a tensor or array) has an integer dtype."""
-    dtype = _dtype(x)
+    dtype = _tensor_dtype(name, x, what)
     if "int" not in dtype:
         raise TypeError(f"`{name}` must be {what}; got {name}.dtype={dtype}.")
 
@@ -397,7 +411,7 @@ def check_mask_tensor(name, x):
     large negative number where not, as some libraries use) cast to bool
     would mean the opposite of what it says.
     """
-    dtype = _dtype(x)
+    dtype = _tensor_dtype(name, x, 'a boolean "may attend" mask')
     if dtype != "bool" and "int" not in dtype:
         raise TypeError(
             f'`{name}` must be a boolean "may attend" mask (True where a query may attend; '

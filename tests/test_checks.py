@@ -248,6 +248,19 @@ def test_tensor_dtype_checks_raise_type_errors():
         _checks.check_int_tensor("ids", keras.Input((3,)), what="token ids (integers)")
 
 
+def test_tensor_checks_name_an_argument_that_is_no_tensor():
+    # `None` or a list where a tensor belongs was an AttributeError on `.dtype`.
+    for check, what in (
+        (_checks.check_float_tensor, "a float tensor"),
+        (_checks.check_int_tensor, "an integer tensor"),
+        (_checks.check_mask_tensor, 'a boolean "may attend" mask'),
+    ):
+        with pytest.raises(TypeError, match=re.escape(f"`keys` must be {what}; got keys=None.")):
+            check("keys", None)
+        with pytest.raises(TypeError, match=re.escape(f"`keys` must be {what}; got keys=a list.")):
+            check("keys", [[1.0, 2.0]])
+
+
 def test_same_batch():
     _checks.check_same_batch(("queries", (2, 3, 4)), ("keys", (None, 5, 4)), ("valid_lens", None))
     message = "`queries`, `keys`, `values` must have the same batch size (axis 0); got queries.shape=(2, 3, 4), keys.shape=(1, 5, 4)."
