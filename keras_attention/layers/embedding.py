@@ -194,9 +194,9 @@ class TiedTokenEmbedding(TokenEmbedding):
     """
 
     def call(self, inputs, reverse=False):
-        if not reverse:
+        if not _checks.check_bool("reverse", reverse):
             return super().call(inputs)
-        _checks.check_float_tensor("inputs", inputs, what="float hidden states when reverse=True")
+        self._check_hidden_states(inputs)
         E = ops.cast(self.embeddings, "float32")  # (V, D)
         X = ops.cast(inputs, "float32")
         return ops.matmul(X, ops.transpose(E))  # (B, T, V)
@@ -207,10 +207,16 @@ class TiedTokenEmbedding(TokenEmbedding):
             return previous_mask
         return super().compute_mask(inputs, previous_mask)
 
-    def compute_output_spec(self, inputs, reverse=False):
-        if not reverse:
-            return super().compute_output_spec(inputs)
+    def _check_hidden_states(self, inputs):
         _checks.check_float_tensor("inputs", inputs, what="float hidden states when reverse=True")
+        _checks.check_features(
+            "inputs", inputs.shape, self.num_hiddens, why=" (`num_hiddens`, the embedding size)"
+        )
+
+    def compute_output_spec(self, inputs, reverse=False):
+        if not _checks.check_bool("reverse", reverse):
+            return super().compute_output_spec(inputs)
+        self._check_hidden_states(inputs)
         return keras.KerasTensor(tuple(inputs.shape[:-1]) + (self.vocab_size,), "float32")
 
 
@@ -264,16 +270,23 @@ class SegmentEmbedding(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, X, segment_ids):
+    def _check_inputs(self, X, segment_ids):
         _checks.check_float_tensor("X", X)
+        _checks.check_int_tensor("segment_ids", segment_ids, what="integer ids")
+        _checks.check_features("X", X.shape, self.num_hiddens, why=" (`num_hiddens`)")
         _checks.check_same_batch(("X", X.shape), ("segment_ids", segment_ids.shape))
+        # One segment id per token: a shorter row would broadcast or fail inside the add.
+        _checks.check_shape(
+            "segment_ids", segment_ids.shape, tuple(X.shape[:-1]), "the axes of X but the last"
+        )
+
+    def call(self, X, segment_ids):
+        self._check_inputs(X, segment_ids)
         E = lookup(self.embeddings, segment_ids, "segment_ids", "num_segments")  # (B, T, D)
         return X + ops.cast(E, X.dtype)
 
     def compute_output_spec(self, X, segment_ids):
-        _checks.check_float_tensor("X", X)
-        _checks.check_int_tensor("segment_ids", segment_ids, what="integer ids")
-        _checks.check_same_batch(("X", X.shape), ("segment_ids", segment_ids.shape))
+        self._check_inputs(X, segment_ids)
         return keras.KerasTensor(X.shape, X.dtype)
 
     def get_config(self):

@@ -220,6 +220,47 @@ def test_tied_and_segment_embeddings_check_ids_the_same_way():
         segments(X, np.zeros((1, 3), "int32"))
 
 
+def test_segment_ids_of_another_length_or_hidden_states_of_another_width_are_named():
+    # Both were TensorFlow's "Incompatible shapes" InvalidArgumentError from the add.
+    segments = SegmentEmbedding(2, D)
+    X = np.zeros((2, 3, D), "float32")
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "`segment_ids` must have shape (the axes of X but the last)=(2, 3); "
+            "got segment_ids.shape=(2, 2)."
+        ),
+    ):
+        segments(X, np.zeros((2, 2), "int32"))
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"The last axis of `X` must equal {D} (`num_hiddens`); got X.shape=(2, 3, {D + 2})."
+        ),
+    ):
+        segments(X, np.zeros((2, 3), "int32"))  # built at width D
+        segments(np.zeros((2, 3, D + 2), "float32"), np.zeros((2, 3), "int32"))
+    # Symbolic lengths pass, and the layer still adds the rows.
+    out = segments(keras.Input((None, D)), keras.Input((None,), dtype="int32"))
+    assert tuple(out.shape) == (None, None, D)
+    tied = TiedTokenEmbedding(V, D)
+    tied(IDS)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"The last axis of `inputs` must equal {D} (`num_hiddens`, the embedding size); "
+            f"got inputs.shape=(2, 3, {D + 1})."
+        ),
+    ):
+        tied(np.zeros((2, 3, D + 1), "float32"), reverse=True)  # was a MatMul error
+    with pytest.raises(
+        ValueError, match=re.escape("`reverse` must be True or False; got reverse='yes'.")
+    ):
+        tied(np.zeros((2, 3, D), "float32"), reverse="yes")  # a truthy string meant True
+    with pytest.raises(TypeError, match=re.escape("`ids` must be integer ids; got ids=None.")):
+        TokenEmbedding(V, D)(None)
+
+
 # The table's gradient: dense, one row per id summed (`take_rows`).
 
 REPEATED = np.array([[1, 1, 1, 2], [2, 3, 1, 1]], "int32")  # id 1 five times, id 2 twice
