@@ -296,6 +296,7 @@ def _check_mask_shapes(
         ("values_mask", values_mask, (batch, keys_length), "batch, num_keys"),
     ):
         if mask is not None:
+            _checks.check_mask_tensor(name, mask)
             _checks.check_shape(name, mask.shape, expected, axes)
     if attention_mask is not None:
         _checks.check_mask_tensor("attention_mask", attention_mask)
@@ -1537,6 +1538,10 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _check_cache(self, queries_shape, keys_shape, values_shape, cache, cache_update_index):
         """`cache` `(B, 2, S, D_kv)` and `cache_update_index`, a position with room for the new keys."""
+        # A list or tuple (keys, values), as other libraries keep them, is no cache here.
+        _checks.check_float_tensor(
+            "cache", cache, what="a float tensor (batch, 2, cache_length, num_hiddens)"
+        )
         shape = tuple(cache.shape)
         # Axis 1 holds keys and values: fewer than 2 is an error. (More is not
         # checked: torch traces a functional model with 83 for every unknown

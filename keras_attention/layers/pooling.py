@@ -158,6 +158,7 @@ class NadarayaWatson(keras.layers.Layer):
         self._check_shapes(queries.shape, keys.shape, values.shape)
         for name, mask in (("keys_mask", keys_mask), ("values_mask", values_mask)):
             if mask is not None:
+                _checks.check_mask_tensor(name, mask)
                 _checks.check_shape(name, mask.shape, keys.shape[:2], "batch, num_keys")
         queries = ops.cast(queries, "float32")
         keys = ops.cast(keys, "float32")

@@ -1871,6 +1871,24 @@ def test_bad_cache_arguments(kwargs, message):
         make_mha()(x, x, x, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "cache, shown",
+    [
+        ((np.zeros((B, 4, D), "float32"),) * 2, "cache=a tuple"),
+        ([np.zeros((B, 4, D), "float32")] * 2, "cache=a list"),
+        ({"keys": np.zeros((B, 4, D), "float32")}, "cache=a dict"),
+        (np.zeros((B, 2, 4, D), "int32"), "cache.dtype=int32"),
+    ],
+    ids=["tuple", "list", "dict", "int"],
+)
+def test_a_cache_that_is_no_float_tensor_is_a_type_error(cache, shown):
+    """A (keys, values) pair, as other libraries keep a cache, was an AttributeError on `.shape`."""
+    x = rand(B, 1, D)
+    message = f"`cache` must be a float tensor (batch, 2, cache_length, num_hiddens); got {shown}."
+    with pytest.raises(TypeError, match=re.escape(message)):
+        make_mha()(x, x, x, cache=cache, cache_update_index=0)
+
+
 def test_cache_update_index_tensor_past_the_end_is_checked_eagerly():
     x = rand(B, 1, D)
     with pytest.raises(ValueError, match=re.escape("got cache_update_index=4, 1 new keys")):
@@ -2074,3 +2092,36 @@ def test_a_float_attention_mask_is_refused_not_cast(make):
         np.testing.assert_allclose(
             ops.convert_to_numpy(layer(X, X, X, attention_mask=mask)), expected, atol=1e-6
         )
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("which", ["queries_mask", "keys_mask", "values_mask"])
+def test_a_float_keras_mask_is_refused_as_attention_mask_is(name, which):
+    """A float `(B, T)` mask was cast to bool: an additive one (0 kept, -1e9 dropped) then
+    meant its opposite. It is a TypeError, as for `attention_mask`; bool and 0/1 work."""
+    layer = make_layer(name)
+    q, k = rand(B, Q, D), rand(B, K, D)
+    length = Q if which == "queries_mask" else K
+    keep = np.ones((B, length), bool)
+    keep[0, -1] = False
+    expected = to_np(layer(q, k, k, **{which: keep}))
+    with pytest.raises(TypeError, match=f'`{which}` must be a boolean "may attend" mask'):
+        layer(q, k, k, **{which: np.where(keep, 0.0, -1e9).astype("float32")})
+    np.testing.assert_allclose(
+        to_np(layer(q, k, k, **{which: keep.astype("int32")})), expected, atol=ATOL
+    )
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("which", ["queries", "keys", "values"])
+def test_none_inputs_are_a_type_error_naming_them(name, which):
+    """`keys=None` (Keras' own MultiHeadAttention defaults it to `value`) was an
+    AttributeError on `None.dtype`."""
+    inputs = {"queries": rand(B, Q, D), "keys": rand(B, K, D), "values": rand(B, K, D)}
+    layer = make_layer(name)
+    layer(**inputs)  # built (unbuilt, Keras' build() is missing the argument's shape)
+    inputs[which] = None
+    with pytest.raises(
+        TypeError, match=re.escape(f"`{which}` must be a float tensor; got {which}=None.")
+    ):
+        layer(**inputs)
