@@ -27,7 +27,7 @@ from keras import ops
 
 from keras_attention import _checks
 from keras_attention.generate.decoders import GPTStepDecoder, UncachedGPTDecoder, decoder_for
-from keras_attention.generate.search import _mask_token, check_token_ids
+from keras_attention.generate.search import _check_in_vocab, _mask_token, check_token_ids
 
 __all__ = ["sample", "sample_loop", "sample_steps", "check_sampling_options"]
 
@@ -71,6 +71,8 @@ def _sampling_ids(decoder, tokenizer, eos_id, pad_id):
         pad_id = decoder.pad_id
     eos_id = _checks.check_non_negative_int("eos_id", eos_id, allow_none=True)
     pad_id = _checks.check_non_negative_int("pad_id", pad_id, allow_none=True)
+    for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
+        _check_in_vocab(name, value, decoder.vocab_size)
     fill_id = pad_id if pad_id is not None else (eos_id if eos_id is not None else 0)
     return eos_id, fill_id, pad_id
 

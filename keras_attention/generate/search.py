@@ -70,10 +70,30 @@ def special_ids(decoder, tokenizer=None, bos_id=None, eos_id=None, pad_id=None):
         # eos_id=-1: never stop (e.g. to time a fixed number of steps).
         low = -1 if name == "eos_id" else 0
         ids[name] = None if value is None else _checks.check_int(name, value, low=low)
+        _check_in_vocab(name, ids[name], _output_vocab_size(decoder), never_stop=True)
     if ids["pad_id"] is None:
         model_pad = decoder.pad_id
         ids["pad_id"] = ids["eos_id"] if model_pad is None else int(model_pad)
     return ids["bos_id"], ids["eos_id"], ids["pad_id"]
+
+
+def _output_vocab_size(decoder):
+    """The size of the vocabulary a step decoder reads and writes, or None where unknown."""
+    embedding = getattr(decoder, "tgt_embedding", None)
+    size = getattr(embedding, "vocab_size", None) or getattr(decoder, "vocab_size", None)
+    return size if _checks.is_int(size) else None
+
+
+def _check_in_vocab(name, value, vocab_size, never_stop=False):
+    """A special id outside the model's vocabulary: `bos_id` fails deep in the embedding, an
+    `eos_id` or `pad_id` is never generated (decoding never stops, padding never shows)."""
+    if value is None or vocab_size is None or value < vocab_size:
+        return
+    never = " (or -1: never stop)" if never_stop and name == "eos_id" else ""
+    raise ValueError(
+        f"`{name}` must be an id of the model's vocabulary, in [0, vocab_size={vocab_size})"
+        f"{never}; got {name}={value}. Do the tokenizer and the model match?"
+    )
 
 
 def _check_max_len(max_len):

@@ -2,6 +2,7 @@
 from explicit arguments, then the tokenizer, then the model (`generate.search.special_ids`,
 `generate.sampling._sampling_ids`)."""
 
+import re
 import types
 
 import numpy as np
@@ -91,3 +92,33 @@ def test_search_fills_after_eos_with_the_models_pad_id_not_zero(search):
     np.testing.assert_array_equal(tokens[:, 0], 2)
     np.testing.assert_array_equal(tokens[:, 1:], 7)
     np.testing.assert_array_equal(ops.convert_to_numpy(out["lengths"]), [1, 1])
+
+
+@pytest.mark.parametrize(
+    "search, kwargs, name, value",
+    [
+        ("greedy", {"bos_id": V}, "bos_id", V),  # was the embedding's error about `ids`
+        ("greedy", {"eos_id": V + 3}, "eos_id", V + 3),  # never generated: never stopped
+        ("beam", {"pad_id": 99}, "pad_id", 99),
+        ("sample", {"eos_id": V}, "eos_id", V),
+        ("sample", {"pad_id": V}, "pad_id", V),
+    ],
+)
+def test_special_ids_outside_the_models_vocabulary_are_named(search, kwargs, name, value):
+    """A tokenizer of another vocabulary than the model's: its ids are refused up front."""
+    message = (
+        f"`{name}` must be an id of the model's vocabulary, in [0, vocab_size={V})"
+        + (" (or -1: never stop)" if name == "eos_id" and search != "sample" else "")
+        + f"; got {name}={value}."
+    )
+    src = np.array([[3, 4, 5, 7]], "int32")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        if search == "sample":
+            generate.sample(_gpt(0, 5), PROMPT, 2, temperature=0, **kwargs)
+        elif search == "greedy":
+            generate.greedy_search(_transformer(0, 2), src, max_len=3, **kwargs)
+        else:
+            generate.beam_search(_transformer(0, 2), src, max_len=3, beam_size=2, **kwargs)
+    # eos_id=-1 (never stop) still works, and the last id of the vocabulary is an id.
+    out = generate.greedy_search(_transformer(0, 2), src, max_len=3, eos_id=-1, pad_id=V - 1)
+    assert tuple(out["tokens"].shape) == (1, 3)
