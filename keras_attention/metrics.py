@@ -39,6 +39,17 @@ def bleu(pred_seq, label_seq, k=2):
         >>> round(bleu("il est riche .", "il est calme ."), 3)
         0.658
     """
+    for name, value in (("pred_seq", pred_seq), ("label_seq", label_seq)):
+        if not isinstance(value, str):
+            raise TypeError(
+                f"`{name}` must be a str of tokens joined by spaces; got a {type(value).__name__}"
+                + (
+                    ". Join a list of tokens first: ' '.join(tokens)."
+                    if isinstance(value, (list, tuple))
+                    else "."
+                )
+            )
+    k = _checks.check_positive_int("k", k)
     pred_tokens, label_tokens = pred_seq.split(" "), label_seq.split(" ")
     len_pred, len_label = len(pred_tokens), len(label_tokens)
     score = math.exp(min(0, 1 - len_label / len_pred))
@@ -71,8 +82,18 @@ def corpus_bleu(hypotheses, references, tokenize="13a", **kwargs):
     """
     import sacrebleu
 
+    for name, value in (("hypotheses", hypotheses), ("references", references)):
+        if isinstance(value, str):  # list() of a str is its characters
+            raise TypeError(f"`{name}` must be a list of str, one per sentence; got a str.")
     hypotheses = list(hypotheses)
     references = list(references)
+    if not hypotheses:
+        raise ValueError("`hypotheses` must hold at least one sentence; got none.")
+    tokenizers = getattr(getattr(sacrebleu, "BLEU", None), "TOKENIZERS", None)
+    if tokenizers is not None and tokenize not in tokenizers:
+        raise ValueError(
+            f"`tokenize` must be one of {sorted(tokenizers)}; got tokenize={tokenize!r}."
+        )
     if len(hypotheses) != len(references):
         raise ValueError(
             f"`hypotheses` and `references` must have the same length; got "

@@ -105,6 +105,41 @@ def test_corpus_bleu_length_mismatch():
         corpus_bleu(["a"], ["a", "b"])
 
 
+def test_bleu_bad_arguments_are_named():
+    # A list of tokens was an AttributeError on `.split`; k <= 0 silently gave the brevity
+    # penalty alone (no n-gram was compared).
+    with pytest.raises(
+        TypeError, match=r"`pred_seq` must be a str of tokens joined by spaces; got a list\. Join"
+    ):
+        bleu(["il", "est"], "il est")
+    with pytest.raises(TypeError, match=r"`label_seq` must be a str .*; got a NoneType\."):
+        bleu("il est", None)
+    for k in (0, -1, 1.5):
+        with pytest.raises(ValueError, match=f"`k` must be a positive integer; got k={k}."):
+            bleu("il est", "il est", k=k)
+    assert bleu("il est", "il est", k=np.int64(2)) == 1.0
+
+
+def test_corpus_bleu_bad_arguments_are_named():
+    # A str was read as its characters; no sentence was an IndexError inside sacrebleu, an
+    # unknown tokenizer its KeyError.
+    with pytest.raises(
+        TypeError, match="`hypotheses` must be a list of str, one per sentence; got a str."
+    ):
+        metrics.corpus_bleu("il est", ["il est"])
+    with pytest.raises(TypeError, match="`references` must be a list of str"):
+        metrics.corpus_bleu(["il est"], "il est")
+    with pytest.raises(ValueError, match="`hypotheses` must hold at least one sentence; got none."):
+        metrics.corpus_bleu([], [])
+    with pytest.raises(
+        ValueError, match=r"`tokenize` must be one of \[.*'13a'.*\]; got tokenize='foo'."
+    ):
+        metrics.corpus_bleu(["il est"], ["il est"], tokenize="foo")
+    assert metrics.corpus_bleu(
+        ["il est riche ."], ["il est riche ."], tokenize="none"
+    ) == pytest.approx(100.0)
+
+
 def test_metrics_module_imports_no_tensorflow_or_sacrebleu_at_top_level():
     tree = ast.parse(pathlib.Path(metrics.__file__).read_text())
     top = set()
