@@ -93,6 +93,29 @@ def _check_valid_lens(valid_lens, num_keys):
     return ops.cast(valid_lens, "int32")
 
 
+def _check_size(name, value):
+    """`value`, a sequence length: a Python/numpy value must be an integer >= 0 (a tensor,
+    known only when the graph runs, passes)."""
+    if ops.is_tensor(value) or isinstance(value, keras.KerasTensor):
+        return value
+    if _checks.is_int(value) or isinstance(value, (bool, float, str, np.bool_, np.floating)):
+        return _checks.check_non_negative_int(name, value)
+    return value  # a symbolic size (JAX tracing a functional model)
+
+
+def _check_broadcastable(name, shape, target_name, target_shape):
+    """Raises unless `shape` broadcasts to `target_shape` where both sizes are known."""
+    shape, target_shape = tuple(shape), tuple(target_shape)
+    if len(shape) > len(target_shape) or any(
+        _checks.sizes_differ(a, b) and _checks.static_size(a) != 1
+        for a, b in zip(shape[::-1], target_shape[::-1])
+    ):
+        raise ValueError(
+            f"`{name}` must be broadcastable to the shape of `{target_name}`; got "
+            f"{name}.shape={shape}, {target_name}.shape={target_shape}."
+        )
+
+
 def sequence_mask(X, valid_len, value=0.0):
     """Replaces the entries of `X` at or past each row's valid length.
 
@@ -112,6 +135,10 @@ def sequence_mask(X, valid_len, value=0.0):
     [[1, 0, 0], [4, 5, 0]]
     """
     X = ops.convert_to_tensor(X)
+    if len(X.shape) < 2:
+        raise ValueError(f"`X` must have shape (batch, length, ...); got X.shape={tuple(X.shape)}.")
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"`value` must be a number; got value={value!r}.")
     maxlen = ops.shape(X)[1]
     valid_len = _check_valid_lens(valid_len, maxlen)
     if len(valid_len.shape) != 1:
@@ -137,7 +164,14 @@ def valid_lens_to_mask(valid_lens, num_queries, num_keys):
     Returns:
         A boolean tensor of shape `(B, Q, K)`: True where key `k < valid_len`.
     """
+    num_queries = _check_size("num_queries", num_queries)
+    num_keys = _check_size("num_keys", num_keys)
     valid_lens = _check_valid_lens(valid_lens, num_keys)
+    if len(valid_lens.shape) == 2 and _checks.sizes_differ(valid_lens.shape[1], num_queries):
+        raise ValueError(
+            "`valid_lens` of shape (batch, num_queries) must have "
+            f"num_queries={num_queries} columns; got valid_lens.shape={tuple(valid_lens.shape)}."
+        )
     if len(valid_lens.shape) == 1:
         # (B, 1)
         valid_lens = valid_lens[:, None]
@@ -159,6 +193,8 @@ def causal_mask(num_queries, num_keys, offset=0):
     Returns:
         A boolean tensor of shape `(Q, K)`.
     """
+    num_queries = _check_size("num_queries", num_queries)
+    num_keys = _check_size("num_keys", num_keys)
     # (Q, 1) against (1, K)
     rows = ops.arange(num_queries, dtype="int32")[:, None] + ops.cast(offset, "int32")
     cols = ops.arange(num_keys, dtype="int32")[None, :]
@@ -198,6 +234,8 @@ def window_mask(num_queries, num_keys, window, offset=0, causal=True):
     if not ops.is_tensor(window) and not isinstance(window, keras.KerasTensor):
         window = _checks.check_positive_int("window", window)
     causal = _checks.check_bool("causal", causal)
+    num_queries = _check_size("num_queries", num_queries)
+    num_keys = _check_size("num_keys", num_keys)
     # (Q, 1) against (1, K): the distance p - j
     rows = ops.arange(num_queries, dtype="int32")[:, None] + ops.cast(offset, "int32")
     cols = ops.arange(num_keys, dtype="int32")[None, :]
@@ -245,12 +283,15 @@ def masked_softmax(X, valid_lens=None, mask=None):
     if mask is not None:
         mask = ops.convert_to_tensor(mask)
         _checks.check_mask_tensor("mask", mask)
+        _check_broadcastable("mask", mask.shape, "X", X.shape)
     if valid_lens is not None:
         if len(X.shape) != 3:
             raise ValueError(
                 "`X` must have shape (batch, num_queries, num_keys) when "
                 f"`valid_lens` is given; got shape={tuple(X.shape)}."
             )
+        lens_shape = valid_lens.shape if hasattr(valid_lens, "shape") else np.shape(valid_lens)
+        _checks.check_same_batch(("X", X.shape), ("valid_lens", lens_shape))
         shape = ops.shape(X)
         mask = merge_masks(mask, valid_lens_to_mask(valid_lens, shape[1], shape[2]))
     logits = ops.cast(X, "float32")

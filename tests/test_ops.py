@@ -470,3 +470,48 @@ def test_masked_softmax_refuses_a_float_mask():
         ka_ops.masked_softmax(scores, mask=np.array([[[0.0, -1e9]]], "float32"))
     weights = ka_ops.masked_softmax(scores, mask=np.array([[[1, 0]]], "int32"))
     np.testing.assert_allclose(ops.convert_to_numpy(weights), [[[1.0, 0.0], [1.0, 0.0]]])
+
+
+def test_bad_sizes_shapes_and_values_are_named_not_backend_errors():
+    """Each was a TensorFlow InvalidArgumentError (Range, BroadcastTo, SelectV2), an
+    IndexError or an UnimplementedError (a string cast) before."""
+    X = np.zeros((2, 3, 4), "float32")
+    cases = [
+        (
+            lambda: ka_ops.causal_mask(-1, 3),
+            "`num_queries` must be a non-negative integer; got num_queries=-1.",
+        ),
+        (
+            lambda: ka_ops.window_mask(3, 2.5, 2),
+            "`num_keys` must be a non-negative integer; got num_keys=2.5.",
+        ),
+        (
+            lambda: ka_ops.valid_lens_to_mask(np.array([1, 2]), -1, 4),
+            "`num_queries` must be a non-negative integer; got num_queries=-1.",
+        ),
+        (
+            lambda: ka_ops.valid_lens_to_mask(np.ones((2, 2), "int32"), 3, 4),
+            "`valid_lens` of shape (batch, num_queries) must have num_queries=3 columns; got valid_lens.shape=(2, 2).",
+        ),
+        (
+            lambda: ka_ops.masked_softmax(X, np.array([1, 2, 3])),
+            "`X`, `valid_lens` must have the same batch size (axis 0); got X.shape=(2, 3, 4), valid_lens.shape=(3,).",
+        ),
+        (
+            lambda: ka_ops.masked_softmax(X, mask=np.ones((2, 3, 5), bool)),
+            "`mask` must be broadcastable to the shape of `X`; got mask.shape=(2, 3, 5), X.shape=(2, 3, 4).",
+        ),
+        (
+            lambda: ka_ops.sequence_mask(np.zeros(3), np.array([1])),
+            "`X` must have shape (batch, length, ...); got X.shape=(3,).",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call()
+    with pytest.raises(TypeError, match=re.escape("`value` must be a number; got value='a'.")):
+        ka_ops.sequence_mask(X, np.array([1, 2]), value="a")
+    # Broadcastable masks, sizes as numpy integers and empty sizes still work.
+    assert tuple(ka_ops.masked_softmax(X, mask=np.ones((1, 4), bool)).shape) == (2, 3, 4)
+    assert tuple(ka_ops.causal_mask(np.int64(0), 3).shape) == (0, 3)
+    assert tuple(ka_ops.valid_lens_to_mask(np.array([1, 2]), 0, 4).shape) == (2, 0, 4)
