@@ -108,6 +108,28 @@ def corpus_bleu(hypotheses, references, tokenize="13a", **kwargs):
     return float(sacrebleu.corpus_bleu(hypotheses, streams, tokenize=tokenize, **kwargs).score)
 
 
+def _check_labels(y_true, y_pred):
+    """Static shapes: labels `(B, T)` against scores `(B, T, V)`; label values where known.
+
+    A label outside `[0, V)` was TensorFlow's SparseSoftmaxCrossEntropyWithLogits error (and
+    NaN on a GPU); labels of another length an `Incompatible shapes` error. Unknown sizes
+    and traced values pass.
+    """
+    if len(y_pred.shape) >= 1:
+        _checks.check_shape(
+            "y_true", y_true.shape, tuple(y_pred.shape[:-1]), "the axes of y_pred but the last"
+        )
+    values = _checks.concrete_value(y_true)
+    vocab = _checks.static_size(y_pred.shape[-1]) if len(y_pred.shape) else None
+    if values is not None and vocab is not None and values.size:
+        low, high = values.min(), values.max()
+        if low < 0 or high >= vocab:
+            raise ValueError(
+                f"`y_true` must hold labels in [0, {vocab}) (the last axis of y_pred); "
+                f"got labels from {low} to {high}."
+            )
+
+
 def _scale_for_replicas(loss):
     """Divides by the replica count under `tf.distribute`, as Keras' losses do.
 
@@ -183,6 +205,7 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
         with keras.name_scope(self.name):
             y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
             y_true = ops.convert_to_tensor(y_true)
+            _check_labels(y_true, y_pred)
             losses = self.call(y_true, y_pred)  # (B, T)
             weights = ops.cast(ops.not_equal(y_true, self.pad_id), losses.dtype)
             if sample_weight is not None:
@@ -222,6 +245,10 @@ class MaskedAccuracy(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
+        _checks.check_shape(
+            "y_true", y_true.shape, tuple(y_pred.shape[:-1]), "the axes of y_pred but the last"
+        )
         y_true = ops.cast(y_true, "int32")
         predictions = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
         weights = ops.cast(ops.not_equal(y_true, self.pad_id), self.dtype)

@@ -3,6 +3,7 @@ import collections
 import math
 import pathlib
 import random
+import re
 
 import keras
 import numpy as np
@@ -308,3 +309,26 @@ def test_loss_and_metric_work_in_fit_and_saved_model(tmp_path):
     model.save(path)
     restored = keras.saving.load_model(path)
     assert isinstance(restored.loss, MaskedSparseCategoricalCrossentropy)
+
+
+def test_masked_loss_and_accuracy_name_labels_of_another_shape_or_out_of_range():
+    """Labels past the vocabulary were TensorFlow's SparseSoftmaxCrossEntropyWithLogits error
+    (NaN on a GPU), labels of another length an `Incompatible shapes` error."""
+    logits = np.zeros((1, 2, 5), "float32")
+    for labels, low, high in ((np.array([[1, 7]]), 1, 7), (np.array([[-1, 1]]), -1, 1)):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(
+                f"`y_true` must hold labels in [0, 5) (the last axis of y_pred); got labels from {low} to {high}."
+            ),
+        ):
+            MaskedSparseCategoricalCrossentropy()(labels, logits)
+    message = "`y_true` must have shape (the axes of y_pred but the last)=(1, 2); got y_true.shape=(1, 3)."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MaskedSparseCategoricalCrossentropy()(np.array([[1, 2, 3]]), logits)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MaskedAccuracy().update_state(np.array([[1, 2, 3]]), logits)
+    # In range, the loss is the mean over two tokens of log(5).
+    assert float(
+        MaskedSparseCategoricalCrossentropy()(np.array([[1, 4]]), logits)
+    ) == pytest.approx(math.log(5))
