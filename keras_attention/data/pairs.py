@@ -15,6 +15,7 @@ error naming the file and the line.
 
 import csv
 import io
+import os
 import pathlib
 
 import numpy as np
@@ -50,6 +51,8 @@ def read_pairs_file(path, source_column="source", target_column="target"):
     Returns:
         list of `(str, str)`, in file order; blank lines are skipped.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"`path` must be a file path (str or path); got path={path!r:.80}.")
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No file of sentence pairs at {path}.")

@@ -72,6 +72,12 @@ def enable_lora(model, rank, lora_alpha=None, targets=DEFAULT_LORA_TARGETS, trai
     if not getattr(model, "built", False):
         raise ValueError("`model` must be built (call it once, or build it from keras.Input).")
     layers = _sublayers(model)
+    unknown = [name for name in trainable_layers if name not in {layer.name for layer in layers}]
+    if unknown:
+        raise ValueError(
+            f"`trainable_layers` must name layers of the model; {model.name!r} has no "
+            f"{unknown} (its layers: {[layer.name for layer in layers][:20]})."
+        )
     chosen = [
         layer for layer in layers if layer.name in targets and isinstance(layer, keras.layers.Dense)
     ]

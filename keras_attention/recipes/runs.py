@@ -26,6 +26,7 @@ inputs, for a run directory or for an export:
   the export came from, when it is still there).
 """
 
+import os
 import pathlib
 
 import numpy as np
@@ -275,6 +276,10 @@ def load_run(path, kind=None, weights=False):
     """
     kind = _checks.check_choice("kind", kind, tuple(_RUN_CLASSES), allow_none=True)
     weights = _checks.check_bool("weights", weights)
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(
+            f"`path` must be a run directory or export (str or path); got path={path!r:.80}."
+        )
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No run directory or export at {path}.")

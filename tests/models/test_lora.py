@@ -127,6 +127,10 @@ def test_trainable_layers_and_custom_targets():
             {"rank": 2, "targets": ("query",)},
             "`targets` must name Dense layers of the model; got targets=['query']",
         ),
+        (
+            {"rank": 2, "trainable_layers": ("clasifier",)},
+            "`trainable_layers` must name layers of the model; 'gpt' has no ['clasifier']",
+        ),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):

@@ -214,6 +214,14 @@ def test_load_run_names_what_is_wrong(tmp_path, setup, error, match):
         keras_attention.load_run(path)
 
 
+@pytest.mark.parametrize("path", [None, 3, ""])
+def test_load_run_and_read_pairs_file_name_a_path_that_is_no_path(path):
+    with pytest.raises(TypeError, match=r"`path` must be a run directory or export"):
+        keras_attention.load_run(path)
+    with pytest.raises(TypeError, match=r"`path` must be a file path"):
+        data.read_pairs_file(path)
+
+
 def test_load_run_checks_the_kind_asked_for(trained):
     root = trained[0]
     with pytest.raises(ValueError, match="holds a translator, not a language model"):
