@@ -254,12 +254,19 @@ def _check_replaceable(path, is_previous, what):
     )
 
 
+def _writable(directory):
+    """Whether this process may create entries in `directory` (permissions, read-only mounts)."""
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
 def check_destination(name, path, is_previous=None, what="a previous artifact"):
     """Checks, before any work, that a directory can later be written at `path`.
 
     For the paths a long job writes only at its end (an export after
     training): the mistake is reported before the hours of work, not after.
-    Every existing ancestor must be a directory; with `is_previous`, `path`
+    Every existing ancestor must be a directory, and the directory the
+    first write goes to (`path` when it exists, else its nearest existing
+    ancestor) writable; with `is_previous`, `path`
     itself must be absent, an empty directory or a previous artifact
     (`replace_dir`'s rule); without it, absent or a directory.
 
@@ -287,6 +294,18 @@ def check_destination(name, path, is_previous=None, what="a previous artifact"):
                     "can be written under it. Choose another path."
                 )
             break
+    # Where the first write goes: into `path` itself when it is a directory that
+    # receives files (is_previous None), else beside it (the temporary directory
+    # of `replace_dir`), i.e. in the nearest ancestor that exists.
+    if is_previous is None and path.is_dir():
+        target = path
+    else:
+        target = next((p for p in path.parents if os.path.lexists(p)), pathlib.Path("."))
+    if not _writable(target):
+        raise ValueError(
+            f"`{name}`={str(path)!r}: {target} is not writable (permission denied or a "
+            "read-only file system), so nothing can be written there. Choose another path."
+        )
     if is_previous is None:
         if os.path.lexists(path) and not path.is_dir():
             raise ValueError(

@@ -234,3 +234,30 @@ def test_check_destination_names_the_argument_and_what_is_in_the_way(tmp_path):
         with pytest.raises(TypeError, match=r"`out` must be a non-empty path"):
             _io.check_destination("out", bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "empty", "other"]
+
+
+def test_check_destination_refuses_a_directory_it_cannot_write(tmp_path, monkeypatch):
+    # --out read-only, or under a read-only folder: reported before training, not as
+    # TensorBoard's PermissionDeniedError or an Errno 13 on a temporary name after it.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "run").mkdir()
+    locked.chmod(0o555)
+    (locked / "run").chmod(0o555)
+    if os.geteuid() == 0:  # root writes anywhere: stand in for the permission check
+        real = os.access
+        monkeypatch.setattr(
+            _io.os, "access", lambda p, mode: real(p, mode) and "locked" not in str(p)
+        )
+    is_previous = lambda p: (p / "saved_model.pb").is_file()  # noqa: E731
+    try:
+        with pytest.raises(ValueError, match=r"`out`='.*locked/new': .*locked is not writable"):
+            _io.check_destination("out", locked / "new")
+        with pytest.raises(ValueError, match=r"`out`='.*locked/run': .*run is not writable"):
+            _io.check_destination("out", locked / "run")
+        with pytest.raises(ValueError, match=r"`export`='.*locked/a/b': .*locked is not writable"):
+            _io.check_destination("export", locked / "a" / "b", is_previous)
+        assert _io.check_destination("out", tmp_path / "fine" / "run") == tmp_path / "fine" / "run"
+    finally:
+        locked.chmod(0o755)
+        (locked / "run").chmod(0o755)
