@@ -560,10 +560,43 @@ def _generate(args):
         )
 
 
+def _is_explorer_page(path):
+    """Whether the file `path` is a page `explore` wrote (which it may replace)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"<!DOCTYPE html>") and b"<title>Attention explorer:" in head
+
+
+def _check_page_destination(out):
+    """`explore --out`, before the model loads: a file that can be written and that
+    is new or a previous explorer page (never the user's own file)."""
+    from keras_attention import _io
+
+    if os.path.isdir(out):
+        raise ValueError(f"`--out`={out!r} is a directory; give the .html file to write.")
+    if os.path.lexists(out) and not _is_explorer_page(out):
+        raise ValueError(
+            f"`--out`={out!r} exists and is not an attention explorer page; refusing to "
+            "replace it. Choose another path, or move the file away first."
+        )
+    if not os.path.lexists(out):
+        _io.check_destination("--out", out)  # its folders: directories, one writable
+        return
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        _io.check_destination("--out", folder)  # the page is replaced from beside it
+    except ValueError as err:
+        raise ValueError(str(err).replace(f"={folder!r}", f"={out!r}", 1)) from None
+
+
 def _explore(args):
     from keras_attention import load_run, viz
     from keras_attention.recipes.runs import read_images
 
+    _check_page_destination(args.out)
     run = load_run(args.source, weights=True)
     inputs = read_images(args.input) if run.kind == "vision" else list(args.input)
     options = {"max_new_tokens": args.max_new_tokens, "seed": args.seed} if run.kind == "lm" else {}
@@ -576,8 +609,11 @@ def _explore(args):
 
 
 def _export(args):
-    from keras_attention import load_run
+    from keras_attention import _io, load_run
+    from keras_attention.export import is_export
 
+    if args.to is not None:
+        _io.check_destination("--to", args.to, is_export, "a SavedModel export")
     run = load_run(args.run_dir)
     print(f"exported SavedModel to {run.export(args.to, jit_compile=args.jit_compile)}")
 

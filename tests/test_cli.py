@@ -190,6 +190,67 @@ def test_paths_that_cannot_be_written_fail_before_training(tmp_path, monkeypatch
     assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["notes.txt"]
 
 
+def test_train_into_a_folder_it_cannot_write_fails_before_training(tmp_path, monkeypatch):
+    """A read-only --out was TensorBoard's traceback; a read-only --export parent an
+    Errno 13 on a temporary name after the whole run."""
+    import os
+
+    from keras_attention import _io
+    from keras_attention.recipes import training
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(_io.os, "access", lambda p, m: real(p, m) and "locked" not in str(p))
+    monkeypatch.setattr(training, "fit_with_logs", lambda *a, **k: pytest.fail("trained"))
+    argv = ["train", "translation", "--data", "dates", "--num-train", "64", "--verbose", "0"]
+    for where, flag in (
+        (["--out", str(locked)], "out"),
+        (["--out", str(locked / "run")], "out"),
+        (["--out", str(tmp_path / "run"), "--export", str(locked / "sm")], "export"),
+    ):
+        with pytest.raises(SystemExit, match=rf"^error: `{flag}`=.*locked is not writable"):
+            cli.main(argv + where)
+    assert list(locked.iterdir()) == []
+
+
+def test_export_and_explore_check_their_destination_before_loading(tmp_path, monkeypatch):
+    """`explore --out` replaces only a previous explorer page, never the user's file."""
+    import os
+
+    from keras_attention import _io
+
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "locked").mkdir()
+    real = os.access
+    monkeypatch.setattr(_io.os, "access", lambda p, m: real(p, m) and "locked" not in str(p))
+    run = str(tmp_path / "no-run")  # never opened: the destination is refused first
+    cases = [
+        (["export", run, "--to", str(tmp_path / "locked" / "sm")], "`--to`=.*locked is not"),
+        (["export", run, "--to", str(tmp_path / "notes.txt")], "`--to`: .*notes.txt exists"),
+        (["explore", run, "--input", "x", "--out", str(tmp_path / "notes.txt")], ".*is not an"),
+        (["explore", run, "--input", "x", "--out", str(tmp_path / "folder")], ".*is a directory"),
+        (
+            ["explore", run, "--input", "x", "--out", str(tmp_path / "locked" / "p.html")],
+            "`--out`='.*p.html': .*locked is not writable",
+        ),
+        (
+            ["explore", run, "--input", "x", "--out", str(tmp_path / "notes.txt" / "p.html")],
+            ".*notes.txt is a file, not a directory",
+        ),
+    ]
+    for argv, match in cases:
+        with pytest.raises(SystemExit, match=f"^error: {match}"):
+            cli.main(argv)
+    (tmp_path / "page.html").write_text(
+        "<!DOCTYPE html>\n<html>\n<title>Attention explorer: gpt (lm)</title>"
+    )
+    with pytest.raises(SystemExit, match="No run directory or export"):  # a page: replaceable
+        cli.main(["explore", run, "--input", "x", "--out", str(tmp_path / "page.html")])
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(FileNotFoundError):
         cli.main(["--debug", "translate", str(tmp_path / "nope"), "x"])
