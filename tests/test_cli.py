@@ -251,6 +251,24 @@ def test_export_and_explore_check_their_destination_before_loading(tmp_path, mon
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_num_steps_whose_attention_cannot_fit_fails_before_the_model(tmp_path, monkeypatch):
+    """--num-steps 1000000 spent minutes in TensorFlow's allocation retries before its OOM."""
+    from keras_attention.recipes import rundir, training
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"w{i % 9} x\tv{i % 9} y\n" for i in range(60)))
+    monkeypatch.setattr(training, "fit_with_logs", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(training, "_has_accelerator", lambda: False)  # a GPU brings its own
+    argv = ["train", "translation", "--data", str(pairs), "--num-heads", "2", "--verbose", "0"]
+    argv += ["--batch-size", "8", "--out", str(tmp_path / "run"), "--num-steps", "1000000"]
+    with pytest.raises(SystemExit, match=r"^error: --num-steps 1000000 is too long for this"):
+        cli.main(argv)
+    # A length that fits (or comes close) is left to try.
+    rundir.check_attention_fits(8, 2, 1000, "--num-steps", memory=8 * 2 * 1000**2 * 4)
+    with pytest.raises(ValueError, match=r"Lower --num-steps or --batch-size"):
+        rundir.check_attention_fits(8, 2, 1001, "--num-steps", memory=8 * 2 * 1000**2 * 4)
+
+
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(FileNotFoundError):
         cli.main(["--debug", "translate", str(tmp_path / "nope"), "x"])

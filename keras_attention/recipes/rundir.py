@@ -10,6 +10,7 @@ its recipe (`translation.TranslationRun`, `vision.VisionRun`,
 """
 
 import json
+import os
 import pathlib
 import warnings
 import zipfile
@@ -34,6 +35,7 @@ __all__ = [
     "check_strings",
     "warn_truncated",
     "to_channels",
+    "check_attention_fits",
 ]
 
 
@@ -102,6 +104,38 @@ def run_recipe(train, options):
     finally:
         if strategy is not None:
             distribute.cleanup_worker_dirs()
+
+
+def _physical_memory():
+    """Bytes of memory of this machine, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_attention_fits(batch_size, num_heads, length, flag, memory=None):
+    """Refuses, before the model is built, a sequence length whose attention cannot fit.
+
+    One batch's attention scores alone are `batch_size * num_heads * length**2`
+    float32 values; when they exceed the machine's memory (and no GPU or TPU
+    brings its own), TensorFlow would spend minutes retrying allocations
+    before its out-of-memory error. A length that merely comes close is left
+    to try.
+
+    Raises:
+        ValueError: naming `flag` and `--batch-size`.
+    """
+    memory = memory if memory is not None else _physical_memory()
+    needed = 4 * batch_size * num_heads * length * length
+    if memory is None or needed <= memory or training._has_accelerator():
+        return
+    raise ValueError(
+        f"{flag} {length} is too long for this machine: one batch's attention scores alone "
+        f"(batch {batch_size} x {num_heads} heads x {length}^2 float32) need "
+        f"{needed / 2**30:,.0f} GiB, more than its {memory / 2**30:,.0f} GiB of memory. "
+        f"Lower {flag} or --batch-size."
+    )
 
 
 def _json_ready(options):

@@ -269,6 +269,12 @@ def _train_translation(options, out):
     o = options
     task = _training_task(o)
     data_name = o["data"] if o["data"] in NAMED_DATA else None
+    if o["model"] == "transformer":
+        heads = (o["model_config"] or {}).get("num_heads")
+        heads = heads or configs.TRANSLATION_CONFIGS[("transformer", data_name or "custom")].get(
+            "num_heads", 1
+        )
+        rundir.check_attention_fits(o["batch_size"], heads, task.num_steps, "--num-steps")
     model = build_translation_model(o["model"], task, data_name, **(o["model_config"] or {}))
     steps = len(task.train_pairs) // o["batch_size"] * o["epochs"]
     learning_rate = training.learning_rate_schedule(
