@@ -282,6 +282,15 @@ class RunBackup(keras.callbacks.Callback):
                     f"resuming after epoch {self.restored_epoch} from {checkpoint} "
                     "(a new --out, or removing it, starts over)"
                 )
+            epochs = (self.params or {}).get("epochs")
+            if isinstance(epochs, int) and self.restored_epoch > epochs:
+                warnings.warn(
+                    f"The training backup {checkpoint} already holds {self.restored_epoch} "
+                    f"epochs, more than the {epochs} asked for (epochs={epochs}); nothing is "
+                    f"trained and the run keeps its {self.restored_epoch} epochs. A new --out, "
+                    "or removing it, trains from the start.",
+                    stacklevel=1,  # this frame: the caller is Keras, whose warnings the CLI ignores
+                )
             return
 
     def _set_aside(self, checkpoint, err):

@@ -491,3 +491,26 @@ def test_a_resumed_run_says_so_where_keras_shows_progress(task, tmp_path, capsys
     capsys.readouterr()
     training.fit_with_logs(_model(task), train, val, epochs=2, out_dir=out, verbose=2)
     assert f"resuming after epoch 1 from {out / 'backup'}" in capsys.readouterr().out
+
+
+def test_resuming_with_fewer_epochs_than_the_backup_holds_says_so(task, tmp_path):
+    """`train` again with a smaller --epochs: the backup's epochs are kept (nothing is
+    trained), which run.json's `epochs` alone does not tell."""
+    out = tmp_path / "run"
+    _crash_after(task, out, 2)
+    train, val = _data(task)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", module=r"keras(\.|$)")  # as keras_attention.cli does
+        frame = training.fit_with_logs(_model(task), train, val, epochs=1, out_dir=out, verbose=0)
+    messages = [str(w.message) for w in caught]
+    assert any("already holds 2 epochs, more than the 1 asked for" in m for m in messages)
+    assert len(frame) == 2
+    # The same number of epochs (killed after the last one): no warning.
+    _crash_after(task, tmp_path / "again", 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training.fit_with_logs(
+            _model(task), train, val, epochs=2, out_dir=tmp_path / "again", verbose=0
+        )
+    assert not any("already holds" in str(w.message) for w in caught)
