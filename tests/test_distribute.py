@@ -324,6 +324,24 @@ def test_cli_train_translation_mirrored(tmp_path):
 # Bad arguments.
 
 
+def test_cli_batch_not_a_multiple_of_the_replicas_is_one_line_before_training(tmp_path):
+    """16 on 3 replicas was a traceback: AddN's "Inputs ... must have the same size"."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "keras_attention.cli", "train", "translation"]
+    command += ["--num-train", "64", "--batch-size", "16", "--out", str(out), "--verbose", "0"]
+    command += ["--distribute", "mirrored", "--num-cpu-devices", "3"]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-4000:]
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: `batch_size`=16 must be a multiple of the 3 replicas of distribute='mirrored'"
+        )
+    ), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not out.exists()
+
+
 @pytest.mark.parametrize("kind", ["bogus", "Mirrored", 2])
 def test_unknown_kind(kind):
     from keras_attention import distribute

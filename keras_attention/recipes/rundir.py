@@ -84,6 +84,15 @@ def run_recipe(train, options):
             )
     strategy = distribute.make_strategy(options["distribute"], options["num_cpu_devices"])
     if strategy is not None:
+        replicas = distribute.num_replicas(strategy)
+        if options["batch_size"] % replicas:
+            raise ValueError(
+                f"`batch_size`={options['batch_size']} must be a multiple of the {replicas} "
+                f"replicas of distribute={options['distribute']!r}, which split each global "
+                "batch evenly (an uneven split fails inside the first step); choose "
+                f"{max(replicas, options['batch_size'] // replicas * replicas)} or another "
+                "multiple, or another --num-cpu-devices."
+            )
         print(
             f"--distribute {options['distribute']}: {distribute.num_replicas(strategy)} "
             f"replicas, global batch {options['batch_size']}"
