@@ -523,7 +523,8 @@ def _translate(args):
     from keras_attention import load_run
 
     run = load_run(args.source, kind="translation")
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    # Windows line ends too: a "\r" left on the last word made it an unknown token.
+    sentences = args.sentences or [line.rstrip("\r\n") for line in sys.stdin]
     if not sentences:
         raise ValueError("No sentences to translate (none given, and stdin was empty).")
     for sentence, translation in zip(sentences, run.translate(sentences, beam_size=args.beam_size)):

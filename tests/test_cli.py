@@ -90,6 +90,18 @@ def test_translate_reads_stdin(trained, capsys, monkeypatch):
     assert [ln.split(" => ")[0] for ln in lines] == ["march 3 , 1994", "the first of may , 2001"]
 
 
+def test_translate_reads_stdin_with_windows_line_ends(trained, capsys, monkeypatch):
+    import io
+
+    _, sm = trained
+    monkeypatch.setattr("sys.stdin", io.StringIO("march 3 , 1994\r\n"))
+    capsys.readouterr()
+    assert cli.main(["translate", str(sm)]) == 0
+    assert cli.main(["translate", str(sm), "march 3 , 1994"]) == 0
+    first, second = [ln for ln in capsys.readouterr().out.splitlines() if "=>" in ln]
+    assert "\r" not in first and first == second
+
+
 def test_export_command_matches_train_export(trained, tmp_path, capsys):
     import tensorflow as tf
 
