@@ -684,6 +684,15 @@ def _out_of_memory(err):
     trace that do not say which flag made the tensor too large.
     """
     text = str(err)
+    if "No space left on device" in text:  # TensorFlow's writers raise it as RESOURCE_EXHAUSTED
+        folder = os.path.dirname(text.split(";", 1)[0].strip()) if ";" in text else ""
+        if ".tmp-" in os.path.basename(folder):  # an atomic write's temporary directory
+            folder = os.path.dirname(folder)
+        where = f" in {folder}" if folder else ""
+        return (
+            f"no space left on the device{where}. Free some space, or write elsewhere "
+            "(--out, --export, --to)."
+        )
     if not (
         isinstance(err, MemoryError)
         or type(err).__name__ == "ResourceExhaustedError"

@@ -361,3 +361,24 @@ def test_out_of_memory_is_one_line_naming_the_flags_to_lower(monkeypatch):
     monkeypatch.setattr(recipes, "train_translation", lambda **options: 1 / 0)
     with pytest.raises(ZeroDivisionError):  # other errors are bugs: their traceback shows
         cli.main(["train", "translation"])
+
+
+def test_a_full_disk_is_not_reported_as_out_of_memory(monkeypatch, tmp_path):
+    """TensorFlow's SavedModel writer raises ENOSPC as ResourceExhaustedError: `export` to
+    a full disk said "out of memory ... Lower --batch-size"."""
+    import tensorflow as tf
+
+    from keras_attention import recipes
+
+    message = f"{tmp_path}/.sm.tmp-123-abc/saved_model.pb.tmp9f; No space left on device"
+
+    def train(**options):
+        raise tf.errors.ResourceExhaustedError(None, None, message)
+
+    monkeypatch.setattr(recipes, "train_translation", train)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "translation"])
+    assert str(info.value) == (
+        f"error: no space left on the device in {tmp_path}. Free some space, or write "
+        "elsewhere (--out, --export, --to)."
+    )
