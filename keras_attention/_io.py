@@ -43,6 +43,7 @@ __all__ = [
     "replace_dir",
     "sweep",
     "check_destination",
+    "check_free_space",
 ]
 
 _TMP = ".tmp-"
@@ -252,6 +253,28 @@ def _check_replaceable(path, is_previous, what):
         f"{path} exists and is {kind} {what}; refusing to replace it. "
         "Choose another path, or move it away first."
     )
+
+
+def check_free_space(directory, nbytes, what="the file"):
+    """Raises `OSError(ENOSPC)` naming `directory` when it has less than `nbytes` free.
+
+    For writers that fail badly on a full disk (h5py, under Keras' weights
+    and `.keras` files, prints hundreds of ignored-exception tracebacks and
+    may crash the process): the check comes before they start. Where the
+    free space cannot be read, nothing is checked.
+    """
+    directory = pathlib.Path(directory)
+    probe = next((p for p in (directory, *directory.parents) if p.is_dir()), None)
+    try:
+        free = shutil.disk_usage(probe).free if probe is not None else None
+    except OSError:
+        free = None
+    if free is not None and free < nbytes:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: {what} needs about {nbytes / 2**20:,.1f} MiB and "
+            f"{probe} has {free / 2**20:,.1f} MiB free. Free some space, or write elsewhere",
+        )
 
 
 def _writable(directory):

@@ -193,6 +193,7 @@ class Run:
     @classmethod
     def _write_common(cls, out, model, info, options):
         out = pathlib.Path(out)
+        _io.check_free_space(out, training._weights_bytes(model), str(out / "model.keras"))
         _io.save_with(out / "model.keras", model.save, suffix=".keras")
         info = {
             "format_version": FORMAT_VERSION,

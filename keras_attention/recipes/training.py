@@ -190,6 +190,20 @@ def compile_seq2seq(model, learning_rate=0.005, clipnorm=1.0, pad_id=0, jit_comp
     return model
 
 
+def _weights_bytes(model):
+    """About the bytes of `model`'s weights and optimizer state in an h5 or .keras file."""
+    import numpy as np
+
+    variables = list(model.weights)
+    if model.optimizer is not None:
+        variables += list(model.optimizer.variables)
+    total = sum(
+        math.prod(v.shape) * np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize
+        for v in variables
+    )
+    return int(total * 1.1) + 2**18  # h5 and zip overhead, the config
+
+
 class AtomicBestCheckpoint(keras.callbacks.Callback):
     """Saves the model as `.keras` whenever `monitor` improves, atomically.
 
@@ -215,6 +229,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         if value is None or not value < self.best:
             return
         self.best = float(value)
+        _io.check_free_space(self.path.parent, _weights_bytes(self.model), str(self.path))
         _io.save_with(self.path, self.model.save, suffix=".keras")
 
 
@@ -333,6 +348,7 @@ class RunBackup(keras.callbacks.Callback):
             self.model.save_weights(tmp / "model.weights.h5")
             (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
 
+        _io.check_free_space(self.backup_dir, _weights_bytes(self.model), "the training checkpoint")
         _io.replace_dir(
             self.backup_dir / f"epoch-{epoch + 1:05d}",
             build,

@@ -514,3 +514,18 @@ def test_resuming_with_fewer_epochs_than_the_backup_holds_says_so(task, tmp_path
             _model(task), train, val, epochs=2, out_dir=tmp_path / "again", verbose=0
         )
     assert not any("already holds" in str(w.message) for w in caught)
+
+
+def test_a_full_disk_stops_the_checkpoint_before_h5py_writes(task, tmp_path, monkeypatch):
+    """h5py on a full disk printed hundreds of ignored-exception tracebacks, then the
+    process crashed; the checkpoint is now refused first with one ENOSPC error."""
+    import collections
+    import errno
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(training._io.shutil, "disk_usage", lambda p: usage(10**9, 10**9, 1000))
+    train, val = _data(task)
+    with pytest.raises(OSError, match=r"No space left on device: .*best.keras needs about") as e:
+        training.fit_with_logs(_model(task), train, val, epochs=1, out_dir=tmp_path, verbose=0)
+    assert e.value.errno == errno.ENOSPC
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
