@@ -524,9 +524,10 @@ def _translate(args):
 
     run = load_run(args.source, kind="translation")
     # Windows line ends too: a "\r" left on the last word made it an unknown token.
-    sentences = args.sentences or [line.rstrip("\r\n") for line in sys.stdin]
+    # From stdin, one sentence a line; blank lines (a paragraph break) are no sentences.
+    sentences = args.sentences or [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
     if not sentences:
-        raise ValueError("No sentences to translate (none given, and stdin was empty).")
+        raise ValueError("No sentences to translate (none given, and stdin held none).")
     for sentence, translation in zip(sentences, run.translate(sentences, beam_size=args.beam_size)):
         print(f"{sentence} => {translation}")
 
@@ -561,43 +562,11 @@ def _generate(args):
         )
 
 
-def _is_explorer_page(path):
-    """Whether the file `path` is a page `explore` wrote (which it may replace)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return head.startswith(b"<!DOCTYPE html>") and b"<title>Attention explorer:" in head
-
-
-def _check_page_destination(out):
-    """`explore --out`, before the model loads: a file that can be written and that
-    is new or a previous explorer page (never the user's own file)."""
-    from keras_attention import _io
-
-    if os.path.isdir(out):
-        raise ValueError(f"`--out`={out!r} is a directory; give the .html file to write.")
-    if os.path.lexists(out) and not _is_explorer_page(out):
-        raise ValueError(
-            f"`--out`={out!r} exists and is not an attention explorer page; refusing to "
-            "replace it. Choose another path, or move the file away first."
-        )
-    if not os.path.lexists(out):
-        _io.check_destination("--out", out)  # its folders: directories, one writable
-        return
-    folder = os.path.dirname(os.path.abspath(out))
-    try:
-        _io.check_destination("--out", folder)  # the page is replaced from beside it
-    except ValueError as err:
-        raise ValueError(str(err).replace(f"={folder!r}", f"={out!r}", 1)) from None
-
-
 def _explore(args):
     from keras_attention import load_run, viz
     from keras_attention.recipes.runs import read_images
 
-    _check_page_destination(args.out)
+    viz.check_page_path(args.out, "--out")  # before the model loads
     run = load_run(args.source, weights=True)
     inputs = read_images(args.input) if run.kind == "vision" else list(args.input)
     options = {"max_new_tokens": args.max_new_tokens, "seed": args.seed} if run.kind == "lm" else {}

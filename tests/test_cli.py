@@ -83,7 +83,7 @@ def test_translate_reads_stdin(trained, capsys, monkeypatch):
     import io
 
     _, sm = trained
-    monkeypatch.setattr("sys.stdin", io.StringIO("march 3 , 1994\nthe first of may , 2001\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("march 3 , 1994\n\n  \nthe first of may , 2001\n"))
     capsys.readouterr()
     assert cli.main(["translate", str(sm)]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "=>" in ln]

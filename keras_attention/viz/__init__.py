@@ -21,7 +21,7 @@ from keras_attention.viz.attention import (
     mean_attention_distance,
 )
 from keras_attention.viz.check import check_attention, format_check_report
-from keras_attention.viz.explorer import AttentionCheckError, explore, write_page
+from keras_attention.viz.explorer import AttentionCheckError, check_page_path, explore, write_page
 from keras_attention.viz.heatmaps import (
     history_figure,
     history_to_dataframe,
@@ -35,6 +35,7 @@ from keras_attention.viz.page import ExplorerPage, notebook_html
 __all__ = _heatmaps.__all__ + [
     "explore",
     "write_page",
+    "check_page_path",
     "ExplorerPage",
     "AttentionCheckError",
     "format_check_report",

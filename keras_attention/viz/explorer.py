@@ -16,7 +16,7 @@ from keras_attention.viz.attention import COLLECT_OPTIONS, collect
 from keras_attention.viz.check import check_attention, format_check_report
 from keras_attention.viz.page import ExplorerPage, page_html
 
-__all__ = ["explore", "AttentionCheckError", "resolve_run"]
+__all__ = ["explore", "AttentionCheckError", "resolve_run", "check_page_path"]
 
 _RUN_ATTRIBUTES = ("src_tokenizer", "tgt_tokenizer", "tokenizer", "class_names")
 
@@ -156,6 +156,8 @@ def explore(model_or_run, inputs, path=None, check=False, atol=1e-3, **options):
             f"`explore` got unexpected keyword arguments {unknown}; it takes "
             f"{', '.join(COLLECT_OPTIONS)}."
         )
+    if path is not None:
+        check_page_path(path)
     model, found = resolve_run(model_or_run, **options)
     if not isinstance(check, bool):
         raise ValueError(f"`check` must be True or False; got check={check!r}.")
@@ -167,10 +169,53 @@ def explore(model_or_run, inputs, path=None, check=False, atol=1e-3, **options):
     return page
 
 
+def _is_explorer_page(path):
+    """Whether the file `path` is a page `explore` wrote (which it may replace)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"<!DOCTYPE html>") and b"<title>Attention explorer:" in head
+
+
+def check_page_path(path, name="path"):
+    """Raises unless a page can be written at `path`: new or a previous explorer page.
+
+    Never the user's own file (a `model.keras`, notes): only a page this
+    module wrote is replaced. Checked before any work, so that a bad path
+    fails before the model runs.
+
+    Raises:
+        ValueError: naming `name`: `path` is a directory, another file, or
+            its folder cannot be written.
+        TypeError: `path` is no path.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"`{name}` must be a file path (str or path); got {name}={path!r:.80}.")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"`{name}`={path!r} is a directory; give the .html file to write.")
+    if os.path.lexists(path) and not _is_explorer_page(path):
+        raise ValueError(
+            f"`{name}`={path!r} exists and is not an attention explorer page; refusing to "
+            "replace it. Choose another path, or move the file away first."
+        )
+    if not os.path.lexists(path):
+        _io.check_destination(name, path)  # its folders: directories, one writable
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        _io.check_destination(name, folder)  # the page is replaced from beside it
+    except ValueError as err:
+        raise ValueError(str(err).replace(f"={folder!r}", f"={path!r}", 1)) from None
+
+
 def write_page(exploration, report, path=None):
     """The `ExplorerPage` of an exploration and its report, written to `path` if given."""
     text = page_html(exploration, report)
     if path is not None:
+        check_page_path(path)
         _io.write_text(path, text)
         path = os.fspath(path)
     return ExplorerPage(text, report, exploration, path)

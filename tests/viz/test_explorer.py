@@ -409,6 +409,22 @@ def test_explore_accepts_a_model_and_a_run_and_says_how_to_open_a_path(language_
         viz.explore(str(tmp_path), [5, 6, 7])
 
 
+def test_explore_replaces_only_its_own_page(language_model, tmp_path):
+    """A user's file at `path` (notes, a model) is refused before the model runs."""
+    model, _ = language_model
+    notes = tmp_path / "notes.html"
+    notes.write_text("<html>mine</html>")
+    with pytest.raises(ValueError, match=r"`path`=.*notes.html' exists and is not an attention"):
+        viz.explore(model, [5, 6], path=notes, max_new_tokens=2)
+    assert notes.read_text() == "<html>mine</html>"
+    with pytest.raises(ValueError, match=r"`path`=.* is a directory"):
+        viz.explore(model, [5, 6], path=tmp_path, max_new_tokens=2)
+    page = tmp_path / "page.html"
+    first = viz.explore(model, [5, 6], path=page, max_new_tokens=2, seed=0)
+    second = viz.explore(model, [5, 6, 7], path=page, max_new_tokens=2, seed=0)  # its own page
+    assert page.read_text() == second.html != first.html
+
+
 def test_explore_check_raises_on_findings_after_writing(language_model, tmp_path, monkeypatch):
     _, exploration = language_model
     bad = A.Exploration(**{**exploration.__dict__})
