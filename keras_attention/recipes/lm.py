@@ -231,6 +231,7 @@ def _train_lm(options, out):
         out_dir=out,
         verbose=o["verbose"],
         keep_backup=True,
+        settings=rundir.training_settings(o),
         log_perplexity=True,
     )
     run = LanguageModelRun.write(out, model, tokenizer, {"seq_len": o["seq_len"]}, options=o)

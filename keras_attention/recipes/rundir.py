@@ -35,6 +35,7 @@ __all__ = [
     "check_strings",
     "warn_truncated",
     "to_channels",
+    "training_settings",
     "check_attention_fits",
 ]
 
@@ -145,6 +146,32 @@ def check_attention_fits(batch_size, num_heads, length, flag, memory=None):
         f"{needed / 2**30:,.0f} GiB, more than its {memory / 2**30:,.0f} GiB of memory. "
         f"Lower {flag} or --batch-size."
     )
+
+
+# Options that do not change what is trained: a resumed run may change them silently.
+# (More --epochs is how a finished-early run is trained further.)
+_NOT_TRAINING = (
+    "epochs",
+    "verbose",
+    "out",
+    "export",
+    "data_dir",
+    "num_eval",
+    "prompt",
+    "max_new_tokens",
+    "distribute",
+    "num_cpu_devices",
+)
+
+
+def training_settings(options):
+    """The recipe options that shape training, JSON-ready, for `fit_with_logs(settings=)`.
+
+    Through JSON and back (tuples as lists, paths as strings), so that they
+    compare equal to the copy a backup's `state.json` holds.
+    """
+    settings = {k: v for k, v in _json_ready(options).items() if k not in _NOT_TRAINING}
+    return json.loads(json.dumps(settings, default=str))
 
 
 def _json_ready(options):

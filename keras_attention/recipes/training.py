@@ -257,6 +257,9 @@ class RunBackup(keras.callbacks.Callback):
             saved and restored.
         delete_on_end: bool. Remove `backup_dir` when `fit` completes.
             Defaults to `True`.
+        settings: optional JSON-ready dict of what the training was run
+            with (e.g. the recipe's batch size and learning rate), kept in
+            `state.json`; resuming with other values warns, naming them.
 
     Attributes:
         rows: list of dict. The logs of every epoch of the run, restored
@@ -265,11 +268,14 @@ class RunBackup(keras.callbacks.Callback):
 
     KEEP = 2
 
-    def __init__(self, backup_dir, best_checkpoint=None, delete_on_end=True):
+    def __init__(self, backup_dir, best_checkpoint=None, delete_on_end=True, settings=None):
         super().__init__()
         self.backup_dir = pathlib.Path(backup_dir)
         self.best_checkpoint = best_checkpoint
         self.delete_on_end = delete_on_end
+        if settings is not None and not isinstance(settings, dict):
+            raise TypeError(f"`settings` must be a dict or None; got {type(settings).__name__}.")
+        self.settings = settings
         self.rows = []
         self.restored_epoch = 0
 
@@ -334,6 +340,24 @@ class RunBackup(keras.callbacks.Callback):
         self.model._initial_epoch = epoch  # what BackupAndRestore sets; read by `fit`
         if self.best_checkpoint is not None and state.get("best") is not None:
             self.best_checkpoint.best = float(state["best"])
+        self._warn_changed_settings(checkpoint, state.get("settings"))
+
+    def _warn_changed_settings(self, checkpoint, before):
+        """A warning naming each setting that differs from the backup's run."""
+        if not isinstance(before, dict) or self.settings is None:
+            return
+        changed = [
+            f"{key} {before.get(key)!r} -> {self.settings.get(key)!r}"
+            for key in sorted(set(before) | set(self.settings))
+            if before.get(key) != self.settings.get(key)
+        ]
+        if changed:
+            warnings.warn(
+                f"Resuming {checkpoint} with other settings than it was trained with: "
+                f"{', '.join(changed)}. Its weights and optimizer state continue under the "
+                "new ones; a new --out, or removing it, trains from the start.",
+                stacklevel=2,  # in this module: the CLI ignores warnings attributed to Keras
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({k: float(v) for k, v in (logs or {}).items()})
@@ -342,6 +366,7 @@ class RunBackup(keras.callbacks.Callback):
             "epoch": epoch + 1,
             "rows": self.rows,
             "best": best if best is not None and math.isfinite(best) else None,
+            "settings": self.settings,
         }
 
         def build(tmp):
@@ -452,6 +477,7 @@ def fit_with_logs(
     resume=True,
     keep_backup=False,
     log_perplexity=False,
+    settings=None,
 ):
     """`model.fit` with progress bar, TensorBoard, resume, best checkpoint and history files.
 
@@ -482,6 +508,9 @@ def fit_with_logs(
         log_perplexity: bool. Add `perplexity` and `val_perplexity` (`exp` of
             the losses; `Perplexity`) to every epoch's logs, for language
             models. Defaults to `False`.
+        settings: optional JSON-ready dict of what the run trains with,
+            kept in the backup: resuming with other values warns
+            (`RunBackup`).
 
     Returns:
         The history as a pandas DataFrame (one row per epoch, index `epoch`
@@ -503,7 +532,12 @@ def fit_with_logs(
     backup = None
     if resume:
         # After the best checkpoint, so that its new best value is saved.
-        backup = RunBackup(out_dir / "backup", best_checkpoint=best, delete_on_end=not keep_backup)
+        backup = RunBackup(
+            out_dir / "backup",
+            best_checkpoint=best,
+            delete_on_end=not keep_backup,
+            settings=settings,
+        )
         all_callbacks.append(backup)
     all_callbacks.extend(callbacks)
     history = model.fit(

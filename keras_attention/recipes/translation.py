@@ -301,6 +301,7 @@ def _train_translation(options, out):
         out_dir=out,
         verbose=o["verbose"],
         keep_backup=True,
+        settings=rundir.training_settings(o),
     )
     run = TranslationRun.write(out, model, task, options=o)
     scores, hypotheses = evaluate_translation(

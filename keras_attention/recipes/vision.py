@@ -288,6 +288,7 @@ def _train_vision(options, out):
         out_dir=out,
         verbose=o["verbose"],
         keep_backup=True,
+        settings=rundir.training_settings(o),
     )
     run = VisionRun.write(
         out, model, prepared.class_names, prepared.num_channels, config, options=o

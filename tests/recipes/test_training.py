@@ -516,6 +516,51 @@ def test_resuming_with_fewer_epochs_than_the_backup_holds_says_so(task, tmp_path
     assert not any("already holds" in str(w.message) for w in caught)
 
 
+def test_resuming_with_other_settings_names_them(task, tmp_path):
+    """Another batch size or learning rate on resume: the old weights and optimizer state
+    go on under the new values; said, naming each one (it was silent)."""
+    out = tmp_path / "run"
+    train, val = _data(task)
+    before = {"batch_size": 16, "lr": 0.001, "seed": 0}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.fit_with_logs(
+            _model(task), train, val, epochs=EPOCHS, out_dir=out, verbose=0,
+            callbacks=[CrashAtEpochEnd(1)], settings=before,
+        )  # fmt: skip
+    state = json.loads((_newest_checkpoint(out / "backup") / "state.json").read_text())
+    assert state["settings"] == before
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", module=r"keras(\.|$)")  # as keras_attention.cli does
+        training.fit_with_logs(
+            _model(task), train, val, epochs=2, out_dir=out, verbose=0,
+            settings={"batch_size": 32, "lr": 0.001, "seed": 0}, keep_backup=True,
+        )  # fmt: skip
+    messages = [str(w.message) for w in caught if "other settings" in str(w.message)]
+    assert len(messages) == 1 and "batch_size 16 -> 32." in messages[0], messages
+    assert "lr" not in messages[0] and "seed" not in messages[0]
+    with warnings.catch_warnings(record=True) as caught:  # the same settings: no warning
+        warnings.simplefilter("always")
+        training.fit_with_logs(
+            _model(task), train, val, epochs=3, out_dir=out, verbose=0,
+            settings={"batch_size": 32, "lr": 0.001, "seed": 0},
+        )  # fmt: skip
+    assert not any("other settings" in str(w.message) for w in caught)
+
+
+def test_training_settings_leave_out_what_does_not_change_training():
+    from keras_attention.recipes import rundir
+
+    options = {"batch_size": 8, "lr": None, "epochs": 3, "verbose": 0, "out": pathlib.Path("o")}
+    options.update({"data": [pathlib.Path("a.txt")], "model_config": {"num_heads": (2,)}})
+    assert rundir.training_settings(options) == {
+        "batch_size": 8,
+        "lr": None,
+        "data": ["a.txt"],
+        "model_config": {"num_heads": [2]},
+    }
+
+
 def test_a_full_disk_stops_the_checkpoint_before_h5py_writes(task, tmp_path, monkeypatch):
     """h5py on a full disk printed hundreds of ignored-exception tracebacks, then the
     process crashed; the checkpoint is now refused first with one ENOSPC error."""
