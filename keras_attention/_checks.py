@@ -99,6 +99,20 @@ def sizes_differ(a, b):
     return a is not None and b is not None and a != b
 
 
+def shape_of(x):
+    """The static shape of a tensor or array, or of a Python list or number (`np.shape`)."""
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def check_valid_lens_columns(shape, num_queries):
+    """A `(batch, num_queries)` `valid_lens` must have `num_queries` columns (where known)."""
+    if len(shape) == 2 and sizes_differ(shape[1], num_queries):
+        raise ValueError(
+            "`valid_lens` of shape (batch, num_queries) must have "
+            f"num_queries={num_queries} columns; got valid_lens.shape={tuple(shape)}."
+        )
+
+
 def _is_number(value):
     if is_int(value):
         return True

@@ -167,11 +167,7 @@ def valid_lens_to_mask(valid_lens, num_queries, num_keys):
     num_queries = _check_size("num_queries", num_queries)
     num_keys = _check_size("num_keys", num_keys)
     valid_lens = _check_valid_lens(valid_lens, num_keys)
-    if len(valid_lens.shape) == 2 and _checks.sizes_differ(valid_lens.shape[1], num_queries):
-        raise ValueError(
-            "`valid_lens` of shape (batch, num_queries) must have "
-            f"num_queries={num_queries} columns; got valid_lens.shape={tuple(valid_lens.shape)}."
-        )
+    _checks.check_valid_lens_columns(valid_lens.shape, num_queries)
     if len(valid_lens.shape) == 1:
         # (B, 1)
         valid_lens = valid_lens[:, None]
@@ -290,8 +286,7 @@ def masked_softmax(X, valid_lens=None, mask=None):
                 "`X` must have shape (batch, num_queries, num_keys) when "
                 f"`valid_lens` is given; got shape={tuple(X.shape)}."
             )
-        lens_shape = valid_lens.shape if hasattr(valid_lens, "shape") else np.shape(valid_lens)
-        _checks.check_same_batch(("X", X.shape), ("valid_lens", lens_shape))
+        _checks.check_same_batch(("X", X.shape), ("valid_lens", _checks.shape_of(valid_lens)))
         shape = ops.shape(X)
         mask = merge_masks(mask, valid_lens_to_mask(valid_lens, shape[1], shape[2]))
     logits = ops.cast(X, "float32")

@@ -11,7 +11,6 @@ length.
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_attention import _checks
@@ -269,17 +268,13 @@ def _check_mask_shapes(
     num_keys = keys_length if num_keys is None else num_keys
     if valid_lens is not None:
         # A Python list or int has no `.shape`; `ops.valid_lens_to_mask` takes them.
-        shape = tuple(valid_lens.shape) if hasattr(valid_lens, "shape") else np.shape(valid_lens)
+        shape = _checks.shape_of(valid_lens)
         if len(shape) not in (1, 2):  # the words of `ops.valid_lens_to_mask`
             raise ValueError(
                 f"`valid_lens` must have shape (batch,) or (batch, num_queries); got shape={shape}."
             )
         _checks.check_same_batch(("queries", queries_shape), ("valid_lens", shape))
-        if len(shape) == 2 and _checks.sizes_differ(shape[1], num_queries):
-            raise ValueError(
-                "`valid_lens` of shape (batch, num_queries) must have "
-                f"num_queries={num_queries} columns; got valid_lens.shape={shape}."
-            )
+        _checks.check_valid_lens_columns(shape, num_queries)
     for name, mask in (
         ("attention_mask", attention_mask),
         ("queries_mask", queries_mask),

@@ -95,7 +95,7 @@ def run_recipe(train, options):
                 "multiple, or another --num-cpu-devices."
             )
         print(
-            f"--distribute {options['distribute']}: {distribute.num_replicas(strategy)} "
+            f"--distribute {options['distribute']}: {replicas} "
             f"replicas, global batch {options['batch_size']}"
         )
         out = pathlib.Path(distribute.chief_path(out))
@@ -220,8 +220,7 @@ class Run:
     @classmethod
     def _write_common(cls, out, model, info, options):
         out = pathlib.Path(out)
-        _io.check_free_space(out, training._weights_bytes(model), str(out / "model.keras"))
-        _io.save_with(out / "model.keras", model.save, suffix=".keras")
+        training.save_model_file(model, out / "model.keras")
         info = {
             "format_version": FORMAT_VERSION,
             "kind": cls.kind,

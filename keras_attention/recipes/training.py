@@ -29,6 +29,7 @@ __all__ = [
     "TransformerSchedule",
     "learning_rate_schedule",
     "compile_seq2seq",
+    "save_model_file",
     "AtomicBestCheckpoint",
     "RunBackup",
     "TimeBudget",
@@ -204,6 +205,18 @@ def _weights_bytes(model):
     return int(total * 1.1) + 2**18  # h5 and zip overhead, the config
 
 
+def save_model_file(model, path):
+    """`model.save(path)` (a `.keras` file) atomically, after checking the disk has room.
+
+    h5py, under Keras' `.keras` files, fails badly on a full disk (hundreds of
+    ignored-exception tracebacks, then a crash), so the free space is
+    compared with the weights' size first (`_io.check_free_space`).
+    """
+    path = pathlib.Path(path)
+    _io.check_free_space(path.parent, _weights_bytes(model), str(path))
+    _io.save_with(path, model.save, suffix=".keras")
+
+
 class AtomicBestCheckpoint(keras.callbacks.Callback):
     """Saves the model as `.keras` whenever `monitor` improves, atomically.
 
@@ -229,8 +242,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         if value is None or not value < self.best:
             return
         self.best = float(value)
-        _io.check_free_space(self.path.parent, _weights_bytes(self.model), str(self.path))
-        _io.save_with(self.path, self.model.save, suffix=".keras")
+        save_model_file(self.model, self.path)
 
 
 class RunBackup(keras.callbacks.Callback):

@@ -1406,13 +1406,16 @@ def test_use_fused_op_defaults_to_none_and_round_trips():
         assert type(layer).from_config(layer.get_config()).use_fused_op is None
 
 
+def _attention_layer(name):
+    """A new layer of each of the three attention kinds by a short name."""
+    if name == "dot":
+        return DotProductAttention()
+    return AdditiveAttention(4) if name == "additive" else MultiHeadAttention(D, H)
+
+
 @pytest.mark.parametrize("name", ["dot", "additive", "mha"])
 def test_keys_and_values_of_different_lengths(name):
-    layer = {
-        "dot": DotProductAttention(),
-        "additive": AdditiveAttention(4),
-        "mha": MultiHeadAttention(D, H),
-    }[name]
+    layer = _attention_layer(name)
     with pytest.raises(
         ValueError,
         match=r"`keys` and `values` must have the same length \(axis 1\); got keys.shape=\(2, 5, 8\), values.shape=\(2, 4, 8\)",
@@ -1422,11 +1425,7 @@ def test_keys_and_values_of_different_lengths(name):
 
 @pytest.mark.parametrize("name", ["dot", "additive", "mha"])
 def test_keys_and_values_of_different_lengths_symbolic(name):
-    layer = {
-        "dot": DotProductAttention(),
-        "additive": AdditiveAttention(4),
-        "mha": MultiHeadAttention(D, H),
-    }[name]
+    layer = _attention_layer(name)
     with pytest.raises(ValueError, match=r"`keys` and `values` must have the same length"):
         layer(keras.Input((None, D)), keras.Input((5, D)), keras.Input((4, D)))
 
@@ -1447,11 +1446,7 @@ def test_keys_and_values_of_different_lengths_symbolic(name):
     ids=["rank3", "float"],
 )
 def test_bad_valid_lens(name, valid_lens, message):
-    layer = {
-        "dot": DotProductAttention(),
-        "additive": AdditiveAttention(4),
-        "mha": MultiHeadAttention(D, H),
-    }[name]
+    layer = _attention_layer(name)
     with pytest.raises(ValueError, match=message):
         layer(rand(B, Q, D), rand(B, K, D), rand(B, K, D), valid_lens=valid_lens)
 
@@ -1460,11 +1455,7 @@ def test_bad_valid_lens(name, valid_lens, message):
 def test_valid_lens_and_masks_as_python_values(name):
     """A list or an int has no `.shape`: the static checks raised an AttributeError (and an
     IndexError for an int) before `ops.valid_lens_to_mask`, which takes them, was reached."""
-    layer = {
-        "dot": DotProductAttention(),
-        "additive": AdditiveAttention(4),
-        "mha": MultiHeadAttention(D, H),
-    }[name]
+    layer = _attention_layer(name)
     q, k = rand(B, Q, D), rand(B, K, D)
     np.testing.assert_allclose(
         layer(q, k, k, valid_lens=[1, 3]), layer(q, k, k, valid_lens=np.array([1, 3])), atol=ATOL
@@ -1486,11 +1477,7 @@ def test_flags_must_be_bools(name, flag, value):
     """A truthy string or 1 silently meant True (an array raised numpy's ambiguity error)."""
     if name == "additive" and flag == "use_causal_mask":
         pytest.skip("AdditiveAttention has no causal mask")
-    layer = {
-        "dot": DotProductAttention(),
-        "additive": AdditiveAttention(4),
-        "mha": MultiHeadAttention(D, H),
-    }[name]
+    layer = _attention_layer(name)
     q, k = rand(B, Q, D), rand(B, K, D)
     with pytest.raises(ValueError, match=rf"`{flag}` must be True or False"):
         layer(q, k, k, **{flag: value})
